@@ -1,0 +1,36 @@
+//! Posbon simulator: synthetic mahalla registries and realistic event streams.
+//!
+//! - [`city_registry`]: Tashkent city, its 12 districts and about 600 mahallas
+//!   tiling the city outline without gaps or overlaps.
+//! - [`national_registry`]: all 14 regions of Uzbekistan, about 9,500 mahallas
+//!   in towns and rural districts around real settlement points.
+//!
+//! - [`EventStream`]: a realistic NDJSON event stream over a registry, with
+//!   daily and weekly cycles, near-repeat bursts, drug hand-off hotspots,
+//!   fraud waves and (optionally) malformed lines, plus its ground truth.
+//!
+//! Everything is deterministic: the same options give byte-identical output.
+
+mod city;
+mod error;
+mod events;
+mod grid;
+mod names;
+mod national;
+mod registry;
+
+pub use city::{
+    CITY_RESOLUTION, CityDistrict, CityOptions, DEFAULT_CITY_MAHALLAS, DEFAULT_SEED,
+    TASHKENT_DISTRICTS, TASHKENT_OUTLINE_GEOJSON, TASHKENT_REGION, TASHKENT_REGION_NAME,
+    city_registry, tashkent_cells, tashkent_outline,
+};
+pub use error::SimError;
+pub use events::{
+    BadLineTruth, CYBER_FRAUD_SHARE, DEFAULT_RATE_PER_HOUR, Defect, EventOptions, EventStream,
+    Injection, InjectionKind, Origin, SimBody, SimItem, SimMahalla, SimRegistry, StreamSummary,
+    TRUTH_RESOLUTION, Truth, default_start, parse_duration, tashkent_offset, write_ndjson,
+};
+pub use national::{
+    DEFAULT_NATIONAL_MAHALLAS, NationalOptions, REGIONS, RegionSpec, TownSpec, national_registry,
+};
+pub use registry::{GeneratedRegistry, MahallaFeature};

@@ -1,0 +1,61 @@
+//! The posbon command line: `posbon <command> [options]`.
+//!
+//! Exit codes: 0 success, 1 runtime error, 2 usage error. Errors are printed
+//! on one line to stderr.
+
+mod cli;
+mod simulate;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help and version go to stdout with exit code 0; usage errors to
+            // stderr with exit code 2.
+            let _ = e.print();
+            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
+        }
+    };
+    // Logs, traces and metrics as every Posbon binary sets them up; the CLI's
+    // own progress lines are user output and stay on stderr as plain text.
+    let telemetry = posbon_telemetry::TelemetryConfig {
+        log_level: if cli.quiet { "error" } else { "warn" }.to_owned(),
+        ..posbon_telemetry::TelemetryConfig::default()
+    };
+    let _telemetry = match posbon_telemetry::init("posbon", &telemetry) {
+        Ok(guard) => guard,
+        Err(e) => {
+            eprintln!("error: cannot set up telemetry: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = match cli.command {
+        Command::Simulate(args) => simulate::run(args, cli.quiet),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// A closed stdout (e.g. `posbon simulate events | head`) is not an error.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            || cause
+                .downcast_ref::<posbon_sim::SimError>()
+                .is_some_and(|s| matches!(s, posbon_sim::SimError::Io(io) if io.kind() == std::io::ErrorKind::BrokenPipe))
+    })
+}

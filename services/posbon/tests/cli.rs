@@ -1,0 +1,148 @@
+//! The `posbon` binary: exit codes, help, and `simulate` end to end.
+
+use std::process::Command;
+
+fn posbon() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_posbon"))
+}
+
+#[test]
+fn help_usage_and_runtime_errors_have_their_exit_codes() {
+    for args in [
+        &["--help"][..],
+        &["simulate", "--help"],
+        &["simulate", "events", "--help"],
+        &["simulate", "city", "--help"],
+        &["simulate", "national", "--help"],
+    ] {
+        let out = posbon().args(args).output().expect("run");
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("Usage:"), "{args:?}: {text}");
+    }
+    let out = posbon()
+        .args(["simulate", "events", "--help"])
+        .output()
+        .expect("run");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("events per hour"));
+
+    let out = posbon()
+        .args(["simulate", "events", "--rate", "abc"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let out = posbon().args(["simulate", "bogus"]).output().expect("run");
+    assert_eq!(out.status.code(), Some(2));
+
+    let out = posbon()
+        .args(["simulate", "events", "--duration", "forever"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("error: invalid duration"), "{err}");
+
+    let out = posbon()
+        .args([
+            "simulate",
+            "events",
+            "--registry",
+            "/nonexistent/registry.geojson",
+        ])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn simulate_city_then_events_over_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let city = dir.path().join("city.geojson");
+    let out = posbon()
+        .args([
+            "simulate",
+            "city",
+            "--seed",
+            "5",
+            "--mahallas",
+            "120",
+            "--out",
+        ])
+        .arg(&city)
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&city).expect("read")).expect("json");
+    assert_eq!(doc["features"].as_array().map(Vec::len), Some(120));
+
+    let run = |name: &str| {
+        let path = dir.path().join(name);
+        let out = posbon()
+            .args([
+                "-q",
+                "simulate",
+                "events",
+                "--duration",
+                "12h",
+                "--rate",
+                "80",
+                "--seed",
+                "9",
+                "--bad-fraction",
+                "0.1",
+                "--registry",
+            ])
+            .arg(&city)
+            .arg("--out")
+            .arg(&path)
+            .output()
+            .expect("run");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.stderr.is_empty(), "quiet");
+        path
+    };
+    let a = run("a.ndjson");
+    let b = run("b.ndjson");
+    let bytes = std::fs::read(&a).expect("read");
+    assert_eq!(bytes, std::fs::read(&b).expect("read"));
+    let truth: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("a.ndjson.truth.json")).expect("truth"),
+    )
+    .expect("json");
+    let bad: Vec<u64> = truth["bad_lines"]
+        .as_array()
+        .expect("bad lines")
+        .iter()
+        .map(|b| b["line"].as_u64().expect("line"))
+        .collect();
+    assert!(!bad.is_empty());
+    assert!(
+        !truth["injections"]
+            .as_array()
+            .expect("injections")
+            .is_empty()
+    );
+    let now = chrono::Utc::now();
+    let limits = posbon_model::Limits::default();
+    for (i, line) in bytes
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .enumerate()
+    {
+        let n = i as u64 + 1;
+        let ok = posbon_model::parse_event(line, &limits, now).is_ok();
+        if !bad.contains(&n) {
+            assert!(ok, "line {n} rejected");
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! Posbon benchmarks: see `benches/`.

@@ -31,6 +31,24 @@ pub(crate) struct Cli {
 pub(crate) enum Command {
     /// Generate synthetic mahalla registries and realistic event streams.
     Simulate(SimulateArgs),
+    /// Run the ingest service: validate, enrich and publish events from NATS and HTTP.
+    #[command(
+        after_help = "Configuration: embedded defaults, then --config FILE, then POSBON__INGEST__<KEY>\nenvironment variables (e.g. POSBON__INGEST__LISTEN=0.0.0.0:8081)."
+    )]
+    Ingest(ServiceArgs),
+    /// Run the indexer service: store every event of the EVENTS stream by H3 cell.
+    #[command(
+        after_help = "Configuration: embedded defaults, then --config FILE, then POSBON__INDEXER__<KEY>\nand POSBON__STORE__<KEY> environment variables (e.g. POSBON__STORE__PATH=/var/lib/posbon)."
+    )]
+    Indexer(ServiceArgs),
+}
+
+/// Arguments of a service command.
+#[derive(Debug, Args)]
+pub(crate) struct ServiceArgs {
+    /// TOML configuration file.
+    #[arg(long, short)]
+    pub(crate) config: Option<PathBuf>,
 }
 
 /// `posbon simulate`.

@@ -4,6 +4,7 @@
 //! on one line to stderr.
 
 mod cli;
+mod services;
 mod simulate;
 
 use std::process::ExitCode;
@@ -22,21 +23,10 @@ fn main() -> ExitCode {
             return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
         }
     };
-    // Logs, traces and metrics as every Posbon binary sets them up; the CLI's
-    // own progress lines are user output and stay on stderr as plain text.
-    let telemetry = posbon_telemetry::TelemetryConfig {
-        log_level: if cli.quiet { "error" } else { "warn" }.to_owned(),
-        ..posbon_telemetry::TelemetryConfig::default()
-    };
-    let _telemetry = match posbon_telemetry::init("posbon", &telemetry) {
-        Ok(guard) => guard,
-        Err(e) => {
-            eprintln!("error: cannot set up telemetry: {e}");
-            return ExitCode::from(1);
-        }
-    };
     let result = match cli.command {
-        Command::Simulate(args) => simulate::run(args, cli.quiet),
+        Command::Simulate(args) => with_cli_telemetry(cli.quiet, || simulate::run(args, cli.quiet)),
+        Command::Ingest(args) => services::ingest(args),
+        Command::Indexer(args) => services::indexer(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -46,6 +36,18 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// Runs `f` with the telemetry of a command-line tool: warnings and errors
+/// only; the tool's own progress lines are user output on stderr.
+fn with_cli_telemetry(quiet: bool, f: impl FnOnce() -> anyhow::Result<()>) -> anyhow::Result<()> {
+    let telemetry = posbon_telemetry::TelemetryConfig {
+        log_level: if quiet { "error" } else { "warn" }.to_owned(),
+        ..posbon_telemetry::TelemetryConfig::default()
+    };
+    let _guard = posbon_telemetry::init("posbon", &telemetry)
+        .map_err(|e| anyhow::anyhow!("cannot set up telemetry: {e}"))?;
+    f()
 }
 
 /// A closed stdout (e.g. `posbon simulate events | head`) is not an error.

@@ -1,0 +1,408 @@
+//! [`EventStoreExt`]: paging streams, event records and their indexes, built
+//! on the few methods of [`EventStore`] and so the same for every backend.
+
+use std::collections::HashSet;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
+use posbon_geo::{CellIndex, MahallaIdx, Registry, Resolution, children_range};
+use posbon_model::{EnrichedEvent, is_valid_id};
+
+use crate::codec::{decode_event, encode_event};
+use crate::error::{Result, StoreError};
+use crate::keys::{
+    EVENT_ID, cell_time_prefix, checkpoint_key, decode_event_cell_key, event_cell_key,
+    event_id_key, event_time_key, micros, prefix_range, successor, time_range,
+};
+use crate::store::{EventStore, KvPair};
+
+/// Default page size of the streaming helpers: records read per
+/// [`EventStore::scan`] call.
+pub const DEFAULT_PAGE: usize = 512;
+
+/// How many covering cells [`EventStoreExt::events_of_mahalla`] scans at once.
+const MAHALLA_SCANS_IN_FLIGHT: usize = 4;
+
+/// What [`EventStoreExt::put_events`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PutSummary {
+    /// Events stored by this call.
+    pub written: usize,
+    /// Events not stored because their id was already stored, or appeared
+    /// earlier in the same call.
+    pub duplicates: usize,
+}
+
+/// Helpers over any [`EventStore`], implemented for every backend (and for
+/// `dyn EventStore`, so they work on a [`Store`](crate::Store) handle).
+///
+/// Time windows are half-open, `[from, to)` on `occurred_at`, compared at
+/// microsecond precision (the key's; a sub-microsecond part is truncated
+/// toward the past); a window with `from >= to` is empty.
+#[async_trait]
+pub trait EventStoreExt: EventStore {
+    /// Every entry of `[start, end)` in key order, read `page` entries per
+    /// [`EventStore::scan`] call, so memory stays bounded by one page however
+    /// large the range. A `page` of 0 is taken as 1.
+    fn scan_stream(
+        &self,
+        start: Vec<u8>,
+        end: Vec<u8>,
+        page: usize,
+    ) -> BoxStream<'_, Result<KvPair>> {
+        pages(self, start, end, page)
+            .map_ok(|page| stream::iter(page.into_iter().map(Ok)))
+            .try_flatten()
+            .boxed()
+    }
+
+    /// Stores events with their time copy and id index, in one atomic,
+    /// durable [`EventStore::put_batch`].
+    ///
+    /// An event whose id is already stored, or appeared earlier in `events`,
+    /// is counted as a duplicate and not written: the first version of an
+    /// event wins, even when a producer resends the id with other content.
+    /// Rewriting the same events is therefore harmless. Two callers writing
+    /// the same new id at the same moment can both store it (the check and
+    /// the write are not one transaction); the indexer avoids this by having
+    /// one writer per event stream partition.
+    ///
+    /// Fails with [`StoreErrorKind::InvalidRequest`](crate::StoreErrorKind::InvalidRequest)
+    /// (and writes nothing) when an event id is not a valid id.
+    async fn put_events(&self, events: &[EnrichedEvent]) -> Result<PutSummary> {
+        let mut summary = PutSummary::default();
+        let mut seen = HashSet::with_capacity(events.len());
+        let mut fresh = Vec::with_capacity(events.len());
+        for event in events {
+            let id = event.event.id();
+            if !is_valid_id(id) {
+                return Err(StoreError::invalid(format!("invalid event id {id:?}")));
+            }
+            if seen.insert(id) {
+                fresh.push(event);
+            } else {
+                summary.duplicates += 1;
+            }
+        }
+        let id_keys: Vec<Vec<u8>> = fresh.iter().map(|e| event_id_key(e.event.id())).collect();
+        let existing = self.get_many(id_keys.clone()).await?;
+        let mut batch = Vec::with_capacity(3 * fresh.len());
+        for ((event, id_key), existing) in fresh.into_iter().zip(id_keys).zip(existing) {
+            if existing.is_some() {
+                summary.duplicates += 1;
+                continue;
+            }
+            let id = event.event.id();
+            let at = micros(&event.event.occurred_at());
+            let value = encode_event(event)?;
+            let cell_key = event_cell_key(event.cell.get(), at, id);
+            batch.push((event_time_key(at, id), value.clone()));
+            batch.push((cell_key.clone(), value));
+            batch.push((id_key, cell_key));
+            summary.written += 1;
+        }
+        if !batch.is_empty() {
+            self.put_batch(batch).await?;
+        }
+        Ok(summary)
+    }
+
+    /// The stored event with this id.
+    async fn get_event(&self, id: &str) -> Result<Option<EnrichedEvent>> {
+        if !is_valid_id(id) {
+            return Ok(None);
+        }
+        let Some(primary) = self.get(&event_id_key(id)).await? else {
+            return Ok(None);
+        };
+        match self.get(&primary).await? {
+            Some(record) => decode_event(&record).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The events of `cell` (at `storage` or any coarser resolution) with
+    /// `occurred_at` in `[from, to)`, in key order (storage cell, then time,
+    /// then id), `page` records per read.
+    ///
+    /// `storage` is the resolution events were stored at (the registry's,
+    /// [`Registry::resolution`]). A cell finer than `storage` fails with
+    /// [`StoreErrorKind::InvalidRequest`](crate::StoreErrorKind::InvalidRequest).
+    ///
+    /// The children of `cell` are one key range, but each storage cell in it
+    /// holds its whole history in time order, so the window of each is a
+    /// separate stretch. The scan reads a chunk, keeps the keys in the
+    /// window, and jumps from the last key read to where the next window can
+    /// start (past a cell's history before `from`, or to the window of the
+    /// next possible cell once past `to`). The chunk adapts to the records the last one yielded
+    /// (twice as many, within 8..=`page`), so a dense recent window is read
+    /// in few calls and a long history costs about one call per storage cell
+    /// with data, with at most a chunk of records read in vain.
+    fn events_in_cell_stream(
+        &self,
+        cell: CellIndex,
+        storage: Resolution,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        page: usize,
+    ) -> BoxStream<'_, Result<EnrichedEvent>> {
+        let Some(span) = children_range(cell, storage) else {
+            let error = StoreError::invalid(format!(
+                "cell {cell} is finer than the storage resolution {storage}"
+            ));
+            return stream::once(async move { Err(error) }).boxed();
+        };
+        let (from, to) = (micros(&from), micros(&to));
+        let (lo, hi) = (*span.start(), *span.end());
+        let scan = CellScan {
+            store: self,
+            next: (from < to).then(|| cell_time_prefix(lo, from)),
+            end: cell_time_prefix(hi, to),
+            from,
+            to,
+            page: page.max(1),
+            resolution: u8::from(storage),
+            // One storage cell: every key in the range is in the window.
+            chunk: if lo == hi {
+                page.max(1)
+            } else {
+                FIRST_CHUNK.min(page.max(1))
+            },
+        };
+        stream::try_unfold(scan, CellScan::next_page)
+            .map_ok(decode_page)
+            .try_flatten()
+            .boxed()
+    }
+
+    /// [`EventStoreExt::events_in_cell_stream`], collected.
+    async fn events_in_cell(
+        &self,
+        cell: CellIndex,
+        storage: Resolution,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<EnrichedEvent>> {
+        self.events_in_cell_stream(cell, storage, from, to, DEFAULT_PAGE)
+            .try_collect()
+            .await
+    }
+
+    /// Every event with `occurred_at` in `[from, to)`, in time order (then
+    /// id), `page` records per read.
+    fn events_in_time_stream(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        page: usize,
+    ) -> BoxStream<'_, Result<EnrichedEvent>> {
+        let (start, end) = time_range(micros(&from), micros(&to));
+        pages(self, start, end, page)
+            .map_ok(decode_page)
+            .try_flatten()
+            .boxed()
+    }
+
+    /// [`EventStoreExt::events_in_time_stream`], collected.
+    async fn events_in_time(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<EnrichedEvent>> {
+        self.events_in_time_stream(from, to, DEFAULT_PAGE)
+            .try_collect()
+            .await
+    }
+
+    /// The events assigned to mahalla `idx` of `registry` with `occurred_at`
+    /// in `[from, to)`: the storage cells that cover the mahalla are scanned
+    /// (a few at a time) and events whose `mahalla_id` is the mahalla's are
+    /// kept. Ordered by cell, then time, then id.
+    async fn events_of_mahalla(
+        &self,
+        registry: &Registry,
+        idx: MahallaIdx,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<EnrichedEvent>> {
+        let storage = registry.resolution();
+        let id = registry.mahalla(idx).id.as_str();
+        let cells = registry.mahalla_cells(idx, storage);
+        let per_cell: Vec<Vec<EnrichedEvent>> = stream::iter(cells)
+            .map(|cell| self.events_in_cell(cell, storage, from, to))
+            .buffered(MAHALLA_SCANS_IN_FLIGHT)
+            .try_collect()
+            .await?;
+        Ok(per_cell
+            .into_iter()
+            .flatten()
+            .filter(|e| e.mahalla_id.as_deref() == Some(id))
+            .collect())
+    }
+
+    /// Number of distinct events stored (entries of the id index), counted by
+    /// paging through the index: for tests and small stores.
+    async fn count_events(&self) -> Result<usize> {
+        let (start, end) = prefix_range(&[EVENT_ID]);
+        let mut pages = std::pin::pin!(pages(self, start, end, 4096));
+        let mut count = 0;
+        while let Some(page) = pages.try_next().await? {
+            count += page.len();
+        }
+        Ok(count)
+    }
+
+    /// Stores a checkpoint under [`checkpoint_key`]`(name)`, durably.
+    async fn put_checkpoint(&self, name: &str, value: Vec<u8>) -> Result<()> {
+        self.put_batch(vec![(checkpoint_key(name), value)]).await
+    }
+
+    /// The checkpoint stored under [`checkpoint_key`]`(name)`.
+    async fn checkpoint(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        self.get(&checkpoint_key(name)).await
+    }
+}
+
+impl<S: EventStore + ?Sized> EventStoreExt for S {}
+
+/// The pages of `[start, end)`, `page` entries each (the last may be shorter).
+fn pages<S: EventStore + ?Sized>(
+    store: &S,
+    start: Vec<u8>,
+    end: Vec<u8>,
+    page: usize,
+) -> impl futures::Stream<Item = Result<Vec<KvPair>>> + Send + '_ {
+    let page = page.max(1);
+    stream::try_unfold(Some(start), move |next| {
+        let end = end.clone();
+        async move {
+            let Some(start) = next else {
+                return Ok(None);
+            };
+            let items = store.scan(&start, &end, page).await?;
+            if items.is_empty() {
+                return Ok(None);
+            }
+            let next = match items.last() {
+                Some((last, _)) if items.len() == page => Some(successor(last)),
+                _ => None,
+            };
+            Ok(Some((items, next)))
+        }
+    })
+}
+
+/// The event records of a page.
+fn decode_page(page: Vec<KvPair>) -> impl futures::Stream<Item = Result<EnrichedEvent>> {
+    stream::iter(page.into_iter().map(|(_, value)| decode_event(&value)))
+}
+
+/// The smallest H3 index at `resolution` after `cell` (a cell at that
+/// resolution): the next value of its last digit, carrying past digit 6 into
+/// the coarser digits and then the base cell. Indexes in between have a
+/// digit 7 and are not cells, so no event key lies between the two. Falls
+/// back to `cell + 1` (always safe) when the carry runs out.
+fn next_cell(cell: u64, resolution: u8) -> Option<u64> {
+    const BASE_SHIFT: u32 = 45;
+    let mut next = cell;
+    for r in (1..=u32::from(resolution.min(15))).rev() {
+        let shift = 3 * (15 - r);
+        if (next >> shift) & 0b111 < 6 {
+            return Some(next + (1 << shift));
+        }
+        next &= !(0b111 << shift);
+    }
+    let base = (next >> BASE_SHIFT) & 0x7F;
+    if base < 121 {
+        Some(next + (1 << BASE_SHIFT))
+    } else {
+        cell.checked_add(1)
+    }
+}
+
+/// First chunk of a [`CellScan`] over several storage cells.
+const FIRST_CHUNK: usize = 32;
+/// Smallest chunk of a [`CellScan`].
+const MIN_CHUNK: usize = 8;
+
+/// An adaptive skip scan over the storage cells of `[next, end)` that yields
+/// only the keys with a time in `[from, to)`.
+struct CellScan<'a, S: ?Sized> {
+    store: &'a S,
+    /// Where the next read starts; `None` when finished.
+    next: Option<Vec<u8>>,
+    end: Vec<u8>,
+    from: i64,
+    to: i64,
+    /// Largest chunk.
+    page: usize,
+    /// The storage resolution.
+    resolution: u8,
+    /// Records asked for by the next read.
+    chunk: usize,
+}
+
+impl<S: EventStore + ?Sized> CellScan<'_, S> {
+    /// The next non-empty page of keys in the window, and the scan to
+    /// continue with.
+    async fn next_page(mut self) -> Result<Option<(Vec<KvPair>, Self)>> {
+        while let Some(start) = self.next.take() {
+            let items = self.store.scan(&start, &self.end, self.chunk).await?;
+            let full = items.len() == self.chunk;
+            let mut last = None;
+            let mut kept = Vec::with_capacity(items.len());
+            for (key, value) in items {
+                let found = decode_event_cell_key(&key)
+                    .ok_or_else(|| StoreError::corrupt("malformed event key"))?;
+                last = Some((found.cell, found.micros));
+                if (self.from..self.to).contains(&found.micros) {
+                    kept.push((key, value));
+                }
+            }
+            if full && let Some((cell, at)) = last {
+                // Resume after the last key read, skipping what cannot be in
+                // the window.
+                self.next = if at < self.from {
+                    Some(cell_time_prefix(cell, self.from))
+                } else if at >= self.to {
+                    next_cell(cell, self.resolution).map(|next| cell_time_prefix(next, self.from))
+                } else {
+                    kept.last().map(|(key, _)| successor(key))
+                };
+                self.chunk = (2 * kept.len()).clamp(MIN_CHUNK.min(self.page), self.page);
+            }
+            if !kept.is_empty() {
+                return Ok(Some((kept, self)));
+            }
+        }
+        Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use posbon_geo::LatLng;
+
+    #[test]
+    fn next_cell_is_the_next_valid_index() {
+        let parent = LatLng::new(41.31, 69.25)
+            .expect("valid")
+            .to_cell(Resolution::Seven);
+        for res in [Resolution::Eight, Resolution::Ten] {
+            let mut children: Vec<u64> = parent.children(res).map(u64::from).collect();
+            children.sort_unstable();
+            for pair in children.windows(2) {
+                assert_eq!(next_cell(pair[0], u8::from(res)), Some(pair[1]), "{res}");
+            }
+        }
+        // Across a base cell.
+        let a = CellIndex::base_cells().nth(5).expect("base cell");
+        let b = CellIndex::base_cells().nth(6).expect("base cell");
+        let last_child = |c: CellIndex| c.children(Resolution::Two).map(u64::from).max();
+        let first_child = |c: CellIndex| c.children(Resolution::Two).map(u64::from).min();
+        let last = last_child(a).expect("children");
+        assert_eq!(next_cell(last, 2), first_child(b));
+    }
+}

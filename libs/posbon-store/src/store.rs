@@ -1,0 +1,101 @@
+//! The [`EventStore`] trait: the few operations every backend implements.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::error::{Result, StoreError};
+
+/// Longest key a store accepts, in bytes (TiKV's default limit is 8 KiB).
+pub const MAX_KEY_BYTES: usize = 4096;
+/// Largest value a store accepts, in bytes. Event records are far smaller.
+pub const MAX_VALUE_BYTES: usize = 1 << 20;
+
+/// A key and its value.
+pub type KvPair = (Vec<u8>, Vec<u8>);
+
+/// A shared handle to any backend.
+pub type Store = Arc<dyn EventStore>;
+
+/// An ordered key-value store of byte strings: the few operations a backend
+/// implements. Everything else (paging streams, event records, indexes) is
+/// built on top in [`EventStoreExt`](crate::EventStoreExt), the same for
+/// every backend, and [`crate::conformance`] checks that a backend behaves
+/// as documented here.
+///
+/// Keys are compared as unsigned bytes. A key is 1..=[`MAX_KEY_BYTES`]
+/// bytes, a value 0..=[`MAX_VALUE_BYTES`]. Ranges are half-open,
+/// `[start, end)`; a range with `start >= end` is empty (an empty `end` too:
+/// no key sorts before it).
+#[async_trait]
+pub trait EventStore: Send + Sync {
+    /// A short name of the backend, e.g. `memory` or `embedded`, for logs and
+    /// metrics.
+    fn name(&self) -> &str;
+
+    /// Writes every entry, overwriting existing keys, atomically (all or
+    /// nothing) and durably: when it returns `Ok` the batch survives a crash
+    /// or power loss. When a key appears twice in one batch, the last value
+    /// wins. An empty batch is a no-op. Invalid keys or values fail the whole
+    /// batch with [`StoreErrorKind::InvalidRequest`](crate::StoreErrorKind::InvalidRequest)
+    /// before anything is written.
+    async fn put_batch(&self, entries: Vec<KvPair>) -> Result<()>;
+
+    /// The value of `key`, if any.
+    async fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>>;
+
+    /// The values of many keys, in the order asked. The default asks one at
+    /// a time; backends with a batch read override it.
+    async fn get_many(&self, keys: Vec<Vec<u8>>) -> Result<Vec<Option<Vec<u8>>>> {
+        let mut out = Vec::with_capacity(keys.len());
+        for key in &keys {
+            out.push(self.get(key).await?);
+        }
+        Ok(out)
+    }
+
+    /// One page of the range `[start, end)` in key order: the first
+    /// `min(limit, n)` of its `n` entries. A page shorter than `limit` means
+    /// the range is exhausted, so a backend whose engine returns short pages
+    /// must keep reading. `limit == 0` returns nothing.
+    async fn scan(&self, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<KvPair>>;
+
+    /// Removes every key in `[start, end)`, durably. Idempotent; not
+    /// necessarily atomic (a large range may be removed in several steps, and
+    /// a failure can leave part of it).
+    async fn delete_range(&self, start: &[u8], end: &[u8]) -> Result<()>;
+}
+
+/// Checks one key against the limits of every backend.
+pub fn check_key(key: &[u8]) -> Result<()> {
+    if key.is_empty() {
+        return Err(StoreError::invalid("empty key"));
+    }
+    if key.len() > MAX_KEY_BYTES {
+        return Err(StoreError::invalid(format!(
+            "key of {} bytes is longer than {MAX_KEY_BYTES}",
+            key.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Checks a batch and makes it canonical: every key and value within the
+/// limits, one entry per key (the last one given), in key order. Backends
+/// call it first in [`EventStore::put_batch`].
+pub fn normalize_batch(mut entries: Vec<KvPair>) -> Result<Vec<KvPair>> {
+    for (key, value) in &entries {
+        check_key(key)?;
+        if value.len() > MAX_VALUE_BYTES {
+            return Err(StoreError::invalid(format!(
+                "value of {} bytes is larger than {MAX_VALUE_BYTES}",
+                value.len()
+            )));
+        }
+    }
+    // Reversed then stably sorted, equal keys keep the last given first.
+    entries.reverse();
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    entries.dedup_by(|later, first| later.0 == first.0);
+    Ok(entries)
+}

@@ -1,0 +1,293 @@
+//! Posbon indexer: a durable consumer of the EVENTS stream that stores every
+//! event by H3 cell.
+//!
+//! Each fetched batch is decoded and written with
+//! [`posbon_store::EventStoreExt::put_events`] in one atomic, durable write;
+//! only then are its messages acknowledged. A crash at any point loses nothing
+//! (unacknowledged messages are redelivered) and duplicates nothing (the store
+//! keeps an id index, so a redelivered event is counted as a duplicate, not
+//! written twice). A message that is not an enriched event can never succeed:
+//! it goes to the dead-letter queue and is terminated.
+
+pub mod serve;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::future::join_all;
+use posbon_bus::headers::{ORIGINAL_SUBJECT, REJECT_CODE, REJECT_REASON, REJECTED_BY};
+use posbon_bus::subjects::{EVENTS_STREAM, dlq_subject};
+use posbon_bus::{Bus, BusError, ConsumerOptions, Delivery, Headers, default_streams};
+use posbon_model::EnrichedEvent;
+use posbon_service::{FnCheck, Health};
+use posbon_store::{EventStoreExt, Store};
+use posbon_telemetry::{Counter, CounterVec, Gauge, Histogram, Metrics, TelemetryError};
+use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
+
+/// Defaults embedded in the binary.
+pub const DEFAULTS: &str = include_str!("default.toml");
+
+/// The durable consumer name of the indexer on EVENTS.
+pub const DURABLE: &str = "indexer";
+
+/// The whole configuration file of `posbon-indexer`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// The indexer.
+    pub indexer: IndexerConfig,
+    /// The event store.
+    pub store: StoreConfig,
+    /// Logs, traces and metrics.
+    #[serde(default)]
+    pub telemetry: posbon_telemetry::TelemetryConfig,
+}
+
+/// How the indexer runs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IndexerConfig {
+    /// Address of `/healthz`, `/readyz` and `/metrics`.
+    pub listen: String,
+    /// NATS server URLs; several for a cluster.
+    pub nats_urls: Vec<String>,
+    /// Events fetched and written per batch.
+    pub fetch_batch: usize,
+    /// Milliseconds a fetch waits for a full batch before writing what it has.
+    pub fetch_wait_ms: u64,
+    /// Seconds JetStream waits for an ack before redelivering.
+    pub ack_wait_secs: u64,
+}
+
+/// Where events are stored.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// Directory of the embedded store.
+    pub path: PathBuf,
+}
+
+struct IndexerMetrics {
+    events: CounterVec,
+    batches: Counter,
+    batch_seconds: Histogram,
+    lag: Gauge,
+}
+
+impl IndexerMetrics {
+    fn new(metrics: &Metrics) -> Result<Self, TelemetryError> {
+        Ok(IndexerMetrics {
+            events: metrics.counter_vec(
+                "posbon_indexer_events_total",
+                "events handled by the indexer, by result (written, duplicate, poison)",
+                &["result"],
+            )?,
+            batches: metrics.counter(
+                "posbon_indexer_batches_total",
+                "batches written to the store",
+            )?,
+            batch_seconds: metrics.histogram(
+                "posbon_indexer_batch_seconds",
+                "time to decode, write durably and acknowledge one batch",
+                posbon_telemetry::DEFAULT_LATENCY_BUCKETS,
+            )?,
+            lag: metrics.gauge(
+                "posbon_indexer_consumer_lag_messages",
+                "EVENTS messages not yet acknowledged by the indexer",
+            )?,
+        })
+    }
+}
+
+/// Runs the indexer until `shutdown`, serving `/healthz`, `/readyz` and
+/// `/metrics` on `config.listen`. The batch in hand when shutdown comes is
+/// written and acknowledged first.
+pub async fn run(
+    config: IndexerConfig,
+    bus: Arc<dyn Bus>,
+    store: Store,
+    metrics: Metrics,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    bus.ensure_streams(&default_streams()).await?;
+    let (ready_bus, ready_store) = (bus.clone(), store.clone());
+    let health = Health::new(metrics.clone())
+        .with_check(FnCheck::new("nats", move || {
+            let bus = ready_bus.clone();
+            async move { bus.health().await.map_err(|e| e.to_string()) }
+        }))
+        .with_check(FnCheck::new("store", move || {
+            let store = ready_store.clone();
+            async move {
+                store
+                    .checkpoint("indexer-ready-probe")
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            }
+        }));
+    let listener = tokio::net::TcpListener::bind(&config.listen).await?;
+    tracing::info!(listen = %listener.local_addr()?, "indexer serving health");
+    let app = health.router();
+    let server_shutdown = shutdown.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { server_shutdown.cancelled().await })
+            .await
+    });
+    let consumed = consume(&config, bus, store, &metrics, shutdown.clone()).await;
+    shutdown.cancel();
+    server.await??;
+    consumed
+}
+
+/// The consumer loop alone (the standalone process serves health itself).
+pub async fn consume(
+    config: &IndexerConfig,
+    bus: Arc<dyn Bus>,
+    store: Store,
+    metrics: &Metrics,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let m = IndexerMetrics::new(metrics)?;
+    let consumer = bus
+        .consumer(
+            EVENTS_STREAM,
+            DURABLE,
+            Vec::new(),
+            ConsumerOptions {
+                ack_wait: Duration::from_secs(config.ack_wait_secs),
+                max_ack_pending: config.fetch_batch.saturating_mul(4).max(1000),
+                ..ConsumerOptions::default()
+            },
+        )
+        .await?;
+    let wait = Duration::from_millis(config.fetch_wait_ms.max(1));
+    let mut backoff = Duration::from_millis(100);
+    let mut batches = 0u64;
+    loop {
+        let fetched = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            fetched = consumer.fetch(config.fetch_batch, wait) => fetched,
+        };
+        let deliveries = match fetched {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(error = %e, "fetch from EVENTS failed, retrying");
+                sleep_or_stop(&shutdown, &mut backoff).await;
+                continue;
+            }
+        };
+        if deliveries.is_empty() {
+            if let Ok(lag) = consumer.pending().await {
+                m.lag.set(i64::try_from(lag.total()).unwrap_or(i64::MAX));
+            }
+            continue;
+        }
+        let started = Instant::now();
+        match index_batch(&bus, &store, &deliveries, &m).await {
+            Ok(poisoned) => {
+                backoff = Duration::from_millis(100);
+                let done: Vec<&Delivery> = deliveries
+                    .iter()
+                    .zip(&poisoned)
+                    .filter(|(_, p)| !**p)
+                    .map(|(d, _)| d)
+                    .collect();
+                acknowledge(&done, Ack::Ack).await;
+                m.batches.inc();
+                m.batch_seconds.observe_duration(started.elapsed());
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, events = deliveries.len(), "store write failed, batch offered again");
+                let all: Vec<&Delivery> = deliveries.iter().collect();
+                acknowledge(&all, Ack::Nak(backoff)).await;
+                sleep_or_stop(&shutdown, &mut backoff).await;
+            }
+        }
+        batches += 1;
+        if batches.is_multiple_of(16)
+            && let Ok(lag) = consumer.pending().await
+        {
+            m.lag.set(i64::try_from(lag.total()).unwrap_or(i64::MAX));
+        }
+    }
+    Ok(())
+}
+
+async fn sleep_or_stop(shutdown: &CancellationToken, backoff: &mut Duration) {
+    tokio::select! {
+        _ = shutdown.cancelled() => {}
+        _ = tokio::time::sleep(*backoff) => {}
+    }
+    *backoff = (*backoff * 2).min(Duration::from_secs(5));
+}
+
+#[derive(Clone, Copy)]
+enum Ack {
+    Ack,
+    Nak(Duration),
+}
+
+async fn acknowledge(deliveries: &[&Delivery], how: Ack) {
+    let results = join_all(deliveries.iter().map(|&d| async move {
+        match how {
+            Ack::Ack => d.ack().await,
+            Ack::Nak(delay) => d.nak(delay).await,
+        }
+    }))
+    .await;
+    let failed = results.iter().filter(|r| r.is_err()).count();
+    if failed > 0 {
+        // Redelivered after the ack wait; the store's id index absorbs the repeat.
+        tracing::warn!(failed, "some acknowledgements were not sent");
+    }
+}
+
+/// Decodes and durably writes one batch, returning which deliveries were
+/// poison (dead-lettered and terminated here, not to be acknowledged again);
+/// everything else is written, or the batch fails as a whole.
+async fn index_batch(
+    bus: &Arc<dyn Bus>,
+    store: &Store,
+    deliveries: &[Delivery],
+    m: &IndexerMetrics,
+) -> anyhow::Result<Vec<bool>> {
+    let mut events = Vec::with_capacity(deliveries.len());
+    let mut poisoned = vec![false; deliveries.len()];
+    for (d, p) in deliveries.iter().zip(&mut poisoned) {
+        match serde_json::from_slice::<EnrichedEvent>(&d.payload) {
+            Ok(event) => events.push(event),
+            Err(e) => {
+                poison(bus, d, &e.to_string()).await?;
+                m.events.with_labels(&["poison"]).inc();
+                *p = true;
+            }
+        }
+    }
+    let summary = store.put_events(&events).await?;
+    m.events
+        .with_labels(&["written"])
+        .inc_by(summary.written as u64);
+    m.events
+        .with_labels(&["duplicate"])
+        .inc_by(summary.duplicates as u64);
+    Ok(poisoned)
+}
+
+async fn poison(bus: &Arc<dyn Bus>, d: &Delivery, reason: &str) -> Result<(), BusError> {
+    tracing::warn!(sequence = d.stream_sequence, subject = %d.subject, error = %reason, "undecodable event sent to the dlq");
+    let headers = Headers::with_capacity(5)
+        .with_msg_id(format!("dlq:indexer:{}", d.stream_sequence))
+        .with(REJECT_CODE, "undecodable_event")
+        .with(REJECT_REASON, reason.replace(['\r', '\n'], " "))
+        .with(ORIGINAL_SUBJECT, d.subject.clone())
+        .with(REJECTED_BY, "posbon-indexer");
+    bus.publish(&dlq_subject(None), headers, Bytes::clone(&d.payload))
+        .await?;
+    // Terminated only after the DLQ has it.
+    d.term().await
+}

@@ -1,0 +1,40 @@
+//! Starting the indexer from its configuration file: what `posbon-indexer`
+//! and `posbon indexer` run.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use posbon_bus::{Bus, NatsBus, NatsOptions};
+use posbon_store::{EmbeddedStore, Store};
+use posbon_telemetry::Metrics;
+use tokio_util::sync::CancellationToken;
+
+use crate::{DEFAULTS, FileConfig};
+
+/// Loads the configuration: embedded defaults, then `file`, then
+/// `POSBON__`-prefixed environment variables.
+pub fn load_config(file: Option<&Path>) -> anyhow::Result<FileConfig> {
+    Ok(posbon_service::load_config(DEFAULTS, file)?)
+}
+
+/// Opens the store, connects to NATS and indexes until `shutdown`.
+/// Telemetry must be initialised before (metrics are created here).
+pub async fn serve(config: FileConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let store: Store =
+        Arc::new(EmbeddedStore::open(&config.store.path).with_context(|| {
+            format!("cannot open the store at {}", config.store.path.display())
+        })?);
+    let bus: Arc<dyn Bus> = Arc::new(
+        NatsBus::connect(
+            config.indexer.nats_urls.clone(),
+            NatsOptions {
+                name: Some("posbon-indexer".into()),
+                ..NatsOptions::default()
+            },
+        )
+        .await
+        .context("cannot connect to nats")?,
+    );
+    crate::run(config.indexer, bus, store, Metrics::new(), shutdown).await
+}

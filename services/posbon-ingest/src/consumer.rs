@@ -1,0 +1,117 @@
+//! The INGEST consumer: raw events that producers published with JetStream.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use posbon_bus::subjects::INGEST_STREAM;
+use posbon_bus::{BusError, ConsumerOptions};
+use posbon_telemetry::{Gauge, Metrics};
+use tokio_util::sync::CancellationToken;
+
+use crate::enrich::BodyFormat;
+use crate::service::{Body, Ingest, RETRY_DELAY, Source};
+
+/// The durable consumer name of ingest on INGEST.
+pub const DURABLE: &str = "ingest";
+
+/// Settings of the consumer loop.
+#[derive(Debug, Clone, Copy)]
+pub struct ConsumerSettings {
+    /// Messages per fetch.
+    pub fetch_batch: usize,
+    /// Redelivery after this long without an ack.
+    pub ack_wait: Duration,
+}
+
+/// Consumes INGEST until `shutdown`: each fetched batch is judged and published,
+/// then each message is acknowledged, or offered again when the bus did not take
+/// all it produced. A batch in hand when shutdown comes is finished first.
+pub async fn run(
+    ingest: Arc<Ingest>,
+    settings: ConsumerSettings,
+    metrics: &Metrics,
+    shutdown: CancellationToken,
+) -> Result<(), BusError> {
+    let lag: Gauge = metrics
+        .gauge(
+            "posbon_ingest_consumer_lag_messages",
+            "INGEST messages not yet acknowledged by ingest",
+        )
+        .map_err(|e| BusError::invalid(e.to_string()))?;
+    let consumer = ingest
+        .bus()
+        .consumer(
+            INGEST_STREAM,
+            DURABLE,
+            Vec::new(),
+            ConsumerOptions {
+                ack_wait: settings.ack_wait,
+                ..ConsumerOptions::default()
+            },
+        )
+        .await?;
+    let mut backoff = Duration::from_millis(100);
+    let mut batches = 0u64;
+    loop {
+        let fetched = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            fetched = consumer.fetch(settings.fetch_batch, Duration::from_secs(1)) => fetched,
+        };
+        let deliveries = match fetched {
+            Ok(d) => {
+                backoff = Duration::from_millis(100);
+                d
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "fetch from INGEST failed, retrying");
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                continue;
+            }
+        };
+        if deliveries.is_empty() {
+            update_lag(&*consumer, &lag).await;
+            continue;
+        }
+        let bodies: Vec<Body> = deliveries
+            .iter()
+            .map(|d| Body {
+                bytes: d.payload.clone(),
+                format: BodyFormat::Auto,
+                source: Source::Nats {
+                    subject: d.subject.clone(),
+                    sequence: d.stream_sequence,
+                },
+            })
+            .collect();
+        let results = ingest.process(&bodies).await;
+        for (delivery, result) in deliveries.iter().zip(results) {
+            let outcome = match result {
+                Ok(_) => delivery.ack().await,
+                Err(e) => {
+                    tracing::warn!(error = %e, sequence = delivery.stream_sequence, "publishing failed, message offered again");
+                    delivery.nak(RETRY_DELAY).await
+                }
+            };
+            if let Err(e) = outcome {
+                // The message is redelivered after the ack wait; its events are
+                // de-duplicated by id.
+                tracing::warn!(error = %e, "cannot acknowledge an INGEST message");
+            }
+        }
+        batches += 1;
+        if batches.is_multiple_of(16) {
+            update_lag(&*consumer, &lag).await;
+        }
+    }
+    Ok(())
+}
+
+async fn update_lag(consumer: &dyn posbon_bus::Consumer, lag: &Gauge) {
+    if let Ok(pending) = consumer.pending().await {
+        lag.set(i64::try_from(pending.total()).unwrap_or(i64::MAX));
+    }
+}

@@ -1,0 +1,76 @@
+//! Running the ingest service: streams, consumer, HTTP server.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use posbon_bus::{Bus, default_streams};
+use posbon_geo::Registry;
+use posbon_model::Limits;
+use posbon_service::{FnCheck, Health};
+use posbon_telemetry::Metrics;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::IngestConfig;
+use crate::consumer::{self, ConsumerSettings};
+use crate::enrich::Enricher;
+use crate::http;
+use crate::service::Ingest;
+
+/// Builds the ingest core from its configuration.
+pub fn build(
+    config: &IngestConfig,
+    bus: Arc<dyn Bus>,
+    registry: Arc<Registry>,
+    metrics: &Metrics,
+) -> anyhow::Result<Arc<Ingest>> {
+    let limits = Limits {
+        max_payload_bytes: config.max_event_bytes,
+        max_future: chrono::TimeDelta::seconds(i64::try_from(config.max_future_secs)?),
+        ..Limits::default()
+    };
+    let enricher = Enricher::new(registry, limits, config.pseudonym_key.as_bytes());
+    Ok(Arc::new(Ingest::new(enricher, bus, metrics)?))
+}
+
+/// The HTTP routes of ingest (`POST /v1/events`), for a server of its own or
+/// merged into another (the standalone process).
+pub fn routes(ingest: Arc<Ingest>, config: &IngestConfig) -> Router {
+    http::router(ingest, config.max_body_bytes)
+}
+
+/// Runs ingest until `shutdown`: ensures the streams, consumes INGEST, serves
+/// HTTP with `/healthz`, `/readyz` and `/metrics` on `config.listen`.
+pub async fn run(
+    config: IngestConfig,
+    bus: Arc<dyn Bus>,
+    registry: Arc<Registry>,
+    metrics: Metrics,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    bus.ensure_streams(&default_streams()).await?;
+    let ingest = build(&config, bus.clone(), registry, &metrics)?;
+    let ready_bus = bus.clone();
+    let health = Health::new(metrics.clone()).with_check(FnCheck::new("nats", move || {
+        let bus = ready_bus.clone();
+        async move { bus.health().await.map_err(|e| e.to_string()) }
+    }));
+    let app = health.router().merge(routes(ingest.clone(), &config));
+    let listener = tokio::net::TcpListener::bind(&config.listen).await?;
+    tracing::info!(listen = %listener.local_addr()?, "ingest serving http");
+    let server_shutdown = shutdown.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { server_shutdown.cancelled().await })
+            .await
+    });
+    let settings = ConsumerSettings {
+        fetch_batch: config.fetch_batch,
+        ack_wait: Duration::from_secs(config.ack_wait_secs),
+    };
+    let consumed = consumer::run(ingest, settings, &metrics, shutdown.clone()).await;
+    shutdown.cancel();
+    server.await??;
+    consumed?;
+    Ok(())
+}

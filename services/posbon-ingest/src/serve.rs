@@ -1,0 +1,59 @@
+//! Starting ingest from its configuration file: what `posbon-ingest` and
+//! `posbon ingest` run.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use posbon_bus::{Bus, NatsBus, NatsOptions};
+use posbon_geo::{Registry, RegistryOptions};
+use posbon_telemetry::Metrics;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{DEFAULTS, FileConfig};
+
+/// Loads the configuration: embedded defaults, then `file`, then
+/// `POSBON__`-prefixed environment variables.
+pub fn load_config(file: Option<&Path>) -> anyhow::Result<FileConfig> {
+    Ok(posbon_service::load_config(DEFAULTS, file)?)
+}
+
+/// The mahalla registry at `path`, or the simulated Tashkent registry (the
+/// default seed of `posbon simulate city`) when none is configured.
+pub fn load_registry(path: Option<&Path>) -> anyhow::Result<Registry> {
+    let options = RegistryOptions::default();
+    match path {
+        Some(path) => Registry::from_path(path, &options)
+            .with_context(|| format!("cannot load the mahalla registry {}", path.display())),
+        None => {
+            let city = posbon_sim::city_registry(&posbon_sim::CityOptions::default())
+                .context("cannot generate the simulated tashkent registry")?;
+            Registry::from_geojson(city.to_geojson_string().as_bytes(), &options)
+                .context("the simulated tashkent registry does not load")
+        }
+    }
+}
+
+/// Connects to NATS, loads the registry and runs ingest until `shutdown`.
+/// Telemetry must be initialised before (metrics are created here).
+pub async fn serve(config: FileConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let ingest = config.ingest;
+    let registry = Arc::new(load_registry(ingest.registry.as_deref())?);
+    tracing::info!(
+        mahallas = registry.mahallas().len(),
+        districts = registry.districts().len(),
+        "mahalla registry loaded"
+    );
+    let bus: Arc<dyn Bus> = Arc::new(
+        NatsBus::connect(
+            ingest.nats_urls.clone(),
+            NatsOptions {
+                name: Some("posbon-ingest".into()),
+                ..NatsOptions::default()
+            },
+        )
+        .await
+        .context("cannot connect to nats")?,
+    );
+    crate::run::run(ingest, bus, registry, Metrics::new(), shutdown).await
+}

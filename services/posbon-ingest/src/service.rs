@@ -1,0 +1,319 @@
+//! Judging, publishing and acknowledging: the part of ingest that talks to the
+//! bus, shared by the NATS consumer and the HTTP endpoint.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use chrono::Utc;
+use posbon_bus::headers::{BATCH_INDEX, ORIGINAL_SUBJECT, REJECT_CODE, REJECT_REASON, REJECTED_BY};
+use posbon_bus::subjects::{Place, dlq_subject, event_subject};
+use posbon_bus::{Bus, BusError, Headers, OutgoingMessage};
+use posbon_model::{EnrichedEvent, FieldError, ValidationErrors};
+use posbon_telemetry::{Counter, CounterVec, Histogram, Metrics, TelemetryError};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::enrich::{BodyFormat, Enricher, Prepared};
+
+/// Where a body came from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// `POST /v1/events`.
+    Http,
+    /// A message of the INGEST stream.
+    Nats {
+        /// Its subject (`posbon.ingest.<kind>`).
+        subject: String,
+        /// Its sequence in INGEST: with the item index, the id of its DLQ entries,
+        /// so a redelivered message does not fill the DLQ twice.
+        sequence: u64,
+    },
+}
+
+/// A body to judge.
+#[derive(Debug, Clone)]
+pub struct Body {
+    /// The bytes as received.
+    pub bytes: Bytes,
+    /// How they hold events.
+    pub format: BodyFormat,
+    /// Where they came from.
+    pub source: Source,
+}
+
+/// What happened to one item.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum ItemStatus {
+    /// Published to EVENTS.
+    Accepted {
+        /// Its sequence in EVENTS.
+        sequence: u64,
+    },
+    /// Its id was seen within the duplicate window: not published again.
+    Duplicate {
+        /// The sequence of the event first published with this id.
+        sequence: u64,
+    },
+    /// Invalid: sent to the dead-letter queue with these reasons.
+    Rejected {
+        /// Every problem, with its JSON path.
+        errors: Vec<FieldError>,
+    },
+}
+
+/// The verdict on one item of a body.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ItemReport {
+    /// 0-based position in the body.
+    pub index: usize,
+    /// 1-based line where the item starts.
+    pub line: usize,
+    /// The event id, when the item was valid.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// What happened.
+    #[serde(flatten)]
+    pub status: ItemStatus,
+}
+
+struct IngestMetrics {
+    events: CounterVec,
+    rejections: CounterVec,
+    published: Counter,
+    dead_lettered: Counter,
+    batch_seconds: Histogram,
+}
+
+impl IngestMetrics {
+    fn new(metrics: &Metrics) -> Result<Self, TelemetryError> {
+        Ok(IngestMetrics {
+            events: metrics.counter_vec(
+                "posbon_ingest_events_total",
+                "items judged by ingest, by result (accepted, duplicate, rejected)",
+                &["result"],
+            )?,
+            rejections: metrics.counter_vec(
+                "posbon_ingest_rejections_total",
+                "validation problems of rejected items, by error code",
+                &["code"],
+            )?,
+            published: metrics.counter(
+                "posbon_ingest_published_total",
+                "events published to the EVENTS stream",
+            )?,
+            dead_lettered: metrics.counter(
+                "posbon_ingest_dead_lettered_total",
+                "rejected items published to the dead-letter queue",
+            )?,
+            batch_seconds: metrics.histogram(
+                "posbon_ingest_batch_seconds",
+                "time to judge and publish one batch of bodies",
+                posbon_telemetry::DEFAULT_LATENCY_BUCKETS,
+            )?,
+        })
+    }
+}
+
+/// The ingest service's core: judges bodies and publishes their items.
+pub struct Ingest {
+    enricher: Enricher,
+    bus: Arc<dyn Bus>,
+    metrics: IngestMetrics,
+}
+
+impl Ingest {
+    /// Ingest through `enricher` onto `bus`, counting into `metrics`.
+    pub fn new(
+        enricher: Enricher,
+        bus: Arc<dyn Bus>,
+        metrics: &Metrics,
+    ) -> Result<Self, TelemetryError> {
+        Ok(Ingest {
+            enricher,
+            bus,
+            metrics: IngestMetrics::new(metrics)?,
+        })
+    }
+
+    /// The bus events are published on.
+    pub fn bus(&self) -> &Arc<dyn Bus> {
+        &self.bus
+    }
+
+    /// Judges every body, publishes valid events to EVENTS and invalid items to
+    /// the DLQ in one pipelined batch, and returns per body either the verdict on
+    /// each of its items, or the bus error that kept some of its items from being
+    /// published (the body must then be retried: event ids are the
+    /// de-duplication ids, so a retry never duplicates what did get through).
+    #[tracing::instrument(name = "ingest_batch", skip_all, fields(bodies = bodies.len()))]
+    pub async fn process(&self, bodies: &[Body]) -> Vec<Result<Vec<ItemReport>, BusError>> {
+        let started = Instant::now();
+        let now = Utc::now();
+        let prepared: Vec<Vec<Prepared>> = bodies
+            .iter()
+            .map(|b| self.enricher.prepare(&b.bytes, b.format, now))
+            .collect();
+        let mut messages = Vec::new();
+        // (body, item) of each outgoing message, in order.
+        let mut owners: Vec<(usize, usize)> = Vec::new();
+        for (b, (body, items)) in bodies.iter().zip(&prepared).enumerate() {
+            for (i, item) in items.iter().enumerate() {
+                let message = match &item.outcome {
+                    Ok(event) => event_message(event),
+                    Err(errors) => Ok(dead_letter(body, item, errors)),
+                };
+                match message {
+                    Ok(m) => {
+                        messages.push(m);
+                        owners.push((b, i));
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot build a subject for a valid event")
+                    }
+                }
+            }
+        }
+        let acks = self.bus.publish_many(messages).await;
+        let mut results: Vec<Result<Vec<ItemReport>, BusError>> = prepared
+            .iter()
+            .map(|items| Ok(Vec::with_capacity(items.len())))
+            .collect();
+        let mut acks = acks.into_iter();
+        let mut owner = owners.into_iter().peekable();
+        for (b, items) in prepared.into_iter().enumerate() {
+            for (i, item) in items.into_iter().enumerate() {
+                let ack = if owner.peek() == Some(&(b, i)) {
+                    owner.next();
+                    acks.next()
+                } else {
+                    None
+                };
+                let report = match (item.outcome, ack) {
+                    (_, Some(Err(e))) => {
+                        results[b] = Err(e);
+                        continue;
+                    }
+                    (Ok(event), Some(Ok(ack))) => {
+                        let status = if ack.duplicate {
+                            self.metrics.events.with_labels(&["duplicate"]).inc();
+                            ItemStatus::Duplicate {
+                                sequence: ack.sequence,
+                            }
+                        } else {
+                            self.metrics.events.with_labels(&["accepted"]).inc();
+                            self.metrics.published.inc();
+                            ItemStatus::Accepted {
+                                sequence: ack.sequence,
+                            }
+                        };
+                        ItemReport {
+                            index: item.index,
+                            line: item.line,
+                            id: Some(event.event.id().to_owned()),
+                            status,
+                        }
+                    }
+                    (Err(errors), Some(Ok(ack))) => {
+                        self.metrics.events.with_labels(&["rejected"]).inc();
+                        if !ack.duplicate {
+                            self.metrics.dead_lettered.inc();
+                        }
+                        for e in errors.iter() {
+                            self.metrics
+                                .rejections
+                                .with_labels(&[e.code.as_str()])
+                                .inc();
+                        }
+                        ItemReport {
+                            index: item.index,
+                            line: item.line,
+                            id: None,
+                            status: ItemStatus::Rejected {
+                                errors: errors.errors().to_vec(),
+                            },
+                        }
+                    }
+                    // No message was built (an invalid subject token): not published.
+                    (_, None) => {
+                        results[b] = Err(BusError::invalid("event subject could not be built"));
+                        continue;
+                    }
+                };
+                if let Ok(reports) = &mut results[b] {
+                    reports.push(report);
+                }
+            }
+        }
+        self.metrics
+            .batch_seconds
+            .observe_duration(started.elapsed());
+        results
+    }
+}
+
+fn event_message(event: &EnrichedEvent) -> Result<OutgoingMessage, BusError> {
+    let place = match (&event.region_id, &event.district_id, &event.mahalla_id) {
+        (Some(r), Some(d), Some(m)) => Some(Place::new(r, d, m)),
+        _ => None,
+    };
+    let subject = event_subject(place, event.event.kind().as_str())?;
+    let payload = serde_json::to_vec(event)
+        .map_err(|e| BusError::invalid(format!("cannot encode event: {e}")))?;
+    let headers = Headers::with_capacity(3)
+        .with_msg_id(event.event.id())
+        .with_trace_context();
+    Ok(OutgoingMessage::new(subject, headers, Bytes::from(payload)))
+}
+
+/// Longest reason kept in a DLQ header; the full list is in the codes header
+/// and can be recomputed from the original bytes.
+const MAX_REASON: usize = 2048;
+
+fn dead_letter(body: &Body, item: &Prepared, errors: &ValidationErrors) -> OutgoingMessage {
+    let codes: Vec<&str> = errors.iter().map(|e| e.code.as_str()).collect();
+    let mut reason: String = errors
+        .iter()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join("; ")
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if reason.len() > MAX_REASON {
+        let mut cut = MAX_REASON;
+        while !reason.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        reason.truncate(cut);
+    }
+    let (origin, msg_id) = match &body.source {
+        Source::Nats { subject, sequence } => {
+            (subject.clone(), format!("dlq:{sequence}:{}", item.index))
+        }
+        Source::Http => {
+            let digest = Sha256::digest(&item.raw);
+            (
+                "http".to_owned(),
+                format!("dlq:http:{}", hex::encode(&digest[..16])),
+            )
+        }
+    };
+    let headers = Headers::with_capacity(6)
+        .with_msg_id(msg_id)
+        .with(REJECT_CODE, codes.join(","))
+        .with(REJECT_REASON, reason)
+        .with(ORIGINAL_SUBJECT, origin)
+        .with(BATCH_INDEX, item.index.to_string())
+        .with(REJECTED_BY, "posbon-ingest");
+    let kind = item.kind_hint();
+    OutgoingMessage::new(
+        dlq_subject(kind.map(|k| k.as_str())),
+        headers,
+        item.raw.clone(),
+    )
+}
+
+/// How long to wait before a failed body is offered again.
+pub const RETRY_DELAY: Duration = Duration::from_secs(1);

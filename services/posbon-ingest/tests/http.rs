@@ -1,0 +1,171 @@
+//! Ingest over HTTP on the in-memory bus: per-item verdicts, duplicates, the
+//! dead-letter queue with original bytes and reasons, 413 and 415.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use posbon_bus::subjects::{DLQ_STREAM, EVENTS_STREAM};
+use posbon_bus::{Bus, ConsumerOptions, MemoryBus, default_streams};
+use posbon_geo::{Registry, RegistryOptions};
+use posbon_ingest::{FileConfig, IngestConfig};
+use posbon_model::EnrichedEvent;
+use posbon_telemetry::Metrics;
+use serde_json::Value;
+use tower::ServiceExt;
+
+const REGISTRY: &[u8] = br#"{"type": "FeatureCollection", "features": [{
+  "type": "Feature",
+  "properties": {"id": "chilonzor-001", "name": "Qatortol", "district": "chilonzor", "region": "tashkent"},
+  "geometry": {"type": "Polygon", "coordinates": [[[69.20, 41.28], [69.21, 41.28], [69.21, 41.29], [69.20, 41.29], [69.20, 41.28]]]}}]}"#;
+
+fn event(id: &str, lat: f64) -> String {
+    format!(
+        r#"{{"kind":"incident","id":"{id}","occurred_at":"2026-05-01T14:30:00+05:00","location":{{"lat":{lat},"lng":69.205}},"source":"iiv","category":"theft","severity":2}}"#
+    )
+}
+
+fn config(max_body: usize) -> IngestConfig {
+    let mut c: FileConfig = posbon_ingest::serve::load_config(None).expect("defaults load");
+    c.ingest.max_body_bytes = max_body;
+    c.ingest
+}
+
+async fn setup(max_body: usize) -> (axum::Router, Arc<dyn Bus>) {
+    let bus: Arc<dyn Bus> = Arc::new(MemoryBus::new());
+    bus.ensure_streams(&default_streams())
+        .await
+        .expect("streams");
+    let registry =
+        Arc::new(Registry::from_geojson(REGISTRY, &RegistryOptions::default()).expect("registry"));
+    let config = config(max_body);
+    let ingest =
+        posbon_ingest::build(&config, bus.clone(), registry, &Metrics::new()).expect("ingest");
+    (posbon_ingest::routes(ingest, &config), bus)
+}
+
+async fn post(app: &axum::Router, content_type: Option<&str>, body: String) -> (StatusCode, Value) {
+    let mut request = Request::post("/v1/events");
+    if let Some(ct) = content_type {
+        request = request.header(header::CONTENT_TYPE, ct);
+    }
+    let response = app
+        .clone()
+        .oneshot(request.body(Body::from(body)).expect("request"))
+        .await
+        .expect("response");
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 24)
+        .await
+        .expect("body");
+    (status, serde_json::from_slice(&bytes).expect("json answer"))
+}
+
+async fn drain(bus: &Arc<dyn Bus>, stream: &str) -> Vec<posbon_bus::Delivery> {
+    let consumer = bus
+        .consumer(
+            stream,
+            "test-reader",
+            Vec::new(),
+            ConsumerOptions::default(),
+        )
+        .await
+        .expect("consumer");
+    consumer
+        .fetch(10_000, Duration::from_millis(200))
+        .await
+        .expect("fetch")
+}
+
+#[tokio::test]
+async fn ndjson_batch_gets_a_verdict_per_item_and_bad_items_reach_the_dlq() {
+    let (app, bus) = setup(1 << 20).await;
+    let body = format!(
+        "{}\n{}\n{{\"kind\":\"incident\",\"id\":\"bad 1\"}}\n{}\n",
+        event("e-1", 41.285),
+        event("e-2", 41.5),
+        event("e-1", 41.285)
+    );
+    let (status, answer) = post(&app, Some("application/x-ndjson"), body).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["accepted"], 2);
+    assert_eq!(answer["duplicates"], 1);
+    assert_eq!(answer["rejected"], 1);
+    let items = answer["items"].as_array().expect("items");
+    assert_eq!(items[0]["status"], "accepted");
+    assert_eq!(items[0]["id"], "e-1");
+    assert_eq!(items[2]["status"], "rejected");
+    assert_eq!(items[2]["line"], 3);
+    let paths: Vec<&str> = items[2]["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .filter_map(|e| e["path"].as_str())
+        .collect();
+    assert!(
+        paths.contains(&"id") && paths.contains(&"occurred_at"),
+        "{paths:?}"
+    );
+    assert_eq!(items[3]["status"], "duplicate");
+
+    let events = drain(&bus, EVENTS_STREAM).await;
+    assert_eq!(events.len(), 2);
+    assert_eq!(
+        events[0].subject,
+        "posbon.events.tashkent.chilonzor.chilonzor-001.incident"
+    );
+    assert_eq!(
+        events[1].subject,
+        "posbon.events._unassigned._unassigned._unassigned.incident"
+    );
+    assert_eq!(events[0].headers.get("Nats-Msg-Id"), Some("e-1"));
+    let enriched: EnrichedEvent = serde_json::from_slice(&events[0].payload).expect("enriched");
+    assert_eq!(enriched.mahalla_id.as_deref(), Some("chilonzor-001"));
+
+    let dead = drain(&bus, DLQ_STREAM).await;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].subject, "posbon.dlq.incident");
+    assert_eq!(&dead[0].payload[..], br#"{"kind":"incident","id":"bad 1"}"#);
+    let codes = dead[0].headers.get("Posbon-Reject-Code").expect("codes");
+    assert!(
+        codes.contains("invalid_id") && codes.contains("missing_field"),
+        "{codes}"
+    );
+    let reason = dead[0].headers.get("Posbon-Reject-Reason").expect("reason");
+    assert!(reason.contains("id:"), "{reason}");
+}
+
+#[tokio::test]
+async fn single_events_arrays_and_http_errors() {
+    let (app, _bus) = setup(4096).await;
+    let (status, answer) = post(&app, Some("application/json"), event("s-1", 41.285)).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["accepted"], 1);
+    let array = format!("[{}, {}]", event("s-2", 41.285), event("s-3", 91.0));
+    let (status, answer) = post(&app, Some("application/json; charset=utf-8"), array).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["rejected"], 1);
+    let error = &answer["items"][1]["errors"][0];
+    assert_eq!(error["path"], "location.lat", "{error}");
+    assert!(
+        error["message"].as_str().expect("message").contains("91"),
+        "{error}"
+    );
+    let (status, answer) = post(&app, Some("application/json"), "{oops".into()).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    assert_eq!(answer["items"][0]["errors"][0]["code"], "malformed_json");
+    let (status, answer) = post(&app, Some("text/plain"), event("s-4", 41.285)).await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert!(
+        answer["error"]
+            .as_str()
+            .expect("error")
+            .contains("text/plain")
+    );
+    let (status, _) = post(&app, None, event("s-5", 41.285)).await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let big = format!("{}\n", event("s-6", 41.285)).repeat(40);
+    let (status, answer) = post(&app, Some("application/x-ndjson"), big).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{answer}");
+}

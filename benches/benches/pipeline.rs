@@ -1,0 +1,238 @@
+//! End to end on this machine: events/s from publish to indexed, through a real
+//! JetStream (nats-server from posbon-testkit) and through the in-memory bus,
+//! printed beside a raw JetStream publish-and-consume of the same messages
+//! measured in the same run.
+//!
+//! Run: `cargo bench -p posbon-benches --bench pipeline` (needs the pinned
+//! nats-server: `eval "$(scripts/install-test-deps.sh)"`). Targets: the
+//! pipeline sustains at least 60% of the raw broker rate; the embedded path
+//! (in-memory bus) at least 200k events/s on 2 cores.
+//!
+//! Events are simulated over the Tashkent registry (about 400 bytes each), all
+//! valid. "Indexed" means written durably to the embedded store and
+//! acknowledged.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::StreamExt;
+use posbon_bus::subjects::{EVENTS_STREAM, INGEST_STREAM};
+use posbon_bus::{Bus, ConsumerOptions, Headers, MemoryBus, NatsBus, NatsOptions, OutgoingMessage};
+use posbon_geo::{Registry, RegistryOptions};
+use posbon_sim::{CityOptions, EventOptions, EventStream, SimRegistry};
+use posbon_store::{EmbeddedStore, Store};
+use posbon_telemetry::Metrics;
+use posbon_testkit::NatsServer;
+use tokio_util::sync::CancellationToken;
+
+const EVENTS: usize = 100_000;
+
+fn lines(geojson: &str) -> Vec<Bytes> {
+    let sim = Arc::new(SimRegistry::from_geojson(geojson.as_bytes()).expect("registry"));
+    let options = EventOptions {
+        seed: 5,
+        rate_per_hour: 50_000.0,
+        duration: chrono::TimeDelta::hours(6),
+        ..EventOptions::default()
+    };
+    EventStream::new(sim, &options)
+        .expect("stream")
+        .map(|item| Bytes::from(item.line))
+        .take(EVENTS)
+        .collect()
+}
+
+/// Raw async-nats: publish with a window of 4096 acks in flight while a pull
+/// consumer receives and acknowledges each message.
+async fn raw_jetstream(url: &str, payloads: &[Bytes]) -> Duration {
+    let client = async_nats::connect(url).await.expect("connect");
+    let js = async_nats::jetstream::new(client);
+    let stream = js
+        .create_stream(async_nats::jetstream::stream::Config {
+            name: "RAW".into(),
+            subjects: vec!["raw.>".into()],
+            ..Default::default()
+        })
+        .await
+        .expect("stream");
+    let consumer = stream
+        .create_consumer(async_nats::jetstream::consumer::pull::Config {
+            durable_name: Some("raw".into()),
+            ack_policy: async_nats::jetstream::consumer::AckPolicy::Explicit,
+            ..Default::default()
+        })
+        .await
+        .expect("consumer");
+    let started = Instant::now();
+    let n = payloads.len();
+    let consume = tokio::spawn(async move {
+        let mut messages = consumer.messages().await.expect("messages");
+        let mut seen = 0;
+        while seen < n {
+            let m = messages.next().await.expect("message").expect("ok");
+            m.ack().await.expect("ack");
+            seen += 1;
+        }
+    });
+    let mut window = VecDeque::new();
+    for p in payloads {
+        window.push_back(js.publish("raw.event", p.clone()).await.expect("publish"));
+        if window.len() >= 4096 {
+            window.pop_front().expect("some").await.expect("ack");
+        }
+    }
+    while let Some(ack) = window.pop_front() {
+        ack.await.expect("ack");
+    }
+    consume.await.expect("consumer");
+    started.elapsed()
+}
+
+/// Ingest and indexer in this process on `bus`, writing to an embedded store;
+/// time from the first publish on `posbon.ingest.*` until both consumers have
+/// acknowledged everything.
+async fn pipeline(bus: Arc<dyn Bus>, registry: Arc<Registry>, payloads: &[Bytes]) -> Duration {
+    bus.ensure_streams(&posbon_bus::default_streams())
+        .await
+        .expect("streams");
+    let dir = tempfile::tempdir().expect("dir");
+    let store: Store = Arc::new(EmbeddedStore::open(dir.path().join("store")).expect("store"));
+    let ingest_config = posbon_ingest::serve::load_config(None)
+        .expect("config")
+        .ingest;
+    let indexer_config = posbon_indexer::serve::load_config(None)
+        .expect("config")
+        .indexer;
+    let ingest = posbon_ingest::build(&ingest_config, bus.clone(), registry, &Metrics::new())
+        .expect("ingest");
+    let shutdown = CancellationToken::new();
+    let ingest_task = {
+        let (ingest, shutdown) = (ingest.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            posbon_ingest::consumer::run(
+                ingest,
+                posbon_ingest::consumer::ConsumerSettings {
+                    fetch_batch: 1000,
+                    ack_wait: Duration::from_secs(30),
+                },
+                &Metrics::new(),
+                shutdown,
+            )
+            .await
+        })
+    };
+    let indexer_task = {
+        let (bus, store, shutdown, config) = (
+            bus.clone(),
+            store.clone(),
+            shutdown.clone(),
+            indexer_config.clone(),
+        );
+        tokio::spawn(async move {
+            posbon_indexer::consume(&config, bus, store, &Metrics::new(), shutdown).await
+        })
+    };
+    let started = Instant::now();
+    for chunk in payloads.chunks(4096) {
+        let messages = chunk
+            .iter()
+            .map(|p| OutgoingMessage::new("posbon.ingest.incident", Headers::new(), p.clone()))
+            .collect();
+        for r in bus.publish_many(messages).await {
+            r.expect("published");
+        }
+    }
+    let ingest_lag = bus
+        .consumer(
+            INGEST_STREAM,
+            posbon_ingest::consumer::DURABLE,
+            Vec::new(),
+            ConsumerOptions::default(),
+        )
+        .await
+        .expect("consumer");
+    let indexer_lag = bus
+        .consumer(
+            EVENTS_STREAM,
+            posbon_indexer::DURABLE,
+            Vec::new(),
+            ConsumerOptions {
+                ack_wait: Duration::from_secs(indexer_config.ack_wait_secs),
+                max_ack_pending: indexer_config.fetch_batch.saturating_mul(4).max(1000),
+                ..ConsumerOptions::default()
+            },
+        )
+        .await
+        .expect("consumer");
+    loop {
+        let events = bus.stream_info(EVENTS_STREAM).await.expect("info").messages;
+        let a = ingest_lag.pending().await.expect("lag").total();
+        let b = indexer_lag.pending().await.expect("lag").total();
+        if a == 0 && b == 0 && events as usize >= payloads.len() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let elapsed = started.elapsed();
+    shutdown.cancel();
+    ingest_task.await.expect("task").expect("ingest");
+    indexer_task.await.expect("task").expect("indexer");
+    elapsed
+}
+
+fn rate(n: usize, d: Duration) -> f64 {
+    n as f64 / d.as_secs_f64()
+}
+
+fn main() {
+    // `cargo bench` passes --bench; this benchmark takes no options.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let city = posbon_sim::city_registry(&CityOptions::default()).expect("city");
+    let geojson = city.to_geojson_string();
+    let registry = Arc::new(
+        Registry::from_geojson(geojson.as_bytes(), &RegistryOptions::default()).expect("registry"),
+    );
+    let payloads = lines(&geojson);
+    let mean = payloads.iter().map(|p| p.len()).sum::<usize>() / payloads.len();
+    println!(
+        "{} simulated events, {mean} bytes on average",
+        payloads.len()
+    );
+    runtime.block_on(async {
+        let server = NatsServer::start();
+        let raw = raw_jetstream(&server.url(), &payloads).await;
+        println!(
+            "raw jetstream publish + consume (ack each): {:.0} events/s ({:.2?})",
+            rate(payloads.len(), raw),
+            raw
+        );
+        drop(server);
+        let server = NatsServer::start();
+        let bus: Arc<dyn Bus> = Arc::new(
+            NatsBus::connect(vec![server.url()], NatsOptions::default())
+                .await
+                .expect("connect"),
+        );
+        let through_nats = pipeline(bus, registry.clone(), &payloads).await;
+        println!(
+            "pipeline through jetstream, publish to indexed: {:.0} events/s ({:.2?}) = {:.0}% of raw (target >= 60%)",
+            rate(payloads.len(), through_nats),
+            through_nats,
+            100.0 * raw.as_secs_f64() / through_nats.as_secs_f64()
+        );
+        drop(server);
+        let memory: Arc<dyn Bus> = Arc::new(MemoryBus::new());
+        let embedded = pipeline(memory, registry, &payloads).await;
+        println!(
+            "pipeline on the in-memory bus, publish to indexed: {:.0} events/s ({:.2?}) (target >= 200k/s)",
+            rate(payloads.len(), embedded),
+            embedded
+        );
+    });
+}

@@ -29,6 +29,10 @@ use tokio_util::sync::CancellationToken;
 
 const EVENTS: usize = 100_000;
 
+/// The allocator the service binaries use.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn lines(geojson: &str) -> Vec<Bytes> {
     let sim = Arc::new(SimRegistry::from_geojson(geojson.as_bytes()).expect("registry"));
     let options = EventOptions {

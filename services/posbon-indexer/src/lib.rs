@@ -30,6 +30,9 @@ use tokio_util::sync::CancellationToken;
 /// Defaults embedded in the binary.
 pub const DEFAULTS: &str = include_str!("default.toml");
 
+/// How long a started batch waits for more events before it is written.
+const LINGER: Duration = Duration::from_millis(20);
+
 /// The durable consumer name of the indexer on EVENTS.
 pub const DURABLE: &str = "indexer";
 
@@ -173,7 +176,7 @@ pub async fn consume(
             _ = shutdown.cancelled() => break,
             fetched = consumer.fetch(config.fetch_batch, wait) => fetched,
         };
-        let deliveries = match fetched {
+        let mut deliveries = match fetched {
             Ok(d) => d,
             Err(e) => {
                 tracing::warn!(error = %e, "fetch from EVENTS failed, retrying");
@@ -181,6 +184,23 @@ pub async fn consume(
                 continue;
             }
         };
+        // A fetch returns as soon as anything is there. Under load, linger a
+        // little to fill the batch: one durable write per full batch instead of
+        // one per trickle is what makes the store keep up.
+        let linger = Instant::now() + LINGER;
+        while !deliveries.is_empty() && deliveries.len() < config.fetch_batch {
+            let left = linger.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            match consumer
+                .fetch(config.fetch_batch - deliveries.len(), left)
+                .await
+            {
+                Ok(more) if !more.is_empty() => deliveries.extend(more),
+                _ => break,
+            }
+        }
         if deliveries.is_empty() {
             if let Ok(lag) = consumer.pending().await {
                 m.lag.set(i64::try_from(lag.total()).unwrap_or(i64::MAX));

@@ -5,6 +5,10 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// mimalloc: glibc malloc was the top of the pipeline's profile (ARCHITECTURE.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Stores every event of the EVENTS stream by H3 cell, acknowledging only after durable writes.
 #[derive(Debug, Parser)]
 #[command(name = "posbon-indexer", version)]

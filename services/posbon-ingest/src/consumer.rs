@@ -11,6 +11,9 @@ use tokio_util::sync::CancellationToken;
 use crate::enrich::BodyFormat;
 use crate::service::{Body, Ingest, RETRY_DELAY, Source};
 
+/// How long a started batch waits for more messages before it is processed.
+const LINGER: Duration = Duration::from_millis(10);
+
 /// The durable consumer name of ingest on INGEST.
 pub const DURABLE: &str = "ingest";
 
@@ -75,6 +78,23 @@ pub async fn run(
         if deliveries.is_empty() {
             update_lag(&*consumer, &lag).await;
             continue;
+        }
+        // Linger a little to fill the batch: one pipelined publish per full
+        // batch instead of one per trickle.
+        let mut deliveries = deliveries;
+        let linger = tokio::time::Instant::now() + LINGER;
+        while deliveries.len() < settings.fetch_batch {
+            let left = linger.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            match consumer
+                .fetch(settings.fetch_batch - deliveries.len(), left)
+                .await
+            {
+                Ok(more) if !more.is_empty() => deliveries.extend(more),
+                _ => break,
+            }
         }
         let bodies: Vec<Body> = deliveries
             .iter()

@@ -5,6 +5,10 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// mimalloc: glibc malloc was the top of the pipeline's profile (ARCHITECTURE.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Validates, enriches and publishes events from NATS (posbon.ingest.<kind>) and HTTP (POST /v1/events).
 #[derive(Debug, Parser)]
 #[command(name = "posbon-ingest", version)]

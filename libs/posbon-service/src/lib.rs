@@ -53,3 +53,59 @@ pub fn shutdown_signal() -> CancellationToken {
     });
     token
 }
+
+/// Runs a service to the end, as its binary and `posbon <service>` do: sets up
+/// telemetry from its configuration, starts a multi-threaded runtime, and
+/// serves until Ctrl-C or SIGTERM.
+pub fn run_service<C, F, Fut>(
+    name: &'static str,
+    config: C,
+    telemetry: fn(&C) -> &posbon_telemetry::TelemetryConfig,
+    serve: F,
+) -> anyhow::Result<()>
+where
+    F: FnOnce(C, CancellationToken) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))?;
+    runtime.block_on(async {
+        let _telemetry = posbon_telemetry::init(name, telemetry(&config))
+            .map_err(|e| anyhow::anyhow!("cannot set up telemetry: {e}"))?;
+        let outcome = serve(config, shutdown_signal()).await;
+        if let Err(e) = &outcome {
+            tracing::error!(error = %format!("{e:#}"), service = name, "service stopped");
+        }
+        outcome
+    })
+}
+
+/// The `main` of a service binary: [`run_service`] with exit codes 0 (clean
+/// shutdown), 1 (runtime error) and 2 (configuration error), errors on one line.
+pub fn service_main<C, F, Fut>(
+    name: &'static str,
+    config: anyhow::Result<C>,
+    telemetry: fn(&C) -> &posbon_telemetry::TelemetryConfig,
+    serve: F,
+) -> std::process::ExitCode
+where
+    F: FnOnce(C, CancellationToken) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let config = match config {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    match run_service(name, config, telemetry, serve) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::from(1)
+        }
+    }
+}

@@ -9,38 +9,24 @@ use clap::Parser;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Stores every event of the EVENTS stream by H3 cell, acknowledging only after durable writes.
+/// What `--help` says.
+const ABOUT: &str =
+    "Stores every event of the EVENTS stream by H3 cell, acknowledging only after durable writes.";
+
 #[derive(Debug, Parser)]
-#[command(name = "posbon-indexer", version)]
+#[command(name = "posbon-indexer", version, about = ABOUT)]
 struct Args {
-    /// TOML configuration file; POSBON__INDEXER__<KEY> and POSBON__STORE__<KEY> override it.
+    /// TOML configuration file; POSBON__<SECTION>__<KEY> environment variables override it.
     #[arg(long, short)]
     config: Option<PathBuf>,
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let args = Args::parse();
-    let config = match posbon_indexer::serve::load_config(args.config.as_deref()) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            return ExitCode::from(2);
-        }
-    };
-    let _telemetry = match posbon_telemetry::init("posbon-indexer", &config.telemetry) {
-        Ok(guard) => guard,
-        Err(e) => {
-            eprintln!("error: cannot set up telemetry: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    match posbon_indexer::serve::serve(config, posbon_service::shutdown_signal()).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error = %format!("{e:#}"), "indexer stopped");
-            eprintln!("error: {e:#}");
-            ExitCode::from(1)
-        }
-    }
+    posbon_service::service_main(
+        "posbon-indexer",
+        posbon_indexer::serve::load_config(args.config.as_deref()),
+        |c| &c.telemetry,
+        posbon_indexer::serve::serve,
+    )
 }

@@ -118,7 +118,7 @@ async fn pipeline(bus: Arc<dyn Bus>, registry: Arc<Registry>, payloads: &[Bytes]
             posbon_ingest::consumer::run(
                 ingest,
                 posbon_ingest::consumer::ConsumerSettings {
-                    fetch_batch: 1000,
+                    fetch_batch: 2000,
                     ack_wait: Duration::from_secs(30),
                 },
                 &Metrics::new(),

@@ -162,31 +162,48 @@ where
     }
 }
 
+/// Calls the macro `$callback` with the name of every test of the suite, so
+/// the list lives in one place: `run_all` and the per-test wrappers of each
+/// implementation (`tests/*_conformance.rs`) are generated from it.
+#[macro_export]
+macro_rules! bus_conformance_names {
+    ($callback:ident) => {
+        $callback!(
+            test_publish_sequence,
+            test_duplicate_msg_id,
+            test_wildcard_capture,
+            test_consumer_in_order,
+            test_fetch_returns_early,
+            test_ack_removes,
+            test_redelivery_after_ack_wait,
+            test_nak_redelivers,
+            test_term_stops_redelivery,
+            test_max_deliver,
+            test_max_ack_pending,
+            test_two_durables,
+            test_durable_resumes,
+            test_deliver_new,
+            test_filter_subjects,
+            test_headers_round_trip,
+            test_publish_many_in_order,
+            test_core_subscribe,
+            test_pending,
+            test_ensure_streams,
+            test_not_found,
+            test_invalid_input,
+            test_health,
+        );
+    };
+}
+
 /// Runs every test of the suite, one after another.
 pub async fn run_all(bus: &dyn Bus) {
-    test_publish_sequence(bus).await;
-    test_duplicate_msg_id(bus).await;
-    test_wildcard_capture(bus).await;
-    test_consumer_in_order(bus).await;
-    test_fetch_returns_early(bus).await;
-    test_ack_removes(bus).await;
-    test_redelivery_after_ack_wait(bus).await;
-    test_nak_redelivers(bus).await;
-    test_term_stops_redelivery(bus).await;
-    test_max_deliver(bus).await;
-    test_max_ack_pending(bus).await;
-    test_two_durables(bus).await;
-    test_durable_resumes(bus).await;
-    test_deliver_new(bus).await;
-    test_filter_subjects(bus).await;
-    test_headers_round_trip(bus).await;
-    test_publish_many_in_order(bus).await;
-    test_core_subscribe(bus).await;
-    test_pending(bus).await;
-    test_ensure_streams(bus).await;
-    test_not_found(bus).await;
-    test_invalid_input(bus).await;
-    test_health(bus).await;
+    macro_rules! run_each {
+        ($($name:ident),* $(,)?) => {
+            $($name(bus).await;)*
+        };
+    }
+    bus_conformance_names!(run_each);
 }
 
 /// Publishes are acknowledged with the stream name and consecutive sequences.

@@ -15,31 +15,7 @@ macro_rules! conformance_tests {
     };
 }
 
-conformance_tests!(
-    test_publish_sequence,
-    test_duplicate_msg_id,
-    test_wildcard_capture,
-    test_consumer_in_order,
-    test_fetch_returns_early,
-    test_ack_removes,
-    test_redelivery_after_ack_wait,
-    test_nak_redelivers,
-    test_term_stops_redelivery,
-    test_max_deliver,
-    test_max_ack_pending,
-    test_two_durables,
-    test_durable_resumes,
-    test_deliver_new,
-    test_filter_subjects,
-    test_headers_round_trip,
-    test_publish_many_in_order,
-    test_core_subscribe,
-    test_pending,
-    test_ensure_streams,
-    test_not_found,
-    test_invalid_input,
-    test_health,
-);
+posbon_bus::bus_conformance_names!(conformance_tests);
 
 /// The whole suite on one shared bus: the tests do not disturb each other.
 #[tokio::test]

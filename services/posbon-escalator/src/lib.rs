@@ -1,0 +1,1 @@
+//! Posbon escalator: per-mahalla risk state from EVENTS, escalations to ALERTS

@@ -1,0 +1,1 @@
+//! Posbon reporter: the daily situation report per mahalla, district, region and nation

@@ -24,7 +24,7 @@ use bytes::Bytes;
 
 use crate::{
     Bus, BusErrorKind, Consumer, ConsumerOptions, DeliverPolicy, Delivery, Headers,
-    OutgoingMessage, StreamConfig, default_streams, headers,
+    OutgoingMessage, StreamConfig, StreamReader, default_streams, headers,
 };
 
 /// The ack wait used by tests that wait for a redelivery.
@@ -184,6 +184,7 @@ macro_rules! bus_conformance_names {
             test_durable_resumes,
             test_deliver_new,
             test_filter_subjects,
+            test_read_stream,
             test_headers_round_trip,
             test_publish_many_in_order,
             test_core_subscribe,
@@ -612,6 +613,74 @@ pub async fn test_deliver_new(bus: &dyn Bus) {
     assert_eq!(payloads(&got), ["new"]);
     assert_eq!(got[0].stream_sequence, 4);
     ack_all(&got).await;
+}
+
+async fn next(reader: &mut Box<dyn StreamReader>) -> crate::StreamMessage {
+    tokio::time::timeout(PATIENCE, reader.next())
+        .await
+        .expect("a message within the patience")
+        .expect("reader open")
+        .expect("message read")
+}
+
+/// A stream reader starts at a sequence, keeps only matching subjects, follows new
+/// messages, and leaves no consumer behind for the others.
+pub async fn test_read_stream(bus: &dyn Bus) {
+    let f = fixture(bus, "readstream").await;
+    for (i, suffix) in ["a.x", "b.x", "a.y", "a.x"].iter().enumerate() {
+        publish(bus, &f.subject(suffix), &i.to_string()).await;
+    }
+    // Everything from 2 on under `a.>`.
+    let mut reader = bus
+        .read_stream(&f.stream, vec![f.subject("a.>")], 2)
+        .await
+        .expect("read stream");
+    let m = next(&mut reader).await;
+    assert_eq!((m.sequence, &m.payload[..]), (3, &b"2"[..]));
+    assert_eq!(m.subject, f.subject("a.y"));
+    let m = next(&mut reader).await;
+    assert_eq!((m.sequence, &m.payload[..]), (4, &b"3"[..]));
+    // Follows what is published next, skipping what does not match.
+    publish(bus, &f.subject("b.z"), "skip").await;
+    publish(bus, &f.subject("a.z"), "live").await;
+    let m = next(&mut reader).await;
+    assert_eq!((m.sequence, &m.payload[..]), (6, &b"live"[..]));
+    // From the start, no filter; headers travel.
+    let mut all = bus
+        .read_stream(&f.stream, vec![], 0)
+        .await
+        .expect("read stream");
+    let sequences = [next(&mut all).await.sequence, next(&mut all).await.sequence];
+    assert_eq!(sequences, [1, 2]);
+    // Past the end: waits for the next message.
+    let info = bus.stream_info(&f.stream).await.expect("stream info");
+    let mut tail = bus
+        .read_stream(&f.stream, vec![], info.last_sequence + 1)
+        .await
+        .expect("read stream");
+    let waited = tokio::time::timeout(Duration::from_millis(300), tail.next()).await;
+    assert!(waited.is_err(), "nothing past the end yet");
+    bus.publish(
+        &f.subject("c"),
+        Headers::new().with("X-Test", "1"),
+        Bytes::from_static(b"tail"),
+    )
+    .await
+    .expect("publish");
+    let m = next(&mut tail).await;
+    assert_eq!((m.sequence, &m.payload[..]), (7, &b"tail"[..]));
+    assert_eq!(m.headers.get("X-Test"), Some("1"));
+    // Readers are not durable consumers: the stream has none.
+    drop((reader, all, tail));
+    let c = consumer(bus, &f, "after", vec![], ConsumerOptions::default()).await;
+    let got = fetch_exactly(&*c, 7).await;
+    ack_all(&got).await;
+    // Unknown stream.
+    let err = bus
+        .read_stream("NO_SUCH_STREAM_RS", vec![], 1)
+        .await
+        .expect_err("unknown stream");
+    assert_eq!(err.kind(), BusErrorKind::NotFound, "{err}");
 }
 
 /// Filter subjects select what a consumer receives (several filters, with wildcards).

@@ -115,6 +115,18 @@ pub trait Bus: Send + Sync + fmt::Debug {
     /// published from now on, at most once, and drops messages when it falls behind.
     async fn subscribe(&self, subject: &str) -> BusResult<Box<dyn Subscription>>;
 
+    /// Reads `stream` in order from `start_sequence` (1 reads everything the stream still
+    /// holds; `last_sequence + 1` only what comes next), keeping only subjects that match
+    /// one of `filter_subjects` (all when empty), and then follows new messages as they
+    /// are stored. Nothing is acknowledged and no server state outlives the reader: this is
+    /// how a live feed resumes from the last sequence a client saw.
+    async fn read_stream(
+        &self,
+        stream: &str,
+        filter_subjects: Vec<String>,
+        start_sequence: u64,
+    ) -> BusResult<Box<dyn StreamReader>>;
+
     /// Publishes without waiting for anything (core NATS). A stream that captures the
     /// subject still stores it.
     async fn core_publish(&self, subject: &str, headers: Headers, payload: Bytes) -> BusResult<()>;
@@ -277,6 +289,28 @@ pub struct StreamInfo {
     pub last_sequence: u64,
     /// The number of consumers.
     pub consumers: usize,
+}
+
+/// Reads a stream in order (see [`Bus::read_stream`]).
+#[async_trait]
+pub trait StreamReader: Send + fmt::Debug {
+    /// The next message, waiting for one to be stored; `None` when the bus is closed.
+    async fn next(&mut self) -> Option<BusResult<StreamMessage>>;
+}
+
+/// A message read from a stream, with its stream sequence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamMessage {
+    /// The subject it was published on.
+    pub subject: String,
+    /// Its headers.
+    pub headers: Headers,
+    /// Its payload.
+    pub payload: Bytes,
+    /// Its sequence in the stream.
+    pub sequence: u64,
+    /// When the stream stored it.
+    pub published: SystemTime,
 }
 
 /// One message delivered to a [`Consumer`], to be acknowledged.

@@ -16,7 +16,7 @@ use crate::subjects::{
 use crate::{
     AckReply, Acker, Bus, BusError, BusErrorKind, BusResult, Consumer, ConsumerLag,
     ConsumerOptions, DeliverPolicy, Delivery, Headers, Message, OutgoingMessage, PublishAck,
-    StreamConfig, StreamInfo, Subscription,
+    StreamConfig, StreamInfo, StreamMessage, StreamReader, Subscription,
 };
 
 /// Settings of a [`MemoryBus`].
@@ -569,6 +569,45 @@ impl Drop for MemorySubscription {
     }
 }
 
+#[derive(Debug)]
+struct MemoryReader {
+    stream: Arc<StreamHandle>,
+    filters: Vec<String>,
+    next_sequence: u64,
+}
+
+#[async_trait]
+impl StreamReader for MemoryReader {
+    async fn next(&mut self) -> Option<BusResult<StreamMessage>> {
+        loop {
+            let changed = self.stream.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            {
+                let mut state = lock(&self.stream.state);
+                state.apply_limits(Instant::now());
+                self.next_sequence = self.next_sequence.max(state.first_sequence);
+                while self.next_sequence <= state.last_sequence {
+                    let sequence = self.next_sequence;
+                    self.next_sequence += 1;
+                    if let Some(stored) = state.message(sequence)
+                        && matches_filters(&self.filters, &stored.subject)
+                    {
+                        return Some(Ok(StreamMessage {
+                            subject: stored.subject.clone(),
+                            headers: stored.headers.clone(),
+                            payload: stored.payload.clone(),
+                            sequence,
+                            published: stored.published,
+                        }));
+                    }
+                }
+            }
+            changed.await;
+        }
+    }
+}
+
 #[async_trait]
 impl Bus for MemoryBus {
     async fn ensure_streams(&self, streams: &[StreamConfig]) -> BusResult<()> {
@@ -720,6 +759,23 @@ impl Bus for MemoryBus {
             id,
             receiver,
             bus: Arc::clone(&self.inner),
+        }))
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &str,
+        filter_subjects: Vec<String>,
+        start_sequence: u64,
+    ) -> BusResult<Box<dyn StreamReader>> {
+        for filter in &filter_subjects {
+            validate_pattern(filter)?;
+        }
+        let handle = self.stream(stream)?;
+        Ok(Box::new(MemoryReader {
+            stream: handle,
+            filters: filter_subjects,
+            next_sequence: start_sequence.max(1),
         }))
     }
 

@@ -23,7 +23,7 @@ use crate::subjects::{Retention, Storage, validate_name, validate_pattern, valid
 use crate::{
     AckReply, Bus, BusError, BusErrorKind, BusResult, Consumer, ConsumerLag, ConsumerOptions,
     DeliverPolicy, Delivery, Headers, Message, OutgoingMessage, PublishAck, StreamConfig,
-    StreamInfo, Subscription,
+    StreamInfo, StreamMessage, StreamReader, Subscription,
 };
 
 /// Settings of a [`NatsBus`] connection.
@@ -491,6 +491,54 @@ fn fetch_status_error(consumer: &str, err: &(dyn std::error::Error + Send + Sync
     BusError::new(kind, format!("fetch from {consumer}: {text}"))
 }
 
+struct NatsReader {
+    stream: String,
+    messages: pull::Ordered,
+}
+
+impl std::fmt::Debug for NatsReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NatsReader")
+            .field("stream", &self.stream)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl StreamReader for NatsReader {
+    async fn next(&mut self) -> Option<BusResult<StreamMessage>> {
+        let message = match self.messages.next().await? {
+            Ok(message) => message,
+            Err(err) => {
+                return Some(Err(BusError::new(
+                    BusErrorKind::Unavailable,
+                    format!("read stream {}: {err}", self.stream),
+                )));
+            }
+        };
+        let info = match message.info() {
+            Ok(info) => (info.stream_sequence, SystemTime::from(info.published)),
+            Err(err) => {
+                return Some(Err(BusError::new(
+                    BusErrorKind::Other,
+                    format!(
+                        "message of {} without jetstream metadata: {err}",
+                        self.stream
+                    ),
+                )));
+            }
+        };
+        let message = message.message;
+        Some(Ok(StreamMessage {
+            subject: message.subject.as_str().to_owned(),
+            headers: headers_from(message.headers.as_ref()),
+            payload: message.payload,
+            sequence: info.0,
+            published: info.1,
+        }))
+    }
+}
+
 #[derive(Debug)]
 struct NatsSubscription {
     subscriber: async_nats::Subscriber,
@@ -635,6 +683,47 @@ impl Bus for NatsBus {
                 )
             })?;
         Ok(Box::new(NatsSubscription { subscriber }))
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &str,
+        filter_subjects: Vec<String>,
+        start_sequence: u64,
+    ) -> BusResult<Box<dyn StreamReader>> {
+        validate_name(stream)?;
+        for filter in &filter_subjects {
+            validate_pattern(filter)?;
+        }
+        let handle = self
+            .jetstream
+            .get_stream(stream)
+            .await
+            .map_err(|err| get_stream_error(stream, &err))?;
+        let mut config = pull::OrderedConfig {
+            deliver_policy: jetstream::consumer::DeliverPolicy::ByStartSequence {
+                start_sequence: start_sequence.max(1),
+            },
+            ..Default::default()
+        };
+        match <[String; 1]>::try_from(filter_subjects) {
+            Ok([filter]) => config.filter_subject = filter,
+            Err(filters) => config.filter_subjects = filters,
+        }
+        let consumer = handle
+            .create_consumer(config)
+            .await
+            .map_err(|err| consumer_error(stream, "(ordered reader)", &err))?;
+        let messages = consumer.messages().await.map_err(|err| {
+            BusError::new(
+                BusErrorKind::Unavailable,
+                format!("read stream {stream}: {err}"),
+            )
+        })?;
+        Ok(Box::new(NatsReader {
+            stream: stream.to_owned(),
+            messages,
+        }))
     }
 
     async fn core_publish(&self, subject: &str, headers: Headers, payload: Bytes) -> BusResult<()> {

@@ -78,6 +78,7 @@ mod enriched;
 mod error;
 mod escalation;
 mod event;
+mod lifecycle;
 mod parse;
 mod pseudonym;
 mod schema;
@@ -92,6 +93,10 @@ pub use event::{
     MAX_ATTRIBUTE_KEY_BYTES, MAX_ATTRIBUTE_VALUE_BYTES, MAX_ATTRIBUTES, MAX_DESCRIPTION_BYTES,
     MAX_ID_BYTES, MAX_REF_BYTES, MAX_SOURCE_BYTES, MAX_URI_BYTES, PaymentSystem, UnknownVariant,
     is_valid_id,
+};
+pub use lifecycle::{
+    ActionRequest, AuditKind, AuditStep, EscalationAction, EscalationRecord, MAX_ACTOR_BYTES,
+    MAX_NOTE_BYTES, NotifyTier, TransitionError,
 };
 pub use parse::{BatchItem, DEFAULT_MAX_PAYLOAD_BYTES, Limits, parse_event, parse_events};
 pub use pseudonym::{

@@ -114,5 +114,13 @@ pub fn generate_schemas() -> Vec<(&'static str, Value)> {
             root_for::<crate::EnrichedEvent>(),
         ),
         ("escalation.schema.json", root_for::<crate::Escalation>()),
+        (
+            "escalation_record.schema.json",
+            root_for::<crate::EscalationRecord>(),
+        ),
+        (
+            "escalation_action.schema.json",
+            root_for::<crate::ActionRequest>(),
+        ),
     ]
 }

@@ -31,7 +31,7 @@
 //! | `t` | `t` · time (8 B) · event id | event record (a second copy) |
 //! | `i` | `i` · event id | the event's `e` key |
 //! | `c` | `c` · name | checkpoint, format owned by its writer |
-//! | `x` | `x` · ... | escalations (reserved) |
+//! | `x` | `x` · `e` · id, `x` · `s` · source | escalation records, source precision ([`escalations`]) |
 //! | `r` | `r` · ... | reports (reserved) |
 //!
 //! * **cell**: the event's H3 index at the storage resolution (`cell` of the
@@ -96,6 +96,7 @@ pub mod codec;
 pub mod conformance;
 mod embedded;
 mod error;
+pub mod escalations;
 mod ext;
 pub mod keys;
 mod memory;
@@ -103,6 +104,7 @@ mod store;
 
 pub use embedded::{EmbeddedStore, INLINE_RECORDS};
 pub use error::{Result, StoreError, StoreErrorKind};
+pub use escalations::{EscalationStoreExt, SourcePrecision};
 pub use ext::{DEFAULT_PAGE, EventStoreExt, PutSummary};
 pub use keys::checkpoint_key;
 pub use memory::MemoryStore;

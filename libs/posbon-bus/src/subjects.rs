@@ -6,6 +6,7 @@
 //! | [`EVENTS_STREAM`] | `posbon.events.>` | `posbon.events.<region>.<district>.<mahalla>.<kind>` |
 //! | [`ALERTS_STREAM`] | `posbon.alerts.>` | `posbon.alerts.<region>.<district>.<mahalla>` |
 //! | [`DLQ_STREAM`] | `posbon.dlq.>` | `posbon.dlq.<kind>` (`unknown` when the kind is not known) |
+//! | [`ACTIONS_STREAM`] | `posbon.actions.>` | [`ESCALATION_ACTIONS`]: operators' actions on escalations |
 //!
 //! Events outside every mahalla use [`UNASSIGNED`] for region, district and mahalla.
 //! `schemas/subjects.md` documents payloads and headers.
@@ -22,6 +23,8 @@ pub const EVENTS_STREAM: &str = "EVENTS";
 pub const ALERTS_STREAM: &str = "ALERTS";
 /// The stream of rejected input (dead letters).
 pub const DLQ_STREAM: &str = "DLQ";
+/// The stream of operators' actions (acknowledge, assign, resolve, false alarm).
+pub const ACTIONS_STREAM: &str = "ACTIONS";
 
 /// Everything [`INGEST_STREAM`] captures.
 pub const INGEST_ALL: &str = "posbon.ingest.>";
@@ -31,6 +34,10 @@ pub const EVENTS_ALL: &str = "posbon.events.>";
 pub const ALERTS_ALL: &str = "posbon.alerts.>";
 /// Everything [`DLQ_STREAM`] captures.
 pub const DLQ_ALL: &str = "posbon.dlq.>";
+/// Everything [`ACTIONS_STREAM`] captures.
+pub const ACTIONS_ALL: &str = "posbon.actions.>";
+/// Where other systems publish actions on escalations (one JSON action request each).
+pub const ESCALATION_ACTIONS: &str = "posbon.actions.escalations";
 /// The daily situation report (a core NATS subject, captured by no stream).
 pub const REPORTS_DAILY: &str = "posbon.reports.daily";
 
@@ -362,6 +369,14 @@ impl StreamConfig {
             .with_max_bytes(GIB)
     }
 
+    /// [`ACTIONS_STREAM`]: operators' actions on escalations arriving over NATS. 7 days,
+    /// 256 MiB.
+    pub fn actions() -> Self {
+        Self::new(ACTIONS_STREAM, vec![ACTIONS_ALL.to_owned()])
+            .with_max_age(Duration::from_secs(7 * DAY))
+            .with_max_bytes(GIB / 4)
+    }
+
     /// Sets [`StreamConfig::max_age`].
     pub fn with_max_age(mut self, max_age: Duration) -> Self {
         self.max_age = Some(max_age);
@@ -444,13 +459,14 @@ impl StreamConfig {
     }
 }
 
-/// The four Posbon streams with their defaults: INGEST, EVENTS, ALERTS, DLQ.
+/// The five Posbon streams with their defaults: INGEST, EVENTS, ALERTS, DLQ, ACTIONS.
 pub fn default_streams() -> Vec<StreamConfig> {
     vec![
         StreamConfig::ingest(),
         StreamConfig::events(),
         StreamConfig::alerts(),
         StreamConfig::dlq(),
+        StreamConfig::actions(),
     ]
 }
 
@@ -550,7 +566,13 @@ mod tests {
         let streams = default_streams();
         assert_eq!(
             streams.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
-            [INGEST_STREAM, EVENTS_STREAM, ALERTS_STREAM, DLQ_STREAM]
+            [
+                INGEST_STREAM,
+                EVENTS_STREAM,
+                ALERTS_STREAM,
+                DLQ_STREAM,
+                ACTIONS_STREAM
+            ]
         );
         for stream in &streams {
             stream.validate().unwrap();

@@ -8,7 +8,7 @@
 //! | `i` | `i` · event id | the `e` key of the event |
 //! | `c` | `c` · name | a checkpoint (format owned by its writer) |
 //! | `x` | `x` · ... | escalations (reserved) |
-//! | `r` | `r` · ... | reports (reserved) |
+//! | `r` | `r` · kind · ... | report documents ([`crate::reports`]) |
 //!
 //! *cell* is the event's H3 index at the storage resolution as a big-endian
 //! `u64`; *time* is `occurred_at` in microseconds since the Unix epoch (UTC)
@@ -40,7 +40,7 @@ pub const EVENT_ID: u8 = b'i';
 pub const CHECKPOINT: u8 = b'c';
 /// Prefix reserved for escalations.
 pub const ESCALATION: u8 = b'x';
-/// Prefix reserved for reports.
+/// Prefix of report documents ([`crate::reports`]).
 pub const REPORT: u8 = b'r';
 
 /// Length of an `e` key before the event id: prefix, cell, time.

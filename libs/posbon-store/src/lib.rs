@@ -32,7 +32,7 @@
 //! | `i` | `i` · event id | the event's `e` key |
 //! | `c` | `c` · name | checkpoint, format owned by its writer |
 //! | `x` | `x` · `e` · id, `x` · `s` · source | escalation records, source precision ([`escalations`]) |
-//! | `r` | `r` · ... | reports (reserved) |
+//! | `r` | `r` · kind · `0x00` · key · `0x00` · part, `r` · kind · `0x01` · key | report documents in parts, their listing ([`reports`]) |
 //!
 //! * **cell**: the event's H3 index at the storage resolution (`cell` of the
 //!   [`EnrichedEvent`](posbon_model::EnrichedEvent), resolution 10 by default).
@@ -100,6 +100,7 @@ pub mod escalations;
 mod ext;
 pub mod keys;
 mod memory;
+pub mod reports;
 mod store;
 
 pub use embedded::{EmbeddedStore, INLINE_RECORDS};
@@ -108,6 +109,7 @@ pub use escalations::{EscalationStoreExt, SourcePrecision};
 pub use ext::{DEFAULT_PAGE, EventStoreExt, PutSummary};
 pub use keys::checkpoint_key;
 pub use memory::MemoryStore;
+pub use reports::ReportStoreExt;
 pub use store::{
     EventStore, KvPair, MAX_KEY_BYTES, MAX_VALUE_BYTES, Store, check_key, normalize_batch,
 };

@@ -147,13 +147,31 @@ pub trait EventStoreExt: EventStore {
         to: DateTime<Utc>,
         page: usize,
     ) -> BoxStream<'_, Result<EnrichedEvent>> {
+        self.cell_record_pages(cell, storage, micros(&from), micros(&to), page)
+            .map_ok(decode_page)
+            .try_flatten()
+            .boxed()
+    }
+
+    /// The raw `e` entries (key and record) behind
+    /// [`EventStoreExt::events_in_cell_stream`], a page at a time, for
+    /// readers that decode records themselves (the SQL engine reads only the
+    /// fields a query needs). `from` and `to` are microseconds since the
+    /// epoch, `[from, to)`; pages are never empty.
+    fn cell_record_pages(
+        &self,
+        cell: CellIndex,
+        storage: Resolution,
+        from: i64,
+        to: i64,
+        page: usize,
+    ) -> BoxStream<'_, Result<Vec<KvPair>>> {
         let Some(span) = children_range(cell, storage) else {
             let error = StoreError::invalid(format!(
                 "cell {cell} is finer than the storage resolution {storage}"
             ));
             return stream::once(async move { Err(error) }).boxed();
         };
-        let (from, to) = (micros(&from), micros(&to));
         let (lo, hi) = (*span.start(), *span.end());
         let scan = CellScan {
             store: self,
@@ -170,10 +188,7 @@ pub trait EventStoreExt: EventStore {
                 FIRST_CHUNK.min(page.max(1))
             },
         };
-        stream::try_unfold(scan, CellScan::next_page)
-            .map_ok(decode_page)
-            .try_flatten()
-            .boxed()
+        stream::try_unfold(scan, CellScan::next_page).boxed()
     }
 
     /// [`EventStoreExt::events_in_cell_stream`], collected.
@@ -197,11 +212,23 @@ pub trait EventStoreExt: EventStore {
         to: DateTime<Utc>,
         page: usize,
     ) -> BoxStream<'_, Result<EnrichedEvent>> {
-        let (start, end) = time_range(micros(&from), micros(&to));
-        pages(self, start, end, page)
+        self.time_record_pages(micros(&from), micros(&to), page)
             .map_ok(decode_page)
             .try_flatten()
             .boxed()
+    }
+
+    /// The raw `t` entries (key and record) behind
+    /// [`EventStoreExt::events_in_time_stream`], `page` entries per read;
+    /// `from` and `to` are microseconds since the epoch, `[from, to)`.
+    fn time_record_pages(
+        &self,
+        from: i64,
+        to: i64,
+        page: usize,
+    ) -> BoxStream<'_, Result<Vec<KvPair>>> {
+        let (start, end) = time_range(from, to);
+        pages(self, start, end, page).boxed()
     }
 
     /// [`EventStoreExt::events_in_time_stream`], collected.

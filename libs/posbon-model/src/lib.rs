@@ -81,6 +81,7 @@ mod event;
 mod lifecycle;
 mod parse;
 mod pseudonym;
+mod risk_view;
 mod schema;
 
 pub use cell::{CELL_PATTERN, CellId, InvalidCellId};
@@ -102,4 +103,5 @@ pub use parse::{BatchItem, DEFAULT_MAX_PAYLOAD_BYTES, Limits, parse_event, parse
 pub use pseudonym::{
     PSEUDONYM_HEX_DIGITS, PSEUDONYM_PREFIX, is_pseudonymised, pseudonymise_account_ref,
 };
+pub use risk_view::{MahallaRisk, RISK_SNAPSHOT_PREFIX, RiskSnapshot};
 pub use schema::generate_schemas;

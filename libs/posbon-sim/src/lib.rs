@@ -34,3 +34,28 @@ pub use national::{
     DEFAULT_NATIONAL_MAHALLAS, NationalOptions, REGIONS, RegionSpec, TownSpec, national_registry,
 };
 pub use registry::{GeneratedRegistry, MahallaFeature};
+
+/// The mahalla registry at `path`, or, when `path` is `None`, the simulated
+/// Tashkent registry of [`CityOptions::default`] (what `posbon simulate city`
+/// writes with default options): every service that takes a `registry`
+/// setting loads it this way, so they all agree on the mahallas.
+pub fn load_registry(path: Option<&std::path::Path>) -> Result<posbon_geo::Registry, SimError> {
+    let options = posbon_geo::RegistryOptions::default();
+    match path {
+        Some(path) => posbon_geo::Registry::from_path(path, &options).map_err(|e| {
+            SimError::Registry(format!(
+                "cannot load the mahalla registry {}: {e}",
+                path.display()
+            ))
+        }),
+        None => {
+            let city = city_registry(&CityOptions::default())?;
+            posbon_geo::Registry::from_geojson(city.to_geojson_string().as_bytes(), &options)
+                .map_err(|e| {
+                    SimError::Registry(format!(
+                        "the simulated tashkent registry does not load: {e}"
+                    ))
+                })
+        }
+    }
+}

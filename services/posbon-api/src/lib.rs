@@ -1,1 +1,219 @@
-//! Posbon API: live escalation feed, escalation lifecycle, SQL, reports and the command-centre page
+//! Posbon API: what command centres and analysts talk to.
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET /v1/feed` | live escalation feed, Server-Sent Events, resumable ([`feed`]) |
+//! | `GET /v1/feed/ws` | the same over a WebSocket |
+//! | `GET /v1/escalations` | escalations, filtered, newest first ([`escalations`]) |
+//! | `GET /v1/escalations/{id}` | one escalation with its audit trail |
+//! | `POST /v1/escalations/{id}/{action}` | `acknowledge`, `assign`, `resolve`, `false_alarm` |
+//! | `GET /v1/mahallas` | GeoJSON of the mahallas with their current risk ([`mahallas`]) |
+//! | `GET /v1/mahallas/{id}` | a mahalla's recent events, hot cells and escalations |
+//! | `GET /v1/registry` | regions and districts |
+//! | `GET /v1/sources/precision` | per-camera and per-detector precision from verdicts |
+//! | `/healthz`, `/readyz`, `/metrics` | [`posbon_service::Health`] |
+//!
+//! The API process is also the one writer of escalation records
+//! ([`lifecycle`]). SQL (`POST /v1/sql`) and reports (`GET /v1/reports/daily`)
+//! come from `posbon-sql` and `posbon-reporter` and are merged in by whoever
+//! runs the API ([`ApiParts::extra`]).
+
+pub mod error;
+pub mod escalations;
+pub mod feed;
+pub mod lifecycle;
+pub mod mahallas;
+pub mod serve;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::{get, post};
+use posbon_bus::{Bus, default_streams};
+use posbon_geo::Registry;
+use posbon_service::{FnCheck, Health};
+use posbon_store::Store;
+use posbon_telemetry::{Gauge, Metrics};
+use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
+
+pub use error::ApiError;
+pub use lifecycle::Lifecycle;
+
+/// Defaults embedded in the binary.
+pub const DEFAULTS: &str = include_str!("default.toml");
+
+/// How the API runs (`[api]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    /// HTTP address.
+    pub listen: String,
+    /// NATS server URLs.
+    pub nats_urls: Vec<String>,
+    /// Mahalla registry (GeoJSON). Empty: the simulated Tashkent registry.
+    #[serde(default)]
+    pub registry: Option<std::path::PathBuf>,
+    /// Seconds after which an unacknowledged escalation is re-notified one tier up.
+    pub renotify_after_secs: u64,
+    /// Seconds between re-notification checks.
+    pub renotify_check_secs: u64,
+    /// Seconds between SSE keep-alive comments.
+    pub feed_keepalive_secs: u64,
+    /// Most escalations one list returns.
+    pub max_list: usize,
+}
+
+impl ApiConfig {
+    /// The SSE keep-alive interval (at least one second).
+    pub fn feed_keepalive(&self) -> Duration {
+        Duration::from_secs(self.feed_keepalive_secs.max(1))
+    }
+
+    /// Checks the values.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.max_list >= 1, "api.max_list: must be at least 1");
+        anyhow::ensure!(
+            self.renotify_after_secs >= 1,
+            "api.renotify_after_secs: must be at least 1"
+        );
+        anyhow::ensure!(
+            self.renotify_check_secs >= 1,
+            "api.renotify_check_secs: must be at least 1"
+        );
+        Ok(())
+    }
+}
+
+/// What every handler shares.
+pub struct ApiState {
+    /// Configuration.
+    pub config: ApiConfig,
+    /// The bus (ALERTS for the feed).
+    pub bus: Arc<dyn Bus>,
+    /// The store (escalation records, events, risk snapshots).
+    pub store: Store,
+    /// The mahalla registry.
+    pub registry: Arc<Registry>,
+    /// The lifecycle writer.
+    pub lifecycle: Arc<Lifecycle>,
+    /// Connected feed clients.
+    pub feed_clients: Gauge,
+}
+
+impl std::fmt::Debug for ApiState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiState")
+            .field("config", &self.config)
+            .field("store", &self.store.name())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ApiState {
+    /// Builds the state.
+    pub fn new(
+        config: ApiConfig,
+        bus: Arc<dyn Bus>,
+        store: Store,
+        registry: Arc<Registry>,
+        metrics: &Metrics,
+    ) -> anyhow::Result<Arc<Self>> {
+        config.validate()?;
+        let lifecycle = Arc::new(Lifecycle::new(
+            store.clone(),
+            bus.clone(),
+            Duration::from_secs(config.renotify_after_secs),
+            metrics,
+        )?);
+        Ok(Arc::new(Self {
+            feed_clients: metrics.gauge(
+                "posbon_feed_clients",
+                "Clients connected to the live escalation feed",
+            )?,
+            config,
+            bus,
+            store,
+            registry,
+            lifecycle,
+        }))
+    }
+}
+
+/// The API's own routes (see the crate docs).
+pub fn routes(state: Arc<ApiState>) -> Router {
+    Router::new()
+        .route("/v1/feed", get(feed::sse))
+        .route("/v1/feed/ws", get(feed::websocket))
+        .route("/v1/escalations", get(escalations::list))
+        .route("/v1/escalations/{id}", get(escalations::get))
+        .route("/v1/escalations/{id}/{action}", post(escalations::act))
+        .route("/v1/mahallas", get(mahallas::geojson))
+        .route("/v1/mahallas/{id}", get(mahallas::detail))
+        .route("/v1/registry", get(mahallas::registry))
+        .route("/v1/sources/precision", get(mahallas::precision))
+        .with_state(state)
+}
+
+/// Readiness checks of the API: NATS and the store.
+pub fn health(metrics: &Metrics, bus: Arc<dyn Bus>, store: Store) -> Health {
+    Health::new(metrics.clone())
+        .with_check(FnCheck::new("nats", move || {
+            let bus = bus.clone();
+            async move { bus.health().await.map_err(|e| e.to_string()) }
+        }))
+        .with_check(FnCheck::new("store", move || {
+            let store = store.clone();
+            async move { store.get(b"c").await.map(drop).map_err(|e| e.to_string()) }
+        }))
+}
+
+/// Runs the lifecycle worker until `shutdown` (also part of `posbon standalone`).
+pub async fn run_lifecycle(
+    state: Arc<ApiState>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let settings = lifecycle::LifecycleSettings {
+        renotify_check: Duration::from_secs(state.config.renotify_check_secs),
+    };
+    lifecycle::run(state.lifecycle.clone(), settings, shutdown).await
+}
+
+/// What [`run`] serves besides the API's own routes.
+#[derive(Debug, Default)]
+pub struct ApiParts {
+    /// More routes on the same address (SQL, reports, the page).
+    pub extra: Router,
+}
+
+/// Runs the API until `shutdown`: streams, lifecycle worker, HTTP server.
+pub async fn run(
+    config: ApiConfig,
+    bus: Arc<dyn Bus>,
+    store: Store,
+    registry: Arc<Registry>,
+    metrics: Metrics,
+    parts: ApiParts,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    bus.ensure_streams(&default_streams()).await?;
+    let listen = config.listen.clone();
+    let state = ApiState::new(config, bus.clone(), store.clone(), registry, &metrics)?;
+    let app = health(&metrics, bus, store)
+        .router()
+        .merge(routes(state.clone()))
+        .merge(parts.extra);
+    let listener = tokio::net::TcpListener::bind(&listen).await?;
+    tracing::info!(listen = %listener.local_addr()?, "api serving http");
+    let server_shutdown = shutdown.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { server_shutdown.cancelled().await })
+            .await
+    });
+    let worked = run_lifecycle(state, shutdown.clone()).await;
+    shutdown.cancel();
+    server.await??;
+    worked
+}

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use posbon_bus::{Bus, NatsBus, NatsOptions};
-use posbon_geo::{Registry, RegistryOptions};
+use posbon_geo::Registry;
 use posbon_telemetry::Metrics;
 use tokio_util::sync::CancellationToken;
 
@@ -18,20 +18,10 @@ pub fn load_config(file: Option<&Path>) -> anyhow::Result<FileConfig> {
     Ok(posbon_service::load_config(DEFAULTS, file)?)
 }
 
-/// The mahalla registry at `path`, or the simulated Tashkent registry (the
-/// default seed of `posbon simulate city`) when none is configured.
+/// The mahalla registry at `path`, or the simulated Tashkent registry when
+/// none is configured ([`posbon_sim::load_registry`]).
 pub fn load_registry(path: Option<&Path>) -> anyhow::Result<Registry> {
-    let options = RegistryOptions::default();
-    match path {
-        Some(path) => Registry::from_path(path, &options)
-            .with_context(|| format!("cannot load the mahalla registry {}", path.display())),
-        None => {
-            let city = posbon_sim::city_registry(&posbon_sim::CityOptions::default())
-                .context("cannot generate the simulated tashkent registry")?;
-            Registry::from_geojson(city.to_geojson_string().as_bytes(), &options)
-                .context("the simulated tashkent registry does not load")
-        }
-    }
+    Ok(posbon_sim::load_registry(path)?)
 }
 
 /// Connects to NATS, loads the registry and runs ingest until `shutdown`.

@@ -1,0 +1,81 @@
+//! API errors: a status code and a JSON body `{"error": "...", "code": "..."}`.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use posbon_model::TransitionError;
+
+/// An error answered to an HTTP client.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Stable snake_case code.
+    pub code: &'static str,
+    /// What is wrong, for a person.
+    pub message: String,
+}
+
+impl ApiError {
+    /// 400 with `code`.
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// 404.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::NOT_FOUND,
+            code: "not_found",
+            message: message.into(),
+        }
+    }
+
+    /// 503: a dependency (store, NATS) failed; retrying later may work.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            code: "unavailable",
+            message: message.into(),
+        }
+    }
+}
+
+impl From<TransitionError> for ApiError {
+    fn from(err: TransitionError) -> Self {
+        match err {
+            TransitionError::Conflict { .. } => Self {
+                status: StatusCode::CONFLICT,
+                code: "invalid_transition",
+                message: err.to_string(),
+            },
+            TransitionError::Invalid(message) => Self::bad_request("invalid_action", message),
+        }
+    }
+}
+
+impl From<posbon_store::StoreError> for ApiError {
+    fn from(err: posbon_store::StoreError) -> Self {
+        tracing::error!(error = %err, "store failed");
+        Self::unavailable(format!("store: {err}"))
+    }
+}
+
+impl From<posbon_bus::BusError> for ApiError {
+    fn from(err: posbon_bus::BusError) -> Self {
+        tracing::error!(error = %err, "bus failed");
+        Self::unavailable(format!("nats: {err}"))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({ "error": self.message, "code": self.code });
+        (self.status, Json(body)).into_response()
+    }
+}

@@ -1,0 +1,302 @@
+//! The live escalation feed: `GET /v1/feed` (Server-Sent Events) and
+//! `GET /v1/feed/ws` (WebSocket).
+//!
+//! Each message is an escalation record ([`EscalationRecord`], the same JSON as
+//! `GET /v1/escalations`) with its ALERTS stream sequence as the event id:
+//! `event: opened` when an escalation opens, `event: updated` after a lifecycle
+//! step or a re-notification. A client that reconnects with `Last-Event-ID`
+//! (SSE does it by itself) or `?last_event_id=` gets exactly the messages after
+//! that sequence, from the stream, then the live ones. Without either it gets
+//! only what comes next, or everything after `?since=<sequence>`.
+//!
+//! Filters: `region`, `district`, `mahalla` (ids; they become the NATS subject
+//! filter, so the server does the routing) and `min_level`.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures::{Stream, StreamExt as _};
+use posbon_bus::headers::ALERT_TYPE;
+use posbon_bus::subjects::{ALERTS_STREAM, validate_token};
+use posbon_bus::{StreamMessage, StreamReader};
+use posbon_model::{Escalation, EscalationRecord, RiskLevel};
+use serde::{Deserialize, Serialize};
+
+use crate::ApiState;
+use crate::error::ApiError;
+use crate::lifecycle::UPDATED;
+
+/// Query of the feed.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedQuery {
+    /// Only this region.
+    pub region: Option<String>,
+    /// Only this district.
+    pub district: Option<String>,
+    /// Only this mahalla.
+    pub mahalla: Option<String>,
+    /// Only escalations at this level or above.
+    pub min_level: Option<String>,
+    /// Resume after this sequence (for clients that cannot set `Last-Event-ID`).
+    pub last_event_id: Option<String>,
+    /// Start after this sequence (0: from the oldest message kept).
+    pub since: Option<String>,
+}
+
+/// A validated feed request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedFilter {
+    /// The NATS subject filter on ALERTS.
+    pub subject: String,
+    /// Minimum level.
+    pub min_level: RiskLevel,
+    /// Resume after this sequence; `None`: from the next message.
+    pub after: Option<u64>,
+}
+
+fn token(what: &str, value: Option<&String>) -> Result<String, ApiError> {
+    match value {
+        None => Ok("*".to_owned()),
+        Some(v) => {
+            validate_token(v)
+                .map_err(|e| ApiError::bad_request("invalid_filter", format!("{what}: {e}")))?;
+            Ok(v.clone())
+        }
+    }
+}
+
+fn sequence(what: &str, value: &str) -> Result<u64, ApiError> {
+    value.trim().parse::<u64>().map_err(|_| {
+        ApiError::bad_request(
+            "invalid_sequence",
+            format!("{what}: {value:?} is not a stream sequence (a whole number)"),
+        )
+    })
+}
+
+/// Parses a level name.
+pub fn parse_level(what: &str, value: &str) -> Result<RiskLevel, ApiError> {
+    RiskLevel::from_wire(value).ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_level",
+            format!("{what}: {value:?} is not one of normal, elevated, high, critical"),
+        )
+    })
+}
+
+impl FeedFilter {
+    /// Validates a query and the `Last-Event-ID` header.
+    pub fn parse(query: &FeedQuery, last_event_id: Option<&str>) -> Result<Self, ApiError> {
+        let subject = format!(
+            "posbon.alerts.{}.{}.{}",
+            token("region", query.region.as_ref())?,
+            token("district", query.district.as_ref())?,
+            token("mahalla", query.mahalla.as_ref())?
+        );
+        let min_level = match &query.min_level {
+            Some(level) => parse_level("min_level", level)?,
+            None => RiskLevel::Normal,
+        };
+        let after = match (last_event_id, &query.last_event_id, &query.since) {
+            (Some(header), _, _) => Some(sequence("Last-Event-ID", header)?),
+            (None, Some(q), _) => Some(sequence("last_event_id", q)?),
+            (None, None, Some(since)) => Some(sequence("since", since)?),
+            (None, None, None) => None,
+        };
+        Ok(Self {
+            subject,
+            min_level,
+            after,
+        })
+    }
+}
+
+/// One feed message.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FeedItem {
+    /// ALERTS sequence.
+    pub id: u64,
+    /// `opened` or `updated`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// The escalation record.
+    pub data: EscalationRecord,
+}
+
+/// Turns an ALERTS message into a feed item; `None` for what is not an
+/// escalation (logged).
+pub fn feed_item(message: &StreamMessage) -> Option<FeedItem> {
+    let updated = message.headers.get(ALERT_TYPE) == Some(UPDATED);
+    let parsed = if updated {
+        serde_json::from_slice::<EscalationRecord>(&message.payload)
+    } else {
+        serde_json::from_slice::<Escalation>(&message.payload).map(|e| {
+            let at = e.opened_at;
+            EscalationRecord::opened(e, message.sequence, at)
+        })
+    };
+    match parsed {
+        Ok(data) => Some(FeedItem {
+            id: message.sequence,
+            kind: if updated { "updated" } else { "opened" },
+            data,
+        }),
+        Err(err) => {
+            tracing::warn!(sequence = message.sequence, error = %err, "ALERTS message skipped by the feed");
+            None
+        }
+    }
+}
+
+async fn open(state: &ApiState, filter: &FeedFilter) -> Result<Box<dyn StreamReader>, ApiError> {
+    let start = match filter.after {
+        Some(after) => after.saturating_add(1),
+        None => state.bus.stream_info(ALERTS_STREAM).await?.last_sequence + 1,
+    };
+    Ok(state
+        .bus
+        .read_stream(ALERTS_STREAM, vec![filter.subject.clone()], start)
+        .await?)
+}
+
+/// The feed items of a reader, filtered by level; ends when the reader fails
+/// (the client reconnects and resumes).
+fn items(
+    reader: Box<dyn StreamReader>,
+    min_level: RiskLevel,
+) -> impl Stream<Item = FeedItem> + Send {
+    futures::stream::unfold(reader, |mut reader| async move {
+        match reader.next().await? {
+            Ok(message) => Some((feed_item(&message), reader)),
+            Err(err) => {
+                tracing::warn!(error = %err, "feed reader failed; the client will resume");
+                None
+            }
+        }
+    })
+    .filter_map(move |item| {
+        futures::future::ready(item.filter(|i| i.data.escalation.level >= min_level))
+    })
+}
+
+/// `GET /v1/feed`: Server-Sent Events.
+pub async fn sse(
+    State(state): State<Arc<ApiState>>,
+    Query(query): Query<FeedQuery>,
+    headers: HeaderMap,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let last = headers
+        .get("last-event-id")
+        .map(|v| v.to_str().unwrap_or("not ascii"));
+    let filter = FeedFilter::parse(&query, last)?;
+    let reader = open(&state, &filter).await?;
+    let gauge = state.feed_clients.clone();
+    gauge.inc();
+    let guard = ClientGuard(gauge);
+    let hello = futures::stream::once(async {
+        Ok(Event::default()
+            .retry(Duration::from_secs(2))
+            .comment("posbon escalation feed"))
+    });
+    let events = items(reader, filter.min_level).map(move |item| {
+        let _alive = &guard;
+        let data = serde_json::to_string(&item.data).unwrap_or_else(|_| "{}".to_owned());
+        Ok(Event::default()
+            .id(item.id.to_string())
+            .event(item.kind)
+            .data(data))
+    });
+    Ok(Sse::new(hello.chain(events))
+        .keep_alive(KeepAlive::new().interval(state.config.feed_keepalive())))
+}
+
+/// `GET /v1/feed/ws`: the same feed over a WebSocket, one JSON text message
+/// per item: `{"id": <sequence>, "type": "opened"|"updated", "data": {...}}`.
+pub async fn websocket(
+    State(state): State<Arc<ApiState>>,
+    Query(query): Query<FeedQuery>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let last = headers
+        .get("last-event-id")
+        .map(|v| v.to_str().unwrap_or("not ascii"));
+    let filter = FeedFilter::parse(&query, last)?;
+    let reader = open(&state, &filter).await?;
+    let gauge = state.feed_clients.clone();
+    Ok(upgrade
+        .on_upgrade(move |socket| async move {
+            gauge.inc();
+            let _guard = ClientGuard(gauge);
+            pump(socket, items(reader, filter.min_level)).await;
+        })
+        .into_response())
+}
+
+async fn pump(mut socket: WebSocket, items: impl Stream<Item = FeedItem> + Send) {
+    let mut items = std::pin::pin!(items);
+    loop {
+        tokio::select! {
+            item = items.next() => {
+                let Some(item) = item else { break };
+                let Ok(text) = serde_json::to_string(&item) else { continue };
+                if socket.send(Message::Text(text.into())).await.is_err() {
+                    break;
+                }
+            }
+            incoming = socket.recv() => match incoming {
+                Some(Ok(Message::Close(_)) | Err(_)) | None => break,
+                Some(Ok(_)) => {}
+            }
+        }
+    }
+}
+
+struct ClientGuard(posbon_telemetry::Gauge);
+
+impl Drop for ClientGuard {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters() {
+        let q = FeedQuery {
+            region: Some("tashkent".into()),
+            mahalla: Some("m-1".into()),
+            min_level: Some("high".into()),
+            ..FeedQuery::default()
+        };
+        let f = FeedFilter::parse(&q, Some("41")).expect("valid");
+        assert_eq!(f.subject, "posbon.alerts.tashkent.*.m-1");
+        assert_eq!((f.min_level, f.after), (RiskLevel::High, Some(41)));
+        let err = FeedFilter::parse(&q, Some("x")).expect_err("bad id");
+        assert!(err.message.contains("Last-Event-ID"), "{err}");
+        let bad = FeedQuery {
+            min_level: Some("severe".into()),
+            ..FeedQuery::default()
+        };
+        let err = FeedFilter::parse(&bad, None).expect_err("bad level");
+        assert_eq!(
+            err.message,
+            "min_level: \"severe\" is not one of normal, elevated, high, critical"
+        );
+        let bad = FeedQuery {
+            district: Some("a.b".into()),
+            ..FeedQuery::default()
+        };
+        assert!(FeedFilter::parse(&bad, None).is_err());
+    }
+}

@@ -1,0 +1,464 @@
+//! The escalation lifecycle: the one writer of escalation records.
+//!
+//! * Records an escalation when it opens (from the ALERTS stream, durable
+//!   consumer `api-lifecycle`), once: a replayed opening finds its record and
+//!   leaves it alone, so an acknowledged escalation never reopens.
+//! * Applies operators' actions from HTTP ([`Lifecycle::act`]) and from NATS
+//!   (`posbon.actions.escalations`, durable consumer `api-actions`), one at a
+//!   time, so two operators acting at once see one order.
+//! * Re-notifies an escalation one tier up when nobody acknowledged it in
+//!   time.
+//! * Feeds verdicts back: resolving counts as a confirmation, a false alarm as
+//!   a false alarm, for every camera and fraud detector that gave evidence
+//!   ([`posbon_store::SourcePrecision`]).
+//!
+//! Every change is stored first and then published on the mahalla's ALERTS
+//! subject with `Posbon-Alert-Type: updated` and `Nats-Msg-Id`
+//! `<escalation id>#<audit step number>`, so the live feed shows it and a
+//! re-publication after a crash is dropped as a duplicate.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use chrono::{DateTime, TimeDelta, Utc};
+use posbon_bus::headers::{ALERT_TYPE, ORIGINAL_SUBJECT, REJECT_CODE, REJECT_REASON, REJECTED_BY};
+use posbon_bus::subjects::{ACTIONS_STREAM, ALERTS_STREAM, Place, alert_subject, dlq_subject};
+use posbon_bus::{Bus, ConsumerOptions, Delivery, Headers};
+use posbon_model::{ActionRequest, Escalation, EscalationAction, EscalationRecord, Event};
+use posbon_store::{EscalationStoreExt as _, EventStoreExt as _, SourcePrecision, Store};
+use posbon_telemetry::{CounterVec, Metrics, TelemetryError};
+use tokio::sync::Mutex;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::ApiError;
+
+/// Durable consumer of ALERTS that records openings.
+pub const ALERTS_DURABLE: &str = "api-lifecycle";
+/// Durable consumer of ACTIONS.
+pub const ACTIONS_DURABLE: &str = "api-actions";
+/// `Posbon-Alert-Type` of an opening.
+pub const OPENED: &str = "opened";
+/// `Posbon-Alert-Type` of an update.
+pub const UPDATED: &str = "updated";
+
+/// The lifecycle writer.
+pub struct Lifecycle {
+    store: Store,
+    bus: Arc<dyn Bus>,
+    renotify_after: TimeDelta,
+    /// Serialises every read-modify-write of a record.
+    write: Mutex<OpenSet>,
+    steps: CounterVec,
+}
+
+impl std::fmt::Debug for Lifecycle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lifecycle")
+            .field("store", &self.store.name())
+            .field("renotify_after", &self.renotify_after)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Default)]
+struct OpenSet {
+    loaded: bool,
+    /// Ids of escalations with status `open` (candidates for re-notification).
+    open: BTreeSet<String>,
+}
+
+impl Lifecycle {
+    /// A writer over `store`, publishing updates on `bus`.
+    pub fn new(
+        store: Store,
+        bus: Arc<dyn Bus>,
+        renotify_after: Duration,
+        metrics: &Metrics,
+    ) -> Result<Self, TelemetryError> {
+        Ok(Self {
+            store,
+            bus,
+            renotify_after: TimeDelta::from_std(renotify_after).unwrap_or(TimeDelta::MAX),
+            write: Mutex::new(OpenSet::default()),
+            steps: metrics.counter_vec(
+                "posbon_escalation_steps_total",
+                "Escalation lifecycle steps, by kind (opened, acknowledge, ..., renotify, refused)",
+                &["kind"],
+            )?,
+        })
+    }
+
+    async fn open_set(&self) -> Result<tokio::sync::MutexGuard<'_, OpenSet>, ApiError> {
+        let mut guard = self.write.lock().await;
+        if !guard.loaded {
+            let all = self.store.escalations().await?;
+            guard.open = all
+                .into_iter()
+                .filter(|r| r.status() == posbon_model::EscalationStatus::Open)
+                .map(|r| r.escalation.id)
+                .collect();
+            guard.loaded = true;
+        }
+        Ok(guard)
+    }
+
+    /// Records an escalation that opened with ALERTS sequence `sequence`;
+    /// returns `false` when it was recorded already (a replay).
+    pub async fn record_opened(
+        &self,
+        escalation: Escalation,
+        sequence: u64,
+    ) -> Result<bool, ApiError> {
+        let mut open = self.open_set().await?;
+        if self.store.get_escalation(&escalation.id).await?.is_some() {
+            return Ok(false);
+        }
+        // Notified now (the wall clock), whatever the event time it opened at.
+        let record = EscalationRecord::opened(escalation, sequence, Utc::now());
+        self.store.put_escalation(&record).await?;
+        open.open.insert(record.escalation.id.clone());
+        self.steps.with_labels(&["opened"]).inc();
+        Ok(true)
+    }
+
+    /// Applies `action` to escalation `id`.
+    pub async fn act(
+        &self,
+        id: &str,
+        action: EscalationAction,
+        request: &ActionRequest,
+    ) -> Result<EscalationRecord, ApiError> {
+        let result = self.act_inner(id, action, request).await;
+        if result.is_err() {
+            self.steps.with_labels(&["refused"]).inc();
+        }
+        result
+    }
+
+    async fn act_inner(
+        &self,
+        id: &str,
+        action: EscalationAction,
+        request: &ActionRequest,
+    ) -> Result<EscalationRecord, ApiError> {
+        request.validate()?;
+        let mut open = self.open_set().await?;
+        let mut record = self
+            .store
+            .get_escalation(id)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("no escalation with id {id:?}")))?;
+        record.apply(action, request, Utc::now())?;
+        let precision = match action {
+            EscalationAction::Resolve => self.verdict(&record, true).await?,
+            EscalationAction::FalseAlarm => self.verdict(&record, false).await?,
+            _ => Vec::new(),
+        };
+        self.store
+            .put_escalation_batch(std::slice::from_ref(&record), &precision)
+            .await?;
+        if record.status() != posbon_model::EscalationStatus::Open {
+            open.open.remove(id);
+        }
+        drop(open);
+        self.steps.with_labels(&[action.as_str()]).inc();
+        self.publish_update(&record).await;
+        Ok(record)
+    }
+
+    /// The precision statistics after a verdict on `record`'s evidence.
+    async fn verdict(
+        &self,
+        record: &EscalationRecord,
+        confirmed: bool,
+    ) -> Result<Vec<SourcePrecision>, ApiError> {
+        let mut sources = BTreeSet::new();
+        for id in &record.escalation.evidence {
+            match self.store.get_event(id).await?.map(|e| e.event) {
+                Some(Event::CameraAlert(c)) => {
+                    sources.insert(("camera", c.camera_id));
+                }
+                Some(Event::FraudFlag(f)) => {
+                    sources.insert(("detector", f.header.source));
+                }
+                _ => {}
+            }
+        }
+        let mut out = Vec::with_capacity(sources.len());
+        for (kind, id) in sources {
+            let mut p = self
+                .store
+                .source_precision(kind, &id)
+                .await?
+                .unwrap_or_else(|| SourcePrecision {
+                    kind: kind.to_owned(),
+                    id: id.clone(),
+                    ..SourcePrecision::default()
+                });
+            if confirmed {
+                p.confirmed += 1;
+            } else {
+                p.false_alarms += 1;
+            }
+            out.push(p);
+        }
+        Ok(out)
+    }
+
+    /// Re-notifies every open escalation that waited `renotify_after` since
+    /// its last notification; returns how many.
+    pub async fn renotify_due(&self, now: DateTime<Utc>) -> Result<usize, ApiError> {
+        let mut open = self.open_set().await?;
+        let mut changed = Vec::new();
+        let ids: Vec<String> = open.open.iter().cloned().collect();
+        for id in ids {
+            let Some(mut record) = self.store.get_escalation(&id).await? else {
+                open.open.remove(&id);
+                continue;
+            };
+            if record.status() != posbon_model::EscalationStatus::Open {
+                open.open.remove(&id);
+                continue;
+            }
+            if record.renotify_if_due(now, self.renotify_after) {
+                changed.push(record);
+            }
+        }
+        self.store.put_escalation_batch(&changed, &[]).await?;
+        drop(open);
+        for record in &changed {
+            self.steps.with_labels(&["renotify"]).inc();
+            tracing::warn!(
+                escalation = %record.escalation.id,
+                tier = record.tier.as_str(),
+                "escalation not acknowledged in time: re-notified one tier up"
+            );
+            self.publish_update(record).await;
+        }
+        Ok(changed.len())
+    }
+
+    async fn publish_update(&self, record: &EscalationRecord) {
+        let e = &record.escalation;
+        let subject = match alert_subject(Place::new(&e.region_id, &e.district_id, &e.mahalla_id)) {
+            Ok(subject) => subject,
+            Err(err) => {
+                tracing::error!(escalation = %e.id, error = %err, "no alert subject");
+                return;
+            }
+        };
+        let payload = match serde_json::to_vec(record) {
+            Ok(payload) => Bytes::from(payload),
+            Err(err) => {
+                tracing::error!(escalation = %e.id, error = %err, "cannot encode record");
+                return;
+            }
+        };
+        let headers = Headers::new()
+            .with_msg_id(format!("{}#{}", e.id, record.history.len()))
+            .with(ALERT_TYPE, UPDATED)
+            .with_trace_context();
+        // The record is stored: the feed must learn of it, so retry a while.
+        for attempt in 0..5u32 {
+            match self
+                .bus
+                .publish(&subject, headers.clone(), payload.clone())
+                .await
+            {
+                Ok(_) => return,
+                Err(err) => {
+                    tracing::warn!(escalation = %e.id, attempt, error = %err, "publishing an update failed");
+                    tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+                }
+            }
+        }
+        tracing::error!(escalation = %e.id, "update stored but not published on the feed");
+    }
+}
+
+/// Settings of [`run`].
+#[derive(Debug, Clone, Copy)]
+pub struct LifecycleSettings {
+    /// How often open escalations are checked for re-notification.
+    pub renotify_check: Duration,
+}
+
+/// Runs the lifecycle until `shutdown`: records openings from ALERTS, applies
+/// actions from ACTIONS, re-notifies.
+pub async fn run(
+    lifecycle: Arc<Lifecycle>,
+    settings: LifecycleSettings,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let bus = lifecycle.bus.clone();
+    let options = ConsumerOptions {
+        ack_wait: Duration::from_secs(30),
+        max_ack_pending: 1000,
+        ..ConsumerOptions::default()
+    };
+    let alerts = bus
+        .consumer(ALERTS_STREAM, ALERTS_DURABLE, vec![], options)
+        .await?;
+    let actions = bus
+        .consumer(ACTIONS_STREAM, ACTIONS_DURABLE, vec![], options)
+        .await?;
+    // Three loops, so that a fetch is never dropped half-way by another branch.
+    let wait = Duration::from_millis(500);
+    let alerts_loop = {
+        let lifecycle = lifecycle.clone();
+        let shutdown = shutdown.clone();
+        async move {
+            while !shutdown.is_cancelled() {
+                let fetched = tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    fetched = alerts.fetch(100, wait) => fetched,
+                };
+                match fetched {
+                    Ok(batch) => {
+                        for delivery in batch {
+                            on_alert(&lifecycle, delivery).await;
+                        }
+                    }
+                    Err(err) => {
+                        tracing::warn!(error = %err, "fetching ALERTS failed");
+                        tokio::time::sleep(wait).await;
+                    }
+                }
+            }
+        }
+    };
+    let actions_loop = {
+        let lifecycle = lifecycle.clone();
+        let shutdown = shutdown.clone();
+        async move {
+            while !shutdown.is_cancelled() {
+                let fetched = tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    fetched = actions.fetch(100, wait) => fetched,
+                };
+                match fetched {
+                    Ok(batch) => {
+                        for delivery in batch {
+                            on_action(&lifecycle, delivery).await;
+                        }
+                    }
+                    Err(err) => {
+                        tracing::warn!(error = %err, "fetching ACTIONS failed");
+                        tokio::time::sleep(wait).await;
+                    }
+                }
+            }
+        }
+    };
+    let renotify_loop = async {
+        let mut tick = tokio::time::interval(settings.renotify_check);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                _ = tick.tick() => {}
+            }
+            if let Err(err) = lifecycle.renotify_due(Utc::now()).await {
+                tracing::warn!(error = %err, "re-notification check failed");
+            }
+        }
+    };
+    tokio::join!(alerts_loop, actions_loop, renotify_loop);
+    Ok(())
+}
+
+async fn settle(delivery: &Delivery, done: Result<(), ApiError>, what: &str) {
+    let reply = match done {
+        Ok(()) => delivery.ack().await,
+        // A store or NATS outage: offer it again later.
+        Err(err) if err.status.is_server_error() => {
+            tracing::warn!(error = %err, sequence = delivery.stream_sequence, "{what}: retrying later");
+            delivery.nak(Duration::from_secs(2)).await
+        }
+        Err(err) => {
+            tracing::warn!(
+                error = %err,
+                sequence = delivery.stream_sequence,
+                subject = %delivery.subject,
+                "{what}: refused"
+            );
+            delivery.term().await
+        }
+    };
+    if let Err(err) = reply {
+        tracing::warn!(error = %err, "acknowledging failed; the message will be redelivered");
+    }
+}
+
+async fn on_alert(lifecycle: &Lifecycle, delivery: Delivery) {
+    if delivery.headers.get(ALERT_TYPE) == Some(UPDATED) {
+        settle(&delivery, Ok(()), "alert").await;
+        return;
+    }
+    let done = match serde_json::from_slice::<Escalation>(&delivery.payload) {
+        Ok(escalation) => lifecycle
+            .record_opened(escalation, delivery.stream_sequence)
+            .await
+            .map(drop),
+        Err(err) => Err(ApiError::bad_request(
+            "invalid_escalation",
+            format!("ALERTS message is not an escalation: {err}"),
+        )),
+    };
+    settle(&delivery, done, "escalation opening").await;
+}
+
+/// Parses an action request from NATS: JSON naming the escalation and the action.
+pub fn parse_action(payload: &[u8]) -> Result<(String, EscalationAction, ActionRequest), ApiError> {
+    let request: ActionRequest = serde_json::from_slice(payload).map_err(|err| {
+        ApiError::bad_request("invalid_action", format!("not an action request: {err}"))
+    })?;
+    let id = request
+        .escalation_id
+        .clone()
+        .ok_or_else(|| ApiError::bad_request("invalid_action", "escalation_id: missing"))?;
+    let action = request
+        .action
+        .ok_or_else(|| ApiError::bad_request("invalid_action", "action: missing"))?;
+    Ok((id, action, request))
+}
+
+async fn on_action(lifecycle: &Lifecycle, delivery: Delivery) {
+    let done = match parse_action(&delivery.payload) {
+        Ok((id, action, request)) => lifecycle.act(&id, action, &request).await.map(drop),
+        Err(err) => Err(err),
+    };
+    // A refused action can never succeed: it goes to the DLQ with the reason
+    // (a 409 or 400), and is then terminated.
+    if let Err(err) = &done
+        && !err.status.is_server_error()
+    {
+        let headers = Headers::new()
+            .with_msg_id(format!("dlq:action:{}", delivery.stream_sequence))
+            .with(REJECT_CODE, err.code)
+            .with(REJECT_REASON, err.message.replace(['\r', '\n'], " "))
+            .with(ORIGINAL_SUBJECT, delivery.subject.clone())
+            .with(REJECTED_BY, "posbon-api");
+        if let Err(dlq) = lifecycle
+            .bus
+            .publish(
+                &dlq_subject(Some("action")),
+                headers,
+                delivery.payload.clone(),
+            )
+            .await
+        {
+            tracing::warn!(error = %dlq, "cannot dead-letter a refused action; retrying later");
+            settle(
+                &delivery,
+                Err(ApiError::unavailable(dlq.to_string())),
+                "action",
+            )
+            .await;
+            return;
+        }
+    }
+    settle(&delivery, done, "action").await;
+}

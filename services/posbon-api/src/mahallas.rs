@@ -1,0 +1,215 @@
+//! The map's data: `GET /v1/mahallas` (GeoJSON coloured by current risk),
+//! `GET /v1/mahallas/{id}` (its recent events, hot cells and escalations),
+//! `GET /v1/registry` (regions and districts for filters) and
+//! `GET /v1/sources/precision` (per-camera and per-detector precision).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use chrono::{TimeDelta, Utc};
+use futures::TryStreamExt as _;
+use geo::{LineString, Polygon};
+use posbon_model::{
+    EnrichedEvent, EscalationRecord, MahallaRisk, RISK_SNAPSHOT_PREFIX, RiskLevel, RiskSnapshot,
+};
+use posbon_store::keys::prefix_range;
+use posbon_store::{EscalationStoreExt as _, EventStoreExt as _, SourcePrecision, checkpoint_key};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::ApiState;
+use crate::error::ApiError;
+use crate::escalations::{ListFilter, list_records};
+
+/// The current risk of every mahalla that is not plainly normal, merged from
+/// every escalator shard's snapshot.
+pub async fn current_risk(state: &ApiState) -> Result<HashMap<String, MahallaRisk>, ApiError> {
+    let (start, end) = prefix_range(&checkpoint_key(RISK_SNAPSHOT_PREFIX));
+    let snapshots: Vec<_> = state
+        .store
+        .scan_stream(start, end, 64)
+        .try_collect()
+        .await?;
+    let mut out = HashMap::new();
+    for (key, value) in snapshots {
+        match serde_json::from_slice::<RiskSnapshot>(&value) {
+            Ok(snapshot) => {
+                for m in snapshot.mahallas {
+                    out.insert(m.mahalla_id.clone(), m);
+                }
+            }
+            Err(err) => tracing::warn!(
+                key = %String::from_utf8_lossy(&key),
+                error = %err,
+                "unreadable risk snapshot skipped"
+            ),
+        }
+    }
+    Ok(out)
+}
+
+fn ring(line: &LineString<f64>) -> Value {
+    let round = |v: f64| (v * 1e6).round() / 1e6;
+    Value::Array(
+        line.coords()
+            .map(|c| json!([round(c.x), round(c.y)]))
+            .collect(),
+    )
+}
+
+fn polygon(p: &Polygon<f64>) -> Value {
+    let mut rings = vec![ring(p.exterior())];
+    rings.extend(p.interiors().iter().map(ring));
+    Value::Array(rings)
+}
+
+/// `GET /v1/mahallas`: every mahalla as a GeoJSON feature with `id`, `name`,
+/// `district_id`, `region_id`, `population`, `level`, `score` and
+/// `open_escalations`.
+pub async fn geojson(State(state): State<Arc<ApiState>>) -> Result<Json<Value>, ApiError> {
+    let risk = current_risk(&state).await?;
+    let mut open: HashMap<String, u64> = HashMap::new();
+    let mut records = state.store.escalations_stream();
+    while let Some(r) = records.try_next().await? {
+        if !r.is_closed() {
+            *open.entry(r.escalation.mahalla_id).or_default() += 1;
+        }
+    }
+    let features: Vec<Value> = state
+        .registry
+        .mahallas()
+        .iter()
+        .map(|m| {
+            let r = risk.get(&m.id);
+            json!({
+                "type": "Feature",
+                "id": m.id,
+                "properties": {
+                    "id": m.id,
+                    "name": m.name,
+                    "district_id": m.district_id,
+                    "region_id": m.region_id,
+                    "population": m.population,
+                    "level": r.map_or(RiskLevel::Normal, |r| r.level),
+                    "score": r.map_or(0.0, |r| r.score),
+                    "open_escalations": open.get(&m.id).copied().unwrap_or(0),
+                },
+                "geometry": {
+                    "type": "MultiPolygon",
+                    "coordinates": m.geometry.0.iter().map(polygon).collect::<Vec<_>>(),
+                }
+            })
+        })
+        .collect();
+    Ok(Json(
+        json!({ "type": "FeatureCollection", "features": features }),
+    ))
+}
+
+/// Query of `GET /v1/mahallas/{id}`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetailQuery {
+    /// Events of the last this many hours (default 24, at most 720).
+    pub hours: Option<u32>,
+    /// At most this many events, newest first (default 100, at most 1000).
+    pub events: Option<usize>,
+}
+
+/// `GET /v1/mahallas/{id}`.
+pub async fn detail(
+    State(state): State<Arc<ApiState>>,
+    Path(id): Path<String>,
+    Query(query): Query<DetailQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let (idx, mahalla) = state
+        .registry
+        .mahalla_by_id(&id)
+        .ok_or_else(|| ApiError::not_found(format!("no mahalla with id {id:?}")))?;
+    let hours = query.hours.unwrap_or(24);
+    if !(1..=720).contains(&hours) {
+        return Err(ApiError::bad_request(
+            "invalid_hours",
+            format!("hours: {hours} is not in 1..=720"),
+        ));
+    }
+    let max_events = query.events.unwrap_or(100);
+    if !(1..=1000).contains(&max_events) {
+        return Err(ApiError::bad_request(
+            "invalid_events",
+            format!("events: {max_events} is not in 1..=1000"),
+        ));
+    }
+    let to = Utc::now() + TimeDelta::minutes(5);
+    let from = to - TimeDelta::hours(i64::from(hours));
+    let mut events: Vec<EnrichedEvent> = state
+        .store
+        .events_of_mahalla(&state.registry, idx, from, to)
+        .await?;
+    let total = events.len();
+    events.sort_by_key(|e| std::cmp::Reverse(e.event.occurred_at()));
+    events.truncate(max_events);
+    let risk = current_risk(&state).await?.remove(&id);
+    let filter = ListFilter::parse(
+        crate::escalations::ListQuery {
+            mahalla: Some(id.clone()),
+            limit: Some(state.config.max_list),
+            ..Default::default()
+        },
+        state.config.max_list,
+    )?;
+    let escalations: Vec<EscalationRecord> = list_records(&state, &filter).await?;
+    Ok(Json(json!({
+        "id": mahalla.id,
+        "name": mahalla.name,
+        "district_id": mahalla.district_id,
+        "region_id": mahalla.region_id,
+        "population": mahalla.population,
+        "inspector": mahalla.inspector,
+        "level": risk.as_ref().map_or(RiskLevel::Normal, |r| r.level),
+        "score": risk.as_ref().map_or(0.0, |r| r.score),
+        "since": risk.as_ref().and_then(|r| r.since),
+        "hot_cells": risk.map(|r| r.hot_cells).unwrap_or_default(),
+        "window": { "from": from, "to": to, "events": total },
+        "events": events,
+        "escalations": escalations,
+    })))
+}
+
+/// `GET /v1/registry`: regions with their districts (ids and names).
+pub async fn registry(State(state): State<Arc<ApiState>>) -> Json<Value> {
+    let regions: Vec<Value> = state
+        .registry
+        .regions()
+        .iter()
+        .map(|r| {
+            let districts: Vec<Value> = r
+                .districts
+                .iter()
+                .filter_map(|d| state.registry.district(d))
+                .map(|d| json!({ "id": d.id, "name": d.name, "mahallas": d.mahallas.len() }))
+                .collect();
+            json!({ "id": r.id, "name": r.name, "districts": districts })
+        })
+        .collect();
+    Json(json!({ "regions": regions, "mahallas": state.registry.mahallas().len() }))
+}
+
+/// `GET /v1/sources/precision`: how often each camera's and detector's
+/// evidence was confirmed or a false alarm.
+pub async fn precision(State(state): State<Arc<ApiState>>) -> Result<Json<Vec<Value>>, ApiError> {
+    let all: Vec<SourcePrecision> = state.store.source_precisions().await?;
+    Ok(Json(
+        all.into_iter()
+            .map(|p| {
+                let precision = p.precision();
+                json!({
+                    "kind": p.kind, "id": p.id, "confirmed": p.confirmed,
+                    "false_alarms": p.false_alarms, "precision": precision,
+                })
+            })
+            .collect(),
+    ))
+}

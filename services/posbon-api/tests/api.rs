@@ -1,0 +1,560 @@
+//! The API over the in-memory bus and store, and the feed over a real
+//! nats-server: lifecycle over HTTP and NATS, refusals, re-notification,
+//! precision feedback, and a feed that resumes exactly after a reconnect.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use bytes::Bytes;
+use chrono::{TimeZone as _, Utc};
+use posbon_api::{ApiConfig, ApiState};
+use posbon_bus::subjects::{ALERTS_STREAM, DLQ_STREAM, ESCALATION_ACTIONS, Place, alert_subject};
+use posbon_bus::{Bus, ConsumerOptions, Headers, MemoryBus, NatsBus, NatsOptions, default_streams};
+use posbon_geo::Registry;
+use posbon_model::{
+    CameraAlert, CellId, Detection, EnrichedEvent, Escalation, EscalationRecord, EscalationStatus,
+    Event, EventHeader, Location, NotifyTier, RiskLevel,
+};
+use posbon_store::{EscalationStoreExt as _, EventStoreExt as _, MemoryStore, Store};
+use posbon_telemetry::Metrics;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt as _;
+
+fn config(renotify_after_secs: u64) -> ApiConfig {
+    ApiConfig {
+        listen: "127.0.0.1:0".into(),
+        nats_urls: vec![],
+        registry: None,
+        renotify_after_secs,
+        renotify_check_secs: 1,
+        feed_keepalive_secs: 15,
+        max_list: 1000,
+    }
+}
+
+fn registry() -> Arc<Registry> {
+    static REGISTRY: std::sync::OnceLock<Arc<Registry>> = std::sync::OnceLock::new();
+    REGISTRY
+        .get_or_init(|| Arc::new(posbon_sim::load_registry(None).expect("city registry")))
+        .clone()
+}
+
+fn escalation(
+    mahalla_n: usize,
+    episode: u64,
+    level: RiskLevel,
+    evidence: Vec<String>,
+) -> Escalation {
+    let reg = registry();
+    let m = &reg.mahallas()[mahalla_n];
+    let t = Utc
+        .with_ymd_and_hms(2026, 11, 28, 9, 0, 0)
+        .single()
+        .expect("time")
+        + chrono::TimeDelta::minutes(episode as i64);
+    Escalation {
+        id: Escalation::deterministic_id(&m.id, "intensity", episode),
+        mahalla_id: m.id.clone(),
+        district_id: m.district_id.clone(),
+        region_id: m.region_id.clone(),
+        level,
+        previous_level: RiskLevel::Normal,
+        score: 5.0,
+        rule: "intensity".into(),
+        counts: Default::default(),
+        hot_cells: vec![],
+        evidence,
+        window_start: t,
+        window_end: t,
+        opened_at: t,
+        status: EscalationStatus::Open,
+    }
+}
+
+async fn publish_escalation(bus: &dyn Bus, e: &Escalation) -> u64 {
+    let subject =
+        alert_subject(Place::new(&e.region_id, &e.district_id, &e.mahalla_id)).expect("subject");
+    bus.publish(
+        &subject,
+        Headers::new().with_msg_id(&e.id),
+        Bytes::from(serde_json::to_vec(e).expect("json")),
+    )
+    .await
+    .expect("publish")
+    .sequence
+}
+
+struct Api {
+    state: Arc<ApiState>,
+    bus: Arc<dyn Bus>,
+    store: Store,
+    app: axum::Router,
+    shutdown: CancellationToken,
+}
+
+async fn api(bus: Arc<dyn Bus>, renotify_after_secs: u64) -> Api {
+    bus.ensure_streams(&default_streams())
+        .await
+        .expect("streams");
+    let store: Store = Arc::new(MemoryStore::new());
+    let metrics = Metrics::new();
+    let state = ApiState::new(
+        config(renotify_after_secs),
+        bus.clone(),
+        store.clone(),
+        registry(),
+        &metrics,
+    )
+    .expect("state");
+    let shutdown = CancellationToken::new();
+    tokio::spawn(posbon_api::run_lifecycle(state.clone(), shutdown.clone()));
+    let app = posbon_api::routes(state.clone());
+    Api {
+        state,
+        bus,
+        store,
+        app,
+        shutdown,
+    }
+}
+
+impl Api {
+    async fn call(&self, method: &str, uri: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("content-type", "application/json")
+            .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
+            .expect("request");
+        let response = self.app.clone().oneshot(request).await.expect("response");
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 24)
+            .await
+            .expect("body");
+        let value = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        (status, value)
+    }
+
+    async fn wait_recorded(&self, id: &str) -> EscalationRecord {
+        for _ in 0..200 {
+            if let Some(r) = self.store.get_escalation(id).await.expect("get") {
+                return r;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("escalation {id} was never recorded");
+    }
+}
+
+impl Drop for Api {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+#[tokio::test]
+async fn lifecycle_over_http_with_refusals_and_precision() {
+    let api = api(Arc::new(MemoryBus::new()), 3600).await;
+    // A camera alert that is evidence for the escalation.
+    let reg = registry();
+    let m = &reg.mahallas()[3];
+    let at = Utc
+        .with_ymd_and_hms(2026, 11, 28, 8, 0, 0)
+        .single()
+        .expect("time");
+    let cam = EnrichedEvent {
+        event: Event::CameraAlert(CameraAlert {
+            header: EventHeader {
+                id: "cam-evt-1".into(),
+                occurred_at: at.fixed_offset(),
+                location: Location {
+                    lat: 41.3,
+                    lng: 69.25,
+                    accuracy_m: None,
+                },
+                source: "vision".into(),
+                attributes: Default::default(),
+            },
+            camera_id: "cam-42".into(),
+            detection: Detection::DrugHandoff,
+            confidence: 0.9,
+            model: "m".into(),
+            snapshot_uri: None,
+        }),
+        cell: CellId::try_from(0x8a2a1072b59ffff_u64).expect("cell"),
+        mahalla_id: Some(m.id.clone()),
+        district_id: Some(m.district_id.clone()),
+        region_id: Some(m.region_id.clone()),
+        ingested_at: at,
+    };
+    api.store.put_events(&[cam]).await.expect("put");
+    let e = escalation(3, 1, RiskLevel::High, vec!["cam-evt-1".into()]);
+    let seq = publish_escalation(&*api.bus, &e).await;
+    let record = api.wait_recorded(&e.id).await;
+    assert_eq!(
+        (record.alert_sequence, record.status()),
+        (seq, EscalationStatus::Open)
+    );
+    // A replayed opening changes nothing.
+    publish_escalation(&*api.bus, &e).await;
+
+    let (status, list) = api.call("GET", "/v1/escalations?status=open", None).await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
+    assert_eq!(list[0]["id"], e.id.as_str());
+    assert_eq!(list[0]["mahalla_id"], m.id.as_str());
+    assert_eq!(list[0]["level"], "high");
+    assert_eq!(list[0]["status"], "open");
+
+    let path = |action: &str| format!("/v1/escalations/{}/{action}", e.id);
+    let (status, body) = api
+        .call("POST", &path("resolve"), Some(json!({"by": "op-1"})))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|m| m.contains("acknowledge or assign it first")),
+        "{body}"
+    );
+    let (status, body) = api
+        .call(
+            "POST",
+            &path("acknowledge"),
+            Some(json!({"by": "op-1", "note": "seen"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "acknowledged");
+    let (status, _) = api
+        .call("POST", &path("acknowledge"), Some(json!({"by": "op-2"})))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let (status, body) = api
+        .call("POST", &path("promote"), Some(json!({"by": "x"})))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let (status, body) = api
+        .call("POST", &path("assign"), Some(json!({"who": "x"})))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["error"].as_str().is_some_and(|m| m.contains("who")),
+        "{body}"
+    );
+    let (status, body) = api
+        .call(
+            "POST",
+            &path("assign"),
+            Some(json!({"by": "op-1", "assignee": "inspector-9"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["assignee"], "inspector-9");
+    let (status, body) = api
+        .call(
+            "POST",
+            &path("false_alarm"),
+            Some(json!({"by": "inspector-9", "note": "a delivery"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "false_alarm");
+    let kinds: Vec<&str> = body["history"]
+        .as_array()
+        .expect("history")
+        .iter()
+        .filter_map(|s| s["kind"].as_str())
+        .collect();
+    assert_eq!(kinds, ["opened", "acknowledge", "assign", "false_alarm"]);
+    let (status, _) = api
+        .call("POST", &path("resolve"), Some(json!({"by": "op"})))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let (status, _) = api
+        .call(
+            "POST",
+            "/v1/escalations/esc:nope/acknowledge",
+            Some(json!({"by": "op"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // The false alarm counted against the camera.
+    let (status, precision) = api.call("GET", "/v1/sources/precision", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        precision,
+        json!([{"kind": "camera", "id": "cam-42", "confirmed": 0, "false_alarms": 1, "precision": 0.0}])
+    );
+    // Filters and their errors.
+    let (status, list) = api.call("GET", "/v1/escalations?status=open", None).await;
+    assert_eq!((status, list), (StatusCode::OK, json!([])));
+    let (status, body) = api
+        .call("GET", "/v1/escalations?min_level=severe", None)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|m| m.contains("min_level")),
+        "{body}"
+    );
+    let (status, _) = api.call("GET", "/v1/escalations?status=closed", None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    // Map data.
+    let (status, map) = api.call("GET", "/v1/mahallas", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        map["features"].as_array().map(Vec::len),
+        Some(reg.mahallas().len())
+    );
+    let (status, detail) = api
+        .call("GET", &format!("/v1/mahallas/{}?hours=720", m.id), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{detail}");
+    assert_eq!(detail["escalations"][0]["id"], e.id.as_str());
+    let (status, _) = api.call("GET", "/v1/mahallas/no-such", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let _ = &api.state;
+}
+
+#[tokio::test]
+async fn actions_over_nats_and_refusals_to_the_dlq() {
+    let api = api(Arc::new(MemoryBus::new()), 3600).await;
+    let e = escalation(5, 1, RiskLevel::Elevated, vec![]);
+    publish_escalation(&*api.bus, &e).await;
+    api.wait_recorded(&e.id).await;
+    let send = |body: Value| {
+        let bus = api.bus.clone();
+        async move {
+            bus.publish(
+                ESCALATION_ACTIONS,
+                Headers::new(),
+                Bytes::from(body.to_string()),
+            )
+            .await
+            .expect("publish action");
+        }
+    };
+    send(json!({"escalation_id": e.id, "action": "acknowledge", "by": "radio-7"})).await;
+    // Refused: acknowledged twice; and not an action at all.
+    send(json!({"escalation_id": e.id, "action": "acknowledge", "by": "radio-8"})).await;
+    send(json!({"escalation_id": e.id, "by": "radio-8"})).await;
+    let dlq = api
+        .bus
+        .consumer(DLQ_STREAM, "t", vec![], ConsumerOptions::default())
+        .await
+        .expect("dlq consumer");
+    let mut dead = Vec::new();
+    for _ in 0..100 {
+        dead.extend(
+            dlq.fetch(10, Duration::from_millis(100))
+                .await
+                .expect("fetch"),
+        );
+        if dead.len() >= 2 {
+            break;
+        }
+    }
+    let seen: Vec<_> = dead
+        .iter()
+        .map(|d| {
+            (
+                d.headers.get("Posbon-Reject-Reason").map(str::to_owned),
+                String::from_utf8_lossy(&d.payload).into_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(dead.len(), 2, "{seen:?}");
+    assert_eq!(dead[0].subject, "posbon.dlq.action");
+    assert_eq!(
+        dead[0].headers.get("Posbon-Reject-Code"),
+        Some("invalid_transition")
+    );
+    assert!(
+        dead[0]
+            .headers
+            .get("Posbon-Reject-Reason")
+            .is_some_and(|r| r.contains("acknowledged already"))
+    );
+    assert_eq!(
+        dead[1].headers.get("Posbon-Reject-Code"),
+        Some("invalid_action")
+    );
+    assert_eq!(
+        dead[1].headers.get("Posbon-Reject-Reason"),
+        Some("action: missing")
+    );
+    let r = api
+        .store
+        .get_escalation(&e.id)
+        .await
+        .expect("get")
+        .expect("record");
+    assert_eq!(r.status(), EscalationStatus::Acknowledged);
+    assert_eq!(r.history.len(), 2);
+    assert_eq!(r.history[1].by, "radio-7");
+}
+
+#[tokio::test]
+async fn unacknowledged_escalations_climb_tiers() {
+    let api = api(Arc::new(MemoryBus::new()), 1).await;
+    let e = escalation(7, 1, RiskLevel::Critical, vec![]);
+    publish_escalation(&*api.bus, &e).await;
+    api.wait_recorded(&e.id).await;
+    let mut tier = NotifyTier::MahallaInspector;
+    for _ in 0..100 {
+        tier = api
+            .store
+            .get_escalation(&e.id)
+            .await
+            .expect("get")
+            .expect("record")
+            .tier;
+        if tier == NotifyTier::City {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(tier, NotifyTier::City);
+    // The updates are on the feed's stream.
+    let info = api.bus.stream_info(ALERTS_STREAM).await.expect("info");
+    assert_eq!(info.messages, 3, "opening and two re-notifications");
+}
+
+/// Reads an SSE response from a raw connection until `count` events arrived;
+/// returns their `(id, event, data)`.
+async fn read_sse(
+    addr: std::net::SocketAddr,
+    query: &str,
+    last: Option<u64>,
+    count: usize,
+) -> Vec<(u64, String, Value)> {
+    let mut conn = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let last = last
+        .map(|l| format!("Last-Event-ID: {l}\r\n"))
+        .unwrap_or_default();
+    let request = format!(
+        "GET /v1/feed{query} HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n{last}\r\n"
+    );
+    conn.write_all(request.as_bytes()).await.expect("write");
+    let mut text = String::new();
+    let mut buf = vec![0u8; 65536];
+    let mut out = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while out.len() < count {
+        let n = tokio::time::timeout_at(deadline, conn.read(&mut buf))
+            .await
+            .expect("events in time")
+            .expect("read");
+        assert!(n > 0, "connection closed early: {text}");
+        text.push_str(&String::from_utf8_lossy(&buf[..n]));
+        out.clear();
+        for block in text.split("\n\n") {
+            let mut id = None;
+            let mut event = String::new();
+            let mut data = String::new();
+            for line in block.lines() {
+                if let Some(v) = line
+                    .strip_prefix("id: ")
+                    .or_else(|| line.strip_prefix("id:"))
+                {
+                    id = v.trim().parse::<u64>().ok();
+                } else if let Some(v) = line
+                    .strip_prefix("event: ")
+                    .or_else(|| line.strip_prefix("event:"))
+                {
+                    event = v.trim().to_owned();
+                } else if let Some(v) = line
+                    .strip_prefix("data: ")
+                    .or_else(|| line.strip_prefix("data:"))
+                {
+                    data.push_str(v);
+                }
+            }
+            if let (Some(id), Ok(value)) = (id, serde_json::from_str::<Value>(&data)) {
+                out.push((id, event, value));
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn feed_resumes_exactly_over_nats() {
+    let nats = posbon_testkit::NatsServer::start();
+    let bus: Arc<dyn Bus> = Arc::new(
+        NatsBus::connect(vec![nats.url()], NatsOptions::default())
+            .await
+            .expect("connect"),
+    );
+    let api = api(bus, 3600).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let app = api.app.clone();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let reg = registry();
+    let district = reg.mahallas()[0].district_id.clone();
+    let mut sequences = Vec::new();
+    for (i, level) in [
+        RiskLevel::High,
+        RiskLevel::Elevated,
+        RiskLevel::Critical,
+        RiskLevel::High,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let e = escalation(i, 1, level, vec![]);
+        sequences.push((publish_escalation(&*api.bus, &e).await, e));
+    }
+    // From the start, only high and above.
+    let got = read_sse(addr, "?since=0&min_level=high", None, 3).await;
+    let ids: Vec<u64> = got.iter().map(|g| g.0).collect();
+    let want: Vec<u64> = sequences
+        .iter()
+        .filter(|(_, e)| e.level >= RiskLevel::High)
+        .map(|(s, _)| *s)
+        .collect();
+    assert_eq!(ids, want);
+    assert!(got.iter().all(|g| g.1 == "opened"));
+    // Reconnect with Last-Event-ID = the first: exactly the ones after it, in order.
+    let got = read_sse(addr, "?min_level=high", Some(want[0]), 2).await;
+    assert_eq!(got.iter().map(|g| g.0).collect::<Vec<_>>(), want[1..]);
+    // A lifecycle step arrives as an update.
+    let first = &sequences[0].1;
+    api.wait_recorded(&first.id).await;
+    let (status, _) = api
+        .call(
+            "POST",
+            &format!("/v1/escalations/{}/acknowledge", first.id),
+            Some(json!({"by": "op"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let last = sequences.last().map(|s| s.0).expect("last");
+    let got = read_sse(addr, "", Some(last), 1).await;
+    assert_eq!(got[0].1, "updated");
+    assert_eq!(got[0].2["id"], first.id.as_str());
+    assert_eq!(got[0].2["status"], "acknowledged");
+    // District filter goes to the subject.
+    let got = read_sse(addr, &format!("?district={district}&since=0"), None, 1).await;
+    assert!(got.iter().all(|g| g.2["district_id"] == district.as_str()));
+    // Bad input is a 400 naming the problem.
+    let (status, body) = api.call("GET", "/v1/feed?min_level=loud", None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|m| m.contains("min_level"))
+    );
+}

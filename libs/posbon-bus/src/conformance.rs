@@ -613,6 +613,21 @@ pub async fn test_deliver_new(bus: &dyn Bus) {
     assert_eq!(payloads(&got), ["new"]);
     assert_eq!(got[0].stream_sequence, 4);
     ack_all(&got).await;
+    // From a sequence: 3 and 4.
+    let c = consumer(
+        bus,
+        &f,
+        "fromthree",
+        vec![],
+        ConsumerOptions {
+            deliver_policy: DeliverPolicy::FromSequence(3),
+            ..ConsumerOptions::default()
+        },
+    )
+    .await;
+    let got = fetch_exactly(&*c, 2).await;
+    assert_eq!(payloads(&got), ["2", "new"]);
+    ack_all(&got).await;
 }
 
 async fn next(reader: &mut Box<dyn StreamReader>) -> crate::StreamMessage {

@@ -215,6 +215,9 @@ pub enum DeliverPolicy {
     All,
     /// From the next message published after the consumer was created.
     New,
+    /// From this stream sequence (or the first message still in the stream, when that is
+    /// later): a consumer that resumes from a checkpoint it keeps itself.
+    FromSequence(u64),
 }
 
 /// Settings of a durable pull consumer.

@@ -712,6 +712,7 @@ impl Bus for MemoryBus {
             let start = match options.deliver_policy {
                 DeliverPolicy::All => state.first_sequence,
                 DeliverPolicy::New => state.last_sequence + 1,
+                DeliverPolicy::FromSequence(sequence) => sequence.max(state.first_sequence),
             };
             match state.consumers.get_mut(durable) {
                 Some(existing) => {

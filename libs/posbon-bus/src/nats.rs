@@ -643,6 +643,11 @@ impl Bus for NatsBus {
             deliver_policy: match options.deliver_policy {
                 DeliverPolicy::All => jetstream::consumer::DeliverPolicy::All,
                 DeliverPolicy::New => jetstream::consumer::DeliverPolicy::New,
+                DeliverPolicy::FromSequence(sequence) => {
+                    jetstream::consumer::DeliverPolicy::ByStartSequence {
+                        start_sequence: sequence.max(1),
+                    }
+                }
             },
             ack_policy: AckPolicy::Explicit,
             ack_wait: options.ack_wait,

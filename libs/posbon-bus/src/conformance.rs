@@ -628,6 +628,22 @@ pub async fn test_deliver_new(bus: &dyn Bus) {
     let got = fetch_exactly(&*c, 2).await;
     assert_eq!(payloads(&got), ["2", "new"]);
     ack_all(&got).await;
+    // Opening an existing consumer with another start changes nothing.
+    publish(bus, &f.subject("a"), "later").await;
+    let c = consumer(
+        bus,
+        &f,
+        "fromthree",
+        vec![],
+        ConsumerOptions {
+            deliver_policy: DeliverPolicy::FromSequence(1),
+            ..ConsumerOptions::default()
+        },
+    )
+    .await;
+    let got = fetch_exactly(&*c, 1).await;
+    assert_eq!(payloads(&got), ["later"]);
+    ack_all(&got).await;
 }
 
 async fn next(reader: &mut Box<dyn StreamReader>) -> crate::StreamMessage {

@@ -716,14 +716,13 @@ impl Bus for MemoryBus {
             };
             match state.consumers.get_mut(durable) {
                 Some(existing) => {
-                    if existing.options.deliver_policy != options.deliver_policy {
-                        return Err(BusError::new(
-                            BusErrorKind::Rejected,
-                            format!("consumer {durable}: deliver policy can not be updated"),
-                        ));
-                    }
+                    // Where a consumer starts matters only when it is created.
+                    let deliver_policy = existing.options.deliver_policy;
                     existing.filters = filter_subjects;
-                    existing.options = options;
+                    existing.options = ConsumerOptions {
+                        deliver_policy,
+                        ..options
+                    };
                 }
                 None => {
                     state.consumers.insert(

@@ -662,6 +662,13 @@ impl Bus for NatsBus {
             Ok([filter]) => config.filter_subject = filter,
             Err(filters) => config.filter_subjects = filters,
         }
+        // The deliver policy only says where a new consumer starts: an existing one keeps
+        // its own (the server refuses to change it).
+        if let Ok(mut handle) = self.jetstream.get_stream(stream).await
+            && let Ok(info) = handle.consumer_info(durable).await
+        {
+            config.deliver_policy = info.config.deliver_policy;
+        }
         let consumer = self
             .jetstream
             .create_consumer_on_stream(config, stream)

@@ -1,1 +1,57 @@
-//! Posbon SQL: DataFusion table providers over the event store, H3 functions, report SQL
+//! Posbon SQL: DataFusion table providers over the event store, the H3
+//! functions analysts know from DuckDB, and the read-only query engine
+//! behind `POST /v1/sql`, `posbon sql` and the daily report.
+//!
+//! Tables (reference: `schemas/sql-tables.md`):
+//!
+//! * `events` (every kind, common columns plus `category`, `severity`,
+//!   `confidence`, `amount_uzs`), `incidents`, `camera_alerts`,
+//!   `fraud_flags`: the stored events, read from any
+//!   [`EventStore`](posbon_store::EventStore) backend. Timestamps are
+//!   `TIMESTAMPTZ` (UTC), `local_date` is the Asia/Tashkent date, enums are
+//!   dictionary-encoded strings, cells are `UBIGINT`.
+//! * `mahallas`: the registry.
+//! * `escalations`: the escalation records.
+//! * `daily_reports`, `daily_report_categories`, `daily_report_hot_cells`,
+//!   `mahalla_days`: what the reporter stored ([`stored`]).
+//!
+//! Filters on `occurred_at`, `local_date`, `cell` (a list of cells, a parent
+//! cell at a coarser resolution through `h3_cell_to_parent`, a grid disk)
+//! and `mahalla_id` become key ranges of the store, only the projected
+//! columns are decoded, and scans stream a page at a time; `EXPLAIN` shows
+//! the ranges ([`scan`]).
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use posbon_sql::{SqlEngine, SqlLimits, output};
+//! # async fn demo(store: posbon_store::Store, registry: Arc<posbon_geo::Registry>) -> Result<(), posbon_sql::SqlError> {
+//! let engine = SqlEngine::new(store, registry, SqlLimits::default())?;
+//! let out = engine
+//!     .query("SELECT mahalla_id, count(*) AS n FROM incidents \
+//!             WHERE local_date = DATE '2026-05-01' GROUP BY mahalla_id ORDER BY n DESC LIMIT 5")
+//!     .await?;
+//! println!("{}", output::to_text_table(&out)?);
+//! let app = posbon_sql::http::router(Arc::new(engine)); // POST /v1/sql
+//! # let _ = app;
+//! # Ok(())
+//! # }
+//! ```
+
+mod columns;
+mod engine;
+mod error;
+pub mod h3;
+pub mod http;
+pub mod output;
+pub mod scan;
+pub mod stored;
+mod tables;
+
+pub use columns::{TIME_ZONE, enum_type, timestamp_type};
+pub use engine::{QueryOutput, SqlEngine, SqlLimits, TABLES};
+pub use error::{SqlError, SqlErrorKind};
+pub use stored::StoredTable;
+
+/// Re-exported so callers build parameters and read results with the same
+/// version of DataFusion and Arrow.
+pub use datafusion;

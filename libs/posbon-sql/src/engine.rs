@@ -1,0 +1,259 @@
+//! [`SqlEngine`]: a DataFusion session over the store with Posbon's tables
+//! and functions, that runs read-only queries within limits.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::ScalarValue;
+use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
+use futures::StreamExt;
+use posbon_geo::Registry;
+use posbon_store::Store;
+use serde::Deserialize;
+
+use crate::columns::TableDef;
+use crate::error::SqlError;
+use crate::stored::{StoredTable, StoredTableProvider};
+use crate::tables::{EscalationsTable, EventTable, mahallas_table};
+
+/// Limits of one query, and the resources a session may use.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SqlLimits {
+    /// Longest a query may run, planning included, in milliseconds.
+    pub timeout_ms: u64,
+    /// Most rows a result holds; a longer result is cut and marked
+    /// truncated.
+    pub max_rows: usize,
+    /// Memory a query's operators (hash tables, sorts) may hold, in bytes.
+    pub max_memory_bytes: usize,
+    /// Partitions a query runs in parallel (0: one per CPU).
+    pub partitions: usize,
+}
+
+impl Default for SqlLimits {
+    fn default() -> Self {
+        Self {
+            timeout_ms: 30_000,
+            max_rows: 100_000,
+            max_memory_bytes: 2 << 30,
+            partitions: 0,
+        }
+    }
+}
+
+impl SqlLimits {
+    /// The time limit.
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+}
+
+/// The result of a query.
+#[derive(Debug, Clone)]
+pub struct QueryOutput {
+    /// Column names and types.
+    pub schema: SchemaRef,
+    /// The rows, in batches.
+    pub batches: Vec<RecordBatch>,
+    /// Number of rows in `batches`.
+    pub rows: usize,
+    /// True when the result had more than the row limit and was cut.
+    pub truncated: bool,
+    /// Time from the query text to the last row.
+    pub elapsed: Duration,
+}
+
+/// The names of the tables every engine has.
+pub const TABLES: [&str; 10] = [
+    "events",
+    "incidents",
+    "camera_alerts",
+    "fraud_flags",
+    "mahallas",
+    "escalations",
+    "daily_reports",
+    "daily_report_categories",
+    "daily_report_hot_cells",
+    "mahalla_days",
+];
+
+/// Runs read-only SQL over the store: the event tables (`events`,
+/// `incidents`, `camera_alerts`, `fraud_flags`), `mahallas`, `escalations`,
+/// the stored daily report tables and `mahalla_days`, with the H3 functions
+/// and `mahalla_of`.
+///
+/// Every query is checked to be read-only (no DDL, DML, `COPY` or session
+/// statements; no table reads files), runs within [`SqlLimits::timeout_ms`]
+/// and returns at most [`SqlLimits::max_rows`] rows. Cheap to share behind
+/// an `Arc`; queries run concurrently.
+#[derive(Clone)]
+pub struct SqlEngine {
+    ctx: SessionContext,
+    limits: SqlLimits,
+}
+
+impl std::fmt::Debug for SqlEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqlEngine")
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqlEngine {
+    /// An engine over `store`, with `registry` for `mahallas`, `mahalla_of`
+    /// and the storage resolution.
+    pub fn new(store: Store, registry: Arc<Registry>, limits: SqlLimits) -> Result<Self, SqlError> {
+        let partitions = if limits.partitions == 0 {
+            std::thread::available_parallelism().map_or(2, |n| n.get())
+        } else {
+            limits.partitions
+        };
+        let config = SessionConfig::new()
+            .with_target_partitions(partitions)
+            .with_batch_size(8192)
+            .with_information_schema(true);
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_limit(limits.max_memory_bytes.max(1 << 20), 1.0)
+            // No spill files: a query never writes to disk.
+            .with_disk_manager_builder(
+                DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled),
+            )
+            .build_arc()?;
+        let ctx = SessionContext::new_with_config_rt(config, runtime);
+        for def in [
+            TableDef::events(),
+            TableDef::incidents(),
+            TableDef::camera_alerts(),
+            TableDef::fraud_flags(),
+        ] {
+            let name = def.name;
+            ctx.register_table(
+                name,
+                Arc::new(EventTable::new(def, store.clone(), Arc::clone(&registry))),
+            )?;
+        }
+        ctx.register_table("mahallas", Arc::new(mahallas_table(&registry)?))?;
+        ctx.register_table(
+            "escalations",
+            Arc::new(EscalationsTable::new(store.clone())),
+        )?;
+        for table in StoredTable::ALL {
+            ctx.register_table(
+                table.name(),
+                Arc::new(StoredTableProvider::new(table, store.clone())),
+            )?;
+        }
+        for udf in crate::h3::functions(Arc::clone(&registry)) {
+            ctx.register_udf(udf);
+        }
+        Ok(Self { ctx, limits })
+    }
+
+    /// The limits queries run with.
+    pub fn limits(&self) -> &SqlLimits {
+        &self.limits
+    }
+
+    /// The DataFusion session, for callers that build plans themselves.
+    /// Queries run through it are not checked or limited.
+    pub fn context(&self) -> &SessionContext {
+        &self.ctx
+    }
+
+    /// Runs one read-only statement (a query, or `EXPLAIN` of one).
+    pub async fn query(&self, sql: &str) -> Result<QueryOutput, SqlError> {
+        self.query_with_params(sql, Vec::new()).await
+    }
+
+    /// Runs one read-only statement with named parameters: `$day` in the
+    /// text takes the value given for `day`.
+    pub async fn query_with_params(
+        &self,
+        sql: &str,
+        params: Vec<(String, ScalarValue)>,
+    ) -> Result<QueryOutput, SqlError> {
+        let limit = self.limits.timeout();
+        let started = Instant::now();
+        let run = self.run(sql, params, self.limits.max_rows, started);
+        match tokio::time::timeout(limit, run).await {
+            Ok(result) => result,
+            Err(_) => Err(SqlError::timeout(limit)),
+        }
+    }
+
+    /// The physical plan of a query with its parameters, as `EXPLAIN`
+    /// would show it (for tests and diagnostics).
+    pub async fn physical_plan(
+        &self,
+        sql: &str,
+        params: Vec<(String, ScalarValue)>,
+    ) -> Result<Arc<dyn ExecutionPlan>, SqlError> {
+        let df = self.dataframe(sql, params).await?;
+        Ok(df.create_physical_plan().await?)
+    }
+
+    async fn dataframe(
+        &self,
+        sql: &str,
+        params: Vec<(String, ScalarValue)>,
+    ) -> Result<datafusion::dataframe::DataFrame, SqlError> {
+        if sql.trim().trim_end_matches(';').trim().is_empty() {
+            return Err(SqlError::invalid("the query is empty"));
+        }
+        let options = SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(false)
+            .with_allow_statements(false);
+        let df = self.ctx.sql_with_options(sql, options).await?;
+        Ok(if params.is_empty() {
+            df
+        } else {
+            df.with_param_values(params)?
+        })
+    }
+
+    async fn run(
+        &self,
+        sql: &str,
+        params: Vec<(String, ScalarValue)>,
+        max_rows: usize,
+        started: Instant,
+    ) -> Result<QueryOutput, SqlError> {
+        let df = self.dataframe(sql, params).await?;
+        let mut stream = df.execute_stream().await?;
+        let schema = stream.schema();
+        let mut batches = Vec::new();
+        let mut rows = 0usize;
+        let mut truncated = false;
+        while let Some(batch) = stream.next().await {
+            let batch = batch?;
+            if rows + batch.num_rows() > max_rows {
+                let keep = max_rows - rows;
+                if keep > 0 {
+                    batches.push(batch.slice(0, keep));
+                }
+                rows = max_rows;
+                truncated = true;
+                break;
+            }
+            rows += batch.num_rows();
+            if batch.num_rows() > 0 {
+                batches.push(batch);
+            }
+        }
+        Ok(QueryOutput {
+            schema,
+            batches,
+            rows,
+            truncated,
+            elapsed: started.elapsed(),
+        })
+    }
+}

@@ -1,0 +1,199 @@
+//! `POST /v1/sql`: analysts' queries over HTTP.
+//!
+//! The body is `{"query": "..."}`. The answer's format follows `Accept`
+//! (or a `format` query parameter, `json`, `csv` or `arrow`, which wins):
+//!
+//! | `Accept` | body |
+//! |---|---|
+//! | `application/json`, `*/*`, none | [`to_json`](crate::output::to_json) |
+//! | `text/csv` | CSV with a header line |
+//! | `application/vnd.apache.arrow.stream` | an Arrow IPC stream |
+//!
+//! A result longer than the row limit is cut: JSON says `"truncated": true`,
+//! and every format carries the header `Posbon-Truncated: true` (status
+//! 200). Errors are JSON `{"error": "...", "kind": "..."}`:
+//!
+//! | status | kind | when |
+//! |---|---|---|
+//! | 400 | `invalid_request` | the body is not `{"query": "..."}` |
+//! | 400 | `invalid_query` | bad SQL, unknown table, column or function, type errors |
+//! | 400 | `forbidden` | DDL, DML, `COPY`, `SET` and the like: only reads are allowed |
+//! | 400 | `resources_exhausted` | the query needs more memory than its limit |
+//! | 406 | `not_acceptable` | `Accept` names no format offered here |
+//! | 504 | `timeout` | the query ran longer than its time limit and was stopped |
+//! | 500 | `internal` | the store failed (details in the server log) |
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::engine::{QueryOutput, SqlEngine};
+use crate::error::{SqlError, SqlErrorKind};
+use crate::output::{ARROW_STREAM, CSV, JSON, to_arrow_ipc, to_csv, to_json};
+
+/// The header that marks a result cut at the row limit.
+pub const TRUNCATED_HEADER: &str = "posbon-truncated";
+
+/// The body of `POST /v1/sql`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqlRequest {
+    /// One read-only SQL statement.
+    pub query: String,
+}
+
+/// A response format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// JSON.
+    Json,
+    /// CSV.
+    Csv,
+    /// Arrow IPC stream.
+    Arrow,
+}
+
+impl Format {
+    /// The format asked for by a `format` parameter or an `Accept` header;
+    /// `None` when nothing offered is acceptable.
+    pub fn negotiate(param: Option<&str>, accept: Option<&str>) -> Result<Self, String> {
+        if let Some(p) = param {
+            return match p {
+                "json" => Ok(Format::Json),
+                "csv" => Ok(Format::Csv),
+                "arrow" => Ok(Format::Arrow),
+                other => Err(format!(
+                    "unknown format {other:?}, expected json, csv or arrow"
+                )),
+            };
+        }
+        let Some(accept) = accept.filter(|a| !a.trim().is_empty()) else {
+            return Ok(Format::Json);
+        };
+        for item in accept.split(',') {
+            let media = item.split(';').next().unwrap_or_default().trim();
+            match media.to_ascii_lowercase().as_str() {
+                "application/json" | "*/*" | "application/*" => return Ok(Format::Json),
+                "text/csv" | "text/*" => return Ok(Format::Csv),
+                ARROW_STREAM => return Ok(Format::Arrow),
+                _ => {}
+            }
+        }
+        Err(format!(
+            "cannot answer with {accept}: ask for {JSON}, {CSV} or {ARROW_STREAM}"
+        ))
+    }
+
+    /// The media type.
+    pub const fn media_type(self) -> &'static str {
+        match self {
+            Format::Json => JSON,
+            Format::Csv => CSV,
+            Format::Arrow => ARROW_STREAM,
+        }
+    }
+}
+
+/// The `format` query parameter.
+#[derive(Debug, Deserialize)]
+struct FormatParam {
+    format: Option<String>,
+}
+
+/// A ready router for `POST /v1/sql`.
+pub fn router(engine: Arc<SqlEngine>) -> Router {
+    Router::new()
+        .route("/v1/sql", post(handle))
+        .with_state(engine)
+}
+
+/// An error answer: `{"error": message, "kind": kind}`.
+pub fn error_response(status: StatusCode, kind: &str, message: &str) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, JSON)],
+        json!({ "error": message, "kind": kind }).to_string(),
+    )
+        .into_response()
+}
+
+/// The answer for a failed query.
+pub fn sql_error_response(e: &SqlError) -> Response {
+    let status = match e.kind() {
+        SqlErrorKind::Timeout => StatusCode::GATEWAY_TIMEOUT,
+        SqlErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    if status == StatusCode::INTERNAL_SERVER_ERROR {
+        tracing::error!(error = %e, "sql query failed");
+        return error_response(
+            status,
+            e.kind().as_str(),
+            "the query failed inside the server; the server log has the details",
+        );
+    }
+    error_response(status, e.kind().as_str(), e.message())
+}
+
+/// Renders a query result in `format`.
+pub fn render(output: &QueryOutput, format: Format) -> Response {
+    let body = match format {
+        Format::Json => to_json(output).map(|v| Body::from(v.to_string())),
+        Format::Csv => to_csv(output).map(Body::from),
+        Format::Arrow => to_arrow_ipc(output).map(Body::from),
+    };
+    let mut response = match body {
+        Ok(body) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, format.media_type())],
+            body,
+        )
+            .into_response(),
+        Err(e) => return sql_error_response(&e),
+    };
+    if output.truncated {
+        response
+            .headers_mut()
+            .insert(TRUNCATED_HEADER, HeaderValue::from_static("true"));
+    }
+    response
+}
+
+async fn handle(
+    State(engine): State<Arc<SqlEngine>>,
+    Query(param): Query<FormatParam>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let format = match Format::negotiate(param.format.as_deref(), accept) {
+        Ok(f) => f,
+        Err(message) if param.format.is_some() => {
+            return error_response(StatusCode::BAD_REQUEST, "invalid_request", &message);
+        }
+        Err(message) => {
+            return error_response(StatusCode::NOT_ACCEPTABLE, "not_acceptable", &message);
+        }
+    };
+    let request: SqlRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                &format!("the body must be {{\"query\": \"...\"}}: {e}"),
+            );
+        }
+    };
+    match engine.query(&request.query).await {
+        Ok(output) => render(&output, format),
+        Err(e) => sql_error_response(&e),
+    }
+}

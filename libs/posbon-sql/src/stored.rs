@@ -1,0 +1,386 @@
+//! Tables stored by the reporter and read back as SQL tables: the daily
+//! report (`daily_reports`, `daily_report_categories`,
+//! `daily_report_hot_cells`) and the per-mahalla figures of each day
+//! (`mahalla_days`) that the report's baselines are computed from.
+//!
+//! Each table is stored one document per local date
+//! ([`posbon_store::ReportStoreExt`], key `YYYY-MM-DD`) as an Arrow IPC
+//! stream of rows with the table's schema, so the rows read back are
+//! exactly the rows the report's SQL produced. A filter on `date` selects
+//! which documents are read.
+
+use std::io::Cursor;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::NaiveDate;
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::ipc::reader::StreamReader;
+use datafusion::arrow::ipc::writer::StreamWriter;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::catalog::{MemTable, Session, TableProvider};
+use datafusion::common::{Result as DfResult, ScalarValue};
+use datafusion::error::DataFusionError;
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
+use datafusion::physical_plan::ExecutionPlan;
+use posbon_store::{ReportStoreExt, Store};
+
+use crate::columns::{date_to_days, days_to_date};
+use crate::error::SqlError;
+
+/// One of the stored tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StoredTable {
+    /// `daily_reports`: one row per scope (nation, region, district,
+    /// mahalla, and the unassigned events) and day.
+    DailyReports,
+    /// `daily_report_categories`: events and harm per scope, kind and
+    /// category.
+    DailyReportCategories,
+    /// `daily_report_hot_cells`: the hottest cells of each scope.
+    DailyReportHotCells,
+    /// `mahalla_days`: per mahalla and day, the counts the baselines use.
+    MahallaDays,
+}
+
+impl StoredTable {
+    /// Every stored table.
+    pub const ALL: [StoredTable; 4] = [
+        StoredTable::DailyReports,
+        StoredTable::DailyReportCategories,
+        StoredTable::DailyReportHotCells,
+        StoredTable::MahallaDays,
+    ];
+
+    /// The SQL name.
+    pub const fn name(self) -> &'static str {
+        match self {
+            StoredTable::DailyReports => "daily_reports",
+            StoredTable::DailyReportCategories => "daily_report_categories",
+            StoredTable::DailyReportHotCells => "daily_report_hot_cells",
+            StoredTable::MahallaDays => "mahalla_days",
+        }
+    }
+
+    /// The document kind in the store.
+    pub const fn kind(self) -> &'static str {
+        self.name()
+    }
+
+    /// The schema every stored document of the table has.
+    pub fn schema(self) -> SchemaRef {
+        let f = |name: &str, t: DataType, nullable: bool| Field::new(name, t, nullable);
+        let i = DataType::Int64;
+        let d = DataType::Float64;
+        let s = DataType::Utf8;
+        let scope = || {
+            vec![
+                f("date", DataType::Date32, false),
+                f("scope", s.clone(), false),
+                f("scope_id", s.clone(), false),
+            ]
+        };
+        let fields = match self {
+            StoredTable::DailyReports => {
+                let mut v = scope();
+                v.extend([
+                    f("name", s.clone(), false),
+                    f("region_id", s.clone(), true),
+                    f("district_id", s.clone(), true),
+                    f("mahallas", i.clone(), false),
+                    f("crime_free_mahallas", i.clone(), false),
+                    f("events", i.clone(), false),
+                    f("incidents", i.clone(), false),
+                    f("camera_alerts", i.clone(), false),
+                    f("fraud_flags", i.clone(), false),
+                    f("offences", i.clone(), false),
+                    f("cyber", i.clone(), false),
+                    f("cyber_share", d.clone(), true),
+                    f("harm", i.clone(), false),
+                    f("baseline7", d.clone(), false),
+                    f("z7", d.clone(), false),
+                    f("baseline28", d.clone(), false),
+                    f("z28", d.clone(), false),
+                    f("escalations_opened", i.clone(), false),
+                    f("escalations_closed", i.clone(), false),
+                ]);
+                v
+            }
+            StoredTable::DailyReportCategories => {
+                let mut v = scope();
+                v.extend([
+                    f("kind", s.clone(), false),
+                    f("category", s.clone(), false),
+                    f("events", i.clone(), false),
+                    f("harm", i.clone(), false),
+                ]);
+                v
+            }
+            StoredTable::DailyReportHotCells => {
+                let mut v = scope();
+                v.extend([
+                    f("rank", i.clone(), false),
+                    f("cell", DataType::UInt64, false),
+                    f("events", i.clone(), false),
+                    f("harm", i.clone(), false),
+                ]);
+                v
+            }
+            StoredTable::MahallaDays => vec![
+                f("date", DataType::Date32, false),
+                f("mahalla_id", s.clone(), true),
+                f("district_id", s.clone(), true),
+                f("region_id", s.clone(), true),
+                f("events", i.clone(), false),
+                f("offences", i.clone(), false),
+                f("cyber", i.clone(), false),
+                f("harm", i.clone(), false),
+            ],
+        };
+        Arc::new(Schema::new(fields))
+    }
+}
+
+/// Brings `batches` to the table's schema: the same column names in the
+/// same order, each cast to the stored type. A column that is missing,
+/// extra or out of order, a cast that fails, or a NULL in a column that
+/// may not hold one, is an error naming the column.
+pub fn conform(table: StoredTable, batches: &[RecordBatch]) -> Result<Vec<RecordBatch>, SqlError> {
+    let schema = table.schema();
+    let mut out = Vec::with_capacity(batches.len());
+    for batch in batches {
+        let got: Vec<&str> = batch
+            .schema_ref()
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect();
+        let want: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+        if got != want {
+            return Err(SqlError::invalid(format!(
+                "{}: the query gives columns [{}], the table has [{}]",
+                table.name(),
+                got.join(", "),
+                want.join(", ")
+            )));
+        }
+        let mut columns = Vec::with_capacity(want.len());
+        for (field, column) in schema.fields().iter().zip(batch.columns()) {
+            let column = cast(column, field.data_type()).map_err(|e| {
+                SqlError::invalid(format!("{}.{}: {e}", table.name(), field.name()))
+            })?;
+            if !field.is_nullable() && column.null_count() > 0 {
+                return Err(SqlError::invalid(format!(
+                    "{}.{}: {} NULL values in a column that holds none",
+                    table.name(),
+                    field.name(),
+                    column.null_count()
+                )));
+            }
+            columns.push(column);
+        }
+        out.push(
+            RecordBatch::try_new(Arc::clone(&schema), columns)
+                .map_err(|e| SqlError::internal(e.to_string()))?,
+        );
+    }
+    Ok(out)
+}
+
+/// Stores the rows of `table` for `date` (replacing what was stored).
+pub async fn put_table(
+    store: &Store,
+    table: StoredTable,
+    date: NaiveDate,
+    batches: &[RecordBatch],
+) -> Result<(), SqlError> {
+    let batches = conform(table, batches)?;
+    let mut bytes = Vec::new();
+    {
+        let mut writer = StreamWriter::try_new(&mut bytes, &table.schema())
+            .map_err(|e| SqlError::internal(e.to_string()))?;
+        for batch in &batches {
+            writer
+                .write(batch)
+                .map_err(|e| SqlError::internal(e.to_string()))?;
+        }
+        writer
+            .finish()
+            .map_err(|e| SqlError::internal(e.to_string()))?;
+    }
+    store
+        .put_report(table.kind(), &date.to_string(), &bytes)
+        .await?;
+    Ok(())
+}
+
+/// The rows of `table` stored for `date`, `None` when nothing is stored.
+pub async fn get_table(
+    store: &Store,
+    table: StoredTable,
+    date: NaiveDate,
+) -> Result<Option<Vec<RecordBatch>>, SqlError> {
+    let Some(bytes) = store.get_report(table.kind(), &date.to_string()).await? else {
+        return Ok(None);
+    };
+    decode(table, &bytes).map(Some)
+}
+
+/// The dates stored for `table` in `[from, to)`.
+pub async fn stored_dates(
+    store: &Store,
+    table: StoredTable,
+    from: Option<NaiveDate>,
+    to: Option<NaiveDate>,
+) -> Result<Vec<NaiveDate>, SqlError> {
+    let from = from.map(|d| d.to_string()).unwrap_or_default();
+    let to = to.map(|d| d.to_string()).unwrap_or_default();
+    let keys = store.report_keys(table.kind(), &from, &to).await?;
+    keys.iter()
+        .map(|k| {
+            k.parse::<NaiveDate>().map_err(|_| {
+                SqlError::internal(format!("{}: stored key {k:?} is not a date", table.name()))
+            })
+        })
+        .collect()
+}
+
+fn decode(table: StoredTable, bytes: &[u8]) -> Result<Vec<RecordBatch>, SqlError> {
+    let reader = StreamReader::try_new(Cursor::new(bytes), None)
+        .map_err(|e| SqlError::internal(format!("{}: {e}", table.name())))?;
+    let batches = reader
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| SqlError::internal(format!("{}: {e}", table.name())))?;
+    conform(table, &batches)
+}
+
+/// A stored table as a SQL table.
+pub(crate) struct StoredTableProvider {
+    table: StoredTable,
+    store: Store,
+    schema: SchemaRef,
+}
+
+impl std::fmt::Debug for StoredTableProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredTableProvider")
+            .field("table", &self.table)
+            .field("store", &self.store.name())
+            .finish()
+    }
+}
+
+impl StoredTableProvider {
+    pub(crate) fn new(table: StoredTable, store: Store) -> Self {
+        Self {
+            table,
+            store,
+            schema: table.schema(),
+        }
+    }
+}
+
+/// The `[from, to)` dates a filter on `date` allows.
+fn date_bounds(expr: &Expr) -> Option<(Option<i32>, Option<i32>)> {
+    use datafusion::logical_expr::{BinaryExpr, Operator};
+    let Expr::BinaryExpr(BinaryExpr { left, op, right }) = expr else {
+        return None;
+    };
+    let (op, v) = match (left.as_ref(), right.as_ref()) {
+        (Expr::Column(c), Expr::Literal(v, _)) if c.name == "date" => (*op, v),
+        (Expr::Literal(v, _), Expr::Column(c)) if c.name == "date" => (
+            match op {
+                Operator::Lt => Operator::Gt,
+                Operator::LtEq => Operator::GtEq,
+                Operator::Gt => Operator::Lt,
+                Operator::GtEq => Operator::LtEq,
+                other => *other,
+            },
+            v,
+        ),
+        _ => return None,
+    };
+    let ScalarValue::Date32(Some(d)) = v else {
+        return None;
+    };
+    let d = *d;
+    Some(match op {
+        Operator::Eq => (Some(d), d.checked_add(1)),
+        Operator::Gt => (d.checked_add(1), None),
+        Operator::GtEq => (Some(d), None),
+        Operator::Lt => (None, Some(d)),
+        Operator::LtEq => (None, d.checked_add(1)),
+        _ => return None,
+    })
+}
+
+#[async_trait]
+impl TableProvider for StoredTableProvider {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> DfResult<Vec<TableProviderFilterPushDown>> {
+        Ok(filters
+            .iter()
+            .map(|f| {
+                if date_bounds(f).is_some() {
+                    TableProviderFilterPushDown::Inexact
+                } else {
+                    TableProviderFilterPushDown::Unsupported
+                }
+            })
+            .collect())
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let (mut from, mut to) = (i32::MIN, i32::MAX);
+        for (lo, hi) in filters.iter().filter_map(date_bounds) {
+            if let Some(lo) = lo {
+                from = from.max(lo);
+            }
+            if let Some(hi) = hi {
+                to = to.min(hi);
+            }
+        }
+        let mut batches = Vec::new();
+        if from < to {
+            let dates = stored_dates(
+                &self.store,
+                self.table,
+                (from > i32::MIN).then(|| days_to_date(from)).flatten(),
+                (to < i32::MAX).then(|| days_to_date(to)).flatten(),
+            )
+            .await
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+            for date in dates {
+                let days = date_to_days(date);
+                if days < from || days >= to {
+                    continue;
+                }
+                if let Some(found) = get_table(&self.store, self.table, date)
+                    .await
+                    .map_err(|e| DataFusionError::External(Box::new(e)))?
+                {
+                    batches.extend(found);
+                }
+            }
+        }
+        let mem = MemTable::try_new(Arc::clone(&self.schema), vec![batches])?;
+        mem.scan(state, projection, filters, limit).await
+    }
+}

@@ -664,7 +664,7 @@ impl Bus for NatsBus {
         }
         // The deliver policy only says where a new consumer starts: an existing one keeps
         // its own (the server refuses to change it).
-        if let Ok(mut handle) = self.jetstream.get_stream(stream).await
+        if let Ok(handle) = self.jetstream.get_stream(stream).await
             && let Ok(info) = handle.consumer_info(durable).await
         {
             config.deliver_policy = info.config.deliver_policy;

@@ -1,0 +1,77 @@
+//! Starting the escalator from its configuration file: what
+//! `posbon-escalator` runs.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use posbon_bus::{Bus, NatsBus, NatsOptions};
+use posbon_risk::RiskConfig;
+use posbon_store::{EmbeddedStore, Store};
+use posbon_telemetry::Metrics;
+use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::{DEFAULTS, EscalatorConfig};
+
+/// The whole configuration file of `posbon-escalator`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// The escalator.
+    pub escalator: EscalatorConfig,
+    /// The risk model; built-in defaults for what is left out.
+    #[serde(default)]
+    pub risk: RiskConfig,
+    /// The store.
+    pub store: StoreConfig,
+    /// Logs, traces and metrics.
+    #[serde(default)]
+    pub telemetry: posbon_telemetry::TelemetryConfig,
+}
+
+/// Where the store is (`[store]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// Directory of the embedded store.
+    pub path: std::path::PathBuf,
+}
+
+/// Loads the configuration: embedded defaults, then `file`, then
+/// `POSBON__`-prefixed environment variables.
+pub fn load_config(file: Option<&Path>) -> anyhow::Result<FileConfig> {
+    Ok(posbon_service::load_config(DEFAULTS, file)?)
+}
+
+/// Connects to NATS, opens the store, loads the registry and runs until
+/// `shutdown`.
+pub async fn serve(config: FileConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let escalator = config.escalator;
+    let registry = Arc::new(posbon_sim::load_registry(escalator.registry.as_deref())?);
+    let store: Store =
+        Arc::new(EmbeddedStore::open(&config.store.path).with_context(|| {
+            format!("cannot open the store at {}", config.store.path.display())
+        })?);
+    let bus: Arc<dyn Bus> = Arc::new(
+        NatsBus::connect(
+            escalator.nats_urls.clone(),
+            NatsOptions {
+                name: Some(format!("posbon-escalator-{}", escalator.shard()?.name())),
+                ..NatsOptions::default()
+            },
+        )
+        .await
+        .context("cannot connect to nats")?,
+    );
+    crate::run(
+        escalator,
+        config.risk,
+        bus,
+        store,
+        registry,
+        Metrics::new(),
+        shutdown,
+    )
+    .await
+}

@@ -1,0 +1,277 @@
+//! The escalator over the in-memory bus and store: it reproduces exactly the
+//! escalations of a straight replay of the same events, after a crash in the
+//! middle, and when the mahallas are re-sharded from one instance to two.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use chrono::{TimeDelta, TimeZone as _, Utc};
+use posbon_bus::subjects::{ALERTS_STREAM, EVENTS_STREAM, Place, event_subject};
+use posbon_bus::{Bus, ConsumerOptions, Headers, MemoryBus, OutgoingMessage, default_streams};
+use posbon_escalator::{EscalatorConfig, Shard};
+use posbon_geo::Registry;
+use posbon_model::{CellId, EnrichedEvent, Escalation, Limits, parse_event};
+use posbon_risk::{Engine, RiskConfig};
+use posbon_sim::{EventOptions, EventStream, SimBody, SimRegistry};
+use posbon_store::{MemoryStore, Store};
+use posbon_telemetry::Metrics;
+use tokio_util::sync::CancellationToken;
+
+fn registry() -> (Arc<Registry>, Arc<SimRegistry>) {
+    let city = posbon_sim::city_registry(&posbon_sim::CityOptions::default()).expect("city");
+    let reg = Registry::from_geojson(city.to_geojson_string().as_bytes(), &Default::default())
+        .expect("registry");
+    (
+        Arc::new(reg),
+        Arc::new(SimRegistry::from_generated(&city).expect("sim registry")),
+    )
+}
+
+/// Four days of the simulated city, enriched as ingest would.
+fn events(reg: &Registry, sim: Arc<SimRegistry>) -> Vec<EnrichedEvent> {
+    let options = EventOptions {
+        seed: 7,
+        rate_per_hour: 150.0,
+        duration: TimeDelta::days(4),
+        start: Utc
+            .with_ymd_and_hms(2026, 10, 1, 0, 0, 0)
+            .single()
+            .expect("start")
+            .fixed_offset(),
+        bad_fraction: 0.0,
+    };
+    let far = Utc
+        .with_ymd_and_hms(2030, 1, 1, 0, 0, 0)
+        .single()
+        .expect("now");
+    EventStream::new(sim, &options)
+        .expect("stream")
+        .filter(|item| matches!(item.body, SimBody::Valid { .. }))
+        .map(|item| {
+            let event = parse_event(item.line.as_bytes(), &Limits::default(), far).expect("valid");
+            let loc = event.location();
+            let located = reg.locate(loc.lat, loc.lng).expect("locate");
+            let m = located.mahalla.map(|i| reg.mahalla(i));
+            EnrichedEvent {
+                cell: CellId::new(u64::from(located.cell)).expect("cell"),
+                mahalla_id: m.map(|m| m.id.clone()),
+                district_id: m.map(|m| m.district_id.clone()),
+                region_id: m.map(|m| m.region_id.clone()),
+                ingested_at: far,
+                event,
+            }
+        })
+        .collect()
+}
+
+fn config(shard: Shard) -> EscalatorConfig {
+    EscalatorConfig {
+        listen: "127.0.0.1:0".into(),
+        nats_urls: vec![],
+        registry: None,
+        shard_index: shard.index,
+        shard_count: shard.count,
+        allowed_lateness_secs: 300,
+        // No idle ticks during the test: the reference has none either.
+        tick_secs: 3600,
+        checkpoint_secs: 1,
+        fetch_batch: 500,
+        fetch_wait_ms: 50,
+        ack_wait_secs: 2,
+    }
+}
+
+/// The escalations of a straight in-process replay (one shard, no bus).
+fn reference(reg: Arc<Registry>, events: &[EnrichedEvent]) -> BTreeMap<String, Escalation> {
+    let engine = Engine::new(RiskConfig::default(), reg).expect("engine");
+    let mut e = posbon_escalator::Escalator::new(
+        Shard::new(0, 1).expect("shard"),
+        engine,
+        Duration::from_secs(300),
+        Duration::from_secs(3600),
+    )
+    .expect("escalator");
+    for (i, event) in events.iter().enumerate() {
+        e.apply(i as u64 + 1, event);
+    }
+    e.outbox()
+        .iter()
+        .map(|x| (x.id.clone(), x.clone()))
+        .collect()
+}
+
+async fn publish(bus: &dyn Bus, events: &[EnrichedEvent]) {
+    let messages = events
+        .iter()
+        .map(|e| {
+            let place = match (&e.region_id, &e.district_id, &e.mahalla_id) {
+                (Some(r), Some(d), Some(m)) => Some(Place::new(r, d, m)),
+                _ => None,
+            };
+            OutgoingMessage::new(
+                event_subject(place, e.event.kind().as_str()).expect("subject"),
+                Headers::new().with_msg_id(e.event.id()),
+                Bytes::from(serde_json::to_vec(e).expect("json")),
+            )
+        })
+        .collect();
+    for r in bus.publish_many(messages).await {
+        r.expect("publish");
+    }
+}
+
+fn spawn(
+    shard: Shard,
+    bus: Arc<dyn Bus>,
+    store: Store,
+    reg: Arc<Registry>,
+) -> (
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+    CancellationToken,
+) {
+    let stop = CancellationToken::new();
+    let token = stop.clone();
+    let handle = tokio::spawn(async move {
+        posbon_escalator::consume(
+            config(shard),
+            RiskConfig::default(),
+            bus,
+            store,
+            reg,
+            &Metrics::new(),
+            token,
+        )
+        .await
+    });
+    (handle, stop)
+}
+
+/// Every escalation on ALERTS, by id; panics on a duplicate id.
+async fn alerts(bus: &dyn Bus, durable: &str) -> BTreeMap<String, Escalation> {
+    let c = bus
+        .consumer(ALERTS_STREAM, durable, vec![], ConsumerOptions::default())
+        .await
+        .expect("consumer");
+    let mut out = BTreeMap::new();
+    loop {
+        let got = c
+            .fetch(1000, Duration::from_millis(200))
+            .await
+            .expect("fetch");
+        if got.is_empty() {
+            return out;
+        }
+        for d in got {
+            let e: Escalation = serde_json::from_slice(&d.payload).expect("escalation");
+            assert!(
+                out.insert(e.id.clone(), e).is_none(),
+                "duplicate escalation on ALERTS"
+            );
+            d.ack().await.expect("ack");
+        }
+    }
+}
+
+/// Waits until every consumer of `shards` applied all of EVENTS.
+async fn drained(bus: &dyn Bus, store: &Store, shards: &[Shard], last: u64) {
+    for _ in 0..600 {
+        let mut done = true;
+        for s in shards {
+            let seq = posbon_escalator::read_checkpoint(store, &s.name())
+                .await
+                .expect("checkpoint")
+                .map_or(0, |c| c.sequence);
+            done &= seq >= last;
+        }
+        if done {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = bus;
+    panic!("the escalators did not catch up with sequence {last}");
+}
+
+fn same(got: &BTreeMap<String, Escalation>, want: &BTreeMap<String, Escalation>) {
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        want.keys().collect::<Vec<_>>()
+    );
+    for (id, w) in want {
+        let g = &got[id];
+        assert_eq!(
+            (g.level, g.previous_level, &g.rule, &g.mahalla_id),
+            (w.level, w.previous_level, &w.rule, &w.mahalla_id),
+            "{id}"
+        );
+        assert_eq!(g.evidence, w.evidence, "{id}");
+        assert_eq!(g.opened_at, w.opened_at, "{id}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_and_reshard_reproduce_the_straight_replay() {
+    posbon_testkit::init_test_logging();
+    let (reg, sim) = registry();
+    let events = events(&reg, sim);
+    let want = reference(reg.clone(), &events);
+    assert!(
+        want.len() >= 3,
+        "the simulated days must escalate: {}",
+        want.len()
+    );
+    eprintln!(
+        "{} events, {} escalations in the straight replay",
+        events.len(),
+        want.len()
+    );
+
+    let bus: Arc<dyn Bus> = Arc::new(MemoryBus::new());
+    bus.ensure_streams(&default_streams())
+        .await
+        .expect("streams");
+    let store: Store = Arc::new(MemoryStore::new());
+    let one = Shard::new(0, 1).expect("shard");
+    let half = events.len() / 2;
+
+    // First half, then a crash: the task is aborted without a final checkpoint.
+    let (task, _stop) = spawn(one, bus.clone(), store.clone(), reg.clone());
+    publish(&*bus, &events[..half / 2]).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    publish(&*bus, &events[half / 2..half]).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    task.abort();
+    let _ = task.await;
+
+    // Restart the same shard; it finishes the first half.
+    let (task, stop) = spawn(one, bus.clone(), store.clone(), reg.clone());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    if task.is_finished() {
+        panic!("escalator ended: {:?}", task.await);
+    }
+    drained(&*bus, &store, &[one], half as u64).await;
+    stop.cancel();
+    task.await.expect("join").expect("escalator");
+
+    // Re-shard to two instances for the second half.
+    let shards = [Shard::new(0, 2).expect("s0"), Shard::new(1, 2).expect("s1")];
+    let running: Vec<_> = shards
+        .iter()
+        .map(|s| spawn(*s, bus.clone(), store.clone(), reg.clone()))
+        .collect();
+    publish(&*bus, &events[half..]).await;
+    let last = bus
+        .stream_info(EVENTS_STREAM)
+        .await
+        .expect("info")
+        .last_sequence;
+    assert_eq!(last, events.len() as u64);
+    drained(&*bus, &store, &shards, last).await;
+    for (task, stop) in running {
+        stop.cancel();
+        task.await.expect("join").expect("escalator");
+    }
+    same(&alerts(&*bus, "check").await, &want);
+}

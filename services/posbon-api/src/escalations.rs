@@ -152,13 +152,28 @@ pub async fn list_records(
     Ok(out)
 }
 
+/// Response header of `GET /v1/escalations`: the last ALERTS sequence before
+/// the listing was read. A client that lists and then opens the feed with
+/// `?since=<this>` misses nothing in between and sees at most a few updates
+/// twice (records are idempotent to apply).
+pub const ALERTS_SEQUENCE_HEADER: &str = "x-alerts-sequence";
+
 /// `GET /v1/escalations`.
 pub async fn list(
     State(state): State<Arc<ApiState>>,
     Query(query): Query<ListQuery>,
-) -> Result<Json<Vec<EscalationRecord>>, ApiError> {
+) -> Result<impl axum::response::IntoResponse, ApiError> {
     let filter = ListFilter::parse(query, state.config.max_list)?;
-    Ok(Json(list_records(&state, &filter).await?))
+    let sequence = state
+        .bus
+        .stream_info(posbon_bus::subjects::ALERTS_STREAM)
+        .await?
+        .last_sequence;
+    let records = list_records(&state, &filter).await?;
+    Ok((
+        [(ALERTS_SEQUENCE_HEADER, sequence.to_string())],
+        Json(records),
+    ))
 }
 
 /// `GET /v1/escalations/{id}`.

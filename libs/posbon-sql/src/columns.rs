@@ -169,7 +169,7 @@ impl Col {
     }
 
     /// True when the value comes from the key alone (no record decoding).
-    const fn from_key(self, cell_keys: bool) -> bool {
+    const fn in_key(self, cell_keys: bool) -> bool {
         match self {
             Col::Id | Col::OccurredAt | Col::LocalDate => true,
             Col::Cell => cell_keys,
@@ -564,7 +564,7 @@ impl Decoder {
         let cols: Vec<Col> = projection.iter().map(|&i| table.cols[i].0).collect();
         let full = table.schema();
         let schema = Arc::new(full.project(projection).unwrap_or_else(|_| Schema::empty()));
-        let needs_json = cols.iter().any(|c| !c.from_key(cell_keys));
+        let needs_json = cols.iter().any(|c| !c.in_key(cell_keys));
         Self {
             cols,
             schema,

@@ -514,7 +514,7 @@ mod tests {
 
     #[test]
     fn hex_parsing_is_duckdbs() {
-        assert_eq!(parse_hex("85283473fffffff"), Some(0x8528_3473_ffff_fff));
+        assert_eq!(parse_hex("85283473fffffff"), Some(0x0852_8347_3fff_ffff));
         assert_eq!(parse_hex(",,,,,"), None);
         assert_eq!(parse_hex(""), None);
         assert_eq!(format!("{:x}", 10_000_000_000_000_000u64), "2386f26fc10000");

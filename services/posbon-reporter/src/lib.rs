@@ -1,1 +1,315 @@
-//! Posbon reporter: the daily situation report per mahalla, district, region and nation
+//! Posbon reporter: the daily situation report per mahalla, district,
+//! region and nation.
+//!
+//! The report is SQL that analysts can read and run themselves
+//! (`services/posbon-reporter/sql/`, parameters `$day`, `$day_start`,
+//! `$day_end`, `$base7_start`, `$base28_start`):
+//!
+//! | file | stored as | what |
+//! |---|---|---|
+//! | `mahalla_day.sql` | `mahalla_days` | per mahalla and day: events by kind, offences, cybercrime, harm points |
+//! | `report_scopes.sql` | `daily_reports` | per scope (nation, region, district, mahalla, unassigned): counts, harm, cybercrime share, z against the 7- and 28-day baselines, escalations opened and closed, crime-free mahallas |
+//! | `report_categories.sql` | `daily_report_categories` | per scope, kind and category: events and harm |
+//! | `report_hot_cells.sql` | `daily_report_hot_cells` | per scope, the hottest H3 cells |
+//!
+//! [`Reporter::generate`] runs them for a local (Asia/Tashkent) date and
+//! stores the rows (in the store's `r` prefix, readable again as SQL tables);
+//! the same events give the same report. [`run`] is the service: it makes
+//! the report of the day that ended shortly after each local midnight (and
+//! of recent days it finds missing when it starts), publishes a summary on
+//! `posbon.reports.daily`, and serves `GET /v1/reports/daily` ([`http`])
+//! beside `/healthz`, `/readyz` and `/metrics`.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use posbon_reporter::{Reporter, Scope, render, reporter::report_limits};
+//! # async fn demo(store: posbon_store::Store, registry: Arc<posbon_geo::Registry>) -> Result<(), posbon_reporter::ReportError> {
+//! let reporter = Reporter::new(store, registry, report_limits())?;
+//! let date = chrono::NaiveDate::from_ymd_opt(2026, 5, 1).expect("date");
+//! let report = reporter.generate(date).await?;
+//! println!("{}", render::to_text(&report.view(&Scope::nation())?));
+//! # Ok(())
+//! # }
+//! ```
+
+mod error;
+pub mod http;
+pub mod publish;
+pub mod render;
+mod report;
+pub mod reporter;
+pub mod serve;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, NaiveDate, TimeDelta, TimeZone, Utc};
+use posbon_bus::Bus;
+use posbon_geo::Registry;
+use posbon_service::{FnCheck, Health};
+use posbon_sql::{SqlLimits, TIME_ZONE};
+use posbon_store::{EventStoreExt, Store};
+use posbon_telemetry::{CounterVec, Histogram, Metrics};
+use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
+
+pub use error::ReportError;
+pub use publish::{ReportNotice, publish};
+pub use report::{
+    CategoryRow, CrimeFree, CrimeFreeMahalla, DailyReport, HotCellRow, Scope, ScopeKind, ScopeRow,
+    ScopeView,
+};
+pub use reporter::Reporter;
+
+/// Defaults embedded in the binary.
+pub const DEFAULTS: &str = include_str!("default.toml");
+
+/// The whole configuration file of `posbon-reporter`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// The reporter.
+    pub reporter: ReporterConfig,
+    /// The event store.
+    pub store: StoreConfig,
+    /// Logs, traces and metrics.
+    #[serde(default)]
+    pub telemetry: posbon_telemetry::TelemetryConfig,
+}
+
+/// How the reporter runs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReporterConfig {
+    /// Address of `/healthz`, `/readyz`, `/metrics` and `/v1/reports/daily`.
+    pub listen: String,
+    /// NATS server URLs; several for a cluster.
+    pub nats_urls: Vec<String>,
+    /// Mahalla registry (GeoJSON). Empty: the simulated Tashkent registry.
+    #[serde(default)]
+    pub registry: Option<PathBuf>,
+    /// Seconds after local midnight the report of the day that ended is
+    /// made, so that events of the last minutes are stored first.
+    pub delay_secs: u64,
+    /// At start, the reports of this many days before today are made when
+    /// they are missing (0: none).
+    pub catch_up_days: u32,
+    /// Seconds between attempts when a report fails.
+    pub retry_secs: u64,
+    /// Attempts per report before giving up on it until the next start.
+    pub attempts: u32,
+    /// Limits of the report's queries.
+    pub sql: SqlLimits,
+}
+
+/// Where events are stored.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// Directory of the embedded store.
+    pub path: PathBuf,
+}
+
+/// When the next report is due and for which date: shortly after the next
+/// local midnight (`delay` after it), for the day that midnight ends.
+pub fn next_run(now: DateTime<Utc>, delay: Duration) -> (DateTime<Utc>, NaiveDate) {
+    let delay = TimeDelta::from_std(delay).unwrap_or(TimeDelta::zero());
+    // The day that is running, as of `delay` ago: its end is the next
+    // midnight whose run is still ahead.
+    let day = (now - delay).with_timezone(&TIME_ZONE).date_naive();
+    let next = day.succ_opt().unwrap_or(day);
+    let midnight = next
+        .and_hms_opt(0, 0, 0)
+        .and_then(|m| TIME_ZONE.from_local_datetime(&m).earliest())
+        .map_or(now, |t| t.with_timezone(&Utc));
+    (midnight + delay, day)
+}
+
+struct ReporterMetrics {
+    reports: CounterVec,
+    seconds: Histogram,
+}
+
+impl ReporterMetrics {
+    fn new(metrics: &Metrics) -> anyhow::Result<Self> {
+        Ok(Self {
+            reports: metrics.counter_vec(
+                "posbon_reporter_reports_total",
+                "daily reports made, by result (ok, error)",
+                &["result"],
+            )?,
+            seconds: metrics.histogram(
+                "posbon_reporter_report_seconds",
+                "time to make, store and publish one daily report",
+                &[0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0],
+            )?,
+        })
+    }
+}
+
+/// Makes, stores and publishes the report of `date`, retrying on failure.
+async fn make(
+    reporter: &Reporter,
+    bus: &dyn Bus,
+    date: NaiveDate,
+    config: &ReporterConfig,
+    m: &ReporterMetrics,
+    shutdown: &CancellationToken,
+) -> bool {
+    for attempt in 1..=config.attempts.max(1) {
+        let started = Instant::now();
+        let result = async {
+            let report = reporter.generate(date).await?;
+            publish(bus, &report).await?;
+            Ok::<_, ReportError>(report)
+        }
+        .await;
+        match result {
+            Ok(report) => {
+                m.reports.with_labels(&["ok"]).inc();
+                m.seconds.observe_duration(started.elapsed());
+                let nation = report.row(&Scope::nation());
+                tracing::info!(
+                    %date,
+                    offences = nation.map(|n| n.offences),
+                    crime_free = nation.map(|n| n.crime_free_mahallas),
+                    seconds = started.elapsed().as_secs_f64(),
+                    "daily report made"
+                );
+                return true;
+            }
+            Err(e) => {
+                m.reports.with_labels(&["error"]).inc();
+                tracing::warn!(%date, attempt, error = %e, "daily report failed");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return false,
+                    _ = tokio::time::sleep(Duration::from_secs(config.retry_secs.max(1))) => {}
+                }
+            }
+        }
+    }
+    false
+}
+
+/// Sleeps until `at` (wall clock), waking every minute to follow clock
+/// changes; false when `shutdown` came first.
+async fn sleep_until(at: DateTime<Utc>, shutdown: &CancellationToken) -> bool {
+    loop {
+        let left = at - Utc::now();
+        let Ok(left) = left.to_std() else {
+            return true;
+        };
+        if left.is_zero() {
+            return true;
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return false,
+            _ = tokio::time::sleep(left.min(Duration::from_secs(60))) => {}
+        }
+    }
+}
+
+/// Runs the reporter until `shutdown`: serves `/healthz`, `/readyz`,
+/// `/metrics` and the report routes on `config.listen`, makes the missing
+/// reports of the last `catch_up_days` days, then the report of each day
+/// `delay_secs` after its local midnight, each stored and published on
+/// `posbon.reports.daily`.
+pub async fn run(
+    config: ReporterConfig,
+    bus: Arc<dyn Bus>,
+    store: Store,
+    registry: Arc<Registry>,
+    metrics: Metrics,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let m = ReporterMetrics::new(&metrics)?;
+    let reporter = Arc::new(Reporter::new(store.clone(), registry, config.sql.clone())?);
+    let (ready_bus, ready_store) = (bus.clone(), store.clone());
+    let health = Health::new(metrics.clone())
+        .with_check(FnCheck::new("nats", move || {
+            let bus = ready_bus.clone();
+            async move { bus.health().await.map_err(|e| e.to_string()) }
+        }))
+        .with_check(FnCheck::new("store", move || {
+            let store = ready_store.clone();
+            async move {
+                store
+                    .checkpoint("reporter-ready-probe")
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            }
+        }));
+    let app = health
+        .router()
+        .merge(http::router(Arc::clone(&reporter), Some(bus.clone())));
+    let listener = tokio::net::TcpListener::bind(&config.listen).await?;
+    tracing::info!(listen = %listener.local_addr()?, "reporter serving");
+    let server_shutdown = shutdown.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { server_shutdown.cancelled().await })
+            .await
+    });
+
+    let today = reporter::local_date(Utc::now());
+    for back in (1..=i64::from(config.catch_up_days)).rev() {
+        if shutdown.is_cancelled() {
+            break;
+        }
+        let Some(date) = today.checked_sub_signed(TimeDelta::days(back)) else {
+            continue;
+        };
+        match reporter.load(date).await {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                make(&reporter, bus.as_ref(), date, &config, &m, &shutdown).await;
+            }
+            Err(e) => tracing::warn!(%date, error = %e, "cannot read a stored report"),
+        }
+    }
+    let delay = Duration::from_secs(config.delay_secs);
+    while !shutdown.is_cancelled() {
+        let (at, date) = next_run(Utc::now(), delay);
+        tracing::info!(%date, at = %at, "next daily report");
+        if !sleep_until(at, &shutdown).await {
+            break;
+        }
+        make(&reporter, bus.as_ref(), date, &config, &m, &shutdown).await;
+    }
+    shutdown.cancel();
+    server.await??;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s)
+            .expect("time")
+            .with_timezone(&Utc)
+    }
+
+    #[test]
+    fn the_report_runs_after_local_midnight_for_the_day_that_ended() {
+        let minute = Duration::from_secs(60);
+        // 23:30 in Tashkent: tonight's midnight, for today.
+        let (when, date) = next_run(at("2026-05-01T23:30:00+05:00"), minute);
+        assert_eq!(when, at("2026-05-02T00:01:00+05:00"));
+        assert_eq!(date.to_string(), "2026-05-01");
+        // 30 s after midnight, before the delay is over: still yesterday's.
+        let (when, date) = next_run(at("2026-05-02T00:00:30+05:00"), minute);
+        assert_eq!(when, at("2026-05-02T00:01:00+05:00"));
+        assert_eq!(date.to_string(), "2026-05-01");
+        // Just after the run: the next one is a day later.
+        let (when, date) = next_run(at("2026-05-02T00:01:00+05:00"), minute);
+        assert_eq!(when, at("2026-05-03T00:01:00+05:00"));
+        assert_eq!(date.to_string(), "2026-05-02");
+        // In UTC terms, Tashkent's midnight is 19:00 the day before.
+        let (when, _) = next_run(at("2026-05-01T12:00:00Z"), Duration::ZERO);
+        assert_eq!(when, at("2026-05-01T19:00:00Z"));
+    }
+}

@@ -1,0 +1,137 @@
+-- The hottest H3 cells (storage resolution) of one local day per scope:
+-- ranked by harm, then events, then cell; the top 10 of the nation, a
+-- region or the unassigned events, the top 5 of a district, the top 3 of a
+-- mahalla.
+--
+-- Parameters:
+--   $day        DATE         the local (Asia/Tashkent) date
+--   $day_start  TIMESTAMPTZ  its first instant
+--   $day_end    TIMESTAMPTZ  the first instant of the next day
+--
+-- Scopes as in report_scopes.sql (nation, region, district, mahalla, and
+-- `unassigned` for events outside every mahalla). Harm points are the same
+-- as in mahalla_day.sql (the expression between the `harm` markers is the
+-- same in every file; a test checks it).
+WITH scored AS (
+    SELECT
+        region_id,
+        district_id,
+        mahalla_id,
+        cell,
+        -- harm: begin
+        CASE kind
+            -- incidents: severity (1..5) times the weight of the category
+            WHEN 'incident' THEN CAST(severity AS BIGINT) * CASE category
+                WHEN 'homicide' THEN 10
+                WHEN 'robbery' THEN 5
+                WHEN 'drug_trafficking' THEN 5
+                WHEN 'assault' THEN 4
+                WHEN 'weapons' THEN 4
+                WHEN 'domestic_violence' THEN 4
+                WHEN 'theft' THEN 2
+                WHEN 'fraud' THEN 2
+                WHEN 'cybercrime' THEN 2
+                ELSE 1
+            END
+            -- camera alerts: the weight of the detection times the model's
+            -- confidence (0..1), rounded
+            WHEN 'camera_alert' THEN CAST(round(confidence * CASE category
+                WHEN 'weapon' THEN 6
+                WHEN 'drug_handoff' THEN 4
+                WHEN 'fight' THEN 4
+                WHEN 'intrusion' THEN 2
+                WHEN 'plate_match' THEN 2
+                ELSE 1
+            END) AS BIGINT)
+            -- fraud flags: the weight of the scheme times a step of the amount
+            -- (below 1M, 10M, 100M soum, or more)
+            WHEN 'fraud_flag' THEN CASE category
+                WHEN 'account_takeover' THEN 3
+                WHEN 'investment_scam' THEN 3
+                WHEN 'card_fraud' THEN 2
+                WHEN 'phishing' THEN 2
+                WHEN 'scam_call' THEN 2
+                ELSE 1
+            END * CASE
+                WHEN amount_uzs < 1000000 THEN 1
+                WHEN amount_uzs < 10000000 THEN 2
+                WHEN amount_uzs < 100000000 THEN 3
+                ELSE 4
+            END
+            ELSE 0
+        END
+        -- harm: end
+        AS harm
+    FROM events
+    WHERE occurred_at >= $day_start AND occurred_at < $day_end
+),
+grouped AS (
+    SELECT
+        region_id,
+        district_id,
+        mahalla_id,
+        cell,
+        grouping(region_id) AS g_region,
+        grouping(district_id) AS g_district,
+        grouping(mahalla_id) AS g_mahalla,
+        count(*) AS events,
+        sum(harm) AS harm
+    FROM scored
+    GROUP BY GROUPING SETS (
+        (cell),
+        (region_id, cell),
+        (region_id, district_id, cell),
+        (region_id, district_id, mahalla_id, cell)
+    )
+),
+scoped AS (
+    SELECT
+        CASE
+            WHEN g_region = 1 THEN 'nation'
+            WHEN region_id IS NULL THEN 'unassigned'
+            WHEN g_district = 1 THEN 'region'
+            WHEN g_mahalla = 1 THEN 'district'
+            ELSE 'mahalla'
+        END AS scope,
+        CASE
+            WHEN g_region = 1 THEN 'nation'
+            WHEN region_id IS NULL THEN '_unassigned'
+            WHEN g_district = 1 THEN region_id
+            WHEN g_mahalla = 1 THEN district_id
+            ELSE mahalla_id
+        END AS scope_id,
+        cell,
+        events,
+        harm
+    FROM grouped
+    WHERE g_region = 1 OR region_id IS NOT NULL OR g_mahalla = 0
+),
+ranked AS (
+    SELECT
+        *,
+        row_number() OVER (
+            PARTITION BY scope, scope_id
+            ORDER BY harm DESC, events DESC, cell
+        ) AS rank
+    FROM scoped
+)
+SELECT
+    CAST($day AS DATE) AS date,
+    scope,
+    scope_id,
+    rank,
+    cell,
+    events,
+    harm
+FROM ranked
+WHERE rank <= CASE scope WHEN 'mahalla' THEN 3 WHEN 'district' THEN 5 ELSE 10 END
+ORDER BY
+    CASE scope
+        WHEN 'nation' THEN 0
+        WHEN 'region' THEN 1
+        WHEN 'district' THEN 2
+        WHEN 'mahalla' THEN 3
+        ELSE 4
+    END,
+    scope_id,
+    rank

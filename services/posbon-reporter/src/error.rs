@@ -1,0 +1,42 @@
+//! [`ReportError`]: why a report could not be made or shown.
+
+use posbon_sql::SqlError;
+
+/// An error of the reporter.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// The request is wrong: a bad date or scope (HTTP 400).
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// No such report or scope (HTTP 404).
+    #[error("{0}")]
+    NotFound(String),
+    /// A report query failed.
+    #[error("report query {query}: {source}")]
+    Query {
+        /// The SQL file.
+        query: &'static str,
+        /// What went wrong.
+        source: SqlError,
+    },
+    /// The store failed, or stored rows are not what they should be.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ReportError {
+    /// True when the caller asked for something wrong or missing.
+    pub fn is_caller_error(&self) -> bool {
+        match self {
+            ReportError::InvalidRequest(_) | ReportError::NotFound(_) => true,
+            // The report's own SQL failing is never the caller's fault.
+            ReportError::Query { .. } | ReportError::Internal(_) => false,
+        }
+    }
+}
+
+impl From<SqlError> for ReportError {
+    fn from(e: SqlError) -> Self {
+        ReportError::Internal(e.to_string())
+    }
+}

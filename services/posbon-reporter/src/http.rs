@@ -1,0 +1,192 @@
+//! `GET /v1/reports/daily`: the stored daily report of one scope, as JSON,
+//! CSV or a printable HTML page; `POST` generates it now.
+//!
+//! | request | answer |
+//! |---|---|
+//! | `GET /v1/reports/daily?date=YYYY-MM-DD&scope=nation` | the [`ScopeView`](crate::ScopeView) |
+//! | `GET /v1/reports/daily/dates` | `{"dates": [...]}`: the dates with a report |
+//! | `POST /v1/reports/daily?date=YYYY-MM-DD` | generates (or regenerates) the report, stores and publishes it, answers with the nation's view |
+//!
+//! `scope` is `nation` (the default), `region:<id>`, `district:<id>`,
+//! `mahalla:<id>` or `unassigned`. The format follows `format=json|csv|html`
+//! or else `Accept` (`text/html`, `text/csv`, otherwise JSON). `POST` takes
+//! `refresh_baselines=true` to recompute the 28 days before from the events.
+//! Errors are JSON `{"error": "...", "kind": "..."}`: 400 for a bad date,
+//! scope or format, 404 when the report (or the scope in it) does not
+//! exist, 500 when the store or a report query fails.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use chrono::NaiveDate;
+use posbon_bus::Bus;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::error::ReportError;
+use crate::publish::publish;
+use crate::render::{to_csv, to_html};
+use crate::report::Scope;
+use crate::reporter::Reporter;
+
+/// What the routes share.
+#[derive(Clone)]
+struct ReportsState {
+    reporter: Arc<Reporter>,
+    bus: Option<Arc<dyn Bus>>,
+}
+
+/// The query of the daily report routes.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DailyQuery {
+    date: Option<String>,
+    scope: Option<String>,
+    format: Option<String>,
+    refresh_baselines: Option<bool>,
+}
+
+/// A response format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Json,
+    Csv,
+    Html,
+}
+
+fn negotiate(param: Option<&str>, headers: &HeaderMap) -> Result<Format, ReportError> {
+    if let Some(p) = param {
+        return match p {
+            "json" => Ok(Format::Json),
+            "csv" => Ok(Format::Csv),
+            "html" => Ok(Format::Html),
+            other => Err(ReportError::InvalidRequest(format!(
+                "unknown format {other:?}, expected json, csv or html"
+            ))),
+        };
+    }
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    for item in accept.split(',') {
+        match item.split(';').next().unwrap_or_default().trim() {
+            "text/html" => return Ok(Format::Html),
+            "text/csv" => return Ok(Format::Csv),
+            "application/json" => return Ok(Format::Json),
+            _ => {}
+        }
+    }
+    Ok(Format::Json)
+}
+
+/// The routes of the daily report. With a bus, `POST` publishes what it
+/// generates on `posbon.reports.daily`.
+pub fn router(reporter: Arc<Reporter>, bus: Option<Arc<dyn Bus>>) -> Router {
+    Router::new()
+        .route("/v1/reports/daily", get(get_daily).post(post_daily))
+        .route("/v1/reports/daily/dates", get(dates))
+        .with_state(ReportsState { reporter, bus })
+}
+
+/// The JSON error answer of `e`.
+pub fn error_response(e: &ReportError) -> Response {
+    let (status, kind) = match e {
+        ReportError::InvalidRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
+        ReportError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+        ReportError::Query { .. } | ReportError::Internal(_) => {
+            tracing::error!(error = %e, "daily report failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+        }
+    };
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        json!({ "error": e.to_string(), "kind": kind }).to_string(),
+    )
+        .into_response()
+}
+
+fn parse_date(date: Option<&str>) -> Result<NaiveDate, ReportError> {
+    let text = date
+        .ok_or_else(|| ReportError::InvalidRequest("date is required, as YYYY-MM-DD".to_owned()))?;
+    NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| {
+        ReportError::InvalidRequest(format!("date {text:?} is not a date as YYYY-MM-DD"))
+    })
+}
+
+fn respond(view: &crate::report::ScopeView, format: Format) -> Response {
+    match format {
+        Format::Json => (
+            [(header::CONTENT_TYPE, "application/json")],
+            serde_json::to_string(view).unwrap_or_default(),
+        )
+            .into_response(),
+        Format::Csv => ([(header::CONTENT_TYPE, "text/csv")], to_csv(view)).into_response(),
+        Format::Html => (
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            to_html(view),
+        )
+            .into_response(),
+    }
+}
+
+async fn get_daily(
+    State(state): State<ReportsState>,
+    query: Result<Query<DailyQuery>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
+) -> Response {
+    let result = async {
+        let Query(q) = query.map_err(|e| ReportError::InvalidRequest(e.body_text()))?;
+        let format = negotiate(q.format.as_deref(), &headers)?;
+        let date = parse_date(q.date.as_deref())?;
+        let scope: Scope = q.scope.as_deref().unwrap_or("nation").parse()?;
+        let report = state.reporter.load(date).await?.ok_or_else(|| {
+            ReportError::NotFound(format!(
+                "no daily report for {date} yet: POST /v1/reports/daily?date={date} or \
+                 `posbon report daily --date {date}` generates it"
+            ))
+        })?;
+        Ok::<_, ReportError>(respond(&report.view(&scope)?, format))
+    }
+    .await;
+    result.unwrap_or_else(|e| error_response(&e))
+}
+
+async fn post_daily(
+    State(state): State<ReportsState>,
+    query: Result<Query<DailyQuery>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
+) -> Response {
+    let result = async {
+        let Query(q) = query.map_err(|e| ReportError::InvalidRequest(e.body_text()))?;
+        let format = negotiate(q.format.as_deref(), &headers)?;
+        let date = parse_date(q.date.as_deref())?;
+        let scope: Scope = q.scope.as_deref().unwrap_or("nation").parse()?;
+        let report = state
+            .reporter
+            .generate_with(date, q.refresh_baselines.unwrap_or(false))
+            .await?;
+        if let Some(bus) = &state.bus {
+            publish(bus.as_ref(), &report).await?;
+        }
+        Ok::<_, ReportError>(respond(&report.view(&scope)?, format))
+    }
+    .await;
+    result.unwrap_or_else(|e| error_response(&e))
+}
+
+async fn dates(State(state): State<ReportsState>) -> Response {
+    match state.reporter.report_dates().await {
+        Ok(dates) => (
+            [(header::CONTENT_TYPE, "application/json")],
+            json!({ "dates": dates }).to_string(),
+        )
+            .into_response(),
+        Err(e) => error_response(&e),
+    }
+}

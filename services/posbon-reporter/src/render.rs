@@ -1,0 +1,343 @@
+//! Renderings of a [`ScopeView`]: CSV, a printable HTML page and a text
+//! report for the terminal (JSON is its serde form).
+
+use std::fmt::Write as _;
+
+use crate::report::{ScopeKind, ScopeRow, ScopeView};
+
+/// The columns of the CSV rendering, in order.
+pub const CSV_COLUMNS: [&str; 22] = [
+    "date",
+    "scope",
+    "scope_id",
+    "name",
+    "region_id",
+    "district_id",
+    "mahallas",
+    "crime_free_mahallas",
+    "events",
+    "incidents",
+    "camera_alerts",
+    "fraud_flags",
+    "offences",
+    "cyber",
+    "cyber_share",
+    "harm",
+    "baseline7",
+    "z7",
+    "baseline28",
+    "z28",
+    "escalations_opened",
+    "escalations_closed",
+];
+
+fn csv_field(out: &mut String, text: &str) {
+    if text.contains([',', '"', '\n', '\r']) {
+        out.push('"');
+        out.push_str(&text.replace('"', "\"\""));
+        out.push('"');
+    } else {
+        out.push_str(text);
+    }
+}
+
+fn row_fields(view: &ScopeView, r: &ScopeRow) -> Vec<String> {
+    let f = |v: f64| format!("{v:.4}");
+    vec![
+        view.date.to_string(),
+        r.scope.to_string(),
+        r.scope_id.clone(),
+        r.name.clone(),
+        r.region_id.clone().unwrap_or_default(),
+        r.district_id.clone().unwrap_or_default(),
+        r.mahallas.to_string(),
+        r.crime_free_mahallas.to_string(),
+        r.events.to_string(),
+        r.incidents.to_string(),
+        r.camera_alerts.to_string(),
+        r.fraud_flags.to_string(),
+        r.offences.to_string(),
+        r.cyber.to_string(),
+        r.cyber_share.map(f).unwrap_or_default(),
+        r.harm.to_string(),
+        f(r.baseline7),
+        f(r.z7),
+        f(r.baseline28),
+        f(r.z28),
+        r.escalations_opened.to_string(),
+        r.escalations_closed.to_string(),
+    ]
+}
+
+/// The scope's row and its parts' rows as CSV with a header line.
+pub fn to_csv(view: &ScopeView) -> String {
+    let mut out = String::new();
+    out.push_str(&CSV_COLUMNS.join(","));
+    out.push_str("\r\n");
+    for r in std::iter::once(&view.summary).chain(&view.parts) {
+        for (i, field) in row_fields(view, r).iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            csv_field(&mut out, field);
+        }
+        out.push_str("\r\n");
+    }
+    out
+}
+
+fn esc(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn share(v: Option<f64>) -> String {
+    v.map_or_else(|| "–".to_owned(), |v| format!("{:.1}%", v * 100.0))
+}
+
+fn title(view: &ScopeView) -> String {
+    match view.summary.scope {
+        ScopeKind::Nation => "All mahallas".to_owned(),
+        ScopeKind::Unassigned => "Events outside every mahalla".to_owned(),
+        kind => format!(
+            "{} {} ({})",
+            capital(kind.as_str()),
+            view.summary.name,
+            view.summary.scope_id
+        ),
+    }
+}
+
+fn capital(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
+}
+
+/// A printable HTML page of the view.
+pub fn to_html(view: &ScopeView) -> String {
+    let s = &view.summary;
+    let mut h = String::new();
+    let _ = write!(
+        h,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <title>Daily situation report {date}: {title}</title>\
+         <style>body{{font-family:sans-serif;margin:2em;color:#111}}\
+         table{{border-collapse:collapse;margin:1em 0}}th,td{{border:1px solid #999;padding:2px 8px;text-align:right}}\
+         th{{background:#eee}}td.l,th.l{{text-align:left}}h1{{font-size:1.4em}}h2{{font-size:1.1em;margin-top:1.5em}}\
+         @media print{{body{{margin:0}}h2{{page-break-after:avoid}}table{{page-break-inside:auto}}}}</style>\
+         </head><body>\n<h1>Daily situation report: {title}</h1>\n\
+         <p>{date} ({tz}). Offences are incidents and fraud flags; z compares the day's offences \
+         with the mean of the 7 and 28 days before, z = 2(&radic;observed &minus; &radic;expected).</p>\n",
+        date = view.date,
+        tz = esc(&view.time_zone),
+        title = esc(&title(view)),
+    );
+    h.push_str("<h2>Summary</h2>\n<table>\n");
+    let rows: [(&str, String); 14] = [
+        ("Events", s.events.to_string()),
+        ("Incidents", s.incidents.to_string()),
+        ("Camera alerts", s.camera_alerts.to_string()),
+        ("Fraud flags", s.fraud_flags.to_string()),
+        ("Offences", s.offences.to_string()),
+        ("Cybercrime share", share(s.cyber_share)),
+        ("Harm points", s.harm.to_string()),
+        ("Baseline, 7 days", format!("{:.2}", s.baseline7)),
+        ("z against 7 days", format!("{:+.2}", s.z7)),
+        ("Baseline, 28 days", format!("{:.2}", s.baseline28)),
+        ("z against 28 days", format!("{:+.2}", s.z28)),
+        ("Escalations opened", s.escalations_opened.to_string()),
+        ("Escalations closed", s.escalations_closed.to_string()),
+        (
+            "Crime-free mahallas",
+            format!("{} of {}", s.crime_free_mahallas, s.mahallas),
+        ),
+    ];
+    for (name, value) in rows {
+        let _ = writeln!(
+            h,
+            "<tr><th class=\"l\">{name}</th><td>{}</td></tr>",
+            esc(&value)
+        );
+    }
+    h.push_str("</table>\n");
+    if !view.parts.is_empty() {
+        h.push_str(
+            "<h2>By area</h2>\n<table>\n<tr><th class=\"l\">Area</th><th class=\"l\">Id</th>\
+            <th>Offences</th><th>Cyber</th><th>Harm</th><th>z7</th><th>z28</th>\
+            <th>Esc. opened</th><th>Esc. closed</th><th>Crime-free</th></tr>\n",
+        );
+        for p in &view.parts {
+            let _ = writeln!(
+                h,
+                "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td>\
+                 <td>{:+.2}</td><td>{:+.2}</td><td>{}</td><td>{}</td><td>{} / {}</td></tr>",
+                esc(&p.name),
+                esc(&p.scope_id),
+                p.offences,
+                share(p.cyber_share),
+                p.harm,
+                p.z7,
+                p.z28,
+                p.escalations_opened,
+                p.escalations_closed,
+                p.crime_free_mahallas,
+                p.mahallas
+            );
+        }
+        h.push_str("</table>\n");
+    }
+    h.push_str(
+        "<h2>By kind and category</h2>\n<table>\n<tr><th class=\"l\">Kind</th>\
+        <th class=\"l\">Category</th><th>Events</th><th>Harm</th></tr>\n",
+    );
+    for c in &view.categories {
+        let _ = writeln!(
+            h,
+            "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&c.kind),
+            esc(&c.category),
+            c.events,
+            c.harm
+        );
+    }
+    h.push_str(
+        "</table>\n<h2>Hottest cells</h2>\n<table>\n<tr><th>Rank</th>\
+        <th class=\"l\">H3 cell</th><th>Events</th><th>Harm</th></tr>\n",
+    );
+    for c in &view.hot_cells {
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td></tr>",
+            c.rank, c.cell, c.events, c.harm
+        );
+    }
+    let _ = write!(
+        h,
+        "</table>\n<h2>Crime-free mahallas: {}</h2>\n<p>",
+        view.crime_free.count
+    );
+    let names: Vec<String> = view
+        .crime_free
+        .mahallas
+        .iter()
+        .map(|m| format!("{} ({})", esc(&m.name), esc(&m.mahalla_id)))
+        .collect();
+    h.push_str(&names.join(", "));
+    h.push_str("</p>\n</body></html>\n");
+    h
+}
+
+/// A text report for a terminal (`posbon report daily`).
+pub fn to_text(view: &ScopeView) -> String {
+    let s = &view.summary;
+    let mut t = String::new();
+    let _ = writeln!(
+        t,
+        "Daily situation report {} ({}): {}",
+        view.date,
+        view.time_zone,
+        title(view)
+    );
+    let _ = writeln!(
+        t,
+        "  events {}  (incidents {}, camera alerts {}, fraud flags {})",
+        s.events, s.incidents, s.camera_alerts, s.fraud_flags
+    );
+    let _ = writeln!(
+        t,
+        "  offences {}  cybercrime {} ({})  harm {}",
+        s.offences,
+        s.cyber,
+        share(s.cyber_share),
+        s.harm
+    );
+    let _ = writeln!(
+        t,
+        "  against 7 days: mean {:.2}, z {:+.2}   against 28 days: mean {:.2}, z {:+.2}",
+        s.baseline7, s.z7, s.baseline28, s.z28
+    );
+    let _ = writeln!(
+        t,
+        "  escalations opened {}, closed {}   crime-free mahallas {} of {}",
+        s.escalations_opened, s.escalations_closed, s.crime_free_mahallas, s.mahallas
+    );
+    if !view.parts.is_empty() {
+        let mut parts: Vec<&ScopeRow> = view.parts.iter().collect();
+        parts.sort_by(|a, b| {
+            b.z28
+                .total_cmp(&a.z28)
+                .then_with(|| a.scope_id.cmp(&b.scope_id))
+        });
+        let _ = writeln!(t, "\nBy area, highest z against 28 days first:");
+        let _ = writeln!(
+            t,
+            "  {:<28} {:>9} {:>7} {:>7} {:>7} {:>7}",
+            "area", "offences", "cyber", "harm", "z7", "z28"
+        );
+        for p in parts.iter().take(20) {
+            let _ = writeln!(
+                t,
+                "  {:<28} {:>9} {:>7} {:>7} {:>+7.2} {:>+7.2}",
+                truncate(&p.name, 28),
+                p.offences,
+                share(p.cyber_share),
+                p.harm,
+                p.z7,
+                p.z28
+            );
+        }
+        if parts.len() > 20 {
+            let _ = writeln!(t, "  ... and {} more", parts.len() - 20);
+        }
+    }
+    if !view.categories.is_empty() {
+        let mut cats = view.categories.clone();
+        cats.sort_by(|a, b| {
+            b.events
+                .cmp(&a.events)
+                .then_with(|| a.category.cmp(&b.category))
+        });
+        let _ = writeln!(t, "\nBy kind and category:");
+        for c in cats.iter().take(15) {
+            let _ = writeln!(
+                t,
+                "  {:<13} {:<20} {:>7} events {:>7} harm",
+                c.kind, c.category, c.events, c.harm
+            );
+        }
+    }
+    if !view.hot_cells.is_empty() {
+        let _ = writeln!(t, "\nHottest cells:");
+        for c in &view.hot_cells {
+            let _ = writeln!(
+                t,
+                "  {:>2}. {}  {:>5} events {:>6} harm",
+                c.rank, c.cell, c.events, c.harm
+            );
+        }
+    }
+    let _ = writeln!(t, "\nCrime-free mahallas: {}", view.crime_free.count);
+    t
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_owned()
+    } else {
+        let mut out: String = s.chars().take(n.saturating_sub(1)).collect();
+        out.push('…');
+        out
+    }
+}

@@ -1,0 +1,515 @@
+//! [`DailyReport`]: the rows of one day's report, and the view of one scope.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use posbon_model::CellId;
+use posbon_sql::datafusion::arrow::array::{
+    Array, AsArray, Float64Array, Int64Array, RecordBatch, StringArray, UInt64Array,
+};
+use posbon_sql::datafusion::arrow::compute::cast;
+use posbon_sql::datafusion::arrow::datatypes::DataType;
+use serde::{Deserialize, Serialize};
+
+use crate::error::ReportError;
+
+/// The kind of area a row describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScopeKind {
+    /// Every mahalla (and the events outside them).
+    Nation,
+    /// A region (viloyat).
+    Region,
+    /// A district (tuman).
+    District,
+    /// A mahalla.
+    Mahalla,
+    /// The events outside every mahalla.
+    Unassigned,
+}
+
+impl ScopeKind {
+    /// The name in the SQL and on the wire.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ScopeKind::Nation => "nation",
+            ScopeKind::Region => "region",
+            ScopeKind::District => "district",
+            ScopeKind::Mahalla => "mahalla",
+            ScopeKind::Unassigned => "unassigned",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "nation" => ScopeKind::Nation,
+            "region" => ScopeKind::Region,
+            "district" => ScopeKind::District,
+            "mahalla" => ScopeKind::Mahalla,
+            "unassigned" => ScopeKind::Unassigned,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for ScopeKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A scope asked for: `nation`, `region:<id>`, `district:<id>`,
+/// `mahalla:<id>` or `unassigned`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Scope {
+    /// The kind of area.
+    pub kind: ScopeKind,
+    /// Its id (`nation` and `_unassigned` for the two singletons).
+    pub id: String,
+}
+
+impl Scope {
+    /// The nation.
+    pub fn nation() -> Self {
+        Self {
+            kind: ScopeKind::Nation,
+            id: "nation".into(),
+        }
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.kind {
+            ScopeKind::Nation | ScopeKind::Unassigned => write!(f, "{}", self.kind),
+            kind => write!(f, "{kind}:{}", self.id),
+        }
+    }
+}
+
+impl FromStr for Scope {
+    type Err = ReportError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || {
+            ReportError::InvalidRequest(format!(
+                "scope {s:?}: expected nation, region:<id>, district:<id>, mahalla:<id> or unassigned"
+            ))
+        };
+        match s.split_once(':') {
+            None => match s {
+                "nation" => Ok(Scope::nation()),
+                "unassigned" => Ok(Scope {
+                    kind: ScopeKind::Unassigned,
+                    id: "_unassigned".into(),
+                }),
+                _ => Err(bad()),
+            },
+            Some((kind, id)) => {
+                let kind = ScopeKind::parse(kind).ok_or_else(bad)?;
+                if !matches!(
+                    kind,
+                    ScopeKind::Region | ScopeKind::District | ScopeKind::Mahalla
+                ) || id.is_empty()
+                {
+                    return Err(bad());
+                }
+                Ok(Scope {
+                    kind,
+                    id: id.to_owned(),
+                })
+            }
+        }
+    }
+}
+
+/// One row of `daily_reports`: the figures of one scope on the day.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScopeRow {
+    /// The kind of area.
+    pub scope: ScopeKind,
+    /// Its id.
+    pub scope_id: String,
+    /// Its name.
+    pub name: String,
+    /// The region of a district or mahalla.
+    pub region_id: Option<String>,
+    /// The district of a mahalla.
+    pub district_id: Option<String>,
+    /// Mahallas in the scope.
+    pub mahallas: i64,
+    /// Of them, mahallas without an offence on the day.
+    pub crime_free_mahallas: i64,
+    /// Events of every kind.
+    pub events: i64,
+    /// Incidents.
+    pub incidents: i64,
+    /// Camera alerts.
+    pub camera_alerts: i64,
+    /// Fraud flags.
+    pub fraud_flags: i64,
+    /// Offences: incidents and fraud flags.
+    pub offences: i64,
+    /// Cybercrime: fraud flags and incidents of category fraud or cybercrime.
+    pub cyber: i64,
+    /// `cyber / offences`; `None` without offences.
+    pub cyber_share: Option<f64>,
+    /// Harm points (see `sql/mahalla_day.sql`).
+    pub harm: i64,
+    /// Mean daily offences over the 7 days before.
+    pub baseline7: f64,
+    /// `2 (sqrt(offences) - sqrt(baseline7))`.
+    pub z7: f64,
+    /// Mean daily offences over the 28 days before.
+    pub baseline28: f64,
+    /// `2 (sqrt(offences) - sqrt(baseline28))`.
+    pub z28: f64,
+    /// Escalations opened on the day.
+    pub escalations_opened: i64,
+    /// Escalations resolved or marked false alarms on the day.
+    pub escalations_closed: i64,
+}
+
+/// One row of `daily_report_categories`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CategoryRow {
+    /// The kind of area.
+    pub scope: ScopeKind,
+    /// Its id.
+    pub scope_id: String,
+    /// `incident`, `camera_alert` or `fraud_flag`.
+    pub kind: String,
+    /// Incident category, camera detection or fraud scheme.
+    pub category: String,
+    /// Events.
+    pub events: i64,
+    /// Harm points.
+    pub harm: i64,
+}
+
+/// One row of `daily_report_hot_cells`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HotCellRow {
+    /// The kind of area.
+    pub scope: ScopeKind,
+    /// Its id.
+    pub scope_id: String,
+    /// 1 for the hottest.
+    pub rank: i64,
+    /// The H3 cell (storage resolution), as hex on the wire.
+    pub cell: CellId,
+    /// Events in it.
+    pub events: i64,
+    /// Harm points in it.
+    pub harm: i64,
+}
+
+/// The daily situation report of one local day.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DailyReport {
+    /// The local date.
+    pub date: NaiveDate,
+    /// The time zone of the day (`Asia/Tashkent`).
+    pub time_zone: String,
+    /// The first instant of the day.
+    pub window_start: DateTime<Utc>,
+    /// The first instant of the next day.
+    pub window_end: DateTime<Utc>,
+    /// One row per scope: nation, regions, districts, mahallas, unassigned.
+    pub scopes: Vec<ScopeRow>,
+    /// Events and harm per scope, kind and category.
+    pub categories: Vec<CategoryRow>,
+    /// The hottest cells per scope.
+    pub hot_cells: Vec<HotCellRow>,
+}
+
+/// A crime-free mahalla in a view.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CrimeFreeMahalla {
+    /// Its id.
+    pub mahalla_id: String,
+    /// Its name.
+    pub name: String,
+    /// Its district.
+    pub district_id: Option<String>,
+}
+
+/// The crime-free mahallas of a scope.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CrimeFree {
+    /// How many.
+    pub count: usize,
+    /// Which.
+    pub mahallas: Vec<CrimeFreeMahalla>,
+}
+
+/// The report of one scope: its row, its parts, what happened in it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScopeView {
+    /// The local date.
+    pub date: NaiveDate,
+    /// The time zone of the day.
+    pub time_zone: String,
+    /// The figures of the scope.
+    pub summary: ScopeRow,
+    /// The figures of its parts: regions of the nation, districts of a
+    /// region, mahallas of a district (and the unassigned events for the
+    /// nation).
+    pub parts: Vec<ScopeRow>,
+    /// Events and harm per kind and category.
+    pub categories: Vec<CategoryRow>,
+    /// The hottest cells.
+    pub hot_cells: Vec<HotCellRow>,
+    /// The mahallas without an offence on the day.
+    pub crime_free: CrimeFree,
+}
+
+impl DailyReport {
+    /// The row of a scope.
+    pub fn row(&self, scope: &Scope) -> Option<&ScopeRow> {
+        self.scopes
+            .iter()
+            .find(|r| r.scope == scope.kind && r.scope_id == scope.id)
+    }
+
+    /// The view of one scope; `NotFound` when the report has no such scope.
+    pub fn view(&self, scope: &Scope) -> Result<ScopeView, ReportError> {
+        let summary = self.row(scope).cloned().ok_or_else(|| {
+            ReportError::NotFound(format!("the report of {} has no scope {scope}", self.date))
+        })?;
+        let inside = |r: &ScopeRow| match scope.kind {
+            ScopeKind::Nation => true,
+            ScopeKind::Region => r.region_id.as_deref() == Some(scope.id.as_str()),
+            ScopeKind::District => r.district_id.as_deref() == Some(scope.id.as_str()),
+            ScopeKind::Mahalla => r.scope_id == scope.id && r.scope == ScopeKind::Mahalla,
+            ScopeKind::Unassigned => false,
+        };
+        let part_kind = match scope.kind {
+            ScopeKind::Nation => Some(ScopeKind::Region),
+            ScopeKind::Region => Some(ScopeKind::District),
+            ScopeKind::District => Some(ScopeKind::Mahalla),
+            _ => None,
+        };
+        let parts = self
+            .scopes
+            .iter()
+            .filter(|r| {
+                (Some(r.scope) == part_kind && inside(r))
+                    || (scope.kind == ScopeKind::Nation && r.scope == ScopeKind::Unassigned)
+            })
+            .cloned()
+            .collect();
+        let crime_free: Vec<CrimeFreeMahalla> = self
+            .scopes
+            .iter()
+            .filter(|r| r.scope == ScopeKind::Mahalla && r.offences == 0 && inside(r))
+            .map(|r| CrimeFreeMahalla {
+                mahalla_id: r.scope_id.clone(),
+                name: r.name.clone(),
+                district_id: r.district_id.clone(),
+            })
+            .collect();
+        let same = |kind: ScopeKind, id: &str| kind == scope.kind && id == scope.id;
+        Ok(ScopeView {
+            date: self.date,
+            time_zone: self.time_zone.clone(),
+            summary,
+            parts,
+            categories: self
+                .categories
+                .iter()
+                .filter(|c| same(c.scope, &c.scope_id))
+                .cloned()
+                .collect(),
+            hot_cells: self
+                .hot_cells
+                .iter()
+                .filter(|c| same(c.scope, &c.scope_id))
+                .cloned()
+                .collect(),
+            crime_free: CrimeFree {
+                count: crime_free.len(),
+                mahallas: crime_free,
+            },
+        })
+    }
+}
+
+/// Reads the columns of stored report batches by name.
+struct Columns<'a> {
+    batch: &'a RecordBatch,
+}
+
+impl<'a> Columns<'a> {
+    fn column(&self, name: &str) -> Result<&'a dyn Array, ReportError> {
+        self.batch
+            .column_by_name(name)
+            .map(|c| c.as_ref())
+            .ok_or_else(|| ReportError::Internal(format!("report rows have no column {name}")))
+    }
+
+    fn strings(&self, name: &str) -> Result<StringArray, ReportError> {
+        let c = self.column(name)?;
+        let c = cast(c, &DataType::Utf8).map_err(|e| ReportError::Internal(e.to_string()))?;
+        Ok(c.as_string::<i32>().clone())
+    }
+
+    fn ints(&self, name: &str) -> Result<Int64Array, ReportError> {
+        let c = cast(self.column(name)?, &DataType::Int64)
+            .map_err(|e| ReportError::Internal(e.to_string()))?;
+        Ok(c.as_primitive().clone())
+    }
+
+    fn floats(&self, name: &str) -> Result<Float64Array, ReportError> {
+        let c = cast(self.column(name)?, &DataType::Float64)
+            .map_err(|e| ReportError::Internal(e.to_string()))?;
+        Ok(c.as_primitive().clone())
+    }
+
+    fn u64s(&self, name: &str) -> Result<UInt64Array, ReportError> {
+        let c = cast(self.column(name)?, &DataType::UInt64)
+            .map_err(|e| ReportError::Internal(e.to_string()))?;
+        Ok(c.as_primitive().clone())
+    }
+}
+
+fn opt(a: &StringArray, i: usize) -> Option<String> {
+    a.is_valid(i).then(|| a.value(i).to_owned())
+}
+
+fn scope_kind(s: &str) -> Result<ScopeKind, ReportError> {
+    ScopeKind::parse(s).ok_or_else(|| ReportError::Internal(format!("unknown scope {s:?}")))
+}
+
+/// `daily_reports` rows from batches.
+pub(crate) fn scope_rows(batches: &[RecordBatch]) -> Result<Vec<ScopeRow>, ReportError> {
+    let mut out = Vec::new();
+    for batch in batches {
+        let c = Columns { batch };
+        let (scope, scope_id, name) = (
+            c.strings("scope")?,
+            c.strings("scope_id")?,
+            c.strings("name")?,
+        );
+        let (region, district) = (c.strings("region_id")?, c.strings("district_id")?);
+        let ints: Vec<Int64Array> = [
+            "mahallas",
+            "crime_free_mahallas",
+            "events",
+            "incidents",
+            "camera_alerts",
+            "fraud_flags",
+            "offences",
+            "cyber",
+            "harm",
+            "escalations_opened",
+            "escalations_closed",
+        ]
+        .iter()
+        .map(|n| c.ints(n))
+        .collect::<Result<_, _>>()?;
+        let floats: Vec<Float64Array> = ["cyber_share", "baseline7", "z7", "baseline28", "z28"]
+            .iter()
+            .map(|n| c.floats(n))
+            .collect::<Result<_, _>>()?;
+        for i in 0..batch.num_rows() {
+            out.push(ScopeRow {
+                scope: scope_kind(scope.value(i))?,
+                scope_id: scope_id.value(i).to_owned(),
+                name: name.value(i).to_owned(),
+                region_id: opt(&region, i),
+                district_id: opt(&district, i),
+                mahallas: ints[0].value(i),
+                crime_free_mahallas: ints[1].value(i),
+                events: ints[2].value(i),
+                incidents: ints[3].value(i),
+                camera_alerts: ints[4].value(i),
+                fraud_flags: ints[5].value(i),
+                offences: ints[6].value(i),
+                cyber: ints[7].value(i),
+                cyber_share: floats[0].is_valid(i).then(|| floats[0].value(i)),
+                harm: ints[8].value(i),
+                baseline7: floats[1].value(i),
+                z7: floats[2].value(i),
+                baseline28: floats[3].value(i),
+                z28: floats[4].value(i),
+                escalations_opened: ints[9].value(i),
+                escalations_closed: ints[10].value(i),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// `daily_report_categories` rows from batches.
+pub(crate) fn category_rows(batches: &[RecordBatch]) -> Result<Vec<CategoryRow>, ReportError> {
+    let mut out = Vec::new();
+    for batch in batches {
+        let c = Columns { batch };
+        let (scope, scope_id) = (c.strings("scope")?, c.strings("scope_id")?);
+        let (kind, category) = (c.strings("kind")?, c.strings("category")?);
+        let (events, harm) = (c.ints("events")?, c.ints("harm")?);
+        for i in 0..batch.num_rows() {
+            out.push(CategoryRow {
+                scope: scope_kind(scope.value(i))?,
+                scope_id: scope_id.value(i).to_owned(),
+                kind: kind.value(i).to_owned(),
+                category: category.value(i).to_owned(),
+                events: events.value(i),
+                harm: harm.value(i),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// `daily_report_hot_cells` rows from batches.
+pub(crate) fn hot_cell_rows(batches: &[RecordBatch]) -> Result<Vec<HotCellRow>, ReportError> {
+    let mut out = Vec::new();
+    for batch in batches {
+        let c = Columns { batch };
+        let (scope, scope_id) = (c.strings("scope")?, c.strings("scope_id")?);
+        let (rank, cell) = (c.ints("rank")?, c.u64s("cell")?);
+        let (events, harm) = (c.ints("events")?, c.ints("harm")?);
+        for i in 0..batch.num_rows() {
+            out.push(HotCellRow {
+                scope: scope_kind(scope.value(i))?,
+                scope_id: scope_id.value(i).to_owned(),
+                rank: rank.value(i),
+                cell: CellId::new(cell.value(i))
+                    .ok_or_else(|| ReportError::Internal("a hot cell is not an h3 index".into()))?,
+                events: events.value(i),
+                harm: harm.value(i),
+            });
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_parse_and_print() {
+        for s in [
+            "nation",
+            "unassigned",
+            "region:tashkent",
+            "district:chilonzor",
+            "mahalla:m-1",
+        ] {
+            let scope: Scope = s.parse().expect(s);
+            assert_eq!(scope.to_string(), s);
+        }
+        for bad in ["", "country", "region:", "nation:x", "street:1"] {
+            let e = bad.parse::<Scope>().expect_err(bad);
+            assert!(
+                e.to_string().contains("expected nation, region:<id>"),
+                "{e}"
+            );
+        }
+    }
+}

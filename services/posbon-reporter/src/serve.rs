@@ -1,0 +1,46 @@
+//! Starting the reporter from its configuration file: what `posbon-reporter`
+//! runs.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use posbon_bus::{Bus, NatsBus, NatsOptions};
+use posbon_store::{EmbeddedStore, Store};
+use posbon_telemetry::Metrics;
+use tokio_util::sync::CancellationToken;
+
+use crate::{DEFAULTS, FileConfig};
+
+/// Loads the configuration: embedded defaults, then `file`, then
+/// `POSBON__`-prefixed environment variables.
+pub fn load_config(file: Option<&Path>) -> anyhow::Result<FileConfig> {
+    Ok(posbon_service::load_config(DEFAULTS, file)?)
+}
+
+/// Opens the store, loads the registry, connects to NATS and reports until
+/// `shutdown`. Telemetry must be initialised before.
+///
+/// The embedded store admits one process: run the reporter as its own
+/// process only against a store no other process holds open (or inside
+/// `posbon standalone`, which shares one store between every service).
+pub async fn serve(config: FileConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let reporter = config.reporter;
+    let registry = Arc::new(posbon_sim::load_registry(reporter.registry.as_deref())?);
+    let store: Store =
+        Arc::new(EmbeddedStore::open(&config.store.path).with_context(|| {
+            format!("cannot open the store at {}", config.store.path.display())
+        })?);
+    let bus: Arc<dyn Bus> = Arc::new(
+        NatsBus::connect(
+            reporter.nats_urls.clone(),
+            NatsOptions {
+                name: Some("posbon-reporter".into()),
+                ..NatsOptions::default()
+            },
+        )
+        .await
+        .context("cannot connect to nats")?,
+    );
+    crate::run(reporter, bus, store, registry, Metrics::new(), shutdown).await
+}

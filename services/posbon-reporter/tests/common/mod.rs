@@ -1,0 +1,96 @@
+//! The test dataset: a small simulated city and its events in a memory store.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::sync::Arc;
+
+use chrono::{DateTime, FixedOffset, TimeDelta, TimeZone, Utc};
+use posbon_geo::{Registry, RegistryOptions};
+use posbon_model::{CellId, EnrichedEvent, Event};
+use posbon_sim::{CityOptions, EventOptions, EventStream, SimBody, SimRegistry, city_registry};
+use posbon_store::{EventStoreExt, MemoryStore, Store};
+
+pub struct Fixture {
+    pub registry: Arc<Registry>,
+    pub events: Vec<EnrichedEvent>,
+}
+
+pub fn tashkent() -> FixedOffset {
+    FixedOffset::east_opt(5 * 3600).expect("offset")
+}
+
+pub fn start() -> DateTime<FixedOffset> {
+    tashkent()
+        .with_ymd_and_hms(2026, 5, 1, 0, 0, 0)
+        .single()
+        .expect("time")
+}
+
+pub fn enrich(registry: &Registry, event: Event) -> EnrichedEvent {
+    let loc = event.location();
+    let found = registry.locate(loc.lat, loc.lng).expect("location");
+    let m = found.mahalla.map(|m| registry.mahalla(m));
+    EnrichedEvent {
+        cell: CellId::new(u64::from(found.cell)).expect("cell"),
+        mahalla_id: m.map(|m| m.id.clone()),
+        district_id: m.map(|m| m.district_id.clone()),
+        region_id: m.map(|m| m.region_id.clone()),
+        ingested_at: event.occurred_at().with_timezone(&Utc) + TimeDelta::seconds(1),
+        event,
+    }
+}
+
+pub fn build(start: DateTime<FixedOffset>, days: i64) -> Fixture {
+    let city = city_registry(&CityOptions {
+        seed: 5,
+        mahallas: 40,
+    })
+    .expect("city");
+    let registry = Arc::new(
+        Registry::from_geojson(
+            city.to_geojson_string().as_bytes(),
+            &RegistryOptions::default(),
+        )
+        .expect("registry"),
+    );
+    let sim = Arc::new(SimRegistry::from_generated(&city).expect("sim"));
+    let stream = EventStream::new(
+        sim,
+        &EventOptions {
+            seed: 3,
+            rate_per_hour: 40.0,
+            duration: TimeDelta::days(days),
+            start,
+            bad_fraction: 0.0,
+        },
+    )
+    .expect("stream");
+    let mut events: Vec<EnrichedEvent> = stream
+        .filter_map(|item| match item.body {
+            SimBody::Valid { event, .. } => Some(enrich(&registry, *event)),
+            SimBody::Bad { .. } => None,
+        })
+        .collect();
+    // Two events outside every mahalla on each day.
+    let extra: Vec<EnrichedEvent> = (0..days * 2)
+        .map(|i| {
+            let mut e = events[usize::try_from(i).expect("index") * 7].event.clone();
+            let h = e.header_mut();
+            h.id = format!("outside-{i}");
+            h.location.lat = 40.5;
+            h.location.lng = 70.9;
+            h.occurred_at = start + TimeDelta::hours(12 * i + 3);
+            enrich(&registry, e)
+        })
+        .collect();
+    events.extend(extra);
+    Fixture { registry, events }
+}
+
+pub async fn store_of(events: &[EnrichedEvent]) -> Store {
+    let store: Store = Arc::new(MemoryStore::new());
+    for chunk in events.chunks(2000) {
+        store.put_events(chunk).await.expect("put");
+    }
+    store
+}

@@ -1,0 +1,559 @@
+//! The daily report against the simulated city: every figure checked
+//! against a computation in Rust over the same events.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+use posbon_model::{
+    EnrichedEvent, Escalation, EscalationRecord, EscalationStatus, Event, RiskLevel,
+};
+use posbon_reporter::reporter::{day_window, report_limits};
+use posbon_reporter::{DailyReport, ReportError, Reporter, Scope, ScopeKind, render};
+use posbon_sql::StoredTable;
+use posbon_store::{EscalationStoreExt, ReportStoreExt, Store};
+use tower::ServiceExt;
+
+mod common;
+use common::{build, start, store_of, tashkent};
+
+const DAYS: i64 = 10;
+
+fn local_day(e: &EnrichedEvent) -> NaiveDate {
+    e.event
+        .occurred_at()
+        .with_timezone(&tashkent())
+        .date_naive()
+}
+
+fn is_offence(e: &EnrichedEvent) -> bool {
+    matches!(e.event, Event::Incident(_) | Event::FraudFlag(_))
+}
+
+fn is_cyber(e: &EnrichedEvent) -> bool {
+    match &e.event {
+        Event::FraudFlag(_) => true,
+        Event::Incident(i) => matches!(i.category.as_str(), "fraud" | "cybercrime"),
+        Event::CameraAlert(_) => false,
+    }
+}
+
+/// The harm points of the report's SQL, written again in Rust.
+fn harm(e: &EnrichedEvent) -> i64 {
+    match &e.event {
+        Event::Incident(i) => {
+            let w = match i.category.as_str() {
+                "homicide" => 10,
+                "robbery" | "drug_trafficking" => 5,
+                "assault" | "weapons" | "domestic_violence" => 4,
+                "theft" | "fraud" | "cybercrime" => 2,
+                _ => 1,
+            };
+            i64::from(i.severity) * w
+        }
+        Event::CameraAlert(c) => {
+            let w = match c.detection.as_str() {
+                "weapon" => 6.0,
+                "drug_handoff" | "fight" => 4.0,
+                "intrusion" | "plate_match" => 2.0,
+                _ => 1.0,
+            };
+            (c.confidence * w).round() as i64
+        }
+        Event::FraudFlag(f) => {
+            let w = match f.scheme.as_str() {
+                "account_takeover" | "investment_scam" => 3,
+                "card_fraud" | "phishing" | "scam_call" => 2,
+                _ => 1,
+            };
+            let a = if f.amount_uzs < 1e6 {
+                1
+            } else if f.amount_uzs < 1e7 {
+                2
+            } else if f.amount_uzs < 1e8 {
+                3
+            } else {
+                4
+            };
+            w * a
+        }
+    }
+}
+
+fn z(observed: i64, expected: f64) -> f64 {
+    2.0 * ((observed as f64).sqrt() - expected.sqrt())
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() < 1e-9
+}
+
+fn escalation(
+    id: u64,
+    mahalla: &str,
+    opened: DateTime<Utc>,
+    closed: Option<DateTime<Utc>>,
+) -> EscalationRecord {
+    let mut r = EscalationRecord::opened(
+        Escalation {
+            id: Escalation::deterministic_id(mahalla, "test", id),
+            mahalla_id: mahalla.into(),
+            district_id: "d".into(),
+            region_id: "r".into(),
+            level: RiskLevel::High,
+            previous_level: RiskLevel::Normal,
+            score: 4.0,
+            rule: "test".into(),
+            counts: BTreeMap::new(),
+            hot_cells: vec![],
+            evidence: vec![],
+            window_start: opened,
+            window_end: opened,
+            opened_at: opened,
+            status: EscalationStatus::Open,
+        },
+        id,
+        opened,
+    );
+    if let Some(t) = closed {
+        r.closed_at = Some(t);
+        r.escalation.status = EscalationStatus::Resolved;
+    }
+    r
+}
+
+#[tokio::test]
+async fn the_report_adds_up() {
+    let fx = build(start(), DAYS);
+    let store = store_of(&fx.events).await;
+    let date = NaiveDate::from_ymd_opt(2026, 5, 9).expect("date");
+    let (day_start, _) = day_window(date).expect("window");
+    let mahallas: Vec<&str> = fx
+        .registry
+        .mahallas()
+        .iter()
+        .map(|m| m.id.as_str())
+        .collect();
+    // Escalations: two opened on the day in the first mahalla, one of them
+    // closed on the day; one opened the day before, closed on the day.
+    let first = mahallas[0];
+    store
+        .put_escalation_batch(
+            &[
+                escalation(
+                    1,
+                    first,
+                    day_start + TimeDelta::hours(2),
+                    Some(day_start + TimeDelta::hours(5)),
+                ),
+                escalation(2, first, day_start + TimeDelta::hours(3), None),
+                escalation(
+                    3,
+                    mahallas[1],
+                    day_start - TimeDelta::hours(3),
+                    Some(day_start + TimeDelta::hours(1)),
+                ),
+            ],
+            &[],
+        )
+        .await
+        .expect("escalations");
+
+    let reporter =
+        Reporter::new(store.clone(), Arc::clone(&fx.registry), report_limits()).expect("reporter");
+    let report = reporter.generate(date).await.expect("report");
+    assert_eq!(report.date, date);
+    assert_eq!(report.time_zone, "Asia/Tashkent");
+
+    let today: Vec<&EnrichedEvent> = fx.events.iter().filter(|e| local_day(e) == date).collect();
+    assert!(today.len() > 500, "{} events", today.len());
+    let nation = report.row(&Scope::nation()).expect("nation");
+    let offences = today.iter().filter(|e| is_offence(e)).count() as i64;
+    let cyber = today.iter().filter(|e| is_cyber(e)).count() as i64;
+    assert_eq!(nation.events, today.len() as i64);
+    assert_eq!(nation.offences, offences);
+    assert_eq!(nation.cyber, cyber);
+    assert_eq!(nation.incidents + nation.fraud_flags, offences);
+    assert!(close(
+        nation.cyber_share.expect("share"),
+        cyber as f64 / offences as f64
+    ));
+    assert_eq!(nation.harm, today.iter().map(|e| harm(e)).sum::<i64>());
+    assert_eq!(nation.mahallas, mahallas.len() as i64);
+
+    // Baselines: the mean daily offences of the 7 and 28 days before, as z.
+    let before = |days: i64| {
+        let from = date - TimeDelta::days(days);
+        fx.events
+            .iter()
+            .filter(|e| is_offence(e) && local_day(e) >= from && local_day(e) < date)
+            .count() as f64
+            / days as f64
+    };
+    assert!(close(nation.baseline7, before(7)));
+    assert!(close(nation.baseline28, before(28)));
+    assert!(close(nation.z7, z(offences, before(7))));
+    assert!(close(nation.z28, z(offences, before(28))));
+    assert!(before(7) > 0.0);
+
+    // Every mahalla has a row; crime-free ones had no offence.
+    let mut per_mahalla: BTreeMap<&str, i64> = BTreeMap::new();
+    for e in today.iter().filter(|e| is_offence(e)) {
+        if let Some(m) = e.mahalla_id.as_deref() {
+            *per_mahalla.entry(m).or_default() += 1;
+        }
+    }
+    let rows: BTreeMap<&str, _> = report
+        .scopes
+        .iter()
+        .filter(|r| r.scope == ScopeKind::Mahalla)
+        .map(|r| (r.scope_id.as_str(), r))
+        .collect();
+    assert_eq!(rows.keys().copied().collect::<Vec<_>>(), {
+        let mut m = mahallas.clone();
+        m.sort_unstable();
+        m
+    });
+    let crime_free = mahallas
+        .iter()
+        .filter(|m| !per_mahalla.contains_key(*m))
+        .count() as i64;
+    assert!(crime_free > 0, "some mahallas are quiet");
+    assert_eq!(nation.crime_free_mahallas, crime_free);
+    for (id, row) in &rows {
+        assert_eq!(
+            row.offences,
+            per_mahalla.get(id).copied().unwrap_or(0),
+            "{id}"
+        );
+        assert_eq!(row.crime_free_mahallas, i64::from(row.offences == 0));
+        assert!(row.district_id.is_some() && row.region_id.is_some());
+    }
+
+    // Parts add up to the whole; unassigned events count in the nation.
+    let unassigned = report
+        .row(&"unassigned".parse().expect("scope"))
+        .expect("unassigned row");
+    assert_eq!(
+        unassigned.events,
+        today.iter().filter(|e| e.mahalla_id.is_none()).count() as i64
+    );
+    assert!(unassigned.events > 0);
+    let sum = |kind: ScopeKind| -> i64 {
+        report
+            .scopes
+            .iter()
+            .filter(|r| r.scope == kind)
+            .map(|r| r.events)
+            .sum()
+    };
+    assert_eq!(sum(ScopeKind::Region) + unassigned.events, nation.events);
+    assert_eq!(sum(ScopeKind::District), sum(ScopeKind::Region));
+    assert_eq!(sum(ScopeKind::Mahalla), sum(ScopeKind::District));
+
+    // Escalations opened and closed on the day.
+    assert_eq!(nation.escalations_opened, 2);
+    assert_eq!(nation.escalations_closed, 2);
+    assert_eq!(rows[first].escalations_opened, 2);
+    assert_eq!(rows[first].escalations_closed, 1);
+    assert_eq!(rows[mahallas[1]].escalations_closed, 1);
+
+    // Categories of the nation.
+    let mut want: BTreeMap<(String, String), (i64, i64)> = BTreeMap::new();
+    for e in &today {
+        let category = match &e.event {
+            Event::Incident(i) => i.category.as_str(),
+            Event::CameraAlert(c) => c.detection.as_str(),
+            Event::FraudFlag(f) => f.scheme.as_str(),
+        };
+        let entry = want
+            .entry((e.event.kind().to_string(), category.to_owned()))
+            .or_default();
+        entry.0 += 1;
+        entry.1 += harm(e);
+    }
+    let got: BTreeMap<(String, String), (i64, i64)> = report
+        .categories
+        .iter()
+        .filter(|c| c.scope == ScopeKind::Nation)
+        .map(|c| ((c.kind.clone(), c.category.clone()), (c.events, c.harm)))
+        .collect();
+    assert_eq!(got, want);
+
+    // The hottest cell of the nation.
+    let mut cells: BTreeMap<u64, (i64, i64)> = BTreeMap::new();
+    for e in &today {
+        let c = cells.entry(e.cell.get()).or_default();
+        c.0 += harm(e);
+        c.1 += 1;
+    }
+    let mut ranked: Vec<(u64, (i64, i64))> = cells.into_iter().collect();
+    ranked.sort_by(|a, b| {
+        b.1.0
+            .cmp(&a.1.0)
+            .then(b.1.1.cmp(&a.1.1))
+            .then(a.0.cmp(&b.0))
+    });
+    let hot: Vec<u64> = report
+        .hot_cells
+        .iter()
+        .filter(|c| c.scope == ScopeKind::Nation)
+        .map(|c| c.cell.get())
+        .collect();
+    assert_eq!(hot, ranked.iter().take(10).map(|c| c.0).collect::<Vec<_>>());
+    assert!(
+        report
+            .hot_cells
+            .iter()
+            .filter(|c| c.scope == ScopeKind::Mahalla)
+            .all(|c| c.rank <= 3)
+    );
+
+    // The baselines' days were computed and stored, the report's tables too.
+    let days = store
+        .report_keys(StoredTable::MahallaDays.kind(), "", "")
+        .await
+        .expect("keys");
+    assert_eq!(days.len(), 29);
+    let out = reporter
+        .engine()
+        .query("SELECT count(*) AS n FROM daily_reports WHERE date = DATE '2026-05-09' AND scope = 'mahalla'")
+        .await
+        .expect("query");
+    let json = posbon_sql::output::to_json(&out).expect("json");
+    assert_eq!(json["rows"][0][0].as_u64(), Some(mahallas.len() as u64));
+}
+
+#[tokio::test]
+async fn a_rerun_gives_the_same_report() {
+    let fx = build(start(), 4);
+    let store = store_of(&fx.events).await;
+    let reporter =
+        Reporter::new(store.clone(), Arc::clone(&fx.registry), report_limits()).expect("reporter");
+    let date = NaiveDate::from_ymd_opt(2026, 5, 3).expect("date");
+    let first = reporter.generate(date).await.expect("report");
+    let bytes = |s: Store| async move {
+        let mut all = Vec::new();
+        for t in StoredTable::ALL {
+            all.push(s.get_report(t.kind(), "2026-05-03").await.expect("get"));
+        }
+        all
+    };
+    let stored = bytes(store.clone()).await;
+    let again = reporter.generate_with(date, true).await.expect("again");
+    assert_eq!(first, again);
+    assert_eq!(bytes(store.clone()).await, stored, "byte for byte");
+    // A fresh engine over the same events gives the same report too.
+    let other = Reporter::new(
+        store_of(&fx.events).await,
+        Arc::clone(&fx.registry),
+        report_limits(),
+    )
+    .expect("reporter");
+    assert_eq!(other.generate(date).await.expect("report"), first);
+    assert_eq!(reporter.load(date).await.expect("load"), Some(first));
+}
+
+fn views_of(report: &DailyReport) {
+    let nation = report.view(&Scope::nation()).expect("nation");
+    assert!(
+        nation
+            .parts
+            .iter()
+            .all(|p| matches!(p.scope, ScopeKind::Region | ScopeKind::Unassigned))
+    );
+    assert_eq!(
+        nation.crime_free.count as i64,
+        nation.summary.crime_free_mahallas
+    );
+    let district = report
+        .scopes
+        .iter()
+        .find(|r| r.scope == ScopeKind::District)
+        .expect("district");
+    let view = report
+        .view(
+            &format!("district:{}", district.scope_id)
+                .parse()
+                .expect("scope"),
+        )
+        .expect("district view");
+    assert!(!view.parts.is_empty());
+    assert!(view.parts.iter().all(|p| p.scope == ScopeKind::Mahalla
+        && p.district_id.as_deref() == Some(district.scope_id.as_str())));
+    assert_eq!(
+        view.parts.iter().map(|p| p.events).sum::<i64>(),
+        view.summary.events
+    );
+    assert_eq!(
+        view.crime_free.count as i64,
+        view.summary.crime_free_mahallas
+    );
+    let e = report
+        .view(&"mahalla:no-such".parse().expect("scope"))
+        .expect_err("unknown");
+    assert!(matches!(e, ReportError::NotFound(_)), "{e}");
+
+    let text = render::to_text(&nation);
+    assert!(
+        text.starts_with(&format!(
+            "Daily situation report {} (Asia/Tashkent): All mahallas",
+            report.date
+        )),
+        "{text}"
+    );
+    assert!(text.contains(&format!("offences {}", nation.summary.offences)));
+    assert!(text.contains(&format!("Crime-free mahallas: {}", nation.crime_free.count)));
+    let csv = render::to_csv(&view);
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], render::CSV_COLUMNS.join(","));
+    assert_eq!(lines.len(), 2 + view.parts.len());
+    let html = render::to_html(&view);
+    assert!(html.starts_with("<!DOCTYPE html>") && html.contains("<h2>Hottest cells</h2>"));
+    assert!(!html.contains("O'") || html.contains("&#39;"));
+}
+
+#[tokio::test]
+async fn views_and_http() {
+    let fx = build(start(), 3);
+    let store = store_of(&fx.events).await;
+    let reporter = Arc::new(
+        Reporter::new(store, Arc::clone(&fx.registry), report_limits()).expect("reporter"),
+    );
+    let app = posbon_reporter::http::router(Arc::clone(&reporter), None);
+    let get = |uri: &str, accept: &str| {
+        Request::builder()
+            .uri(uri)
+            .header("accept", accept)
+            .body(Body::empty())
+            .expect("request")
+    };
+    let body = |r: axum::response::Response| async move {
+        let bytes = axum::body::to_bytes(r.into_body(), 1 << 24)
+            .await
+            .expect("body");
+        String::from_utf8(bytes.to_vec()).expect("utf-8")
+    };
+    // Not generated yet.
+    let r = app
+        .clone()
+        .oneshot(get("/v1/reports/daily?date=2026-05-02", "*/*"))
+        .await
+        .expect("call");
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert!(body(r).await.contains("no daily report for 2026-05-02 yet"));
+    for (uri, want) in [
+        ("/v1/reports/daily", "date is required"),
+        ("/v1/reports/daily?date=2026-13-01", "is not a date"),
+        (
+            "/v1/reports/daily?date=2026-05-02&scope=street:1",
+            "expected nation",
+        ),
+        (
+            "/v1/reports/daily?date=2026-05-02&format=pdf",
+            "unknown format",
+        ),
+        (
+            "/v1/reports/daily?date=2026-05-02&colour=red",
+            "unknown field",
+        ),
+    ] {
+        let r = app.clone().oneshot(get(uri, "*/*")).await.expect("call");
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{uri}");
+        let text = body(r).await;
+        assert!(text.contains(want), "{uri}: {text}");
+    }
+    // POST generates.
+    let post = Request::builder()
+        .method("POST")
+        .uri("/v1/reports/daily?date=2026-05-02")
+        .body(Body::empty())
+        .expect("request");
+    let r = app.clone().oneshot(post).await.expect("call");
+    assert_eq!(r.status(), StatusCode::OK);
+    let view: serde_json::Value = serde_json::from_str(&body(r).await).expect("json");
+    assert_eq!(view["summary"]["scope"], "nation");
+    assert_eq!(view["date"], "2026-05-02");
+
+    let report = reporter
+        .load(NaiveDate::from_ymd_opt(2026, 5, 2).expect("date"))
+        .await
+        .expect("load")
+        .expect("stored");
+    views_of(&report);
+    let region = report
+        .scopes
+        .iter()
+        .find(|r| r.scope == ScopeKind::Region)
+        .expect("region");
+    let uri = format!(
+        "/v1/reports/daily?date=2026-05-02&scope=region:{}",
+        region.scope_id
+    );
+    let r = app
+        .clone()
+        .oneshot(get(&uri, "application/json"))
+        .await
+        .expect("call");
+    assert_eq!(r.status(), StatusCode::OK);
+    let view: serde_json::Value = serde_json::from_str(&body(r).await).expect("json");
+    assert_eq!(view["summary"]["scope_id"], region.scope_id.as_str());
+    assert_eq!(view["summary"]["offences"], region.offences);
+    let hot = &view["hot_cells"][0]["cell"];
+    assert!(
+        hot.as_str().is_some_and(|c| c.len() == 15),
+        "cells are hex: {hot}"
+    );
+    let r = app
+        .clone()
+        .oneshot(get(&uri, "text/csv"))
+        .await
+        .expect("call");
+    assert_eq!(r.headers()["content-type"], "text/csv");
+    assert!(body(r).await.starts_with("date,scope,scope_id,"));
+    let r = app
+        .clone()
+        .oneshot(get(&uri, "text/html"))
+        .await
+        .expect("call");
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .expect("type")
+            .starts_with("text/html")
+    );
+    assert!(body(r).await.contains("Daily situation report: Region"));
+    let r = app
+        .clone()
+        .oneshot(get("/v1/reports/daily/dates", "*/*"))
+        .await
+        .expect("call");
+    let dates: serde_json::Value = serde_json::from_str(&body(r).await).expect("json");
+    assert_eq!(dates["dates"], serde_json::json!(["2026-05-02"]));
+}
+
+#[test]
+fn the_sql_files_name_their_parameters() {
+    let mut all = BTreeSet::new();
+    for (name, sql) in posbon_reporter::reporter::SQL_FILES {
+        assert!(
+            sql.starts_with("-- "),
+            "{name} starts with a comment saying what it is"
+        );
+        for word in sql.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '$')) {
+            if let Some(p) = word.strip_prefix('$') {
+                all.insert(p.to_owned());
+                assert!(sql.contains(&format!("--   ${p}")), "{name} documents ${p}");
+            }
+        }
+    }
+    let bound: BTreeSet<String> =
+        posbon_reporter::reporter::params(NaiveDate::from_ymd_opt(2026, 5, 1).expect("date"))
+            .expect("params")
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+    assert_eq!(all, bound);
+}

@@ -18,7 +18,13 @@
 //!   redb 4.6 by the `store` benchmark: about 5 times the durable write
 //!   throughput, 1.5 times faster cell scans, and half the disk space.
 //! * [`MemoryStore`]: a `BTreeMap`, for tests and single-process runs.
-//! * TiKV (cluster): a later crate, held to the same [`conformance`] suite.
+//! * [`TikvStore`]: a TiKV cluster through the raw key-value API of
+//!   tikv-client, the same key layout; how it makes up for what the raw API
+//!   lacks (atomic batches, scans past the last region) is in its docs.
+//!
+//! [`StoreConfig`] (the `[store]` section of every service) picks the
+//! backend and [`open_store`] opens it; [`copy()`] moves every key from one
+//! store to another.
 //!
 //! # Key layout
 //!
@@ -93,7 +99,9 @@
 //! ```
 
 pub mod codec;
+mod config;
 pub mod conformance;
+mod copy;
 mod embedded;
 mod error;
 pub mod escalations;
@@ -102,7 +110,12 @@ pub mod keys;
 mod memory;
 pub mod reports;
 mod store;
+mod tikv;
 
+pub use config::{
+    DEFAULT_STORE_PATH, StoreConfig, TikvConfig, TikvTlsConfig, open_store, open_store_with_metrics,
+};
+pub use copy::{CopyOptions, CopyProgress, CopySummary, copy, copy_with};
 pub use embedded::{EmbeddedStore, INLINE_RECORDS};
 pub use error::{Result, StoreError, StoreErrorKind};
 pub use escalations::{EscalationStoreExt, SourcePrecision};
@@ -113,3 +126,4 @@ pub use reports::ReportStoreExt;
 pub use store::{
     EventStore, KvPair, MAX_KEY_BYTES, MAX_VALUE_BYTES, Store, check_key, normalize_batch,
 };
+pub use tikv::TikvStore;

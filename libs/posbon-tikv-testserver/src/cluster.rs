@@ -98,6 +98,8 @@ struct State {
     inject_epoch_errors: u32,
     calls: HashMap<&'static str, u64>,
     region_errors: u64,
+    /// Writes touching a key under this prefix fail.
+    fail_writes_under: Option<Vec<u8>>,
 }
 
 impl State {
@@ -247,6 +249,7 @@ impl Cluster {
                 inject_epoch_errors: 0,
                 calls: HashMap::new(),
                 region_errors: 0,
+                fail_writes_under: None,
             }),
         }
     }
@@ -279,6 +282,10 @@ impl Cluster {
 
     pub(crate) fn len(&self) -> usize {
         self.lock().data.len()
+    }
+
+    pub(crate) fn fail_writes_under(&self, prefix: Option<Vec<u8>>) {
+        self.lock().fail_writes_under = prefix;
     }
 
     pub(crate) fn inject_epoch_not_match(&self, count: u32) {
@@ -470,6 +477,14 @@ impl Cluster {
     ) -> Result<proto::RawWriteResponse, Status> {
         check_cf(cf)?;
         let mut state = self.count(method);
+        if let Some(prefix) = &state.fail_writes_under
+            && keys.iter().any(|k| k.starts_with(prefix))
+        {
+            return Ok(proto::RawWriteResponse {
+                region_error: None,
+                error: format!("injected failure of writes under {prefix:?}"),
+            });
+        }
         match state.check(context, keys) {
             Err(e) => Ok(proto::RawWriteResponse {
                 region_error: Some(*e),

@@ -184,6 +184,19 @@ impl TestServer {
         self.cluster.inject_epoch_not_match(count);
     }
 
+    /// From now on, raw puts and deletes of a key starting with `prefix`
+    /// (for a range delete: its start key) fail with a TiKV error (a write error the client does
+    /// not retry), until [`TestServer::clear_write_failures`]. Other writes
+    /// go through. For tests of partial batch failures.
+    pub fn fail_writes_under(&self, prefix: &[u8]) {
+        self.cluster.fail_writes_under(Some(prefix.to_vec()));
+    }
+
+    /// Ends [`TestServer::fail_writes_under`].
+    pub fn clear_write_failures(&self) {
+        self.cluster.fail_writes_under(None);
+    }
+
     /// How many calls of a method (e.g. `RawScan`, `GetRegion`) were served.
     pub fn calls(&self, method: &str) -> u64 {
         self.cluster.calls(method)

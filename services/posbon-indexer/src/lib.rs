@@ -11,7 +11,6 @@
 
 pub mod serve;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -65,13 +64,9 @@ pub struct IndexerConfig {
     pub ack_wait_secs: u64,
 }
 
-/// Where events are stored.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StoreConfig {
-    /// Directory of the embedded store.
-    pub path: PathBuf,
-}
+/// Where events are stored: the `[store]` section every service shares
+/// (the embedded store in `path`, or a TiKV cluster under `[store.tikv]`).
+pub use posbon_store::StoreConfig;
 
 struct IndexerMetrics {
     events: CounterVec,

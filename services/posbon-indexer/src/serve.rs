@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use posbon_bus::{Bus, NatsBus, NatsOptions};
-use posbon_store::{EmbeddedStore, Store};
+use posbon_store::open_store_with_metrics;
 use posbon_telemetry::Metrics;
 use tokio_util::sync::CancellationToken;
 
@@ -18,13 +18,15 @@ pub fn load_config(file: Option<&Path>) -> anyhow::Result<FileConfig> {
     Ok(posbon_service::load_config(DEFAULTS, file)?)
 }
 
-/// Opens the store, connects to NATS and indexes until `shutdown`.
-/// Telemetry must be initialised before (metrics are created here).
+/// Opens the store (embedded or TiKV, as `[store]` says), connects to NATS
+/// and indexes until `shutdown`. Telemetry must be initialised before
+/// (metrics are created here).
 pub async fn serve(config: FileConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let store: Store =
-        Arc::new(EmbeddedStore::open(&config.store.path).with_context(|| {
-            format!("cannot open the store at {}", config.store.path.display())
-        })?);
+    let metrics = Metrics::new();
+    let store = open_store_with_metrics(&config.store, &metrics)
+        .await
+        .with_context(|| format!("cannot open the store ({})", config.store.describe()))?;
+    tracing::info!(store = %config.store.describe(), "store open");
     let bus: Arc<dyn Bus> = Arc::new(
         NatsBus::connect(
             config.indexer.nats_urls.clone(),
@@ -36,5 +38,5 @@ pub async fn serve(config: FileConfig, shutdown: CancellationToken) -> anyhow::R
         .await
         .context("cannot connect to nats")?,
     );
-    crate::run(config.indexer, bus, store, Metrics::new(), shutdown).await
+    crate::run(config.indexer, bus, store, metrics, shutdown).await
 }

@@ -1,6 +1,8 @@
 //! Posbon end-to-end tests: they run the `posbon` binary and, from the pipeline
 //! on, real `nats-server` processes. This library holds what the tests share.
 
+pub mod pipeline;
+
 use std::path::PathBuf;
 
 /// The `posbon` binary that cargo built beside this test executable.

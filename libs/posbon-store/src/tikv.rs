@@ -48,7 +48,11 @@
 //!   unreachable stores, region errors the client gave up on); every
 //!   operation is idempotent, so a retry is safe.
 //! * **Response size.** A batch get that TiKV or the client refuses as too
-//!   large is split in halves until it fits.
+//!   large (above `max_response_bytes`, 64 MiB by default) is split in
+//!   halves until it fits. Each refusal costs the client's own retries of a
+//!   failed call (about 1.5 s), so keep `scan_batch` × the largest values
+//!   well below the limit; with event records of about 1 KB the default
+//!   reads of 1024 keys take about 1 MB.
 
 use std::collections::{BTreeSet, HashMap};
 use std::future::Future;

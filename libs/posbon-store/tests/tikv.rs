@@ -394,3 +394,36 @@ async fn everything(store: &dyn EventStore) -> Vec<KvPair> {
         .await
         .expect("scan")
 }
+
+/// Batch gets whose answer is larger than the client accepts are split until
+/// they fit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_answers_are_fetched_in_parts() {
+    let server = server_with(vec![b"m".to_vec()]).await;
+    let store = TikvStore::connect(
+        &TikvConfig {
+            max_response_bytes: 4000,
+            ..TikvConfig::new([server.pd_endpoint()])
+        },
+        None,
+    )
+    .await
+    .expect("connects");
+    let entries: Vec<KvPair> = (0..16u8).map(|i| (vec![b'a', i], vec![i; 500])).collect();
+    store.put_batch(entries.clone()).await.expect("put");
+    let keys: Vec<Vec<u8>> = entries.iter().map(|(k, _)| k.clone()).collect();
+    let values = store.get_many(keys).await.expect("get many in parts");
+    assert_eq!(
+        values,
+        entries
+            .iter()
+            .map(|(_, v)| Some(v.clone()))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(store.scan(b"a", b"b", 100).await.expect("scan"), entries);
+    assert!(
+        server.calls("RawBatchGet") > 2,
+        "{} batch gets",
+        server.calls("RawBatchGet")
+    );
+}

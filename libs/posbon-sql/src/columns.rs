@@ -25,6 +25,7 @@ use posbon_model::{
     PaymentSystem,
 };
 use serde::Deserialize;
+use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 use crate::error::SqlError;
@@ -349,21 +350,91 @@ impl<'de: 'a, 'a> Deserialize<'de> for BStr<'a> {
     }
 }
 
-/// A stored record, as much of it as the tables show.
-#[derive(Debug, Deserialize)]
+/// The record fields a decoder reads. The others are skipped: their bytes
+/// are scanned but no number is converted and no string is copied.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Need(u32);
+
+impl Need {
+    const KIND: u32 = 1;
+    const LOCATION: u32 = 1 << 1;
+    const SOURCE: u32 = 1 << 2;
+    const ATTRIBUTES: u32 = 1 << 3;
+    const CATEGORY: u32 = 1 << 4;
+    const SEVERITY: u32 = 1 << 5;
+    const FLAGS: u32 = 1 << 6;
+    const STATUS: u32 = 1 << 7;
+    const DESCRIPTION: u32 = 1 << 8;
+    const CAMERA_ID: u32 = 1 << 9;
+    const DETECTION: u32 = 1 << 10;
+    const CONFIDENCE: u32 = 1 << 11;
+    const MODEL: u32 = 1 << 12;
+    const SNAPSHOT_URI: u32 = 1 << 13;
+    const SCHEME: u32 = 1 << 14;
+    const CHANNEL: u32 = 1 << 15;
+    const AMOUNT: u32 = 1 << 16;
+    const PAYMENT_SYSTEM: u32 = 1 << 17;
+    const ACCOUNT_REF: u32 = 1 << 18;
+    const DETECTOR_SCORE: u32 = 1 << 19;
+    const CELL: u32 = 1 << 20;
+    const MAHALLA: u32 = 1 << 21;
+    const DISTRICT: u32 = 1 << 22;
+    const REGION: u32 = 1 << 23;
+    const INGESTED_AT: u32 = 1 << 24;
+
+    const fn has(self, field: u32) -> bool {
+        self.0 & field != 0
+    }
+
+    /// What a column needs from the record (nothing when the key has it).
+    const fn of(col: Col, cell_keys: bool) -> u32 {
+        match col {
+            Col::Id | Col::OccurredAt | Col::LocalDate => 0,
+            Col::Cell if cell_keys => 0,
+            Col::Cell => Self::CELL,
+            Col::Kind => Self::KIND,
+            Col::IngestedAt => Self::INGESTED_AT,
+            Col::Lat | Col::Lng | Col::AccuracyM => Self::LOCATION,
+            Col::MahallaId => Self::MAHALLA,
+            Col::DistrictId => Self::DISTRICT,
+            Col::RegionId => Self::REGION,
+            Col::Source => Self::SOURCE,
+            Col::AnyCategory => Self::CATEGORY | Self::DETECTION | Self::SCHEME,
+            Col::Severity => Self::SEVERITY,
+            Col::Confidence => Self::CONFIDENCE,
+            Col::AmountUzs => Self::AMOUNT,
+            Col::Attributes => Self::ATTRIBUTES,
+            Col::IncidentCategory => Self::CATEGORY,
+            Col::Status => Self::STATUS,
+            Col::VictimMinor
+            | Col::VictimYouth
+            | Col::VictimWoman
+            | Col::OffenderMinor
+            | Col::OffenderYouth
+            | Col::Domestic => Self::FLAGS,
+            Col::Description => Self::DESCRIPTION,
+            Col::CameraId => Self::CAMERA_ID,
+            Col::Detection => Self::DETECTION,
+            Col::Model => Self::MODEL,
+            Col::SnapshotUri => Self::SNAPSHOT_URI,
+            Col::Scheme => Self::SCHEME,
+            Col::Channel => Self::CHANNEL,
+            Col::PaymentSystem => Self::PAYMENT_SYSTEM,
+            Col::AccountRef => Self::ACCOUNT_REF,
+            Col::DetectorScore => Self::DETECTOR_SCORE,
+        }
+    }
+}
+
+/// A stored record, the fields a decoder needs of it.
+#[derive(Debug, Default)]
 struct Rec<'a> {
-    #[serde(borrow)]
     event: Ev<'a>,
-    #[serde(borrow)]
-    cell: BStr<'a>,
-    #[serde(borrow, default)]
+    cell: Option<BStr<'a>>,
     mahalla_id: Option<BStr<'a>>,
-    #[serde(borrow, default)]
     district_id: Option<BStr<'a>>,
-    #[serde(borrow, default)]
     region_id: Option<BStr<'a>>,
-    #[serde(borrow)]
-    ingested_at: BStr<'a>,
+    ingested_at: Option<BStr<'a>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -390,46 +461,27 @@ struct Flags {
     domestic: bool,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default)]
 struct Ev<'a> {
-    #[serde(borrow)]
-    kind: BStr<'a>,
-    location: Loc,
-    #[serde(borrow)]
-    source: BStr<'a>,
-    #[serde(borrow, default)]
+    kind: Option<BStr<'a>>,
+    location: Option<Loc>,
+    source: Option<BStr<'a>>,
     attributes: Option<&'a RawValue>,
-    #[serde(borrow, default)]
     category: Option<BStr<'a>>,
-    #[serde(default)]
     severity: Option<u8>,
-    #[serde(default)]
     flags: Option<Flags>,
-    #[serde(borrow, default)]
     status: Option<BStr<'a>>,
-    #[serde(borrow, default)]
     description: Option<BStr<'a>>,
-    #[serde(borrow, default)]
     camera_id: Option<BStr<'a>>,
-    #[serde(borrow, default)]
     detection: Option<BStr<'a>>,
-    #[serde(default)]
     confidence: Option<f64>,
-    #[serde(borrow, default)]
     model: Option<BStr<'a>>,
-    #[serde(borrow, default)]
     snapshot_uri: Option<BStr<'a>>,
-    #[serde(borrow, default)]
     scheme: Option<BStr<'a>>,
-    #[serde(borrow, default)]
     channel: Option<BStr<'a>>,
-    #[serde(default)]
     amount_uzs: Option<f64>,
-    #[serde(borrow, default)]
     payment_system: Option<BStr<'a>>,
-    #[serde(borrow, default)]
     account_ref: Option<BStr<'a>>,
-    #[serde(default)]
     detector_score: Option<f64>,
 }
 
@@ -441,6 +493,109 @@ impl Ev<'_> {
             .or(self.detection.as_ref())
             .or(self.scheme.as_ref())
             .map(|s| s.0.as_ref())
+    }
+}
+
+/// Reads a record's map, keeping the fields in `Need`.
+struct RecSeed(Need);
+
+impl<'de> DeserializeSeed<'de> for RecSeed {
+    type Value = Rec<'de>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Rec<'de>, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RecSeed {
+    type Value = Rec<'de>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an enriched event")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Rec<'de>, A::Error> {
+        let need = self.0;
+        let mut rec = Rec::default();
+        while let Some(key) = map.next_key::<BStr<'de>>()? {
+            match key.0.as_ref() {
+                "event" => rec.event = map.next_value_seed(EvSeed(need))?,
+                "cell" if need.has(Need::CELL) => rec.cell = Some(map.next_value()?),
+                "mahalla_id" if need.has(Need::MAHALLA) => rec.mahalla_id = map.next_value()?,
+                "district_id" if need.has(Need::DISTRICT) => rec.district_id = map.next_value()?,
+                "region_id" if need.has(Need::REGION) => rec.region_id = map.next_value()?,
+                "ingested_at" if need.has(Need::INGESTED_AT) => {
+                    rec.ingested_at = Some(map.next_value()?);
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(rec)
+    }
+}
+
+/// Reads an event's map, keeping the fields in `Need`.
+struct EvSeed(Need);
+
+impl<'de> DeserializeSeed<'de> for EvSeed {
+    type Value = Ev<'de>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Ev<'de>, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for EvSeed {
+    type Value = Ev<'de>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an event")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Ev<'de>, A::Error> {
+        let need = self.0;
+        let mut ev = Ev::default();
+        while let Some(key) = map.next_key::<BStr<'de>>()? {
+            let k = key.0.as_ref();
+            match k {
+                "kind" if need.has(Need::KIND) => ev.kind = Some(map.next_value()?),
+                "location" if need.has(Need::LOCATION) => ev.location = Some(map.next_value()?),
+                "source" if need.has(Need::SOURCE) => ev.source = Some(map.next_value()?),
+                "attributes" if need.has(Need::ATTRIBUTES) => ev.attributes = map.next_value()?,
+                "category" if need.has(Need::CATEGORY) => ev.category = map.next_value()?,
+                "severity" if need.has(Need::SEVERITY) => ev.severity = map.next_value()?,
+                "flags" if need.has(Need::FLAGS) => ev.flags = map.next_value()?,
+                "status" if need.has(Need::STATUS) => ev.status = map.next_value()?,
+                "description" if need.has(Need::DESCRIPTION) => {
+                    ev.description = map.next_value()?
+                }
+                "camera_id" if need.has(Need::CAMERA_ID) => ev.camera_id = map.next_value()?,
+                "detection" if need.has(Need::DETECTION) => ev.detection = map.next_value()?,
+                "confidence" if need.has(Need::CONFIDENCE) => ev.confidence = map.next_value()?,
+                "model" if need.has(Need::MODEL) => ev.model = map.next_value()?,
+                "snapshot_uri" if need.has(Need::SNAPSHOT_URI) => {
+                    ev.snapshot_uri = map.next_value()?;
+                }
+                "scheme" if need.has(Need::SCHEME) => ev.scheme = map.next_value()?,
+                "channel" if need.has(Need::CHANNEL) => ev.channel = map.next_value()?,
+                "amount_uzs" if need.has(Need::AMOUNT) => ev.amount_uzs = map.next_value()?,
+                "payment_system" if need.has(Need::PAYMENT_SYSTEM) => {
+                    ev.payment_system = map.next_value()?;
+                }
+                "account_ref" if need.has(Need::ACCOUNT_REF) => {
+                    ev.account_ref = map.next_value()?
+                }
+                "detector_score" if need.has(Need::DETECTOR_SCORE) => {
+                    ev.detector_score = map.next_value()?;
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(ev)
     }
 }
 
@@ -539,6 +694,8 @@ pub(crate) struct Decoder {
     schema: SchemaRef,
     kind: Option<EventKind>,
     needs_json: bool,
+    /// The record fields the columns need.
+    need: Need,
     /// Whether records come with `e` keys (cell in the key) or `t` keys.
     cell_keys: bool,
     /// The UTC hour and the time zone's offset in it, seconds.
@@ -565,11 +722,17 @@ impl Decoder {
         let full = table.schema();
         let schema = Arc::new(full.project(projection).unwrap_or_else(|_| Schema::empty()));
         let needs_json = cols.iter().any(|c| !c.in_key(cell_keys));
+        let mut need = cols.iter().fold(0, |n, &c| n | Need::of(c, cell_keys));
+        if table.kind.is_some() {
+            // To recognise other kinds when the first bytes do not tell.
+            need |= Need::KIND;
+        }
         Self {
             cols,
             schema,
             kind: table.kind,
             needs_json,
+            need: Need(need),
             cell_keys,
             offset_cache: (i64::MIN, 0),
             cell_filter: None,
@@ -580,6 +743,7 @@ impl Decoder {
     pub(crate) fn keep_cells(&mut self, ranges: Arc<Vec<RangeInclusive<u64>>>) {
         if !self.cell_keys {
             self.needs_json = true;
+            self.need.0 |= Need::CELL;
         }
         self.cell_filter = Some(ranges);
     }
@@ -642,11 +806,12 @@ impl Decoder {
                 let json = record
                     .strip_prefix(&[JSON_V1])
                     .ok_or_else(|| SqlError::internal("unknown event record version"))?;
-                let rec: Rec<'_> = serde_json::from_slice(json).map_err(|e| {
+                let mut de = serde_json::Deserializer::from_slice(json);
+                let rec = RecSeed(self.need).deserialize(&mut de).map_err(|e| {
                     SqlError::internal(format!("cannot decode a stored event record: {e}"))
                 })?;
                 if let Some(kind) = self.kind
-                    && rec.event.kind.0 != kind.as_str()
+                    && rec.event.kind.as_ref().is_none_or(|k| k.0 != kind.as_str())
                 {
                     continue;
                 }
@@ -657,8 +822,7 @@ impl Decoder {
             if self.cell_filter.is_some() {
                 let cell = match (key.cell, &rec) {
                     (Some(cell), _) => cell,
-                    (None, Some(rec)) => u64::from_str_radix(&rec.cell.0, 16)
-                        .map_err(|_| SqlError::internal("stored cell is not hexadecimal"))?,
+                    (None, Some(rec)) => parse_cell(rec.cell.as_ref())?,
                     (None, None) => return Err(SqlError::internal("cell filter without the cell")),
                 };
                 if !self.cell_kept(cell) {
@@ -718,22 +882,28 @@ impl Decoder {
 /// Appends a value that comes from the record.
 fn append_from_record(b: &mut Builder, col: Col, rec: &Rec<'_>) -> Result<(), SqlError> {
     let ev = &rec.event;
+    let missing = |what: &str| SqlError::internal(format!("a stored event record has no {what}"));
     match col {
-        Col::Kind => b.str(Some(&ev.kind.0)),
+        Col::Kind => b.str(Some(&ev.kind.as_ref().ok_or_else(|| missing("kind"))?.0)),
         Col::IngestedAt => {
-            let t = chrono::DateTime::parse_from_rfc3339(&rec.ingested_at.0).map_err(|e| {
+            let text = rec
+                .ingested_at
+                .as_ref()
+                .ok_or_else(|| missing("ingested_at"))?;
+            let t = chrono::DateTime::parse_from_rfc3339(&text.0).map_err(|e| {
                 SqlError::internal(format!("stored ingested_at is not rfc 3339: {e}"))
             })?;
             if let Builder::Ts(ts) = b {
                 ts.append_value(t.timestamp_micros());
             }
         }
-        Col::Lat => b.f64(Some(ev.location.lat)),
-        Col::Lng => b.f64(Some(ev.location.lng)),
-        Col::AccuracyM => b.f64(ev.location.accuracy_m),
+        Col::Lat | Col::Lng => {
+            let loc = ev.location.as_ref().ok_or_else(|| missing("location"))?;
+            b.f64(Some(if col == Col::Lat { loc.lat } else { loc.lng }));
+        }
+        Col::AccuracyM => b.f64(ev.location.as_ref().and_then(|l| l.accuracy_m)),
         Col::Cell => {
-            let cell = u64::from_str_radix(&rec.cell.0, 16)
-                .map_err(|_| SqlError::internal("stored cell is not hexadecimal"))?;
+            let cell = parse_cell(rec.cell.as_ref())?;
             if let Builder::U64(u) = b {
                 u.append_value(cell);
             }
@@ -741,7 +911,9 @@ fn append_from_record(b: &mut Builder, col: Col, rec: &Rec<'_>) -> Result<(), Sq
         Col::MahallaId => b.str(rec.mahalla_id.as_ref().map(|v| v.0.as_ref())),
         Col::DistrictId => b.str(rec.district_id.as_ref().map(|v| v.0.as_ref())),
         Col::RegionId => b.str(rec.region_id.as_ref().map(|v| v.0.as_ref())),
-        Col::Source => b.str(Some(&ev.source.0)),
+        Col::Source => b.str(Some(
+            &ev.source.as_ref().ok_or_else(|| missing("source"))?.0,
+        )),
         Col::AnyCategory => b.str(ev.any_category()),
         Col::Severity => {
             if let Builder::U8(u) = b {
@@ -774,6 +946,13 @@ fn append_from_record(b: &mut Builder, col: Col, rec: &Rec<'_>) -> Result<(), Sq
         Col::Id | Col::OccurredAt | Col::LocalDate => {}
     }
     Ok(())
+}
+
+/// The storage cell of a record, from its hex string.
+fn parse_cell(cell: Option<&BStr<'_>>) -> Result<u64, SqlError> {
+    let cell = cell.ok_or_else(|| SqlError::internal("a stored event record has no cell"))?;
+    u64::from_str_radix(&cell.0, 16)
+        .map_err(|_| SqlError::internal("stored cell is not hexadecimal"))
 }
 
 /// Days since 1970-01-01 of a calendar date.

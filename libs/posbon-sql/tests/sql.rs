@@ -232,6 +232,46 @@ async fn per_kind_tables_hold_their_fields() {
         (got - sum_amount).abs() <= 1e-6 * sum_amount.abs(),
         "{got} vs {sum_amount}"
     );
+    // Every field of the other two kinds, and the attributes.
+    let by_id: BTreeMap<&str, &EnrichedEvent> =
+        fx.events.iter().map(|e| (e.event.id(), e)).collect();
+    let out = engine()
+        .query("SELECT id, camera_id, detection, model, snapshot_uri, confidence, attributes FROM camera_alerts")
+        .await
+        .expect("cameras");
+    let json = output::to_json(&out).expect("json");
+    for row in json["rows"].as_array().expect("rows") {
+        let Event::CameraAlert(c) = &by_id[row[0].as_str().expect("id")].event else {
+            panic!("not a camera alert: {row}");
+        };
+        assert_eq!(row[1], c.camera_id.as_str());
+        assert_eq!(row[2], c.detection.as_str());
+        assert_eq!(row[3], c.model.as_str());
+        assert_eq!(row[4].as_str(), c.snapshot_uri.as_deref());
+        assert_eq!(row[5].as_f64(), Some(c.confidence));
+        let attributes: Option<BTreeMap<String, String>> = row[6]
+            .as_str()
+            .map(|a| serde_json::from_str(a).expect("attributes are json"));
+        assert_eq!(attributes.unwrap_or_default(), c.header.attributes);
+    }
+    let out = engine()
+        .query("SELECT id, scheme, channel, payment_system, account_ref, detector_score, source FROM fraud_flags")
+        .await
+        .expect("fraud");
+    let json = output::to_json(&out).expect("json");
+    assert!(!json["rows"].as_array().expect("rows").is_empty());
+    for row in json["rows"].as_array().expect("rows") {
+        let Event::FraudFlag(f) = &by_id[row[0].as_str().expect("id")].event else {
+            panic!("not a fraud flag: {row}");
+        };
+        assert_eq!(row[1], f.scheme.as_str());
+        assert_eq!(row[2], f.channel.as_str());
+        assert_eq!(row[3], f.payment_system.as_str());
+        assert_eq!(row[4], f.account_ref.as_str());
+        assert!(f.account_ref.starts_with("hmac1:"));
+        assert_eq!(row[5].as_f64(), Some(f.detector_score));
+        assert_eq!(row[6], f.header.source.as_str());
+    }
     let camera = count(
         "SELECT count(*) FROM camera_alerts WHERE confidence >= 0.8 AND detection = 'drug_handoff'",
     )

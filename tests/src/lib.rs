@@ -3,6 +3,9 @@
 
 pub mod pipeline;
 
+pub mod http;
+pub mod webdriver;
+
 use std::path::PathBuf;
 
 /// The `posbon` binary that cargo built beside this test executable.

@@ -17,6 +17,7 @@
 mod config;
 mod health;
 
+pub mod client;
 pub use config::{ConfigError, load_config};
 pub use health::{FnCheck, Health, Readiness, ReadinessCheck};
 

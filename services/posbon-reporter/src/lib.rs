@@ -210,6 +210,55 @@ async fn sleep_until(at: DateTime<Utc>, shutdown: &CancellationToken) -> bool {
     }
 }
 
+/// Makes the missing reports of the last `catch_up_days`, then each day's
+/// report after its local midnight, until `shutdown` (the scheduling part of
+/// [`run`], without its HTTP server: what `posbon standalone` runs).
+pub async fn schedule_reports(
+    reporter: Arc<Reporter>,
+    config: ReporterConfig,
+    bus: Arc<dyn Bus>,
+    metrics: Metrics,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let m = ReporterMetrics::new(&metrics)?;
+    schedule(&reporter, &config, bus.as_ref(), &m, &shutdown).await;
+    Ok(())
+}
+
+async fn schedule(
+    reporter: &Arc<Reporter>,
+    config: &ReporterConfig,
+    bus: &dyn Bus,
+    m: &ReporterMetrics,
+    shutdown: &CancellationToken,
+) {
+    let today = reporter::local_date(Utc::now());
+    for back in (1..=i64::from(config.catch_up_days)).rev() {
+        if shutdown.is_cancelled() {
+            break;
+        }
+        let Some(date) = today.checked_sub_signed(TimeDelta::days(back)) else {
+            continue;
+        };
+        match reporter.load(date).await {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                make(reporter, bus, date, config, m, shutdown).await;
+            }
+            Err(e) => tracing::warn!(%date, error = %e, "cannot read a stored report"),
+        }
+    }
+    let delay = Duration::from_secs(config.delay_secs);
+    while !shutdown.is_cancelled() {
+        let (at, date) = next_run(Utc::now(), delay);
+        tracing::info!(%date, at = %at, "next daily report");
+        if !sleep_until(at, shutdown).await {
+            break;
+        }
+        make(reporter, bus, date, config, m, shutdown).await;
+    }
+}
+
 /// Runs the reporter until `shutdown`: serves `/healthz`, `/readyz`,
 /// `/metrics` and the report routes on `config.listen`, makes the missing
 /// reports of the last `catch_up_days` days, then the report of each day
@@ -253,31 +302,7 @@ pub async fn run(
             .await
     });
 
-    let today = reporter::local_date(Utc::now());
-    for back in (1..=i64::from(config.catch_up_days)).rev() {
-        if shutdown.is_cancelled() {
-            break;
-        }
-        let Some(date) = today.checked_sub_signed(TimeDelta::days(back)) else {
-            continue;
-        };
-        match reporter.load(date).await {
-            Ok(Some(_)) => {}
-            Ok(None) => {
-                make(&reporter, bus.as_ref(), date, &config, &m, &shutdown).await;
-            }
-            Err(e) => tracing::warn!(%date, error = %e, "cannot read a stored report"),
-        }
-    }
-    let delay = Duration::from_secs(config.delay_secs);
-    while !shutdown.is_cancelled() {
-        let (at, date) = next_run(Utc::now(), delay);
-        tracing::info!(%date, at = %at, "next daily report");
-        if !sleep_until(at, &shutdown).await {
-            break;
-        }
-        make(&reporter, bus.as_ref(), date, &config, &m, &shutdown).await;
-    }
+    schedule(&reporter, &config, bus.as_ref(), &m, &shutdown).await;
     shutdown.cancel();
     server.await??;
     Ok(())

@@ -15,7 +15,7 @@ use clap::{Args, Parser, Subcommand};
     arg_required_else_help = true
 )]
 #[command(
-    after_help = "Examples:\n  posbon simulate city --out tashkent.geojson\n  posbon simulate events --rate 20000 --duration 24h --out day.ndjson"
+    after_help = "Examples:\n  posbon demo                      (everything, with a simulated city, on http://127.0.0.1:8080/)\n  posbon standalone --data /var/lib/posbon\n  posbon simulate city --out tashkent.geojson\n  posbon simulate events --rate 20000 --duration 24h --out day.ndjson"
 )]
 pub(crate) struct Cli {
     /// Print nothing but errors on stderr.
@@ -29,8 +29,40 @@ pub(crate) struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
+    /// Run the whole system in one process with a simulated city and event stream (a day in a few minutes).
+    #[command(
+        after_help = "Everything is served on one address (default http://127.0.0.1:8080/): the command-centre\npage, the live feed, SQL, POST /v1/events. Configuration as for `standalone`, plus [demo]\n(seed, rate_per_hour, history_days, day_minutes)."
+    )]
+    Demo(StandaloneArgs),
+    /// Run ingest, indexer, escalator, reporter and API in one process on one address.
+    #[command(
+        after_help = "Configuration: embedded defaults, then --config FILE, then POSBON__<SECTION>__<KEY>\nenvironment variables, then these flags. Sections: [standalone] [ingest] [indexer]\n[escalator] [risk] [api] [store] [telemetry].\nExamples:\n  posbon standalone --data /var/lib/posbon\n  posbon standalone --nats nats://10.0.0.1:4222,nats://10.0.0.2:4222 --tikv 10.0.0.5:2379"
+    )]
+    Standalone(StandaloneArgs),
     /// Generate synthetic mahalla registries and realistic event streams.
     Simulate(SimulateArgs),
+    /// Ask the running system a SQL question (tables: events, incidents, camera_alerts, fraud_flags, escalations, mahallas, daily_reports).
+    #[command(
+        after_help = "Examples:\n  posbon sql \"SELECT mahalla_id, count(*) FROM incidents GROUP BY 1 ORDER BY 2 DESC LIMIT 10\"\n  posbon sql --format csv \"SELECT * FROM escalations\" > escalations.csv\n  echo \"SELECT count(*) FROM events\" | posbon sql -"
+    )]
+    Sql(SqlArgs),
+    /// Print a stored report of the running system.
+    #[command(arg_required_else_help = true)]
+    Report(ReportArgs),
+    /// Follow a live stream of the running system.
+    #[command(arg_required_else_help = true)]
+    Tail(TailArgs),
+    /// Publish an NDJSON file of events to the running system, with progress and a summary.
+    #[command(
+        after_help = "Exit codes: 0 all lines accepted (or duplicates), 3 some lines rejected (the first ten are\nlisted on stderr), 1 an error.\nExample:\n  posbon simulate events --duration 6h --out six-hours.ndjson && posbon replay six-hours.ndjson"
+    )]
+    Replay(ReplayArgs),
+    /// Work with mahalla registries.
+    #[command(arg_required_else_help = true)]
+    Mahallas(MahallasArgs),
+    /// Work with event stores.
+    #[command(arg_required_else_help = true)]
+    Store(StoreArgs),
     /// Run the ingest service: validate, enrich and publish events from NATS and HTTP.
     #[command(
         after_help = "Configuration: embedded defaults, then --config FILE, then POSBON__INGEST__<KEY>\nenvironment variables (e.g. POSBON__INGEST__LISTEN=0.0.0.0:8081)."
@@ -41,6 +73,196 @@ pub(crate) enum Command {
         after_help = "Configuration: embedded defaults, then --config FILE, then POSBON__INDEXER__<KEY>\nand POSBON__STORE__<KEY> environment variables (e.g. POSBON__STORE__PATH=/var/lib/posbon)."
     )]
     Indexer(ServiceArgs),
+}
+
+/// Default address of a running Posbon.
+const API: &str = "http://127.0.0.1:8080";
+
+/// `posbon sql`.
+#[derive(Debug, Args)]
+pub(crate) struct SqlArgs {
+    /// The query (read-only SQL); `-` reads it from stdin.
+    pub(crate) query: String,
+    /// Address of the running system (posbon standalone or posbon-api).
+    #[arg(long, default_value = API, env = "POSBON_API")]
+    pub(crate) api: String,
+    /// Output: an aligned table, JSON or CSV.
+    #[arg(long, default_value = "table", value_parser = ["table", "json", "csv"])]
+    pub(crate) format: String,
+}
+
+/// `posbon report`.
+#[derive(Debug, Args)]
+pub(crate) struct ReportArgs {
+    #[command(subcommand)]
+    pub(crate) what: ReportCommand,
+}
+
+/// Which report.
+#[derive(Debug, Subcommand)]
+pub(crate) enum ReportCommand {
+    /// The daily situation report of a date (Asia/Tashkent days).
+    #[command(
+        after_help = "Examples:\n  posbon report daily --date 2026-11-27\n  posbon report daily --date 2026-11-27 --scope district:chilonzor --format csv"
+    )]
+    Daily(ReportDailyArgs),
+}
+
+/// `posbon report daily`.
+#[derive(Debug, Args)]
+pub(crate) struct ReportDailyArgs {
+    /// The day, YYYY-MM-DD.
+    #[arg(long)]
+    pub(crate) date: String,
+    /// nation, region:<id>, district:<id> or mahalla:<id>.
+    #[arg(long, default_value = "nation")]
+    pub(crate) scope: String,
+    /// Output format.
+    #[arg(long, default_value = "text", value_parser = ["text", "json", "csv", "html"])]
+    pub(crate) format: String,
+    /// Generate (or regenerate) the report now instead of reading the stored one.
+    #[arg(long)]
+    pub(crate) generate: bool,
+    /// Address of the running system.
+    #[arg(long, default_value = API, env = "POSBON_API")]
+    pub(crate) api: String,
+}
+
+/// `posbon tail`.
+#[derive(Debug, Args)]
+pub(crate) struct TailArgs {
+    #[command(subcommand)]
+    pub(crate) what: TailCommand,
+}
+
+/// What to follow.
+#[derive(Debug, Subcommand)]
+pub(crate) enum TailCommand {
+    /// The live escalation feed: one line per escalation opened or updated.
+    #[command(
+        after_help = "Columns: sequence, opened|updated, level, status, mahalla, rule, opened at (UTC), id.\nExamples:\n  posbon tail alerts --region tashkent --min-level high\n  posbon tail alerts --since 0 --json | jq ."
+    )]
+    Alerts(TailAlertsArgs),
+}
+
+/// `posbon tail alerts`.
+#[derive(Debug, Args)]
+pub(crate) struct TailAlertsArgs {
+    /// Only this region (id).
+    #[arg(long)]
+    pub(crate) region: Option<String>,
+    /// Only this district (id).
+    #[arg(long)]
+    pub(crate) district: Option<String>,
+    /// Only this mahalla (id).
+    #[arg(long)]
+    pub(crate) mahalla: Option<String>,
+    /// Only this level and above: normal, elevated, high, critical.
+    #[arg(long)]
+    pub(crate) min_level: Option<String>,
+    /// Start after this feed sequence (0: everything kept) instead of with what comes next.
+    #[arg(long)]
+    pub(crate) since: Option<u64>,
+    /// Print each record as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// Address of the running system.
+    #[arg(long, default_value = API, env = "POSBON_API")]
+    pub(crate) api: String,
+}
+
+/// `posbon replay`.
+#[derive(Debug, Args)]
+pub(crate) struct ReplayArgs {
+    /// NDJSON file of events (one per line).
+    pub(crate) file: PathBuf,
+    /// Lines per HTTP request.
+    #[arg(long, default_value_t = 1000)]
+    pub(crate) batch: usize,
+    /// Address of the running system.
+    #[arg(long, default_value = API, env = "POSBON_API")]
+    pub(crate) api: String,
+}
+
+/// `posbon mahallas`.
+#[derive(Debug, Args)]
+pub(crate) struct MahallasArgs {
+    #[command(subcommand)]
+    pub(crate) what: MahallasCommand,
+}
+
+/// What to do with a registry.
+#[derive(Debug, Subcommand)]
+pub(crate) enum MahallasCommand {
+    /// Validate a mahalla registry (GeoJSON) and install it in a data directory.
+    #[command(
+        after_help = "The registry is checked as every service checks it (geometry, overlaps, hierarchy), then\ncopied to DATA/mahallas.geojson, which `posbon standalone --data DATA` uses from its next\nstart. Examples:\n  posbon mahallas load uzbekistan.geojson --data /var/lib/posbon\n  posbon mahallas load draft.geojson --check"
+    )]
+    Load(MahallasLoadArgs),
+}
+
+/// `posbon mahallas load`.
+#[derive(Debug, Args)]
+pub(crate) struct MahallasLoadArgs {
+    /// Registry GeoJSON.
+    pub(crate) file: PathBuf,
+    /// Data directory to install it in.
+    #[arg(long, default_value = "data")]
+    pub(crate) data: PathBuf,
+    /// Only validate; install nothing.
+    #[arg(long)]
+    pub(crate) check: bool,
+}
+
+/// `posbon store`.
+#[derive(Debug, Args)]
+pub(crate) struct StoreArgs {
+    #[command(subcommand)]
+    pub(crate) what: StoreCommand,
+}
+
+/// What to do with stores.
+#[derive(Debug, Subcommand)]
+pub(crate) enum StoreCommand {
+    /// Copy everything (events, indexes, checkpoints, escalations, reports) from one store to another.
+    #[command(
+        after_help = "Stores: embedded:PATH or tikv:PD_ENDPOINT[,PD_ENDPOINT...]. Stop the writers first.\nExample:\n  posbon store copy --from embedded:data/store --to tikv:10.0.0.5:2379,10.0.0.6:2379"
+    )]
+    Copy(StoreCopyArgs),
+}
+
+/// `posbon store copy`.
+#[derive(Debug, Args)]
+pub(crate) struct StoreCopyArgs {
+    /// Source store.
+    #[arg(long)]
+    pub(crate) from: String,
+    /// Target store.
+    #[arg(long)]
+    pub(crate) to: String,
+}
+
+/// Arguments of `standalone` and `demo`.
+#[derive(Debug, Args)]
+pub(crate) struct StandaloneArgs {
+    /// TOML configuration file.
+    #[arg(long, short)]
+    pub(crate) config: Option<PathBuf>,
+    /// Address of every HTTP endpoint [default: 127.0.0.1:8080].
+    #[arg(long)]
+    pub(crate) listen: Option<String>,
+    /// Data directory (the embedded store lives in DIR/store) [default: data].
+    #[arg(long, value_name = "DIR")]
+    pub(crate) data: Option<PathBuf>,
+    /// Use this NATS server (comma-separated URLs) instead of the in-memory bus.
+    #[arg(long, value_name = "URLS")]
+    pub(crate) nats: Option<String>,
+    /// Use this TiKV cluster (comma-separated PD endpoints) instead of the embedded store.
+    #[arg(long, value_name = "PD_ENDPOINTS")]
+    pub(crate) tikv: Option<String>,
+    /// Mahalla registry GeoJSON [default: the simulated Tashkent registry].
+    #[arg(long, value_name = "FILE")]
+    pub(crate) registry: Option<PathBuf>,
 }
 
 /// Arguments of a service command.

@@ -4,6 +4,7 @@
 //! on one line to stderr.
 
 mod cli;
+mod ops;
 mod services;
 mod simulate;
 
@@ -29,6 +30,26 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Simulate(args) => with_cli_telemetry(cli.quiet, || simulate::run(args, cli.quiet)),
+        Command::Sql(args) => ops::sql(args),
+        Command::Report(args) => match args.what {
+            cli::ReportCommand::Daily(a) => ops::report_daily(a),
+        },
+        Command::Tail(args) => match args.what {
+            cli::TailCommand::Alerts(a) => ops::tail_alerts(a),
+        },
+        Command::Replay(args) => match ops::replay(args, cli.quiet) {
+            Ok(0) => Ok(()),
+            Ok(code) => return ExitCode::from(code),
+            Err(e) => Err(e),
+        },
+        Command::Mahallas(args) => match args.what {
+            cli::MahallasCommand::Load(a) => ops::mahallas_load(a),
+        },
+        Command::Store(args) => match args.what {
+            cli::StoreCommand::Copy(a) => ops::store_copy(a, cli.quiet),
+        },
+        Command::Demo(args) => services::standalone(args, true),
+        Command::Standalone(args) => services::standalone(args, false),
         Command::Ingest(args) => services::ingest(args),
         Command::Indexer(args) => services::indexer(args),
     };

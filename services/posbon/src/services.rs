@@ -24,3 +24,26 @@ pub(crate) fn indexer(args: ServiceArgs) -> anyhow::Result<()> {
         posbon_indexer::serve::serve,
     )
 }
+
+/// Runs everything in one process until Ctrl-C or SIGTERM; `demo` adds the
+/// simulated stream.
+pub(crate) fn standalone(args: crate::cli::StandaloneArgs, demo: bool) -> anyhow::Result<()> {
+    let overrides = posbon_standalone::Overrides {
+        listen: args.listen,
+        data: args.data,
+        nats: args.nats,
+        tikv: args.tikv,
+        registry: args.registry,
+    };
+    let config = posbon_standalone::load_config(args.config.as_deref(), &overrides)?;
+    posbon_service::run_service(
+        if demo {
+            "posbon-demo"
+        } else {
+            "posbon-standalone"
+        },
+        config,
+        |c| &c.telemetry,
+        move |config, shutdown| posbon_standalone::run(config, demo, shutdown),
+    )
+}

@@ -1,0 +1,437 @@
+//! Posbon in one process: `posbon standalone` and `posbon demo`.
+//!
+//! Ingest, indexer, escalator, reporter, the API's lifecycle worker and SQL
+//! run as tasks of one tokio runtime over one bus (in-memory by default, or
+//! NATS) and one store (embedded by default, or TiKV); every HTTP endpoint is
+//! served on one address. The services are the same libraries the separate
+//! binaries run; this crate only wires them.
+//!
+//! Shutdown (Ctrl-C or SIGTERM) is ordered so that nothing acknowledged is
+//! lost: first the HTTP server and ingest stop taking input, then the indexer
+//! and the escalator drain what is already on the EVENTS stream (up to
+//! `drain_timeout_secs`), and only then do they stop. On the in-memory bus,
+//! whatever is not yet indexed at exit would be gone; the drain makes sure
+//! there is nothing.
+//!
+//! [`demo`] adds a simulated event stream: `history_days` of history loaded at
+//! full speed (so baselines exist), then one day in `day_minutes` of wall time
+//! ending at the present, then real time. Events are published to
+//! `posbon.ingest.<kind>` like any producer's.
+
+pub mod demo;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use axum::Router;
+use posbon_bus::subjects::EVENTS_STREAM;
+use posbon_bus::{Bus, MemoryBus, NatsBus, NatsOptions, default_streams};
+use posbon_geo::Registry;
+use posbon_risk::RiskConfig;
+use posbon_store::{Store, StoreConfig};
+use posbon_telemetry::Metrics;
+use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
+
+/// The registry `posbon mahallas load` installs in a data directory; used
+/// when no registry is configured.
+pub const REGISTRY_FILE: &str = "mahallas.geojson";
+
+/// Defaults of the standalone process itself.
+pub const DEFAULTS: &str = include_str!("default.toml");
+
+/// `[standalone]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// The one HTTP address.
+    pub listen: String,
+    /// Data directory: the embedded store lives in `<data>/store`.
+    pub data: PathBuf,
+    /// NATS URLs; empty for the in-memory bus.
+    pub nats_urls: Vec<String>,
+    /// Mahalla registry (GeoJSON); empty for the simulated Tashkent registry.
+    #[serde(default)]
+    pub registry: Option<PathBuf>,
+    /// Longest wait for in-flight events to be indexed at shutdown, seconds.
+    pub drain_timeout_secs: u64,
+}
+
+/// `[demo]`: the simulated stream of `posbon demo`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DemoConfig {
+    /// Seed of the simulator.
+    pub seed: u64,
+    /// Events per hour of simulated time.
+    pub rate_per_hour: f64,
+    /// Days of history loaded at full speed first.
+    pub history_days: u32,
+    /// Wall-clock minutes one simulated day takes.
+    pub day_minutes: f64,
+}
+
+/// The whole configuration of `posbon standalone` / `posbon demo`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StandaloneConfig {
+    /// The process.
+    pub standalone: Settings,
+    /// The demo stream.
+    pub demo: DemoConfig,
+    /// Ingest.
+    pub ingest: posbon_ingest::IngestConfig,
+    /// Indexer.
+    pub indexer: posbon_indexer::IndexerConfig,
+    /// Escalator.
+    pub escalator: posbon_escalator::EscalatorConfig,
+    /// Risk model.
+    #[serde(default)]
+    pub risk: RiskConfig,
+    /// API.
+    pub api: posbon_api::ApiConfig,
+    /// Reporter.
+    pub reporter: posbon_reporter::ReporterConfig,
+    /// Store.
+    pub store: StoreConfig,
+    /// Logs, traces and metrics.
+    #[serde(default)]
+    pub telemetry: posbon_telemetry::TelemetryConfig,
+}
+
+/// Command-line overrides (they win over the file and the environment).
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--listen`.
+    pub listen: Option<String>,
+    /// `--data`.
+    pub data: Option<PathBuf>,
+    /// `--nats` (comma-separated URLs).
+    pub nats: Option<String>,
+    /// `--tikv` (comma-separated PD endpoints).
+    pub tikv: Option<String>,
+    /// `--registry`.
+    pub registry: Option<PathBuf>,
+}
+
+/// Every section's defaults in one TOML document: this crate's, then each
+/// service's embedded defaults for the sections not given yet.
+pub fn merged_defaults() -> anyhow::Result<String> {
+    let mut all: toml::Table = toml::from_str(DEFAULTS).context("standalone defaults")?;
+    for (name, text) in [
+        ("ingest", posbon_ingest::config::DEFAULTS),
+        ("indexer", posbon_indexer::DEFAULTS),
+        ("escalator", posbon_escalator::DEFAULTS),
+        ("api", posbon_api::DEFAULTS),
+        ("reporter", posbon_reporter::DEFAULTS),
+    ] {
+        let table: toml::Table =
+            toml::from_str(text).with_context(|| format!("{name} defaults"))?;
+        for (section, value) in table {
+            all.entry(section).or_insert(value);
+        }
+    }
+    Ok(toml::to_string(&all)?)
+}
+
+/// Loads the configuration: merged defaults, then `file`, then
+/// `POSBON__<SECTION>__<KEY>` environment variables, then `overrides`.
+pub fn load_config(
+    file: Option<&std::path::Path>,
+    overrides: &Overrides,
+) -> anyhow::Result<StandaloneConfig> {
+    let defaults = merged_defaults()?;
+    let mut config: StandaloneConfig = posbon_service::load_config(&defaults, file)?;
+    let s = &mut config.standalone;
+    if let Some(listen) = &overrides.listen {
+        s.listen.clone_from(listen);
+    }
+    if let Some(data) = &overrides.data {
+        s.data.clone_from(data);
+    }
+    if let Some(nats) = &overrides.nats {
+        s.nats_urls = split_list(nats);
+    }
+    if let Some(registry) = &overrides.registry {
+        s.registry = Some(registry.clone());
+    }
+    // The store lives in the data directory unless the file says otherwise.
+    if file.is_none() || overrides.data.is_some() {
+        config.store.path = config.standalone.data.join("store");
+    }
+    if let Some(tikv) = &overrides.tikv {
+        config.store = StoreConfig::tikv(split_list(tikv));
+    }
+    Ok(config)
+}
+
+fn split_list(text: &str) -> Vec<String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Runs everything until `shutdown`; with `demo`, also the simulated stream.
+pub async fn run(
+    config: StandaloneConfig,
+    demo: bool,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let metrics = Metrics::new();
+    let installed = config.standalone.data.join(REGISTRY_FILE);
+    let registry_path = config
+        .standalone
+        .registry
+        .clone()
+        .or_else(|| installed.exists().then_some(installed));
+    let registry: Arc<Registry> = Arc::new(posbon_sim::load_registry(registry_path.as_deref())?);
+    tracing::info!(
+        mahallas = registry.mahallas().len(),
+        districts = registry.districts().len(),
+        "mahalla registry loaded"
+    );
+    if config.store.tikv.is_none() {
+        std::fs::create_dir_all(&config.standalone.data).with_context(|| {
+            format!(
+                "cannot create the data directory {}",
+                config.standalone.data.display()
+            )
+        })?;
+    }
+    let store: Store = posbon_store::open_store_with_metrics(&config.store, &metrics)
+        .await
+        .with_context(|| format!("cannot open the store ({})", config.store.describe()))?;
+    let bus: Arc<dyn Bus> = if config.standalone.nats_urls.is_empty() {
+        Arc::new(MemoryBus::new())
+    } else {
+        Arc::new(
+            NatsBus::connect(
+                config.standalone.nats_urls.clone(),
+                NatsOptions {
+                    name: Some("posbon-standalone".into()),
+                    ..NatsOptions::default()
+                },
+            )
+            .await
+            .context("cannot connect to nats")?,
+        )
+    };
+    bus.ensure_streams(&default_streams()).await?;
+
+    // Input stops first; processing is drained, then stops.
+    let input = CancellationToken::new();
+    let processing = CancellationToken::new();
+
+    let ingest = posbon_ingest::build(&config.ingest, bus.clone(), registry.clone(), &metrics)?;
+    let api = posbon_api::ApiState::new(
+        config.api.clone(),
+        bus.clone(),
+        store.clone(),
+        registry.clone(),
+        &metrics,
+    )?;
+    let sql = Arc::new(posbon_sql::SqlEngine::new(
+        store.clone(),
+        registry.clone(),
+        posbon_sql::SqlLimits::default(),
+    )?);
+    let reporter = Arc::new(posbon_reporter::Reporter::new(
+        store.clone(),
+        registry.clone(),
+        config.reporter.sql.clone(),
+    )?);
+    let app = Router::new()
+        .merge(posbon_api::health(&metrics, bus.clone(), store.clone()).router())
+        .merge(posbon_ingest::routes(ingest.clone(), &config.ingest))
+        .merge(posbon_api::routes(api.clone()))
+        .merge(posbon_sql::http::router(sql))
+        .merge(posbon_reporter::http::router(
+            reporter.clone(),
+            Some(bus.clone()),
+        ));
+
+    let listener = tokio::net::TcpListener::bind(&config.standalone.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.standalone.listen))?;
+    let address = listener.local_addr()?;
+    let server = tokio::spawn({
+        let input = input.clone();
+        async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move { input.cancelled().await })
+                .await
+        }
+    });
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn({
+        let settings = posbon_ingest::consumer::ConsumerSettings {
+            fetch_batch: config.ingest.fetch_batch,
+            ack_wait: Duration::from_secs(config.ingest.ack_wait_secs),
+        };
+        let (metrics, token) = (metrics.clone(), input.clone());
+        let ingest = ingest.clone();
+        async move {
+            posbon_ingest::consumer::run(ingest, settings, &metrics, token)
+                .await
+                .context("ingest")
+        }
+    });
+    tasks.spawn({
+        let (config, bus, store, metrics, token) = (
+            config.indexer.clone(),
+            bus.clone(),
+            store.clone(),
+            metrics.clone(),
+            processing.clone(),
+        );
+        async move {
+            posbon_indexer::consume(&config, bus, store, &metrics, token)
+                .await
+                .context("indexer")
+        }
+    });
+    tasks.spawn({
+        let (config, risk, bus, store, registry, metrics, token) = (
+            config.escalator.clone(),
+            config.risk.clone(),
+            bus.clone(),
+            store.clone(),
+            registry.clone(),
+            metrics.clone(),
+            processing.clone(),
+        );
+        async move {
+            posbon_escalator::consume(config, risk, bus, store, registry, &metrics, token)
+                .await
+                .context("escalator")
+        }
+    });
+    tasks.spawn({
+        let (api, token) = (api.clone(), processing.clone());
+        async move {
+            posbon_api::run_lifecycle(api, token)
+                .await
+                .context("api lifecycle")
+        }
+    });
+    // The demo's history must be indexed before the reporter catches up on
+    // the days before today, or their reports would be empty.
+    let (history_tx, history_rx) = tokio::sync::oneshot::channel::<()>();
+    let durables = [
+        posbon_indexer::DURABLE.to_owned(),
+        config.escalator.shard()?.durable(),
+    ];
+    tasks.spawn({
+        let (reporter_config, bus, metrics, token) = (
+            config.reporter.clone(),
+            bus.clone(),
+            metrics.clone(),
+            processing.clone(),
+        );
+        let durables = durables.clone();
+        async move {
+            if demo {
+                tokio::select! {
+                    () = token.cancelled() => return Ok(()),
+                    _ = history_rx => {}
+                }
+                drain(&*bus, &durables, Duration::from_secs(600)).await;
+            }
+            posbon_reporter::schedule_reports(reporter, reporter_config, bus, metrics, token)
+                .await
+                .context("reporter")
+        }
+    });
+    if demo {
+        tasks.spawn({
+            let (config, bus, token) = (config.demo.clone(), bus.clone(), input.clone());
+            async move {
+                demo::run(&config, bus, history_tx, token)
+                    .await
+                    .context("demo stream")
+            }
+        });
+    } else {
+        drop(history_tx);
+    }
+    tracing::info!(
+        listen = %address,
+        bus = if config.standalone.nats_urls.is_empty() { "memory" } else { "nats" },
+        store = %config.store.describe(),
+        startup_ms = started.elapsed().as_millis() as u64,
+        "posbon is running: open http://{address}/"
+    );
+    eprintln!("posbon is running on http://{address}/ (Ctrl-C to stop)");
+
+    // Wait for a stop or for a task to fail.
+    let failed = tokio::select! {
+        () = shutdown.cancelled() => None,
+        Some(done) = tasks.join_next() => Some(done),
+    };
+    if let Some(done) = &failed {
+        tracing::error!(result = ?done.as_ref().map(|r| r.as_ref().map_err(ToString::to_string)), "a part stopped; shutting down");
+    }
+    input.cancel();
+    let _ = server.await;
+    drain(
+        &*bus,
+        &durables,
+        Duration::from_secs(config.standalone.drain_timeout_secs),
+    )
+    .await;
+    processing.cancel();
+    let mut first_error = match failed {
+        Some(Ok(Err(e))) => Some(e),
+        Some(Err(join)) => Some(anyhow::anyhow!("a task panicked: {join}")),
+        _ => None,
+    };
+    while let Some(done) = tasks.join_next().await {
+        match done {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::error!(error = %format!("{e:#}"), "stopped with an error");
+                first_error.get_or_insert(e);
+            }
+            Err(join) => {
+                first_error.get_or_insert(anyhow::anyhow!("a task panicked: {join}"));
+            }
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => {
+            tracing::info!("posbon stopped cleanly");
+            Ok(())
+        }
+    }
+}
+
+/// Waits until the indexer and the escalator have nothing pending on EVENTS,
+/// or `timeout`.
+async fn drain(bus: &dyn Bus, durables: &[String], timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let pending = pending_events(bus, durables).await;
+        if pending == Some(0) {
+            return;
+        }
+        if Instant::now() >= deadline {
+            tracing::warn!(pending = ?pending, "shutting down with events not yet processed");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn pending_events(bus: &dyn Bus, durables: &[String]) -> Option<u64> {
+    let mut total = 0;
+    for durable in durables {
+        total += bus.consumer_lag(EVENTS_STREAM, durable).await.ok()?.total();
+    }
+    Some(total)
+}

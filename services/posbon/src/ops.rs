@@ -1,0 +1,476 @@
+//! The operator's commands that talk to a running Posbon over HTTP (`sql`,
+//! `report`, `tail`, `replay`) or work on files and stores (`mahallas load`,
+//! `store copy`). They print results on stdout, progress and errors on
+//! stderr, and exit 0 on success, 1 on an error, 2 on a usage error and 3 when
+//! `replay` had rejected lines.
+
+use std::io::{BufRead as _, Write as _};
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use posbon_service::client::{Endpoint, get, lines, request};
+use serde_json::Value;
+
+use crate::cli::{
+    MahallasLoadArgs, ReplayArgs, ReportDailyArgs, SqlArgs, StoreCopyArgs, TailAlertsArgs,
+};
+
+/// Exit code of `replay` when some lines were rejected.
+pub(crate) const EXIT_REJECTED: u8 = 3;
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn endpoint(api: &str) -> anyhow::Result<Endpoint> {
+    Endpoint::parse(api).map_err(|e| anyhow::anyhow!("--api {e}"))
+}
+
+fn unreachable(api: &str, e: std::io::Error) -> anyhow::Error {
+    anyhow::anyhow!(
+        "cannot reach posbon at {api}: {e} (is `posbon standalone` or posbon-api running there?)"
+    )
+}
+
+/// The `error` of a JSON error body, or the body.
+fn server_error(status: u16, body: &[u8]) -> anyhow::Error {
+    let text = String::from_utf8_lossy(body);
+    let message = serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| v["error"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| text.trim().to_owned());
+    anyhow::anyhow!("{message} (HTTP {status})")
+}
+
+fn cell(v: &Value) -> String {
+    match v {
+        Value::Null => "NULL".to_owned(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// A JSON result `{"columns": [...], "rows": [...]}` as an aligned text table.
+pub(crate) fn text_table(result: &Value) -> String {
+    let names: Vec<String> = result["columns"]
+        .as_array()
+        .map(|c| c.iter().map(|c| cell(&c["name"])).collect())
+        .unwrap_or_default();
+    let rows: Vec<Vec<String>> = result["rows"]
+        .as_array()
+        .map(|rows| {
+            rows.iter()
+                .map(|r| {
+                    r.as_array()
+                        .map(|r| r.iter().map(cell).collect())
+                        .unwrap_or_default()
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut widths: Vec<usize> = names.iter().map(|n| n.chars().count()).collect();
+    for row in &rows {
+        for (i, v) in row.iter().enumerate() {
+            if let Some(w) = widths.get_mut(i) {
+                *w = (*w).max(v.chars().count()).min(60);
+            }
+        }
+    }
+    let line = |values: &[String]| {
+        values
+            .iter()
+            .zip(&widths)
+            .map(|(v, w)| {
+                let v: String = v.chars().take(*w).collect();
+                format!("{v:<w$}")
+            })
+            .collect::<Vec<_>>()
+            .join(" | ")
+            .trim_end()
+            .to_owned()
+    };
+    let mut out = String::new();
+    out.push_str(&line(&names));
+    out.push('\n');
+    out.push_str(
+        &widths
+            .iter()
+            .map(|w| "-".repeat(*w))
+            .collect::<Vec<_>>()
+            .join("-+-"),
+    );
+    out.push('\n');
+    for row in &rows {
+        out.push_str(&line(row));
+        out.push('\n');
+    }
+    let truncated = result["truncated"].as_bool() == Some(true);
+    out.push_str(&format!(
+        "({} row{}{})\n",
+        rows.len(),
+        if rows.len() == 1 { "" } else { "s" },
+        if truncated {
+            ", truncated by the row limit"
+        } else {
+            ""
+        }
+    ));
+    out
+}
+
+/// `posbon sql`.
+pub(crate) fn sql(args: SqlArgs) -> anyhow::Result<()> {
+    let to = endpoint(&args.api)?;
+    let accept = match args.format.as_str() {
+        "table" | "json" => "application/json",
+        "csv" => "text/csv",
+        other => bail!("--format {other:?}: expected table, json or csv"),
+    };
+    let query = read_query(args.query)?;
+    let body = serde_json::json!({ "query": query }).to_string();
+    let format = if accept == "text/csv" { "csv" } else { "json" };
+    let response = runtime()?.block_on(request(
+        to,
+        "POST",
+        &format!("/v1/sql?format={format}"),
+        Some("application/json"),
+        body.as_bytes(),
+    ));
+    let response = response.map_err(|e| unreachable(&args.api, e))?;
+    if response.status != 200 {
+        return Err(server_error(response.status, &response.body));
+    }
+    let mut stdout = std::io::stdout().lock();
+    match args.format.as_str() {
+        "table" => stdout.write_all(text_table(&response.json()).as_bytes())?,
+        _ => stdout.write_all(&response.body)?,
+    }
+    Ok(())
+}
+
+/// `posbon report daily`.
+pub(crate) fn report_daily(args: ReportDailyArgs) -> anyhow::Result<()> {
+    let to = endpoint(&args.api)?;
+    let format = match args.format.as_str() {
+        f @ ("text" | "json" | "csv" | "html") => f,
+        other => bail!("--format {other:?}: expected text, json, csv or html"),
+    };
+    let date = chrono::NaiveDate::parse_from_str(&args.date, "%Y-%m-%d")
+        .with_context(|| format!("--date {:?}: expected YYYY-MM-DD", args.date))?;
+    let rt = runtime()?;
+    if args.generate {
+        let response = rt
+            .block_on(request(
+                to.clone(),
+                "POST",
+                &format!("/v1/reports/daily?date={date}"),
+                None,
+                b"",
+            ))
+            .map_err(|e| unreachable(&args.api, e))?;
+        if response.status != 200 {
+            return Err(server_error(response.status, &response.body));
+        }
+    }
+    let wire = if format == "text" { "json" } else { format };
+    let path = format!(
+        "/v1/reports/daily?date={date}&scope={}&format={wire}",
+        args.scope
+    );
+    let response = rt
+        .block_on(get(to, &path))
+        .map_err(|e| unreachable(&args.api, e))?;
+    if response.status != 200 {
+        return Err(server_error(response.status, &response.body));
+    }
+    let mut stdout = std::io::stdout().lock();
+    if format == "text" {
+        let view: posbon_reporter::ScopeView = serde_json::from_slice(&response.body)
+            .context("the server's report is not a report view")?;
+        stdout.write_all(posbon_reporter::render::to_text(&view).as_bytes())?;
+    } else {
+        stdout.write_all(&response.body)?;
+    }
+    Ok(())
+}
+
+/// `posbon tail alerts`.
+pub(crate) fn tail_alerts(args: TailAlertsArgs) -> anyhow::Result<()> {
+    let to = endpoint(&args.api)?;
+    let mut query = Vec::new();
+    for (key, value) in [
+        ("region", &args.region),
+        ("district", &args.district),
+        ("mahalla", &args.mahalla),
+        ("min_level", &args.min_level),
+    ] {
+        if let Some(v) = value {
+            query.push(format!("{key}={v}"));
+        }
+    }
+    if let Some(since) = args.since {
+        query.push(format!("since={since}"));
+    }
+    let path = format!("/v1/feed?{}", query.join("&"));
+    runtime()?.block_on(async {
+        let (status, mut body) = lines(&to, &path, &[("Accept", "text/event-stream")])
+            .await
+            .map_err(|e| unreachable(&args.api, e))?;
+        if status != 200 {
+            let mut text = Vec::new();
+            while let Ok(Some(l)) = body.next_line().await {
+                text.extend_from_slice(l.as_bytes());
+            }
+            return Err(server_error(status, &text));
+        }
+        let (mut id, mut event) = (String::new(), String::new());
+        while let Some(line) = body.next_line().await? {
+            if let Some(v) = line.strip_prefix("id:") {
+                id = v.trim().to_owned();
+            } else if let Some(v) = line.strip_prefix("event:") {
+                event = v.trim().to_owned();
+            } else if let Some(v) = line.strip_prefix("data:") {
+                let mut out = std::io::stdout().lock();
+                if args.json {
+                    writeln!(out, "{}", v.trim())?;
+                } else {
+                    let r: Value = serde_json::from_str(v.trim()).unwrap_or(Value::Null);
+                    writeln!(
+                        out,
+                        "{id:>6} {event:<7} {:<8} {:<9} {:<22} {:<20} {:<12} {}",
+                        cell(&r["level"]),
+                        cell(&r["status"]),
+                        cell(&r["mahalla_id"]),
+                        cell(&r["rule"]),
+                        cell(&r["opened_at"]).get(..19).unwrap_or(""),
+                        cell(&r["id"]),
+                    )?;
+                }
+                out.flush()?;
+            }
+        }
+        bail!("the feed closed the connection (posbon stopped?)")
+    })
+}
+
+/// `posbon replay`.
+pub(crate) fn replay(args: ReplayArgs, quiet: bool) -> anyhow::Result<u8> {
+    let to = endpoint(&args.api)?;
+    anyhow::ensure!(args.batch >= 1, "--batch must be at least 1");
+    let file = std::fs::File::open(&args.file)
+        .with_context(|| format!("cannot open {}", args.file.display()))?;
+    let total_bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let reader = std::io::BufReader::new(file);
+    let rt = runtime()?;
+    let started = Instant::now();
+    let (mut accepted, mut duplicates, mut rejected, mut lines_sent, mut bytes_sent) =
+        (0u64, 0u64, 0u64, 0u64, 0u64);
+    let mut first_rejections: Vec<String> = Vec::new();
+    let mut batch = String::new();
+    let mut in_batch = 0usize;
+    let mut send = |batch: &mut String, in_batch: &mut usize| -> anyhow::Result<()> {
+        if *in_batch == 0 {
+            return Ok(());
+        }
+        let response = rt
+            .block_on(request(
+                to.clone(),
+                "POST",
+                "/v1/events",
+                Some("application/x-ndjson"),
+                batch.as_bytes(),
+            ))
+            .map_err(|e| unreachable(&args.api, e))?;
+        if response.status != 200 && response.status != 422 {
+            return Err(server_error(response.status, &response.body));
+        }
+        let v = response.json();
+        accepted += v["accepted"].as_u64().unwrap_or(0);
+        duplicates += v["duplicates"].as_u64().unwrap_or(0);
+        rejected += v["rejected"].as_u64().unwrap_or(0);
+        if let Some(items) = v["items"].as_array() {
+            for (i, item) in items.iter().enumerate() {
+                if first_rejections.len() < 10 && item["status"] == "rejected" {
+                    first_rejections.push(format!(
+                        "line {}: {}",
+                        lines_sent + i as u64 + 1,
+                        item["errors"]
+                            .as_array()
+                            .map(|e| e
+                                .iter()
+                                .filter_map(|e| e["message"].as_str().map(str::to_owned))
+                                .collect::<Vec<_>>()
+                                .join("; "))
+                            .unwrap_or_else(|| item.to_string())
+                    ));
+                }
+            }
+        }
+        lines_sent += *in_batch as u64;
+        bytes_sent += batch.len() as u64;
+        batch.clear();
+        *in_batch = 0;
+        if !quiet {
+            let rate = lines_sent as f64 / started.elapsed().as_secs_f64().max(1e-3);
+            let pct = if total_bytes > 0 {
+                100.0 * bytes_sent as f64 / total_bytes as f64
+            } else {
+                100.0
+            };
+            eprint!(
+                "\r{pct:5.1}%  {lines_sent} lines  {rate:.0}/s  accepted {accepted}  duplicates {duplicates}  rejected {rejected}   "
+            );
+        }
+        Ok(())
+    };
+    for line in reader.lines() {
+        let line = line.with_context(|| format!("cannot read {}", args.file.display()))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        batch.push_str(&line);
+        batch.push('\n');
+        in_batch += 1;
+        if in_batch >= args.batch {
+            send(&mut batch, &mut in_batch)?;
+        }
+    }
+    send(&mut batch, &mut in_batch)?;
+    if !quiet {
+        eprintln!();
+    }
+    for r in &first_rejections {
+        eprintln!("rejected: {r}");
+    }
+    println!(
+        "{lines_sent} lines in {:.1} s: {accepted} accepted, {duplicates} duplicates, {rejected} rejected",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(if rejected > 0 { EXIT_REJECTED } else { 0 })
+}
+
+/// `posbon mahallas load`: validates a registry and installs it as the data
+/// directory's registry (`<data>/mahallas.geojson`), which `posbon
+/// standalone` uses when no `--registry` is given.
+pub(crate) fn mahallas_load(args: MahallasLoadArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let registry = posbon_sim::load_registry(Some(&args.file))?;
+    let stats = registry.stats();
+    println!(
+        "{}: {} mahallas in {} districts of {} regions; valid ({} ms; {} interior and {} boundary lookup squares)",
+        args.file.display(),
+        registry.mahallas().len(),
+        registry.districts().len(),
+        registry.regions().len(),
+        started.elapsed().as_millis(),
+        stats.interior_squares,
+        stats.boundary_squares,
+    );
+    if args.check {
+        return Ok(());
+    }
+    std::fs::create_dir_all(&args.data)
+        .with_context(|| format!("cannot create {}", args.data.display()))?;
+    let target = args.data.join(posbon_standalone::REGISTRY_FILE);
+    let tmp = target.with_extension("geojson.tmp");
+    std::fs::copy(&args.file, &tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, &target)
+        .with_context(|| format!("cannot install {}", target.display()))?;
+    println!(
+        "installed as {} (used by `posbon standalone --data {}` from its next start)",
+        target.display(),
+        args.data.display()
+    );
+    Ok(())
+}
+
+fn store_config(spec: &str) -> anyhow::Result<posbon_store::StoreConfig> {
+    if let Some(path) = spec.strip_prefix("embedded:") {
+        anyhow::ensure!(!path.is_empty(), "{spec:?}: embedded:PATH needs a path");
+        return Ok(posbon_store::StoreConfig::embedded(path));
+    }
+    if let Some(pd) = spec.strip_prefix("tikv:") {
+        let endpoints: Vec<&str> = pd
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect();
+        anyhow::ensure!(
+            !endpoints.is_empty(),
+            "{spec:?}: tikv:PD[,PD...] needs PD endpoints"
+        );
+        return Ok(posbon_store::StoreConfig::tikv(endpoints));
+    }
+    bail!("{spec:?}: a store is embedded:PATH or tikv:PD_ENDPOINT[,PD_ENDPOINT...]")
+}
+
+/// `posbon store copy`.
+pub(crate) fn store_copy(args: StoreCopyArgs, quiet: bool) -> anyhow::Result<()> {
+    let from = store_config(&args.from)?;
+    let to = store_config(&args.to)?;
+    anyhow::ensure!(args.from != args.to, "--from and --to are the same store");
+    runtime()?.block_on(async {
+        let source = posbon_store::open_store(&from)
+            .await
+            .with_context(|| format!("cannot open {}", from.describe()))?;
+        let target = posbon_store::open_store(&to)
+            .await
+            .with_context(|| format!("cannot open {}", to.describe()))?;
+        let summary = posbon_store::copy(&*source, &*target, |p| {
+            if !quiet {
+                eprint!("\r{} keys, {:.1} MB   ", p.keys, p.bytes as f64 / 1e6);
+            }
+        })
+        .await?;
+        if !quiet {
+            eprintln!();
+        }
+        println!(
+            "copied {} keys ({:.1} MB) from {} to {} in {:.1} s",
+            summary.keys,
+            summary.bytes as f64 / 1e6,
+            from.describe(),
+            to.describe(),
+            summary.elapsed.as_secs_f64()
+        );
+        Ok(())
+    })
+}
+
+/// `posbon sql` reads a query from stdin when it is `-`.
+pub(crate) fn read_query(query: String) -> anyhow::Result<String> {
+    if query == "-" {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)?;
+        return Ok(text);
+    }
+    Ok(query)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_align() {
+        let v = serde_json::json!({
+            "columns": [{"name": "mahalla_id", "type": "Utf8"}, {"name": "n", "type": "Int64"}],
+            "rows": [["chilonzor-001", 12], [null, 3]]
+        });
+        assert_eq!(
+            text_table(&v),
+            "mahalla_id    | n\n--------------+---\nchilonzor-001 | 12\nNULL          | 3\n(2 rows)\n"
+        );
+    }
+
+    #[test]
+    fn store_specs() {
+        assert!(store_config("embedded:/tmp/x").is_ok());
+        assert!(store_config("tikv:a:2379,b:2379").is_ok());
+        let err = store_config("rocks:/x").expect_err("unknown");
+        assert!(err.to_string().contains("embedded:PATH or tikv:"), "{err}");
+    }
+}

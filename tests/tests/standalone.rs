@@ -1,0 +1,196 @@
+//! `posbon standalone` end to end: one process, one address. Camera alerts
+//! posted over HTTP become an escalation on the feed's list; an operator
+//! acknowledges it; SIGTERM stops the process cleanly; after a restart on the
+//! same data directory the indexed events and the escalation are still there.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use chrono::{TimeDelta, Utc};
+use posbon_service::client::{get, post_json, request};
+use posbon_tests::posbon_bin;
+use serde_json::{Value, json};
+
+struct Running {
+    child: Child,
+    port: u16,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+async fn start(data: &std::path::Path) -> Running {
+    let port = free_port();
+    let child = Command::new(posbon_bin())
+        .args([
+            "standalone",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data",
+        ])
+        .arg(data)
+        .env("POSBON__TELEMETRY__LOG_LEVEL", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn posbon standalone");
+    for _ in 0..300 {
+        if let Ok(r) = get(port, "/readyz").await
+            && r.status == 200
+        {
+            return Running { child, port };
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("posbon standalone did not become ready on port {port}");
+}
+
+fn sigterm(running: &mut Running) -> std::process::ExitStatus {
+    let pid = running.child.id().to_string();
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    for _ in 0..600 {
+        if let Some(status) = running.child.try_wait().expect("wait") {
+            return status;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = running.child.kill();
+    panic!("posbon standalone did not stop within 60 s of SIGTERM");
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn wait_for<F, Fut>(what: &str, mut check: F) -> Value
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<Value>>,
+{
+    for _ in 0..300 {
+        if let Some(v) = check().await {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[tokio::test]
+async fn standalone_escalates_acknowledges_and_stops_cleanly() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let mut running = start(data.path()).await;
+    let port = running.port;
+
+    // Three drug-handoff alerts at one corner within minutes: the cluster rule.
+    let now = Utc::now();
+    let lines: Vec<String> = (0..3)
+        .map(|i| {
+            json!({
+                "kind": "camera_alert",
+                "id": format!("standalone-cam-{i}"),
+                "occurred_at": (now - TimeDelta::minutes(10 - i)).fixed_offset().to_rfc3339(),
+                "location": {"lat": 41.3111 + f64::from(i as i32) * 0.0001, "lng": 69.2797},
+                "source": "safe-city-va",
+                "camera_id": format!("tsh-cam-{i}"),
+                "detection": "drug_handoff",
+                "confidence": 0.91,
+                "model": "va-detector/3.4.1"
+            })
+            .to_string()
+        })
+        .collect();
+    let body = lines.join("\n");
+    let r = request(
+        port,
+        "POST",
+        "/v1/events",
+        Some("application/x-ndjson"),
+        body.as_bytes(),
+    )
+    .await
+    .expect("post events");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let report = r.json();
+    assert_eq!(
+        report["accepted"]
+            .as_u64()
+            .or_else(|| report["summary"]["accepted"].as_u64()),
+        Some(3),
+        "{report}"
+    );
+    // Bad input gets a clear error and nothing else is lost.
+    let r = request(
+        port,
+        "POST",
+        "/v1/events",
+        Some("application/json"),
+        b"{\"kind\": \"ufo\"}",
+    )
+    .await
+    .expect("post bad");
+    assert!(r.text().contains("kind"), "{}", r.text());
+
+    let escalation = wait_for("an escalation", || async {
+        let r = get(port, "/v1/escalations").await.ok()?;
+        let list = r.json();
+        list.as_array()?.first().cloned()
+    })
+    .await;
+    assert_eq!(escalation["status"], "open");
+    let id = escalation["id"].as_str().expect("id").to_owned();
+    let r = post_json(
+        port,
+        &format!("/v1/escalations/{id}/acknowledge"),
+        &json!({"by": "e2e-operator", "note": "checking"}),
+    )
+    .await
+    .expect("acknowledge");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["status"], "acknowledged");
+    // SQL over what was indexed.
+    let count = wait_for("the events in SQL", || async {
+        let r = post_json(
+            port,
+            "/v1/sql",
+            &json!({"query": "SELECT count(*) AS n FROM camera_alerts WHERE id LIKE 'standalone-cam-%'"}),
+        )
+        .await
+        .ok()?;
+        let v = r.json();
+        (v["rows"][0][0].as_u64() == Some(3)).then_some(v)
+    })
+    .await;
+    assert_eq!(count["columns"][0]["name"], "n");
+
+    let status = sigterm(&mut running);
+    assert!(status.success(), "clean shutdown exits 0, got {status}");
+    drop(running);
+
+    // Same data directory: events and the escalation's state survived.
+    let running = start(data.path()).await;
+    let r = get(running.port, &format!("/v1/escalations/{id}"))
+        .await
+        .expect("get");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["status"], "acknowledged");
+    let r = post_json(
+        running.port,
+        "/v1/sql",
+        &json!({"query": "SELECT count(*) FROM events WHERE kind = 'camera_alert'"}),
+    )
+    .await
+    .expect("sql");
+    assert_eq!(r.json()["rows"][0][0].as_u64(), Some(3), "{}", r.text());
+}

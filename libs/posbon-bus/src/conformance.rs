@@ -185,6 +185,7 @@ macro_rules! bus_conformance_names {
             test_deliver_new,
             test_filter_subjects,
             test_read_stream,
+            test_consumer_lag,
             test_headers_round_trip,
             test_publish_many_in_order,
             test_core_subscribe,
@@ -652,6 +653,24 @@ async fn next(reader: &mut Box<dyn StreamReader>) -> crate::StreamMessage {
         .expect("a message within the patience")
         .expect("reader open")
         .expect("message read")
+}
+
+/// The lag of a durable consumer is readable by name, without changing it.
+pub async fn test_consumer_lag(bus: &dyn Bus) {
+    let f = fixture(bus, "consumerlag").await;
+    for i in 0..3 {
+        publish(bus, &f.subject("a"), &i.to_string()).await;
+    }
+    let c = consumer(bus, &f, "lagging", vec![], ConsumerOptions::default()).await;
+    let got = fetch_exactly(&*c, 1).await;
+    let lag = bus.consumer_lag(&f.stream, "lagging").await.expect("lag");
+    assert_eq!((lag.undelivered, lag.ack_pending), (2, 1));
+    ack_all(&got).await;
+    let err = bus
+        .consumer_lag(&f.stream, "nobody")
+        .await
+        .expect_err("no such consumer");
+    assert_eq!(err.kind(), BusErrorKind::NotFound, "{err}");
 }
 
 /// A stream reader starts at a sequence, keeps only matching subjects, follows new

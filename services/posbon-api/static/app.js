@@ -25,6 +25,9 @@
   window.addEventListener('error', (e) => {
     page.errors.push(String(e.message || e.error || e));
   });
+  document.addEventListener('securitypolicyviolation', (e) => {
+    page.errors.push(`content security policy: ${e.violatedDirective} blocked ${e.blockedURI || 'inline content'}`);
+  });
   window.addEventListener('unhandledrejection', (e) => {
     const r = e.reason;
     page.errors.push(String((r && (r.message || r)) || 'unhandled rejection'));

@@ -132,7 +132,8 @@ impl Default for HotCellsConfig {
     }
 }
 
-/// Thresholds of one level on the score.
+/// Thresholds of one level on the score (see [`crate::Engine`]: the score is
+/// the smaller of the harm's and the event count's standard scores).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LevelThresholds {

@@ -98,6 +98,7 @@ impl RuleState {
 /// Score of a mahalla at one time.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Score {
+    /// The smaller of the harm's and the event count's standard scores.
     pub(super) z: f64,
     pub(super) expected: f64,
     pub(super) effective: f64,
@@ -236,7 +237,8 @@ impl Mahalla {
             c.mean_weight,
             c.effective,
             ctx.config.overdispersion,
-        );
+        )
+        .min();
         Score {
             z,
             expected,
@@ -390,13 +392,14 @@ impl Mahalla {
     }
 }
 
-/// The score of a decayed sum: the smaller of the harm score and the count
-/// score, so that the harm must be unusual *and* come from an unusual number
-/// of events (a single heavy incident moves the first, not the second).
+/// The score of a decayed sum: the smaller of the standard scores of the
+/// harm and of the number of events (against expected harm / mean weight),
+/// so that the harm must be unusual *and* come from an unusual number of
+/// events: a single heavy incident moves the first, not the second.
 ///
 /// A decayed sum of a Poisson stream with weights w has Var/E = E[w²]/(2E[w])
 /// = φ/2, so harm/(φ/2) behaves like a Poisson count; the decayed number of
-/// events likewise in units of 1/2, against expected harm / mean weight.
+/// events likewise in units of 1/2.
 pub(super) fn score_of(
     harm: f64,
     count: f64,
@@ -405,12 +408,31 @@ pub(super) fn score_of(
     mean_weight: f64,
     effective: f64,
     k: f64,
-) -> f64 {
+) -> Scores {
     let unit = phi / 2.0;
     let by_harm = z_score(harm / unit, expected_harm / unit, effective, k);
     let expected_count = expected_harm / mean_weight;
     let by_count = z_score(2.0 * count, 2.0 * expected_count, effective, k);
-    by_harm.min(by_count)
+    Scores {
+        harm: by_harm,
+        count: by_count,
+    }
+}
+
+/// The two standard scores of a decayed sum.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct Scores {
+    /// Of the harm.
+    pub(super) harm: f64,
+    /// Of the number of events.
+    pub(super) count: f64,
+}
+
+impl Scores {
+    /// The score that levels use: the smaller one.
+    pub(super) fn min(self) -> f64 {
+        self.harm.min(self.count)
+    }
 }
 
 /// Outcome of evaluating a mahalla rule.

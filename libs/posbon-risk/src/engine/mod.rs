@@ -127,11 +127,13 @@ pub struct MahallaView {
     /// Score at the last evaluation: standard score of the decayed harm
     /// against the baseline at that hour of the day.
     pub score: f64,
-    /// Decayed harm intensity at the last evaluation.
+    /// Decayed harm intensity λ at the engine's clock.
     pub intensity: f64,
-    /// Intensity the baseline expected then.
+    /// Decayed number of events at the engine's clock.
+    pub events: f64,
+    /// Intensity the baseline expected at the last evaluation.
     pub expected: f64,
-    /// Effective number of events behind the intensity then.
+    /// Effective number of events behind the intensity at the last evaluation.
     pub effective_events: f64,
     /// When it was last evaluated.
     pub evaluated_at: Option<DateTime<Utc>>,
@@ -379,6 +381,7 @@ impl Engine {
 
     fn view(&self, slot: u32) -> MahallaView {
         let meta = &self.st.meta[slot as usize];
+        let now = self.st.clock;
         match &self.st.mahallas[slot as usize] {
             None => MahallaView {
                 mahalla_id: meta.id.clone(),
@@ -386,6 +389,7 @@ impl Engine {
                 since: None,
                 score: 0.0,
                 intensity: 0.0,
+                events: 0.0,
                 expected: 0.0,
                 effective_events: 0.0,
                 evaluated_at: None,
@@ -396,7 +400,8 @@ impl Engine {
                 level: m.level,
                 since: to_utc(m.level_since),
                 score: m.score,
-                intensity: m.intensity.at(m.evaluated_at, self.ctx.inv_tau).0,
+                intensity: now.map_or(0.0, |t| m.intensity.at(t, self.ctx.inv_tau).0),
+                events: now.map_or(0.0, |t| m.intensity.at(t, self.ctx.inv_tau).1),
                 expected: m.expected,
                 effective_events: m.effective,
                 evaluated_at: to_utc(m.evaluated_at),
@@ -543,7 +548,8 @@ impl Engine {
                 mean_weight,
                 (harm + prior) / phi,
                 ctx.config.overdispersion,
-            ),
+            )
+            .min(),
         })
     }
 

@@ -228,8 +228,19 @@ impl Engine {
         self.export_slot(slot)
     }
 
+    /// The state of a slot, its baselines moved to the clock's day (so that
+    /// the same events give the same state whatever order they came in).
     fn export_slot(&self, slot: u32) -> Option<MahallaState> {
         let m = self.st.mahallas[slot as usize].as_deref()?;
+        let day = self.st.clock.map(|c| day_of(self.ctx.local(c)));
+        let window = self.ctx.window_days;
+        let advanced = |b: &Baseline| {
+            let mut b = b.clone();
+            if let Some(day) = day {
+                b.advance(day, window);
+            }
+            b
+        };
         let meta = &self.st.meta[slot as usize];
         let config = &self.ctx.config;
         let mut cells: Vec<CellEntry> = m
@@ -253,7 +264,7 @@ impl Engine {
                     name: rule.name.clone(),
                     episode: s.episode.clone(),
                     hits: s.hits.iter().cloned().collect(),
-                    baseline: s.baseline.clone(),
+                    baseline: s.baseline.as_ref().map(advanced),
                     cell_hits,
                     cell_days,
                 }
@@ -267,7 +278,7 @@ impl Engine {
             region_id: meta.region_id.clone(),
             observed_since: m.observed_since,
             intensity: m.intensity,
-            baseline: m.baseline.clone(),
+            baseline: advanced(&m.baseline),
             cells,
             recent: m.recent.iter().cloned().collect(),
             level: m.level,

@@ -299,6 +299,31 @@ pub(crate) enum SimulateCommand {
         after_help = "Examples:\n  posbon simulate events --duration 7d --out week.ndjson   (truth: week.ndjson.truth.json)\n  posbon simulate events --registry uzbekistan.geojson --rate 20000 --duration 24h --out day.ndjson\n  posbon simulate events --bad-fraction 0.05 --duration 6h | head"
     )]
     Events(EventsArgs),
+    /// Score the risk model on a simulated stream against its ground truth (recall of injected hotspots and waves, false escalations).
+    #[command(
+        after_help = "An injected hotspot or fraud wave counts as found when its mahalla escalates within two hours of\nevent time of its start; a false escalation is one in a mahalla-day with nothing injected.\nExamples:\n  posbon simulate evaluate --seed 7\n  posbon simulate evaluate --seed 42 --days 14 --registry uzbekistan.geojson"
+    )]
+    Evaluate(EvaluateArgs),
+}
+
+/// `posbon simulate evaluate`.
+#[derive(Debug, Args)]
+pub(crate) struct EvaluateArgs {
+    /// Seed of the simulated stream.
+    #[arg(long, default_value_t = 7)]
+    pub(crate) seed: u64,
+    /// Mean events per hour over the registry.
+    #[arg(long, default_value_t = 2000.0)]
+    pub(crate) rate: f64,
+    /// Days that build the baselines (not scored).
+    #[arg(long, default_value_t = 4)]
+    pub(crate) warmup_days: u32,
+    /// Days scored after the warm-up.
+    #[arg(long, default_value_t = 7)]
+    pub(crate) days: u32,
+    /// Registry GeoJSON (default: the simulated Tashkent registry).
+    #[arg(long)]
+    pub(crate) registry: Option<PathBuf>,
 }
 
 /// `posbon simulate city`.

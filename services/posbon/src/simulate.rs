@@ -41,6 +41,7 @@ pub(crate) fn run(args: SimulateArgs, quiet: bool) -> anyhow::Result<()> {
             log(summary(&reg, "national", t, a.out.as_deref()));
         }
         SimulateCommand::Events(a) => events(a, &log)?,
+        SimulateCommand::Evaluate(a) => evaluate(a)?,
     }
     Ok(())
 }
@@ -138,5 +139,27 @@ fn events(a: EventsArgs, log: &dyn Fn(String)) -> anyhow::Result<()> {
             .map_or_else(|| "stdout".to_owned(), |p| p.display().to_string()),
         truth_path.map_or_else(String::new, |p| format!(", truth -> {}", p.display())),
     ));
+    Ok(())
+}
+
+/// `posbon simulate evaluate`: prints the risk model's report on a simulated
+/// stream.
+fn evaluate(a: crate::cli::EvaluateArgs) -> anyhow::Result<()> {
+    let registry_geojson = match &a.registry {
+        Some(path) => {
+            Some(std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?)
+        }
+        None => None,
+    };
+    let options = posbon_risk::sim::SimEvalOptions {
+        seed: a.seed,
+        rate_per_hour: a.rate,
+        warmup_days: a.warmup_days,
+        scored_days: a.days,
+        registry_geojson,
+        ..posbon_risk::sim::SimEvalOptions::default()
+    };
+    let report = posbon_risk::sim::evaluate_report(&options)?;
+    println!("{report}");
     Ok(())
 }

@@ -204,7 +204,6 @@ impl Ui {
             png.len()
         );
         println!("screenshot: {}", path.display());
-        eprintln!("screenshot: {}", path.display());
         path
     }
 }
@@ -526,6 +525,45 @@ fn page_follows_the_feed_and_acts() {
         json!([]),
     );
     assert_eq!(order, json!([third.id, second.id, first.id]));
+
+    // Filters: by level, then by district; the listing and the feed follow.
+    let shown = |ui: &Ui, want: Value, what: &str| {
+        ui.wait(what, 20, |b| {
+            let v = b.execute(
+                "return document.getElementById('conn').dataset.state === 'live' \
+                 ? [...document.querySelectorAll('#feed li.esc')].map(li => li.dataset.id) : null",
+                json!([]),
+            )?;
+            Ok((v == want).then_some(()))
+        })
+    };
+    let choose = |ui: &Ui, css: &str| {
+        let option = ui.ok(ui.browser.find(css));
+        ui.ok(ui.browser.click(&option));
+    };
+    choose(&ui, "#f-level option[value=\"critical\"]");
+    shown(&ui, json!([first.id]), "only the critical escalation");
+    choose(&ui, "#f-level option[value=\"\"]");
+    choose(
+        &ui,
+        &format!("#f-district option[value=\"{}\"]", second.district_id),
+    );
+    let in_district: Vec<&str> = [&third, &second, &first]
+        .iter()
+        .filter(|e| e.district_id == second.district_id)
+        .map(|e| e.id.as_str())
+        .collect();
+    assert!(
+        in_district.len() < 3,
+        "the escalations are in different districts"
+    );
+    shown(&ui, json!(in_district), "the escalations of one district");
+    choose(&ui, "#f-district option[value=\"\"]");
+    shown(
+        &ui,
+        json!([third.id, second.id, first.id]),
+        "every escalation again",
+    );
 
     // The mahalla's detail from the feed.
     let li = ui.item(&first.id, 5);

@@ -38,11 +38,13 @@ async fn start(data: &std::path::Path) -> Running {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("spawn posbon standalone");
+    // Owned at once, so a failure below still kills and reaps it (Drop).
+    let running = Running { child, port };
     for _ in 0..300 {
         if let Ok(r) = get(port, "/readyz").await
             && r.status == 200
         {
-            return Running { child, port };
+            return running;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -486,6 +486,49 @@ async fn read_sse(
     out
 }
 
+/// Reads `count` text messages from the WebSocket feed (a minimal client:
+/// the upgrade, then unmasked server frames).
+async fn read_ws(addr: std::net::SocketAddr, query: &str, count: usize) -> Vec<Value> {
+    let mut conn = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let request = format!(
+        "GET /v1/feed/ws{query} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    conn.write_all(request.as_bytes()).await.expect("write");
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        conn.read_exact(&mut byte).await.expect("read head");
+        buf.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&buf);
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    let mut out = Vec::new();
+    while out.len() < count {
+        let mut h = [0u8; 2];
+        tokio::time::timeout(Duration::from_secs(15), conn.read_exact(&mut h))
+            .await
+            .expect("frame in time")
+            .expect("frame");
+        let opcode = h[0] & 0x0f;
+        let mut len = u64::from(h[1] & 0x7f);
+        if len == 126 {
+            let mut l = [0u8; 2];
+            conn.read_exact(&mut l).await.expect("len");
+            len = u64::from(u16::from_be_bytes(l));
+        } else if len == 127 {
+            let mut l = [0u8; 8];
+            conn.read_exact(&mut l).await.expect("len");
+            len = u64::from_be_bytes(l);
+        }
+        let mut payload = vec![0u8; usize::try_from(len).expect("len")];
+        conn.read_exact(&mut payload).await.expect("payload");
+        if opcode == 1 {
+            out.push(serde_json::from_slice(&payload).expect("json"));
+        }
+    }
+    out
+}
+
 #[tokio::test]
 async fn feed_resumes_exactly_over_nats() {
     let nats = posbon_testkit::NatsServer::start();
@@ -546,6 +589,14 @@ async fn feed_resumes_exactly_over_nats() {
     assert_eq!(got[0].1, "updated");
     assert_eq!(got[0].2["id"], first.id.as_str());
     assert_eq!(got[0].2["status"], "acknowledged");
+    // The WebSocket twin: the same items from the same sequence.
+    let got = read_ws(addr, "?since=0&min_level=high", 3).await;
+    let ids: Vec<u64> = got.iter().filter_map(|v| v["id"].as_u64()).collect();
+    assert_eq!(ids, want);
+    assert!(
+        got.iter()
+            .all(|v| v["type"] == "opened" && v["data"]["id"].is_string())
+    );
     // District filter goes to the subject.
     let got = read_sse(addr, &format!("?district={district}&since=0"), None, 1).await;
     assert!(got.iter().all(|g| g.2["district_id"] == district.as_str()));

@@ -124,19 +124,21 @@
 //! follow the idea of crime harm indices, which weigh an offence by the
 //! sentence it typically draws (the Cambridge Crime Harm Index: Sherman,
 //! Neyroud and Neyroud, *Policing* 10(3), 2016; the ONS Crime Severity Score
-//! for England and Wales): the *ordering* of categories follows such indices
-//! (homicide ≫ robbery, weapons, drug trafficking > assault, domestic violence
-//! > theft, fraud, cybercrime, drug use, hooliganism > vandalism, public order),
-//! but the spread is compressed roughly logarithmically (8 : 1.5 between a
-//! homicide and a theft at the same severity, against the hundreds of the
-//! indices), because here a weight measures how much an event says about a
+//! for England and Wales). The *ordering* of categories follows such indices:
+//! homicide first; then robbery, weapons and drug trafficking; then assault
+//! and domestic violence; then theft, fraud, cybercrime, drug use and
+//! hooliganism; then vandalism and public order. The spread is compressed
+//! roughly logarithmically (8 against 1.5 between a homicide and a theft at
+//! the same severity, where the indices differ a hundredfold and more),
+//! because here a weight measures how much an event says about a
 //! mahalla's situation, not its whole social cost. Severity multiplies by 0.5,
 //! 0.75, 1, 1.5, 2 for severity 1 to 5. Camera detections are machine
 //! judgements and weigh less than confirmed incidents of the same kind (weapon
 //! 3, drug hand-off 2, fight 1.5, down to 0.2 for loitering), times 0, 0.25,
-//! 0.5, 0.75, 1 below 0.5, from 0.5, 0.7, 0.8 and 0.9 confidence. Fraud flags
-//! weigh like a fraud incident (1, investment scams and account takeovers 1.5,
-//! fake marketplaces 0.8) times 0.6, 1, 1.5, 2.5 for amounts below 1 million,
+//! 0.5, 0.75, 1 below 0.5, from 0.5, 0.7, 0.8 and 0.9 confidence. Fraud flags,
+//! a bank's suspicion rather than a report, weigh a little less than a fraud
+//! incident (1; investment scams and account takeovers 1.5, fake marketplaces
+//! 0.8) times 0.6, 1, 1.5, 2.5 for amounts below 1 million,
 //! from 1, 10 and 100 million soum (decades of the amount: the loss to a
 //! household grows with it). They should be replaced by a table agreed with
 //! the Ministry of Internal Affairs; the configuration takes any table.

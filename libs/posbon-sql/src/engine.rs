@@ -6,9 +6,11 @@ use std::time::{Duration, Instant};
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::catalog::TableProvider;
 use datafusion::common::ScalarValue;
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::logical_expr::ScalarUDF;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 use futures::StreamExt;
@@ -96,6 +98,8 @@ pub const TABLES: [&str; 10] = [
 pub struct SqlEngine {
     ctx: SessionContext,
     limits: SqlLimits,
+    /// Posbon's functions, to register again in derived engines.
+    udfs: Vec<ScalarUDF>,
 }
 
 impl std::fmt::Debug for SqlEngine {
@@ -150,10 +154,43 @@ impl SqlEngine {
                 Arc::new(StoredTableProvider::new(table, store.clone())),
             )?;
         }
-        for udf in crate::h3::functions(Arc::clone(&registry)) {
-            ctx.register_udf(udf);
+        let udfs = crate::h3::functions(Arc::clone(&registry));
+        for udf in &udfs {
+            ctx.register_udf(udf.clone());
         }
-        Ok(Self { ctx, limits })
+        Ok(Self { ctx, limits, udfs })
+    }
+
+    /// An engine with the same tables, functions and limits, except that
+    /// `name` is `table` (e.g. `events` held in memory, so that several
+    /// queries over one day read the store once). The engine it comes from
+    /// is unchanged.
+    pub async fn with_table(
+        &self,
+        name: &str,
+        table: Arc<dyn TableProvider>,
+    ) -> Result<Self, SqlError> {
+        let ctx =
+            SessionContext::new_with_config_rt(self.ctx.copied_config(), self.ctx.runtime_env());
+        for t in TABLES {
+            let provider = if t == name {
+                Arc::clone(&table)
+            } else {
+                self.ctx.table_provider(t).await?
+            };
+            ctx.register_table(t, provider)?;
+        }
+        if !TABLES.contains(&name) {
+            ctx.register_table(name, table)?;
+        }
+        for udf in &self.udfs {
+            ctx.register_udf(udf.clone());
+        }
+        Ok(Self {
+            ctx,
+            limits: self.limits.clone(),
+            udfs: self.udfs.clone(),
+        })
     }
 
     /// The limits queries run with.

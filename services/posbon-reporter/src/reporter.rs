@@ -5,8 +5,9 @@ use std::sync::Arc;
 use chrono::{DateTime, NaiveDate, TimeDelta, TimeZone, Utc};
 use posbon_geo::Registry;
 use posbon_sql::datafusion::arrow::record_batch::RecordBatch;
+use posbon_sql::datafusion::catalog::MemTable;
 use posbon_sql::datafusion::common::ScalarValue;
-use posbon_sql::stored::{get_table, put_table, stored_dates};
+use posbon_sql::stored::{conform, get_table, put_table, stored_dates};
 use posbon_sql::{SqlEngine, SqlLimits, StoredTable, TIME_ZONE};
 use posbon_store::Store;
 
@@ -28,6 +29,21 @@ pub const SQL_FILES: [(&str, &str); 4] = [
     ("report_scopes.sql", REPORT_SCOPES_SQL),
     ("report_categories.sql", REPORT_CATEGORIES_SQL),
     ("report_hot_cells.sql", REPORT_HOT_CELLS_SQL),
+];
+
+/// The columns of `events` the report's SQL reads: what
+/// [`Reporter::day_engine`] holds in memory.
+pub const DAY_COLUMNS: [&str; 10] = [
+    "occurred_at",
+    "kind",
+    "category",
+    "severity",
+    "confidence",
+    "amount_uzs",
+    "cell",
+    "mahalla_id",
+    "district_id",
+    "region_id",
 ];
 
 /// Days of the long baseline.
@@ -127,28 +143,64 @@ impl Reporter {
     }
 
     async fn run(
-        &self,
+        engine: &SqlEngine,
         query: &'static str,
         sql: &str,
         date: NaiveDate,
     ) -> Result<Vec<RecordBatch>, ReportError> {
-        let out = self
-            .engine
+        let out = engine
             .query_with_params(sql, params(date)?)
             .await
             .map_err(|source| ReportError::Query { query, source })?;
         if out.truncated {
             return Err(ReportError::Internal(format!(
                 "report query {query} gave more than {} rows",
-                self.engine.limits().max_rows
+                engine.limits().max_rows
             )));
         }
         Ok(out.batches)
     }
 
+    /// An engine whose `events` are the events of `date` in memory (the
+    /// columns of [`DAY_COLUMNS`]): the report's three queries over events
+    /// then read the store once instead of three times.
+    pub async fn day_engine(&self, date: NaiveDate) -> Result<SqlEngine, ReportError> {
+        let sql = format!(
+            "SELECT {} FROM events WHERE occurred_at >= $day_start AND occurred_at < $day_end",
+            DAY_COLUMNS.join(", ")
+        );
+        let out = self
+            .engine
+            .query_with_params(&sql, params(date)?)
+            .await
+            .map_err(|source| ReportError::Query {
+                query: "the events of the day",
+                source,
+            })?;
+        if out.truncated {
+            return Err(ReportError::Internal(format!(
+                "the day {date} has more than {} events",
+                self.engine.limits().max_rows
+            )));
+        }
+        let partitions = self
+            .engine
+            .context()
+            .copied_config()
+            .target_partitions()
+            .max(1);
+        let mut parts = vec![Vec::new(); partitions];
+        for (i, batch) in out.batches.into_iter().enumerate() {
+            parts[i % partitions].push(batch);
+        }
+        let day = MemTable::try_new(out.schema, parts)
+            .map_err(|e| ReportError::Internal(format!("cannot hold the day's events: {e}")))?;
+        Ok(self.engine.with_table("events", Arc::new(day)).await?)
+    }
+
     /// Computes and stores the per-mahalla figures of `date`.
     pub async fn store_mahalla_day(&self, date: NaiveDate) -> Result<(), ReportError> {
-        let rows = self.run("mahalla_day.sql", MAHALLA_DAY_SQL, date).await?;
+        let rows = Self::run(&self.engine, "mahalla_day.sql", MAHALLA_DAY_SQL, date).await?;
         put_table(&self.store, StoredTable::MahallaDays, date, &rows).await?;
         Ok(())
     }
@@ -190,16 +242,18 @@ impl Reporter {
                 .succ_opt()
                 .ok_or_else(|| ReportError::InvalidRequest(format!("no day after {day}")))?;
         }
-        self.store_mahalla_day(date).await?;
-        let scopes = self
-            .run("report_scopes.sql", REPORT_SCOPES_SQL, date)
-            .await?;
-        let categories = self
-            .run("report_categories.sql", REPORT_CATEGORIES_SQL, date)
-            .await?;
-        let hot = self
-            .run("report_hot_cells.sql", REPORT_HOT_CELLS_SQL, date)
-            .await?;
+        let day = self.day_engine(date).await?;
+        let facts = Self::run(&day, "mahalla_day.sql", MAHALLA_DAY_SQL, date).await?;
+        put_table(&self.store, StoredTable::MahallaDays, date, &facts).await?;
+        let scopes = Self::run(&day, "report_scopes.sql", REPORT_SCOPES_SQL, date).await?;
+        let categories =
+            Self::run(&day, "report_categories.sql", REPORT_CATEGORIES_SQL, date).await?;
+        let hot = Self::run(&day, "report_hot_cells.sql", REPORT_HOT_CELLS_SQL, date).await?;
+        let (scopes, categories, hot) = (
+            conform(StoredTable::DailyReports, &scopes)?,
+            conform(StoredTable::DailyReportCategories, &categories)?,
+            conform(StoredTable::DailyReportHotCells, &hot)?,
+        );
         put_table(
             &self.store,
             StoredTable::DailyReportCategories,
@@ -210,11 +264,7 @@ impl Reporter {
         put_table(&self.store, StoredTable::DailyReportHotCells, date, &hot).await?;
         // The scope rows last: a report is there once they are.
         put_table(&self.store, StoredTable::DailyReports, date, &scopes).await?;
-        self.load(date).await?.ok_or_else(|| {
-            ReportError::Internal(format!(
-                "the report of {date} is not readable after storing it"
-            ))
-        })
+        report_of(date, &scopes, &categories, &hot)
     }
 
     /// The stored report of `date`, if it was generated.
@@ -228,22 +278,32 @@ impl Reporter {
         let hot = get_table(&self.store, StoredTable::DailyReportHotCells, date)
             .await?
             .unwrap_or_default();
-        let (window_start, window_end) = day_window(date)?;
-        Ok(Some(DailyReport {
-            date,
-            time_zone: TIME_ZONE.name().to_owned(),
-            window_start,
-            window_end,
-            scopes: scope_rows(&scopes)?,
-            categories: category_rows(&categories)?,
-            hot_cells: hot_cell_rows(&hot)?,
-        }))
+        report_of(date, &scopes, &categories, &hot).map(Some)
     }
 
     /// The dates with a stored report, oldest first.
     pub async fn report_dates(&self) -> Result<Vec<NaiveDate>, ReportError> {
         Ok(stored_dates(&self.store, StoredTable::DailyReports, None, None).await?)
     }
+}
+
+/// The report of `date` from its rows.
+fn report_of(
+    date: NaiveDate,
+    scopes: &[RecordBatch],
+    categories: &[RecordBatch],
+    hot: &[RecordBatch],
+) -> Result<DailyReport, ReportError> {
+    let (window_start, window_end) = day_window(date)?;
+    Ok(DailyReport {
+        date,
+        time_zone: TIME_ZONE.name().to_owned(),
+        window_start,
+        window_end,
+        scopes: scope_rows(scopes)?,
+        categories: category_rows(categories)?,
+        hot_cells: hot_cell_rows(hot)?,
+    })
 }
 
 /// The local date an instant falls on.

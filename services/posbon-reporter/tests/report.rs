@@ -557,3 +557,36 @@ fn the_sql_files_name_their_parameters() {
             .collect();
     assert_eq!(all, bound);
 }
+
+#[tokio::test]
+async fn the_day_in_memory_gives_what_the_store_gives() {
+    let fx = build(start(), 3);
+    let store = store_of(&fx.events).await;
+    let reporter =
+        Reporter::new(store, Arc::clone(&fx.registry), report_limits()).expect("reporter");
+    let date = NaiveDate::from_ymd_opt(2026, 5, 2).expect("date");
+    let day = reporter.day_engine(date).await.expect("day engine");
+    let p = posbon_reporter::reporter::params(date).expect("params");
+    for (name, sql) in posbon_reporter::reporter::SQL_FILES {
+        if name == "report_scopes.sql" {
+            continue;
+        }
+        let table = |out: posbon_sql::QueryOutput| posbon_sql::output::to_csv(&out).expect("csv");
+        let from_store = reporter
+            .engine()
+            .query_with_params(sql, p.clone())
+            .await
+            .expect(name);
+        let in_memory = day.query_with_params(sql, p.clone()).await.expect(name);
+        assert!(from_store.rows > 10, "{name}");
+        assert_eq!(table(in_memory), table(from_store), "{name}");
+    }
+    // The derived engine leaves the original alone.
+    let all = reporter
+        .engine()
+        .query("SELECT count(*) FROM events")
+        .await
+        .expect("count");
+    let json = posbon_sql::output::to_json(&all).expect("json");
+    assert_eq!(json["rows"][0][0].as_u64(), Some(fx.events.len() as u64));
+}

@@ -350,6 +350,35 @@ impl<'de: 'a, 'a> Deserialize<'de> for BStr<'a> {
     }
 }
 
+/// A map key as bytes: serde_json hands them over without checking UTF-8
+/// (the keys are compared with ASCII names only).
+struct Key<'a>(Cow<'a, [u8]>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Key<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a key")
+            }
+            fn visit_borrowed_bytes<E>(self, v: &'de [u8]) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_bytes<E>(self, v: &[u8]) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Owned(v.to_vec())))
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Borrowed(v.as_bytes())))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Owned(v.as_bytes().to_vec())))
+            }
+        }
+        d.deserialize_bytes(V)
+    }
+}
+
 /// The record fields a decoder reads. The others are skipped: their bytes
 /// are scanned but no number is converted and no string is copied.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -517,14 +546,14 @@ impl<'de> Visitor<'de> for RecSeed {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Rec<'de>, A::Error> {
         let need = self.0;
         let mut rec = Rec::default();
-        while let Some(key) = map.next_key::<BStr<'de>>()? {
+        while let Some(key) = map.next_key::<Key<'de>>()? {
             match key.0.as_ref() {
-                "event" => rec.event = map.next_value_seed(EvSeed(need))?,
-                "cell" if need.has(Need::CELL) => rec.cell = Some(map.next_value()?),
-                "mahalla_id" if need.has(Need::MAHALLA) => rec.mahalla_id = map.next_value()?,
-                "district_id" if need.has(Need::DISTRICT) => rec.district_id = map.next_value()?,
-                "region_id" if need.has(Need::REGION) => rec.region_id = map.next_value()?,
-                "ingested_at" if need.has(Need::INGESTED_AT) => {
+                b"event" => rec.event = map.next_value_seed(EvSeed(need))?,
+                b"cell" if need.has(Need::CELL) => rec.cell = Some(map.next_value()?),
+                b"mahalla_id" if need.has(Need::MAHALLA) => rec.mahalla_id = map.next_value()?,
+                b"district_id" if need.has(Need::DISTRICT) => rec.district_id = map.next_value()?,
+                b"region_id" if need.has(Need::REGION) => rec.region_id = map.next_value()?,
+                b"ingested_at" if need.has(Need::INGESTED_AT) => {
                     rec.ingested_at = Some(map.next_value()?);
                 }
                 _ => {
@@ -557,37 +586,36 @@ impl<'de> Visitor<'de> for EvSeed {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Ev<'de>, A::Error> {
         let need = self.0;
         let mut ev = Ev::default();
-        while let Some(key) = map.next_key::<BStr<'de>>()? {
-            let k = key.0.as_ref();
-            match k {
-                "kind" if need.has(Need::KIND) => ev.kind = Some(map.next_value()?),
-                "location" if need.has(Need::LOCATION) => ev.location = Some(map.next_value()?),
-                "source" if need.has(Need::SOURCE) => ev.source = Some(map.next_value()?),
-                "attributes" if need.has(Need::ATTRIBUTES) => ev.attributes = map.next_value()?,
-                "category" if need.has(Need::CATEGORY) => ev.category = map.next_value()?,
-                "severity" if need.has(Need::SEVERITY) => ev.severity = map.next_value()?,
-                "flags" if need.has(Need::FLAGS) => ev.flags = map.next_value()?,
-                "status" if need.has(Need::STATUS) => ev.status = map.next_value()?,
-                "description" if need.has(Need::DESCRIPTION) => {
+        while let Some(key) = map.next_key::<Key<'de>>()? {
+            match key.0.as_ref() {
+                b"kind" if need.has(Need::KIND) => ev.kind = Some(map.next_value()?),
+                b"location" if need.has(Need::LOCATION) => ev.location = Some(map.next_value()?),
+                b"source" if need.has(Need::SOURCE) => ev.source = Some(map.next_value()?),
+                b"attributes" if need.has(Need::ATTRIBUTES) => ev.attributes = map.next_value()?,
+                b"category" if need.has(Need::CATEGORY) => ev.category = map.next_value()?,
+                b"severity" if need.has(Need::SEVERITY) => ev.severity = map.next_value()?,
+                b"flags" if need.has(Need::FLAGS) => ev.flags = map.next_value()?,
+                b"status" if need.has(Need::STATUS) => ev.status = map.next_value()?,
+                b"description" if need.has(Need::DESCRIPTION) => {
                     ev.description = map.next_value()?
                 }
-                "camera_id" if need.has(Need::CAMERA_ID) => ev.camera_id = map.next_value()?,
-                "detection" if need.has(Need::DETECTION) => ev.detection = map.next_value()?,
-                "confidence" if need.has(Need::CONFIDENCE) => ev.confidence = map.next_value()?,
-                "model" if need.has(Need::MODEL) => ev.model = map.next_value()?,
-                "snapshot_uri" if need.has(Need::SNAPSHOT_URI) => {
+                b"camera_id" if need.has(Need::CAMERA_ID) => ev.camera_id = map.next_value()?,
+                b"detection" if need.has(Need::DETECTION) => ev.detection = map.next_value()?,
+                b"confidence" if need.has(Need::CONFIDENCE) => ev.confidence = map.next_value()?,
+                b"model" if need.has(Need::MODEL) => ev.model = map.next_value()?,
+                b"snapshot_uri" if need.has(Need::SNAPSHOT_URI) => {
                     ev.snapshot_uri = map.next_value()?;
                 }
-                "scheme" if need.has(Need::SCHEME) => ev.scheme = map.next_value()?,
-                "channel" if need.has(Need::CHANNEL) => ev.channel = map.next_value()?,
-                "amount_uzs" if need.has(Need::AMOUNT) => ev.amount_uzs = map.next_value()?,
-                "payment_system" if need.has(Need::PAYMENT_SYSTEM) => {
+                b"scheme" if need.has(Need::SCHEME) => ev.scheme = map.next_value()?,
+                b"channel" if need.has(Need::CHANNEL) => ev.channel = map.next_value()?,
+                b"amount_uzs" if need.has(Need::AMOUNT) => ev.amount_uzs = map.next_value()?,
+                b"payment_system" if need.has(Need::PAYMENT_SYSTEM) => {
                     ev.payment_system = map.next_value()?;
                 }
-                "account_ref" if need.has(Need::ACCOUNT_REF) => {
+                b"account_ref" if need.has(Need::ACCOUNT_REF) => {
                     ev.account_ref = map.next_value()?
                 }
-                "detector_score" if need.has(Need::DETECTOR_SCORE) => {
+                b"detector_score" if need.has(Need::DETECTOR_SCORE) => {
                     ev.detector_score = map.next_value()?;
                 }
                 _ => {

@@ -343,3 +343,11 @@ fn a_bad_configuration_is_refused_by_name() {
     let e = Engine::new(c, registry(1)).expect_err("invalid");
     assert_eq!(e.key, "levels.elevated.exit");
 }
+
+#[test]
+fn the_engine_can_move_between_threads() {
+    fn send<T: Send + 'static>() {}
+    send::<Engine>();
+    send::<posbon_risk::EngineSnapshot>();
+    send::<posbon_risk::MahallaState>();
+}

@@ -1,0 +1,123 @@
+//! Risk evaluation throughput: `Engine::apply` over a realistic simulated
+//! stream, single thread, in process, with a tick every 5 minutes of event
+//! time as the escalator does.
+//!
+//! Two streams: the simulated Tashkent city (about 600 mahallas) at 2,000
+//! events/h over 10 days, and the national registry (about 10,000 mahallas)
+//! at 20,000 events/h over 1 day. Events are generated and enriched (located)
+//! before the clock starts; only the engine is timed. Each stream runs through
+//! three fresh engines and the best pass is reported with the others.
+//!
+//! Run: `cargo bench -p posbon-benches --bench risk`. Target: at least 2M
+//! events/s on one core.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{TimeDelta, Utc};
+use posbon_geo::{Registry, RegistryOptions};
+use posbon_model::{CellId, EnrichedEvent};
+use posbon_risk::{Engine, RiskConfig};
+use posbon_sim::{
+    CityOptions, EventOptions, EventStream, GeneratedRegistry, NationalOptions, SimBody,
+    SimRegistry,
+};
+
+const PASSES: usize = 3;
+
+fn stream(generated: &GeneratedRegistry, rate: f64, days: i64) -> (Arc<Registry>, Vec<EnrichedEvent>) {
+    let geojson = generated.to_geojson_string();
+    let registry = Arc::new(
+        Registry::from_geojson(geojson.as_bytes(), &RegistryOptions::default()).expect("registry"),
+    );
+    let sim = Arc::new(SimRegistry::from_geojson(geojson.as_bytes()).expect("sim registry"));
+    let options = EventOptions {
+        seed: 7,
+        rate_per_hour: rate,
+        duration: TimeDelta::days(days),
+        ..EventOptions::default()
+    };
+    let mut events = Vec::new();
+    for item in EventStream::new(sim, &options).expect("stream") {
+        let SimBody::Valid { event, .. } = item.body else {
+            continue;
+        };
+        let loc = event.location();
+        let found = registry.locate(loc.lat, loc.lng).expect("valid location");
+        let m = found.mahalla.map(|i| registry.mahalla(i));
+        let at = event.occurred_at().with_timezone(&Utc);
+        events.push(EnrichedEvent {
+            cell: CellId::new(u64::from(found.cell)).expect("cell"),
+            mahalla_id: m.map(|m| m.id.clone()),
+            district_id: m.map(|m| m.district_id.clone()),
+            region_id: m.map(|m| m.region_id.clone()),
+            ingested_at: at,
+            event: *event,
+        });
+    }
+    (registry, events)
+}
+
+fn measure(name: &str, registry: &Arc<Registry>, events: &[EnrichedEvent]) {
+    let tick = TimeDelta::minutes(5);
+    let mut rates = Vec::new();
+    let mut escalations = 0;
+    let mut footprint = None;
+    for _ in 0..PASSES {
+        let mut engine = Engine::new(RiskConfig::default(), Arc::clone(registry)).expect("engine");
+        let mut out = Vec::with_capacity(1024);
+        let Some(first) = events.first() else {
+            return;
+        };
+        let mut next_tick = first.event.occurred_at().with_timezone(&Utc) + tick;
+        let started = Instant::now();
+        for e in events {
+            let at = e.event.occurred_at().with_timezone(&Utc);
+            while next_tick <= at {
+                engine.tick(next_tick, &mut out);
+                next_tick += tick;
+            }
+            engine.apply(e, &mut out);
+        }
+        let elapsed = started.elapsed();
+        rates.push(events.len() as f64 / elapsed.as_secs_f64());
+        escalations = out.len();
+        footprint = Some(engine.footprint());
+    }
+    let best = rates.iter().copied().fold(0.0, f64::max);
+    let shown: Vec<String> = rates.iter().map(|r| format!("{:.2}M", r / 1e6)).collect();
+    println!(
+        "risk/{name}: {} events, best {:.2}M events/s ({:.0} ns/event), passes [{}]; {} escalations; state {:?}",
+        events.len(),
+        best / 1e6,
+        1e9 / best,
+        shown.join(", "),
+        escalations,
+        footprint.unwrap_or_default(),
+    );
+}
+
+fn main() {
+    let t = Instant::now();
+    let city = posbon_sim::city_registry(&CityOptions::default()).expect("city");
+    let (registry, events) = stream(&city, 2000.0, 10);
+    println!(
+        "city: {} mahallas, {} events generated and located in {:.1?}",
+        registry.mahallas().len(),
+        events.len(),
+        t.elapsed()
+    );
+    measure("city_2000_per_h_10d", &registry, &events);
+    drop(events);
+
+    let t = Instant::now();
+    let national = posbon_sim::national_registry(&NationalOptions::default()).expect("national");
+    let (registry, events) = stream(&national, 20_000.0, 1);
+    println!(
+        "national: {} mahallas, {} events generated and located in {:.1?}",
+        registry.mahallas().len(),
+        events.len(),
+        t.elapsed()
+    );
+    measure("national_20000_per_h_1d", &registry, &events);
+}

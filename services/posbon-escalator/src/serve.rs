@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use posbon_bus::{Bus, NatsBus, NatsOptions};
 use posbon_risk::RiskConfig;
-use posbon_store::{EmbeddedStore, Store};
+use posbon_store::open_store_with_metrics;
 use posbon_telemetry::Metrics;
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
@@ -24,18 +24,10 @@ pub struct FileConfig {
     #[serde(default)]
     pub risk: RiskConfig,
     /// The store.
-    pub store: StoreConfig,
+    pub store: posbon_store::StoreConfig,
     /// Logs, traces and metrics.
     #[serde(default)]
     pub telemetry: posbon_telemetry::TelemetryConfig,
-}
-
-/// Where the store is (`[store]`).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StoreConfig {
-    /// Directory of the embedded store.
-    pub path: std::path::PathBuf,
 }
 
 /// Loads the configuration: embedded defaults, then `file`, then
@@ -49,10 +41,11 @@ pub fn load_config(file: Option<&Path>) -> anyhow::Result<FileConfig> {
 pub async fn serve(config: FileConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
     let escalator = config.escalator;
     let registry = Arc::new(posbon_sim::load_registry(escalator.registry.as_deref())?);
-    let store: Store =
-        Arc::new(EmbeddedStore::open(&config.store.path).with_context(|| {
-            format!("cannot open the store at {}", config.store.path.display())
-        })?);
+    let metrics = Metrics::new();
+    let store = open_store_with_metrics(&config.store, &metrics)
+        .await
+        .with_context(|| format!("cannot open the store ({})", config.store.describe()))?;
+    tracing::info!(store = %config.store.describe(), "store open");
     let bus: Arc<dyn Bus> = Arc::new(
         NatsBus::connect(
             escalator.nats_urls.clone(),
@@ -70,7 +63,7 @@ pub async fn serve(config: FileConfig, shutdown: CancellationToken) -> anyhow::R
         bus,
         store,
         registry,
-        Metrics::new(),
+        metrics,
         shutdown,
     )
     .await

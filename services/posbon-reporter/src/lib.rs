@@ -72,7 +72,7 @@ pub struct FileConfig {
     /// The reporter.
     pub reporter: ReporterConfig,
     /// The event store.
-    pub store: StoreConfig,
+    pub store: posbon_store::StoreConfig,
     /// Logs, traces and metrics.
     #[serde(default)]
     pub telemetry: posbon_telemetry::TelemetryConfig,
@@ -101,14 +101,6 @@ pub struct ReporterConfig {
     pub attempts: u32,
     /// Limits of the report's queries.
     pub sql: SqlLimits,
-}
-
-/// Where events are stored.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StoreConfig {
-    /// Directory of the embedded store.
-    pub path: PathBuf,
 }
 
 /// When the next report is due and for which date: shortly after the next

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use posbon_bus::{Bus, NatsBus, NatsOptions};
-use posbon_store::{EmbeddedStore, Store};
+use posbon_store::open_store_with_metrics;
 use posbon_telemetry::Metrics;
 use tokio_util::sync::CancellationToken;
 
@@ -22,15 +22,17 @@ pub fn load_config(file: Option<&Path>) -> anyhow::Result<FileConfig> {
 /// `shutdown`. Telemetry must be initialised before.
 ///
 /// The embedded store admits one process: run the reporter as its own
-/// process only against a store no other process holds open (or inside
-/// `posbon standalone`, which shares one store between every service).
+/// process against TiKV (`[store.tikv]`), which every service shares, or
+/// inside `posbon standalone`, which shares one embedded store between every
+/// service.
 pub async fn serve(config: FileConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
     let reporter = config.reporter;
     let registry = Arc::new(posbon_sim::load_registry(reporter.registry.as_deref())?);
-    let store: Store =
-        Arc::new(EmbeddedStore::open(&config.store.path).with_context(|| {
-            format!("cannot open the store at {}", config.store.path.display())
-        })?);
+    let metrics = Metrics::new();
+    let store = open_store_with_metrics(&config.store, &metrics)
+        .await
+        .with_context(|| format!("cannot open the store ({})", config.store.describe()))?;
+    tracing::info!(store = %config.store.describe(), "store open");
     let bus: Arc<dyn Bus> = Arc::new(
         NatsBus::connect(
             reporter.nats_urls.clone(),
@@ -42,5 +44,5 @@ pub async fn serve(config: FileConfig, shutdown: CancellationToken) -> anyhow::R
         .await
         .context("cannot connect to nats")?,
     );
-    crate::run(reporter, bus, store, registry, Metrics::new(), shutdown).await
+    crate::run(reporter, bus, store, registry, metrics, shutdown).await
 }

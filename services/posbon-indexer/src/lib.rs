@@ -24,6 +24,7 @@ use posbon_service::{FnCheck, Health};
 use posbon_store::{EventStoreExt, Store};
 use posbon_telemetry::{Counter, CounterVec, Gauge, Histogram, Metrics, TelemetryError};
 use serde::Deserialize;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 /// Defaults embedded in the binary.
@@ -143,6 +144,12 @@ pub async fn run(
 }
 
 /// The consumer loop alone (the standalone process serves health itself).
+///
+/// Two stages: this task fetches and decodes a batch while a writer task
+/// writes the previous one durably and acknowledges it, with at most one
+/// decoded batch waiting between them. There is one writer, so the id check
+/// and the write of [`EventStoreExt::put_events`] never race with another
+/// batch of this indexer.
 pub async fn consume(
     config: &IndexerConfig,
     bus: Arc<dyn Bus>,
@@ -150,7 +157,7 @@ pub async fn consume(
     metrics: &Metrics,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let m = IndexerMetrics::new(metrics)?;
+    let m = Arc::new(IndexerMetrics::new(metrics)?);
     let consumer = bus
         .consumer(
             EVENTS_STREAM,
@@ -163,6 +170,13 @@ pub async fn consume(
             },
         )
         .await?;
+    let (batches_tx, batches_rx) = mpsc::channel::<Decoded>(1);
+    let writer = tokio::spawn(write_batches(
+        batches_rx,
+        store,
+        Arc::clone(&m),
+        shutdown.clone(),
+    ));
     let wait = Duration::from_millis(config.fetch_wait_ms.max(1));
     let mut backoff = Duration::from_millis(100);
     let mut batches = 0u64;
@@ -202,22 +216,16 @@ pub async fn consume(
             }
             continue;
         }
-        let started = Instant::now();
-        match index_batch(&bus, &store, &deliveries, &m).await {
-            Ok(poisoned) => {
+        match decode_batch(&bus, deliveries, &m).await {
+            Ok(decoded) => {
                 backoff = Duration::from_millis(100);
-                let done: Vec<&Delivery> = deliveries
-                    .iter()
-                    .zip(&poisoned)
-                    .filter(|(_, p)| !**p)
-                    .map(|(d, _)| d)
-                    .collect();
-                acknowledge(&done, Ack::Ack).await;
-                m.batches.inc();
-                m.batch_seconds.observe_duration(started.elapsed());
+                if batches_tx.send(decoded).await.is_err() {
+                    // The writer ended: it failed, its error is returned below.
+                    break;
+                }
             }
-            Err(e) => {
-                tracing::warn!(error = %e, events = deliveries.len(), "store write failed, batch offered again");
+            Err((e, deliveries)) => {
+                tracing::warn!(error = %e, events = deliveries.len(), "dead-lettering failed, batch offered again");
                 let all: Vec<&Delivery> = deliveries.iter().collect();
                 acknowledge(&all, Ack::Nak(backoff)).await;
                 sleep_or_stop(&shutdown, &mut backoff).await;
@@ -230,7 +238,52 @@ pub async fn consume(
             m.lag.set(i64::try_from(lag.total()).unwrap_or(i64::MAX));
         }
     }
+    // The batches already handed over are written and acknowledged first.
+    drop(batches_tx);
+    writer.await?;
     Ok(())
+}
+
+/// A fetched batch, decoded: the events to store and the deliveries to
+/// acknowledge once they are (poison ones were dead-lettered and terminated
+/// already).
+struct Decoded {
+    deliveries: Vec<Delivery>,
+    events: Vec<EnrichedEvent>,
+    started: Instant,
+}
+
+/// The writer stage: writes each batch durably, then acknowledges it; a
+/// batch the store refuses is offered again (nak) after a growing pause.
+async fn write_batches(
+    mut batches: mpsc::Receiver<Decoded>,
+    store: Store,
+    m: Arc<IndexerMetrics>,
+    shutdown: CancellationToken,
+) {
+    let mut backoff = Duration::from_millis(100);
+    while let Some(batch) = batches.recv().await {
+        let done: Vec<&Delivery> = batch.deliveries.iter().collect();
+        match store.put_events(&batch.events).await {
+            Ok(summary) => {
+                backoff = Duration::from_millis(100);
+                m.events
+                    .with_labels(&["written"])
+                    .inc_by(summary.written as u64);
+                m.events
+                    .with_labels(&["duplicate"])
+                    .inc_by(summary.duplicates as u64);
+                acknowledge(&done, Ack::Ack).await;
+                m.batches.inc();
+                m.batch_seconds.observe_duration(batch.started.elapsed());
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, events = done.len(), "store write failed, batch offered again");
+                acknowledge(&done, Ack::Nak(backoff)).await;
+                sleep_or_stop(&shutdown, &mut backoff).await;
+            }
+        }
+    }
 }
 
 async fn sleep_or_stop(shutdown: &CancellationToken, backoff: &mut Duration) {
@@ -262,35 +315,52 @@ async fn acknowledge(deliveries: &[&Delivery], how: Ack) {
     }
 }
 
-/// Decodes and durably writes one batch, returning which deliveries were
-/// poison (dead-lettered and terminated here, not to be acknowledged again);
-/// everything else is written, or the batch fails as a whole.
-async fn index_batch(
+/// Decodes one batch. Poison deliveries (not an enriched event) are
+/// dead-lettered and terminated here and left out of the result; when the
+/// dead-letter queue cannot take one, the whole batch is handed back.
+async fn decode_batch(
     bus: &Arc<dyn Bus>,
-    store: &Store,
-    deliveries: &[Delivery],
+    deliveries: Vec<Delivery>,
     m: &IndexerMetrics,
-) -> anyhow::Result<Vec<bool>> {
+) -> Result<Decoded, (BusError, Vec<Delivery>)> {
+    let started = Instant::now();
     let mut events = Vec::with_capacity(deliveries.len());
-    let mut poisoned = vec![false; deliveries.len()];
-    for (d, p) in deliveries.iter().zip(&mut poisoned) {
+    let mut kept = Vec::with_capacity(deliveries.len());
+    let mut failed = None;
+    for (n, d) in deliveries.iter().enumerate() {
         match serde_json::from_slice::<EnrichedEvent>(&d.payload) {
-            Ok(event) => events.push(event),
+            Ok(event) => {
+                events.push(event);
+                kept.push(n);
+            }
             Err(e) => {
-                poison(bus, d, &e.to_string()).await?;
+                if let Err(e) = poison(bus, d, &e.to_string()).await {
+                    failed = Some(e);
+                    break;
+                }
                 m.events.with_labels(&["poison"]).inc();
-                *p = true;
             }
         }
     }
-    let summary = store.put_events(&events).await?;
-    m.events
-        .with_labels(&["written"])
-        .inc_by(summary.written as u64);
-    m.events
-        .with_labels(&["duplicate"])
-        .inc_by(summary.duplicates as u64);
-    Ok(poisoned)
+    if let Some(e) = failed {
+        return Err((e, deliveries));
+    }
+    let deliveries = if kept.len() == deliveries.len() {
+        deliveries
+    } else {
+        let mut keep = kept.into_iter().peekable();
+        deliveries
+            .into_iter()
+            .enumerate()
+            .filter(|(n, _)| keep.next_if_eq(n).is_some())
+            .map(|(_, d)| d)
+            .collect()
+    };
+    Ok(Decoded {
+        deliveries,
+        events,
+        started,
+    })
 }
 
 async fn poison(bus: &Arc<dyn Bus>, d: &Delivery, reason: &str) -> Result<(), BusError> {

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use posbon_bus::subjects::INGEST_STREAM;
-use posbon_bus::{BusError, ConsumerOptions};
+use posbon_bus::{BusError, ConsumerOptions, Delivery};
 use posbon_telemetry::{Gauge, Metrics};
 use tokio_util::sync::CancellationToken;
 
@@ -13,6 +13,9 @@ use crate::service::{Body, Ingest, RETRY_DELAY, Source};
 
 /// How long a started batch waits for more messages before it is processed.
 const LINGER: Duration = Duration::from_millis(10);
+
+/// Fetched batches judged and published at the same time.
+const IN_FLIGHT: usize = 2;
 
 /// The durable consumer name of ingest on INGEST.
 pub const DURABLE: &str = "ingest";
@@ -28,7 +31,9 @@ pub struct ConsumerSettings {
 
 /// Consumes INGEST until `shutdown`: each fetched batch is judged and published,
 /// then each message is acknowledged, or offered again when the bus did not take
-/// all it produced. A batch in hand when shutdown comes is finished first.
+/// all it produced. Up to [`IN_FLIGHT`] batches are handled at once (ids make
+/// their order on EVENTS irrelevant to de-duplication). The batches in hand
+/// when shutdown comes are finished first.
 pub async fn run(
     ingest: Arc<Ingest>,
     settings: ConsumerSettings,
@@ -55,6 +60,7 @@ pub async fn run(
         .await?;
     let mut backoff = Duration::from_millis(100);
     let mut batches = 0u64;
+    let mut in_flight = tokio::task::JoinSet::new();
     loop {
         let fetched = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -96,38 +102,60 @@ pub async fn run(
                 _ => break,
             }
         }
-        let bodies: Vec<Body> = deliveries
-            .iter()
-            .map(|d| Body {
-                bytes: d.payload.clone(),
-                format: BodyFormat::Auto,
-                source: Source::Nats {
-                    subject: d.subject.clone(),
-                    sequence: d.stream_sequence,
-                },
-            })
-            .collect();
-        let results = ingest.process(&bodies).await;
-        for (delivery, result) in deliveries.iter().zip(results) {
-            let outcome = match result {
-                Ok(_) => delivery.ack().await,
-                Err(e) => {
-                    tracing::warn!(error = %e, sequence = delivery.stream_sequence, "publishing failed, message offered again");
-                    delivery.nak(RETRY_DELAY).await
-                }
-            };
-            if let Err(e) = outcome {
-                // The message is redelivered after the ack wait; its events are
-                // de-duplicated by id.
-                tracing::warn!(error = %e, "cannot acknowledge an INGEST message");
-            }
+        // Up to IN_FLIGHT batches are judged and published at once: the next
+        // one is fetched and parsed while the acks of the last are awaited.
+        while in_flight.len() >= IN_FLIGHT {
+            finish(in_flight.join_next().await);
         }
+        in_flight.spawn(handle(Arc::clone(&ingest), deliveries));
         batches += 1;
         if batches.is_multiple_of(16) {
             update_lag(&*consumer, &lag).await;
         }
     }
+    while let Some(done) = in_flight.join_next().await {
+        finish(Some(done));
+    }
     Ok(())
+}
+
+/// Judges and publishes one fetched batch, then acknowledges each message,
+/// or offers it again when the bus did not take all it produced.
+async fn handle(ingest: Arc<Ingest>, deliveries: Vec<Delivery>) {
+    let bodies: Vec<Body> = deliveries
+        .iter()
+        .map(|d| Body {
+            bytes: d.payload.clone(),
+            format: BodyFormat::Auto,
+            source: Source::Nats {
+                subject: d.subject.clone(),
+                sequence: d.stream_sequence,
+            },
+        })
+        .collect();
+    let results = ingest.process(&bodies).await;
+    for (delivery, result) in deliveries.iter().zip(results) {
+        let outcome = match result {
+            Ok(_) => delivery.ack().await,
+            Err(e) => {
+                tracing::warn!(error = %e, sequence = delivery.stream_sequence, "publishing failed, message offered again");
+                delivery.nak(RETRY_DELAY).await
+            }
+        };
+        if let Err(e) = outcome {
+            // The message is redelivered after the ack wait; its events are
+            // de-duplicated by id.
+            tracing::warn!(error = %e, "cannot acknowledge an INGEST message");
+        }
+    }
+}
+
+/// Reports a batch task that panicked (its messages are redelivered after
+/// the ack wait).
+fn finish(done: Option<Result<(), tokio::task::JoinError>>) {
+    if let Some(Err(e)) = done {
+        tracing::error!(error = %e, "an INGEST batch task failed");
+    }
 }
 
 async fn update_lag(consumer: &dyn posbon_bus::Consumer, lag: &Gauge) {

@@ -25,7 +25,11 @@ use posbon_sim::{
 
 const PASSES: usize = 3;
 
-fn stream(generated: &GeneratedRegistry, rate: f64, days: i64) -> (Arc<Registry>, Vec<EnrichedEvent>) {
+fn stream(
+    generated: &GeneratedRegistry,
+    rate: f64,
+    days: i64,
+) -> (Arc<Registry>, Vec<EnrichedEvent>) {
     let geojson = generated.to_geojson_string();
     let registry = Arc::new(
         Registry::from_geojson(geojson.as_bytes(), &RegistryOptions::default()).expect("registry"),

@@ -29,7 +29,8 @@ use tokio_util::sync::CancellationToken;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const RATE: usize = 10_000;
-const SECONDS: usize = 30;
+/// Long enough for a few dozen escalations (about one every 3 s here).
+const SECONDS: usize = 90;
 const TICK: Duration = Duration::from_millis(10);
 
 fn events(reg: &Registry, geojson: &str) -> Vec<EnrichedEvent> {
@@ -38,7 +39,9 @@ fn events(reg: &Registry, geojson: &str) -> Vec<EnrichedEvent> {
         seed: 11,
         // Dense enough that drug-handoff clusters and fraud waves recur.
         rate_per_hour: 200_000.0,
-        duration: chrono::TimeDelta::hours(2),
+        // Enough events for SECONDS at RATE: the simulated rate follows the
+        // hour of day, and some events are invalid.
+        duration: chrono::TimeDelta::seconds((RATE * SECONDS * 3600 / 200_000 * 2) as i64),
         ..EventOptions::default()
     };
     let far = Utc::now() + chrono::TimeDelta::days(3650);
@@ -161,6 +164,7 @@ fn main() {
             tokio::time::sleep_until(next).await;
         }
         let elapsed = started.elapsed();
+        let published = events.len();
         tokio::time::sleep(Duration::from_secs(3)).await;
         stop.cancel();
         let _ = escalator.await;
@@ -169,9 +173,9 @@ fn main() {
         all.sort_by(f64::total_cmp);
         println!(
             "escalation latency through JetStream: {} events in {:.1} s ({:.0} events/s offered), {} escalations",
-            RATE * SECONDS,
+            published,
             elapsed.as_secs_f64(),
-            (RATE * SECONDS) as f64 / elapsed.as_secs_f64(),
+            published as f64 / elapsed.as_secs_f64(),
             all.len()
         );
         println!(

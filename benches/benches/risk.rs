@@ -25,6 +25,10 @@ use posbon_sim::{
 
 const PASSES: usize = 3;
 
+/// The allocator the service binaries (and the escalator in them) use.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn stream(
     generated: &GeneratedRegistry,
     rate: f64,

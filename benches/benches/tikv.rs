@@ -90,6 +90,7 @@ async fn measure(name: &str, store: &dyn EventStore, events: &[EnrichedEvent]) -
         assert_eq!(summary.written, batch.len());
     }
     let put_events_per_s = events.len() as f64 / started.elapsed().as_secs_f64();
+    eprintln!("{name}: put_events {put_events_per_s:.0} events/s");
     // Raw batches of opaque pairs.
     let mut bytes = 0;
     let started = Instant::now();
@@ -104,6 +105,7 @@ async fn measure(name: &str, store: &dyn EventStore, events: &[EnrichedEvent]) -
         store.put_batch(batch).await.expect("put batch");
     }
     let raw_mb_per_s = bytes as f64 / 1e6 / started.elapsed().as_secs_f64();
+    eprintln!("{name}: raw put_batch {raw_mb_per_s:.1} MB/s");
     // One res-7 cell over one day, the busiest (the centre).
     let cell: CellIndex = LatLng::new(41.31, 69.25)
         .expect("valid")

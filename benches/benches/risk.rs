@@ -23,7 +23,14 @@ use posbon_sim::{
     SimRegistry,
 };
 
-const PASSES: usize = 3;
+/// Passes per stream; `POSBON_BENCH_RISK_PASSES` changes it (e.g. to
+/// profile the engine with `perf record -D <generation ms>`).
+fn passes() -> usize {
+    std::env::var("POSBON_BENCH_RISK_PASSES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3)
+}
 
 /// The allocator the service binaries (and the escalator in them) use.
 #[global_allocator]
@@ -71,7 +78,7 @@ fn measure(name: &str, registry: &Arc<Registry>, events: &[EnrichedEvent]) {
     let mut rates = Vec::new();
     let mut escalations = 0;
     let mut footprint = None;
-    for _ in 0..PASSES {
+    for _ in 0..passes() {
         let mut engine = Engine::new(RiskConfig::default(), Arc::clone(registry)).expect("engine");
         let mut out = Vec::with_capacity(1024);
         let Some(first) = events.first() else {

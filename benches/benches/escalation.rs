@@ -96,8 +96,15 @@ fn main() {
         bus.ensure_streams(&default_streams()).await.expect("streams");
         let store: Store = Arc::new(MemoryStore::new());
         let stop = CancellationToken::new();
+        let metrics = Metrics::new();
         let escalator = tokio::spawn({
-            let (bus, store, reg, stop) = (bus.clone(), store.clone(), reg.clone(), stop.clone());
+            let (bus, store, reg, stop, metrics) = (
+                bus.clone(),
+                store.clone(),
+                reg.clone(),
+                stop.clone(),
+                metrics.clone(),
+            );
             async move {
                 let config = posbon_escalator::EscalatorConfig {
                     listen: "127.0.0.1:0".into(),
@@ -112,7 +119,7 @@ fn main() {
                     fetch_wait_ms: 20,
                     ack_wait_secs: 60,
                 };
-                posbon_escalator::consume(config, RiskConfig::default(), bus, store, reg, &Metrics::new(), stop).await
+                posbon_escalator::consume(config, RiskConfig::default(), bus, store, reg, &metrics, stop).await
             }
         });
         // Read ALERTS as they come.
@@ -184,10 +191,19 @@ fn main() {
             percentile(&all, 0.99),
             all.last().copied().unwrap_or(f64::NAN)
         );
+        // With a few dozen escalations the p99 is the maximum: show the tail.
+        let tail: Vec<String> = all.iter().rev().take(5).map(|l| format!("{l:.1}")).collect();
+        println!("  slowest (ms): {}", tail.join(", "));
         let mut rules: std::collections::BTreeMap<&str, usize> = Default::default();
         for (_, r) in &latencies {
             *rules.entry(r.as_str()).or_default() += 1;
         }
         println!("  by rule: {rules:?}");
+        // Where the loop pauses: checkpoints are written inside it.
+        for line in metrics.render().lines() {
+            if line.starts_with("posbon_escalator_checkpoint_seconds") {
+                println!("  {line}");
+            }
+        }
     });
 }

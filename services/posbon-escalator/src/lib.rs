@@ -16,6 +16,10 @@
 //!   Escalations are published with their deterministic id as `Nats-Msg-Id`.
 //!   The loop is: apply a batch → publish the escalations it produced →
 //!   checkpoint state, sequence and any unpublished escalations → acknowledge.
+//!   A checkpoint is a copy of the state taken in the loop, encoded and
+//!   written on another task while the loop goes on applying events (one
+//!   checkpoint in flight at a time); the messages it covers are acknowledged
+//!   only once it is written, and kept for the next one if it fails.
 //!   After a kill -9 the escalator restores the checkpoint and resumes after
 //!   its sequence; what it applies again reproduces the same escalations with
 //!   the same ids, which JetStream (and the API's lifecycle) drop as
@@ -54,6 +58,7 @@ use posbon_store::keys::prefix_range;
 use posbon_store::{EventStoreExt as _, Store, checkpoint_key};
 use posbon_telemetry::{Counter, Gauge, Histogram, Metrics, TelemetryError};
 use serde::{Deserialize, Serialize};
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// Defaults embedded in the binary.
@@ -577,9 +582,98 @@ async fn save(
     metrics: &EscalatorMetrics,
 ) -> anyhow::Result<()> {
     let started = Instant::now();
-    let shard = escalator.shard.name();
-    let state = serde_json::to_vec(&escalator.checkpoint())?;
-    let risk = serde_json::to_vec(&escalator.risk_snapshot())?;
+    let snapshot = Snapshot::of(escalator);
+    let (state, risk) = snapshot.encode()?;
+    write(store, &snapshot.shard, snapshot.sequence, state, risk).await?;
+    metrics
+        .checkpoint_seconds
+        .observe(started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// After a checkpoint write: acknowledges the deliveries it covers, or, when
+/// it failed, keeps them for the next checkpoint.
+async fn settle(
+    written: Result<anyhow::Result<()>, tokio::task::JoinError>,
+    acks: Vec<Delivery>,
+    to_ack: &mut Vec<Delivery>,
+    dirty: &mut bool,
+    consumer: &dyn posbon_bus::Consumer,
+    m: &EscalatorMetrics,
+) {
+    match written.map_err(anyhow::Error::from).and_then(|r| r) {
+        Ok(()) => {
+            for d in acks {
+                if let Err(err) = d.ack().await {
+                    tracing::warn!(error = %err, "ack failed; the message will be redelivered and skipped");
+                }
+            }
+            if let Ok(lag) = consumer.pending().await {
+                m.lag.set(i64::try_from(lag.total()).unwrap_or(i64::MAX));
+            }
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, "checkpoint failed; retrying");
+            to_ack.splice(0..0, acks);
+            *dirty = true;
+        }
+    }
+}
+
+/// A copy of what a checkpoint stores, taken in the consume loop and encoded
+/// and written off it.
+struct Snapshot {
+    shard: String,
+    sequence: u64,
+    checkpoint: Checkpoint,
+    risk: RiskSnapshot,
+}
+
+impl Snapshot {
+    fn of(escalator: &Escalator) -> Self {
+        Self {
+            shard: escalator.shard.name(),
+            sequence: escalator.sequence,
+            checkpoint: escalator.checkpoint(),
+            risk: escalator.risk_snapshot(),
+        }
+    }
+
+    fn encode(&self) -> anyhow::Result<(Vec<u8>, Vec<u8>)> {
+        Ok((
+            serde_json::to_vec(&self.checkpoint)?,
+            serde_json::to_vec(&self.risk)?,
+        ))
+    }
+}
+
+/// Encodes and writes `snapshot` on the blocking pool and the store, off the
+/// consume loop.
+async fn save_snapshot(
+    store: Store,
+    snapshot: Snapshot,
+    checkpoint_seconds: Histogram,
+    started: Instant,
+) -> anyhow::Result<()> {
+    let (snapshot, (state, risk)) = tokio::task::spawn_blocking(move || {
+        let encoded = snapshot.encode();
+        encoded.map(|e| (snapshot, e))
+    })
+    .await??;
+    write(&store, &snapshot.shard, snapshot.sequence, state, risk).await?;
+    checkpoint_seconds.observe(started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// Writes an encoded checkpoint (state in chunks, its head, the risk
+/// snapshot) in one atomic batch.
+async fn write(
+    store: &Store,
+    shard: &str,
+    sequence: u64,
+    state: Vec<u8>,
+    risk: Vec<u8>,
+) -> anyhow::Result<()> {
     let mut batch = Vec::with_capacity(state.len() / CHUNK_BYTES + 3);
     let mut chunks = 0u32;
     for (n, chunk) in state.chunks(CHUNK_BYTES).enumerate() {
@@ -590,7 +684,7 @@ async fn save(
         chunks += 1;
     }
     let head = StateHead {
-        sequence: escalator.sequence,
+        sequence,
         chunks,
         bytes: state.len() as u64,
     };
@@ -604,9 +698,6 @@ async fn save(
     ));
     // One atomic batch: the head never points at chunks of another state.
     store.put_batch(batch).await?;
-    metrics
-        .checkpoint_seconds
-        .observe(started.elapsed().as_secs_f64());
     Ok(())
 }
 
@@ -745,6 +836,10 @@ pub async fn consume(
     let mut last_checkpoint = Instant::now();
     let mut last_event = Instant::now();
     let mut dirty = false;
+    // Escalations published since the last checkpoint began.
+    let mut unsaved_escalations = false;
+    // The checkpoint being written and the deliveries it covers.
+    let mut in_flight: Option<(JoinHandle<anyhow::Result<()>>, Vec<Delivery>)> = None;
     loop {
         let fetched = tokio::select! {
             () = shutdown.cancelled() => None,
@@ -805,26 +900,39 @@ pub async fn consume(
         let produced = !escalator.outbox().is_empty();
         if produced {
             publish(&*bus, &mut escalator, &m).await;
+            unsaved_escalations = true;
         }
-        if (dirty || !to_ack.is_empty())
-            && (produced || to_ack.len() >= 20_000 || last_checkpoint.elapsed() >= checkpoint_every)
+        // A checkpoint written: acknowledge what it covers.
+        if in_flight.as_ref().is_some_and(|(h, _)| h.is_finished())
+            && let Some((written, acks)) = in_flight.take()
         {
-            match save(&store, &escalator, &m).await {
-                Ok(()) => {
-                    for d in to_ack.drain(..) {
-                        if let Err(err) = d.ack().await {
-                            tracing::warn!(error = %err, "ack failed; the message will be redelivered and skipped");
-                        }
-                    }
-                    dirty = false;
-                    last_checkpoint = Instant::now();
-                    if let Ok(lag) = consumer.pending().await {
-                        m.lag.set(i64::try_from(lag.total()).unwrap_or(i64::MAX));
-                    }
-                }
-                Err(err) => tracing::warn!(error = %err, "checkpoint failed; retrying"),
-            }
+            settle(written.await, acks, &mut to_ack, &mut dirty, &*consumer, &m).await;
         }
+        // Checkpoints are encoded and written off this loop, one at a time,
+        // so events keep flowing while a large state is saved.
+        if in_flight.is_none()
+            && (dirty || !to_ack.is_empty())
+            && (unsaved_escalations
+                || to_ack.len() >= 20_000
+                || last_checkpoint.elapsed() >= checkpoint_every)
+        {
+            let started = Instant::now();
+            let snapshot = Snapshot::of(&escalator);
+            let acks = std::mem::take(&mut to_ack);
+            dirty = false;
+            unsaved_escalations = false;
+            last_checkpoint = Instant::now();
+            let written = tokio::spawn(save_snapshot(
+                store.clone(),
+                snapshot,
+                m.checkpoint_seconds.clone(),
+                started,
+            ));
+            in_flight = Some((written, acks));
+        }
+    }
+    if let Some((written, acks)) = in_flight.take() {
+        settle(written.await, acks, &mut to_ack, &mut dirty, &*consumer, &m).await;
     }
     // Shutting down: publish what is left, checkpoint, ack.
     publish(&*bus, &mut escalator, &m).await;

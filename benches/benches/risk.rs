@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use chrono::{TimeDelta, Utc};
 use posbon_geo::{Registry, RegistryOptions};
-use posbon_model::{CellId, EnrichedEvent};
+use posbon_model::EnrichedEvent;
 use posbon_risk::{Engine, RiskConfig};
 use posbon_sim::{
     CityOptions, EventOptions, EventStream, GeneratedRegistry, NationalOptions, SimBody,
@@ -57,18 +57,8 @@ fn stream(
         let SimBody::Valid { event, .. } = item.body else {
             continue;
         };
-        let loc = event.location();
-        let found = registry.locate(loc.lat, loc.lng).expect("valid location");
-        let m = found.mahalla.map(|i| registry.mahalla(i));
         let at = event.occurred_at().with_timezone(&Utc);
-        events.push(EnrichedEvent {
-            cell: CellId::new(u64::from(found.cell)).expect("cell"),
-            mahalla_id: m.map(|m| m.id.clone()),
-            district_id: m.map(|m| m.district_id.clone()),
-            region_id: m.map(|m| m.region_id.clone()),
-            ingested_at: at,
-            event: *event,
-        });
+        events.push(posbon_sim::enrich(&registry, *event, at).expect("valid location"));
     }
     (registry, events)
 }

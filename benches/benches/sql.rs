@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 use chrono::{NaiveDate, TimeDelta, TimeZone, Utc};
 use futures::StreamExt;
 use posbon_geo::{Registry, RegistryOptions};
-use posbon_model::{CellId, EnrichedEvent, Event};
+use posbon_model::{EnrichedEvent, Event};
 use posbon_reporter::Reporter;
 use posbon_reporter::reporter::{SQL_FILES, day_window, params, report_limits};
 use posbon_sim::{
@@ -153,19 +153,10 @@ async fn load(store: &Store, registry: &Registry, sim: Arc<SimRegistry>, events:
         if let Event::FraudFlag(f) = &mut event {
             f.pseudonymise(key);
         }
-        let loc = event.location();
-        let found = registry
-            .locate(loc.lat, loc.lng)
-            .expect("simulated points are valid");
-        let m = found.mahalla.map(|m| registry.mahalla(m));
-        batch.push(EnrichedEvent {
-            cell: CellId::new(u64::from(found.cell)).expect("cell"),
-            mahalla_id: m.map(|m| m.id.clone()),
-            district_id: m.map(|m| m.district_id.clone()),
-            region_id: m.map(|m| m.region_id.clone()),
-            ingested_at: event.occurred_at().with_timezone(&Utc) + TimeDelta::seconds(2),
-            event,
-        });
+        let ingested_at = event.occurred_at().with_timezone(&Utc) + TimeDelta::seconds(2);
+        batch.push(
+            posbon_sim::enrich(registry, event, ingested_at).expect("simulated points are valid"),
+        );
         if batch.len() == LOAD_BATCH {
             loaded += store.put_events(&batch).await.expect("load").written;
             batch.clear();

@@ -59,3 +59,27 @@ pub fn load_registry(path: Option<&std::path::Path>) -> Result<posbon_geo::Regis
         }
     }
 }
+
+/// A simulated event placed the way ingest places it: its H3 cell at the
+/// registry's resolution and its mahalla, district and region, received at
+/// `ingested_at`. `None` when the registry cannot locate the point (never for
+/// a parsed event). What tests and benchmarks feed the store, the risk
+/// engine and the escalator without running ingest; ingest itself also
+/// pseudonymises fraud flags, which callers do when they need it.
+pub fn enrich(
+    registry: &posbon_geo::Registry,
+    event: posbon_model::Event,
+    ingested_at: chrono::DateTime<chrono::Utc>,
+) -> Option<posbon_model::EnrichedEvent> {
+    let loc = event.location();
+    let found = registry.locate(loc.lat, loc.lng).ok()?;
+    let m = found.mahalla.map(|i| registry.mahalla(i));
+    Some(posbon_model::EnrichedEvent {
+        cell: posbon_model::CellId::new(u64::from(found.cell))?,
+        mahalla_id: m.map(|m| m.id.clone()),
+        district_id: m.map(|m| m.district_id.clone()),
+        region_id: m.map(|m| m.region_id.clone()),
+        ingested_at,
+        event,
+    })
+}

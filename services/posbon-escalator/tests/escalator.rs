@@ -12,7 +12,7 @@ use posbon_bus::subjects::{ALERTS_STREAM, EVENTS_STREAM, Place, event_subject};
 use posbon_bus::{Bus, ConsumerOptions, Headers, MemoryBus, OutgoingMessage, default_streams};
 use posbon_escalator::{EscalatorConfig, Shard};
 use posbon_geo::Registry;
-use posbon_model::{CellId, EnrichedEvent, Escalation, Limits, parse_event};
+use posbon_model::{EnrichedEvent, Escalation, Limits, parse_event};
 use posbon_risk::{Engine, RiskConfig};
 use posbon_sim::{EventOptions, EventStream, SimBody, SimRegistry};
 use posbon_store::{MemoryStore, Store};
@@ -51,17 +51,7 @@ fn events(reg: &Registry, sim: Arc<SimRegistry>) -> Vec<EnrichedEvent> {
         .filter(|item| matches!(item.body, SimBody::Valid { .. }))
         .map(|item| {
             let event = parse_event(item.line.as_bytes(), &Limits::default(), far).expect("valid");
-            let loc = event.location();
-            let located = reg.locate(loc.lat, loc.lng).expect("locate");
-            let m = located.mahalla.map(|i| reg.mahalla(i));
-            EnrichedEvent {
-                cell: CellId::new(u64::from(located.cell)).expect("cell"),
-                mahalla_id: m.map(|m| m.id.clone()),
-                district_id: m.map(|m| m.district_id.clone()),
-                region_id: m.map(|m| m.region_id.clone()),
-                ingested_at: far,
-                event,
-            }
+            posbon_sim::enrich(reg, event, far).expect("locate")
         })
         .collect()
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use posbon_geo::{Registry, RegistryOptions};
 use posbon_model::{
-    CameraAlert, CellId, Detection, EnrichedEvent, Event, EventHeader, FraudChannel, FraudFlag,
+    CameraAlert, Detection, EnrichedEvent, Event, EventHeader, FraudChannel, FraudFlag,
     FraudScheme, Incident, IncidentCategory, Location, PaymentSystem,
 };
 
@@ -121,18 +121,8 @@ pub fn fraud(
 
 /// Enriches an event the way ingest does: its cell and mahalla from the registry.
 pub fn enrich(registry: &Registry, event: Event) -> EnrichedEvent {
-    let loc = event.location();
-    let found = registry.locate(loc.lat, loc.lng).expect("valid location");
-    let m = found.mahalla.map(|i| registry.mahalla(i));
     let ingested_at = event.occurred_at().with_timezone(&Utc);
-    EnrichedEvent {
-        cell: CellId::new(u64::from(found.cell)).expect("cell fits"),
-        mahalla_id: m.map(|m| m.id.clone()),
-        district_id: m.map(|m| m.district_id.clone()),
-        region_id: m.map(|m| m.region_id.clone()),
-        ingested_at,
-        event,
-    }
+    posbon_sim::enrich(registry, event, ingested_at).expect("valid location")
 }
 
 /// A deterministic pseudo-random generator for background streams.

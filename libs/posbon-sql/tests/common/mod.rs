@@ -8,7 +8,7 @@ use std::sync::{Arc, LazyLock, Mutex};
 use async_trait::async_trait;
 use chrono::{DateTime, FixedOffset, TimeDelta, TimeZone, Utc};
 use posbon_geo::{Registry, RegistryOptions};
-use posbon_model::{CellId, EnrichedEvent, Event};
+use posbon_model::{EnrichedEvent, Event};
 use posbon_sim::{CityOptions, EventOptions, EventStream, SimBody, SimRegistry, city_registry};
 use posbon_sql::{SqlEngine, SqlLimits};
 use posbon_store::{EventStore, EventStoreExt, KvPair, MemoryStore, Store};
@@ -35,22 +35,12 @@ pub struct Fixture {
 /// Enriches a simulated event the way ingest does: cell, mahalla, district,
 /// region; ingested two seconds after it occurred.
 pub fn enrich(registry: &Registry, event: Event) -> EnrichedEvent {
-    let loc = event.location();
-    let found = registry.locate(loc.lat, loc.lng).expect("valid location");
-    let mahalla = found.mahalla.map(|m| registry.mahalla(m));
     let ingested_at = event.occurred_at().with_timezone(&Utc) + TimeDelta::seconds(2);
     let mut event = event;
     if let Event::FraudFlag(f) = &mut event {
         f.pseudonymise(b"test key");
     }
-    EnrichedEvent {
-        event,
-        cell: CellId::new(u64::from(found.cell)).expect("cell"),
-        mahalla_id: mahalla.map(|m| m.id.clone()),
-        district_id: mahalla.map(|m| m.district_id.clone()),
-        region_id: mahalla.map(|m| m.region_id.clone()),
-        ingested_at,
-    }
+    posbon_sim::enrich(registry, event, ingested_at).expect("valid location")
 }
 
 /// A city of 60 mahallas and `days` days of its events at `rate` per hour.

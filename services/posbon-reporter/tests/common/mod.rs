@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, FixedOffset, TimeDelta, TimeZone, Utc};
 use posbon_geo::{Registry, RegistryOptions};
-use posbon_model::{CellId, EnrichedEvent, Event};
+use posbon_model::{EnrichedEvent, Event};
 use posbon_sim::{CityOptions, EventOptions, EventStream, SimBody, SimRegistry, city_registry};
 use posbon_store::{EventStoreExt, MemoryStore, Store};
 
@@ -27,17 +27,8 @@ pub fn start() -> DateTime<FixedOffset> {
 }
 
 pub fn enrich(registry: &Registry, event: Event) -> EnrichedEvent {
-    let loc = event.location();
-    let found = registry.locate(loc.lat, loc.lng).expect("location");
-    let m = found.mahalla.map(|m| registry.mahalla(m));
-    EnrichedEvent {
-        cell: CellId::new(u64::from(found.cell)).expect("cell"),
-        mahalla_id: m.map(|m| m.id.clone()),
-        district_id: m.map(|m| m.district_id.clone()),
-        region_id: m.map(|m| m.region_id.clone()),
-        ingested_at: event.occurred_at().with_timezone(&Utc) + TimeDelta::seconds(1),
-        event,
-    }
+    let ingested_at = event.occurred_at().with_timezone(&Utc) + TimeDelta::seconds(1);
+    posbon_sim::enrich(registry, event, ingested_at).expect("location")
 }
 
 pub fn build(start: DateTime<FixedOffset>, days: i64) -> Fixture {

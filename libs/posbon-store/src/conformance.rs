@@ -44,6 +44,7 @@ pub async fn run_all(store: &dyn EventStore) {
     test_event_cell_scans(store).await;
     test_event_time_windows(store).await;
     test_event_duplicates(store).await;
+    test_write_marks(store).await;
     test_events_of_mahalla(store).await;
     test_checkpoints(store).await;
 }
@@ -572,7 +573,7 @@ fn by_time_key(events: &mut [EnrichedEvent]) {
 }
 
 async fn clear_events(store: &dyn EventStore) {
-    for prefix in [EVENT_BY_CELL, EVENT_BY_TIME, EVENT_ID] {
+    for prefix in [EVENT_BY_CELL, EVENT_BY_TIME, EVENT_ID, keys::WRITE_MARK] {
         clear(store, &[prefix]).await;
     }
 }
@@ -796,6 +797,57 @@ pub async fn test_event_duplicates(store: &dyn EventStore) {
     );
     let summary = store.put_events(&[]).await.expect("empty");
     assert_eq!(summary, crate::PutSummary::default());
+    clear_events(store).await;
+}
+
+/// The write-marks digest of a window changes exactly when events of the
+/// hours it overlaps are written: not for other hours, not for a rewrite
+/// that stores nothing.
+pub async fn test_write_marks(store: &dyn EventStore) {
+    let name = store.name();
+    clear_events(store).await;
+    let cell = LatLng::new(CENTRE.0, CENTRE.1)
+        .expect("valid")
+        .to_cell(STORAGE);
+    let day = |d: i64| {
+        let from = keys::micros(&(t0() + Duration::days(d)));
+        (from, from + 24 * keys::HOUR_MICROS)
+    };
+    let digest = |(from, to): (i64, i64)| async move {
+        store
+            .write_marks_digest(from, to)
+            .await
+            .expect("write marks")
+    };
+    let empty = digest(day(0)).await;
+    assert_eq!(digest(day(0)).await, empty, "{name}: stable");
+    let a = enriched_in_cell("mark-a", t0() + Duration::hours(3), cell, None);
+    store
+        .put_events(std::slice::from_ref(&a))
+        .await
+        .expect("put");
+    let first = digest(day(0)).await;
+    assert_ne!(first, empty, "{name}: a write in the window");
+    assert_eq!(digest(day(1)).await, empty, "{name}: not the next day");
+    assert_eq!(digest(day(-1)).await, empty, "{name}: not the day before");
+    // The same event again stores nothing and leaves the marks.
+    let summary = store
+        .put_events(std::slice::from_ref(&a))
+        .await
+        .expect("put");
+    assert_eq!(summary.written, 0, "{name}");
+    assert_eq!(digest(day(0)).await, first, "{name}: a rewrite is no write");
+    // Another event in the same hour, and one a day later.
+    let b = enriched_in_cell("mark-b", t0() + Duration::minutes(200), cell, None);
+    let c = enriched_in_cell("mark-c", t0() + Duration::hours(25), cell, None);
+    store.put_events(&[b, c]).await.expect("put");
+    let second = digest(day(0)).await;
+    assert_ne!(second, first, "{name}: a second write in the same hour");
+    assert_ne!(digest(day(1)).await, empty, "{name}: the next day now");
+    // The last hour of the day and the first of the next are different marks.
+    let d = enriched_in_cell("mark-d", t0() + Duration::hours(24), cell, None);
+    store.put_events(&[d]).await.expect("put");
+    assert_eq!(digest(day(0)).await, second, "{name}: day 0 unchanged");
     clear_events(store).await;
 }
 

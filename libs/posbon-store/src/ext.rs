@@ -1,7 +1,10 @@
 //! [`EventStoreExt`]: paging streams, event records and their indexes, built
 //! on the few methods of [`EventStore`] and so the same for every backend.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
+use std::hash::BuildHasher;
+use std::sync::LazyLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -13,7 +16,8 @@ use crate::codec::{decode_event, encode_event};
 use crate::error::{Result, StoreError};
 use crate::keys::{
     EVENT_ID, cell_time_prefix, checkpoint_key, decode_event_cell_key, event_cell_key,
-    event_id_key, event_time_key, micros, prefix_range, successor, time_range,
+    event_id_key, event_time_key, hour_of, micros, prefix_range, successor, time_range,
+    write_mark_key, write_mark_range,
 };
 use crate::store::{EventStore, KvPair};
 
@@ -58,7 +62,9 @@ pub trait EventStoreExt: EventStore {
     }
 
     /// Stores events with their time copy and id index, in one atomic,
-    /// durable [`EventStore::put_batch`].
+    /// durable [`EventStore::put_batch`]. The same batch rewrites the write
+    /// mark of every hour it adds events to, with a token no other batch
+    /// has ([`EventStoreExt::write_marks_digest`]).
     ///
     /// An event whose id is already stored, or appeared earlier in `events`,
     /// is counted as a duplicate and not written: the first version of an
@@ -87,7 +93,8 @@ pub trait EventStoreExt: EventStore {
         }
         let id_keys: Vec<Vec<u8>> = fresh.iter().map(|e| event_id_key(e.event.id())).collect();
         let existing = self.get_many(id_keys.clone()).await?;
-        let mut batch = Vec::with_capacity(3 * fresh.len());
+        let mut batch = Vec::with_capacity(3 * fresh.len() + 2);
+        let mut hours = BTreeSet::new();
         for ((event, id_key), existing) in fresh.into_iter().zip(id_keys).zip(existing) {
             if existing.is_some() {
                 summary.duplicates += 1;
@@ -100,9 +107,16 @@ pub trait EventStoreExt: EventStore {
             batch.push((event_time_key(at, id), value.clone()));
             batch.push((cell_key.clone(), value));
             batch.push((id_key, cell_key));
+            hours.insert(hour_of(at));
             summary.written += 1;
         }
         if !batch.is_empty() {
+            let token = write_token();
+            batch.extend(
+                hours
+                    .into_iter()
+                    .map(|h| (write_mark_key(h), token.clone())),
+            );
             self.put_batch(batch).await?;
         }
         Ok(summary)
@@ -280,6 +294,29 @@ pub trait EventStoreExt: EventStore {
         Ok(count)
     }
 
+    /// A digest of the write marks of every hour that overlaps `[from, to)`
+    /// (microseconds): it changes whenever [`EventStoreExt::put_events`]
+    /// stores an event with `occurred_at` in one of those hours, and stays
+    /// the same while nothing is written there. Derived data about a time
+    /// window (the SQL engine's columnar day segments) records the digest
+    /// it was built at and is current while the digest is unchanged. The
+    /// digest is stable across processes and versions (FNV-1a over the
+    /// marks' keys and tokens); with no marks it is the FNV offset basis.
+    async fn write_marks_digest(&self, from: i64, to: i64) -> Result<u64> {
+        let (start, end) = write_mark_range(from, to);
+        let mut digest = Fnv::default();
+        let mut pages = std::pin::pin!(pages(self, start, end, 1024));
+        while let Some(page) = pages.try_next().await? {
+            for (key, value) in page {
+                digest.write(&(key.len() as u32).to_be_bytes());
+                digest.write(&key);
+                digest.write(&(value.len() as u32).to_be_bytes());
+                digest.write(&value);
+            }
+        }
+        Ok(digest.0)
+    }
+
     /// Stores a checkpoint under [`checkpoint_key`]`(name)`, durably.
     async fn put_checkpoint(&self, name: &str, value: Vec<u8>) -> Result<()> {
         self.put_batch(vec![(checkpoint_key(name), value)]).await
@@ -292,6 +329,40 @@ pub trait EventStoreExt: EventStore {
 }
 
 impl<S: EventStore + ?Sized> EventStoreExt for S {}
+
+/// A write-mark token no other batch has: the time in nanoseconds, then a
+/// per-process counter mixed with a per-process random seed.
+fn write_token() -> Vec<u8> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    static SEED: LazyLock<u64> = LazyLock::new(|| {
+        std::collections::hash_map::RandomState::new().hash_one(std::process::id())
+    });
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let mixed = *SEED ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    [nanos.to_be_bytes(), mixed.to_be_bytes()].concat()
+}
+
+/// 64-bit FNV-1a: a stable digest (the standard library's hashers may change
+/// between releases).
+struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Self(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Fnv {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+}
 
 /// The pages of `[start, end)`, `page` entries each (the last may be shorter).
 fn pages<S: EventStore + ?Sized>(

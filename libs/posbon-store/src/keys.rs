@@ -9,6 +9,7 @@
 //! | `c` | `c` · name | a checkpoint (format owned by its writer) |
 //! | `x` | `x` · ... | escalations (reserved) |
 //! | `r` | `r` · kind · ... | report documents ([`crate::reports`]) |
+//! | `w` | `w` · hour (8 B) | write mark: a token that changes with every write of events in that hour |
 //!
 //! *cell* is the event's H3 index at the storage resolution as a big-endian
 //! `u64`; *time* is `occurred_at` in microseconds since the Unix epoch (UTC)
@@ -42,6 +43,13 @@ pub const CHECKPOINT: u8 = b'c';
 pub const ESCALATION: u8 = b'x';
 /// Prefix of report documents ([`crate::reports`]).
 pub const REPORT: u8 = b'r';
+/// Prefix of the write marks: one key per hour of `occurred_at` that has
+/// events, rewritten with a fresh token by every batch that writes an event
+/// of that hour ([`crate::EventStoreExt::write_marks_digest`]).
+pub const WRITE_MARK: u8 = b'w';
+
+/// Microseconds in one hour: the granularity of the write marks.
+pub const HOUR_MICROS: i64 = 3_600_000_000;
 
 /// Length of an `e` key before the event id: prefix, cell, time.
 pub const CELL_KEY_HEAD: usize = 1 + 8 + 8;
@@ -102,6 +110,34 @@ pub fn checkpoint_key(name: &str) -> Vec<u8> {
     key.push(CHECKPOINT);
     key.extend_from_slice(name.as_bytes());
     key
+}
+
+/// The hour (since the epoch, rounded down) of a microsecond timestamp.
+pub const fn hour_of(micros: i64) -> i64 {
+    micros.div_euclid(HOUR_MICROS)
+}
+
+/// `w` · hour: the write mark of an hour ([`hour_of`]).
+pub fn write_mark_key(hour: i64) -> Vec<u8> {
+    let mut key = Vec::with_capacity(9);
+    key.push(WRITE_MARK);
+    key.extend_from_slice(&encode_time(hour));
+    key
+}
+
+/// The write marks of every hour that overlaps `[from, to)` (microseconds):
+/// `[start, end)`; empty when `from >= to`.
+pub fn write_mark_range(from: i64, to: i64) -> (Vec<u8>, Vec<u8>) {
+    if from >= to {
+        let key = write_mark_key(0);
+        return (key.clone(), key);
+    }
+    let last = hour_of(to - 1);
+    let end = match last.checked_add(1) {
+        Some(next) => write_mark_key(next),
+        None => vec![WRITE_MARK + 1],
+    };
+    (write_mark_key(hour_of(from)), end)
 }
 
 /// A decoded `e` key.
@@ -260,6 +296,15 @@ mod tests {
         assert_eq!(decode_event_time_key(b"t1234"), None);
         assert_eq!(checkpoint_key("indexer"), b"cindexer");
         assert_eq!(event_id_key("a"), b"ia");
+        // Write marks: one per hour, in hour order, ranges cover the hours a
+        // window touches.
+        assert!(write_mark_key(-1) < write_mark_key(0));
+        assert_eq!(hour_of(HOUR_MICROS - 1), 0);
+        assert_eq!(hour_of(-1), -1);
+        let (lo, hi) = write_mark_range(HOUR_MICROS / 2, 2 * HOUR_MICROS + 1);
+        assert_eq!((lo, hi), (write_mark_key(0), write_mark_key(3)));
+        let (lo, hi) = write_mark_range(5, 5);
+        assert!(lo >= hi);
     }
 
     #[test]

@@ -15,6 +15,10 @@
 //! 2. the same aggregation over all the days: `mahalla_day.sql` and
 //!    `report_categories.sql` with a window of every day;
 //!
+//! with the columnar day segments (`posbon_sql::segments`) of every day
+//! made first, as the reporter keeps them for closed days (the time to make
+//! them is printed);
+//!
 //! each beside DuckDB running the same SQL, with the same parameters, on the
 //! same rows exported to Parquet (DuckDB materialises each result in a
 //! temporary table, as the engine collects its result). Every figure is the
@@ -304,6 +308,27 @@ fn main() {
         // The stream starts at a local midnight: the last day is full.
         let day = last;
         println!("events {total}, local days {first} .. {last}; report day {day}");
+
+        // The columnar day segments, as the reporter keeps them for the
+        // closed days (`segment_days`): made here when missing or stale.
+        let t = Instant::now();
+        let (mut built, mut rows, mut bytes) = (0, 0, 0);
+        let mut date = first;
+        while date <= last {
+            let b = posbon_sql::segments::build_day(&store, date).await.expect("segments");
+            if b.built {
+                built += 1;
+                bytes += b.bytes;
+            }
+            rows += b.rows;
+            date = date.succ_opt().expect("next day");
+        }
+        println!(
+            "columnar day segments of {} days ({rows} events): {built} built in {:.1} s ({:.0} MB of columns)",
+            (last - first).num_days() + 1,
+            t.elapsed().as_secs_f64(),
+            bytes as f64 / 1e6
+        );
 
         // The first report: the baseline days not stored yet computed too.
         let stored = posbon_sql::stored::stored_dates(

@@ -248,6 +248,17 @@ impl TableDef {
         Self { name, kind, cols }
     }
 
+    /// Every event table: `events`, `incidents`, `camera_alerts`,
+    /// `fraud_flags`.
+    pub(crate) fn event_tables() -> [Self; 4] {
+        [
+            Self::events(),
+            Self::incidents(),
+            Self::camera_alerts(),
+            Self::fraud_flags(),
+        ]
+    }
+
     /// `events`: every event, with the fields the report needs from each kind.
     pub(crate) fn events() -> Self {
         Self::new(

@@ -131,12 +131,7 @@ impl SqlEngine {
             )
             .build_arc()?;
         let ctx = SessionContext::new_with_config_rt(config, runtime);
-        for def in [
-            TableDef::events(),
-            TableDef::incidents(),
-            TableDef::camera_alerts(),
-            TableDef::fraud_flags(),
-        ] {
+        for def in TableDef::event_tables() {
             let name = def.name;
             ctx.register_table(
                 name,

@@ -19,7 +19,8 @@
 //! cell at a coarser resolution through `h3_cell_to_parent`, a grid disk)
 //! and `mahalla_id` become key ranges of the store, only the projected
 //! columns are decoded, and scans stream a page at a time; `EXPLAIN` shows
-//! the ranges ([`scan`]).
+//! the ranges ([`scan`]). Whole local days with a current columnar segment
+//! ([`segments`]) are read from it instead of from the event records.
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -44,6 +45,7 @@ pub mod h3;
 pub mod http;
 pub mod output;
 pub mod scan;
+pub mod segments;
 pub mod stored;
 mod tables;
 

@@ -23,7 +23,11 @@
 //! storage cell to storage cell). Without them, or when the cells are too
 //! coarse to be worth visiting one by one while a time window is given, it
 //! reads the `t` keys of the window, split into equal time slices, one per
-//! partition. `EXPLAIN` shows the path and the ranges.
+//! partition. On the time path, every whole local day of the window that
+//! has a current columnar segment ([`crate::segments`]) is read from the
+//! segment instead (only the projected columns, already decoded), and only
+//! the rest of the window from the records. `EXPLAIN` shows the path and
+//! the ranges, segments as `s[date rows]`.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -49,8 +53,9 @@ use posbon_geo::{CellIndex, Registry, Resolution, children_range};
 use posbon_store::keys::{decode_event_cell_key, decode_event_time_key, time_range};
 use posbon_store::{EventStoreExt, Store};
 
-use crate::columns::{Decoder, KeyParts, TableDef, days_to_date, local_day_start};
+use crate::columns::{Decoder, KeyParts, TIME_ZONE, TableDef, days_to_date, local_day_start};
 use crate::error::SqlError;
+use crate::segments::{SegmentPart, current_segment, day_window};
 
 /// Records read per store call.
 pub(crate) const PAGE: usize = 4096;
@@ -406,13 +411,18 @@ pub(crate) enum Part {
         from: i64,
         to: i64,
     },
+    /// The columnar segment of one local day.
+    Segment(SegmentPart),
 }
 
 /// The plan of a scan: its partitions, and the cells rows must fall in when
 /// the time path reads a window wider than the cells.
 #[derive(Debug, Clone)]
 pub(crate) struct ScanPlan {
+    /// The parts in key order; partition `p` of `partitions` reads the
+    /// parts whose position is `p` modulo `partitions`.
     pub(crate) parts: Vec<Part>,
+    pub(crate) partitions: usize,
     /// For the time path with cell predicates: the storage-cell ranges rows
     /// must fall in.
     pub(crate) cell_filter: Option<Arc<Vec<RangeInclusive<u64>>>>,
@@ -421,17 +431,31 @@ pub(crate) struct ScanPlan {
 }
 
 impl ScanPlan {
-    /// Plans the scan of `filter` over `store` in up to `partitions` parts.
+    /// Plans the scan of `table` for `filter` over `store` in up to
+    /// `partitions` partitions.
     pub(crate) async fn new(
         store: &Store,
+        table: &TableDef,
         filter: KeyFilter,
         storage: Resolution,
         partitions: usize,
     ) -> Result<Self, SqlError> {
-        let partitions = partitions.max(1);
+        let mut plan = Self::parts(store, table, filter, storage, partitions.max(1)).await?;
+        plan.partitions = plan.parts.len().clamp(1, partitions.max(1));
+        Ok(plan)
+    }
+
+    async fn parts(
+        store: &Store,
+        table: &TableDef,
+        filter: KeyFilter,
+        storage: Resolution,
+        partitions: usize,
+    ) -> Result<Self, SqlError> {
         let (from, to) = (filter.from, filter.to);
         let mut plan = Self {
             parts: Vec::new(),
+            partitions: 1,
             cell_filter: None,
             filter,
             storage,
@@ -467,17 +491,65 @@ impl ScanPlan {
             return Ok(plan);
         };
         let (start, end) = (first, last.saturating_add(1));
-        let span = (end - start).max(1);
-        let n = i64::try_from(partitions).unwrap_or(1).min(span);
-        let step = (span + n - 1) / n;
+        // Whole local days of the window with a current segment, in order;
+        // the records of the rest, split into time slices.
         let mut at = start;
-        while at < end {
-            let next = at.saturating_add(step).min(end);
-            plan.parts.push(Part::Time { from: at, to: next });
-            at = next;
+        for segment in segments_in(store, table, from, to, start, end).await? {
+            slices(&mut plan.parts, at, segment.from, partitions);
+            at = segment.to;
+            plan.parts.push(Part::Segment(segment));
         }
+        slices(&mut plan.parts, at, end, partitions);
         Ok(plan)
     }
+}
+
+/// `[from, to)` as up to `n` equal time slices (none when empty).
+fn slices(parts: &mut Vec<Part>, from: i64, to: i64, n: usize) {
+    if from >= to {
+        return;
+    }
+    let span = to - from;
+    let n = i64::try_from(n).unwrap_or(1).clamp(1, span);
+    let step = (span + n - 1) / n;
+    let mut at = from;
+    while at < to {
+        let next = at.saturating_add(step).min(to);
+        parts.push(Part::Time { from: at, to: next });
+        at = next;
+    }
+}
+
+/// The current segments of `table` for the local days that lie wholly in
+/// the window `[from, to)` and overlap the data, `[start, end)`.
+async fn segments_in(
+    store: &Store,
+    table: &TableDef,
+    from: i64,
+    to: i64,
+    start: i64,
+    end: i64,
+) -> Result<Vec<SegmentPart>, SqlError> {
+    let mut out = Vec::new();
+    let Some(first) = DateTime::from_timestamp_micros(from.max(start)) else {
+        return Ok(out);
+    };
+    let mut date = first.with_timezone(&TIME_ZONE).date_naive();
+    while let Ok((day_from, day_to)) = day_window(date) {
+        if day_from >= end || day_to > to {
+            break;
+        }
+        if day_from >= from
+            && let Some(segment) = current_segment(store, table, date).await?
+        {
+            out.push(segment);
+        }
+        let Some(next) = date.succ_opt() else {
+            break;
+        };
+        date = next;
+    }
+    Ok(out)
 }
 
 /// The times of the first and the last stored event in `[from, to)`.
@@ -540,6 +612,7 @@ impl fmt::Display for Part {
                 }
                 write!(f, "; {}, {})", instant(*from), instant(*to))
             }
+            Part::Segment(s) => write!(f, "s[{} {} rows]", s.date, s.rows),
         }
     }
 }
@@ -576,7 +649,7 @@ impl StoreScanExec {
         let schema = Decoder::new(&table, &projection, false).schema();
         let properties = PlanProperties::new(
             EquivalenceProperties::new(Arc::clone(&schema)),
-            Partitioning::UnknownPartitioning(plan.parts.len().max(1)),
+            Partitioning::UnknownPartitioning(plan.partitions),
             EmissionType::Incremental,
             Boundedness::Bounded,
         );
@@ -594,11 +667,23 @@ impl StoreScanExec {
 
 impl DisplayAs for StoreScanExec {
     fn fmt_as(&self, t: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let segments = self
+            .plan
+            .parts
+            .iter()
+            .any(|p| matches!(p, Part::Segment(_)));
+        let times = self
+            .plan
+            .parts
+            .iter()
+            .any(|p| matches!(p, Part::Time { .. }));
         let path = match self.plan.parts.first() {
             None => "empty",
-            Some(Part::Time { .. }) if self.plan.cell_filter.is_some() => "time+cell filter",
-            Some(Part::Time { .. }) => "time",
             Some(Part::Cells { .. }) => "cells",
+            _ if segments && !times => "segments",
+            _ if segments => "segments+time",
+            _ if self.plan.cell_filter.is_some() => "time+cell filter",
+            _ => "time",
         };
         match t {
             DisplayFormatType::TreeRender => write!(f, "table={}\npath={path}", self.table.name),
@@ -684,72 +769,118 @@ impl ExecutionPlan for StoreScanExec {
         _context: Arc<TaskContext>,
     ) -> DfResult<SendableRecordBatchStream> {
         let mut builder = RecordBatchReceiverStreamBuilder::new(Arc::clone(&self.schema), 2);
-        let Some(part) = self.plan.parts.get(partition).cloned() else {
+        let n = self.plan.partitions;
+        let parts: Vec<Part> = self
+            .plan
+            .parts
+            .iter()
+            .skip(partition)
+            .step_by(n)
+            .cloned()
+            .collect();
+        if parts.is_empty() {
             // An empty scan still has one partition, with no rows.
             return Ok(builder.build());
-        };
+        }
         let tx = builder.tx();
         let store = self.store.clone();
         let table = Arc::clone(&self.table);
         let projection = self.projection.clone();
         let cell_filter = self.plan.cell_filter.clone();
         let storage = self.plan.storage;
+        let schema = Arc::clone(&self.schema);
+        let external = |e: SqlError| DataFusionError::External(Box::new(e));
         let mut left = self.limit.unwrap_or(usize::MAX);
         builder.spawn(async move {
-            let cell_keys = matches!(part, Part::Cells { .. });
-            let mut decoder = Decoder::new(&table, &projection, cell_keys);
-            if let Some(ranges) = cell_filter {
-                decoder.keep_cells(ranges);
-            }
-            let mut pages = match &part {
-                Part::Time { from, to } => store.time_record_pages(*from, *to, PAGE),
-                Part::Cells { cells, from, to } => {
-                    let (from, to) = (*from, *to);
-                    let cells = cells.clone();
-                    let store = &store;
-                    futures::stream::iter(cells)
-                        .map(move |cell| store.cell_record_pages(cell, storage, from, to, PAGE))
-                        .flatten()
-                        .boxed()
+            for part in parts {
+                let part = match part {
+                    Part::Segment(segment) => {
+                        let loaded = crate::segments::load(&store, table.name, &segment, &schema)
+                            .await
+                            .map_err(external)?;
+                        match loaded {
+                            Some(batches) => {
+                                for batch in batches {
+                                    if !send(&tx, batch, &mut left).await {
+                                        return Ok(());
+                                    }
+                                }
+                                continue;
+                            }
+                            // Replaced while the query ran: read the day's
+                            // records.
+                            None => Part::Time {
+                                from: segment.from,
+                                to: segment.to,
+                            },
+                        }
+                    }
+                    other => other,
+                };
+                let cell_keys = matches!(part, Part::Cells { .. });
+                let mut decoder = Decoder::new(&table, &projection, cell_keys);
+                if let Some(ranges) = &cell_filter {
+                    decoder.keep_cells(Arc::clone(ranges));
                 }
-            };
-            while let Some(page) = pages.next().await {
-                let page = page.map_err(|e| DataFusionError::External(Box::new(e)))?;
-                let rows = page.iter().filter_map(|(key, value)| {
-                    let parts = if cell_keys {
-                        decode_event_cell_key(key).map(|k| KeyParts {
-                            micros: k.micros,
-                            cell: Some(k.cell),
-                            id: k.id,
-                        })
-                    } else {
-                        decode_event_time_key(key).map(|k| KeyParts {
-                            micros: k.micros,
-                            cell: None,
-                            id: k.id,
-                        })
-                    };
-                    parts.map(|p| (p, value.as_slice()))
-                });
-                let mut batch = decoder
-                    .decode(rows, page.len())
-                    .map_err(|e| DataFusionError::External(Box::new(e)))?;
-                if batch.num_rows() > left {
-                    batch = batch.slice(0, left);
-                }
-                left -= batch.num_rows();
-                if batch.num_rows() > 0 && tx.send(Ok(batch)).await.is_err() {
-                    // The consumer is gone (query finished or cancelled).
-                    return Ok(());
-                }
-                if left == 0 {
-                    return Ok(());
+                let mut pages = match &part {
+                    Part::Time { from, to } => store.time_record_pages(*from, *to, PAGE),
+                    Part::Cells { cells, from, to } => {
+                        let (from, to) = (*from, *to);
+                        let cells = cells.clone();
+                        let store = &store;
+                        futures::stream::iter(cells)
+                            .map(move |cell| store.cell_record_pages(cell, storage, from, to, PAGE))
+                            .flatten()
+                            .boxed()
+                    }
+                    Part::Segment(_) => unreachable!("segments are read above"),
+                };
+                while let Some(page) = pages.next().await {
+                    let page = page.map_err(|e| DataFusionError::External(Box::new(e)))?;
+                    let rows = page.iter().filter_map(|(key, value)| {
+                        let parts = if cell_keys {
+                            decode_event_cell_key(key).map(|k| KeyParts {
+                                micros: k.micros,
+                                cell: Some(k.cell),
+                                id: k.id,
+                            })
+                        } else {
+                            decode_event_time_key(key).map(|k| KeyParts {
+                                micros: k.micros,
+                                cell: None,
+                                id: k.id,
+                            })
+                        };
+                        parts.map(|p| (p, value.as_slice()))
+                    });
+                    let batch = decoder.decode(rows, page.len()).map_err(external)?;
+                    if !send(&tx, batch, &mut left).await {
+                        return Ok(());
+                    }
                 }
             }
             Ok(())
         });
         Ok(builder.build())
     }
+}
+
+/// Sends a batch (cut to the rows `left` under the limit); false when the
+/// scan is done: the limit is reached or the consumer is gone.
+async fn send(
+    tx: &tokio::sync::mpsc::Sender<DfResult<datafusion::arrow::record_batch::RecordBatch>>,
+    mut batch: datafusion::arrow::record_batch::RecordBatch,
+    left: &mut usize,
+) -> bool {
+    if batch.num_rows() > *left {
+        batch = batch.slice(0, *left);
+    }
+    *left -= batch.num_rows();
+    if batch.num_rows() > 0 && tx.send(Ok(batch)).await.is_err() {
+        // The consumer is gone (query finished or cancelled).
+        return false;
+    }
+    *left > 0
 }
 
 #[cfg(test)]

@@ -91,9 +91,15 @@ impl TableProvider for EventTable {
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         let filter = key_filter(filters, &self.registry);
         let partitions = state.config().target_partitions();
-        let plan = ScanPlan::new(&self.store, filter, self.registry.resolution(), partitions)
-            .await
-            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let plan = ScanPlan::new(
+            &self.store,
+            &self.def,
+            filter,
+            self.registry.resolution(),
+            partitions,
+        )
+        .await
+        .map_err(|e| DataFusionError::External(Box::new(e)))?;
         let projection = projection
             .cloned()
             .unwrap_or_else(|| (0..self.def.cols.len()).collect());

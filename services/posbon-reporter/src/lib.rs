@@ -95,12 +95,21 @@ pub struct ReporterConfig {
     /// At start, the reports of this many days before today are made when
     /// they are missing (0: none).
     pub catch_up_days: u32,
+    /// After the catch-up and after each daily report, the columnar
+    /// segments of this many days before today are made current (rebuilt
+    /// where late events arrived; 0: only the reported days').
+    #[serde(default = "default_segment_days")]
+    pub segment_days: u32,
     /// Seconds between attempts when a report fails.
     pub retry_secs: u64,
     /// Attempts per report before giving up on it until the next start.
     pub attempts: u32,
     /// Limits of the report's queries.
     pub sql: SqlLimits,
+}
+
+fn default_segment_days() -> u32 {
+    35
 }
 
 /// When the next report is due and for which date: shortly after the next
@@ -240,6 +249,7 @@ async fn schedule(
             Err(e) => tracing::warn!(%date, error = %e, "cannot read a stored report"),
         }
     }
+    refresh_segments(reporter, config.segment_days, shutdown).await;
     let delay = Duration::from_secs(config.delay_secs);
     while !shutdown.is_cancelled() {
         let (at, date) = next_run(Utc::now(), delay);
@@ -248,6 +258,34 @@ async fn schedule(
             break;
         }
         make(reporter, bus, date, config, m, shutdown).await;
+        refresh_segments(reporter, config.segment_days, shutdown).await;
+    }
+}
+
+/// Makes the columnar segments of the last `days` days current, oldest
+/// first: days with late events since their segment was built get a new
+/// one (the SQL engine reads such days from the records meanwhile).
+async fn refresh_segments(reporter: &Reporter, days: u32, shutdown: &CancellationToken) {
+    let today = reporter::local_date(Utc::now());
+    for back in (1..=i64::from(days)).rev() {
+        if shutdown.is_cancelled() {
+            return;
+        }
+        let Some(date) = today.checked_sub_signed(TimeDelta::days(back)) else {
+            continue;
+        };
+        let started = Instant::now();
+        match reporter.build_segments(date).await {
+            Ok(Some(built)) if built.built => tracing::info!(
+                %date,
+                rows = built.rows,
+                bytes = built.bytes,
+                seconds = started.elapsed().as_secs_f64(),
+                "columnar segments built"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(%date, error = %e, "cannot build the columnar segments"),
+        }
     }
 }
 

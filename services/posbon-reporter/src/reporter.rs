@@ -7,6 +7,7 @@ use posbon_geo::Registry;
 use posbon_sql::datafusion::arrow::record_batch::RecordBatch;
 use posbon_sql::datafusion::catalog::MemTable;
 use posbon_sql::datafusion::common::ScalarValue;
+use posbon_sql::segments::{DayBuild, build_day};
 use posbon_sql::stored::{conform, get_table, put_table, stored_dates};
 use posbon_sql::{SqlEngine, SqlLimits, StoredTable, TIME_ZONE};
 use posbon_store::Store;
@@ -198,6 +199,16 @@ impl Reporter {
         Ok(self.engine.with_table("events", Arc::new(day)).await?)
     }
 
+    /// Makes the columnar segments of `date` current ([`build_day`]), when
+    /// the day is over (a running day would be stale at its next event);
+    /// `None` for a day that is not over yet.
+    pub async fn build_segments(&self, date: NaiveDate) -> Result<Option<DayBuild>, ReportError> {
+        if day_window(date)?.1 > Utc::now() {
+            return Ok(None);
+        }
+        Ok(Some(build_day(&self.store, date).await?))
+    }
+
     /// Computes and stores the per-mahalla figures of `date`.
     pub async fn store_mahalla_day(&self, date: NaiveDate) -> Result<(), ReportError> {
         let rows = Self::run(&self.engine, "mahalla_day.sql", MAHALLA_DAY_SQL, date).await?;
@@ -206,7 +217,9 @@ impl Reporter {
     }
 
     /// Generates, stores and returns the report of `date`, computing the
-    /// baseline days that are not stored yet.
+    /// baseline days that are not stored yet. When the day is over, its
+    /// columnar segments are made current first
+    /// ([`Reporter::build_segments`]).
     pub async fn generate(&self, date: NaiveDate) -> Result<DailyReport, ReportError> {
         self.generate_with(date, false).await
     }
@@ -242,6 +255,9 @@ impl Reporter {
                 .succ_opt()
                 .ok_or_else(|| ReportError::InvalidRequest(format!("no day after {day}")))?;
         }
+        // The day's columnar segments first (when it is over): the report
+        // then reads them, and so do later queries over this day.
+        self.build_segments(date).await?;
         let day = self.day_engine(date).await?;
         let facts = Self::run(&day, "mahalla_day.sql", MAHALLA_DAY_SQL, date).await?;
         put_table(&self.store, StoredTable::MahallaDays, date, &facts).await?;

@@ -51,6 +51,7 @@ async fn yesterdays_missing_report_is_made_and_published_at_start() {
         registry: None,
         delay_secs: 60,
         catch_up_days: 1,
+        segment_days: 3,
         retry_secs: 1,
         attempts: 2,
         sql: report_limits(),
@@ -85,7 +86,7 @@ async fn yesterdays_missing_report_is_made_and_published_at_start() {
 
     // It was stored before it was published.
     let reporter =
-        Reporter::new(store, Arc::clone(&fx.registry), report_limits()).expect("reporter");
+        Reporter::new(store.clone(), Arc::clone(&fx.registry), report_limits()).expect("reporter");
     let stored = reporter
         .load(yesterday)
         .await
@@ -95,6 +96,29 @@ async fn yesterdays_missing_report_is_made_and_published_at_start() {
         stored.row(&Scope::nation()).expect("nation").events,
         events_yesterday
     );
+
+    // The columnar segments of the three days are made after the catch-up
+    // (yesterday's by the report itself): a query over them reads them.
+    let engine = reporter.engine();
+    let sql = format!(
+        "EXPLAIN SELECT count(*) FROM events WHERE local_date BETWEEN DATE '{first}' AND DATE '{yesterday}'"
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = engine.query(&sql).await.expect("explain");
+        let text = posbon_sql::output::to_text_table(&out).expect("text");
+        if text.contains("path=segments,") {
+            for day in 0..3 {
+                assert!(
+                    text.contains(&format!("s[{} ", first + TimeDelta::days(day))),
+                    "{text}"
+                );
+            }
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no segments: {text}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 
     shutdown.cancel();
     tokio::time::timeout(Duration::from_secs(30), task)

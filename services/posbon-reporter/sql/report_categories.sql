@@ -16,8 +16,8 @@ WITH scored AS (
         region_id,
         district_id,
         mahalla_id,
-        CAST(kind AS VARCHAR) AS kind,
-        CAST(category AS VARCHAR) AS category,
+        kind,
+        category,
         -- harm: begin
         CASE kind
             -- incidents: severity (1..5) times the weight of the category
@@ -65,6 +65,20 @@ WITH scored AS (
     FROM events
     WHERE occurred_at >= $day_start AND occurred_at < $day_end
 ),
+-- The finest groups first (one row per mahalla, kind and category), so
+-- the grouping sets below roll up those rows rather than every event.
+finest AS (
+    SELECT
+        region_id,
+        district_id,
+        mahalla_id,
+        kind,
+        category,
+        count(*) AS events,
+        sum(harm) AS harm
+    FROM scored
+    GROUP BY region_id, district_id, mahalla_id, kind, category
+),
 grouped AS (
     SELECT
         region_id,
@@ -75,9 +89,9 @@ grouped AS (
         grouping(region_id) AS g_region,
         grouping(district_id) AS g_district,
         grouping(mahalla_id) AS g_mahalla,
-        count(*) AS events,
+        sum(events) AS events,
         sum(harm) AS harm
-    FROM scored
+    FROM finest
     GROUP BY GROUPING SETS (
         (kind, category),
         (region_id, kind, category),
@@ -108,8 +122,8 @@ SELECT
         WHEN 'mahalla' THEN mahalla_id
         ELSE '_unassigned'
     END AS scope_id,
-    kind,
-    category,
+    CAST(kind AS VARCHAR) AS kind,
+    CAST(category AS VARCHAR) AS category,
     events,
     harm
 FROM scoped

@@ -378,7 +378,7 @@ fn main() {
         }
 
         // The cases, each with its parameters.
-        let sql_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../services/posbon-reporter/sql");
+        let sql_dir = manifest_dir().join("../services/posbon-reporter/sql");
         let day_params = params(day).expect("params");
         let (window_start, _) = day_window(first).expect("window");
         let (_, window_end) = day_window(last).expect("window");
@@ -493,4 +493,12 @@ fn main() {
     if keep.is_none() {
         drop(temp);
     }
+}
+
+/// The package directory of this checkout: cargo sets `CARGO_MANIFEST_DIR`
+/// when it runs the test, and a binary built in another checkout with the
+/// same target directory (which cargo reuses) would otherwise look there.
+fn manifest_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
 }

@@ -23,7 +23,7 @@ fn now() -> DateTime<Utc> {
 }
 
 fn examples_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../schemas/examples")
+    manifest_dir().join("../../schemas/examples")
 }
 
 fn files(sub: &str) -> BTreeMap<String, Vec<u8>> {
@@ -237,4 +237,12 @@ fn example_dirs_only_hold_json() {
             );
         }
     }
+}
+
+/// The package directory of this checkout: cargo sets `CARGO_MANIFEST_DIR`
+/// when it runs the test, and a binary built in another checkout with the
+/// same target directory (which cargo reuses) would otherwise look there.
+fn manifest_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
 }

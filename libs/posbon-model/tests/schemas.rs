@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 
 fn schemas_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../schemas")
+    manifest_dir().join("../../schemas")
 }
 
 fn render(v: &serde_json::Value) -> String {
@@ -79,4 +79,12 @@ fn schemas_are_valid_draft_2020_12() {
             .build(&schema)
             .unwrap_or_else(|e| panic!("{name} does not compile: {e}"));
     }
+}
+
+/// The package directory of this checkout: cargo sets `CARGO_MANIFEST_DIR`
+/// when it runs the test, and a binary built in another checkout with the
+/// same target directory (which cargo reuses) would otherwise look there.
+fn manifest_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
 }

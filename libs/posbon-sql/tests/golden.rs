@@ -8,13 +8,13 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use posbon_sql::datafusion::arrow::record_batch::RecordBatch;
 use posbon_sql::datafusion::arrow::util::pretty::pretty_format_batches;
 
 fn dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden")
+    manifest_dir().join("tests/golden")
 }
 
 /// The result of a query as the `.out` file holds it.
@@ -106,4 +106,12 @@ fn every_file_has_a_test() {
         files, listed,
         "tests/golden/*.sql and the golden! list differ"
     );
+}
+
+/// The package directory of this checkout: cargo sets `CARGO_MANIFEST_DIR`
+/// when it runs the test, and a binary built in another checkout with the
+/// same target directory (which cargo reuses) would otherwise look there.
+fn manifest_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
 }

@@ -238,8 +238,10 @@ impl Baseline {
             .iter()
             .filter(|d| d.day >= self.cur_day - window && d.day < self.cur_day)
         {
+            // Summed as integers (exact, and vectorised; a sum of f64 is a
+            // chain of dependent adds), converted once.
             wd_harm[weekday(d.day)] +=
-                d.harm.iter().map(|&h| f64::from(h)).sum::<f64>() / WEIGHT_SCALE;
+                d.harm.iter().map(|&h| u64::from(h)).sum::<u64>() as f64 / WEIGHT_SCALE;
         }
         for day in (self.cur_day - window)..self.cur_day {
             let observed = (day * 24 + 24 - since_hour.max(day * 24)).clamp(0, 24);

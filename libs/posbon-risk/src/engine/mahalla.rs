@@ -112,6 +112,10 @@ pub(super) struct Mahalla {
     pub(super) intensity: Decayed,
     pub(super) baseline: Baseline,
     pub(super) cache: Cache,
+    /// The baseline's rates for one baseline version and current day: they
+    /// change at most once a day or on a late event, while the hourly
+    /// [`Cache`] is refreshed every hour.
+    pub(super) rates: Option<(u64, i64, Rates)>,
     pub(super) cells: FastMap<u64, CellState>,
     pub(super) recent: VecDeque<Hit>,
     pub(super) level: RiskLevel,
@@ -134,6 +138,7 @@ impl Mahalla {
             intensity: Decayed::default(),
             baseline: Baseline::new(day),
             cache: Cache::default(),
+            rates: None,
             cells: FastMap::default(),
             recent: VecDeque::new(),
             level: RiskLevel::Normal,
@@ -174,7 +179,12 @@ impl Mahalla {
             cell.intensity.add(hit.t, w, ctx.inv_tau);
             let hit_day = day_of(ctx.local(hit.t));
             if hit_day >= day - ctx.window_days {
-                let i = cell.days.partition_point(|d| d.day < hit_day);
+                // Most events fall on the cell's latest day.
+                let i = match cell.days.back() {
+                    Some(last) if last.day == hit_day => cell.days.len() - 1,
+                    Some(last) if last.day < hit_day => cell.days.len(),
+                    _ => cell.days.partition_point(|d| d.day < hit_day),
+                };
                 match cell.days.get_mut(i) {
                     Some(d) if d.day == hit_day => {
                         d.harm = d.harm.saturating_add(hit.w);
@@ -210,9 +220,19 @@ impl Mahalla {
             || self.cache.hour != hour
             || self.cache.version != self.baseline.version
         {
-            let rates =
-                self.baseline
-                    .rates(ctx.local(self.observed_since), ctx.window_days, &ctx.prior);
+            let key = (self.baseline.version, self.baseline.cur_day);
+            let rates = match self.rates {
+                Some((version, day, rates)) if (version, day) == key => rates,
+                _ => {
+                    let rates = self.baseline.rates(
+                        ctx.local(self.observed_since),
+                        ctx.window_days,
+                        &ctx.prior,
+                    );
+                    self.rates = Some((key.0, key.1, rates));
+                    rates
+                }
+            };
             self.cache = Cache {
                 valid: true,
                 hour,

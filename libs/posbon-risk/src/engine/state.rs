@@ -367,6 +367,7 @@ impl Engine {
             intensity: state.intensity,
             baseline: state.baseline,
             cache: Default::default(),
+            rates: None,
             cells,
             recent: state.recent.into_iter().collect(),
             level: state.level,

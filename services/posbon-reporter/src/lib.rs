@@ -100,6 +100,10 @@ pub struct ReporterConfig {
     /// where late events arrived; 0: only the reported days').
     #[serde(default = "default_segment_days")]
     pub segment_days: u32,
+    /// Between daily reports, the segments of those days are checked (and
+    /// rebuilt where late events arrived) this often, seconds.
+    #[serde(default = "default_segment_refresh_secs")]
+    pub segment_refresh_secs: u64,
     /// Seconds between attempts when a report fails.
     pub retry_secs: u64,
     /// Attempts per report before giving up on it until the next start.
@@ -110,6 +114,10 @@ pub struct ReporterConfig {
 
 fn default_segment_days() -> u32 {
     35
+}
+
+fn default_segment_refresh_secs() -> u64 {
+    3600
 }
 
 /// When the next report is due and for which date: shortly after the next
@@ -254,8 +262,19 @@ async fn schedule(
     while !shutdown.is_cancelled() {
         let (at, date) = next_run(Utc::now(), delay);
         tracing::info!(%date, at = %at, "next daily report");
-        if !sleep_until(at, shutdown).await {
-            break;
+        // Until it is due, the recent days' segments are kept current.
+        let every = TimeDelta::seconds(
+            i64::try_from(config.segment_refresh_secs.max(1)).unwrap_or(i64::MAX),
+        );
+        loop {
+            let wake = at.min(Utc::now() + every);
+            if !sleep_until(wake, shutdown).await {
+                return;
+            }
+            if Utc::now() >= at {
+                break;
+            }
+            refresh_segments(reporter, config.segment_days, shutdown).await;
         }
         make(reporter, bus, date, config, m, shutdown).await;
         refresh_segments(reporter, config.segment_days, shutdown).await;

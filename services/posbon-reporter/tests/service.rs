@@ -52,6 +52,7 @@ async fn yesterdays_missing_report_is_made_and_published_at_start() {
         delay_secs: 60,
         catch_up_days: 1,
         segment_days: 3,
+        segment_refresh_secs: 3600,
         retry_secs: 1,
         attempts: 2,
         sql: report_limits(),

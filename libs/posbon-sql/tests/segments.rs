@@ -77,12 +77,7 @@ async fn segments_give_the_same_rows_and_skip_the_records() {
     let fx = build(common::DAYS, 120.0);
     let counting = Arc::new(CountingStore::new(fx.store.clone()));
     let store: Store = counting.clone();
-    let engine = SqlEngine::new(
-        store.clone(),
-        Arc::clone(&fx.registry),
-        SqlLimits::default(),
-    )
-    .expect("engine");
+    let engine = engine_on(&store, &fx);
     let before = run_all(&engine).await;
 
     // Build the three days; a second build finds them current.
@@ -133,6 +128,16 @@ async fn segments_give_the_same_rows_and_skip_the_records() {
     assert!(!text.contains("s[2026-05-01 "), "{text}");
 }
 
+/// An engine over `store` with the fixture's registry.
+fn engine_on(store: &Store, fx: &common::Fixture) -> SqlEngine {
+    SqlEngine::new(
+        store.clone(),
+        Arc::clone(&fx.registry),
+        SqlLimits::default(),
+    )
+    .expect("engine")
+}
+
 /// The number in a one-cell text table.
 fn n(table: &str) -> i64 {
     table
@@ -146,12 +151,7 @@ fn n(table: &str) -> i64 {
 async fn a_late_event_makes_its_day_read_from_records_until_rebuilt() {
     let fx = build(common::DAYS, 60.0);
     let store: Store = fx.store.clone();
-    let engine = SqlEngine::new(
-        store.clone(),
-        Arc::clone(&fx.registry),
-        SqlLimits::default(),
-    )
-    .expect("engine");
+    let engine = engine_on(&store, &fx);
     for d in 1..=3 {
         build_day(&store, date(d)).await.expect("build");
     }
@@ -213,12 +213,7 @@ async fn a_late_event_makes_its_day_read_from_records_until_rebuilt() {
 async fn an_empty_day_has_an_empty_segment() {
     let fx = build(1, 30.0);
     let store: Store = fx.store.clone();
-    let engine = SqlEngine::new(
-        store.clone(),
-        Arc::clone(&fx.registry),
-        SqlLimits::default(),
-    )
-    .expect("engine");
+    let engine = engine_on(&store, &fx);
     let built = build_day(&store, date(20)).await.expect("build");
     assert!(built.built);
     assert_eq!(built.rows, 0);

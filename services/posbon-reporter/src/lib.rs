@@ -295,6 +295,9 @@ async fn refresh_segments(reporter: &Reporter, days: u32, shutdown: &Cancellatio
         };
         let started = Instant::now();
         match reporter.build_segments(date).await {
+            Ok(Some(built)) if built.built && built.rows == 0 => {
+                tracing::debug!(%date, "columnar segments of a day without events")
+            }
             Ok(Some(built)) if built.built => tracing::info!(
                 %date,
                 rows = built.rows,

@@ -7,7 +7,7 @@
 //! | `t` | `t` · time (8 B) · event id | the same event record |
 //! | `i` | `i` · event id | the `e` key of the event |
 //! | `c` | `c` · name | a checkpoint (format owned by its writer) |
-//! | `x` | `x` · ... | escalations (reserved) |
+//! | `x` | `x` · ... | escalation records and source precision ([`crate::escalations`]) |
 //! | `r` | `r` · kind · ... | report documents ([`crate::reports`]) |
 //! | `w` | `w` · hour (8 B) | write mark: a token that changes with every write of events in that hour |
 //!
@@ -39,7 +39,7 @@ pub const EVENT_BY_TIME: u8 = b't';
 pub const EVENT_ID: u8 = b'i';
 /// Prefix of checkpoints (consumer positions, job progress).
 pub const CHECKPOINT: u8 = b'c';
-/// Prefix reserved for escalations.
+/// Prefix of escalation records and source precision ([`crate::escalations`]).
 pub const ESCALATION: u8 = b'x';
 /// Prefix of report documents ([`crate::reports`]).
 pub const REPORT: u8 = b'r';

@@ -19,7 +19,7 @@ use posbon_model::EnrichedEvent;
 use posbon_store::{
     EmbeddedStore, EventStore, EventStoreExt, KvPair, Store, StoreConfig, conformance, open_store,
 };
-use posbon_tikv_testserver::{TestServer, TestServerOptions};
+use posbon_tikv_testserver::TestServer;
 
 /// Events written (and then scanned).
 const EVENTS: usize = 60_000;
@@ -32,47 +32,6 @@ const SCANS: usize = 40;
 const RAW_BATCH: usize = 2000;
 const RAW_VALUE: usize = 400;
 const RAW_BATCHES: usize = 30;
-
-/// A small deterministic generator (xorshift).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    /// Roughly normal, mean 0, deviation 1 (sum of uniforms).
-    fn normal(&mut self) -> f64 {
-        (0..6)
-            .map(|_| (self.next() % 10_000) as f64 / 10_000.0)
-            .sum::<f64>()
-            - 3.0
-    }
-}
-
-/// Events around central Tashkent (deviation about 4 km), over `DAYS` days.
-fn events() -> Vec<EnrichedEvent> {
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
-    let start = Utc
-        .with_ymd_and_hms(2026, 5, 1, 0, 0, 0)
-        .single()
-        .expect("time");
-    (0..EVENTS)
-        .map(|i| {
-            let lat = 41.31 + 0.04 * rng.normal() / 1.4;
-            let lng = 69.25 + 0.04 * rng.normal() / 1.4;
-            let cell = LatLng::new(lat, lng)
-                .expect("valid")
-                .to_cell(Resolution::Ten);
-            let at = start
-                + chrono::Duration::milliseconds((rng.next() % (DAYS as u64 * 86_400_000)) as i64);
-            conformance::enriched_in_cell(&format!("bench-{i:07}"), at, cell, Some("m-1"))
-        })
-        .collect()
-}
 
 struct Figures {
     backend: String,
@@ -141,7 +100,7 @@ fn main() {
         .build()
         .expect("runtime");
     runtime.block_on(async {
-        let events = events();
+        let events = conformance::scattered_events("bench", EVENTS, 0.04, DAYS as u32);
         let mut figures = Vec::new();
 
         let dir = tempfile::tempdir().expect("temp dir");
@@ -159,12 +118,9 @@ fn main() {
             .map(|k| k.to_vec())
             .collect();
         split_keys.push(posbon_store::keys::event_cell_key(u64::from(centre), 0, ""));
-        let server = TestServer::start(TestServerOptions {
-            split_keys,
-            ..TestServerOptions::default()
-        })
-        .await
-        .expect("test server");
+        let server = TestServer::with_splits(split_keys)
+            .await
+            .expect("test server");
         let tikv: Store = open_store(&StoreConfig::tikv([server.pd_endpoint()]))
             .await
             .expect("tikv store");

@@ -13,7 +13,7 @@ use posbon_sql::{SqlEngine, SqlLimits, output};
 use posbon_store::keys::{event_cell_key, event_id_key, event_time_key, micros};
 use posbon_store::{StoreConfig, open_store};
 use posbon_tests::pipeline::{Backend, Chaos, run_pipeline};
-use posbon_tikv_testserver::{TestServer, TestServerOptions};
+use posbon_tikv_testserver::TestServer;
 
 /// Region boundaries: every prefix, the centre cell of the simulated city,
 /// two hours into the stream, and the middle of the id alphabet.
@@ -35,12 +35,9 @@ fn splits() -> Vec<Vec<u8>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn indexer_on_tikv_killed_mid_stream_loses_and_duplicates_nothing() {
-    let server = TestServer::start(TestServerOptions {
-        split_keys: splits(),
-        ..TestServerOptions::default()
-    })
-    .await
-    .expect("tikv test server starts");
+    let server = TestServer::with_splits(splits())
+        .await
+        .expect("tikv test server starts");
     assert_eq!(server.regions().len(), 8);
     run_pipeline(
         Chaos::KillIndexer,

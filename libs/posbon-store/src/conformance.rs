@@ -538,6 +538,45 @@ pub fn enriched_in_cell(
     }
 }
 
+/// `count` incidents scattered around central Tashkent (roughly normal,
+/// deviation about `spread` degrees), at pseudo-random times over `days`
+/// days from 2026-05-01 UTC, with ids `<prefix>-0000000`, …: the same
+/// deterministic workload for the tests and benchmarks that need many
+/// events over many cells and regions.
+pub fn scattered_events(prefix: &str, count: usize, spread: f64, days: u32) -> Vec<EnrichedEvent> {
+    let mut rng = Xorshift(0x9E37_79B9_7F4A_7C15);
+    let span_ms = u64::from(days) * 86_400_000;
+    (0..count)
+        .map(|i| {
+            let lat = 41.31 + spread * rng.normal() / 1.4;
+            let lng = 69.25 + spread * rng.normal() / 1.4;
+            let cell = LatLng::new(lat, lng).expect("valid").to_cell(STORAGE);
+            let at = t0() + Duration::milliseconds((rng.next() % span_ms) as i64);
+            enriched_in_cell(&format!("{prefix}-{i:07}"), at, cell, Some("m-1"))
+        })
+        .collect()
+}
+
+/// A small deterministic generator (xorshift).
+struct Xorshift(u64);
+
+impl Xorshift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// Roughly normal, mean 0, deviation 1 (a sum of uniforms).
+    fn normal(&mut self) -> f64 {
+        (0..6)
+            .map(|_| (self.next() % 10_000) as f64 / 10_000.0)
+            .sum::<f64>()
+            - 3.0
+    }
+}
+
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 5, 1, 0, 0, 0)
         .single()

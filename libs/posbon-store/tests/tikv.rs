@@ -15,7 +15,7 @@ use posbon_store::{
     open_store_with_metrics,
 };
 use posbon_telemetry::Metrics;
-use posbon_tikv_testserver::{TestServer, TestServerOptions};
+use posbon_tikv_testserver::TestServer;
 
 /// Splits at Posbon's prefixes and inside the conformance suite's own
 /// namespaces, so its batches, pages and deletes cross regions.
@@ -55,12 +55,9 @@ fn conformance_splits() -> Vec<Vec<u8>> {
 }
 
 async fn server_with(split_keys: Vec<Vec<u8>>) -> TestServer {
-    TestServer::start(TestServerOptions {
-        split_keys,
-        ..TestServerOptions::default()
-    })
-    .await
-    .expect("test server starts")
+    TestServer::with_splits(split_keys)
+        .await
+        .expect("test server starts")
 }
 
 async fn store_on(server: &TestServer) -> TikvStore {

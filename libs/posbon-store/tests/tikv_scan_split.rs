@@ -19,53 +19,16 @@ use posbon_store::keys::{self, prefix_range};
 use posbon_store::{
     EventStore, EventStoreExt, KvPair, MemoryStore, TikvConfig, TikvStore, conformance,
 };
-use posbon_tikv_testserver::{TestServer, TestServerOptions};
+use posbon_tikv_testserver::TestServer;
 
 /// Longest any one scan below may take (a few hundred calls, well under a
 /// second when each call takes a millisecond).
 const DEADLINE: Duration = Duration::from_secs(10);
 
-/// A small deterministic generator (xorshift), as in the benchmark.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    /// Roughly normal, mean 0, deviation 1.
-    fn normal(&mut self) -> f64 {
-        (0..6)
-            .map(|_| (self.next() % 10_000) as f64 / 10_000.0)
-            .sum::<f64>()
-            - 3.0
-    }
-}
-
 fn start() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 5, 1, 0, 0, 0)
         .single()
         .expect("time")
-}
-
-/// `count` events around central Tashkent over three days, as in the
-/// benchmark (deviation `spread` degrees).
-fn events(count: usize, spread: f64) -> Vec<EnrichedEvent> {
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
-    (0..count)
-        .map(|i| {
-            let lat = 41.31 + spread * rng.normal() / 1.4;
-            let lng = 69.25 + spread * rng.normal() / 1.4;
-            let cell = LatLng::new(lat, lng)
-                .expect("valid")
-                .to_cell(Resolution::Ten);
-            let at = start() + chrono::Duration::milliseconds((rng.next() % 259_200_000) as i64);
-            conformance::enriched_in_cell(&format!("split-{i:07}"), at, cell, Some("m-1"))
-        })
-        .collect()
 }
 
 fn centre(resolution: Resolution) -> CellIndex {
@@ -75,12 +38,9 @@ fn centre(resolution: Resolution) -> CellIndex {
 }
 
 async fn server_with(split_keys: Vec<Vec<u8>>) -> TestServer {
-    TestServer::start(TestServerOptions {
-        split_keys,
-        ..TestServerOptions::default()
-    })
-    .await
-    .expect("test server starts")
+    TestServer::with_splits(split_keys)
+        .await
+        .expect("test server starts")
 }
 
 async fn store_on(server: &TestServer) -> TikvStore {
@@ -115,7 +75,7 @@ fn ids(events: &[EnrichedEvent]) -> Vec<String> {
 async fn cell_scan_across_a_split_inside_the_cell() {
     // The benchmark's spread: the centre res-7 cell gets a share of the
     // events, spread over many of its res-10 cells.
-    let events = events(12_000, 0.04);
+    let events = conformance::scattered_events("split", 12_000, 0.04, 3);
     let mut split_keys: Vec<Vec<u8>> = [&b"c"[..], b"e", b"i", b"t", b"z"]
         .iter()
         .map(|k| k.to_vec())

@@ -161,6 +161,16 @@ impl TestServer {
         })
     }
 
+    /// [`TestServer::start`] on a free local port with the key space split
+    /// into regions at `split_keys`: what most tests need.
+    pub async fn with_splits(split_keys: Vec<Vec<u8>>) -> Result<TestServer, Error> {
+        Self::start(TestServerOptions {
+            split_keys,
+            ..TestServerOptions::default()
+        })
+        .await
+    }
+
     /// The PD endpoint to give the client: `host:port` (tikv-client adds
     /// `http://`). TiKV is served on the same address.
     pub fn pd_endpoint(&self) -> String {

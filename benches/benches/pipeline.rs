@@ -186,12 +186,39 @@ async fn pipeline(bus: Arc<dyn Bus>, registry: Arc<Registry>, payloads: &[Bytes]
     elapsed
 }
 
+/// The raw JetStream figure and the pipeline through JetStream, each on a
+/// fresh nats-server.
+async fn jetstream_figures(registry: Arc<Registry>, payloads: &[Bytes]) {
+    let server = NatsServer::start();
+    let raw = raw_jetstream(&server.url(), payloads).await;
+    println!(
+        "raw jetstream publish + consume (ack each): {:.0} events/s ({:.2?})",
+        rate(payloads.len(), raw),
+        raw
+    );
+    drop(server);
+    let server = NatsServer::start();
+    let bus: Arc<dyn Bus> = Arc::new(
+        NatsBus::connect(vec![server.url()], NatsOptions::default())
+            .await
+            .expect("connect"),
+    );
+    let through_nats = pipeline(bus, registry, payloads).await;
+    println!(
+        "pipeline through jetstream, publish to indexed: {:.0} events/s ({:.2?}) = {:.0}% of raw (target >= 60%)",
+        rate(payloads.len(), through_nats),
+        through_nats,
+        100.0 * raw.as_secs_f64() / through_nats.as_secs_f64()
+    );
+}
+
 fn rate(n: usize, d: Duration) -> f64 {
     n as f64 / d.as_secs_f64()
 }
 
 fn main() {
-    // `cargo bench` passes --bench; this benchmark takes no options.
+    // `cargo bench` passes --bench; this benchmark takes no options, only
+    // the environment variables below.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -208,35 +235,26 @@ fn main() {
         "{} simulated events, {mean} bytes on average",
         payloads.len()
     );
+    // POSBON_BENCH_PIPELINE=memory runs only the in-memory pipeline (for
+    // profiling it alone); POSBON_BENCH_PIPELINE_PASSES runs it that many
+    // times, each on a fresh bus and store.
+    let memory_only = std::env::var("POSBON_BENCH_PIPELINE").is_ok_and(|v| v == "memory");
+    let passes: usize = std::env::var("POSBON_BENCH_PIPELINE_PASSES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
     runtime.block_on(async {
-        let server = NatsServer::start();
-        let raw = raw_jetstream(&server.url(), &payloads).await;
-        println!(
-            "raw jetstream publish + consume (ack each): {:.0} events/s ({:.2?})",
-            rate(payloads.len(), raw),
-            raw
-        );
-        drop(server);
-        let server = NatsServer::start();
-        let bus: Arc<dyn Bus> = Arc::new(
-            NatsBus::connect(vec![server.url()], NatsOptions::default())
-                .await
-                .expect("connect"),
-        );
-        let through_nats = pipeline(bus, registry.clone(), &payloads).await;
-        println!(
-            "pipeline through jetstream, publish to indexed: {:.0} events/s ({:.2?}) = {:.0}% of raw (target >= 60%)",
-            rate(payloads.len(), through_nats),
-            through_nats,
-            100.0 * raw.as_secs_f64() / through_nats.as_secs_f64()
-        );
-        drop(server);
-        let memory: Arc<dyn Bus> = Arc::new(MemoryBus::new());
-        let embedded = pipeline(memory, registry, &payloads).await;
-        println!(
-            "pipeline on the in-memory bus, publish to indexed: {:.0} events/s ({:.2?}) (target >= 200k/s)",
-            rate(payloads.len(), embedded),
-            embedded
-        );
+        if !memory_only {
+            jetstream_figures(registry.clone(), &payloads).await;
+        }
+        for _ in 0..passes {
+            let memory: Arc<dyn Bus> = Arc::new(MemoryBus::new());
+            let embedded = pipeline(memory, registry.clone(), &payloads).await;
+            println!(
+                "pipeline on the in-memory bus, publish to indexed: {:.0} events/s ({:.2?}) (target >= 200k/s)",
+                rate(payloads.len(), embedded),
+                embedded
+            );
+        }
     });
 }

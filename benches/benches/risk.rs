@@ -102,7 +102,22 @@ fn measure(name: &str, registry: &Arc<Registry>, events: &[EnrichedEvent]) {
     );
 }
 
+/// Whether to run the stream `name`: `POSBON_BENCH_RISK_STREAM` (`city` or
+/// `national`) runs only that one.
+fn wanted(name: &str) -> bool {
+    std::env::var("POSBON_BENCH_RISK_STREAM").map_or(true, |only| only == name)
+}
+
 fn main() {
+    if wanted("city") {
+        city();
+    }
+    if wanted("national") {
+        national();
+    }
+}
+
+fn city() {
     let t = Instant::now();
     let city = posbon_sim::city_registry(&CityOptions::default()).expect("city");
     let (registry, events) = stream(&city, 2000.0, 10);
@@ -113,8 +128,9 @@ fn main() {
         t.elapsed()
     );
     measure("city_2000_per_h_10d", &registry, &events);
-    drop(events);
+}
 
+fn national() {
     let t = Instant::now();
     let national = posbon_sim::national_registry(&NationalOptions::default()).expect("national");
     let (registry, events) = stream(&national, 20_000.0, 1);

@@ -2,7 +2,7 @@
 //! window (with the mahalla each belongs to) and, for rules with `min_z`, the
 //! trailing daily measure of the cell.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 
 use h3o::CellIndex;
 use serde::{Deserialize, Serialize};
@@ -108,6 +108,25 @@ pub(super) fn disk(cell: u64, k: u32) -> Vec<u64> {
     }
 }
 
+/// The hits in `(cutoff, now]` of the cells of `disks`, each hit once, in
+/// time order (then id).
+pub(super) fn cluster_hits<'a>(
+    map: &'a CellMap,
+    disks: &[Vec<u64>],
+    cutoff: i64,
+    now: i64,
+) -> Vec<&'a CellHit> {
+    let cells: BTreeSet<u64> = disks.iter().flatten().copied().collect();
+    let mut hits: Vec<&CellHit> = cells
+        .iter()
+        .filter_map(|c| map.get(c))
+        .flat_map(|c| c.hits.iter())
+        .filter(|h| h.hit.t > cutoff && h.hit.t <= now)
+        .collect();
+    hits.sort_by(|a, b| a.hit.t.cmp(&b.hit.t).then(a.hit.id.cmp(&b.hit.id)));
+    hits
+}
+
 /// Whether two centres belong to the same site (their disks overlap).
 pub(super) fn same_site(a: u64, b: u64, k: u32) -> bool {
     if a == b {
@@ -140,8 +159,19 @@ pub(super) fn check_disk(
     now: i64,
     since: i64,
 ) -> DiskCheck {
+    check_cells(ctx, rule, map, &disk(centre, rule.disk), now, since)
+}
+
+/// [`check_disk`] on the disk `cells` (from [`disk`]).
+pub(super) fn check_cells(
+    ctx: &Ctx,
+    rule: &Rule,
+    map: &CellMap,
+    cells: &[u64],
+    now: i64,
+    since: i64,
+) -> DiskCheck {
     let cutoff = now - rule.window;
-    let cells = disk(centre, rule.disk);
     let measure: f64 = cells
         .iter()
         .filter_map(|c| map.get(c))

@@ -16,10 +16,12 @@ use serde::Serialize;
 
 use crate::baseline::{HOUR_MS, Kernel, Prior, day_of, hour_of};
 use crate::config::{ConfigError, Measure, RiskConfig, RuleGroup, SCORE_RULE};
-use crate::fasthash::FastMap;
+use crate::fasthash::IdMap;
 use crate::rules::{EpisodeChange, Hit, Rule};
 use crate::weights::{CLASSES, HarmWeights, WEIGHT_SCALE, class_of};
-use cellrules::{CellHit, CellMap, NO_MAHALLA, check_disk, disk, same_site};
+use cellrules::{
+    CellHit, CellMap, NO_MAHALLA, check_cells, check_disk, cluster_hits, disk, same_site,
+};
 use mahalla::{Mahalla, counts, score_of};
 
 /// The compiled configuration.
@@ -202,7 +204,7 @@ struct Meta {
 /// The mutable state of an engine.
 #[derive(Debug, Clone)]
 struct State {
-    slots: FastMap<String, u32>,
+    slots: IdMap,
     meta: Vec<Meta>,
     mahallas: Vec<Option<Box<Mahalla>>>,
     /// Per rule (empty for mahalla rules): cell → hits and daily measure.
@@ -237,10 +239,10 @@ impl Engine {
     /// mahallas the registry does not know are scored too).
     pub fn new(config: RiskConfig, registry: Arc<Registry>) -> Result<Self, ConfigError> {
         let ctx = Ctx::new(config, registry)?;
-        let mut slots = FastMap::default();
+        let mut slots = IdMap::default();
         let mut meta = Vec::with_capacity(ctx.registry.mahallas().len());
         for (i, m) in ctx.registry.mahallas().iter().enumerate() {
-            slots.insert(m.id.clone(), i as u32);
+            slots.insert(&m.id, i as u32);
             meta.push(Meta {
                 id: m.id.clone(),
                 district_id: m.district_id.clone(),
@@ -589,7 +591,7 @@ impl State {
 
     fn new_slot(&mut self, meta: Meta) -> u32 {
         let s = self.meta.len() as u32;
-        self.slots.insert(meta.id.clone(), s);
+        self.slots.insert(&meta.id, s);
         self.meta.push(meta);
         self.mahallas.push(None);
         s
@@ -785,34 +787,30 @@ impl State {
             return;
         }
         let map = &self.cells[ri];
+        // The disks around each cell of the event's disk that satisfy the
+        // rule, with their measure and score.
         let mut satisfied: Vec<(u64, f64, Option<f64>)> = Vec::new();
+        let mut disks: Vec<Vec<u64>> = Vec::new();
         for centre in disk(hit.cell, rule.disk) {
-            let c = check_disk(ctx, rule, map, centre, now, since);
+            let cells = disk(centre, rule.disk);
+            let c = check_cells(ctx, rule, map, &cells, now, since);
             if c.satisfied {
                 satisfied.push((centre, c.measure, c.z));
+                disks.push(cells);
             }
         }
         if satisfied.is_empty() {
             return;
         }
-        // The hits of the satisfied disks, once each, in time order.
-        let mut cells: BTreeSet<u64> = BTreeSet::new();
-        for (centre, _, _) in &satisfied {
-            cells.extend(disk(*centre, rule.disk));
-        }
-        let mut hits: Vec<&CellHit> = cells
-            .iter()
-            .filter_map(|c| map.get(c))
-            .flat_map(|c| c.hits.iter())
-            .filter(|h| h.hit.t > cutoff && h.hit.t <= now)
-            .collect();
-        hits.sort_by(|a, b| a.hit.t.cmp(&b.hit.t).then(a.hit.id.cmp(&b.hit.id)));
         let owner = match slot {
             Some(s) => s,
             None => {
                 // The mahalla with most events in the cluster (lowest slot on ties).
                 let mut tally: BTreeMap<u32, usize> = BTreeMap::new();
-                for h in hits.iter().filter(|h| h.mahalla != NO_MAHALLA) {
+                for h in cluster_hits(map, &disks, cutoff, now)
+                    .iter()
+                    .filter(|h| h.mahalla != NO_MAHALLA)
+                {
                     *tally.entry(h.mahalla).or_default() += 1;
                 }
                 match tally
@@ -828,15 +826,6 @@ impl State {
             .iter()
             .map(|(_, m, z)| z.unwrap_or(*m))
             .fold(f64::NEG_INFINITY, f64::max);
-        let mut by_class = [0u64; CLASSES];
-        for h in &hits {
-            by_class[usize::from(h.hit.class).min(CLASSES - 1)] += 1;
-        }
-        let evidence: Vec<String> = hits
-            .iter()
-            .skip(hits.len().saturating_sub(ctx.config.max_evidence))
-            .map(|h| h.hit.id.to_string())
-            .collect();
         let m = self.mahalla(ctx, owner, now);
         let episode = &mut m.rules[ri].episode;
         // The site of the cluster is its strongest disk. A cluster at a new
@@ -864,6 +853,18 @@ impl State {
         episode.last_event = now;
         let change = episode.evaluate(true, now, rule.cooldown);
         if change == EpisodeChange::Opened {
+            // The cluster's hits are gathered and sorted only for the
+            // escalation: most events of an open episode change nothing.
+            let hits = cluster_hits(&self.cells[ri], &disks, cutoff, now);
+            let mut by_class = [0u64; CLASSES];
+            for h in &hits {
+                by_class[usize::from(h.hit.class).min(CLASSES - 1)] += 1;
+            }
+            let evidence: Vec<String> = hits
+                .iter()
+                .skip(hits.len().saturating_sub(ctx.config.max_evidence))
+                .map(|h| h.hit.id.to_string())
+                .collect();
             self.open_rule(ctx, ri, owner, score, counts(&by_class), evidence, now, out);
         }
         self.update_active(owner);

@@ -18,16 +18,26 @@ pub const EVENT_JSON_V1: u8 = 1;
 
 /// Encodes an event record: [`EVENT_JSON_V1`] then JSON.
 pub fn encode_event(event: &EnrichedEvent) -> Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(640);
-    out.push(EVENT_JSON_V1);
-    serde_json::to_writer(&mut out, event).map_err(|e| {
+    Ok(record_of_json(&encode_json(event)?))
+}
+
+/// The event as JSON (the part of its record after the version byte).
+pub fn encode_json(event: &EnrichedEvent) -> Result<Vec<u8>> {
+    serde_json::to_vec(event).map_err(|e| {
         StoreError::with_source(
             crate::StoreErrorKind::InvalidRequest,
             "cannot encode event",
             e,
         )
-    })?;
-    Ok(out)
+    })
+}
+
+/// The record of an event whose JSON is `json`: [`EVENT_JSON_V1`] then `json`.
+pub fn record_of_json(json: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(json.len() + 1);
+    out.push(EVENT_JSON_V1);
+    out.extend_from_slice(json);
+    out
 }
 
 /// Decodes an event record written by [`encode_event`].

@@ -44,6 +44,7 @@ pub async fn run_all(store: &dyn EventStore) {
     test_event_cell_scans(store).await;
     test_event_time_windows(store).await;
     test_event_duplicates(store).await;
+    test_put_encoded(store).await;
     test_write_marks(store).await;
     test_events_of_mahalla(store).await;
     test_checkpoints(store).await;
@@ -836,6 +837,70 @@ pub async fn test_event_duplicates(store: &dyn EventStore) {
     );
     let summary = store.put_events(&[]).await.expect("empty");
     assert_eq!(summary, crate::PutSummary::default());
+    clear_events(store).await;
+}
+
+/// `put_encoded` stores the given JSON as the record (here pretty-printed,
+/// not what `put_events` would write), keyed like `put_events`, and shares
+/// its duplicate rules.
+pub async fn test_put_encoded(store: &dyn EventStore) {
+    let name = store.name();
+    clear_events(store).await;
+    let cell = LatLng::new(CENTRE.0, CENTRE.1)
+        .expect("valid")
+        .to_cell(STORAGE);
+    let a = enriched_in_cell("enc-a", t0(), cell, Some("m-1"));
+    let b = enriched_in_cell("enc-b", t0() + Duration::minutes(3), cell, None);
+    store
+        .put_events(std::slice::from_ref(&a))
+        .await
+        .expect("put a");
+    let json_a = serde_json::to_vec(&a).expect("json");
+    let json_b = serde_json::to_vec_pretty(&b).expect("json");
+    let encoded = [
+        crate::EncodedEvent {
+            event: &a,
+            json: &json_a,
+        },
+        crate::EncodedEvent {
+            event: &b,
+            json: &json_b,
+        },
+        crate::EncodedEvent {
+            event: &b,
+            json: &json_b,
+        },
+    ];
+    let summary = store.put_encoded(&encoded).await.expect("put encoded");
+    assert_eq!((summary.written, summary.duplicates), (1, 2), "{name}");
+    let got = store
+        .get_event("enc-b")
+        .await
+        .expect("get")
+        .expect("stored");
+    assert_eq!(got, b, "{name}: the pretty JSON decodes to the event");
+    let (start, end) = prefix_range(&[EVENT_BY_TIME]);
+    let records = store.scan(&start, &end, 10).await.expect("scan");
+    assert_eq!(records.len(), 2, "{name}");
+    assert_eq!(
+        records[1].1,
+        crate::codec::record_of_json(&json_b),
+        "{name}: the given JSON is the record"
+    );
+    let window = store
+        .events_in_time(t0(), t0() + Duration::hours(1))
+        .await
+        .expect("window");
+    assert_eq!(window, vec![a, b], "{name}");
+    let bad = enriched_in_cell("bad id", t0(), cell, None);
+    let error = store
+        .put_encoded(&[crate::EncodedEvent {
+            event: &bad,
+            json: &serde_json::to_vec(&bad).expect("json"),
+        }])
+        .await
+        .expect_err("invalid id");
+    assert_eq!(error.kind(), StoreErrorKind::InvalidRequest, "{name}");
     clear_events(store).await;
 }
 

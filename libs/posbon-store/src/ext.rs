@@ -12,7 +12,7 @@ use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use posbon_geo::{CellIndex, MahallaIdx, Registry, Resolution, children_range};
 use posbon_model::{EnrichedEvent, is_valid_id};
 
-use crate::codec::{decode_event, encode_event};
+use crate::codec::{decode_event, encode_json, record_of_json};
 use crate::error::{Result, StoreError};
 use crate::keys::{
     EVENT_ID, cell_time_prefix, checkpoint_key, decode_event_cell_key, event_cell_key,
@@ -36,6 +36,16 @@ pub struct PutSummary {
     /// Events not stored because their id was already stored, or appeared
     /// earlier in the same call.
     pub duplicates: usize,
+}
+
+/// An event with its JSON, for [`EventStoreExt::put_encoded`].
+#[derive(Debug, Clone, Copy)]
+pub struct EncodedEvent<'a> {
+    /// The event.
+    pub event: &'a EnrichedEvent,
+    /// `event` as JSON: what `serde_json` writes for it, or any JSON that
+    /// decodes to it.
+    pub json: &'a [u8],
 }
 
 /// Helpers over any [`EventStore`], implemented for every backend (and for
@@ -77,32 +87,62 @@ pub trait EventStoreExt: EventStore {
     /// Fails with [`StoreErrorKind::InvalidRequest`](crate::StoreErrorKind::InvalidRequest)
     /// (and writes nothing) when an event id is not a valid id.
     async fn put_events(&self, events: &[EnrichedEvent]) -> Result<PutSummary> {
+        let json = events
+            .iter()
+            .map(encode_json)
+            .collect::<Result<Vec<Vec<u8>>>>()?;
+        let encoded: Vec<EncodedEvent<'_>> = events
+            .iter()
+            .zip(&json)
+            .map(|(event, json)| EncodedEvent { event, json })
+            .collect();
+        self.put_encoded(&encoded).await
+    }
+
+    /// [`EventStoreExt::put_events`] for events whose JSON is at hand, such
+    /// as the indexer's: the payload of each event's `EVENTS` message is
+    /// stored as it came, not decoded and encoded again.
+    ///
+    /// Each `json` must decode to its `event` (debug builds check it); the
+    /// store takes the keys from `event` and stores `json` as the record.
+    async fn put_encoded(&self, events: &[EncodedEvent<'_>]) -> Result<PutSummary> {
         let mut summary = PutSummary::default();
         let mut seen = HashSet::with_capacity(events.len());
         let mut fresh = Vec::with_capacity(events.len());
-        for event in events {
-            let id = event.event.id();
+        for e in events {
+            let id = e.event.event.id();
             if !is_valid_id(id) {
                 return Err(StoreError::invalid(format!("invalid event id {id:?}")));
             }
+            debug_assert_eq!(
+                serde_json::from_slice::<EnrichedEvent>(e.json)
+                    .ok()
+                    .as_ref(),
+                Some(e.event),
+                "the JSON of event {id} does not decode to it"
+            );
             if seen.insert(id) {
-                fresh.push(event);
+                fresh.push(e);
             } else {
                 summary.duplicates += 1;
             }
         }
-        let id_keys: Vec<Vec<u8>> = fresh.iter().map(|e| event_id_key(e.event.id())).collect();
+        let id_keys: Vec<Vec<u8>> = fresh
+            .iter()
+            .map(|e| event_id_key(e.event.event.id()))
+            .collect();
         let existing = self.get_many(id_keys.clone()).await?;
         let mut batch = Vec::with_capacity(3 * fresh.len() + 2);
         let mut hours = BTreeSet::new();
-        for ((event, id_key), existing) in fresh.into_iter().zip(id_keys).zip(existing) {
+        for ((e, id_key), existing) in fresh.into_iter().zip(id_keys).zip(existing) {
             if existing.is_some() {
                 summary.duplicates += 1;
                 continue;
             }
+            let event = e.event;
             let id = event.event.id();
             let at = micros(&event.event.occurred_at());
-            let value = encode_event(event)?;
+            let value = record_of_json(e.json);
             let cell_key = event_cell_key(event.cell.get(), at, id);
             batch.push((event_time_key(at, id), value.clone()));
             batch.push((cell_key.clone(), value));

@@ -82,8 +82,21 @@ impl FromStr for CellId {
 }
 
 impl Serialize for CellId {
+    /// What `Display` writes, without going through `core::fmt` (every
+    /// event is serialised with its cell on its way to the bus).
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        // 15 digits: `new` keeps the value within MAX_RAW.
+        let mut buf = [0u8; 15];
+        let mut v = self.0;
+        for b in buf.iter_mut().rev() {
+            *b = HEX[(v & 0xf) as usize];
+            v >>= 4;
+        }
+        match std::str::from_utf8(&buf) {
+            Ok(s) => serializer.serialize_str(s),
+            Err(_) => serializer.collect_str(self),
+        }
     }
 }
 

@@ -29,6 +29,7 @@ pub struct EnrichedEvent {
     #[serde(default)]
     pub region_id: Option<String>,
     /// When Posbon ingested the event.
+    #[serde(serialize_with = "crate::rfc3339::serialize")]
     pub ingested_at: DateTime<Utc>,
 }
 

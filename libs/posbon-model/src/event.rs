@@ -240,6 +240,7 @@ pub struct EventHeader {
     pub id: String,
     /// When it happened: RFC 3339 with an explicit offset; the producer's
     /// offset is preserved (Tashkent is `+05:00`).
+    #[serde(serialize_with = "crate::rfc3339::serialize")]
     pub occurred_at: DateTime<FixedOffset>,
     /// Where it happened.
     pub location: Location,

@@ -81,6 +81,7 @@ mod event;
 mod lifecycle;
 mod parse;
 mod pseudonym;
+mod rfc3339;
 mod risk_view;
 mod schema;
 

@@ -1034,6 +1034,14 @@ fn cell_id_hex_round_trip() {
     );
     let small = CellId::new(0x1f).unwrap();
     assert_eq!(small.to_string(), "00000000000001f");
+    for c in [
+        small,
+        c,
+        CellId::new(0).unwrap(),
+        CellId::new(CellId::MAX_RAW).unwrap(),
+    ] {
+        assert_eq!(serde_json::to_string(&c).unwrap(), format!("\"{c}\""));
+    }
     assert_eq!(small.to_string().parse::<CellId>().unwrap(), small);
     for bad in [
         "8A2A1072B59FFFF",

@@ -55,9 +55,9 @@ fn write<Tz: TimeZone>(dt: &DateTime<Tz>, buf: &mut [u8; MAX]) -> Option<usize> 
     w.two(local.second());
     let (digits, fraction) = if nano == 0 {
         (0, 0)
-    } else if nano % 1_000_000 == 0 {
+    } else if nano.is_multiple_of(1_000_000) {
         (3, nano / 1_000_000)
-    } else if nano % 1_000 == 0 {
+    } else if nano.is_multiple_of(1_000) {
         (6, nano / 1_000)
     } else {
         (9, nano)

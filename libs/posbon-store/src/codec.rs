@@ -1,8 +1,9 @@
 //! The value codec of event records: a version byte, then the
 //! [`EnrichedEvent`] as JSON.
 //!
-//! JSON is the wire format too, so a stored record reads like the message on
-//! the `EVENTS` stream and can be inspected with any tool. The cost is size
+//! JSON is the wire format too: the indexer stores the payload of each
+//! `EVENTS` message as it came ([`crate::EventStoreExt::put_encoded`]), so a
+//! record is that message and can be inspected with any tool. The cost is size
 //! (about 500 to 700 bytes for a typical event, field names included) and
 //! decode time (strict deserialisation re-checks the event's rules); the
 //! `store` benchmark measures the decode cost inside its scan figures. The

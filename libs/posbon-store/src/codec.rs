@@ -19,18 +19,16 @@ pub const EVENT_JSON_V1: u8 = 1;
 
 /// Encodes an event record: [`EVENT_JSON_V1`] then JSON.
 pub fn encode_event(event: &EnrichedEvent) -> Result<Vec<u8>> {
-    Ok(record_of_json(&encode_json(event)?))
-}
-
-/// The event as JSON (the part of its record after the version byte).
-pub fn encode_json(event: &EnrichedEvent) -> Result<Vec<u8>> {
-    serde_json::to_vec(event).map_err(|e| {
+    let mut out = Vec::with_capacity(640);
+    out.push(EVENT_JSON_V1);
+    serde_json::to_writer(&mut out, event).map_err(|e| {
         StoreError::with_source(
             crate::StoreErrorKind::InvalidRequest,
             "cannot encode event",
             e,
         )
-    })
+    })?;
+    Ok(out)
 }
 
 /// The record of an event whose JSON is `json`: [`EVENT_JSON_V1`] then `json`.

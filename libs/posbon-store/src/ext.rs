@@ -12,7 +12,7 @@ use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use posbon_geo::{CellIndex, MahallaIdx, Registry, Resolution, children_range};
 use posbon_model::{EnrichedEvent, is_valid_id};
 
-use crate::codec::{decode_event, encode_json, record_of_json};
+use crate::codec::{decode_event, encode_event, record_of_json};
 use crate::error::{Result, StoreError};
 use crate::keys::{
     EVENT_ID, cell_time_prefix, checkpoint_key, decode_event_cell_key, event_cell_key,
@@ -87,16 +87,8 @@ pub trait EventStoreExt: EventStore {
     /// Fails with [`StoreErrorKind::InvalidRequest`](crate::StoreErrorKind::InvalidRequest)
     /// (and writes nothing) when an event id is not a valid id.
     async fn put_events(&self, events: &[EnrichedEvent]) -> Result<PutSummary> {
-        let json = events
-            .iter()
-            .map(encode_json)
-            .collect::<Result<Vec<Vec<u8>>>>()?;
-        let encoded: Vec<EncodedEvent<'_>> = events
-            .iter()
-            .zip(&json)
-            .map(|(event, json)| EncodedEvent { event, json })
-            .collect();
-        self.put_encoded(&encoded).await
+        let refs: Vec<&EnrichedEvent> = events.iter().collect();
+        put_records(self, &refs, |i| encode_event(&events[i])).await
     }
 
     /// [`EventStoreExt::put_events`] for events whose JSON is at hand, such
@@ -106,60 +98,20 @@ pub trait EventStoreExt: EventStore {
     /// Each `json` must decode to its `event` (debug builds check it); the
     /// store takes the keys from `event` and stores `json` as the record.
     async fn put_encoded(&self, events: &[EncodedEvent<'_>]) -> Result<PutSummary> {
-        let mut summary = PutSummary::default();
-        let mut seen = HashSet::with_capacity(events.len());
-        let mut fresh = Vec::with_capacity(events.len());
-        for e in events {
-            let id = e.event.event.id();
-            if !is_valid_id(id) {
-                return Err(StoreError::invalid(format!("invalid event id {id:?}")));
-            }
+        // An invalid id is refused by `put_records` before anything else
+        // (and does not decode).
+        for e in events.iter().filter(|e| is_valid_id(e.event.event.id())) {
             debug_assert_eq!(
                 serde_json::from_slice::<EnrichedEvent>(e.json)
                     .ok()
                     .as_ref(),
                 Some(e.event),
-                "the JSON of event {id} does not decode to it"
+                "the JSON of event {} does not decode to it",
+                e.event.event.id()
             );
-            if seen.insert(id) {
-                fresh.push(e);
-            } else {
-                summary.duplicates += 1;
-            }
         }
-        let id_keys: Vec<Vec<u8>> = fresh
-            .iter()
-            .map(|e| event_id_key(e.event.event.id()))
-            .collect();
-        let existing = self.get_many(id_keys.clone()).await?;
-        let mut batch = Vec::with_capacity(3 * fresh.len() + 2);
-        let mut hours = BTreeSet::new();
-        for ((e, id_key), existing) in fresh.into_iter().zip(id_keys).zip(existing) {
-            if existing.is_some() {
-                summary.duplicates += 1;
-                continue;
-            }
-            let event = e.event;
-            let id = event.event.id();
-            let at = micros(&event.event.occurred_at());
-            let value = record_of_json(e.json);
-            let cell_key = event_cell_key(event.cell.get(), at, id);
-            batch.push((event_time_key(at, id), value.clone()));
-            batch.push((cell_key.clone(), value));
-            batch.push((id_key, cell_key));
-            hours.insert(hour_of(at));
-            summary.written += 1;
-        }
-        if !batch.is_empty() {
-            let token = write_token();
-            batch.extend(
-                hours
-                    .into_iter()
-                    .map(|h| (write_mark_key(h), token.clone())),
-            );
-            self.put_batch(batch).await?;
-        }
-        Ok(summary)
+        let refs: Vec<&EnrichedEvent> = events.iter().map(|e| e.event).collect();
+        put_records(self, &refs, |i| Ok(record_of_json(events[i].json))).await
     }
 
     /// The stored event with this id.
@@ -372,6 +324,63 @@ impl<S: EventStore + ?Sized> EventStoreExt for S {}
 
 /// A write-mark token no other batch has: the time in nanoseconds, then a
 /// per-process counter mixed with a per-process random seed.
+/// What [`EventStoreExt::put_events`] and [`EventStoreExt::put_encoded`]
+/// share: `record(i)` is the record of `events[i]`, asked for only for the
+/// events that are written.
+async fn put_records<S: EventStore + ?Sized>(
+    store: &S,
+    events: &[&EnrichedEvent],
+    record: impl Fn(usize) -> Result<Vec<u8>> + Sync,
+) -> Result<PutSummary> {
+    let mut summary = PutSummary::default();
+    let mut seen = HashSet::with_capacity(events.len());
+    let mut fresh = Vec::with_capacity(events.len());
+    for (i, event) in events.iter().enumerate() {
+        let id = event.event.id();
+        if !is_valid_id(id) {
+            return Err(StoreError::invalid(format!("invalid event id {id:?}")));
+        }
+        if seen.insert(id) {
+            fresh.push(i);
+        } else {
+            summary.duplicates += 1;
+        }
+    }
+    let id_keys: Vec<Vec<u8>> = fresh
+        .iter()
+        .map(|&i| event_id_key(events[i].event.id()))
+        .collect();
+    let existing = store.get_many(id_keys.clone()).await?;
+    let mut batch = Vec::with_capacity(3 * fresh.len() + 2);
+    let mut hours = BTreeSet::new();
+    for ((i, id_key), existing) in fresh.into_iter().zip(id_keys).zip(existing) {
+        if existing.is_some() {
+            summary.duplicates += 1;
+            continue;
+        }
+        let event = events[i];
+        let id = event.event.id();
+        let at = micros(&event.event.occurred_at());
+        let value = record(i)?;
+        let cell_key = event_cell_key(event.cell.get(), at, id);
+        batch.push((event_time_key(at, id), value.clone()));
+        batch.push((cell_key.clone(), value));
+        batch.push((id_key, cell_key));
+        hours.insert(hour_of(at));
+        summary.written += 1;
+    }
+    if !batch.is_empty() {
+        let token = write_token();
+        batch.extend(
+            hours
+                .into_iter()
+                .map(|h| (write_mark_key(h), token.clone())),
+        );
+        store.put_batch(batch).await?;
+    }
+    Ok(summary)
+}
+
 fn write_token() -> Vec<u8> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     static SEED: LazyLock<u64> = LazyLock::new(|| {

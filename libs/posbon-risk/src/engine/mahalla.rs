@@ -44,6 +44,14 @@ pub(super) struct CellDay {
     pub(super) count: u32,
 }
 
+impl CellDay {
+    /// Counts one more event of harm `harm` on this day.
+    fn count_event(&mut self, harm: u32) {
+        self.harm = self.harm.saturating_add(harm);
+        self.count = self.count.saturating_add(1);
+    }
+}
+
 /// A cell of a mahalla: its decayed intensity and daily harm.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub(super) struct CellState {
@@ -74,10 +82,7 @@ impl CellDays {
             count: 1,
         };
         match &mut self.last {
-            Some(last) if last.day == day => {
-                last.harm = last.harm.saturating_add(harm);
-                last.count = last.count.saturating_add(1);
-            }
+            Some(last) if last.day == day => last.count_event(harm),
             Some(last) if last.day < day => {
                 let previous = std::mem::replace(last, new);
                 self.earlier.push(previous);
@@ -86,10 +91,7 @@ impl CellDays {
             Some(_) => {
                 let i = self.earlier.partition_point(|d| d.day < day);
                 match self.earlier.get_mut(i) {
-                    Some(d) if d.day == day => {
-                        d.harm = d.harm.saturating_add(harm);
-                        d.count = d.count.saturating_add(1);
-                    }
+                    Some(d) if d.day == day => d.count_event(harm),
                     _ => self.earlier.insert(i, new),
                 }
             }

@@ -222,16 +222,29 @@ fn check(
 }
 
 impl Engine {
-    /// The state of one mahalla, `None` when the engine holds none for it.
+    /// The state of one mahalla, `None` for an id the engine does not know
+    /// or before its first event or tick. A known mahalla without events of
+    /// its own gets the state of a quiet mahalla observed since the engine
+    /// started: the engine that takes it over then counts that quiet time as
+    /// observed, as this one would have.
     pub fn export_mahalla(&self, mahalla_id: &str) -> Option<MahallaState> {
         let slot = *self.st.slots.get(mahalla_id)?;
-        self.export_slot(slot)
+        self.export_slot(slot).or_else(|| {
+            let (start, now) = (self.st.start?, self.st.clock?);
+            Some(self.state_of(slot, &Mahalla::new(&self.ctx, start, now)))
+        })
     }
 
-    /// The state of a slot, its baselines moved to the clock's day (so that
-    /// the same events give the same state whatever order they came in).
+    /// The state of a slot that holds one.
     fn export_slot(&self, slot: u32) -> Option<MahallaState> {
         let m = self.st.mahallas[slot as usize].as_deref()?;
+        Some(self.state_of(slot, m))
+    }
+
+    /// The state of slot `slot` holding `m`, its baselines moved to the
+    /// clock's day (so that the same events give the same state whatever
+    /// order they came in).
+    fn state_of(&self, slot: u32, m: &Mahalla) -> MahallaState {
         let day = self.st.clock.map(|c| day_of(self.ctx.local(c)));
         let window = self.ctx.window_days;
         let advanced = |b: &Baseline| {
@@ -270,7 +283,7 @@ impl Engine {
                 }
             })
             .collect();
-        Some(MahallaState {
+        MahallaState {
             format: FORMAT,
             half_life: config.half_life,
             baseline_window: config.baseline_window,
@@ -289,14 +302,14 @@ impl Engine {
             evaluated_at: m.evaluated_at,
             score_episodes: m.score_episodes,
             rules,
-        })
+        }
     }
 
-    /// Exports a mahalla's state and drops it from this engine (for handing
-    /// the mahalla to another instance).
+    /// Exports a mahalla's state (as [`Engine::export_mahalla`]) and drops
+    /// it from this engine (for handing the mahalla to another instance).
     pub fn remove_mahalla(&mut self, mahalla_id: &str) -> Option<MahallaState> {
         let slot = *self.st.slots.get(mahalla_id)?;
-        let state = self.export_slot(slot)?;
+        let state = self.export_mahalla(mahalla_id)?;
         self.st.drop_slot(slot);
         Some(state)
     }

@@ -50,8 +50,9 @@ pub(crate) struct Day {
     pub(crate) count: u32,
     /// Σ w_q² / 256 (harm² × 256).
     pub(crate) sq: u64,
-    /// Harm by hour of the day, 1/256 steps.
-    pub(crate) harm: Box<[u32; 24]>,
+    /// Harm by hour of the day, 1/256 steps. Inline rather than boxed: an
+    /// event adds to its day's counts and its hour in one place in memory.
+    pub(crate) harm: [u32; 24],
 }
 
 /// Harm by hour of the day over a trailing window of whole days.
@@ -59,8 +60,10 @@ pub(crate) struct Day {
 pub(crate) struct Baseline {
     /// The aggregates cover days `cur_day − window ..= cur_day − 1`.
     pub(crate) cur_day: i64,
-    /// Σ harm by hour of day over the window, 1/256 steps.
-    pub(crate) harm: [u64; 24],
+    /// Σ harm by hour of day over the window, 1/256 steps. Boxed: only late
+    /// events, the daily advance and the rates read it, and inline it would
+    /// push the fields every event touches apart.
+    pub(crate) harm: Box<[u64; 24]>,
     /// Events in the window.
     pub(crate) count: u64,
     /// Σ w_q²/256 over the window.
@@ -106,7 +109,7 @@ impl Baseline {
     pub(crate) fn new(cur_day: i64) -> Self {
         Self {
             cur_day,
-            harm: [0; 24],
+            harm: Box::new([0; 24]),
             count: 0,
             sq: 0,
             days: VecDeque::new(),
@@ -161,7 +164,16 @@ impl Baseline {
         }
         let hour = hour_of(t).rem_euclid(24) as usize;
         let sq = (u64::from(w_q) * u64::from(w_q)) >> 8;
-        let i = match self.days.binary_search_by_key(&day, |d| d.day) {
+        // Nearly every event falls on the latest day: check it before
+        // searching (each probe of the search is a cache miss on a large
+        // registry).
+        let last = self.days.len().wrapping_sub(1);
+        let found = match self.days.back() {
+            Some(d) if d.day == day => Ok(last),
+            Some(d) if d.day < day => Err(self.days.len()),
+            _ => self.days.binary_search_by_key(&day, |d| d.day),
+        };
+        let i = match found {
             Ok(i) => i,
             Err(i) => {
                 self.days.insert(
@@ -170,7 +182,7 @@ impl Baseline {
                         day,
                         count: 0,
                         sq: 0,
-                        harm: Box::new([0; 24]),
+                        harm: [0; 24],
                     },
                 );
                 i
@@ -396,11 +408,11 @@ mod tests {
                 count += 1;
             }
         }
-        assert_eq!(a.harm, harm);
+        assert_eq!(*a.harm, harm);
         assert_eq!(a.count, count);
         // Far ahead, everything has left.
         a.advance(cur + 100, W);
-        assert_eq!(a.harm, [0; 24]);
+        assert_eq!(*a.harm, [0; 24]);
         assert_eq!((a.count, a.sq), (0, 0));
         assert!(a.days.is_empty());
     }

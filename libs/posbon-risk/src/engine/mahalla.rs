@@ -149,7 +149,9 @@ pub(super) struct RuleState {
     pub(super) sum: f64,
     /// Mahalla rules with `min_z`: the measure's baseline.
     pub(super) baseline: Option<Baseline>,
-    pub(super) cache: Option<RuleCache>,
+    /// Boxed, as the other cold parts of the state: the window's header and
+    /// sum are what every event touches, and they share a cache line.
+    pub(super) cache: Option<Box<RuleCache>>,
 }
 
 impl RuleState {
@@ -203,7 +205,9 @@ pub(super) struct Mahalla {
     /// The baseline's rates for one baseline version and current day: they
     /// change at most once a day or on a late event, while the hourly
     /// [`Cache`] is refreshed every hour.
-    pub(super) rates: Option<(u64, i64, Rates)>,
+    /// Boxed: it is read about once an hour, and inline it would spread the
+    /// fields every event touches over more cache lines.
+    pub(super) rates: Option<Box<(u64, i64, Rates)>>,
     pub(super) cells: FastMap<u64, CellState>,
     pub(super) recent: VecDeque<Hit>,
     pub(super) level: RiskLevel,
@@ -290,24 +294,24 @@ impl Mahalla {
             || self.cache.version != self.baseline.version
         {
             let key = (self.baseline.version, self.baseline.cur_day);
-            let rates = match self.rates {
-                Some((version, day, rates)) if (version, day) == key => rates,
-                _ => {
+            let (_, _, rates) = refreshed(
+                &mut self.rates,
+                |&(version, day, _)| (version, day) == key,
+                || {
                     let rates = self.baseline.rates(
                         ctx.local(self.observed_since),
                         ctx.window_days,
                         &ctx.prior,
                     );
-                    self.rates = Some((key.0, key.1, rates));
-                    rates
-                }
-            };
+                    (key.0, key.1, rates)
+                },
+            );
             self.cache = Cache {
                 valid: true,
                 hour,
                 version: self.baseline.version,
                 current: rates.at_hour(hour),
-                past: ctx.kernel.past(&rates, hour),
+                past: ctx.kernel.past(rates, hour),
                 phi: rates.phi,
                 mean_weight: rates.mean_weight,
                 effective: rates.effective,
@@ -446,23 +450,20 @@ impl Mahalla {
         };
         let day = day_of(ctx.local(now));
         baseline.advance(day, ctx.window_days);
-        let rates = match state.cache {
-            Some(c) if c.day == day && c.version == baseline.version => c.rates,
-            _ => {
-                let rates = baseline.rates(
+        let RuleCache { rates, .. } = refreshed(
+            &mut state.cache,
+            |c| c.day == day && c.version == baseline.version,
+            || RuleCache {
+                day,
+                version: baseline.version,
+                rates: baseline.rates(
                     ctx.local(observed_since),
                     ctx.window_days,
                     &ctx.rule_prior(rule),
-                );
-                state.cache = Some(RuleCache {
-                    day,
-                    version: baseline.version,
-                    rates,
-                });
-                rates
-            }
-        };
-        let expected = expected_in_window(&rates, ctx.local(now), rule.window);
+                ),
+            },
+        );
+        let expected = expected_in_window(rates, ctx.local(now), rule.window);
         let z = z_score(
             measure / rates.phi,
             expected / rates.phi,
@@ -539,6 +540,21 @@ pub(super) fn counts(by_class: &[u64; CLASSES]) -> BTreeMap<String, u64> {
         .filter(|(_, n)| **n > 0)
         .map(|(c, n)| (class_name(c as u8).to_owned(), *n))
         .collect()
+}
+
+/// The value in `slot` if `fresh` accepts it, else `make()`, stored in
+/// `slot` (in its box when it has one).
+fn refreshed<T>(
+    slot: &mut Option<Box<T>>,
+    fresh: impl FnOnce(&T) -> bool,
+    make: impl FnOnce() -> T,
+) -> &T {
+    match slot {
+        Some(b) if fresh(b) => {}
+        Some(b) => **b = make(),
+        None => *slot = Some(Box::new(make())),
+    }
+    slot.as_deref().expect("the value was just stored")
 }
 
 #[cfg(test)]

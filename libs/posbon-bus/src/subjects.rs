@@ -59,6 +59,14 @@ pub fn validate_token(token: &str) -> BusResult<()> {
     if token.is_empty() {
         return Err(BusError::invalid("empty subject token"));
     }
+    // Every token of every published subject passes here: printable ASCII
+    // other than `.`, `*` and `>` is accepted without decoding characters.
+    if token
+        .bytes()
+        .all(|b| matches!(b, b'!'..=b'~') && !matches!(b, b'.' | b'*' | b'>'))
+    {
+        return Ok(());
+    }
     if let Some(bad) = token
         .chars()
         .find(|&c| matches!(c, '.' | '*' | '>') || c.is_whitespace() || c.is_control())
@@ -473,6 +481,20 @@ pub fn default_streams() -> Vec<StreamConfig> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn token_fast_path_agrees_with_the_character_rules() {
+        let rule = |c: char| !(matches!(c, '.' | '*' | '>') || c.is_whitespace() || c.is_control());
+        for c in (0u32..0x3000).filter_map(char::from_u32) {
+            for token in [c.to_string(), format!("a{c}"), format!("{c}z")] {
+                assert_eq!(
+                    validate_token(&token).is_ok(),
+                    token.chars().all(rule),
+                    "{token:?}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn tokens() {

@@ -4,9 +4,13 @@
 //!
 //! Two streams: the simulated Tashkent city (about 600 mahallas) at 2,000
 //! events/h over 10 days, and the national registry (about 10,000 mahallas)
-//! at 20,000 events/h over 1 day. Events are generated and enriched (located)
-//! before the clock starts; only the engine is timed. Each stream runs through
-//! three fresh engines and the best pass is reported with the others.
+//! at 20,000 events/h over 2 days. The national figures are the first day on
+//! a fresh engine (cold), the second day on the engine that holds the first
+//! (warm: the steady state of a running escalator), and the same warm day for
+//! one escalator shard of several (`POSBON_BENCH_RISK_SHARDS`, default 8:
+//! only the events of the mahallas it owns). Events are generated and
+//! enriched (located) before the clock starts; only the engine is timed. Each
+//! figure is the best of three fresh engines, reported with the others.
 //!
 //! Run: `cargo bench -p posbon-benches --bench risk`. Target: at least 2M
 //! events/s on one core.
@@ -184,5 +188,25 @@ fn national() {
         &registry,
         first_day,
         second_day,
+    );
+    // One escalator instance of several (POSBON_BENCH_RISK_SHARDS, default
+    // 8): the same two days, only the events of the mahallas shard 0 owns.
+    let shards = std::env::var("POSBON_BENCH_RISK_SHARDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(8);
+    let shard = posbon_escalator::Shard::new(0, shards).expect("shard");
+    let owned = |events: &[EnrichedEvent]| -> Vec<EnrichedEvent> {
+        events
+            .iter()
+            .filter(|e| shard.owns(e.mahalla_id.as_deref()))
+            .cloned()
+            .collect()
+    };
+    measure(
+        &format!("national_20000_per_h_1d_warm_shard_1_of_{shards}"),
+        &registry,
+        &owned(first_day),
+        &owned(second_day),
     );
 }

@@ -15,7 +15,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures::future::join_all;
 use posbon_bus::headers::{ORIGINAL_SUBJECT, REJECT_CODE, REJECT_REASON, REJECTED_BY};
 use posbon_bus::subjects::{EVENTS_STREAM, dlq_subject};
 use posbon_bus::{Bus, BusError, ConsumerOptions, Delivery, Headers, default_streams};
@@ -310,15 +309,18 @@ enum Ack {
     Nak(Duration),
 }
 
+/// Acknowledges (or offers again) each delivery, one after the other: an
+/// ack only queues a message on the connection, so awaiting them together
+/// would gain nothing and cost a task node per delivery.
 async fn acknowledge(deliveries: &[&Delivery], how: Ack) {
-    let results = join_all(deliveries.iter().map(|&d| async move {
-        match how {
+    let mut failed = 0usize;
+    for d in deliveries {
+        let result = match how {
             Ack::Ack => d.ack().await,
             Ack::Nak(delay) => d.nak(delay).await,
-        }
-    }))
-    .await;
-    let failed = results.iter().filter(|r| r.is_err()).count();
+        };
+        failed += usize::from(result.is_err());
+    }
     if failed > 0 {
         // Redelivered after the ack wait; the store's id index absorbs the repeat.
         tracing::warn!(failed, "some acknowledgements were not sent");

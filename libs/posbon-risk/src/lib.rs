@@ -160,6 +160,7 @@ mod engine;
 pub mod evaluation;
 mod fasthash;
 mod hotcells;
+mod ids;
 mod intensity;
 mod rules;
 #[cfg(feature = "sim")]

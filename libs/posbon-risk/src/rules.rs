@@ -2,12 +2,12 @@
 //! in a rule's window, and the episode state of a rule in a mahalla.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::Arc;
 
 use posbon_model::{Event, RiskLevel};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{BeforeBaseline, Measure, RuleConfig, RuleGroup};
+use crate::ids::EventId;
 
 /// An event as a rule window or a mahalla's recent list keeps it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -21,7 +21,7 @@ pub(crate) struct Hit {
     /// H3 cell.
     pub(crate) cell: u64,
     /// Event id (shared by the lists that hold the event).
-    pub(crate) id: Arc<str>,
+    pub(crate) id: EventId,
 }
 
 /// Inserts a hit in time order (late events go in their place).
@@ -226,7 +226,7 @@ mod tests {
             w: 256,
             class: 0,
             cell: 1,
-            id: format!("e{t}").into(),
+            id: format!("e{t}").as_str().into(),
         };
         let mut hits = VecDeque::new();
         for t in [5, 1, 9, 3, 7, 7] {

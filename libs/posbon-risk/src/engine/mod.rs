@@ -17,6 +17,7 @@ use serde::Serialize;
 use crate::baseline::{HOUR_MS, Kernel, Prior, day_of, hour_of};
 use crate::config::{ConfigError, Measure, RiskConfig, RuleGroup, SCORE_RULE};
 use crate::fasthash::IdMap;
+use crate::ids::IdWriter;
 use crate::rules::{EpisodeChange, Hit, Rule};
 use crate::weights::{CLASSES, HarmWeights, WEIGHT_SCALE, class_of};
 use cellrules::{
@@ -45,6 +46,19 @@ struct Ctx {
 }
 
 impl Ctx {
+    /// `hit` as the window of `rule` keeps it: its id stays in the shared
+    /// chunks (see [`crate::ids`]) when the window is no longer than the
+    /// evidence window, and gets an allocation of its own when it is
+    /// longer, so that a sparse rule with a long window does not hold whole
+    /// chunks of other events' ids for days.
+    fn kept_for(&self, rule: &Rule, hit: &Hit) -> Hit {
+        let mut kept = hit.clone();
+        if rule.window > self.evidence_ms {
+            kept.id = kept.id.detached();
+        }
+        kept
+    }
+
     fn new(config: RiskConfig, registry: Arc<Registry>) -> Result<Self, ConfigError> {
         config.validate()?;
         let tau_ms = config.half_life.millis() as f64 / std::f64::consts::LN_2;
@@ -214,6 +228,8 @@ struct State {
     active: BTreeSet<u32>,
     prune_hour: i64,
     housekeeping_day: i64,
+    /// Where the ids of new hits are written.
+    ids: IdWriter,
 }
 
 /// The risk engine: a deterministic state machine over enriched events
@@ -259,6 +275,7 @@ impl Engine {
             active: BTreeSet::new(),
             prune_hour: i64::MIN,
             housekeeping_day: i64::MIN,
+            ids: IdWriter::default(),
         };
         Ok(Self { ctx, st })
     }
@@ -290,7 +307,7 @@ impl Engine {
             w: ctx.weights.quantized(&event.event),
             class: class_of(&event.event),
             cell: event.cell.get(),
-            id: Arc::from(event.event.id()),
+            id: self.st.ids.write(event.event.id()),
         };
         let slot = event
             .mahalla_id
@@ -653,7 +670,7 @@ impl State {
         let state = &mut m.rules[ri];
         state.prune(rule, now - rule.window);
         if hit.t > now - rule.window {
-            state.push(rule, hit.clone(), ctx.cap);
+            state.push(rule, ctx.kept_for(rule, hit), ctx.cap);
         }
         let learns = state.learns(hit.t);
         if let Some(b) = &mut state.baseline
@@ -774,7 +791,7 @@ impl State {
         if hit.t > cutoff {
             cell.insert_hit(
                 CellHit {
-                    hit: hit.clone(),
+                    hit: ctx.kept_for(rule, hit),
                     mahalla: owner_slot,
                 },
                 ctx.cap,

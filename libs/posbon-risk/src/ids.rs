@@ -29,6 +29,7 @@ const CHUNK_BYTES: usize = 16 * 1024;
 struct Chunk(Box<[AtomicU8]>);
 
 impl Chunk {
+    /// An empty chunk of `len` bytes, to be filled by an [`IdWriter`].
     fn new(len: usize) -> Arc<Self> {
         Arc::new(Chunk((0..len).map(|_| AtomicU8::new(0)).collect()))
     }
@@ -45,10 +46,8 @@ pub(crate) struct EventId {
 impl EventId {
     /// An id in a chunk of its own (ids read from checkpoints, tests).
     pub(crate) fn new(id: &str) -> Self {
-        let chunk = Chunk::new(id.len());
-        store(&chunk.0, id);
         EventId {
-            chunk,
+            chunk: Arc::new(Chunk(id.bytes().map(AtomicU8::new).collect())),
             start: 0,
             len: id.len() as u32,
         }
@@ -70,12 +69,6 @@ impl EventId {
     pub(crate) fn as_string(&self) -> String {
         // Written from a `&str`, byte for byte.
         String::from_utf8_lossy(&self.bytes().collect::<Vec<u8>>()).into_owned()
-    }
-}
-
-fn store(to: &[AtomicU8], id: &str) {
-    for (slot, b) in to.iter().zip(id.bytes()) {
-        slot.store(b, Relaxed);
     }
 }
 
@@ -154,7 +147,9 @@ impl IdWriter {
                 c
             }
         };
-        store(&chunk.0[self.used..self.used + n], id);
+        for (slot, b) in chunk.0[self.used..self.used + n].iter().zip(id.bytes()) {
+            slot.store(b, Relaxed);
+        }
         let start = self.used as u32;
         self.used += n;
         EventId {

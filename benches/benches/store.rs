@@ -272,7 +272,7 @@ fn batch_without_time_copy(events: &[EnrichedEvent]) -> Vec<KvPair> {
         let primary = event_cell_key(e.cell.get(), at, id);
         batch.push((event_time_key(at, id), primary.clone()));
         batch.push((event_id_key(id), primary.clone()));
-        batch.push((primary, encode_event(e).expect("encodes")));
+        batch.push((primary, encode_event(e)));
     }
     batch
 }
@@ -374,7 +374,7 @@ fn bench(c: &mut Criterion) {
         .iter()
         .take(20)
         .flatten()
-        .map(|e| encode_event(e).expect("encodes"))
+        .map(encode_event)
         .collect();
     let encode = codec_started.elapsed() / records.len() as u32;
     let codec_started = Instant::now();

@@ -139,7 +139,7 @@ fn main() {
         println!(
             "{} events of about {} bytes in batches of {BATCH}; raw batches of {RAW_BATCH} x {RAW_VALUE} B; one res-7 cell over one day scanned {SCANS} times",
             events.len(),
-            posbon_store::codec::encode_event(&events[0]).map(|v| v.len()).unwrap_or(0)
+            posbon_store::codec::encode_event(&events[0]).len()
         );
         println!(
             "{:<42} {:>14} {:>12} {:>12} {:>10}",

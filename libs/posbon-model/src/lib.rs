@@ -74,6 +74,7 @@
 mod macros;
 
 mod cell;
+pub mod compact;
 mod enriched;
 mod error;
 mod escalation;

@@ -316,3 +316,59 @@ proptest! {
         }
     }
 }
+
+/// An event as enrichment leaves it: in a mahalla or unassigned, any cell.
+fn enriched() -> impl Strategy<Value = EnrichedEvent> {
+    let place = proptest::option::of(("[a-z0-9-]{1,24}", "[a-z0-9-]{1,24}", "[a-z-]{1,12}"));
+    (
+        event(),
+        0..=CellId::MAX_RAW,
+        place,
+        946_684_800i64..1_793_000_000,
+        0u32..1_000_000_000,
+    )
+        .prop_map(|(event, cell, place, secs, nanos)| {
+            let (mahalla_id, district_id, region_id) = match place {
+                Some((m, d, r)) => (Some(m), Some(d), Some(r)),
+                None => (None, None, None),
+            };
+            EnrichedEvent {
+                event,
+                cell: CellId::new(cell).unwrap(),
+                mahalla_id,
+                district_id,
+                region_id,
+                ingested_at: DateTime::from_timestamp(secs, nanos).unwrap(),
+            }
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn compact_records_round_trip(ev in enriched()) {
+        let mut bytes = Vec::new();
+        compact::encode(&ev, &mut bytes);
+        let view = compact::view(&bytes).unwrap();
+        prop_assert_eq!(view.kind(), ev.event.kind());
+        prop_assert_eq!(compact::peek_kind(&bytes), Some(ev.event.kind()));
+        let back = view.to_event();
+        prop_assert_eq!(&back, &ev);
+        prop_assert_eq!(*back.event.occurred_at().offset(), *ev.event.occurred_at().offset());
+        // Much smaller than the JSON.
+        prop_assert!(bytes.len() < serde_json::to_vec(&ev).unwrap().len());
+        // Every strict prefix is refused, with a reason, and so is a longer record.
+        for n in 0..bytes.len() {
+            prop_assert!(compact::view(&bytes[..n]).is_err());
+        }
+        bytes.push(0);
+        let err = compact::view(&bytes).unwrap_err();
+        prop_assert!(err.to_string().contains("after the last field"), "{}", err);
+    }
+
+    #[test]
+    fn arbitrary_compact_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+        let _ = compact::decode(&bytes);
+    }
+}

@@ -1,13 +1,15 @@
 //! The event tables' columns, their Arrow types, and the decoder that turns
 //! stored event records into Arrow columns.
 //!
-//! The decoder reads the stored JSON (the [`EnrichedEvent`](posbon_model::EnrichedEvent)
-//! as on the wire) into a borrowed struct that keeps strings in place, then
-//! appends only the projected columns. What the key already holds (the id,
-//! `occurred_at`, and the cell of an `e` key) is taken from the key, and a
-//! query that needs nothing else (`SELECT count(*) FROM events WHERE ...`)
-//! decodes no JSON at all; a per-kind table recognises other kinds from the
-//! first bytes of the record and skips them without decoding.
+//! The decoder reads a stored record (the compact form of the
+//! [`EnrichedEvent`](posbon_model::EnrichedEvent), [`posbon_model::compact`],
+//! or the JSON of the first record version) into a borrowed struct that
+//! keeps strings in place, then appends only the projected columns. What the
+//! key already holds (the id, `occurred_at`, and the cell of an `e` key) is
+//! taken from the key, and a query that needs nothing else
+//! (`SELECT count(*) FROM events WHERE ...`) decodes no record at all; a
+//! per-kind table recognises other kinds from the first bytes of the record
+//! and skips them without decoding.
 
 use std::borrow::Cow;
 use std::ops::RangeInclusive;
@@ -22,7 +24,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Int8Type, Schema, SchemaRef,
 use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use posbon_model::{
     Detection, EventKind, FraudChannel, FraudScheme, IncidentCategory, IncidentStatus,
-    PaymentSystem,
+    PaymentSystem, compact,
 };
 use serde::Deserialize;
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
@@ -470,11 +472,96 @@ impl Need {
 #[derive(Debug, Default)]
 struct Rec<'a> {
     event: Ev<'a>,
-    cell: Option<BStr<'a>>,
+    cell: Option<u64>,
     mahalla_id: Option<BStr<'a>>,
     district_id: Option<BStr<'a>>,
     region_id: Option<BStr<'a>>,
-    ingested_at: Option<BStr<'a>>,
+    /// Microseconds since the epoch.
+    ingested_at: Option<i64>,
+}
+
+/// The attributes of a record: JSON text, or the entries of a compact one.
+#[derive(Debug, Clone, Copy)]
+enum Attrs<'a> {
+    Json(&'a RawValue),
+    Compact(compact::Attributes<'a>),
+}
+
+impl<'a> Rec<'a> {
+    /// The fields of a compact record (all of them: reading one costs no
+    /// allocation).
+    fn of_compact(v: &compact::View<'a>) -> Self {
+        let s = |x: &'a str| BStr(Cow::Borrowed(x));
+        let mut ev = Ev {
+            kind: Some(s(v.kind().as_str())),
+            location: Some(Loc {
+                lat: v.location.lat,
+                lng: v.location.lng,
+                accuracy_m: v.location.accuracy_m,
+            }),
+            source: Some(s(v.source)),
+            attributes: (!v.attributes.is_empty()).then_some(Attrs::Compact(v.attributes)),
+            ..Ev::default()
+        };
+        match v.body {
+            compact::Body::Incident {
+                category,
+                severity,
+                flags,
+                status,
+                description,
+            } => {
+                ev.category = Some(s(category.as_str()));
+                ev.severity = Some(severity);
+                ev.flags = Some(Flags {
+                    victim_minor: flags.victim_minor,
+                    victim_youth: flags.victim_youth,
+                    victim_woman: flags.victim_woman,
+                    offender_minor: flags.offender_minor,
+                    offender_youth: flags.offender_youth,
+                    domestic: flags.domestic,
+                });
+                ev.status = Some(s(status.as_str()));
+                ev.description = description.map(s);
+            }
+            compact::Body::CameraAlert {
+                camera_id,
+                detection,
+                confidence,
+                model,
+                snapshot_uri,
+            } => {
+                ev.camera_id = Some(s(camera_id));
+                ev.detection = Some(s(detection.as_str()));
+                ev.confidence = Some(confidence);
+                ev.model = Some(s(model));
+                ev.snapshot_uri = snapshot_uri.map(s);
+            }
+            compact::Body::FraudFlag {
+                scheme,
+                channel,
+                amount_uzs,
+                payment_system,
+                account_ref,
+                detector_score,
+            } => {
+                ev.scheme = Some(s(scheme.as_str()));
+                ev.channel = Some(s(channel.as_str()));
+                ev.amount_uzs = Some(amount_uzs);
+                ev.payment_system = Some(s(payment_system.as_str()));
+                ev.account_ref = Some(s(account_ref));
+                ev.detector_score = Some(detector_score);
+            }
+        }
+        Rec {
+            event: ev,
+            cell: Some(v.cell.get()),
+            mahalla_id: v.mahalla_id.map(s),
+            district_id: v.district_id.map(s),
+            region_id: v.region_id.map(s),
+            ingested_at: Some(v.ingested_at.timestamp_micros()),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -506,7 +593,7 @@ struct Ev<'a> {
     kind: Option<BStr<'a>>,
     location: Option<Loc>,
     source: Option<BStr<'a>>,
-    attributes: Option<&'a RawValue>,
+    attributes: Option<Attrs<'a>>,
     category: Option<BStr<'a>>,
     severity: Option<u8>,
     flags: Option<Flags>,
@@ -560,12 +647,21 @@ impl<'de> Visitor<'de> for RecSeed {
         while let Some(key) = map.next_key::<Key<'de>>()? {
             match key.0.as_ref() {
                 b"event" => rec.event = map.next_value_seed(EvSeed(need))?,
-                b"cell" if need.has(Need::CELL) => rec.cell = Some(map.next_value()?),
+                b"cell" if need.has(Need::CELL) => {
+                    let text: BStr<'_> = map.next_value()?;
+                    let cell = u64::from_str_radix(&text.0, 16)
+                        .map_err(|_| serde::de::Error::custom("stored cell is not hexadecimal"))?;
+                    rec.cell = Some(cell);
+                }
                 b"mahalla_id" if need.has(Need::MAHALLA) => rec.mahalla_id = map.next_value()?,
                 b"district_id" if need.has(Need::DISTRICT) => rec.district_id = map.next_value()?,
                 b"region_id" if need.has(Need::REGION) => rec.region_id = map.next_value()?,
                 b"ingested_at" if need.has(Need::INGESTED_AT) => {
-                    rec.ingested_at = Some(map.next_value()?);
+                    let text: BStr<'_> = map.next_value()?;
+                    let t = chrono::DateTime::parse_from_rfc3339(&text.0).map_err(|e| {
+                        serde::de::Error::custom(format!("stored ingested_at is not rfc 3339: {e}"))
+                    })?;
+                    rec.ingested_at = Some(t.timestamp_micros());
                 }
                 _ => {
                     map.next_value::<IgnoredAny>()?;
@@ -602,7 +698,9 @@ impl<'de> Visitor<'de> for EvSeed {
                 b"kind" if need.has(Need::KIND) => ev.kind = Some(map.next_value()?),
                 b"location" if need.has(Need::LOCATION) => ev.location = Some(map.next_value()?),
                 b"source" if need.has(Need::SOURCE) => ev.source = Some(map.next_value()?),
-                b"attributes" if need.has(Need::ATTRIBUTES) => ev.attributes = map.next_value()?,
+                b"attributes" if need.has(Need::ATTRIBUTES) => {
+                    ev.attributes = map.next_value::<Option<&RawValue>>()?.map(Attrs::Json);
+                }
                 b"category" if need.has(Need::CATEGORY) => ev.category = map.next_value()?,
                 b"severity" if need.has(Need::SEVERITY) => ev.severity = map.next_value()?,
                 b"flags" if need.has(Need::FLAGS) => ev.flags = map.next_value()?,
@@ -640,11 +738,16 @@ impl<'de> Visitor<'de> for EvSeed {
 
 /// The version byte of JSON records ([`posbon_store::codec`]).
 const JSON_V1: u8 = posbon_store::codec::EVENT_JSON_V1;
+/// The version byte of compact records ([`posbon_store::codec`]).
+const COMPACT_V2: u8 = posbon_store::codec::EVENT_COMPACT_V2;
 
 /// The kind of a stored record from its first bytes, without decoding it;
 /// `None` when the record does not start the usual way.
 fn peek_kind(record: &[u8]) -> Option<EventKind> {
     const HEAD: &[u8] = br#"{"event":{"kind":""#;
+    if let Some(rest) = record.strip_prefix(&[COMPACT_V2]) {
+        return compact::peek_kind(rest);
+    }
     let json = record.strip_prefix(&[JSON_V1])?;
     let rest = json.strip_prefix(HEAD)?;
     let end = rest.iter().position(|&b| b == b'"')?;
@@ -732,7 +835,7 @@ pub(crate) struct Decoder {
     cols: Vec<Col>,
     schema: SchemaRef,
     kind: Option<EventKind>,
-    needs_json: bool,
+    needs_record: bool,
     /// The record fields the columns need.
     need: Need,
     /// Whether records come with `e` keys (cell in the key) or `t` keys.
@@ -760,7 +863,7 @@ impl Decoder {
         let cols: Vec<Col> = projection.iter().map(|&i| table.cols[i].0).collect();
         let full = table.schema();
         let schema = Arc::new(full.project(projection).unwrap_or_else(|_| Schema::empty()));
-        let needs_json = cols.iter().any(|c| !c.in_key(cell_keys));
+        let needs_record = cols.iter().any(|c| !c.in_key(cell_keys));
         let mut need = cols.iter().fold(0, |n, &c| n | Need::of(c, cell_keys));
         if table.kind.is_some() {
             // To recognise other kinds when the first bytes do not tell.
@@ -770,7 +873,7 @@ impl Decoder {
             cols,
             schema,
             kind: table.kind,
-            needs_json,
+            needs_record,
             need: Need(need),
             cell_keys,
             offset_cache: (i64::MIN, 0),
@@ -781,7 +884,7 @@ impl Decoder {
     /// Keeps only rows whose cell falls in one of `ranges` (sorted by start).
     pub(crate) fn keep_cells(&mut self, ranges: Arc<Vec<RangeInclusive<u64>>>) {
         if !self.cell_keys {
-            self.needs_json = true;
+            self.needs_record = true;
             self.need.0 |= Need::CELL;
         }
         self.cell_filter = Some(ranges);
@@ -841,14 +944,22 @@ impl Decoder {
                 continue;
             }
             let peeked = self.kind.and_then(|_| peek_kind(record));
-            let rec = if self.needs_json || (self.kind.is_some() && peeked.is_none()) {
-                let json = record
-                    .strip_prefix(&[JSON_V1])
-                    .ok_or_else(|| SqlError::internal("unknown event record version"))?;
-                let mut de = serde_json::Deserializer::from_slice(json);
-                let rec = RecSeed(self.need).deserialize(&mut de).map_err(|e| {
-                    SqlError::internal(format!("cannot decode a stored event record: {e}"))
-                })?;
+            let rec = if self.needs_record || (self.kind.is_some() && peeked.is_none()) {
+                let rec = match record.split_first() {
+                    Some((&COMPACT_V2, rest)) => {
+                        let view = compact::view(rest).map_err(|e| {
+                            SqlError::internal(format!("cannot decode a stored event record: {e}"))
+                        })?;
+                        Rec::of_compact(&view)
+                    }
+                    Some((&JSON_V1, json)) => {
+                        let mut de = serde_json::Deserializer::from_slice(json);
+                        RecSeed(self.need).deserialize(&mut de).map_err(|e| {
+                            SqlError::internal(format!("cannot decode a stored event record: {e}"))
+                        })?
+                    }
+                    _ => return Err(SqlError::internal("unknown event record version")),
+                };
                 if let Some(kind) = self.kind
                     && rec.event.kind.as_ref().is_none_or(|k| k.0 != kind.as_str())
                 {
@@ -861,7 +972,7 @@ impl Decoder {
             if self.cell_filter.is_some() {
                 let cell = match (key.cell, &rec) {
                     (Some(cell), _) => cell,
-                    (None, Some(rec)) => parse_cell(rec.cell.as_ref())?,
+                    (None, Some(rec)) => rec.cell.ok_or_else(no_cell)?,
                     (None, None) => return Err(SqlError::internal("cell filter without the cell")),
                 };
                 if !self.cell_kept(cell) {
@@ -925,15 +1036,9 @@ fn append_from_record(b: &mut Builder, col: Col, rec: &Rec<'_>) -> Result<(), Sq
     match col {
         Col::Kind => b.str(Some(&ev.kind.as_ref().ok_or_else(|| missing("kind"))?.0)),
         Col::IngestedAt => {
-            let text = rec
-                .ingested_at
-                .as_ref()
-                .ok_or_else(|| missing("ingested_at"))?;
-            let t = chrono::DateTime::parse_from_rfc3339(&text.0).map_err(|e| {
-                SqlError::internal(format!("stored ingested_at is not rfc 3339: {e}"))
-            })?;
+            let micros = rec.ingested_at.ok_or_else(|| missing("ingested_at"))?;
             if let Builder::Ts(ts) = b {
-                ts.append_value(t.timestamp_micros());
+                ts.append_value(micros);
             }
         }
         Col::Lat | Col::Lng => {
@@ -942,7 +1047,7 @@ fn append_from_record(b: &mut Builder, col: Col, rec: &Rec<'_>) -> Result<(), Sq
         }
         Col::AccuracyM => b.f64(ev.location.as_ref().and_then(|l| l.accuracy_m)),
         Col::Cell => {
-            let cell = parse_cell(rec.cell.as_ref())?;
+            let cell = rec.cell.ok_or_else(no_cell)?;
             if let Builder::U64(u) = b {
                 u.append_value(cell);
             }
@@ -961,7 +1066,16 @@ fn append_from_record(b: &mut Builder, col: Col, rec: &Rec<'_>) -> Result<(), Sq
         }
         Col::Confidence => b.f64(ev.confidence),
         Col::AmountUzs => b.f64(ev.amount_uzs),
-        Col::Attributes => b.str(ev.attributes.map(RawValue::get)),
+        Col::Attributes => match ev.attributes {
+            Some(Attrs::Json(raw)) => b.str(Some(raw.get())),
+            Some(Attrs::Compact(attrs)) => {
+                let map: std::collections::BTreeMap<&str, &str> = attrs.iter().collect();
+                let text = serde_json::to_string(&map)
+                    .map_err(|e| SqlError::internal(format!("cannot write attributes: {e}")))?;
+                b.str(Some(&text));
+            }
+            None => b.str(None),
+        },
         Col::IncidentCategory => b.str(ev.category.as_ref().map(|v| v.0.as_ref())),
         Col::Status => b.str(Some(
             ev.status.as_ref().map_or("reported", |v| v.0.as_ref()),
@@ -987,11 +1101,9 @@ fn append_from_record(b: &mut Builder, col: Col, rec: &Rec<'_>) -> Result<(), Sq
     Ok(())
 }
 
-/// The storage cell of a record, from its hex string.
-fn parse_cell(cell: Option<&BStr<'_>>) -> Result<u64, SqlError> {
-    let cell = cell.ok_or_else(|| SqlError::internal("a stored event record has no cell"))?;
-    u64::from_str_radix(&cell.0, 16)
-        .map_err(|_| SqlError::internal("stored cell is not hexadecimal"))
+/// The error of a record read without its cell.
+fn no_cell() -> SqlError {
+    SqlError::internal("a stored event record has no cell")
 }
 
 /// Days since 1970-01-01 of a calendar date.
@@ -1032,7 +1144,9 @@ mod tests {
         let rec = b"\x01{\"event\":{\"kind\":\"camera_alert\",\"id\":\"x\"}}";
         assert_eq!(peek_kind(rec), Some(EventKind::CameraAlert));
         assert_eq!(peek_kind(b"\x01{\"cell\":1}"), None);
-        assert_eq!(peek_kind(b"\x02{\"event\":{\"kind\":\"incident\""), None);
+        assert_eq!(peek_kind(b"\x03{\"event\":{\"kind\":\"incident\""), None);
+        assert_eq!(peek_kind(b"\x02\x02"), Some(EventKind::FraudFlag));
+        assert_eq!(peek_kind(b"\x02\x09"), None);
     }
 
     #[test]

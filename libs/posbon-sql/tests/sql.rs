@@ -793,3 +793,74 @@ async fn cells_round_trip_through_strings() {
     assert!(CellIndex::try_from(c).is_ok());
     let _ = EVENT_BY_TIME;
 }
+
+/// A store written by earlier releases holds JSON records (version 1): every
+/// table reads them exactly like the compact records written now.
+#[tokio::test]
+async fn json_records_read_like_compact_ones() {
+    use posbon_store::codec::{EVENT_COMPACT_V2, EVENT_JSON_V1, decode_event};
+    use posbon_store::{EventStore, MemoryStore};
+
+    let fx = fixture();
+    let entries = fx
+        .store
+        .scan(&[0], &[0xff], usize::MAX)
+        .await
+        .expect("scan");
+    let mut rewritten = 0;
+    let json_store = Arc::new(MemoryStore::new());
+    let entries = entries
+        .into_iter()
+        .map(|(key, value)| {
+            if matches!(key[0], EVENT_BY_CELL | EVENT_BY_TIME) {
+                assert_eq!(value[0], EVENT_COMPACT_V2, "records are written compact");
+                let event = decode_event(&value).expect("decodes");
+                let mut json = vec![EVENT_JSON_V1];
+                serde_json::to_writer(&mut json, &event).expect("json");
+                rewritten += 1;
+                (key, json)
+            } else {
+                (key, value)
+            }
+        })
+        .collect();
+    json_store.put_batch(entries).await.expect("put");
+    assert_eq!(rewritten, 2 * fx.events.len());
+    let json_engine = engine_over(json_store, SqlLimits::default());
+    let compact_engine = engine();
+    let out = compact_engine
+        .query("SELECT attributes FROM events WHERE id = 'outside-1'")
+        .await
+        .expect("attributes");
+    assert_eq!(
+        output::to_json(&out).expect("json")["rows"][0][0],
+        r#"{"post":"Yo'l \"1\" ✓","unit":"102"}"#
+    );
+    let first = CellIndex::try_from(fx.events[0].cell.get()).expect("cell");
+    let parent = u64::from(first.parent(Resolution::Seven).expect("parent"));
+    for sql in [
+        "SELECT * FROM events ORDER BY id".to_owned(),
+        "SELECT * FROM incidents ORDER BY id".to_owned(),
+        "SELECT * FROM camera_alerts ORDER BY id".to_owned(),
+        "SELECT * FROM fraud_flags ORDER BY id".to_owned(),
+        // The cell path (`e` keys).
+        format!("SELECT * FROM events WHERE h3_cell_to_parent(cell, 7) = {parent} ORDER BY id"),
+    ] {
+        let compact = compact_engine.query(&sql).await.expect(&sql);
+        let json = json_engine.query(&sql).await.expect(&sql);
+        assert!(compact.rows > 0, "{sql}");
+        let (json, compact) = (
+            output::to_json(&json).expect("json"),
+            output::to_json(&compact).expect("json"),
+        );
+        assert_eq!(json["columns"], compact["columns"], "{sql}");
+        let (json, compact) = (
+            json["rows"].as_array().expect("rows"),
+            compact["rows"].as_array().expect("rows"),
+        );
+        assert_eq!(json.len(), compact.len(), "{sql}");
+        for (j, c) in json.iter().zip(compact) {
+            assert_eq!(j, c, "{sql}");
+        }
+    }
+}

@@ -44,7 +44,7 @@ pub async fn run_all(store: &dyn EventStore) {
     test_event_cell_scans(store).await;
     test_event_time_windows(store).await;
     test_event_duplicates(store).await;
-    test_put_encoded(store).await;
+    test_json_records(store).await;
     test_write_marks(store).await;
     test_events_of_mahalla(store).await;
     test_checkpoints(store).await;
@@ -840,67 +840,61 @@ pub async fn test_event_duplicates(store: &dyn EventStore) {
     clear_events(store).await;
 }
 
-/// `put_encoded` stores the given JSON as the record (here pretty-printed,
-/// not what `put_events` would write), keyed like `put_events`, and shares
-/// its duplicate rules.
-pub async fn test_put_encoded(store: &dyn EventStore) {
+/// Records of the first version (the event as JSON, which earlier releases
+/// wrote) are read next to compact ones: by id, in cell and time scans, and
+/// as duplicates of a rewrite. Here the JSON is pretty-printed, which the
+/// first version allowed.
+pub async fn test_json_records(store: &dyn EventStore) {
     let name = store.name();
     clear_events(store).await;
     let cell = LatLng::new(CENTRE.0, CENTRE.1)
         .expect("valid")
         .to_cell(STORAGE);
-    let a = enriched_in_cell("enc-a", t0(), cell, Some("m-1"));
-    let b = enriched_in_cell("enc-b", t0() + Duration::minutes(3), cell, None);
+    let a = enriched_in_cell("json-a", t0(), cell, Some("m-1"));
+    let b = enriched_in_cell("json-b", t0() + Duration::minutes(3), cell, None);
     store
         .put_events(std::slice::from_ref(&a))
         .await
         .expect("put a");
-    let json_a = serde_json::to_vec(&a).expect("json");
-    let json_b = serde_json::to_vec_pretty(&b).expect("json");
-    let encoded = [
-        crate::EncodedEvent {
-            event: &a,
-            json: &json_a,
-        },
-        crate::EncodedEvent {
-            event: &b,
-            json: &json_b,
-        },
-        crate::EncodedEvent {
-            event: &b,
-            json: &json_b,
-        },
-    ];
-    let summary = store.put_encoded(&encoded).await.expect("put encoded");
-    assert_eq!((summary.written, summary.duplicates), (1, 2), "{name}");
+    let at = crate::keys::micros(&b.event.occurred_at());
+    let mut record = vec![crate::codec::EVENT_JSON_V1];
+    serde_json::to_writer_pretty(&mut record, &b).expect("json");
+    let cell_key = crate::keys::event_cell_key(b.cell.get(), at, "json-b");
+    store
+        .put_batch(vec![
+            (crate::keys::event_time_key(at, "json-b"), record.clone()),
+            (cell_key.clone(), record),
+            (crate::keys::event_id_key("json-b"), cell_key),
+        ])
+        .await
+        .expect("put a json record");
     let got = store
-        .get_event("enc-b")
+        .get_event("json-b")
         .await
         .expect("get")
         .expect("stored");
-    assert_eq!(got, b, "{name}: the pretty JSON decodes to the event");
+    assert_eq!(got, b, "{name}: the JSON record decodes to the event");
     let (start, end) = prefix_range(&[EVENT_BY_TIME]);
     let records = store.scan(&start, &end, 10).await.expect("scan");
-    assert_eq!(records.len(), 2, "{name}");
+    let versions: Vec<u8> = records.iter().map(|(_, v)| v[0]).collect();
     assert_eq!(
-        records[1].1,
-        crate::codec::record_of_json(&json_b),
-        "{name}: the given JSON is the record"
+        versions,
+        [crate::codec::EVENT_COMPACT_V2, crate::codec::EVENT_JSON_V1],
+        "{name}"
     );
     let window = store
         .events_in_time(t0(), t0() + Duration::hours(1))
         .await
         .expect("window");
-    assert_eq!(window, vec![a, b], "{name}");
-    let bad = enriched_in_cell("bad id", t0(), cell, None);
-    let error = store
-        .put_encoded(&[crate::EncodedEvent {
-            event: &bad,
-            json: &serde_json::to_vec(&bad).expect("json"),
-        }])
+    assert_eq!(window, vec![a.clone(), b.clone()], "{name}");
+    let in_cell: Vec<EnrichedEvent> = store
+        .events_in_cell_stream(cell, STORAGE, t0(), t0() + Duration::hours(1), 10)
+        .try_collect()
         .await
-        .expect_err("invalid id");
-    assert_eq!(error.kind(), StoreErrorKind::InvalidRequest, "{name}");
+        .expect("cell");
+    assert_eq!(in_cell, vec![a.clone(), b.clone()], "{name}");
+    let summary = store.put_events(&[a, b]).await.expect("rewrite");
+    assert_eq!((summary.written, summary.duplicates), (0, 2), "{name}");
     clear_events(store).await;
 }
 

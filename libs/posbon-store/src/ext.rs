@@ -12,7 +12,7 @@ use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use posbon_geo::{CellIndex, MahallaIdx, Registry, Resolution, children_range};
 use posbon_model::{EnrichedEvent, is_valid_id};
 
-use crate::codec::{decode_event, encode_event, record_of_json};
+use crate::codec::{decode_event, encode_event};
 use crate::error::{Result, StoreError};
 use crate::keys::{
     EVENT_ID, cell_time_prefix, checkpoint_key, decode_event_cell_key, event_cell_key,
@@ -36,16 +36,6 @@ pub struct PutSummary {
     /// Events not stored because their id was already stored, or appeared
     /// earlier in the same call.
     pub duplicates: usize,
-}
-
-/// An event with its JSON, for [`EventStoreExt::put_encoded`].
-#[derive(Debug, Clone, Copy)]
-pub struct EncodedEvent<'a> {
-    /// The event.
-    pub event: &'a EnrichedEvent,
-    /// `event` as JSON: what `serde_json` writes for it, or any JSON that
-    /// decodes to it.
-    pub json: &'a [u8],
 }
 
 /// Helpers over any [`EventStore`], implemented for every backend (and for
@@ -87,31 +77,7 @@ pub trait EventStoreExt: EventStore {
     /// Fails with [`StoreErrorKind::InvalidRequest`](crate::StoreErrorKind::InvalidRequest)
     /// (and writes nothing) when an event id is not a valid id.
     async fn put_events(&self, events: &[EnrichedEvent]) -> Result<PutSummary> {
-        let refs: Vec<&EnrichedEvent> = events.iter().collect();
-        put_records(self, &refs, |i| encode_event(&events[i])).await
-    }
-
-    /// [`EventStoreExt::put_events`] for events whose JSON is at hand, such
-    /// as the indexer's: the payload of each event's `EVENTS` message is
-    /// stored as it came, not decoded and encoded again.
-    ///
-    /// Each `json` must decode to its `event` (debug builds check it); the
-    /// store takes the keys from `event` and stores `json` as the record.
-    async fn put_encoded(&self, events: &[EncodedEvent<'_>]) -> Result<PutSummary> {
-        // An invalid id is refused by `put_records` before anything else
-        // (and does not decode).
-        for e in events.iter().filter(|e| is_valid_id(e.event.event.id())) {
-            debug_assert_eq!(
-                serde_json::from_slice::<EnrichedEvent>(e.json)
-                    .ok()
-                    .as_ref(),
-                Some(e.event),
-                "the JSON of event {} does not decode to it",
-                e.event.event.id()
-            );
-        }
-        let refs: Vec<&EnrichedEvent> = events.iter().map(|e| e.event).collect();
-        put_records(self, &refs, |i| Ok(record_of_json(events[i].json))).await
+        put_records(self, events).await
     }
 
     /// The stored event with this id.
@@ -324,13 +290,10 @@ impl<S: EventStore + ?Sized> EventStoreExt for S {}
 
 /// A write-mark token no other batch has: the time in nanoseconds, then a
 /// per-process counter mixed with a per-process random seed.
-/// What [`EventStoreExt::put_events`] and [`EventStoreExt::put_encoded`]
-/// share: `record(i)` is the record of `events[i]`, asked for only for the
-/// events that are written.
+/// [`EventStoreExt::put_events`].
 async fn put_records<S: EventStore + ?Sized>(
     store: &S,
-    events: &[&EnrichedEvent],
-    record: impl Fn(usize) -> Result<Vec<u8>> + Sync,
+    events: &[EnrichedEvent],
 ) -> Result<PutSummary> {
     let mut summary = PutSummary::default();
     let mut seen = HashSet::with_capacity(events.len());
@@ -358,10 +321,10 @@ async fn put_records<S: EventStore + ?Sized>(
             summary.duplicates += 1;
             continue;
         }
-        let event = events[i];
+        let event = &events[i];
         let id = event.event.id();
         let at = micros(&event.event.occurred_at());
-        let value = record(i)?;
+        let value = encode_event(event);
         let cell_key = event_cell_key(event.cell.get(), at, id);
         batch.push((event_time_key(at, id), value.clone()));
         batch.push((cell_key.clone(), value));

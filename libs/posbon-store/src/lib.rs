@@ -78,9 +78,11 @@
 //!
 //! # Event records
 //!
-//! A record is a version byte ([`codec::EVENT_JSON_V1`]) followed by the
-//! [`EnrichedEvent`](posbon_model::EnrichedEvent) as JSON, the same as on the
-//! wire, so stored data stays readable with everyday tools ([`codec`]).
+//! A record is a version byte followed by the event:
+//! [`codec::EVENT_COMPACT_V2`], the compact binary form of the
+//! [`EnrichedEvent`](posbon_model::EnrichedEvent) that is written now
+//! ([`posbon_model::compact`]), or [`codec::EVENT_JSON_V1`], its JSON, which
+//! earlier releases wrote and every reader still accepts ([`codec`]).
 //!
 //! # Example
 //!
@@ -119,7 +121,7 @@ pub use copy::{CopyOptions, CopyProgress, CopySummary, copy, copy_with};
 pub use embedded::{EmbeddedStore, INLINE_RECORDS};
 pub use error::{Result, StoreError, StoreErrorKind};
 pub use escalations::{EscalationStoreExt, SourcePrecision};
-pub use ext::{DEFAULT_PAGE, EncodedEvent, EventStoreExt, PutSummary};
+pub use ext::{DEFAULT_PAGE, EventStoreExt, PutSummary};
 pub use keys::checkpoint_key;
 pub use memory::MemoryStore;
 pub use reports::ReportStoreExt;

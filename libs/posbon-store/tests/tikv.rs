@@ -366,7 +366,7 @@ async fn copies_between_backends() {
     let mut batches = 0;
     let options = CopyOptions {
         page: 500,
-        batch_bytes: 256 << 10,
+        batch_bytes: 64 << 10,
     };
     let summary = copy_with(&embedded, &*tikv, options, |_| batches += 1)
         .await

@@ -20,7 +20,7 @@ use posbon_bus::subjects::{EVENTS_STREAM, dlq_subject};
 use posbon_bus::{Bus, BusError, ConsumerOptions, Delivery, Headers, default_streams};
 use posbon_model::EnrichedEvent;
 use posbon_service::{FnCheck, Health};
-use posbon_store::{EncodedEvent, EventStoreExt, Store};
+use posbon_store::{EventStoreExt, Store};
 use posbon_telemetry::{Counter, CounterVec, Gauge, Histogram, Metrics, TelemetryError};
 use serde::Deserialize;
 use tokio::sync::mpsc;
@@ -263,17 +263,7 @@ async fn write_batches(
     let mut backoff = Duration::from_millis(100);
     while let Some(batch) = batches.recv().await {
         let done: Vec<&Delivery> = batch.deliveries.iter().collect();
-        // The records are the messages' payloads, as ingest encoded them.
-        let encoded: Vec<EncodedEvent<'_>> = batch
-            .events
-            .iter()
-            .zip(&batch.deliveries)
-            .map(|(event, d)| EncodedEvent {
-                event,
-                json: &d.payload,
-            })
-            .collect();
-        match store.put_encoded(&encoded).await {
+        match store.put_events(&batch.events).await {
             Ok(summary) => {
                 backoff = Duration::from_millis(100);
                 m.events

@@ -83,6 +83,13 @@ pub fn build(days: i64, rate: f64) -> Fixture {
         header.id = format!("outside-{i}");
         header.location.lat = 40.0 + i as f64 * 0.01;
         header.location.lng = 70.5;
+        // Producer extras, with characters JSON escapes.
+        header
+            .attributes
+            .insert("post".to_owned(), format!("Yo'l \"{i}\" ✓"));
+        header
+            .attributes
+            .insert("unit".to_owned(), "102".to_owned());
         events.push(enrich(&registry, e));
     }
     let store = Arc::new(MemoryStore::new());

@@ -22,6 +22,10 @@ pub const ORIGINAL_SUBJECT: &str = "Posbon-Original-Subject";
 pub const BATCH_INDEX: &str = "Posbon-Batch-Index";
 /// DLQ: the service that rejected the message (e.g. `posbon-ingest`).
 pub const REJECTED_BY: &str = "Posbon-Rejected-By";
+/// EVENTS: how the event is encoded: `application/vnd.posbon.event+compact` (the compact
+/// binary form, what ingest publishes by default) or `application/json` (also when the
+/// header is absent); see `posbon_model::EventEncoding`.
+pub const CONTENT_TYPE: &str = "Content-Type";
 /// ALERTS: what the message is: `opened` (an escalation, from the escalator; also when the
 /// header is absent) or `updated` (an escalation record after a lifecycle step or a
 /// re-notification, from the API).

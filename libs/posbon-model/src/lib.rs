@@ -85,6 +85,7 @@ mod pseudonym;
 mod rfc3339;
 mod risk_view;
 mod schema;
+mod wire;
 
 pub use cell::{CELL_PATTERN, CellId, InvalidCellId};
 pub use enriched::EnrichedEvent;
@@ -107,3 +108,4 @@ pub use pseudonym::{
 };
 pub use risk_view::{MahallaRisk, RISK_SNAPSHOT_PREFIX, RiskSnapshot};
 pub use schema::generate_schemas;
+pub use wire::{COMPACT_CONTENT_TYPE, EventEncoding, JSON_CONTENT_TYPE};

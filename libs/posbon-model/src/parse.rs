@@ -680,8 +680,18 @@ pub(crate) fn validate_event(
         min: limits.min_occurred_at,
         now: Some((now, limits.max_future)),
     };
+    check_event(ev, &time)
+}
+
+/// Validates an event against the rules its strict `Deserialize` applies:
+/// all but the payload size and the ones relative to the current time.
+pub(crate) fn validate_event_static(ev: &Event) -> Result<(), ValidationErrors> {
+    check_event(ev, &TimeRule::static_only())
+}
+
+fn check_event(ev: &Event, time: &TimeRule) -> Result<(), ValidationErrors> {
     let mut errs = ValidationErrors::new();
-    check_header(ev.header(), &time, &mut errs);
+    check_header(ev.header(), time, &mut errs);
     match ev {
         Event::Incident(e) => {
             check_severity(i64::from(e.severity), &mut errs);

@@ -9,6 +9,7 @@ use chrono::{DateTime, FixedOffset, TimeZone, Utc};
 use posbon_model::*;
 use proptest::prelude::*;
 use proptest::sample::select;
+use proptest::strategy::ValueTree;
 use serde_json::{Value, json};
 
 fn now() -> DateTime<Utc> {
@@ -371,4 +372,55 @@ proptest! {
     fn arbitrary_compact_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
         let _ = compact::decode(&bytes);
     }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// Both encodings of EVENTS decode to the event, told apart by the header.
+    #[test]
+    fn messages_decode_in_both_encodings(ev in enriched()) {
+        for encoding in [EventEncoding::Compact, EventEncoding::Json] {
+            let mut payload = Vec::new();
+            encoding.encode(&ev, &mut payload).unwrap();
+            let got = EnrichedEvent::from_message(Some(encoding.content_type()), &payload);
+            prop_assert_eq!(got.as_ref(), Ok(&ev));
+        }
+    }
+}
+
+#[test]
+fn messages_of_other_types_or_breaking_the_rules_are_refused() {
+    let mut ev = enriched()
+        .new_tree(&mut proptest::test_runner::TestRunner::deterministic())
+        .unwrap()
+        .current();
+    let mut json = Vec::new();
+    EventEncoding::Json.encode(&ev, &mut json).unwrap();
+    // No header, or parameters and another case: JSON.
+    assert_eq!(EnrichedEvent::from_message(None, &json).as_ref(), Ok(&ev));
+    assert_eq!(
+        EnrichedEvent::from_message(Some("Application/JSON; charset=utf-8"), &json).as_ref(),
+        Ok(&ev)
+    );
+    let err = EnrichedEvent::from_message(Some("text/plain"), &json).unwrap_err();
+    assert!(
+        err.contains("unsupported Content-Type \"text/plain\""),
+        "{err}"
+    );
+    let err = EnrichedEvent::from_message(Some(COMPACT_CONTENT_TYPE), &json).unwrap_err();
+    assert!(err.starts_with("invalid compact event record"), "{err}");
+    // A compact event outside the rules is refused like its JSON would be.
+    ev.event.header_mut().location.lat = 91.0;
+    let mut compact = Vec::new();
+    EventEncoding::Compact.encode(&ev, &mut compact).unwrap();
+    let err = EnrichedEvent::from_message(Some(COMPACT_CONTENT_TYPE), &compact).unwrap_err();
+    assert!(err.contains("location.lat"), "{err}");
+    assert!(
+        err.starts_with("compact event breaks the event rules"),
+        "{err}"
+    );
+    let mut json = Vec::new();
+    EventEncoding::Json.encode(&ev, &mut json).unwrap();
+    assert!(EnrichedEvent::from_message(None, &json).is_err());
 }

@@ -866,7 +866,10 @@ pub async fn consume(
             last_event = Instant::now();
         }
         for delivery in batch {
-            match serde_json::from_slice::<EnrichedEvent>(&delivery.payload) {
+            match EnrichedEvent::from_message(
+                delivery.headers.get(posbon_bus::headers::CONTENT_TYPE),
+                &delivery.payload,
+            ) {
                 Ok(event) => match escalator.apply(delivery.stream_sequence, &event) {
                     Applied::Applied { late } => {
                         m.applied.inc();

@@ -15,7 +15,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use posbon_bus::headers::{ORIGINAL_SUBJECT, REJECT_CODE, REJECT_REASON, REJECTED_BY};
+use posbon_bus::headers::{
+    CONTENT_TYPE, ORIGINAL_SUBJECT, REJECT_CODE, REJECT_REASON, REJECTED_BY,
+};
 use posbon_bus::subjects::{EVENTS_STREAM, dlq_subject};
 use posbon_bus::{Bus, BusError, ConsumerOptions, Delivery, Headers, default_streams};
 use posbon_model::EnrichedEvent;
@@ -330,13 +332,13 @@ async fn decode_batch(
     let mut kept = Vec::with_capacity(deliveries.len());
     let mut failed = None;
     for (n, d) in deliveries.iter().enumerate() {
-        match serde_json::from_slice::<EnrichedEvent>(&d.payload) {
+        match EnrichedEvent::from_message(d.headers.get(CONTENT_TYPE), &d.payload) {
             Ok(event) => {
                 events.push(event);
                 kept.push(n);
             }
             Err(e) => {
-                if let Err(e) = poison(bus, d, &e.to_string()).await {
+                if let Err(e) = poison(bus, d, &e).await {
                     failed = Some(e);
                     break;
                 }

@@ -30,7 +30,9 @@ pub fn build(
         ..Limits::default()
     };
     let enricher = Enricher::new(registry, limits, config.pseudonym_key.as_bytes());
-    Ok(Arc::new(Ingest::new(enricher, bus, metrics)?))
+    Ok(Arc::new(
+        Ingest::new(enricher, bus, metrics)?.with_encoding(config.events_encoding),
+    ))
 }
 
 /// The HTTP routes of ingest (`POST /v1/events`), for a server of its own or

@@ -4,12 +4,14 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use chrono::Utc;
-use posbon_bus::headers::{BATCH_INDEX, ORIGINAL_SUBJECT, REJECT_CODE, REJECT_REASON, REJECTED_BY};
+use posbon_bus::headers::{
+    BATCH_INDEX, CONTENT_TYPE, ORIGINAL_SUBJECT, REJECT_CODE, REJECT_REASON, REJECTED_BY,
+};
 use posbon_bus::subjects::{Place, dlq_subject, event_subject};
 use posbon_bus::{Bus, BusError, Headers, OutgoingMessage};
-use posbon_model::{EnrichedEvent, FieldError, ValidationErrors};
+use posbon_model::{EnrichedEvent, EventEncoding, FieldError, ValidationErrors};
 use posbon_telemetry::{Counter, CounterVec, Histogram, Metrics, TelemetryError};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -121,6 +123,7 @@ pub struct Ingest {
     enricher: Enricher,
     bus: Arc<dyn Bus>,
     metrics: IngestMetrics,
+    encoding: EventEncoding,
 }
 
 impl Ingest {
@@ -134,7 +137,14 @@ impl Ingest {
             enricher,
             bus,
             metrics: IngestMetrics::new(metrics)?,
+            encoding: EventEncoding::default(),
         })
+    }
+
+    /// Publishes events in `encoding` (compact by default).
+    pub fn with_encoding(mut self, encoding: EventEncoding) -> Self {
+        self.encoding = encoding;
+        self
     }
 
     /// The bus events are published on.
@@ -155,13 +165,15 @@ impl Ingest {
             .iter()
             .map(|b| self.enricher.prepare(&b.bytes, b.format, now))
             .collect();
-        let mut messages = Vec::new();
+        let count = prepared.iter().map(Vec::len).sum();
+        let mut messages = Vec::with_capacity(count);
         // (body, item) of each outgoing message, in order.
-        let mut owners: Vec<(usize, usize)> = Vec::new();
+        let mut owners: Vec<(usize, usize)> = Vec::with_capacity(count);
+        let mut payloads = Payloads::default();
         for (b, (body, items)) in bodies.iter().zip(&prepared).enumerate() {
             for (i, item) in items.iter().enumerate() {
                 let message = match &item.outcome {
-                    Ok(event) => event_message(event),
+                    Ok(event) => event_message(event, self.encoding, &mut payloads),
                     Err(errors) => Ok(dead_letter(body, item, errors)),
                 };
                 match message {
@@ -253,18 +265,52 @@ impl Ingest {
     }
 }
 
-fn event_message(event: &EnrichedEvent) -> Result<OutgoingMessage, BusError> {
+/// The payloads of one batch's events, written one after another into
+/// shared buffers of [`Payloads::CHUNK`] bytes: one allocation per chunk
+/// instead of one (and its regrowths) per event.
+#[derive(Default)]
+struct Payloads {
+    buf: BytesMut,
+    scratch: Vec<u8>,
+}
+
+impl Payloads {
+    const CHUNK: usize = 64 << 10;
+
+    /// `event` in `encoding`, as its own `Bytes`.
+    fn encode(
+        &mut self,
+        event: &EnrichedEvent,
+        encoding: EventEncoding,
+    ) -> Result<Bytes, BusError> {
+        self.scratch.clear();
+        encoding
+            .encode(event, &mut self.scratch)
+            .map_err(BusError::invalid)?;
+        if self.buf.capacity() - self.buf.len() < self.scratch.len() {
+            self.buf.reserve(self.scratch.len().max(Self::CHUNK));
+        }
+        self.buf.extend_from_slice(&self.scratch);
+        Ok(self.buf.split().freeze())
+    }
+}
+
+fn event_message(
+    event: &EnrichedEvent,
+    encoding: EventEncoding,
+    payloads: &mut Payloads,
+) -> Result<OutgoingMessage, BusError> {
     let place = match (&event.region_id, &event.district_id, &event.mahalla_id) {
         (Some(r), Some(d), Some(m)) => Some(Place::new(r, d, m)),
         _ => None,
     };
     let subject = event_subject(place, event.event.kind().as_str())?;
-    let payload = serde_json::to_vec(event)
-        .map_err(|e| BusError::invalid(format!("cannot encode event: {e}")))?;
-    let headers = Headers::with_capacity(3)
+    let payload = payloads.encode(event, encoding)?;
+    let headers = Headers::with_capacity(4)
         .with_msg_id(event.event.id())
+        .with(CONTENT_TYPE, encoding.content_type())
         .with_trace_context();
-    Ok(OutgoingMessage::new(subject, headers, Bytes::from(payload)))
+    Ok(OutgoingMessage::new(subject, headers, payload))
 }
 
 /// Longest reason kept in a DLQ header; the full list is in the codes header

@@ -10,7 +10,7 @@ use posbon_bus::subjects::{DLQ_STREAM, EVENTS_STREAM};
 use posbon_bus::{Bus, ConsumerOptions, MemoryBus, default_streams};
 use posbon_geo::{Registry, RegistryOptions};
 use posbon_ingest::{FileConfig, IngestConfig};
-use posbon_model::EnrichedEvent;
+use posbon_model::{COMPACT_CONTENT_TYPE, EnrichedEvent, EventEncoding, JSON_CONTENT_TYPE};
 use posbon_telemetry::Metrics;
 use serde_json::Value;
 use tower::ServiceExt;
@@ -33,13 +33,16 @@ fn config(max_body: usize) -> IngestConfig {
 }
 
 async fn setup(max_body: usize) -> (axum::Router, Arc<dyn Bus>) {
+    setup_with(config(max_body)).await
+}
+
+async fn setup_with(config: IngestConfig) -> (axum::Router, Arc<dyn Bus>) {
     let bus: Arc<dyn Bus> = Arc::new(MemoryBus::new());
     bus.ensure_streams(&default_streams())
         .await
         .expect("streams");
     let registry =
         Arc::new(Registry::from_geojson(REGISTRY, &RegistryOptions::default()).expect("registry"));
-    let config = config(max_body);
     let ingest =
         posbon_ingest::build(&config, bus.clone(), registry, &Metrics::new()).expect("ingest");
     (posbon_ingest::routes(ingest, &config), bus)
@@ -120,8 +123,13 @@ async fn ndjson_batch_gets_a_verdict_per_item_and_bad_items_reach_the_dlq() {
         "posbon.events._unassigned._unassigned._unassigned.incident"
     );
     assert_eq!(events[0].headers.get("Nats-Msg-Id"), Some("e-1"));
-    let enriched: EnrichedEvent = serde_json::from_slice(&events[0].payload).expect("enriched");
+    // Compact by default, said so in the header.
+    let content_type = events[0].headers.get("Content-Type");
+    assert_eq!(content_type, Some(COMPACT_CONTENT_TYPE));
+    assert!(serde_json::from_slice::<Value>(&events[0].payload).is_err());
+    let enriched = EnrichedEvent::from_message(content_type, &events[0].payload).expect("enriched");
     assert_eq!(enriched.mahalla_id.as_deref(), Some("chilonzor-001"));
+    assert_eq!(enriched.event.id(), "e-1");
 
     let dead = drain(&bus, DLQ_STREAM).await;
     assert_eq!(dead.len(), 1);
@@ -168,4 +176,26 @@ async fn single_events_arrays_and_http_errors() {
     let big = format!("{}\n", event("s-6", 41.285)).repeat(40);
     let (status, answer) = post(&app, Some("application/x-ndjson"), big).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{answer}");
+}
+
+/// With `events_encoding = "json"`, EVENTS carries the enriched event's JSON.
+#[tokio::test]
+async fn events_can_be_published_as_json() {
+    let mut config = config(1 << 20);
+    config.events_encoding = EventEncoding::Json;
+    let (app, bus) = setup_with(config).await;
+    let (status, _) = post(&app, Some("application/json"), event("j-1", 41.285)).await;
+    assert_eq!(status, StatusCode::OK);
+    let events = drain(&bus, EVENTS_STREAM).await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(
+        events[0].headers.get("Content-Type"),
+        Some(JSON_CONTENT_TYPE)
+    );
+    let enriched: EnrichedEvent = serde_json::from_slice(&events[0].payload).expect("json");
+    assert_eq!(enriched.event.id(), "j-1");
+    assert_eq!(
+        EnrichedEvent::from_message(Some(JSON_CONTENT_TYPE), &events[0].payload),
+        Ok(enriched)
+    );
 }

@@ -11,6 +11,12 @@
 //! Events are simulated over the Tashkent registry (about 400 bytes each), all
 //! valid. "Indexed" means written durably to the embedded store and
 //! acknowledged.
+//!
+//! Knobs: `POSBON_BENCH_PIPELINE=memory` runs only the in-memory pipeline,
+//! `POSBON_BENCH_PIPELINE_PASSES=n` runs it n times (each on a fresh bus and
+//! store), `POSBON_BENCH_INDEXER_BATCH=n` sets the indexer's batch, and
+//! `POSBON_BENCH_PIPELINE_STAGES=1` prints when each stage finished (the
+//! last publish, ingest's last ack, the indexer's last ack).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -106,9 +112,15 @@ async fn pipeline(bus: Arc<dyn Bus>, registry: Arc<Registry>, payloads: &[Bytes]
     let ingest_config = posbon_ingest::serve::load_config(None)
         .expect("config")
         .ingest;
-    let indexer_config = posbon_indexer::serve::load_config(None)
+    let mut indexer_config = posbon_indexer::serve::load_config(None)
         .expect("config")
         .indexer;
+    if let Some(batch) = std::env::var("POSBON_BENCH_INDEXER_BATCH")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        indexer_config.fetch_batch = batch;
+    }
     let ingest = posbon_ingest::build(&ingest_config, bus.clone(), registry, &Metrics::new())
         .expect("ingest");
     let shutdown = CancellationToken::new();
@@ -148,6 +160,8 @@ async fn pipeline(bus: Arc<dyn Bus>, registry: Arc<Registry>, payloads: &[Bytes]
             r.expect("published");
         }
     }
+    let published = started.elapsed();
+    let mut ingested = None;
     let ingest_lag = bus
         .consumer(
             INGEST_STREAM,
@@ -174,12 +188,21 @@ async fn pipeline(bus: Arc<dyn Bus>, registry: Arc<Registry>, payloads: &[Bytes]
         let events = bus.stream_info(EVENTS_STREAM).await.expect("info").messages;
         let a = ingest_lag.pending().await.expect("lag").total();
         let b = indexer_lag.pending().await.expect("lag").total();
+        if a == 0 && events as usize >= payloads.len() && ingested.is_none() {
+            ingested = Some(started.elapsed());
+        }
         if a == 0 && b == 0 && events as usize >= payloads.len() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let elapsed = started.elapsed();
+    if std::env::var("POSBON_BENCH_PIPELINE_STAGES").is_ok() {
+        println!(
+            "  published after {published:.2?}, ingested after {:.2?}, indexed after {elapsed:.2?}",
+            ingested.unwrap_or(elapsed)
+        );
+    }
     shutdown.cancel();
     ingest_task.await.expect("task").expect("ingest");
     indexer_task.await.expect("task").expect("indexer");

@@ -277,7 +277,13 @@ async fn wait_until_drained(bus: &Arc<dyn Bus>, ingest_ack_wait: Duration) {
             Vec::new(),
             ConsumerOptions {
                 ack_wait: Duration::from_secs(INDEXER_ACK_WAIT_SECS),
-                max_ack_pending: 4000,
+                // As the indexer binds it, so that reading the lag changes nothing.
+                max_ack_pending: posbon_indexer::serve::load_config(None)
+                    .expect("indexer defaults")
+                    .indexer
+                    .fetch_batch
+                    .saturating_mul(4)
+                    .max(1000),
                 ..ConsumerOptions::default()
             },
         )

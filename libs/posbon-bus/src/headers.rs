@@ -1,5 +1,7 @@
 //! Message headers: an ordered list of name/value pairs, with the names Posbon uses.
 
+use std::sync::Arc;
+
 use crate::error::{BusError, BusResult};
 
 /// The JetStream de-duplication id: the event id, or the escalation id.
@@ -46,9 +48,12 @@ pub const ALERT_TYPE: &str = "Posbon-Alert-Type";
 /// assert_eq!(headers.msg_id(), Some("evt-1"));
 /// assert_eq!(headers.get("nats-msg-id"), Some("evt-1"));
 /// ```
+///
+/// Cloning is cheap: the pairs are shared until one of the copies changes
+/// (a bus hands each delivery the headers it stored).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Headers {
-    pairs: Vec<(String, String)>,
+    pairs: Arc<Vec<(String, String)>>,
 }
 
 impl Headers {
@@ -60,7 +65,7 @@ impl Headers {
     /// No headers, with room for `capacity` pairs.
     pub fn with_capacity(capacity: usize) -> Self {
         Self {
-            pairs: Vec::with_capacity(capacity),
+            pairs: Arc::new(Vec::with_capacity(capacity)),
         }
     }
 
@@ -84,7 +89,7 @@ impl Headers {
         if !injected.is_empty() {
             self.remove(TRACEPARENT);
             self.remove(TRACESTATE);
-            self.pairs.extend(injected);
+            Arc::make_mut(&mut self.pairs).extend(injected);
         }
         self
     }
@@ -97,20 +102,25 @@ impl Headers {
 
     /// Appends a pair, keeping earlier values of the same name.
     pub fn append(&mut self, name: impl Into<String>, value: impl Into<String>) {
-        self.pairs.push((name.into(), value.into()));
+        Arc::make_mut(&mut self.pairs).push((name.into(), value.into()));
     }
 
     /// Sets `name` to `value`, removing earlier values of that name.
     pub fn insert(&mut self, name: impl Into<String>, value: impl Into<String>) {
         let name = name.into();
         self.remove(&name);
-        self.pairs.push((name, value.into()));
+        Arc::make_mut(&mut self.pairs).push((name, value.into()));
     }
 
     /// Removes every value of `name`.
     pub fn remove(&mut self, name: &str) {
-        self.pairs
-            .retain(|(key, _)| !key.eq_ignore_ascii_case(name));
+        if self
+            .pairs
+            .iter()
+            .any(|(key, _)| key.eq_ignore_ascii_case(name))
+        {
+            Arc::make_mut(&mut self.pairs).retain(|(key, _)| !key.eq_ignore_ascii_case(name));
+        }
     }
 
     /// The first value of `name` (ASCII case-insensitive).
@@ -160,7 +170,7 @@ impl Headers {
     /// Checks that every name is non-empty visible ASCII without `:` and no value contains
     /// CR or LF, as the NATS protocol requires.
     pub fn validate(&self) -> BusResult<()> {
-        for (name, value) in &self.pairs {
+        for (name, value) in self.pairs.iter() {
             if name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic() && b != b':') {
                 return Err(BusError::invalid(format!("invalid header name {name:?}")));
             }
@@ -176,23 +186,26 @@ impl Headers {
 
 impl From<Vec<(String, String)>> for Headers {
     fn from(pairs: Vec<(String, String)>) -> Self {
-        Self { pairs }
+        Self {
+            pairs: Arc::new(pairs),
+        }
     }
 }
 
 impl From<Headers> for Vec<(String, String)> {
     fn from(headers: Headers) -> Self {
-        headers.pairs
+        Arc::unwrap_or_clone(headers.pairs)
     }
 }
 
 impl<N: Into<String>, V: Into<String>> FromIterator<(N, V)> for Headers {
     fn from_iter<I: IntoIterator<Item = (N, V)>>(iter: I) -> Self {
         Self {
-            pairs: iter
-                .into_iter()
-                .map(|(name, value)| (name.into(), value.into()))
-                .collect(),
+            pairs: Arc::new(
+                iter.into_iter()
+                    .map(|(name, value)| (name.into(), value.into()))
+                    .collect(),
+            ),
         }
     }
 }

@@ -75,6 +75,15 @@ struct StreamHandle {
     changed: Notify,
 }
 
+impl StreamHandle {
+    /// True when one of the stream's subjects matches `subject`.
+    fn captures(&self, subject: &str) -> bool {
+        read(&self.subjects)
+            .iter()
+            .any(|pattern| subject_matches(pattern, subject))
+    }
+}
+
 #[derive(Debug)]
 struct StreamState {
     config: StreamConfig,
@@ -83,9 +92,11 @@ struct StreamState {
     first_sequence: u64,
     last_sequence: u64,
     bytes: u64,
-    dedup: HashMap<String, u64>,
-    dedup_order: VecDeque<(Instant, String)>,
-    consumers: HashMap<String, ConsumerState>,
+    /// Message ids seen within the duplicate window. Ids come from
+    /// producers: the hasher is seeded at random (foldhash).
+    dedup: HashMap<Arc<str>, u64, foldhash::fast::RandomState>,
+    dedup_order: VecDeque<(Instant, Arc<str>)>,
+    consumers: HashMap<String, ConsumerState, foldhash::fast::RandomState>,
 }
 
 #[derive(Debug)]
@@ -105,7 +116,7 @@ struct ConsumerState {
     /// The next stream sequence to consider for a first delivery.
     next_sequence: u64,
     /// Delivered and not acknowledged: sequence → (deliveries so far, redelivery due).
-    pending: HashMap<u64, (u64, Instant)>,
+    pending: HashMap<u64, (u64, Instant), foldhash::fast::RandomState>,
     /// `(due, sequence)` of every pending entry.
     timers: BTreeSet<(Instant, u64)>,
 }
@@ -154,11 +165,7 @@ impl MemoryBus {
     fn stream_for_subject(&self, subject: &str) -> Option<Arc<StreamHandle>> {
         read(&self.inner.streams)
             .values()
-            .find(|stream| {
-                read(&stream.subjects)
-                    .iter()
-                    .any(|pattern| subject_matches(pattern, subject))
-            })
+            .find(|stream| stream.captures(subject))
             .cloned()
     }
 
@@ -212,6 +219,74 @@ impl MemoryBus {
         }
         Some(ack)
     }
+
+    /// [`Bus::publish_many`]: like one `publish` per message, in order, but
+    /// a run of messages for the same stream is stored under one lock, and
+    /// each stream's waiters are woken once, after the whole batch.
+    fn publish_batch(&self, messages: Vec<OutgoingMessage>) -> Vec<BusResult<PublishAck>> {
+        let mut results: Vec<Option<BusResult<PublishAck>>> = Vec::with_capacity(messages.len());
+        // The stream of each message that passed the checks.
+        let mut targets: Vec<Option<Arc<StreamHandle>>> = Vec::with_capacity(messages.len());
+        for m in &messages {
+            let target = match self.check_message(&m.subject, &m.headers, &m.payload) {
+                Err(e) => Err(e),
+                Ok(()) => {
+                    self.fan_out(&m.subject, &m.headers, &m.payload);
+                    // Streams never share a subject: when the last message's
+                    // stream captures this subject it is the one.
+                    let last = targets.iter().rev().flatten().next();
+                    match last.filter(|s| s.captures(&m.subject)) {
+                        Some(stream) => Ok(Arc::clone(stream)),
+                        None => self.stream_for_subject(&m.subject).ok_or_else(|| {
+                            BusError::new(
+                                BusErrorKind::NoStream,
+                                format!("no stream captures subject {}", m.subject),
+                            )
+                        }),
+                    }
+                }
+            };
+            match target {
+                Ok(stream) => {
+                    targets.push(Some(stream));
+                    results.push(None);
+                }
+                Err(e) => {
+                    targets.push(None);
+                    results.push(Some(Err(e)));
+                }
+            }
+        }
+        let mut woken: Vec<Arc<StreamHandle>> = Vec::new();
+        let mut messages = messages.into_iter().zip(targets).enumerate().peekable();
+        while let Some((i, (m, target))) = messages.next() {
+            let Some(stream) = target else { continue };
+            let mut stored = false;
+            {
+                // This message and the following ones of the same stream, under one lock.
+                let mut state = lock(&stream.state);
+                let mut next = Some((i, m));
+                while let Some((i, m)) = next.take() {
+                    let ack = state.append(&stream.name, &m.subject, m.headers, m.payload);
+                    stored |= !ack.duplicate;
+                    results[i] = Some(Ok(ack));
+                    next = messages
+                        .next_if(|(_, (_, t))| t.as_ref().is_some_and(|t| Arc::ptr_eq(t, &stream)))
+                        .map(|(i, (m, _))| (i, m));
+                }
+            }
+            if stored && !woken.iter().any(|w| Arc::ptr_eq(w, &stream)) {
+                woken.push(stream);
+            }
+        }
+        for stream in woken {
+            stream.changed.notify_waiters();
+        }
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(BusError::invalid("message was not stored"))))
+            .collect()
+    }
 }
 
 fn headers_size(headers: &Headers) -> usize {
@@ -229,9 +304,9 @@ impl StreamState {
             first_sequence: 1,
             last_sequence: 0,
             bytes: 0,
-            dedup: HashMap::new(),
+            dedup: HashMap::default(),
             dedup_order: VecDeque::new(),
-            consumers: HashMap::new(),
+            consumers: HashMap::default(),
         }
     }
 
@@ -244,8 +319,7 @@ impl StreamState {
     ) -> PublishAck {
         let now = Instant::now();
         self.expire_dedup(now);
-        let msg_id = headers.msg_id().map(str::to_owned);
-        if let Some(id) = &msg_id
+        if let Some(id) = headers.msg_id()
             && let Some(&sequence) = self.dedup.get(id)
         {
             return PublishAck {
@@ -261,6 +335,7 @@ impl StreamState {
         }
         let size = (subject.len() + headers_size(&headers) + payload.len()) as u64;
         self.bytes += size;
+        let msg_id: Option<Arc<str>> = headers.msg_id().map(Arc::from);
         self.messages.push_back(Stored {
             subject: subject.to_owned(),
             headers,
@@ -270,7 +345,7 @@ impl StreamState {
             size,
         });
         if let Some(id) = msg_id {
-            self.dedup.insert(id.clone(), sequence);
+            self.dedup.insert(Arc::clone(&id), sequence);
             self.dedup_order.push_back((now, id));
         }
         self.apply_limits(now);
@@ -683,14 +758,7 @@ impl Bus for MemoryBus {
     }
 
     async fn publish_many(&self, messages: Vec<OutgoingMessage>) -> Vec<BusResult<PublishAck>> {
-        let mut results = Vec::with_capacity(messages.len());
-        for message in messages {
-            results.push(
-                self.publish(&message.subject, message.headers, message.payload)
-                    .await,
-            );
-        }
-        results
+        self.publish_batch(messages)
     }
 
     async fn consumer(
@@ -731,7 +799,7 @@ impl Bus for MemoryBus {
                             filters: filter_subjects,
                             options,
                             next_sequence: start,
-                            pending: HashMap::new(),
+                            pending: HashMap::default(),
                             timers: BTreeSet::new(),
                         },
                     );

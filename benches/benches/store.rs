@@ -384,7 +384,7 @@ fn bench(c: &mut Criterion) {
     let decode = codec_started.elapsed() / records.len() as u32;
     let record_bytes = records.iter().map(Vec::len).sum::<usize>() / records.len();
     println!(
-        "record codec (version byte + JSON): encode {encode:.2?}, decode {decode:.2?} per event"
+        "record codec (version byte + compact form): encode {encode:.2?}, decode {decode:.2?} per event"
     );
     let (cell, from, to) = scan_target();
     let in_scan = preload

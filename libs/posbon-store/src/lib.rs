@@ -73,8 +73,8 @@
 //! random point read per event, and the copy cannot dangle. Its cost was
 //! measured with the `store` benchmark: writing batches of 1000 events took
 //! the same time with the copy as with a pointer (within noise, about 14 ms
-//! per batch on fjall), and the store takes about 1.6 KB per event on disk
-//! instead of about 1 KB.
+//! per batch on fjall), and the store took about 1.6 KB per event on disk
+//! instead of about 1 KB (with JSON records, before the compact form).
 //!
 //! # Event records
 //!

@@ -77,7 +77,14 @@ pub trait EventStoreExt: EventStore {
     /// Fails with [`StoreErrorKind::InvalidRequest`](crate::StoreErrorKind::InvalidRequest)
     /// (and writes nothing) when an event id is not a valid id.
     async fn put_events(&self, events: &[EnrichedEvent]) -> Result<PutSummary> {
-        put_records(self, events).await
+        self.put_prepared(PreparedEvents::new(events)?).await
+    }
+
+    /// [`EventStoreExt::put_events`] of events prepared beforehand, with the
+    /// same rules: an id already stored is a duplicate, the rest is one
+    /// atomic, durable write.
+    async fn put_prepared(&self, prepared: PreparedEvents) -> Result<PutSummary> {
+        put_records(self, prepared).await
     }
 
     /// The stored event with this id.
@@ -288,48 +295,91 @@ pub trait EventStoreExt: EventStore {
 
 impl<S: EventStore + ?Sized> EventStoreExt for S {}
 
-/// A write-mark token no other batch has: the time in nanoseconds, then a
-/// per-process counter mixed with a per-process random seed.
-/// [`EventStoreExt::put_events`].
+/// Events made ready for [`EventStoreExt::put_prepared`]: ids checked,
+/// repeats within the batch set aside, keys and records built. Making them
+/// is computation only, so a writer can have the next batch prepared while
+/// it writes the last ([`PreparedEvents::new`]).
+#[derive(Debug, Default)]
+pub struct PreparedEvents {
+    events: Vec<PreparedEvent>,
+    /// Events that repeated the id of an earlier one in the batch.
+    repeats: usize,
+}
+
+#[derive(Debug)]
+struct PreparedEvent {
+    id_key: Vec<u8>,
+    time_key: Vec<u8>,
+    cell_key: Vec<u8>,
+    record: Vec<u8>,
+    hour: i64,
+}
+
+impl PreparedEvents {
+    /// Prepares `events`. Fails with
+    /// [`StoreErrorKind::InvalidRequest`](crate::StoreErrorKind::InvalidRequest)
+    /// when an event id is not a valid id.
+    pub fn new(events: &[EnrichedEvent]) -> Result<Self> {
+        let mut seen = HashSet::with_capacity(events.len());
+        let mut prepared = Vec::with_capacity(events.len());
+        let mut repeats = 0;
+        for event in events {
+            let id = event.event.id();
+            if !is_valid_id(id) {
+                return Err(StoreError::invalid(format!("invalid event id {id:?}")));
+            }
+            if !seen.insert(id) {
+                repeats += 1;
+                continue;
+            }
+            let at = micros(&event.event.occurred_at());
+            prepared.push(PreparedEvent {
+                id_key: event_id_key(id),
+                time_key: event_time_key(at, id),
+                cell_key: event_cell_key(event.cell.get(), at, id),
+                record: encode_event(event),
+                hour: hour_of(at),
+            });
+        }
+        Ok(Self {
+            events: prepared,
+            repeats,
+        })
+    }
+
+    /// Events to write, repeats within the batch not counted.
+    pub fn len(&self) -> usize {
+        self.events.len()
+    }
+
+    /// True when there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+}
+
+/// [`EventStoreExt::put_prepared`].
 async fn put_records<S: EventStore + ?Sized>(
     store: &S,
-    events: &[EnrichedEvent],
+    prepared: PreparedEvents,
 ) -> Result<PutSummary> {
-    let mut summary = PutSummary::default();
-    let mut seen = HashSet::with_capacity(events.len());
-    let mut fresh = Vec::with_capacity(events.len());
-    for (i, event) in events.iter().enumerate() {
-        let id = event.event.id();
-        if !is_valid_id(id) {
-            return Err(StoreError::invalid(format!("invalid event id {id:?}")));
-        }
-        if seen.insert(id) {
-            fresh.push(i);
-        } else {
-            summary.duplicates += 1;
-        }
-    }
-    let id_keys: Vec<Vec<u8>> = fresh
-        .iter()
-        .map(|&i| event_id_key(events[i].event.id()))
-        .collect();
-    let existing = store.get_many(id_keys.clone()).await?;
-    let mut batch = Vec::with_capacity(3 * fresh.len() + 2);
+    let mut summary = PutSummary {
+        written: 0,
+        duplicates: prepared.repeats,
+    };
+    let id_keys: Vec<Vec<u8>> = prepared.events.iter().map(|e| e.id_key.clone()).collect();
+    let existing = store.get_many(id_keys).await?;
+    let mut batch = Vec::with_capacity(3 * prepared.events.len() + 2);
     let mut hours = BTreeSet::new();
-    for ((i, id_key), existing) in fresh.into_iter().zip(id_keys).zip(existing) {
+    for (event, existing) in prepared.events.into_iter().zip(existing) {
         if existing.is_some() {
             summary.duplicates += 1;
             continue;
         }
-        let event = &events[i];
-        let id = event.event.id();
-        let at = micros(&event.event.occurred_at());
-        let value = encode_event(event);
-        let cell_key = event_cell_key(event.cell.get(), at, id);
-        batch.push((event_time_key(at, id), value.clone()));
-        batch.push((cell_key.clone(), value));
-        batch.push((id_key, cell_key));
-        hours.insert(hour_of(at));
+        batch.push((event.time_key, event.record.clone()));
+        batch.push((event.cell_key.clone(), event.record));
+        batch.push((event.id_key, event.cell_key));
+        hours.insert(event.hour);
         summary.written += 1;
     }
     if !batch.is_empty() {
@@ -344,6 +394,8 @@ async fn put_records<S: EventStore + ?Sized>(
     Ok(summary)
 }
 
+/// A write-mark token no other batch has: the time in nanoseconds, then a
+/// per-process counter mixed with a per-process random seed.
 fn write_token() -> Vec<u8> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     static SEED: LazyLock<u64> = LazyLock::new(|| {

@@ -22,7 +22,7 @@ use posbon_bus::subjects::{EVENTS_STREAM, dlq_subject};
 use posbon_bus::{Bus, BusError, ConsumerOptions, Delivery, Headers, default_streams};
 use posbon_model::EnrichedEvent;
 use posbon_service::{FnCheck, Health};
-use posbon_store::{EventStoreExt, Store};
+use posbon_store::{EventStoreExt, PreparedEvents, Store};
 use posbon_telemetry::{Counter, CounterVec, Gauge, Histogram, Metrics, TelemetryError};
 use serde::Deserialize;
 use tokio::sync::mpsc;
@@ -146,7 +146,8 @@ pub async fn run(
 
 /// The consumer loop alone (the standalone process serves health itself).
 ///
-/// Two stages: this task fetches and decodes a batch while a writer task
+/// Two stages: this task fetches, decodes and prepares a batch (keys and
+/// records built, [`PreparedEvents`]) while a writer task
 /// writes the previous one durably and acknowledges it, with at most one
 /// decoded batch waiting between them. There is one writer, so the id check
 /// and the write of [`EventStoreExt::put_events`] never race with another
@@ -250,7 +251,9 @@ pub async fn consume(
 /// already).
 struct Decoded {
     deliveries: Vec<Delivery>,
-    events: Vec<EnrichedEvent>,
+    /// The events, prepared for the store here rather than by the writer,
+    /// so that the writer's turn is only the id check and the write.
+    events: posbon_store::Result<PreparedEvents>,
     started: Instant,
 }
 
@@ -265,7 +268,11 @@ async fn write_batches(
     let mut backoff = Duration::from_millis(100);
     while let Some(batch) = batches.recv().await {
         let done: Vec<&Delivery> = batch.deliveries.iter().collect();
-        match store.put_events(&batch.events).await {
+        let written = match batch.events {
+            Ok(prepared) => store.put_prepared(prepared).await,
+            Err(e) => Err(e),
+        };
+        match written {
             Ok(summary) => {
                 backoff = Duration::from_millis(100);
                 m.events
@@ -362,7 +369,7 @@ async fn decode_batch(
     };
     Ok(Decoded {
         deliveries,
-        events,
+        events: PreparedEvents::new(&events),
         started,
     })
 }

@@ -434,7 +434,20 @@ impl StreamState {
             messages.get(usize::try_from(index).ok()?)
         };
         let ack_wait = state.options.ack_wait;
-        let mut out = Vec::new();
+        // Room for what can be delivered: the redeliveries due, then new
+        // messages up to the ack-pending limit.
+        let fresh = last_sequence
+            .saturating_add(1)
+            .saturating_sub(state.next_sequence.max(first_sequence));
+        let room = state
+            .options
+            .max_ack_pending
+            .saturating_sub(state.pending.len());
+        let expected = usize::try_from(fresh)
+            .unwrap_or(usize::MAX)
+            .min(room)
+            .saturating_add(state.timers.len().min(64));
+        let mut out = Vec::with_capacity(expected.min(max));
 
         while out.len() < max {
             let Some(&(due, sequence)) = state.timers.first() else {
@@ -605,10 +618,16 @@ impl Consumer for MemoryConsumer {
             .get(&self.consumer.name)
             .ok_or_else(|| consumer_gone(&self.consumer.name))?;
         let start = consumer.next_sequence.max(state.first_sequence);
-        let undelivered = (start..=state.last_sequence)
-            .filter_map(|sequence| state.message(sequence))
-            .filter(|stored| matches_filters(&consumer.filters, &stored.subject))
-            .count() as u64;
+        let undelivered = if consumer.filters.is_empty() {
+            // The stream holds every sequence from `first_sequence` to
+            // `last_sequence`: no need to look at them.
+            state.last_sequence.saturating_add(1).saturating_sub(start)
+        } else {
+            (start..=state.last_sequence)
+                .filter_map(|sequence| state.message(sequence))
+                .filter(|stored| matches_filters(&consumer.filters, &stored.subject))
+                .count() as u64
+        };
         Ok(ConsumerLag {
             undelivered,
             ack_pending: consumer.pending.len() as u64,

@@ -121,7 +121,8 @@ impl EventStore for EmbeddedStore {
             return Ok(());
         }
         self.run(false, move |inner| {
-            let mut batch = inner.db.batch().durability(Some(PersistMode::SyncAll));
+            let mut batch = fjall::OwnedWriteBatch::with_capacity(inner.db.clone(), entries.len())
+                .durability(Some(PersistMode::SyncAll));
             for (key, value) in entries {
                 batch.insert(&inner.keys, key, value);
             }

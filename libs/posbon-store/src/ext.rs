@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeSet, HashSet};
 use std::hash::BuildHasher;
+use std::mem::take;
 use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -296,14 +297,21 @@ pub trait EventStoreExt: EventStore {
 impl<S: EventStore + ?Sized> EventStoreExt for S {}
 
 /// Events made ready for [`EventStoreExt::put_prepared`]: ids checked,
-/// repeats within the batch set aside, keys and records built. Making them
-/// is computation only, so a writer can have the next batch prepared while
-/// it writes the last ([`PreparedEvents::new`]).
+/// repeats within the batch set aside, keys and records built, and the keys
+/// put in order. Making them is computation only, so a writer can have the
+/// next batch prepared while it writes the last ([`PreparedEvents::new`]).
 #[derive(Debug, Default)]
 pub struct PreparedEvents {
     events: Vec<PreparedEvent>,
     /// Events that repeated the id of an earlier one in the batch.
     repeats: usize,
+    /// Positions in `events` in the order of their cell keys, id keys and
+    /// time keys. The batch is written in key order, so
+    /// [`normalize_batch`](crate::normalize_batch) finds nothing to sort in
+    /// the writer's turn.
+    by_cell: Vec<usize>,
+    by_id: Vec<usize>,
+    by_time: Vec<usize>,
 }
 
 #[derive(Debug)]
@@ -341,7 +349,15 @@ impl PreparedEvents {
                 hour: hour_of(at),
             });
         }
+        let order = |key: fn(&PreparedEvent) -> &[u8]| {
+            let mut order: Vec<usize> = (0..prepared.len()).collect();
+            order.sort_unstable_by(|&a, &b| key(&prepared[a]).cmp(key(&prepared[b])));
+            order
+        };
         Ok(Self {
+            by_cell: order(|e| &e.cell_key),
+            by_id: order(|e| &e.id_key),
+            by_time: order(|e| &e.time_key),
             events: prepared,
             repeats,
         })
@@ -368,30 +384,55 @@ async fn put_records<S: EventStore + ?Sized>(
         duplicates: prepared.repeats,
     };
     let id_keys: Vec<Vec<u8>> = prepared.events.iter().map(|e| e.id_key.clone()).collect();
-    let existing = store.get_many(id_keys).await?;
-    let mut batch = Vec::with_capacity(3 * prepared.events.len() + 2);
-    let mut hours = BTreeSet::new();
-    for (event, existing) in prepared.events.into_iter().zip(existing) {
-        if existing.is_some() {
-            summary.duplicates += 1;
-            continue;
-        }
-        batch.push((event.time_key, event.record.clone()));
-        batch.push((event.cell_key.clone(), event.record));
-        batch.push((event.id_key, event.cell_key));
-        hours.insert(event.hour);
-        summary.written += 1;
-    }
+    let fresh: Vec<bool> = store
+        .get_many(id_keys)
+        .await?
+        .iter()
+        .map(Option::is_none)
+        .collect();
+    let (batch, written) = batch_of(prepared, &fresh);
+    summary.written = written;
+    summary.duplicates += fresh.len() - written;
     if !batch.is_empty() {
-        let token = write_token();
-        batch.extend(
-            hours
-                .into_iter()
-                .map(|h| (write_mark_key(h), token.clone())),
-        );
         store.put_batch(batch).await?;
     }
     Ok(summary)
+}
+
+/// The entries that store the events of `prepared` whose id is `fresh`, and
+/// how many events that is: for each event its `e` key (the record), its `i`
+/// key (the `e` key) and its `t` key (the record again), then the write mark
+/// of every hour it touches. The entries come out in key order (all `e`
+/// keys, ordered, then `i`, then `t`, then `w`), so the backend's
+/// [`normalize_batch`](crate::normalize_batch) has nothing to sort.
+fn batch_of(prepared: PreparedEvents, fresh: &[bool]) -> (Vec<KvPair>, usize) {
+    let written = fresh.iter().filter(|f| **f).count();
+    if written == 0 {
+        return (Vec::new(), 0);
+    }
+    let mut events = prepared.events;
+    let mut batch = Vec::with_capacity(3 * written + 2);
+    let mut hours = BTreeSet::new();
+    for &i in prepared.by_cell.iter().filter(|&&i| fresh[i]) {
+        let event = &events[i];
+        batch.push((event.cell_key.clone(), event.record.clone()));
+        hours.insert(event.hour);
+    }
+    for &i in prepared.by_id.iter().filter(|&&i| fresh[i]) {
+        let event = &mut events[i];
+        batch.push((take(&mut event.id_key), take(&mut event.cell_key)));
+    }
+    for &i in prepared.by_time.iter().filter(|&&i| fresh[i]) {
+        let event = &mut events[i];
+        batch.push((take(&mut event.time_key), take(&mut event.record)));
+    }
+    let token = write_token();
+    batch.extend(
+        hours
+            .into_iter()
+            .map(|h| (write_mark_key(h), token.clone())),
+    );
+    (batch, written)
 }
 
 /// A write-mark token no other batch has: the time in nanoseconds, then a
@@ -546,6 +587,54 @@ impl<S: EventStore + ?Sized> CellScan<'_, S> {
 mod tests {
     use super::*;
     use posbon_geo::LatLng;
+
+    #[test]
+    fn a_prepared_batch_is_written_in_key_order() {
+        let events = crate::conformance::scattered_events("order", 500, 0.05, 3);
+        // Ids in reverse, so that no key family comes out ordered by chance.
+        let events: Vec<EnrichedEvent> = events.into_iter().rev().collect();
+        let prepared = PreparedEvents::new(&events).expect("valid ids");
+        let fresh: Vec<bool> = (0..events.len()).map(|i| i % 7 != 3).collect();
+        let (batch, written) = batch_of(prepared, &fresh);
+        assert_eq!(written, fresh.iter().filter(|f| **f).count());
+        assert!(
+            batch.windows(2).all(|pair| pair[0].0 < pair[1].0),
+            "keys strictly increasing"
+        );
+        // Three entries for each event written, then one write mark per hour.
+        let marks = batch
+            .iter()
+            .filter(|(k, _)| k[0] == crate::keys::WRITE_MARK)
+            .count();
+        assert_eq!(batch.len(), 3 * written + marks);
+        assert!(marks > 0);
+        // The same entries as writing each fresh event on its own would give.
+        let mut expected = Vec::new();
+        for (event, fresh) in events.iter().zip(&fresh) {
+            if *fresh {
+                let id = event.event.id();
+                let at = micros(&event.event.occurred_at());
+                let cell_key = event_cell_key(event.cell.get(), at, id);
+                expected.push((cell_key.clone(), encode_event(event)));
+                expected.push((event_id_key(id), cell_key));
+                expected.push((event_time_key(at, id), encode_event(event)));
+            }
+        }
+        expected.sort();
+        let mut got: Vec<KvPair> = batch
+            .into_iter()
+            .filter(|(k, _)| k[0] != crate::keys::WRITE_MARK)
+            .collect();
+        got.sort();
+        assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn a_batch_of_repeats_only_writes_nothing() {
+        let events = crate::conformance::scattered_events("none", 20, 0.05, 1);
+        let prepared = PreparedEvents::new(&events).expect("valid ids");
+        assert_eq!(batch_of(prepared, &[false; 20]), (Vec::new(), 0));
+    }
 
     #[test]
     fn next_cell_is_the_next_valid_index() {

@@ -85,7 +85,39 @@ pub trait EventStoreExt: EventStore {
     /// same rules: an id already stored is a duplicate, the rest is one
     /// atomic, durable write.
     async fn put_prepared(&self, prepared: PreparedEvents) -> Result<PutSummary> {
-        put_records(self, prepared).await
+        self.put_checked(self.check_prepared(prepared).await?).await
+    }
+
+    /// The first half of [`EventStoreExt::put_prepared`]: looks up which
+    /// prepared events have an id not stored yet. A writer can check its next
+    /// batch while the last is being written, provided it then sets aside
+    /// the ids the last one stores ([`CheckedEvents::exclude`]).
+    async fn check_prepared(&self, prepared: PreparedEvents) -> Result<CheckedEvents> {
+        let id_keys: Vec<Vec<u8>> = prepared.events.iter().map(|e| e.id_key.clone()).collect();
+        let fresh = self
+            .get_many(id_keys)
+            .await?
+            .iter()
+            .map(Option::is_none)
+            .collect();
+        Ok(CheckedEvents { prepared, fresh })
+    }
+
+    /// The second half of [`EventStoreExt::put_prepared`]: writes the events
+    /// found new, in one atomic, durable write.
+    async fn put_checked(&self, checked: CheckedEvents) -> Result<PutSummary> {
+        let checked_count = checked.fresh.len();
+        let mut summary = PutSummary {
+            written: 0,
+            duplicates: checked.prepared.repeats,
+        };
+        let (batch, written) = batch_of(checked.prepared, &checked.fresh);
+        summary.written = written;
+        summary.duplicates += checked_count - written;
+        if !batch.is_empty() {
+            self.put_batch(batch).await?;
+        }
+        Ok(summary)
     }
 
     /// The stored event with this id.
@@ -374,30 +406,50 @@ impl PreparedEvents {
     }
 }
 
-/// [`EventStoreExt::put_prepared`].
-async fn put_records<S: EventStore + ?Sized>(
-    store: &S,
+/// Prepared events with their ids looked up in the store
+/// ([`EventStoreExt::check_prepared`]), ready for
+/// [`EventStoreExt::put_checked`].
+#[derive(Debug)]
+pub struct CheckedEvents {
     prepared: PreparedEvents,
-) -> Result<PutSummary> {
-    let mut summary = PutSummary {
-        written: 0,
-        duplicates: prepared.repeats,
-    };
-    let id_keys: Vec<Vec<u8>> = prepared.events.iter().map(|e| e.id_key.clone()).collect();
-    let fresh: Vec<bool> = store
-        .get_many(id_keys)
-        .await?
-        .iter()
-        .map(Option::is_none)
-        .collect();
-    let (batch, written) = batch_of(prepared, &fresh);
-    summary.written = written;
-    summary.duplicates += fresh.len() - written;
-    if !batch.is_empty() {
-        store.put_batch(batch).await?;
-    }
-    Ok(summary)
+    /// For each prepared event: its id was not stored at the check.
+    fresh: Vec<bool>,
 }
+
+impl CheckedEvents {
+    /// The ids of the events this batch will store.
+    pub fn ids(&self) -> BatchIds {
+        BatchIds(
+            self.prepared
+                .events
+                .iter()
+                .zip(&self.fresh)
+                .filter(|(_, fresh)| **fresh)
+                .map(|(event, _)| event.id_key.clone())
+                .collect(),
+        )
+    }
+
+    /// Counts as duplicates the events whose id is in `earlier`: the ids of a
+    /// batch written after this one was checked, whose write the check could
+    /// not see.
+    pub fn exclude(&mut self, earlier: &BatchIds) {
+        for (event, fresh) in self.prepared.events.iter().zip(&mut self.fresh) {
+            if *fresh && earlier.0.contains(&event.id_key) {
+                *fresh = false;
+            }
+        }
+    }
+
+    /// Events the write will store (repeats and stored ids left out).
+    pub fn new_events(&self) -> usize {
+        self.fresh.iter().filter(|f| **f).count()
+    }
+}
+
+/// The ids a checked batch stores ([`CheckedEvents::ids`]).
+#[derive(Debug, Default)]
+pub struct BatchIds(HashSet<Vec<u8>>);
 
 /// The entries that store the events of `prepared` whose id is `fresh`, and
 /// how many events that is: for each event its `e` key (the record), its `i`
@@ -627,6 +679,56 @@ mod tests {
             .collect();
         got.sort();
         assert_eq!(got, expected);
+    }
+
+    /// A batch checked while an earlier one was not written yet keeps the
+    /// earlier one's versions once told its ids: nothing is stored twice
+    /// and the first version wins.
+    #[tokio::test]
+    async fn a_batch_checked_before_the_last_is_written_sets_its_ids_aside() {
+        let store = crate::MemoryStore::new();
+        let cell = LatLng::new(41.31, 69.25)
+            .expect("valid")
+            .to_cell(Resolution::Ten);
+        let at = |minute: i64| {
+            DateTime::<Utc>::from_timestamp(1_780_000_000 + 60 * minute, 0).expect("valid")
+        };
+        let event = |i: usize, minute: i64| {
+            crate::conformance::enriched_in_cell(&format!("ev-{i:02}"), at(minute), cell, None)
+        };
+        let first: Vec<EnrichedEvent> = (0..10).map(|i| event(i, 0)).collect();
+        // Ids 5..10 again with another time, then 10..15.
+        let second: Vec<EnrichedEvent> = (5..15).map(|i| event(i, 30)).collect();
+        let first = store
+            .check_prepared(PreparedEvents::new(&first).expect("ids"))
+            .await
+            .expect("check");
+        let mut second = store
+            .check_prepared(PreparedEvents::new(&second).expect("ids"))
+            .await
+            .expect("check");
+        assert_eq!(
+            second.new_events(),
+            10,
+            "the first batch is not written yet"
+        );
+        second.exclude(&first.ids());
+        assert_eq!(second.new_events(), 5);
+        let summary = store.put_checked(first).await.expect("write");
+        assert_eq!((summary.written, summary.duplicates), (10, 0));
+        let summary = store.put_checked(second).await.expect("write");
+        assert_eq!((summary.written, summary.duplicates), (5, 5));
+        let stored = store.events_in_time(at(-1), at(60)).await.expect("scan");
+        assert_eq!(stored.len(), 15);
+        for event in &stored {
+            let n: usize = event.event.id()[3..].parse().expect("number");
+            let minute = if n < 10 { 0 } else { 30 };
+            assert_eq!(
+                event.event.occurred_at().timestamp(),
+                at(minute).timestamp(),
+                "{n}"
+            );
+        }
     }
 
     #[test]

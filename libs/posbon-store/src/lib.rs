@@ -121,7 +121,7 @@ pub use copy::{CopyOptions, CopyProgress, CopySummary, copy, copy_with};
 pub use embedded::{EmbeddedStore, INLINE_RECORDS};
 pub use error::{Result, StoreError, StoreErrorKind};
 pub use escalations::{EscalationStoreExt, SourcePrecision};
-pub use ext::{DEFAULT_PAGE, EventStoreExt, PreparedEvents, PutSummary};
+pub use ext::{BatchIds, CheckedEvents, DEFAULT_PAGE, EventStoreExt, PreparedEvents, PutSummary};
 pub use keys::checkpoint_key;
 pub use memory::MemoryStore;
 pub use reports::ReportStoreExt;

@@ -1,9 +1,9 @@
 //! Posbon indexer: a durable consumer of the EVENTS stream that stores every
 //! event by H3 cell.
 //!
-//! Each fetched batch is decoded and written with
-//! [`posbon_store::EventStoreExt::put_events`] in one atomic, durable write;
-//! only then are its messages acknowledged. A crash at any point loses nothing
+//! Each fetched batch is decoded and written in one atomic, durable write
+//! (the two halves of [`posbon_store::EventStoreExt::put_prepared`]: the id
+//! check, then the write); only then are its messages acknowledged. A crash at any point loses nothing
 //! (unacknowledged messages are redelivered) and duplicates nothing (the store
 //! keeps an id index, so a redelivered event is counted as a duplicate, not
 //! written twice). A message that is not an enriched event can never succeed:
@@ -22,7 +22,9 @@ use posbon_bus::subjects::{EVENTS_STREAM, dlq_subject};
 use posbon_bus::{Bus, BusError, ConsumerOptions, Delivery, Headers, default_streams};
 use posbon_model::EnrichedEvent;
 use posbon_service::{FnCheck, Health};
-use posbon_store::{EventStoreExt, PreparedEvents, Store};
+use posbon_store::{
+    BatchIds, EventStoreExt, PreparedEvents, PutSummary, Store, StoreError, StoreErrorKind,
+};
 use posbon_telemetry::{Counter, CounterVec, Gauge, Histogram, Metrics, TelemetryError};
 use serde::Deserialize;
 use tokio::sync::mpsc;
@@ -148,10 +150,10 @@ pub async fn run(
 ///
 /// Two stages: this task fetches, decodes and prepares a batch (keys and
 /// records built, [`PreparedEvents`]) while a writer task
-/// writes the previous one durably and acknowledges it, with at most one
-/// decoded batch waiting between them. There is one writer, so the id check
-/// and the write of [`EventStoreExt::put_events`] never race with another
-/// batch of this indexer.
+/// writes the previous ones durably and acknowledges them, with at most one
+/// decoded batch waiting between them. There is one writer: it checks the
+/// ids of a batch while the one before is being written, and sets aside the
+/// ids that one stores, so no id is stored twice by this indexer.
 pub async fn consume(
     config: &IndexerConfig,
     bus: Arc<dyn Bus>,
@@ -259,6 +261,13 @@ struct Decoded {
 
 /// The writer stage: writes each batch durably, then acknowledges it; a
 /// batch the store refuses is offered again (nak) after a growing pause.
+///
+/// Two batches overlap: while one is written (a task of its own), the
+/// writer looks up the ids of the next in the store and, once that one's
+/// write has started, acknowledges the last. The lookup cannot see the ids
+/// the batch being written stores, so those are set aside as duplicates
+/// ([`posbon_store::CheckedEvents::exclude`]): if that write fails, its
+/// batch is redelivered and its version still wins.
 async fn write_batches(
     mut batches: mpsc::Receiver<Decoded>,
     store: Store,
@@ -266,30 +275,133 @@ async fn write_batches(
     shutdown: CancellationToken,
 ) {
     let mut backoff = Duration::from_millis(100);
-    while let Some(batch) = batches.recv().await {
-        let done: Vec<&Delivery> = batch.deliveries.iter().collect();
-        let written = match batch.events {
-            Ok(prepared) => store.put_prepared(prepared).await,
+    let mut writing: Option<Writing> = None;
+    loop {
+        // The next batch, or, when the write in hand ends first, its acks.
+        let batch = match writing.as_mut() {
+            Some(last) => tokio::select! {
+                biased;
+                batch = batches.recv() => batch,
+                written = &mut last.write => {
+                    let last = writing.take().expect("a write in hand");
+                    settle(joined(written), &last.deliveries, last.started, &m, &shutdown, &mut backoff).await;
+                    continue;
+                }
+            },
+            None => batches.recv().await,
+        };
+        let Some(batch) = batch else { break };
+        let checked = match batch.events {
+            Ok(prepared) => store.check_prepared(prepared).await,
             Err(e) => Err(e),
         };
-        match written {
-            Ok(summary) => {
-                backoff = Duration::from_millis(100);
-                m.events
-                    .with_labels(&["written"])
-                    .inc_by(summary.written as u64);
-                m.events
-                    .with_labels(&["duplicate"])
-                    .inc_by(summary.duplicates as u64);
-                acknowledge(&done, Ack::Ack).await;
-                m.batches.inc();
-                m.batch_seconds.observe_duration(batch.started.elapsed());
-            }
+        let mut checked = match checked {
+            Ok(checked) => checked,
             Err(e) => {
-                tracing::warn!(error = %e, events = done.len(), "store write failed, batch offered again");
-                acknowledge(&done, Ack::Nak(backoff)).await;
-                sleep_or_stop(&shutdown, &mut backoff).await;
+                if let Some(last) = writing.take() {
+                    finish(last, &m, &shutdown, &mut backoff).await;
+                }
+                settle(
+                    Err(e),
+                    &batch.deliveries,
+                    batch.started,
+                    &m,
+                    &shutdown,
+                    &mut backoff,
+                )
+                .await;
+                continue;
             }
+        };
+        if let Some(last) = &writing {
+            checked.exclude(&last.ids);
+        }
+        let next = Writing {
+            ids: checked.ids(),
+            write: tokio::spawn({
+                let store = Arc::clone(&store);
+                async move { store.put_checked(checked).await }
+            }),
+            deliveries: batch.deliveries,
+            started: batch.started,
+        };
+        if let Some(last) = writing.replace(next) {
+            finish(last, &m, &shutdown, &mut backoff).await;
+        }
+    }
+    if let Some(last) = writing.take() {
+        finish(last, &m, &shutdown, &mut backoff).await;
+    }
+}
+
+/// A batch whose write has started.
+struct Writing {
+    write: tokio::task::JoinHandle<posbon_store::Result<PutSummary>>,
+    /// The ids the write stores.
+    ids: BatchIds,
+    deliveries: Vec<Delivery>,
+    started: Instant,
+}
+
+/// Waits for a batch's write, then settles its deliveries.
+async fn finish(
+    batch: Writing,
+    m: &IndexerMetrics,
+    shutdown: &CancellationToken,
+    backoff: &mut Duration,
+) {
+    let written = joined(batch.write.await);
+    settle(
+        written,
+        &batch.deliveries,
+        batch.started,
+        m,
+        shutdown,
+        backoff,
+    )
+    .await;
+}
+
+/// The outcome of a write task.
+fn joined(
+    result: Result<posbon_store::Result<PutSummary>, tokio::task::JoinError>,
+) -> posbon_store::Result<PutSummary> {
+    result.unwrap_or_else(|_| {
+        Err(StoreError::new(
+            StoreErrorKind::Fatal,
+            "the store write task panicked",
+        ))
+    })
+}
+
+/// Acknowledges the deliveries of a written batch, or offers them again
+/// after a growing pause when it was not written.
+async fn settle(
+    written: posbon_store::Result<PutSummary>,
+    deliveries: &[Delivery],
+    started: Instant,
+    m: &IndexerMetrics,
+    shutdown: &CancellationToken,
+    backoff: &mut Duration,
+) {
+    let done: Vec<&Delivery> = deliveries.iter().collect();
+    match written {
+        Ok(summary) => {
+            *backoff = Duration::from_millis(100);
+            m.events
+                .with_labels(&["written"])
+                .inc_by(summary.written as u64);
+            m.events
+                .with_labels(&["duplicate"])
+                .inc_by(summary.duplicates as u64);
+            acknowledge(&done, Ack::Ack).await;
+            m.batches.inc();
+            m.batch_seconds.observe_duration(started.elapsed());
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, events = done.len(), "store write failed, batch offered again");
+            acknowledge(&done, Ack::Nak(*backoff)).await;
+            sleep_or_stop(shutdown, backoff).await;
         }
     }
 }

@@ -21,8 +21,9 @@
 //! running service has long since paid for.
 //!
 //! Knobs: `POSBON_BENCH_PIPELINE=memory` runs only the in-memory pipeline,
-//! `POSBON_BENCH_PIPELINE_PASSES=n` runs it n times, `POSBON_BENCH_INDEXER_BATCH=n`
-//! sets the indexer's batch, and `POSBON_BENCH_PIPELINE_STAGES=1` prints when
+//! `POSBON_BENCH_PIPELINE_PASSES=n` runs it n times, `POSBON_BENCH_INGEST_BATCH=n`
+//! and `POSBON_BENCH_INDEXER_BATCH=n` set the batches of ingest and the
+//! indexer (their configurations' defaults otherwise), and `POSBON_BENCH_PIPELINE_STAGES=1` prints when
 //! each stage finished (the last publish, ingest's last ack, the indexer's
 //! last ack) and the indexer's batch count and time.
 
@@ -132,6 +133,10 @@ async fn pipeline(buses: Buses, registry: Arc<Registry>, payloads: &[Bytes]) -> 
     {
         indexer_config.fetch_batch = batch;
     }
+    let ingest_batch = std::env::var("POSBON_BENCH_INGEST_BATCH")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(ingest_config.fetch_batch);
     let ingest = posbon_ingest::build(
         &ingest_config,
         buses.ingest.clone(),
@@ -146,8 +151,8 @@ async fn pipeline(buses: Buses, registry: Arc<Registry>, payloads: &[Bytes]) -> 
             posbon_ingest::consumer::run(
                 ingest,
                 posbon_ingest::consumer::ConsumerSettings {
-                    fetch_batch: 2000,
-                    ack_wait: Duration::from_secs(30),
+                    fetch_batch: ingest_batch,
+                    ack_wait: Duration::from_secs(ingest_config.ack_wait_secs),
                 },
                 &Metrics::new(),
                 shutdown,

@@ -173,6 +173,7 @@ macro_rules! bus_conformance_names {
             test_duplicate_msg_id,
             test_wildcard_capture,
             test_consumer_in_order,
+            test_fetch_bounded,
             test_fetch_returns_early,
             test_ack_removes,
             test_redelivery_after_ack_wait,
@@ -325,6 +326,47 @@ pub async fn test_consumer_in_order(bus: &dyn Bus) {
         assert_eq!(delivery.subject, f.subject(&format!("s{}", i % 3)));
     }
     expect_nothing(&*c, Duration::from_millis(200), "everything was acked").await;
+}
+
+/// A fetch bounded in bytes ends before the message that would take it past the bound,
+/// still delivers a message larger than the bound (alone), and loses nothing.
+pub async fn test_fetch_bounded(bus: &dyn Bus) {
+    let f = fixture(bus, "bounded").await;
+    // 300 KiB each: three fit in 1 MiB with their subjects, a fourth does not.
+    let filler = "x".repeat(300 << 10);
+    for i in 0..10 {
+        publish(bus, &f.subject("a"), &format!("{i:02}{filler}")).await;
+    }
+    let c = consumer(bus, &f, "bounded", vec![], options(Duration::from_secs(30))).await;
+    let mut all = Vec::new();
+    while all.len() < 10 {
+        let batch = c
+            .fetch_bounded(100, 1 << 20, Duration::from_secs(2))
+            .await
+            .expect("fetch");
+        assert!(
+            !batch.is_empty(),
+            "fetch returned nothing after {}",
+            all.len()
+        );
+        assert!(
+            batch.len() <= 3,
+            "{} messages of 300 KiB in a batch bounded to 1 MiB",
+            batch.len()
+        );
+        ack_all(&batch).await;
+        all.extend(batch);
+    }
+    let firsts: Vec<String> = payloads(&all).iter().map(|p| p[..2].to_owned()).collect();
+    let expected: Vec<String> = (0..10).map(|i| format!("{i:02}")).collect();
+    assert_eq!(firsts, expected, "every message once, in order");
+    publish(bus, &f.subject("a"), &filler).await;
+    let one = c
+        .fetch_bounded(100, 10, Duration::from_secs(2))
+        .await
+        .expect("fetch");
+    assert_eq!(one.len(), 1, "a message larger than the bound comes alone");
+    ack_all(&one).await;
 }
 
 /// A fetch returns as soon as messages are available rather than waiting for `max` or

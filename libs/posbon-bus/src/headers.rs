@@ -162,6 +162,14 @@ impl Headers {
         self.pairs.len()
     }
 
+    /// Bytes the pairs take on the wire, about: each name and value with its
+    /// `: ` and line end.
+    pub fn wire_size(&self) -> usize {
+        self.iter()
+            .map(|(name, value)| name.len() + value.len() + 4)
+            .sum()
+    }
+
     /// Whether there are no pairs.
     pub fn is_empty(&self) -> bool {
         self.pairs.is_empty()

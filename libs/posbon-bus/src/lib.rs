@@ -149,7 +149,22 @@ pub trait Consumer: Send + Sync + fmt::Debug {
     /// Waits up to `expires` for messages and returns as soon as some are available, at
     /// most `max`; an empty vector when none arrived in time. Each delivery must be
     /// acknowledged ([`Delivery::ack`]) or it is redelivered after the ack wait.
-    async fn fetch(&self, max: usize, expires: Duration) -> BusResult<Vec<Delivery>>;
+    async fn fetch(&self, max: usize, expires: Duration) -> BusResult<Vec<Delivery>> {
+        self.fetch_bounded(max, usize::MAX, expires).await
+    }
+
+    /// [`Consumer::fetch`] with the batch's size bounded in bytes as well: it ends before a
+    /// message that would take it past `max_bytes` (subjects, headers and payloads), which
+    /// bounds the memory a batch holds whatever the messages' sizes. A single message larger
+    /// than `max_bytes` still comes alone: on NATS the bound is raised to the server's
+    /// `max_payload` plus room for the subject, so no message ever waits for a batch it
+    /// cannot fit in.
+    async fn fetch_bounded(
+        &self,
+        max: usize,
+        max_bytes: usize,
+        expires: Duration,
+    ) -> BusResult<Vec<Delivery>>;
 
     /// How far behind the consumer is, for metrics.
     async fn pending(&self) -> BusResult<ConsumerLag>;
@@ -344,6 +359,12 @@ pub(crate) enum Acker {
 }
 
 impl Delivery {
+    /// The message's size as a bounded fetch counts it: subject, headers and
+    /// payload ([`Consumer::fetch_bounded`]).
+    pub fn size(&self) -> usize {
+        self.subject.len() + self.headers.wire_size() + self.payload.len()
+    }
+
     /// Acknowledges the message: it is done and will not be delivered again to this consumer.
     pub async fn ack(&self) -> BusResult<()> {
         self.respond(AckReply::Ack).await

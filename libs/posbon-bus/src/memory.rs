@@ -172,7 +172,7 @@ impl MemoryBus {
     fn check_message(&self, subject: &str, headers: &Headers, payload: &Bytes) -> BusResult<()> {
         validate_subject(subject)?;
         headers.validate()?;
-        let size = payload.len() + headers_size(headers);
+        let size = payload.len() + headers.wire_size();
         if size > self.inner.options.max_payload {
             return Err(BusError::new(
                 BusErrorKind::PayloadTooLarge,
@@ -289,13 +289,6 @@ impl MemoryBus {
     }
 }
 
-fn headers_size(headers: &Headers) -> usize {
-    headers
-        .iter()
-        .map(|(name, value)| name.len() + value.len() + 4)
-        .sum()
-}
-
 impl StreamState {
     fn new(config: StreamConfig) -> Self {
         Self {
@@ -333,7 +326,7 @@ impl StreamState {
         if self.messages.is_empty() {
             self.first_sequence = sequence;
         }
-        let size = (subject.len() + headers_size(&headers) + payload.len()) as u64;
+        let size = (subject.len() + headers.wire_size() + payload.len()) as u64;
         self.bytes += size;
         let msg_id: Option<Arc<str>> = headers.msg_id().map(Arc::from);
         self.messages.push_back(Stored {
@@ -415,6 +408,7 @@ impl StreamState {
         &mut self,
         consumer: &str,
         max: usize,
+        max_bytes: usize,
         acker: &Arc<ConsumerRef>,
     ) -> BusResult<(Vec<Delivery>, Option<Instant>)> {
         let now = Instant::now();
@@ -448,12 +442,21 @@ impl StreamState {
             .min(room)
             .saturating_add(state.timers.len().min(64));
         let mut out = Vec::with_capacity(expected.min(max));
+        // Bytes taken so far; a message that would pass `max_bytes` ends the
+        // batch unless it is the first.
+        let mut bytes = 0u64;
+        let fits = |bytes: u64, stored: &Stored, taken: usize| {
+            taken == 0 || bytes.saturating_add(stored.size) <= max_bytes as u64
+        };
 
         while out.len() < max {
             let Some(&(due, sequence)) = state.timers.first() else {
                 break;
             };
             if due > now {
+                break;
+            }
+            if message(sequence).is_some_and(|stored| !fits(bytes, stored, out.len())) {
                 break;
             }
             state.timers.pop_first();
@@ -476,6 +479,7 @@ impl StreamState {
             entry.0 += 1;
             entry.1 = later(now, ack_wait);
             state.timers.insert((entry.1, sequence));
+            bytes = bytes.saturating_add(stored.size);
             out.push(delivery(stored, sequence, entry.0, acker));
         }
 
@@ -487,13 +491,19 @@ impl StreamState {
             && state.next_sequence <= last_sequence
         {
             let sequence = state.next_sequence;
-            state.next_sequence += 1;
             let Some(stored) = message(sequence) else {
+                state.next_sequence += 1;
                 continue;
             };
             if !matches_filters(&state.filters, &stored.subject) {
+                state.next_sequence += 1;
                 continue;
             }
+            if !fits(bytes, stored, out.len()) {
+                break;
+            }
+            state.next_sequence += 1;
+            bytes = bytes.saturating_add(stored.size);
             let due = later(now, ack_wait);
             state.pending.insert(sequence, (1, due));
             state.timers.insert((due, sequence));
@@ -583,7 +593,12 @@ struct MemoryConsumer {
 
 #[async_trait]
 impl Consumer for MemoryConsumer {
-    async fn fetch(&self, max: usize, expires: Duration) -> BusResult<Vec<Delivery>> {
+    async fn fetch_bounded(
+        &self,
+        max: usize,
+        max_bytes: usize,
+        expires: Duration,
+    ) -> BusResult<Vec<Delivery>> {
         if max == 0 {
             return Ok(Vec::new());
         }
@@ -594,7 +609,7 @@ impl Consumer for MemoryConsumer {
             tokio::pin!(changed);
             changed.as_mut().enable();
             let (deliveries, next_due) =
-                lock(&stream.state).take(&self.consumer.name, max, &self.consumer)?;
+                lock(&stream.state).take(&self.consumer.name, max, max_bytes, &self.consumer)?;
             if !deliveries.is_empty() {
                 return Ok(deliveries);
             }

@@ -344,6 +344,10 @@ fn consumer_error(stream: &str, durable: &str, err: &jetstream::stream::Consumer
     )
 }
 
+/// Room for a message's subject and reply subject beyond its headers and payload in
+/// the server's count of a batch's bytes.
+const MESSAGE_OVERHEAD: usize = 4096;
+
 /// What a NATS delivery needs to be acknowledged: the connection (shared by all deliveries
 /// of a consumer) and the message's reply subject.
 pub(crate) struct NatsAck {
@@ -412,12 +416,29 @@ impl NatsConsumer {
 
 #[async_trait]
 impl Consumer for NatsConsumer {
-    async fn fetch(&self, max: usize, expires: Duration) -> BusResult<Vec<Delivery>> {
+    async fn fetch_bounded(
+        &self,
+        max: usize,
+        max_bytes: usize,
+        expires: Duration,
+    ) -> BusResult<Vec<Delivery>> {
         use jetstream::consumer::pull::BatchErrorKind as K;
         if max == 0 {
             return Ok(Vec::new());
         }
         let mut request = self.consumer.fetch().max_messages(max);
+        if max_bytes != usize::MAX {
+            // The server answers a request whose bound is smaller than its next message
+            // with an error status and keeps the message back: the bound never goes
+            // below the largest message the server accepts (with room for the subject
+            // and the reply).
+            let largest = self
+                .client
+                .server_info()
+                .max_payload
+                .saturating_add(MESSAGE_OVERHEAD);
+            request = request.max_bytes(max_bytes.max(largest));
+        }
         // With `expires` the server waits for the first message and returns as soon as
         // any are available; without, it answers at once.
         if expires >= Duration::from_millis(1) {

@@ -152,6 +152,7 @@ async fn pipeline(buses: Buses, registry: Arc<Registry>, payloads: &[Bytes]) -> 
                 ingest,
                 posbon_ingest::consumer::ConsumerSettings {
                     fetch_batch: ingest_batch,
+                    fetch_max_bytes: ingest_config.fetch_max_bytes,
                     ack_wait: Duration::from_secs(ingest_config.ack_wait_secs),
                 },
                 &Metrics::new(),

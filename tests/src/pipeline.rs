@@ -412,6 +412,7 @@ pub async fn run_pipeline(chaos: Chaos, backend: Backend) {
                 ingest,
                 posbon_ingest::consumer::ConsumerSettings {
                     fetch_batch: 256,
+                    fetch_max_bytes: 16 << 20,
                     ack_wait: ingest_ack_wait,
                 },
                 &Metrics::new(),

@@ -41,6 +41,12 @@ pub struct IngestConfig {
     pub pseudonym_key: String,
     /// Messages fetched from INGEST per batch.
     pub fetch_batch: usize,
+    /// Bytes (subjects, headers, payloads) fetched from INGEST per batch, at
+    /// most: with [`IngestConfig::fetch_batch`], this bounds what a batch
+    /// holds in memory whatever the messages' sizes (a message larger than
+    /// the bound still comes, alone).
+    #[serde(default = "default_fetch_max_bytes")]
+    pub fetch_max_bytes: usize,
     /// Seconds JetStream waits for an ack before redelivering an INGEST message.
     pub ack_wait_secs: u64,
     /// How events are encoded on EVENTS: `compact` (binary, a third of the
@@ -48,4 +54,10 @@ pub struct IngestConfig {
     /// that read JSON). Posbon's consumers read both.
     #[serde(default)]
     pub events_encoding: posbon_model::EventEncoding,
+}
+
+/// 16 MiB: about 40,000 typical events, or 16 of the largest messages
+/// nats-server accepts by default.
+fn default_fetch_max_bytes() -> usize {
+    16 << 20
 }

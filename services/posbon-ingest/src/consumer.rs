@@ -25,6 +25,9 @@ pub const DURABLE: &str = "ingest";
 pub struct ConsumerSettings {
     /// Messages per fetch.
     pub fetch_batch: usize,
+    /// Bytes per fetched batch, at most (see
+    /// [`IngestConfig::fetch_max_bytes`](crate::IngestConfig::fetch_max_bytes)).
+    pub fetch_max_bytes: usize,
     /// Redelivery after this long without an ack.
     pub ack_wait: Duration,
 }
@@ -64,7 +67,11 @@ pub async fn run(
     loop {
         let fetched = tokio::select! {
             _ = shutdown.cancelled() => break,
-            fetched = consumer.fetch(settings.fetch_batch, Duration::from_secs(1)) => fetched,
+            fetched = consumer.fetch_bounded(
+                settings.fetch_batch,
+                settings.fetch_max_bytes,
+                Duration::from_secs(1),
+            ) => fetched,
         };
         let deliveries = match fetched {
             Ok(d) => {
@@ -88,17 +95,25 @@ pub async fn run(
         // Linger a little to fill the batch: one pipelined publish per full
         // batch instead of one per trickle.
         let mut deliveries = deliveries;
+        let mut bytes: usize = deliveries.iter().map(Delivery::size).sum();
         let linger = tokio::time::Instant::now() + LINGER;
-        while deliveries.len() < settings.fetch_batch {
+        while deliveries.len() < settings.fetch_batch && bytes < settings.fetch_max_bytes {
             let left = linger.saturating_duration_since(tokio::time::Instant::now());
             if left.is_zero() {
                 break;
             }
             match consumer
-                .fetch(settings.fetch_batch - deliveries.len(), left)
+                .fetch_bounded(
+                    settings.fetch_batch - deliveries.len(),
+                    settings.fetch_max_bytes - bytes,
+                    left,
+                )
                 .await
             {
-                Ok(more) if !more.is_empty() => deliveries.extend(more),
+                Ok(more) if !more.is_empty() => {
+                    bytes += more.iter().map(Delivery::size).sum::<usize>();
+                    deliveries.extend(more);
+                }
                 _ => break,
             }
         }

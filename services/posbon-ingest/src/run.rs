@@ -68,6 +68,7 @@ pub async fn run(
     });
     let settings = ConsumerSettings {
         fetch_batch: config.fetch_batch,
+        fetch_max_bytes: config.fetch_max_bytes,
         ack_wait: Duration::from_secs(config.ack_wait_secs),
     };
     let consumed = consumer::run(ingest, settings, &metrics, shutdown.clone()).await;

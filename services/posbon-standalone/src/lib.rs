@@ -271,6 +271,7 @@ pub async fn run(
     tasks.spawn({
         let settings = posbon_ingest::consumer::ConsumerSettings {
             fetch_batch: config.ingest.fetch_batch,
+            fetch_max_bytes: config.ingest.fetch_max_bytes,
             ack_wait: Duration::from_secs(config.ingest.ack_wait_secs),
         };
         let (metrics, token) = (metrics.clone(), input.clone());

@@ -152,8 +152,7 @@ async fn pipeline(buses: Buses, registry: Arc<Registry>, payloads: &[Bytes]) -> 
                 ingest,
                 posbon_ingest::consumer::ConsumerSettings {
                     fetch_batch: ingest_batch,
-                    fetch_max_bytes: ingest_config.fetch_max_bytes,
-                    ack_wait: Duration::from_secs(ingest_config.ack_wait_secs),
+                    ..posbon_ingest::consumer::ConsumerSettings::from(&ingest_config)
                 },
                 &Metrics::new(),
                 shutdown,
@@ -200,11 +199,7 @@ async fn pipeline(buses: Buses, registry: Arc<Registry>, payloads: &[Bytes]) -> 
             EVENTS_STREAM,
             posbon_indexer::DURABLE,
             Vec::new(),
-            ConsumerOptions {
-                ack_wait: Duration::from_secs(indexer_config.ack_wait_secs),
-                max_ack_pending: indexer_config.fetch_batch.saturating_mul(4).max(1000),
-                ..ConsumerOptions::default()
-            },
+            indexer_config.consumer_options(),
         )
         .await
         .expect("consumer");

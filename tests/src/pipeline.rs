@@ -275,17 +275,14 @@ async fn wait_until_drained(bus: &Arc<dyn Bus>, ingest_ack_wait: Duration) {
             EVENTS_STREAM,
             posbon_indexer::DURABLE,
             Vec::new(),
-            ConsumerOptions {
-                ack_wait: Duration::from_secs(INDEXER_ACK_WAIT_SECS),
-                // As the indexer binds it, so that reading the lag changes nothing.
-                max_ack_pending: posbon_indexer::serve::load_config(None)
+            // As the indexer binds it, so that reading the lag changes nothing.
+            posbon_indexer::IndexerConfig {
+                ack_wait_secs: INDEXER_ACK_WAIT_SECS,
+                ..posbon_indexer::serve::load_config(None)
                     .expect("indexer defaults")
                     .indexer
-                    .fetch_batch
-                    .saturating_mul(4)
-                    .max(1000),
-                ..ConsumerOptions::default()
-            },
+            }
+            .consumer_options(),
         )
         .await
         .expect("indexer consumer");

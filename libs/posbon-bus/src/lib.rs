@@ -358,11 +358,17 @@ pub(crate) enum Acker {
     Memory(memory::AckRef),
 }
 
+/// A message's size as streams and bounded fetches count it: subject,
+/// headers and payload.
+pub(crate) fn message_size(subject: &str, headers: &Headers, payload: &[u8]) -> usize {
+    subject.len() + headers.wire_size() + payload.len()
+}
+
 impl Delivery {
     /// The message's size as a bounded fetch counts it: subject, headers and
     /// payload ([`Consumer::fetch_bounded`]).
     pub fn size(&self) -> usize {
-        self.subject.len() + self.headers.wire_size() + self.payload.len()
+        message_size(&self.subject, &self.headers, &self.payload)
     }
 
     /// Acknowledges the message: it is done and will not be delivered again to this consumer.

@@ -326,7 +326,7 @@ impl StreamState {
         if self.messages.is_empty() {
             self.first_sequence = sequence;
         }
-        let size = (subject.len() + headers.wire_size() + payload.len()) as u64;
+        let size = crate::message_size(subject, &headers, &payload) as u64;
         self.bytes += size;
         let msg_id: Option<Arc<str>> = headers.msg_id().map(Arc::from);
         self.messages.push_back(Stored {
@@ -456,11 +456,12 @@ impl StreamState {
             if due > now {
                 break;
             }
-            if message(sequence).is_some_and(|stored| !fits(bytes, stored, out.len())) {
+            let stored = message(sequence);
+            if stored.is_some_and(|stored| !fits(bytes, stored, out.len())) {
                 break;
             }
             state.timers.pop_first();
-            let Some(stored) = message(sequence) else {
+            let Some(stored) = stored else {
                 // Removed by a stream limit.
                 state.pending.remove(&sequence);
                 continue;

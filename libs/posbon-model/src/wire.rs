@@ -73,9 +73,7 @@ impl EnrichedEvent {
                 Ok(event)
             }
             None => serde_json::from_slice(payload).map_err(|e| format!("invalid event JSON: {e}")),
-            Some(_) if is(JSON_CONTENT_TYPE) => {
-                serde_json::from_slice(payload).map_err(|e| format!("invalid event JSON: {e}"))
-            }
+            Some(_) if is(JSON_CONTENT_TYPE) => Self::from_message(None, payload),
             Some(other) => Err(format!(
                 "unsupported Content-Type {other:?}: expected {COMPACT_CONTENT_TYPE} or {JSON_CONTENT_TYPE}"
             )),

@@ -106,18 +106,15 @@ pub trait EventStoreExt: EventStore {
     /// The second half of [`EventStoreExt::put_prepared`]: writes the events
     /// found new, in one atomic, durable write.
     async fn put_checked(&self, checked: CheckedEvents) -> Result<PutSummary> {
-        let checked_count = checked.fresh.len();
-        let mut summary = PutSummary {
-            written: 0,
-            duplicates: checked.prepared.repeats,
-        };
+        let (checked_count, repeats) = (checked.fresh.len(), checked.prepared.repeats);
         let (batch, written) = batch_of(checked.prepared, &checked.fresh);
-        summary.written = written;
-        summary.duplicates += checked_count - written;
         if !batch.is_empty() {
             self.put_batch(batch).await?;
         }
-        Ok(summary)
+        Ok(PutSummary {
+            written,
+            duplicates: repeats + checked_count - written,
+        })
     }
 
     /// The stored event with this id.

@@ -68,6 +68,18 @@ pub struct IndexerConfig {
     pub ack_wait_secs: u64,
 }
 
+impl IndexerConfig {
+    /// The options the indexer binds its durable consumer with (anything
+    /// else binding it, e.g. to read its lag, must use the same ones).
+    pub fn consumer_options(&self) -> ConsumerOptions {
+        ConsumerOptions {
+            ack_wait: Duration::from_secs(self.ack_wait_secs),
+            max_ack_pending: self.fetch_batch.saturating_mul(4).max(1000),
+            ..ConsumerOptions::default()
+        }
+    }
+}
+
 /// Where events are stored: the `[store]` section every service shares
 /// (the embedded store in `path`, or a TiKV cluster under `[store.tikv]`).
 pub use posbon_store::StoreConfig;
@@ -167,11 +179,7 @@ pub async fn consume(
             EVENTS_STREAM,
             DURABLE,
             Vec::new(),
-            ConsumerOptions {
-                ack_wait: Duration::from_secs(config.ack_wait_secs),
-                max_ack_pending: config.fetch_batch.saturating_mul(4).max(1000),
-                ..ConsumerOptions::default()
-            },
+            config.consumer_options(),
         )
         .await?;
     let (batches_tx, batches_rx) = mpsc::channel::<Decoded>(1);

@@ -32,6 +32,16 @@ pub struct ConsumerSettings {
     pub ack_wait: Duration,
 }
 
+impl From<&crate::IngestConfig> for ConsumerSettings {
+    fn from(config: &crate::IngestConfig) -> Self {
+        Self {
+            fetch_batch: config.fetch_batch,
+            fetch_max_bytes: config.fetch_max_bytes,
+            ack_wait: Duration::from_secs(config.ack_wait_secs),
+        }
+    }
+}
+
 /// Consumes INGEST until `shutdown`: each fetched batch is judged and published,
 /// then each message is acknowledged, or offered again when the bus did not take
 /// all it produced. Up to [`IN_FLIGHT`] batches are handled at once (ids make

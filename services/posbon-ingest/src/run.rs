@@ -1,7 +1,6 @@
 //! Running the ingest service: streams, consumer, HTTP server.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use posbon_bus::{Bus, default_streams};
@@ -66,11 +65,7 @@ pub async fn run(
             .with_graceful_shutdown(async move { server_shutdown.cancelled().await })
             .await
     });
-    let settings = ConsumerSettings {
-        fetch_batch: config.fetch_batch,
-        fetch_max_bytes: config.fetch_max_bytes,
-        ack_wait: Duration::from_secs(config.ack_wait_secs),
-    };
+    let settings = ConsumerSettings::from(&config);
     let consumed = consumer::run(ingest, settings, &metrics, shutdown.clone()).await;
     shutdown.cancel();
     server.await??;

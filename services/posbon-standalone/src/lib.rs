@@ -269,11 +269,7 @@ pub async fn run(
     });
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn({
-        let settings = posbon_ingest::consumer::ConsumerSettings {
-            fetch_batch: config.ingest.fetch_batch,
-            fetch_max_bytes: config.ingest.fetch_max_bytes,
-            ack_wait: Duration::from_secs(config.ingest.ack_wait_secs),
-        };
+        let settings = posbon_ingest::consumer::ConsumerSettings::from(&config.ingest);
         let (metrics, token) = (metrics.clone(), input.clone());
         let ingest = ingest.clone();
         async move {

@@ -61,6 +61,40 @@ pub fn decode_event(bytes: &[u8]) -> Result<EnrichedEvent> {
     }
 }
 
+/// Version byte of the JSON documents written through [`encode_json`].
+pub const JSON_V1: u8 = 1;
+
+/// Encodes a JSON document record (escalation records, identities, audit
+/// records): [`JSON_V1`], then the JSON. `what` names it in the error.
+pub fn encode_json<T: serde::Serialize>(what: &str, value: &T) -> Result<Vec<u8>> {
+    let mut out = vec![JSON_V1];
+    serde_json::to_writer(&mut out, value).map_err(|e| {
+        StoreError::with_source(
+            crate::StoreErrorKind::InvalidRequest,
+            format!("cannot encode {what}"),
+            e,
+        )
+    })?;
+    Ok(out)
+}
+
+/// Decodes what [`encode_json`] wrote.
+pub fn decode_json<T: serde::de::DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T> {
+    match bytes.split_first() {
+        Some((&JSON_V1, json)) => serde_json::from_slice(json).map_err(|e| {
+            StoreError::with_source(
+                crate::StoreErrorKind::Corrupt,
+                format!("cannot decode {what}"),
+                e,
+            )
+        }),
+        Some((version, _)) => Err(StoreError::corrupt(format!(
+            "unknown {what} version {version}"
+        ))),
+        None => Err(StoreError::corrupt(format!("empty {what}"))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

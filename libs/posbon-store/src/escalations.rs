@@ -13,10 +13,10 @@ use async_trait::async_trait;
 use futures::stream::BoxStream;
 use futures::{StreamExt as _, TryStreamExt as _};
 use posbon_model::EscalationRecord;
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Result, StoreError, StoreErrorKind};
+use crate::codec::{decode_json, encode_json};
+use crate::error::Result;
 use crate::keys::{ESCALATION, prefix_range};
 use crate::{DEFAULT_PAGE, EventStore, EventStoreExt};
 
@@ -24,8 +24,6 @@ use crate::{DEFAULT_PAGE, EventStore, EventStoreExt};
 const RECORD: u8 = b'e';
 /// Sub-prefix of source precision statistics.
 const PRECISION: u8 = b's';
-/// Version byte of the JSON records of this module.
-const JSON_V1: u8 = 1;
 
 /// `x` · `e` · id.
 pub fn escalation_key(id: &str) -> Vec<u8> {
@@ -68,37 +66,13 @@ impl SourcePrecision {
     }
 }
 
-fn encode<T: Serialize>(what: &str, value: &T) -> Result<Vec<u8>> {
-    let mut out = vec![JSON_V1];
-    serde_json::to_writer(&mut out, value).map_err(|e| {
-        StoreError::with_source(
-            StoreErrorKind::InvalidRequest,
-            format!("cannot encode {what}"),
-            e,
-        )
-    })?;
-    Ok(out)
-}
-
-fn decode<T: DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T> {
-    match bytes.split_first() {
-        Some((&JSON_V1, json)) => serde_json::from_slice(json).map_err(|e| {
-            StoreError::with_source(StoreErrorKind::Corrupt, format!("cannot decode {what}"), e)
-        }),
-        Some((version, _)) => Err(StoreError::corrupt(format!(
-            "unknown {what} version {version}"
-        ))),
-        None => Err(StoreError::corrupt(format!("empty {what}"))),
-    }
-}
-
 /// Escalation records and precision statistics on any [`EventStore`].
 #[async_trait]
 pub trait EscalationStoreExt: EventStore {
     /// Writes (or overwrites) a record, durably.
     async fn put_escalation(&self, record: &EscalationRecord) -> Result<()> {
         let key = escalation_key(&record.escalation.id);
-        self.put_batch(vec![(key, encode("escalation record", record)?)])
+        self.put_batch(vec![(key, encode_json("escalation record", record)?)])
             .await
     }
 
@@ -112,13 +86,13 @@ pub trait EscalationStoreExt: EventStore {
         for record in records {
             batch.push((
                 escalation_key(&record.escalation.id),
-                encode("escalation record", record)?,
+                encode_json("escalation record", record)?,
             ));
         }
         for p in precision {
             batch.push((
                 precision_key(&p.kind, &p.id),
-                encode("precision statistics", p)?,
+                encode_json("precision statistics", p)?,
             ));
         }
         if batch.is_empty() {
@@ -130,7 +104,7 @@ pub trait EscalationStoreExt: EventStore {
     /// The record of an escalation.
     async fn get_escalation(&self, id: &str) -> Result<Option<EscalationRecord>> {
         match self.get(&escalation_key(id)).await? {
-            Some(bytes) => decode("escalation record", &bytes).map(Some),
+            Some(bytes) => decode_json("escalation record", &bytes).map(Some),
             None => Ok(None),
         }
     }
@@ -139,7 +113,7 @@ pub trait EscalationStoreExt: EventStore {
     fn escalations_stream(&self) -> BoxStream<'_, Result<EscalationRecord>> {
         let (start, end) = prefix_range(&[ESCALATION, RECORD]);
         self.scan_stream(start, end, DEFAULT_PAGE)
-            .and_then(|(_, value)| async move { decode("escalation record", &value) })
+            .and_then(|(_, value)| async move { decode_json("escalation record", &value) })
             .boxed()
     }
 
@@ -151,7 +125,7 @@ pub trait EscalationStoreExt: EventStore {
     /// The precision statistics of one source.
     async fn source_precision(&self, kind: &str, id: &str) -> Result<Option<SourcePrecision>> {
         match self.get(&precision_key(kind, id)).await? {
-            Some(bytes) => decode("precision statistics", &bytes).map(Some),
+            Some(bytes) => decode_json("precision statistics", &bytes).map(Some),
             None => Ok(None),
         }
     }
@@ -160,7 +134,7 @@ pub trait EscalationStoreExt: EventStore {
     async fn source_precisions(&self) -> Result<Vec<SourcePrecision>> {
         let (start, end) = prefix_range(&[ESCALATION, PRECISION]);
         self.scan_stream(start, end, DEFAULT_PAGE)
-            .and_then(|(_, value)| async move { decode("precision statistics", &value) })
+            .and_then(|(_, value)| async move { decode_json("precision statistics", &value) })
             .try_collect()
             .await
     }

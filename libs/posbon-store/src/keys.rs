@@ -47,6 +47,11 @@ pub const REPORT: u8 = b'r';
 /// events, rewritten with a fresh token by every batch that writes an event
 /// of that hour ([`crate::EventStoreExt::write_marks_digest`]).
 pub const WRITE_MARK: u8 = b'w';
+/// Prefix of identities: API tokens, users, sessions and login links
+/// (`posbon-auth`).
+pub const IDENTITY: u8 = b'u';
+/// Prefix of the audit log (`posbon-auth`): records by sequence, and its head.
+pub const AUDIT: u8 = b'a';
 
 /// Microseconds in one hour: the granularity of the write marks.
 pub const HOUR_MICROS: i64 = 3_600_000_000;

@@ -39,6 +39,8 @@
 //! | `c` | `c` · name | checkpoint, format owned by its writer |
 //! | `x` | `x` · `e` · id, `x` · `s` · source | escalation records, source precision ([`escalations`]) |
 //! | `r` | `r` · kind · `0x00` · key · `0x00` · part, `r` · kind · `0x01` · key | report documents in parts, their listing ([`reports`]) |
+//! | `u` | `u` · `t` · token id, `u` · `u` · user, `u` · `s` · session hash, `u` · `l` · link hash | identities (`posbon-auth`) |
+//! | `a` | `a` · `r` · sequence (u64), `a` · `h` | audit records, hash-chained, and the chain's head (`posbon-auth`) |
 //!
 //! * **cell**: the event's H3 index at the storage resolution (`cell` of the
 //!   [`EnrichedEvent`](posbon_model::EnrichedEvent), resolution 10 by default).

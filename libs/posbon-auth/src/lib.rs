@@ -1,0 +1,205 @@
+//! Posbon identities: who is calling, what their role lets them do, which
+//! part of the country they see, and a record of what they did.
+//!
+//! * [`Role`] and [`Permission`]: the fixed table of what each role may do.
+//! * [`ScopeItem`] and [`ResolvedScope`]: regions, districts and mahallas a
+//!   caller is limited to, checked against the registry.
+//! * [`Identities`]: API tokens, local users (Argon2id), page sessions and
+//!   one-time login links, in the store.
+//! * [`AuditLog`]: a hash-chained, append-only log in the store.
+//! * [`http`]: the guard every service's router goes through ([`Guarded`]):
+//!   deny by default (a route without a rule is refused), 401/403 with a
+//!   reason, CSRF for cookie sessions, Origin and Host checks, security
+//!   headers; and the identity routes (`/v1/login`, `/v1/tokens`, ...).
+//!
+//! [`Auth`] holds all of it for one process.
+
+pub mod audit;
+pub mod http;
+pub mod identities;
+pub mod role;
+pub mod scope;
+pub mod secret;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use posbon_geo::Registry;
+use posbon_store::Store;
+use serde::Deserialize;
+
+pub use audit::{AuditEntry, AuditLog, AuditRecord, AuditVerification};
+pub use http::{Access, Caller, Guarded, Via};
+pub use identities::{Identities, IdentityError, IdentityLimits, TokenCheck};
+pub use role::{Permission, Role};
+pub use scope::{ResolvedScope, Scope, ScopeItem};
+
+/// `[auth]`: identities and the HTTP guard, the same in every service.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// How long a page session lasts, in hours.
+    pub session_hours: u64,
+    /// Consecutive failed logins before a user is locked (for a time that
+    /// doubles with each further failure, up to 15 minutes).
+    pub max_login_failures: u32,
+    /// Host names (besides `localhost` and IP addresses) that requests may
+    /// name in `Host`; anything else is refused (DNS rebinding).
+    pub allowed_hosts: Vec<String>,
+    /// Origins (`https://cc.example.uz`) besides the server's own that may
+    /// open the WebSocket feed or send writes.
+    pub allowed_origins: Vec<String>,
+    /// A file holding the token Prometheus presents for `/metrics`
+    /// (admins' tokens work too). Empty: admins only.
+    pub metrics_token_file: Option<PathBuf>,
+    /// Where the first start with no identities writes the bootstrap admin
+    /// token (mode 0600).
+    pub admin_token_file: Option<PathBuf>,
+    /// Whether the session cookie is marked `Secure` (behind HTTPS).
+    pub secure_cookies: bool,
+    /// Whether a server listening on a non-loopback address may create the
+    /// bootstrap admin token itself; otherwise it refuses to start with no
+    /// identities.
+    pub bootstrap_on_public_address: bool,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            session_hours: 12,
+            max_login_failures: 5,
+            allowed_hosts: Vec::new(),
+            allowed_origins: Vec::new(),
+            metrics_token_file: None,
+            admin_token_file: None,
+            secure_cookies: false,
+            bootstrap_on_public_address: false,
+        }
+    }
+}
+
+/// Identities, audit log and guard settings of one process.
+#[derive(Debug)]
+pub struct Auth {
+    identities: Identities,
+    audit: AuditLog,
+    registry: Arc<Registry>,
+    config: AuthConfig,
+    metrics_token: Option<String>,
+}
+
+impl Auth {
+    /// Identities and audit log in `store`, scopes checked against `registry`.
+    pub fn new(
+        store: Store,
+        registry: Arc<Registry>,
+        config: AuthConfig,
+    ) -> anyhow::Result<Arc<Self>> {
+        anyhow::ensure!(
+            config.session_hours >= 1,
+            "auth.session_hours: must be at least 1"
+        );
+        anyhow::ensure!(
+            config.max_login_failures >= 1,
+            "auth.max_login_failures: must be at least 1"
+        );
+        let metrics_token = match &config.metrics_token_file {
+            Some(path) if !path.as_os_str().is_empty() => Some(
+                secret::read_secret_file(path)
+                    .map_err(|e| anyhow::anyhow!("auth.metrics_token_file: {e}"))?,
+            ),
+            _ => None,
+        };
+        let limits = IdentityLimits {
+            max_failures: config.max_login_failures,
+            session: Duration::from_secs(config.session_hours * 3600),
+        };
+        Ok(Arc::new(Self {
+            identities: Identities::new(store.clone(), limits),
+            audit: AuditLog::new(store),
+            registry,
+            config,
+            metrics_token,
+        }))
+    }
+
+    /// The identities.
+    pub fn identities(&self) -> &Identities {
+        &self.identities
+    }
+
+    /// The audit log.
+    pub fn audit(&self) -> &AuditLog {
+        &self.audit
+    }
+
+    /// The registry scopes are checked against.
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &AuthConfig {
+        &self.config
+    }
+
+    /// Checks a scope against the registry.
+    pub fn resolve(&self, scope: &[ScopeItem]) -> Result<ResolvedScope, String> {
+        ResolvedScope::resolve(scope, &self.registry)
+    }
+
+    /// On a store with no identities: creates an admin token and writes it to
+    /// `auth.admin_token_file`, returning the path. A server listening on a
+    /// non-loopback address does so only with
+    /// `auth.bootstrap_on_public_address`; otherwise it refuses to start.
+    pub async fn bootstrap(&self, listen: SocketAddr) -> anyhow::Result<Option<PathBuf>> {
+        if !self.identities.is_empty().await? {
+            return Ok(None);
+        }
+        if !listen.ip().is_loopback() && !self.config.bootstrap_on_public_address {
+            anyhow::bail!(
+                "refusing to listen on {listen} with no identities: nobody could be told apart. \
+                 Start once on a loopback address (it writes an admin token), create tokens and \
+                 users, then listen publicly; or set auth.bootstrap_on_public_address = true \
+                 with auth.admin_token_file"
+            );
+        }
+        let path = self.config.admin_token_file.clone().ok_or_else(|| {
+            anyhow::anyhow!(
+                "no identities yet and auth.admin_token_file is not set: set it so that the \
+                 bootstrap admin token can be written"
+            )
+        })?;
+        write_bootstrap_token(&self.identities, &path).await?;
+        self.audit
+            .record(AuditEntry {
+                actor: "posbon".to_owned(),
+                role: None,
+                action: "token_create",
+                target: Some("bootstrap-admin".to_owned()),
+                outcome: "ok",
+                detail: serde_json::json!({ "role": "admin", "file": path.display().to_string() }),
+            })
+            .await;
+        tracing::warn!(file = %path.display(), "no identities yet: wrote a bootstrap admin token (mode 0600); use it to create tokens and users, then revoke it");
+        Ok(Some(path))
+    }
+}
+
+async fn write_bootstrap_token(identities: &Identities, path: &Path) -> anyhow::Result<()> {
+    if path.exists() {
+        anyhow::bail!(
+            "the store has no identities but {} exists: it belongs to another store; remove it \
+             or point auth.admin_token_file elsewhere",
+            path.display()
+        );
+    }
+    let (_, token) = identities
+        .create_token("bootstrap-admin", Role::Admin, Vec::new(), None, "posbon")
+        .await?;
+    secret::write_secret_file(path, &token)
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+    Ok(())
+}

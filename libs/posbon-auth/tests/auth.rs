@@ -1,0 +1,645 @@
+//! Identities, the audit chain and the guard's browser protections, over the
+//! in-memory store and the simulated registry.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use axum::routing::get;
+use chrono::{TimeDelta, Utc};
+use posbon_auth::{
+    Access, Auth, AuthConfig, Caller, Guarded, Permission, Role, ScopeItem, TokenCheck,
+};
+use posbon_store::{MemoryStore, Store};
+use serde_json::{Value, json};
+use tower::ServiceExt as _;
+
+fn registry() -> Arc<posbon_geo::Registry> {
+    static REGISTRY: std::sync::OnceLock<Arc<posbon_geo::Registry>> = std::sync::OnceLock::new();
+    REGISTRY
+        .get_or_init(|| Arc::new(posbon_sim::load_registry(None).expect("registry")))
+        .clone()
+}
+
+fn auth_over(store: Store, config: AuthConfig) -> Arc<Auth> {
+    Auth::new(store, registry(), config).expect("auth")
+}
+
+fn auth() -> (Arc<Auth>, Store) {
+    let store: Store = Arc::new(MemoryStore::new());
+    (auth_over(store.clone(), AuthConfig::default()), store)
+}
+
+#[tokio::test]
+async fn tokens_are_checked_expire_and_are_revoked() {
+    let (auth, store) = auth();
+    let ids = auth.identities();
+    assert!(ids.is_empty().await.expect("empty"));
+    let (record, token) = ids
+        .create_token("grafana", Role::Analyst, vec![], None, "admin")
+        .await
+        .expect("token");
+    assert!(token.starts_with("psb_"));
+    let now = Utc::now();
+    assert_eq!(
+        ids.check_token(&token, now).await.expect("check"),
+        TokenCheck::Valid(record.clone())
+    );
+    // The store holds the hash only.
+    let (start, end) = posbon_store::keys::prefix_range(&[posbon_store::keys::IDENTITY]);
+    let raw = store.scan(&start, &end, 100).await.expect("scan");
+    let secret = token.rsplit('_').next().expect("secret");
+    assert!(
+        raw.iter()
+            .all(|(_, v)| !String::from_utf8_lossy(v).contains(secret))
+    );
+    // A changed secret, a made-up id, and garbage are invalid.
+    let mut wrong = token.clone();
+    wrong.pop();
+    wrong.push(if token.ends_with('0') { '1' } else { '0' });
+    for bad in [wrong.as_str(), "psb_000000000000_00", "Bearer", ""] {
+        assert_eq!(
+            ids.check_token(bad, now).await.expect("check"),
+            TokenCheck::Invalid,
+            "{bad}"
+        );
+    }
+    // Expiry.
+    let (_, short) = ids
+        .create_token(
+            "temp",
+            Role::Operator,
+            vec![],
+            Some(TimeDelta::days(1)),
+            "admin",
+        )
+        .await
+        .expect("token");
+    assert!(matches!(
+        ids.check_token(&short, now).await.expect("check"),
+        TokenCheck::Valid(_)
+    ));
+    assert_eq!(
+        ids.check_token(&short, now + TimeDelta::days(2))
+            .await
+            .expect("check"),
+        TokenCheck::Expired
+    );
+    // Listing shows no hashes; revoking ends it.
+    let listed = ids.tokens().await.expect("list");
+    assert_eq!(listed.len(), 2);
+    assert!(listed.iter().all(|t| t.secret_sha256.is_empty()));
+    assert!(ids.revoke_token(&record.id).await.expect("revoke"));
+    assert!(!ids.revoke_token(&record.id).await.expect("again"));
+    assert_eq!(
+        ids.check_token(&token, now).await.expect("check"),
+        TokenCheck::Invalid
+    );
+    assert!(
+        ids.create_token("bad name!", Role::Admin, vec![], None, "admin")
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn passwords_sessions_throttling_and_links() {
+    let (auth, _) = auth();
+    let ids = auth.identities();
+    assert!(
+        ids.add_user("short", Role::Operator, vec![], "too-short")
+            .await
+            .is_err(),
+        "passwords have 12 characters at least"
+    );
+    let user = ids
+        .add_user("aziza", Role::Supervisor, vec![], "correct horse battery")
+        .await
+        .expect("user");
+    assert!(user.password_hash.is_empty(), "never returned");
+    assert!(
+        ids.add_user("aziza", Role::Operator, vec![], "another password")
+            .await
+            .is_err()
+    );
+    let stored = ids.user("aziza").await.expect("get").expect("exists");
+    assert!(stored.password_hash.starts_with("$argon2id$"));
+    let now = Utc::now();
+    assert!(
+        ids.login("aziza", "correct horse battery", now)
+            .await
+            .expect("login")
+            .is_ok()
+    );
+    assert!(
+        ids.login("nobody", "whatever at all", now)
+            .await
+            .expect("login")
+            .is_err()
+    );
+    // Five failures lock the user; even the right password waits.
+    for _ in 0..5 {
+        assert_eq!(
+            ids.login("aziza", "wrong password!", now)
+                .await
+                .expect("login"),
+            Err(posbon_auth::identities::LoginFailure::Invalid)
+        );
+    }
+    match ids
+        .login("aziza", "correct horse battery", now)
+        .await
+        .expect("login")
+    {
+        Err(posbon_auth::identities::LoginFailure::Throttled(wait)) => {
+            assert!(wait >= Duration::from_secs(1), "{wait:?}");
+        }
+        other => panic!("not throttled: {other:?}"),
+    }
+    let later = now + TimeDelta::minutes(20);
+    assert!(
+        ids.login("aziza", "correct horse battery", later)
+            .await
+            .expect("login")
+            .is_ok(),
+        "the lock ends, and success resets the count"
+    );
+    // Sessions.
+    let (sid, session) = ids.create_session("aziza").await.expect("session");
+    assert_eq!(session.csrf.len(), 64);
+    assert!(ids.session(&sid, now).await.expect("get").is_some());
+    assert!(
+        ids.session(&sid, now + TimeDelta::hours(13))
+            .await
+            .expect("get")
+            .is_none(),
+        "sessions end after 12 hours"
+    );
+    ids.end_session(&sid).await.expect("end");
+    assert!(ids.session(&sid, now).await.expect("get").is_none());
+    // A login link works once.
+    let code = ids
+        .create_login_link("aziza", Duration::from_secs(60))
+        .await
+        .expect("link");
+    assert_eq!(
+        ids.redeem_login_link(&code, now).await.expect("redeem"),
+        Some("aziza".to_owned())
+    );
+    assert_eq!(
+        ids.redeem_login_link(&code, now).await.expect("again"),
+        None
+    );
+}
+
+#[tokio::test]
+async fn the_audit_chain_shows_a_changed_or_removed_record() {
+    let (auth, store) = auth();
+    let log = auth.audit();
+    let caller = Caller::system("tester");
+    for i in 0..5 {
+        log.append(caller.audit("sql", None, "ok", json!({ "query": format!("SELECT {i}") })))
+            .await
+            .expect("append");
+    }
+    let v = log.verify().await.expect("verify");
+    assert!(v.ok, "{v:?}");
+    assert_eq!(v.records, 5);
+    let records = log.list(0, 100).await.expect("list");
+    assert_eq!(records.len(), 5);
+    assert_eq!(records[1].prev, records[0].hash);
+
+    // Change record 3's detail in the store.
+    let key = |seq: u64| {
+        let mut k = vec![posbon_store::keys::AUDIT, b'r'];
+        k.extend_from_slice(&seq.to_be_bytes());
+        k
+    };
+    let original = store.get(&key(3)).await.expect("get").expect("record 3");
+    let tampered = String::from_utf8_lossy(&original).replace("SELECT 2", "SELECT 9");
+    store
+        .put_batch(vec![(key(3), tampered.into_bytes())])
+        .await
+        .expect("tamper");
+    let v = log.verify().await.expect("verify");
+    assert!(!v.ok);
+    assert!(
+        v.problem
+            .as_deref()
+            .is_some_and(|p| p.contains("record 3 was changed")),
+        "{v:?}"
+    );
+    store
+        .put_batch(vec![(key(3), original)])
+        .await
+        .expect("restore");
+    assert!(log.verify().await.expect("verify").ok);
+
+    // Remove record 2: the chain has a hole.
+    store.delete_range(&key(2), &key(3)).await.expect("remove");
+    let v = log.verify().await.expect("verify");
+    assert!(!v.ok);
+    assert!(
+        v.problem
+            .as_deref()
+            .is_some_and(|p| p.contains("record 2 is missing")),
+        "{v:?}"
+    );
+
+    // Remove the tail (records 4 and 5) of a fresh log: the head disagrees.
+    let (auth, store) = auth_fresh_with(4).await;
+    store
+        .delete_range(&key(3), &key(99))
+        .await
+        .expect("truncate");
+    let v = auth.audit().verify().await.expect("verify");
+    assert!(!v.ok);
+    assert!(
+        v.problem
+            .as_deref()
+            .is_some_and(|p| p.contains("removed from the end")),
+        "{v:?}"
+    );
+
+    // A new log object (a restarted process) continues the chain.
+    let (_, store) = auth_fresh_with(2).await;
+    let again = auth_over(store, AuthConfig::default());
+    again
+        .audit()
+        .append(caller.audit("logout", None, "ok", json!({})))
+        .await
+        .expect("append");
+    let v = again.audit().verify().await.expect("verify");
+    assert!(v.ok && v.records == 3, "{v:?}");
+}
+
+async fn auth_fresh_with(records: usize) -> (Arc<Auth>, Store) {
+    let (auth, store) = auth();
+    for _ in 0..records {
+        auth.audit()
+            .append(Caller::system("t").audit("sql", None, "ok", json!({})))
+            .await
+            .expect("append");
+    }
+    (auth, store)
+}
+
+#[tokio::test]
+async fn scopes_resolve_against_the_registry() {
+    let reg = registry();
+    let district = &reg.districts()[0];
+    let scope =
+        posbon_auth::ResolvedScope::resolve(&[ScopeItem::District(district.id.clone())], &reg)
+            .expect("resolves");
+    assert!(!scope.is_national());
+    assert_eq!(
+        scope.mahallas().map(|m| m.len()),
+        Some(district.mahallas.len())
+    );
+    let inside = &reg.mahalla(district.mahallas[0]).id;
+    assert!(scope.contains_mahalla(inside));
+    let outside = reg
+        .mahallas()
+        .iter()
+        .find(|m| m.district_id != district.id)
+        .expect("another district");
+    assert!(!scope.contains_mahalla(&outside.id));
+    assert!(scope.covers(&ScopeItem::District(district.id.clone()), &reg));
+    assert!(
+        !scope.covers(&ScopeItem::Region(district.region_id.clone()), &reg)
+            || reg
+                .region(&district.region_id)
+                .is_some_and(|r| r.districts.len() == 1)
+    );
+    assert_eq!(
+        scope.alert_subjects(&reg),
+        vec![format!(
+            "posbon.alerts.{}.{}.*",
+            district.region_id, district.id
+        )]
+    );
+    let err = posbon_auth::ResolvedScope::resolve(&[ScopeItem::District("atlantis".into())], &reg)
+        .expect_err("unknown");
+    assert!(err.contains("atlantis"), "{err}");
+}
+
+/// A tiny service behind the guard: a read, a write, a public route and a
+/// route with no rule.
+fn service(auth: Arc<Auth>) -> Router {
+    let router = Router::new()
+        .route(
+            "/v1/thing",
+            get(|c: Caller| async move { c.name }).post(|c: Caller| async move { c.actor() }),
+        )
+        .route("/open", get(|| async { "open" }))
+        .route("/v1/forgotten", get(|| async { "should never answer" }));
+    Guarded::new(
+        router,
+        [
+            (
+                Method::GET,
+                "/v1/thing",
+                Access::Permission(Permission::ReadEscalations),
+            ),
+            (
+                Method::POST,
+                "/v1/thing",
+                Access::Permission(Permission::ActEscalations),
+            ),
+            (Method::GET, "/open", Access::Public),
+        ],
+    )
+    .merge(posbon_auth::http::identity_routes(auth.clone()))
+    .into_router(auth)
+}
+
+async fn send(app: &Router, request: Request<Body>) -> (StatusCode, axum::http::HeaderMap, Value) {
+    let response = app.clone().oneshot(request).await.expect("response");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .expect("body");
+    let value = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+    (status, headers, value)
+}
+
+#[tokio::test]
+async fn the_guard_refuses_what_nobody_granted_and_cross_site_requests() {
+    let (auth, _) = auth();
+    auth.identities()
+        .add_user("op", Role::Operator, vec![], "operator password")
+        .await
+        .expect("user");
+    let (_, analyst) = auth
+        .identities()
+        .create_token("a", Role::Analyst, vec![], None, "t")
+        .await
+        .expect("token");
+    let app = service(auth.clone());
+    let req = |method: Method, uri: &str| {
+        Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::HOST, "127.0.0.1:8080")
+    };
+    // No rule: refused even with a token.
+    let (status, _, body) = send(
+        &app,
+        req(Method::GET, "/v1/forgotten")
+            .header(header::AUTHORIZATION, format!("Bearer {analyst}"))
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("no access rule"))
+    );
+    // No caller: 401 with a challenge; security headers on every answer.
+    let (status, headers, _) = send(
+        &app,
+        req(Method::GET, "/v1/thing")
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(
+        headers[header::WWW_AUTHENTICATE]
+            .to_str()
+            .expect("ascii")
+            .starts_with("Bearer")
+    );
+    assert_eq!(headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+    assert_eq!(headers[header::CACHE_CONTROL], "no-store");
+    assert!(headers.contains_key(header::CONTENT_SECURITY_POLICY));
+    let (status, headers, _) = send(
+        &app,
+        req(Method::GET, "/open")
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(headers.contains_key(header::CONTENT_SECURITY_POLICY));
+    // A role without the permission: 403 naming it.
+    let (status, _, body) = send(
+        &app,
+        req(Method::POST, "/v1/thing")
+            .header(header::AUTHORIZATION, format!("Bearer {analyst}"))
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("act_escalations")),
+        "{body}"
+    );
+
+    // DNS rebinding: a name that is not allowed.
+    let (status, _, _) = send(
+        &app,
+        Request::get("/open")
+            .header(header::HOST, "evil.example:8080")
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::MISDIRECTED_REQUEST);
+    for host in ["localhost:8080", "[::1]:8080", "10.1.2.3"] {
+        let (status, _, _) = send(
+            &app,
+            Request::get("/open")
+                .header(header::HOST, host)
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{host}");
+    }
+
+    // Log in with the page's form: a cookie and a CSRF token.
+    let (status, headers, me) = send(
+        &app,
+        req(Method::POST, "/v1/login")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(
+                json!({"name": "op", "password": "operator password"}).to_string(),
+            ))
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{me}");
+    let set_cookie = headers[header::SET_COOKIE]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert!(
+        set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Strict"),
+        "{set_cookie}"
+    );
+    let cookie = set_cookie.split(';').next().expect("pair").to_owned();
+    let csrf = me["csrf"].as_str().expect("csrf").to_owned();
+    assert_eq!(me["role"], "operator");
+    // A read with the cookie works; a write without the CSRF header does not.
+    let (status, _, body) = send(
+        &app,
+        req(Method::GET, "/v1/thing")
+            .header(header::COOKIE, &cookie)
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await;
+    assert_eq!((status, body), (StatusCode::OK, json!("op")));
+    let (status, _, body) = send(
+        &app,
+        req(Method::POST, "/v1/thing")
+            .header(header::COOKIE, &cookie)
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(body["code"], "csrf");
+    let (status, _, body) = send(
+        &app,
+        req(Method::POST, "/v1/thing")
+            .header(header::COOKIE, &cookie)
+            .header("x-csrf-token", &csrf)
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await;
+    assert_eq!((status, body), (StatusCode::OK, json!("op")));
+    // A cross-site form: text/plain is refused before anything else.
+    let (status, _, body) = send(
+        &app,
+        req(Method::POST, "/v1/thing")
+            .header(header::COOKIE, &cookie)
+            .header("x-csrf-token", &csrf)
+            .header(header::CONTENT_TYPE, "text/plain")
+            .body(Body::from("{}"))
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{body}");
+    // Another origin may not write, nor open a WebSocket.
+    let (status, _, body) = send(
+        &app,
+        req(Method::POST, "/v1/thing")
+            .header(header::COOKIE, &cookie)
+            .header("x-csrf-token", &csrf)
+            .header(header::ORIGIN, "https://evil.example")
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(body["code"], "origin");
+    let (status, _, body) = send(
+        &app,
+        req(Method::GET, "/v1/thing")
+            .header(header::COOKIE, &cookie)
+            .header(header::UPGRADE, "websocket")
+            .header(header::ORIGIN, "http://evil.example")
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].clone()),
+        (StatusCode::FORBIDDEN, json!("origin"))
+    );
+    let (status, _, _) = send(
+        &app,
+        req(Method::POST, "/v1/thing")
+            .header(header::COOKIE, &cookie)
+            .header("x-csrf-token", &csrf)
+            .header(header::ORIGIN, "http://127.0.0.1:8080")
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "the page's own origin");
+    // Log out: the cookie no longer works.
+    let (status, _, _) = send(
+        &app,
+        req(Method::POST, "/v1/logout")
+            .header(header::COOKIE, &cookie)
+            .header("x-csrf-token", &csrf)
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _, _) = send(
+        &app,
+        req(Method::GET, "/v1/thing")
+            .header(header::COOKIE, &cookie)
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // Every login and logout is in the audit log.
+    let actions: Vec<String> = auth
+        .audit()
+        .list(0, 100)
+        .await
+        .expect("audit")
+        .into_iter()
+        .map(|r| r.action)
+        .collect();
+    assert_eq!(actions, ["login", "logout"]);
+}
+
+#[tokio::test]
+async fn the_first_start_writes_an_admin_token_and_a_public_bind_needs_identities() {
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("admin.token");
+    let config = AuthConfig {
+        admin_token_file: Some(file.clone()),
+        ..AuthConfig::default()
+    };
+    let store: Store = Arc::new(MemoryStore::new());
+    let public: std::net::SocketAddr = "0.0.0.0:8080".parse().expect("addr");
+    let err = auth_over(store.clone(), config.clone())
+        .bootstrap(public)
+        .await
+        .expect_err("refused");
+    assert!(
+        err.to_string()
+            .contains("refusing to listen on 0.0.0.0:8080 with no identities"),
+        "{err}"
+    );
+    let auth = auth_over(store.clone(), config);
+    let loopback: std::net::SocketAddr = "127.0.0.1:8080".parse().expect("addr");
+    assert_eq!(
+        auth.bootstrap(loopback).await.expect("bootstrap"),
+        Some(file.clone())
+    );
+    let token = std::fs::read_to_string(&file).expect("written");
+    assert!(matches!(
+        auth.identities().check_token(token.trim(), Utc::now()).await.expect("check"),
+        TokenCheck::Valid(r) if r.role == Role::Admin
+    ));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        assert_eq!(
+            std::fs::metadata(&file).expect("meta").permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    // Once there are identities, nothing more is written, and a public bind is fine.
+    assert_eq!(auth.bootstrap(public).await.expect("again"), None);
+}

@@ -18,6 +18,7 @@ use posbon_geo::Registry;
 use posbon_store::Store;
 use serde::Deserialize;
 
+use crate::access::{AccessPolicy, SqlAccess};
 use crate::columns::TableDef;
 use crate::error::SqlError;
 use crate::stored::{StoredTable, StoredTableProvider};
@@ -100,12 +101,19 @@ pub struct SqlEngine {
     limits: SqlLimits,
     /// Posbon's functions, to register again in derived engines.
     udfs: Vec<ScalarUDF>,
+    /// The registry, for the coverage of a caller's scope.
+    registry: Arc<Registry>,
+    /// The access policies this engine's tables are wrapped in (empty: the
+    /// full engine), applied in order to a table added by
+    /// [`SqlEngine::with_table`].
+    policies: Vec<Arc<AccessPolicy>>,
 }
 
 impl std::fmt::Debug for SqlEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SqlEngine")
             .field("limits", &self.limits)
+            .field("policies", &self.policies)
             .finish_non_exhaustive()
     }
 }
@@ -153,18 +161,29 @@ impl SqlEngine {
         for udf in &udfs {
             ctx.register_udf(udf.clone());
         }
-        Ok(Self { ctx, limits, udfs })
+        Ok(Self {
+            ctx,
+            limits,
+            udfs,
+            registry,
+            policies: Vec::new(),
+        })
     }
 
     /// An engine with the same tables, functions and limits, except that
     /// `name` is `table` (e.g. `events` held in memory, so that several
     /// queries over one day read the store once). The engine it comes from
-    /// is unchanged.
+    /// is unchanged. On an engine made by [`SqlEngine::for_access`], `table`
+    /// is wrapped for that caller like every other table.
     pub async fn with_table(
         &self,
         name: &str,
         table: Arc<dyn TableProvider>,
     ) -> Result<Self, SqlError> {
+        let mut table = table;
+        for policy in &self.policies {
+            table = policy.wrap(name, table);
+        }
         let ctx =
             SessionContext::new_with_config_rt(self.ctx.copied_config(), self.ctx.runtime_env());
         for t in TABLES {
@@ -185,6 +204,52 @@ impl SqlEngine {
             ctx,
             limits: self.limits.clone(),
             udfs: self.udfs.clone(),
+            registry: Arc::clone(&self.registry),
+            policies: self.policies.clone(),
+        })
+    }
+
+    /// An engine for one caller: the same limits and functions, with every
+    /// table wrapped so that its queries read only the rows of `access`'s
+    /// scope and, unless `access.sensitive`, read the sensitive columns as
+    /// NULL ([`crate::access`] says table by table what that means). The
+    /// tables are [`TABLES`] and those of `access.extra_tables` this engine
+    /// has; no other table is visible. The engine it comes from is
+    /// unchanged, and its [`SqlEngine::context`] still reads everything.
+    ///
+    /// An access with every row and the sensitive columns gives this
+    /// engine's tables themselves, unwrapped.
+    pub async fn for_access(&self, access: &SqlAccess) -> Result<Self, SqlError> {
+        let policy = Arc::new(AccessPolicy::new(access, &self.registry));
+        let ctx =
+            SessionContext::new_with_config_rt(self.ctx.copied_config(), self.ctx.runtime_env());
+        let mut names: Vec<&str> = TABLES.to_vec();
+        let mut extra: Vec<&str> = access
+            .extra_tables
+            .iter()
+            .map(String::as_str)
+            .filter(|t| !TABLES.contains(t))
+            .collect();
+        extra.sort_unstable();
+        names.extend(extra);
+        for name in names {
+            if !self.ctx.table_exist(name)? {
+                continue;
+            }
+            let provider = self.ctx.table_provider(name).await?;
+            ctx.register_table(name, policy.wrap(name, provider))?;
+        }
+        for udf in &self.udfs {
+            ctx.register_udf(udf.clone());
+        }
+        let mut policies = self.policies.clone();
+        policies.push(policy);
+        Ok(Self {
+            ctx,
+            limits: self.limits.clone(),
+            udfs: self.udfs.clone(),
+            registry: Arc::clone(&self.registry),
+            policies,
         })
     }
 
@@ -194,7 +259,10 @@ impl SqlEngine {
     }
 
     /// The DataFusion session, for callers that build plans themselves.
-    /// Queries run through it are not checked or limited.
+    /// Queries run through it are not checked or limited. On an engine made
+    /// by [`SqlEngine::for_access`] its tables are that caller's (scoped
+    /// and masked); internal callers that need every row use the engine
+    /// they derived it from.
     pub fn context(&self) -> &SessionContext {
         &self.ctx
     }

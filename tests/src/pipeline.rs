@@ -219,14 +219,16 @@ async fn publish_over_nats(bus: &Arc<dyn Bus>, lines: &[String]) {
 }
 
 /// Posts NDJSON batches to ingest, retrying on 503 (bus unavailable).
-async fn post_over_http(port: u16, lines: &[String]) {
+async fn post_over_http(port: u16, token: &str, lines: &[String]) {
     for chunk in lines.chunks(1000) {
         let body = chunk.join("\n");
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
             assert!(Instant::now() < deadline, "ingest did not take the batch");
             // A request that gets no answer in time is retried like a 503.
-            match tokio::time::timeout(Duration::from_secs(30), post_ndjson(port, &body)).await {
+            match tokio::time::timeout(Duration::from_secs(30), post_ndjson(port, token, &body))
+                .await
+            {
                 Ok(Ok(200 | 422)) => break,
                 Ok(Ok(503) | Err(_)) | Err(_) => {
                     eprintln!("http post not taken, retrying");
@@ -238,10 +240,10 @@ async fn post_over_http(port: u16, lines: &[String]) {
     }
 }
 
-async fn post_ndjson(port: u16, body: &str) -> std::io::Result<u16> {
+async fn post_ndjson(port: u16, token: &str, body: &str) -> std::io::Result<u16> {
     let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
     let head = format!(
-        "POST /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-ndjson\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "POST /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\nContent-Type: application/x-ndjson\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     );
     stream.write_all(head.as_bytes()).await?;
@@ -395,7 +397,22 @@ pub async fn run_pipeline(chaos: Chaos, backend: Backend) {
         .await
         .expect("bind");
     let http_port = listener.local_addr().expect("addr").port();
-    let app = posbon_ingest::routes(ingest.clone(), &config.ingest);
+    // The indexer process owns the store: ingest's identities live apart.
+    let identities: posbon_store::Store = Arc::new(posbon_store::MemoryStore::new());
+    let auth =
+        posbon_auth::Auth::new(identities, registry.clone(), Default::default()).expect("auth");
+    let (_, producer_token) = auth
+        .identities()
+        .create_token(
+            "pipeline-producer",
+            posbon_auth::Role::Producer,
+            vec![],
+            None,
+            "test",
+        )
+        .await
+        .expect("producer token");
+    let app = posbon_ingest::routes(ingest.clone(), &config.ingest).into_router(auth);
     let server_shutdown = shutdown.clone();
     let server = tokio::spawn(async move {
         axum::serve(listener, app)
@@ -449,7 +466,7 @@ pub async fn run_pipeline(chaos: Chaos, backend: Backend) {
         let publisher = connect(&nats.url()).await;
         let (nl, hl) = (third(&nats_lines, part), third(&http_lines, part));
         let over_nats = async { publish_over_nats(&publisher, &nl).await };
-        let over_http = async { post_over_http(http_port, &hl).await };
+        let over_http = async { post_over_http(http_port, &producer_token, &hl).await };
         if part == 1 {
             let chaos_act = async {
                 tokio::time::sleep(Duration::from_millis(300)).await;

@@ -14,9 +14,13 @@
 //! breaks the sequence or the next `prev`, and a removed tail no longer
 //! matches the head.
 //!
-//! One process appends at a time: appends are serialised by a lock inside the
-//! process. Two API processes writing one store would fork the chain; a
-//! deployment runs one writer of the audit log (see ARCHITECTURE.md).
+//! Appends are serialised by a lock inside the process, and each reads the
+//! head from the store, so processes that append one after the other (the
+//! API and the reporter of a split deployment) keep one chain. Two appends
+//! at the same instant from two processes can still write the same
+//! sequence: the store has no compare-and-swap yet, and `verify` then
+//! reports the fork. Running several API replicas needs it (the cluster
+//! work).
 
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt as _;
@@ -45,7 +49,8 @@ pub struct AuditRecord {
     pub seq: u64,
     /// When.
     pub at: DateTime<Utc>,
-    /// Who: `user:<name>`, `token:<id>:<name>`, or a bare name for failed logins.
+    /// Who: a user's name, `token:<name>` for an API token, or the name
+    /// tried in a failed login.
     pub actor: String,
     /// Their role, when known.
     pub role: Option<String>,
@@ -117,6 +122,7 @@ pub struct AuditVerification {
 /// The audit log of one store.
 pub struct AuditLog {
     store: Store,
+    /// Serialises appends in this process; holds the last head written.
     head: Mutex<Option<AuditHead>>,
 }
 
@@ -150,10 +156,10 @@ impl AuditLog {
     /// Appends a record; returns it.
     pub async fn append(&self, entry: AuditEntry) -> Result<AuditRecord, StoreError> {
         let mut head = self.head.lock().await;
-        let current = match head.as_ref() {
-            Some(h) => h.clone(),
-            None => self.read_head().await?,
-        };
+        // Read from the store each time, so that processes appending one
+        // after the other keep one chain (appends at the same instant from
+        // two processes are not serialised: see the module docs).
+        let current = self.read_head().await?;
         let mut record = AuditRecord {
             seq: current.seq + 1,
             at: Utc::now(),

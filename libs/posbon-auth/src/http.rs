@@ -406,6 +406,26 @@ async fn guard(State(state): State<Arc<GuardState>>, mut request: Request, next:
         .map(|p| p.as_str().to_owned())
         .unwrap_or_default();
     let Some(access) = state.rules.get(&(method.clone(), path.clone())).copied() else {
+        // Methods with a rule on this path: the others are 405, and never
+        // reach a handler (one added without a rule stays unreachable).
+        let mut allowed: Vec<&str> = state
+            .rules
+            .keys()
+            .filter(|(_, p)| *p == path)
+            .map(|(m, _)| m.as_str())
+            .collect();
+        if !allowed.is_empty() {
+            allowed.sort_unstable();
+            let mut response = error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                &format!("{path} takes {}", allowed.join(", ")),
+            );
+            if let Ok(v) = HeaderValue::from_str(&allowed.join(", ")) {
+                response.headers_mut().insert(header::ALLOW, v);
+            }
+            return response;
+        }
         tracing::warn!(%method, path, "a route without an access rule was refused");
         return error(
             StatusCode::FORBIDDEN,
@@ -555,8 +575,9 @@ async fn authenticate(
         Err(e) => return Err(unavailable(&e)),
     };
     let user = match auth.identities.user(&session.user).await {
-        Ok(Some(u)) => u,
-        Ok(None) => return Err(unauthorized("the session's user no longer exists", None)),
+        // A user removed and added again (a new password) starts afresh.
+        Ok(Some(u)) if u.created_at <= session.created_at => u,
+        Ok(_) => return Err(unauthorized("the session's user no longer exists", None)),
         Err(e) => return Err(unavailable(&e)),
     };
     if is_write(method) {

@@ -30,11 +30,58 @@ use posbon_geo::Registry;
 use posbon_store::Store;
 use serde::Deserialize;
 
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    #[test]
+    fn redaction_removes_sensitive_fields_at_any_depth() {
+        let mut v = json!([{
+            "id": "e-1",
+            "event": {"kind": "incident", "description": "x", "victim_minor": true,
+                      "offender_youth": false, "domestic": true, "attributes": {"a": "b"},
+                      "category": "theft"},
+            "snapshot_uri": "s3://x", "account_ref": "acct:1", "mahalla_id": "m-1"
+        }]);
+        super::redact(&mut v);
+        assert_eq!(
+            v,
+            json!([{"id": "e-1", "event": {"kind": "incident", "category": "theft"}, "mahalla_id": "m-1"}])
+        );
+    }
+}
+
 pub use audit::{AuditEntry, AuditLog, AuditRecord, AuditVerification};
 pub use http::{Access, Caller, Guarded, Via};
 pub use identities::{Identities, IdentityError, IdentityLimits, TokenCheck};
 pub use role::{Permission, Role};
 pub use scope::{ResolvedScope, Scope, ScopeItem};
+
+/// True for the fields of an event that only roles with
+/// [`Permission::SensitiveColumns`] read: free text (`description`,
+/// `attributes`), camera snapshots, account references, and the victims',
+/// offenders' and domestic flags. SQL reads them as NULL, the API leaves
+/// them out.
+pub fn is_sensitive_field(name: &str) -> bool {
+    matches!(
+        name,
+        "description" | "attributes" | "snapshot_uri" | "account_ref" | "domestic"
+    ) || name.starts_with("victim_")
+        || name.starts_with("offender_")
+}
+
+/// Removes the sensitive fields ([`is_sensitive_field`]) from a JSON value,
+/// at any depth.
+pub fn redact(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            map.retain(|k, _| !is_sensitive_field(k));
+            map.values_mut().for_each(redact);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(redact),
+        _ => {}
+    }
+}
 
 /// `[auth]`: identities and the HTTP guard, the same in every service.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

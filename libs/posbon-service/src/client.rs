@@ -59,14 +59,38 @@ fn dechunk(mut body: &[u8]) -> Vec<u8> {
     }
 }
 
-/// Where a Posbon HTTP server listens: `host:port`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Endpoint(pub String);
+/// Where a Posbon HTTP server listens (`host:port`), and the API token
+/// every request carries (`Authorization: Bearer`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// `host:port`.
+    pub address: String,
+    /// The API token, if any.
+    pub token: Option<String>,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("address", &self.address)
+            .field("token", &self.token.as_ref().map(|_| "<secret>"))
+            .finish()
+    }
+}
 
 impl Endpoint {
     /// `127.0.0.1:port`.
     pub fn local(port: u16) -> Self {
-        Self(format!("127.0.0.1:{port}"))
+        Self {
+            address: format!("127.0.0.1:{port}"),
+            token: None,
+        }
+    }
+
+    /// The same server, with `token` on every request.
+    pub fn with_token(mut self, token: Option<String>) -> Self {
+        self.token = token;
+        self
     }
 
     /// Parses `http://host:port`, `http://host:port/` or `host:port`; HTTPS is
@@ -84,7 +108,10 @@ impl Endpoint {
         if rest.is_empty() || rest.contains('/') || !rest.contains(':') {
             return Err(format!("{url}: expected http://HOST:PORT"));
         }
-        Ok(Self(rest.to_owned()))
+        Ok(Self {
+            address: rest.to_owned(),
+            token: None,
+        })
     }
 }
 
@@ -101,12 +128,15 @@ async fn send(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> std::io::Result<tokio::net::TcpStream> {
-    let mut stream = tokio::net::TcpStream::connect(to.0.as_str()).await?;
+    let mut stream = tokio::net::TcpStream::connect(to.address.as_str()).await?;
     let mut head = format!(
         "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        to.0,
+        to.address,
         body.len()
     );
+    if let Some(token) = &to.token {
+        head.push_str(&format!("Authorization: Bearer {token}\r\n"));
+    }
     for (name, value) in headers {
         head.push_str(&format!("{name}: {value}\r\n"));
     }

@@ -108,6 +108,21 @@ impl Health {
             .route("/metrics", get(metrics))
             .with_state(self.clone())
     }
+
+    /// [`Health::router`] with its access rules: `/healthz` and `/readyz`
+    /// answer anybody, `/metrics` needs the metrics token or an admin.
+    pub fn guarded(&self) -> posbon_auth::Guarded {
+        use axum::http::Method;
+        use posbon_auth::Access;
+        posbon_auth::Guarded::new(
+            self.router(),
+            [
+                (Method::GET, "/healthz", Access::Public),
+                (Method::GET, "/readyz", Access::Public),
+                (Method::GET, "/metrics", Access::Metrics),
+            ],
+        )
+    }
 }
 
 async fn readyz(State(health): State<Health>) -> Response {

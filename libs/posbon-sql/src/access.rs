@@ -141,13 +141,9 @@ impl SqlAccess {
 }
 
 /// True for the columns a caller without [`SqlAccess::sensitive`] reads as
-/// NULL, in any table.
+/// NULL, in any table ([`posbon_auth::is_sensitive_field`]).
 pub fn is_sensitive_column(name: &str) -> bool {
-    matches!(
-        name,
-        "description" | "attributes" | "snapshot_uri" | "account_ref" | "domestic"
-    ) || name.starts_with("victim_")
-        || name.starts_with("offender_")
+    posbon_auth::is_sensitive_field(name)
 }
 
 /// A caller's access, resolved against the registry: sorted id lists for

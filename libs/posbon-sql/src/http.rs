@@ -28,12 +28,15 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde::Deserialize;
 use serde_json::json;
 
+use posbon_auth::{Access, Auth, Caller, Guarded, Permission};
+
+use crate::access::SqlAccess;
 use crate::engine::{QueryOutput, SqlEngine};
 use crate::error::{SqlError, SqlErrorKind};
 use crate::output::{ARROW_STREAM, CSV, JSON, to_arrow_ipc, to_csv, to_json};
@@ -107,11 +110,38 @@ struct FormatParam {
     format: Option<String>,
 }
 
-/// A ready router for `POST /v1/sql`.
-pub fn router(engine: Arc<SqlEngine>) -> Router {
-    Router::new()
+/// What the SQL route shares.
+#[derive(Clone)]
+struct SqlState {
+    engine: Arc<SqlEngine>,
+    auth: Arc<Auth>,
+}
+
+/// A ready router for `POST /v1/sql` (it needs `read_sql`).
+pub fn router(engine: Arc<SqlEngine>, auth: Arc<Auth>) -> Guarded {
+    let router = Router::new()
         .route("/v1/sql", post(handle))
-        .with_state(engine)
+        .with_state(SqlState { engine, auth });
+    Guarded::new(
+        router,
+        [(
+            Method::POST,
+            "/v1/sql",
+            Access::Permission(Permission::ReadSql),
+        )],
+    )
+}
+
+/// What `caller` may read: rows inside their scope, sensitive columns only
+/// with `sensitive_columns`, the audit table only as an admin.
+pub fn access_of(caller: &Caller) -> SqlAccess {
+    SqlAccess {
+        mahallas: caller.scope.mahallas().cloned(),
+        districts: caller.scope.districts().cloned(),
+        regions: caller.scope.regions().cloned(),
+        sensitive: caller.may(Permission::SensitiveColumns),
+        ..SqlAccess::default()
+    }
 }
 
 /// An error answer: `{"error": message, "kind": kind}`.
@@ -167,7 +197,8 @@ pub fn render(output: &QueryOutput, format: Format) -> Response {
 }
 
 async fn handle(
-    State(engine): State<Arc<SqlEngine>>,
+    State(state): State<SqlState>,
+    caller: Caller,
     Query(param): Query<FormatParam>,
     headers: HeaderMap,
     body: Bytes,
@@ -192,7 +223,32 @@ async fn handle(
             );
         }
     };
-    match engine.query(&request.query).await {
+    let started = std::time::Instant::now();
+    let result = match state.engine.for_access(&access_of(&caller)).await {
+        Ok(engine) => engine.query(&request.query).await,
+        Err(e) => Err(e),
+    };
+    let detail = match &result {
+        Ok(output) => json!({
+            "query": request.query,
+            "rows": output.rows,
+            "truncated": output.truncated,
+            "ms": started.elapsed().as_millis() as u64,
+        }),
+        Err(e) => json!({
+            "query": request.query,
+            "error": e.message(),
+            "kind": e.kind().as_str(),
+            "ms": started.elapsed().as_millis() as u64,
+        }),
+    };
+    let outcome = if result.is_ok() { "ok" } else { "refused" };
+    state
+        .auth
+        .audit()
+        .record(caller.audit("sql", None, outcome, detail))
+        .await;
+    match result {
         Ok(output) => render(&output, format),
         Err(e) => sql_error_response(&e),
     }

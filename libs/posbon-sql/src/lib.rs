@@ -22,22 +22,28 @@
 //! the ranges ([`scan`]). Whole local days with a current columnar segment
 //! ([`segments`]) are read from it instead of from the event records.
 //!
+//! [`SqlEngine::for_access`] gives an engine for one caller ([`SqlAccess`]):
+//! only the rows of its part of the country, and the sensitive columns as
+//! NULL unless it may read them ([`access`]).
+//!
 //! ```no_run
 //! use std::sync::Arc;
 //! use posbon_sql::{SqlEngine, SqlLimits, output};
-//! # async fn demo(store: posbon_store::Store, registry: Arc<posbon_geo::Registry>) -> Result<(), posbon_sql::SqlError> {
+//! # async fn demo(store: posbon_store::Store, registry: Arc<posbon_geo::Registry>, auth: Arc<posbon_auth::Auth>) -> Result<(), posbon_sql::SqlError> {
 //! let engine = SqlEngine::new(store, registry, SqlLimits::default())?;
 //! let out = engine
 //!     .query("SELECT mahalla_id, count(*) AS n FROM incidents \
 //!             WHERE local_date = DATE '2026-05-01' GROUP BY mahalla_id ORDER BY n DESC LIMIT 5")
 //!     .await?;
 //! println!("{}", output::to_text_table(&out)?);
-//! let app = posbon_sql::http::router(Arc::new(engine)); // POST /v1/sql
+//! // POST /v1/sql, for callers with read_sql, rows limited to their scope
+//! let app = posbon_sql::http::router(Arc::new(engine), Arc::clone(&auth)).into_router(auth);
 //! # let _ = app;
 //! # Ok(())
 //! # }
 //! ```
 
+pub mod access;
 mod columns;
 mod engine;
 mod error;
@@ -49,6 +55,7 @@ pub mod segments;
 pub mod stored;
 mod tables;
 
+pub use access::SqlAccess;
 pub use columns::{TIME_ZONE, enum_type, timestamp_type};
 pub use engine::{QueryOutput, SqlEngine, SqlLimits, TABLES};
 pub use error::{SqlError, SqlErrorKind};

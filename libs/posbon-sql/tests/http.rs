@@ -11,11 +11,28 @@ use posbon_sql::datafusion::arrow::ipc::reader::StreamReader;
 use posbon_sql::{SqlLimits, http};
 use tower::ServiceExt;
 
-fn app(limits: SqlLimits) -> axum::Router {
-    http::router(Arc::new(common::engine_over(
-        common::fixture().store.clone(),
-        limits,
-    )))
+/// The route behind the guard, called by a national analyst.
+async fn app(limits: SqlLimits) -> axum::Router {
+    let fx = common::fixture();
+    let auth = posbon_auth::Auth::new(
+        Arc::new(posbon_store::MemoryStore::new()),
+        fx.registry.clone(),
+        Default::default(),
+    )
+    .expect("auth");
+    let (_, token) = auth
+        .identities()
+        .create_token("analyst", posbon_auth::Role::Analyst, vec![], None, "test")
+        .await
+        .expect("token");
+    posbon_testkit::http::as_bearer(
+        http::router(
+            Arc::new(common::engine_over(fx.store.clone(), limits)),
+            auth.clone(),
+        )
+        .into_router(auth),
+        &token,
+    )
 }
 
 fn post(body: &str, accept: Option<&str>, query: &str) -> Request<Body> {
@@ -41,6 +58,7 @@ const QUERY: &str = r#"{"query": "SELECT kind, count(*) AS n, min(cell) AS first
 #[tokio::test]
 async fn json_is_columns_and_rows() {
     let r = app(SqlLimits::default())
+        .await
         .oneshot(post(QUERY, None, ""))
         .await
         .expect("call");
@@ -78,6 +96,7 @@ async fn json_is_columns_and_rows() {
 async fn csv_and_arrow_by_accept_or_format() {
     for (accept, query) in [(Some("text/csv"), ""), (None, "?format=csv")] {
         let r = app(SqlLimits::default())
+            .await
             .oneshot(post(QUERY, accept, query))
             .await
             .expect("call");
@@ -90,6 +109,7 @@ async fn csv_and_arrow_by_accept_or_format() {
         assert!(lines[1].starts_with("camera_alert,"), "{}", lines[1]);
     }
     let r = app(SqlLimits::default())
+        .await
         .oneshot(post(QUERY, Some("application/vnd.apache.arrow.stream"), ""))
         .await
         .expect("call");
@@ -148,6 +168,7 @@ async fn errors_say_what_is_wrong() {
     ];
     for (body, accept, query, status, kind) in cases {
         let r = app(SqlLimits::default())
+            .await
             .oneshot(post(body, accept, query))
             .await
             .expect("call");
@@ -160,7 +181,7 @@ async fn errors_say_what_is_wrong() {
         timeout_ms: 20,
         ..SqlLimits::default()
     };
-    let r = app(limits)
+    let r = app(limits).await
         .oneshot(post(
             r#"{"query": "SELECT count(*) FROM events a, events b, events c WHERE a.lat + b.lat > c.lat"}"#,
             None,
@@ -181,6 +202,7 @@ async fn long_results_are_cut_and_marked() {
         ..SqlLimits::default()
     };
     let r = app(limits)
+        .await
         .oneshot(post(
             r#"{"query": "SELECT id FROM events"}"#,
             Some("text/csv"),

@@ -25,6 +25,7 @@
 //! the message: tests never skip silently.
 
 mod error;
+pub mod http;
 mod nats;
 
 pub use error::TestkitError;

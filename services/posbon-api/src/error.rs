@@ -36,6 +36,15 @@ impl ApiError {
         }
     }
 
+    /// 403: the caller's scope does not include the thing.
+    pub fn out_of_scope(what: impl std::fmt::Display) -> Self {
+        Self {
+            status: StatusCode::FORBIDDEN,
+            code: "out_of_scope",
+            message: format!("{what} is outside your scope"),
+        }
+    }
+
     /// 503: a dependency (store, NATS) failed; retrying later may work.
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self {

@@ -7,11 +7,13 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt as _;
+use posbon_auth::Caller;
 use posbon_model::{
     ActionRequest, EscalationAction, EscalationRecord, EscalationStatus, RiskLevel,
 };
 use posbon_store::EscalationStoreExt as _;
 use serde::Deserialize;
+use serde_json::json;
 
 use crate::ApiState;
 use crate::error::ApiError;
@@ -134,15 +136,21 @@ impl ListFilter {
     }
 }
 
-/// The records that pass `filter`, newest opening first.
+/// The records that pass `filter` inside `caller`'s scope, newest opening
+/// first.
 pub async fn list_records(
     state: &ApiState,
+    caller: &Caller,
     filter: &ListFilter,
 ) -> Result<Vec<EscalationRecord>, ApiError> {
     let mut out: Vec<EscalationRecord> = state
         .store
         .escalations_stream()
-        .try_filter(|r| futures::future::ready(filter.matches(r)))
+        .try_filter(|r| {
+            futures::future::ready(
+                filter.matches(r) && caller.scope.contains_mahalla(&r.escalation.mahalla_id),
+            )
+        })
         .try_collect()
         .await?;
     out.sort_by(|a, b| {
@@ -161,6 +169,7 @@ pub const ALERTS_SEQUENCE_HEADER: &str = "x-alerts-sequence";
 /// `GET /v1/escalations`.
 pub async fn list(
     State(state): State<Arc<ApiState>>,
+    caller: Caller,
     Query(query): Query<ListQuery>,
 ) -> Result<impl axum::response::IntoResponse, ApiError> {
     let filter = ListFilter::parse(query, state.config.max_list)?;
@@ -169,29 +178,57 @@ pub async fn list(
         .stream_info(posbon_bus::subjects::ALERTS_STREAM)
         .await?
         .last_sequence;
-    let records = list_records(&state, &filter).await?;
+    let records = list_records(&state, &caller, &filter).await?;
     Ok((
         [(ALERTS_SEQUENCE_HEADER, sequence.to_string())],
         Json(records),
     ))
 }
 
+/// The record of escalation `id`, if it is inside `caller`'s scope (403
+/// otherwise, 404 when there is none).
+async fn record_in_scope(
+    state: &ApiState,
+    caller: &Caller,
+    id: &str,
+) -> Result<EscalationRecord, ApiError> {
+    let record = state
+        .store
+        .get_escalation(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no escalation with id {id:?}")))?;
+    if !caller.scope.contains_mahalla(&record.escalation.mahalla_id) {
+        return Err(ApiError::out_of_scope(format!("escalation {id:?}")));
+    }
+    Ok(record)
+}
+
 /// `GET /v1/escalations/{id}`.
 pub async fn get(
     State(state): State<Arc<ApiState>>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<EscalationRecord>, ApiError> {
-    state
-        .store
-        .get_escalation(&id)
-        .await?
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found(format!("no escalation with id {id:?}")))
+    record_in_scope(&state, &caller, &id).await.map(Json)
 }
 
-/// `POST /v1/escalations/{id}/{action}` with `{"by": ..., "note": ..., "assignee": ...}`.
+/// The body of an action over HTTP: who acts is the caller, never the body.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HttpAction {
+    escalation_id: Option<String>,
+    action: Option<EscalationAction>,
+    /// Accepted only when it names the caller (older clients send it).
+    by: Option<String>,
+    note: Option<String>,
+    assignee: Option<String>,
+}
+
+/// `POST /v1/escalations/{id}/{action}` with `{"note": ..., "assignee": ...}`
+/// (or no body). The step is recorded under the caller's name.
 pub async fn act(
     State(state): State<Arc<ApiState>>,
+    caller: Caller,
     Path((id, action)): Path<(String, String)>,
     body: axum::body::Bytes,
 ) -> Result<Json<EscalationRecord>, ApiError> {
@@ -200,14 +237,32 @@ pub async fn act(
             "no action {action:?}: use acknowledge, assign, resolve or false_alarm"
         ))
     })?;
-    let request: ActionRequest = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::bad_request(
+    let body: HttpAction = if body.iter().all(u8::is_ascii_whitespace) {
+        HttpAction::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::bad_request(
+                "invalid_action",
+                format!(
+                    "body: not an action request ({e}); expected {{\"note\": \"...\", \"assignee\": \"...\"}}"
+                ),
+            )
+        })?
+    };
+    let actor = caller.actor();
+    if body.by.as_ref().is_some_and(|b| *b != actor) {
+        return Err(ApiError::bad_request(
             "invalid_action",
-            format!(
-                "body: not an action request ({e}); expected {{\"by\": \"...\", \"note\": \"...\"}}"
-            ),
-        )
-    })?;
+            format!("by: the step is recorded under your own name ({actor}); leave `by` out"),
+        ));
+    }
+    let request = ActionRequest {
+        escalation_id: body.escalation_id,
+        action: body.action,
+        by: actor,
+        note: body.note,
+        assignee: body.assignee,
+    };
     if request.escalation_id.as_ref().is_some_and(|i| *i != id) {
         return Err(ApiError::bad_request(
             "invalid_action",
@@ -220,5 +275,19 @@ pub async fn act(
             "action: differs from the action in the path",
         ));
     }
-    Ok(Json(state.lifecycle.act(&id, action, &request).await?))
+    record_in_scope(&state, &caller, &id).await?;
+    let result = state.lifecycle.act(&id, action, &request).await;
+    let outcome = if result.is_ok() { "ok" } else { "refused" };
+    let detail = match &result {
+        Ok(_) => {
+            json!({ "action": action.as_str(), "note": request.note, "assignee": request.assignee })
+        }
+        Err(e) => json!({ "action": action.as_str(), "error": e.message }),
+    };
+    state
+        .auth
+        .audit()
+        .record(caller.audit("escalation_action", Some(id), outcome, detail))
+        .await;
+    Ok(Json(result?))
 }

@@ -22,6 +22,7 @@ use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::{Stream, StreamExt as _};
+use posbon_auth::{Caller, ScopeItem};
 use posbon_bus::headers::ALERT_TYPE;
 use posbon_bus::subjects::{ALERTS_STREAM, validate_token};
 use posbon_bus::{StreamMessage, StreamReader};
@@ -53,8 +54,10 @@ pub struct FeedQuery {
 /// A validated feed request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FeedFilter {
-    /// The NATS subject filter on ALERTS.
+    /// The NATS subject filter on ALERTS that the query asks for.
     pub subject: String,
+    /// The query's place filters, to check against a caller's scope.
+    pub place: (Option<String>, Option<String>, Option<String>),
     /// Minimum level.
     pub min_level: RiskLevel,
     /// Resume after this sequence; `None`: from the next message.
@@ -112,9 +115,51 @@ impl FeedFilter {
         };
         Ok(Self {
             subject,
+            place: (
+                query.region.clone(),
+                query.district.clone(),
+                query.mahalla.clone(),
+            ),
             min_level,
             after,
         })
+    }
+
+    /// The subject filters that deliver what the query asks for inside
+    /// `caller`'s scope: the query's own subject when the scope covers it,
+    /// otherwise the scope's subjects that the query's place allows. Empty:
+    /// nothing of the query is inside the scope.
+    pub fn subjects_for(&self, caller: &Caller, registry: &posbon_geo::Registry) -> Vec<String> {
+        let (region, district, mahalla) = &self.place;
+        let asked = if let Some(m) = mahalla {
+            Some(ScopeItem::Mahalla(m.clone()))
+        } else if let Some(d) = district {
+            Some(ScopeItem::District(d.clone()))
+        } else {
+            region.as_ref().map(|r| ScopeItem::Region(r.clone()))
+        };
+        let covered = match &asked {
+            None => caller.scope.is_national(),
+            Some(item) => caller.scope.covers(item, registry),
+        };
+        if covered {
+            return vec![self.subject.clone()];
+        }
+        let matches = |pattern: &str| {
+            let parts: Vec<&str> = pattern.split('.').skip(2).collect();
+            let ok = |asked: &Option<String>, got: Option<&&str>| {
+                asked
+                    .as_ref()
+                    .is_none_or(|a| got.is_some_and(|g| *g == "*" || *g == a))
+            };
+            ok(region, parts.first()) && ok(district, parts.get(1)) && ok(mahalla, parts.get(2))
+        };
+        caller
+            .scope
+            .alert_subjects(registry)
+            .into_iter()
+            .filter(|s| matches(s))
+            .collect()
     }
 }
 
@@ -155,22 +200,32 @@ pub fn feed_item(message: &StreamMessage) -> Option<FeedItem> {
     }
 }
 
-async fn open(state: &ApiState, filter: &FeedFilter) -> Result<Box<dyn StreamReader>, ApiError> {
+async fn open(
+    state: &ApiState,
+    caller: &Caller,
+    filter: &FeedFilter,
+) -> Result<Box<dyn StreamReader>, ApiError> {
+    let subjects = filter.subjects_for(caller, &state.registry);
+    if subjects.is_empty() {
+        return Err(ApiError::out_of_scope("the place this feed asks for"));
+    }
     let start = match filter.after {
         Some(after) => after.saturating_add(1),
         None => state.bus.stream_info(ALERTS_STREAM).await?.last_sequence + 1,
     };
     Ok(state
         .bus
-        .read_stream(ALERTS_STREAM, vec![filter.subject.clone()], start)
+        .read_stream(ALERTS_STREAM, subjects, start)
         .await?)
 }
 
-/// The feed items of a reader, filtered by level; ends when the reader fails
-/// (the client reconnects and resumes).
+/// The feed items of a reader, filtered by level and (again, whatever the
+/// subjects) by the caller's scope; ends when the reader fails (the client
+/// reconnects and resumes).
 fn items(
     reader: Box<dyn StreamReader>,
     min_level: RiskLevel,
+    caller: Caller,
 ) -> impl Stream<Item = FeedItem> + Send {
     futures::stream::unfold(reader, |mut reader| async move {
         match reader.next().await? {
@@ -182,13 +237,17 @@ fn items(
         }
     })
     .filter_map(move |item| {
-        futures::future::ready(item.filter(|i| i.data.escalation.level >= min_level))
+        futures::future::ready(item.filter(|i| {
+            i.data.escalation.level >= min_level
+                && caller.scope.contains_mahalla(&i.data.escalation.mahalla_id)
+        }))
     })
 }
 
 /// `GET /v1/feed`: Server-Sent Events.
 pub async fn sse(
     State(state): State<Arc<ApiState>>,
+    caller: Caller,
     Query(query): Query<FeedQuery>,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
@@ -196,7 +255,7 @@ pub async fn sse(
         .get("last-event-id")
         .map(|v| v.to_str().unwrap_or("not ascii"));
     let filter = FeedFilter::parse(&query, last)?;
-    let reader = open(&state, &filter).await?;
+    let reader = open(&state, &caller, &filter).await?;
     let gauge = state.feed_clients.clone();
     gauge.inc();
     let guard = ClientGuard(gauge);
@@ -205,7 +264,7 @@ pub async fn sse(
             .retry(Duration::from_secs(2))
             .comment("posbon escalation feed"))
     });
-    let events = items(reader, filter.min_level).map(move |item| {
+    let events = items(reader, filter.min_level, caller).map(move |item| {
         let _alive = &guard;
         let data = serde_json::to_string(&item.data).unwrap_or_else(|_| "{}".to_owned());
         Ok(Event::default()
@@ -221,6 +280,7 @@ pub async fn sse(
 /// per item: `{"id": <sequence>, "type": "opened"|"updated", "data": {...}}`.
 pub async fn websocket(
     State(state): State<Arc<ApiState>>,
+    caller: Caller,
     Query(query): Query<FeedQuery>,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
@@ -229,13 +289,13 @@ pub async fn websocket(
         .get("last-event-id")
         .map(|v| v.to_str().unwrap_or("not ascii"));
     let filter = FeedFilter::parse(&query, last)?;
-    let reader = open(&state, &filter).await?;
+    let reader = open(&state, &caller, &filter).await?;
     let gauge = state.feed_clients.clone();
     Ok(upgrade
         .on_upgrade(move |socket| async move {
             gauge.inc();
             let _guard = ClientGuard(gauge);
-            pump(socket, items(reader, filter.min_level)).await;
+            pump(socket, items(reader, filter.min_level, caller)).await;
         })
         .into_response())
 }

@@ -13,6 +13,11 @@
 //! | `GET /v1/sources/precision` | per-camera and per-detector precision from verdicts |
 //! | `/healthz`, `/readyz`, `/metrics` | [`posbon_service::Health`] |
 //!
+//! Every route has an access rule ([`routes`]); the guard of `posbon-auth`
+//! authenticates the caller and checks the role. Handlers limit what they
+//! read and touch to the caller's scope: lists and the feed leave out what is
+//! outside it, a request for one thing outside it is 403.
+//!
 //! The API process is also the one writer of escalation records
 //! ([`lifecycle`]). SQL (`POST /v1/sql`) and reports (`GET /v1/reports/daily`)
 //! come from `posbon-sql` and `posbon-reporter` and are merged in by whoever
@@ -30,7 +35,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::http::Method;
 use axum::routing::{get, post};
+use posbon_auth::{Access, Auth, Guarded, Permission};
 use posbon_bus::{Bus, default_streams};
 use posbon_geo::Registry;
 use posbon_service::{FnCheck, Health};
@@ -99,6 +106,8 @@ pub struct ApiState {
     pub registry: Arc<Registry>,
     /// The lifecycle writer.
     pub lifecycle: Arc<Lifecycle>,
+    /// Identities and the audit log.
+    pub auth: Arc<Auth>,
     /// Connected feed clients.
     pub feed_clients: Gauge,
 }
@@ -119,6 +128,7 @@ impl ApiState {
         bus: Arc<dyn Bus>,
         store: Store,
         registry: Arc<Registry>,
+        auth: Arc<Auth>,
         metrics: &Metrics,
     ) -> anyhow::Result<Arc<Self>> {
         config.validate()?;
@@ -138,13 +148,15 @@ impl ApiState {
             store,
             registry,
             lifecycle,
+            auth,
         }))
     }
 }
 
-/// The API's own routes (see the crate docs).
-pub fn routes(state: Arc<ApiState>) -> Router {
-    Router::new()
+/// The API's own routes (see the crate docs), each with its access rule.
+pub fn routes(state: Arc<ApiState>) -> Guarded {
+    use Access::{Permission as P, Public};
+    let router = Router::new()
         .route("/v1/feed", get(feed::sse))
         .route("/v1/feed/ws", get(feed::websocket))
         .route("/v1/escalations", get(escalations::list))
@@ -154,8 +166,40 @@ pub fn routes(state: Arc<ApiState>) -> Router {
         .route("/v1/mahallas/{id}", get(mahallas::detail))
         .route("/v1/registry", get(mahallas::registry))
         .route("/v1/sources/precision", get(mahallas::precision))
-        .merge(page::routes())
-        .with_state(state)
+        .route("/", get(page::index))
+        .route("/static/{file}", get(page::static_file))
+        .route("/v1/risk", get(page::risk))
+        .with_state(state);
+    Guarded::new(
+        router,
+        [
+            (Method::GET, "/v1/feed", P(Permission::ReadFeed)),
+            (Method::GET, "/v1/feed/ws", P(Permission::ReadFeed)),
+            (
+                Method::GET,
+                "/v1/escalations",
+                P(Permission::ReadEscalations),
+            ),
+            (
+                Method::GET,
+                "/v1/escalations/{id}",
+                P(Permission::ReadEscalations),
+            ),
+            (
+                Method::POST,
+                "/v1/escalations/{id}/{action}",
+                P(Permission::ActEscalations),
+            ),
+            (Method::GET, "/v1/mahallas", P(Permission::ReadMap)),
+            (Method::GET, "/v1/mahallas/{id}", P(Permission::ReadMap)),
+            (Method::GET, "/v1/registry", P(Permission::ReadMap)),
+            (Method::GET, "/v1/sources/precision", P(Permission::ReadMap)),
+            // The page itself holds no data: it asks who is logged in.
+            (Method::GET, "/", Public),
+            (Method::GET, "/static/{file}", Public),
+            (Method::GET, "/v1/risk", P(Permission::ReadMap)),
+        ],
+    )
 }
 
 /// Readiness checks of the API: NATS and the store.
@@ -182,11 +226,13 @@ pub async fn run_lifecycle(
     lifecycle::run(state.lifecycle.clone(), settings, shutdown).await
 }
 
-/// What [`run`] serves besides the API's own routes.
-#[derive(Debug, Default)]
+/// Who may call [`run`]'s routes, and what it serves besides the API's own.
+#[derive(Debug)]
 pub struct ApiParts {
-    /// More routes on the same address (SQL, reports, the page).
-    pub extra: Router,
+    /// Identities and the audit log.
+    pub auth: Arc<Auth>,
+    /// More routes on the same address (SQL, reports), with their rules.
+    pub extra: Guarded,
 }
 
 /// Runs the API until `shutdown`: streams, lifecycle worker, HTTP server.
@@ -200,13 +246,24 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     bus.ensure_streams(&default_streams()).await?;
+    let auth = parts.auth.clone();
     let listen = config.listen.clone();
-    let state = ApiState::new(config, bus.clone(), store.clone(), registry, &metrics)?;
-    let app = health(&metrics, bus, store)
-        .router()
-        .merge(routes(state.clone()))
-        .merge(parts.extra);
+    let state = ApiState::new(
+        config,
+        bus.clone(),
+        store.clone(),
+        registry,
+        auth.clone(),
+        &metrics,
+    )?;
     let listener = tokio::net::TcpListener::bind(&listen).await?;
+    auth.bootstrap(listener.local_addr()?).await?;
+    let app = health(&metrics, bus, store)
+        .guarded()
+        .merge(posbon_auth::http::identity_routes(auth.clone()))
+        .merge(routes(state.clone()))
+        .merge(parts.extra)
+        .into_router(auth);
     tracing::info!(listen = %listener.local_addr()?, "api serving http");
     let server_shutdown = shutdown.clone();
     let server = tokio::spawn(async move {

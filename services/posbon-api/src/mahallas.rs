@@ -11,6 +11,7 @@ use axum::extract::{Path, Query, State};
 use chrono::{TimeDelta, Utc};
 use futures::TryStreamExt as _;
 use geo::{LineString, Polygon};
+use posbon_auth::Caller;
 use posbon_model::{
     EnrichedEvent, EscalationRecord, MahallaRisk, RISK_SNAPSHOT_PREFIX, RiskLevel, RiskSnapshot,
 };
@@ -68,7 +69,10 @@ fn polygon(p: &Polygon<f64>) -> Value {
 /// `GET /v1/mahallas`: every mahalla as a GeoJSON feature with `id`, `name`,
 /// `district_id`, `region_id`, `population`, `level`, `score` and
 /// `open_escalations`.
-pub async fn geojson(State(state): State<Arc<ApiState>>) -> Result<Json<Value>, ApiError> {
+pub async fn geojson(
+    State(state): State<Arc<ApiState>>,
+    caller: Caller,
+) -> Result<Json<Value>, ApiError> {
     let risk = current_risk(&state).await?;
     let mut open: HashMap<String, u64> = HashMap::new();
     let mut records = state.store.escalations_stream();
@@ -81,6 +85,7 @@ pub async fn geojson(State(state): State<Arc<ApiState>>) -> Result<Json<Value>, 
         .registry
         .mahallas()
         .iter()
+        .filter(|m| caller.scope.contains_mahalla(&m.id))
         .map(|m| {
             let r = risk.get(&m.id);
             json!({
@@ -121,6 +126,7 @@ pub struct DetailQuery {
 /// `GET /v1/mahallas/{id}`.
 pub async fn detail(
     State(state): State<Arc<ApiState>>,
+    caller: Caller,
     Path(id): Path<String>,
     Query(query): Query<DetailQuery>,
 ) -> Result<Json<Value>, ApiError> {
@@ -128,6 +134,9 @@ pub async fn detail(
         .registry
         .mahalla_by_id(&id)
         .ok_or_else(|| ApiError::not_found(format!("no mahalla with id {id:?}")))?;
+    if !caller.scope.contains_mahalla(&id) {
+        return Err(ApiError::out_of_scope(format!("mahalla {id:?}")));
+    }
     let hours = query.hours.unwrap_or(24);
     if !(1..=720).contains(&hours) {
         return Err(ApiError::bad_request(
@@ -160,7 +169,11 @@ pub async fn detail(
         },
         state.config.max_list,
     )?;
-    let escalations: Vec<EscalationRecord> = list_records(&state, &filter).await?;
+    let escalations: Vec<EscalationRecord> = list_records(&state, &caller, &filter).await?;
+    let mut events = serde_json::to_value(&events).unwrap_or_default();
+    if !caller.may(posbon_auth::Permission::SensitiveColumns) {
+        posbon_auth::redact(&mut events);
+    }
     Ok(Json(json!({
         "id": mahalla.id,
         "name": mahalla.name,
@@ -179,22 +192,36 @@ pub async fn detail(
 }
 
 /// `GET /v1/registry`: regions with their districts (ids and names).
-pub async fn registry(State(state): State<Arc<ApiState>>) -> Json<Value> {
+/// Only the regions and districts with a mahalla in the caller's scope.
+pub async fn registry(State(state): State<Arc<ApiState>>, caller: Caller) -> Json<Value> {
+    let in_scope = |m: &posbon_geo::MahallaIdx| {
+        caller
+            .scope
+            .contains_mahalla(&state.registry.mahalla(*m).id)
+    };
     let regions: Vec<Value> = state
         .registry
         .regions()
         .iter()
-        .map(|r| {
+        .filter_map(|r| {
             let districts: Vec<Value> = r
                 .districts
                 .iter()
                 .filter_map(|d| state.registry.district(d))
-                .map(|d| json!({ "id": d.id, "name": d.name, "mahallas": d.mahallas.len() }))
+                .filter(|d| d.mahallas.iter().any(in_scope))
+                .map(|d| json!({ "id": d.id, "name": d.name, "mahallas": d.mahallas.iter().filter(|m| in_scope(m)).count() }))
                 .collect();
-            json!({ "id": r.id, "name": r.name, "districts": districts })
+            (!districts.is_empty())
+                .then(|| json!({ "id": r.id, "name": r.name, "districts": districts }))
         })
         .collect();
-    Json(json!({ "regions": regions, "mahallas": state.registry.mahallas().len() }))
+    let mahallas = state
+        .registry
+        .mahallas()
+        .iter()
+        .filter(|m| caller.scope.contains_mahalla(&m.id))
+        .count();
+    Json(json!({ "regions": regions, "mahallas": mahallas }))
 }
 
 /// `GET /v1/sources/precision`: how often each camera's and detector's

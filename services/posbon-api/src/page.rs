@@ -48,11 +48,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Json;
-use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use futures::TryStreamExt as _;
 use posbon_model::RiskLevel;
 use posbon_store::EscalationStoreExt as _;
@@ -190,7 +188,10 @@ pub async fn static_file(Path(file): Path<String>, headers: HeaderMap) -> Respon
 /// that has an escalation still open; every other mahalla is normal with no
 /// open escalation. The same figures as the properties of `GET /v1/mahallas`,
 /// without the geometry, for the page to poll.
-pub async fn risk(State(state): State<Arc<ApiState>>) -> Result<Json<Value>, ApiError> {
+pub async fn risk(
+    State(state): State<Arc<ApiState>>,
+    caller: posbon_auth::Caller,
+) -> Result<Json<Value>, ApiError> {
     let risk = current_risk(&state).await?;
     let mut open: BTreeMap<String, u64> = BTreeMap::new();
     let mut records = state.store.escalations_stream();
@@ -200,7 +201,11 @@ pub async fn risk(State(state): State<Arc<ApiState>>) -> Result<Json<Value>, Api
         }
     }
     let mut out: BTreeMap<String, Value> = BTreeMap::new();
+    open.retain(|id, _| caller.scope.contains_mahalla(id));
     for (id, r) in &risk {
+        if !caller.scope.contains_mahalla(id) {
+            continue;
+        }
         if r.level != RiskLevel::Normal || open.contains_key(id) {
             out.insert(
                 id.clone(),
@@ -218,15 +223,6 @@ pub async fn risk(State(state): State<Arc<ApiState>>) -> Result<Json<Value>, Api
         );
     }
     Ok(Json(json!({ "at": chrono::Utc::now(), "mahallas": out })))
-}
-
-/// The page's routes, to merge into the API's router before its state is
-/// set.
-pub fn routes() -> Router<Arc<ApiState>> {
-    Router::new()
-        .route("/", get(index))
-        .route("/static/{file}", get(static_file))
-        .route("/v1/risk", get(risk))
 }
 
 #[cfg(test)]
@@ -289,18 +285,35 @@ mod tests {
         let registry = Arc::new(posbon_sim::load_registry(None).expect("city registry"));
         let bus: Arc<dyn posbon_bus::Bus> = Arc::new(posbon_bus::MemoryBus::new());
         let store: posbon_store::Store = Arc::new(posbon_store::MemoryStore::new());
+        let auth = posbon_auth::Auth::new(store.clone(), registry.clone(), Default::default())
+            .expect("auth");
         ApiState::new(
             config,
             bus,
             store,
             registry,
+            auth,
             &posbon_telemetry::Metrics::new(),
         )
         .expect("state")
     }
 
+    /// The guarded routes, and an admin token for them.
+    async fn app(state: &Arc<ApiState>) -> (axum::Router, String) {
+        let (_, token) = state
+            .auth
+            .identities()
+            .create_token("test", posbon_auth::Role::Admin, vec![], None, "test")
+            .await
+            .expect("token");
+        (
+            crate::routes(state.clone()).into_router(state.auth.clone()),
+            format!("Bearer {token}"),
+        )
+    }
+
     async fn call(
-        app: &Router,
+        app: &axum::Router,
         uri: &str,
         headers: &[(&str, &str)],
     ) -> (StatusCode, HeaderMap, Vec<u8>) {
@@ -324,7 +337,7 @@ mod tests {
 
     #[tokio::test]
     async fn serves_the_page_and_its_files_with_types_and_validators() {
-        let app = crate::routes(state());
+        let (app, _) = app(&state()).await;
         let (status, h, body) = call(&app, "/", &[]).await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(h[header::CONTENT_TYPE], "text/html; charset=utf-8");
@@ -364,8 +377,11 @@ mod tests {
         };
         use posbon_store::EventStoreExt as _;
         let state = state();
-        let app = crate::routes(state.clone());
-        let (status, _, body) = call(&app, "/v1/risk", &[]).await;
+        let (app, token) = app(&state).await;
+        let (status, _, _) = call(&app, "/v1/risk", &[]).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "the map needs a caller");
+        let auth = [("authorization", token.as_str())];
+        let (status, _, body) = call(&app, "/v1/risk", &auth).await;
         assert_eq!(status, StatusCode::OK);
         let v: Value = serde_json::from_slice(&body).expect("json");
         assert_eq!(v["mahallas"], json!({}));
@@ -426,7 +442,7 @@ mod tests {
             .await
             .expect("record");
 
-        let (_, _, body) = call(&app, "/v1/risk", &[]).await;
+        let (_, _, body) = call(&app, "/v1/risk", &auth).await;
         let v: Value = serde_json::from_slice(&body).expect("json");
         let m = v["mahallas"].as_object().expect("object");
         assert_eq!(m.len(), 2, "{v}");

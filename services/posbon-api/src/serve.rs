@@ -20,6 +20,9 @@ pub struct FileConfig {
     pub api: ApiConfig,
     /// The store.
     pub store: posbon_store::StoreConfig,
+    /// Identities and the HTTP guard.
+    #[serde(default)]
+    pub auth: posbon_auth::AuthConfig,
     /// Logs, traces and metrics.
     #[serde(default)]
     pub telemetry: posbon_telemetry::TelemetryConfig,
@@ -52,13 +55,17 @@ pub async fn serve(config: FileConfig, shutdown: CancellationToken) -> anyhow::R
         .await
         .context("cannot connect to nats")?,
     );
+    let auth = posbon_auth::Auth::new(store.clone(), registry.clone(), config.auth)?;
     crate::run(
         api,
         bus,
         store,
         registry,
         metrics,
-        ApiParts::default(),
+        ApiParts {
+            auth,
+            extra: Default::default(),
+        },
         shutdown,
     )
     .await

@@ -94,6 +94,9 @@ struct Api {
     store: Store,
     app: axum::Router,
     shutdown: CancellationToken,
+    auth: Arc<posbon_auth::Auth>,
+    /// Supervisor tokens by name, made on first use.
+    tokens: tokio::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
 async fn api(bus: Arc<dyn Bus>, renotify_after_secs: u64) -> Api {
@@ -102,31 +105,62 @@ async fn api(bus: Arc<dyn Bus>, renotify_after_secs: u64) -> Api {
         .expect("streams");
     let store: Store = Arc::new(MemoryStore::new());
     let metrics = Metrics::new();
+    let auth = posbon_auth::Auth::new(store.clone(), registry(), Default::default()).expect("auth");
     let state = ApiState::new(
         config(renotify_after_secs),
         bus.clone(),
         store.clone(),
         registry(),
+        auth.clone(),
         &metrics,
     )
     .expect("state");
     let shutdown = CancellationToken::new();
     tokio::spawn(posbon_api::run_lifecycle(state.clone(), shutdown.clone()));
-    let app = posbon_api::routes(state.clone());
+    let app = posbon_api::routes(state.clone()).into_router(auth.clone());
     Api {
         state,
         bus,
         store,
         app,
         shutdown,
+        auth,
+        tokens: Default::default(),
     }
 }
 
 impl Api {
+    /// A supervisor token named `name` (made once).
+    async fn token(&self, name: &str) -> String {
+        let mut tokens = self.tokens.lock().await;
+        if let Some(t) = tokens.get(name) {
+            return t.clone();
+        }
+        let (_, token) = self
+            .auth
+            .identities()
+            .create_token(name, posbon_auth::Role::Supervisor, vec![], None, "test")
+            .await
+            .expect("token");
+        tokens.insert(name.to_owned(), token.clone());
+        token
+    }
+
+    /// Calls the API as the supervisor named by the body's `by` (taken out
+    /// of the body: the actor is the caller), or as `tester`.
     async fn call(&self, method: &str, uri: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut body = body;
+        let actor = body
+            .as_mut()
+            .and_then(|b| b.as_object_mut())
+            .and_then(|o| o.remove("by"))
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_else(|| "tester".to_owned());
+        let token = self.token(&actor).await;
         let request = Request::builder()
             .method(method)
             .uri(uri)
+            .header("authorization", format!("Bearer {token}"))
             .header("content-type", "application/json")
             .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
             .expect("request");
@@ -432,6 +466,7 @@ async fn unacknowledged_escalations_climb_tiers() {
 /// returns their `(id, event, data)`.
 async fn read_sse(
     addr: std::net::SocketAddr,
+    token: &str,
     query: &str,
     last: Option<u64>,
     count: usize,
@@ -441,7 +476,7 @@ async fn read_sse(
         .map(|l| format!("Last-Event-ID: {l}\r\n"))
         .unwrap_or_default();
     let request = format!(
-        "GET /v1/feed{query} HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n{last}\r\n"
+        "GET /v1/feed{query} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\nAccept: text/event-stream\r\n{last}\r\n"
     );
     conn.write_all(request.as_bytes()).await.expect("write");
     let mut text = String::new();
@@ -488,10 +523,10 @@ async fn read_sse(
 
 /// Reads `count` text messages from the WebSocket feed (a minimal client:
 /// the upgrade, then unmasked server frames).
-async fn read_ws(addr: std::net::SocketAddr, query: &str, count: usize) -> Vec<Value> {
+async fn read_ws(addr: std::net::SocketAddr, token: &str, query: &str, count: usize) -> Vec<Value> {
     let mut conn = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let request = format!(
-        "GET /v1/feed/ws{query} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        "GET /v1/feed/ws{query} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
     );
     conn.write_all(request.as_bytes()).await.expect("write");
     let mut buf = Vec::new();
@@ -544,6 +579,7 @@ async fn feed_resumes_exactly_over_nats() {
     let addr = listener.local_addr().expect("addr");
     let app = api.app.clone();
     tokio::spawn(async move { axum::serve(listener, app).await });
+    let feed_token = api.token("tester").await;
 
     let reg = registry();
     let district = reg.mahallas()[0].district_id.clone();
@@ -561,7 +597,7 @@ async fn feed_resumes_exactly_over_nats() {
         sequences.push((publish_escalation(&*api.bus, &e).await, e));
     }
     // From the start, only high and above.
-    let got = read_sse(addr, "?since=0&min_level=high", None, 3).await;
+    let got = read_sse(addr, &feed_token, "?since=0&min_level=high", None, 3).await;
     let ids: Vec<u64> = got.iter().map(|g| g.0).collect();
     let want: Vec<u64> = sequences
         .iter()
@@ -571,7 +607,7 @@ async fn feed_resumes_exactly_over_nats() {
     assert_eq!(ids, want);
     assert!(got.iter().all(|g| g.1 == "opened"));
     // Reconnect with Last-Event-ID = the first: exactly the ones after it, in order.
-    let got = read_sse(addr, "?min_level=high", Some(want[0]), 2).await;
+    let got = read_sse(addr, &feed_token, "?min_level=high", Some(want[0]), 2).await;
     assert_eq!(got.iter().map(|g| g.0).collect::<Vec<_>>(), want[1..]);
     // A lifecycle step arrives as an update.
     let first = &sequences[0].1;
@@ -585,12 +621,12 @@ async fn feed_resumes_exactly_over_nats() {
         .await;
     assert_eq!(status, StatusCode::OK);
     let last = sequences.last().map(|s| s.0).expect("last");
-    let got = read_sse(addr, "", Some(last), 1).await;
+    let got = read_sse(addr, &feed_token, "", Some(last), 1).await;
     assert_eq!(got[0].1, "updated");
     assert_eq!(got[0].2["id"], first.id.as_str());
     assert_eq!(got[0].2["status"], "acknowledged");
     // The WebSocket twin: the same items from the same sequence.
-    let got = read_ws(addr, "?since=0&min_level=high", 3).await;
+    let got = read_ws(addr, &feed_token, "?since=0&min_level=high", 3).await;
     let ids: Vec<u64> = got.iter().filter_map(|v| v["id"].as_u64()).collect();
     assert_eq!(ids, want);
     assert!(
@@ -598,7 +634,14 @@ async fn feed_resumes_exactly_over_nats() {
             .all(|v| v["type"] == "opened" && v["data"]["id"].is_string())
     );
     // District filter goes to the subject.
-    let got = read_sse(addr, &format!("?district={district}&since=0"), None, 1).await;
+    let got = read_sse(
+        addr,
+        &feed_token,
+        &format!("?district={district}&since=0"),
+        None,
+        1,
+    )
+    .await;
     assert!(got.iter().all(|g| g.2["district_id"] == district.as_str()));
     // Bad input is a 400 naming the problem.
     let (status, body) = api.call("GET", "/v1/feed?min_level=loud", None).await;

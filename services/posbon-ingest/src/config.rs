@@ -14,6 +14,12 @@ pub const DEFAULTS: &str = include_str!("default.toml");
 pub struct FileConfig {
     /// The ingest service.
     pub ingest: IngestConfig,
+    /// The store that holds identities (producers' tokens): the cluster's
+    /// TiKV, which every service shares.
+    pub store: posbon_store::StoreConfig,
+    /// Identities and the HTTP guard.
+    #[serde(default)]
+    pub auth: posbon_auth::AuthConfig,
     /// Logs, traces and metrics.
     #[serde(default)]
     pub telemetry: posbon_telemetry::TelemetryConfig,

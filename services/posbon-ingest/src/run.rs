@@ -2,7 +2,8 @@
 
 use std::sync::Arc;
 
-use axum::Router;
+use axum::http::Method;
+use posbon_auth::{Access, Auth, Guarded, Permission};
 use posbon_bus::{Bus, default_streams};
 use posbon_geo::Registry;
 use posbon_model::Limits;
@@ -34,10 +35,17 @@ pub fn build(
     ))
 }
 
-/// The HTTP routes of ingest (`POST /v1/events`), for a server of its own or
-/// merged into another (the standalone process).
-pub fn routes(ingest: Arc<Ingest>, config: &IngestConfig) -> Router {
-    http::router(ingest, config.max_body_bytes)
+/// The HTTP routes of ingest (`POST /v1/events`, for producers), for a
+/// server of its own or merged into another (the standalone process).
+pub fn routes(ingest: Arc<Ingest>, config: &IngestConfig) -> Guarded {
+    Guarded::new(
+        http::router(ingest, config.max_body_bytes),
+        [(
+            Method::POST,
+            "/v1/events",
+            Access::Permission(Permission::PublishEvents),
+        )],
+    )
 }
 
 /// Runs ingest until `shutdown`: ensures the streams, consumes INGEST, serves
@@ -47,6 +55,7 @@ pub async fn run(
     bus: Arc<dyn Bus>,
     registry: Arc<Registry>,
     metrics: Metrics,
+    auth: Arc<Auth>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     bus.ensure_streams(&default_streams()).await?;
@@ -56,7 +65,10 @@ pub async fn run(
         let bus = ready_bus.clone();
         async move { bus.health().await.map_err(|e| e.to_string()) }
     }));
-    let app = health.router().merge(routes(ingest.clone(), &config));
+    let app = health
+        .guarded()
+        .merge(routes(ingest.clone(), &config))
+        .into_router(auth);
     let listener = tokio::net::TcpListener::bind(&config.listen).await?;
     tracing::info!(listen = %listener.local_addr()?, "ingest serving http");
     let server_shutdown = shutdown.clone();

@@ -45,5 +45,15 @@ pub async fn serve(config: FileConfig, shutdown: CancellationToken) -> anyhow::R
         .await
         .context("cannot connect to nats")?,
     );
-    crate::run::run(ingest, bus, registry, Metrics::new(), shutdown).await
+    let metrics = Metrics::new();
+    let store = posbon_store::open_store_with_metrics(&config.store, &metrics)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot open the store of identities ({})",
+                config.store.describe()
+            )
+        })?;
+    let auth = posbon_auth::Auth::new(store, registry.clone(), config.auth)?;
+    crate::run::run(ingest, bus, registry, metrics, auth, shutdown).await
 }

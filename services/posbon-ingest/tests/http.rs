@@ -43,9 +43,27 @@ async fn setup_with(config: IngestConfig) -> (axum::Router, Arc<dyn Bus>) {
         .expect("streams");
     let registry =
         Arc::new(Registry::from_geojson(REGISTRY, &RegistryOptions::default()).expect("registry"));
-    let ingest =
-        posbon_ingest::build(&config, bus.clone(), registry, &Metrics::new()).expect("ingest");
-    (posbon_ingest::routes(ingest, &config), bus)
+    let ingest = posbon_ingest::build(&config, bus.clone(), registry.clone(), &Metrics::new())
+        .expect("ingest");
+    let store: posbon_store::Store = Arc::new(posbon_store::MemoryStore::new());
+    let auth = posbon_auth::Auth::new(store, registry, Default::default()).expect("auth");
+    let (_, token) = auth
+        .identities()
+        .create_token(
+            "camera-gateway",
+            posbon_auth::Role::Producer,
+            vec![],
+            None,
+            "test",
+        )
+        .await
+        .expect("token");
+    // Every request of these tests comes from the producer.
+    let app = posbon_testkit::http::as_bearer(
+        posbon_ingest::routes(ingest, &config).into_router(auth),
+        &token,
+    );
+    (app, bus)
 }
 
 async fn post(app: &axum::Router, content_type: Option<&str>, body: String) -> (StatusCode, Value) {

@@ -11,6 +11,9 @@ pub enum ReportError {
     /// No such report or scope (HTTP 404).
     #[error("{0}")]
     NotFound(String),
+    /// The scope is outside the caller's (HTTP 403).
+    #[error("{0}")]
+    Forbidden(String),
     /// A report query failed.
     #[error("report query {query}: {source}")]
     Query {
@@ -28,7 +31,9 @@ impl ReportError {
     /// True when the caller asked for something wrong or missing.
     pub fn is_caller_error(&self) -> bool {
         match self {
-            ReportError::InvalidRequest(_) | ReportError::NotFound(_) => true,
+            ReportError::InvalidRequest(_)
+            | ReportError::NotFound(_)
+            | ReportError::Forbidden(_) => true,
             // The report's own SQL failing is never the caller's fault.
             ReportError::Query { .. } | ReportError::Internal(_) => false,
         }

@@ -12,17 +12,24 @@
 //! or else `Accept` (`text/html`, `text/csv`, otherwise JSON). `POST` takes
 //! `refresh_baselines=true` to recompute the 28 days before from the events.
 //! Errors are JSON `{"error": "...", "kind": "..."}`: 400 for a bad date,
-//! scope or format, 404 when the report (or the scope in it) does not
-//! exist, 500 when the store or a report query fails.
+//! scope or format, 403 for a scope outside the caller's, 404 when the
+//! report (or the scope in it) does not exist, 500 when the store or a
+//! report query fails.
+//!
+//! Reading needs `read_reports`, generating `generate_reports`. A caller
+//! limited to part of the country reads only scopes that lie wholly inside
+//! theirs (a caller with one region, district or mahalla gets that one when
+//! the request names none). Every read and generation is audited.
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use chrono::NaiveDate;
+use posbon_auth::{Access, Auth, Caller, Guarded, Permission, ScopeItem};
 use posbon_bus::Bus;
 use serde::Deserialize;
 use serde_json::json;
@@ -30,7 +37,7 @@ use serde_json::json;
 use crate::error::ReportError;
 use crate::publish::publish;
 use crate::render::{to_csv, to_html};
-use crate::report::Scope;
+use crate::report::{Scope, ScopeKind};
 use crate::reporter::Reporter;
 
 /// What the routes share.
@@ -38,6 +45,7 @@ use crate::reporter::Reporter;
 struct ReportsState {
     reporter: Arc<Reporter>,
     bus: Option<Arc<dyn Bus>>,
+    auth: Arc<Auth>,
 }
 
 /// The query of the daily report routes.
@@ -84,13 +92,72 @@ fn negotiate(param: Option<&str>, headers: &HeaderMap) -> Result<Format, ReportE
     Ok(Format::Json)
 }
 
-/// The routes of the daily report. With a bus, `POST` publishes what it
-/// generates on `posbon.reports.daily`.
-pub fn router(reporter: Arc<Reporter>, bus: Option<Arc<dyn Bus>>) -> Router {
-    Router::new()
+/// The routes of the daily report, with their access rules. With a bus,
+/// `POST` publishes what it generates on `posbon.reports.daily`.
+pub fn router(reporter: Arc<Reporter>, bus: Option<Arc<dyn Bus>>, auth: Arc<Auth>) -> Guarded {
+    use Access::Permission as P;
+    let router = Router::new()
         .route("/v1/reports/daily", get(get_daily).post(post_daily))
         .route("/v1/reports/daily/dates", get(dates))
-        .with_state(ReportsState { reporter, bus })
+        .with_state(ReportsState {
+            reporter,
+            bus,
+            auth,
+        });
+    Guarded::new(
+        router,
+        [
+            (Method::GET, "/v1/reports/daily", P(Permission::ReadReports)),
+            (
+                Method::POST,
+                "/v1/reports/daily",
+                P(Permission::GenerateReports),
+            ),
+            (
+                Method::GET,
+                "/v1/reports/daily/dates",
+                P(Permission::ReadReports),
+            ),
+        ],
+    )
+}
+
+/// The scope a request reads: the one it names, or the caller's own when
+/// they have exactly one; refused when it is not wholly inside theirs.
+fn scope_for(
+    state: &ReportsState,
+    caller: &Caller,
+    asked: Option<&str>,
+) -> Result<Scope, ReportError> {
+    let scope: Scope = match asked {
+        Some(text) => text.parse()?,
+        None => match caller.scope.items() {
+            [] => Scope::nation(),
+            [only] => only.to_string().parse()?,
+            _ => {
+                return Err(ReportError::InvalidRequest(
+                    "scope is required: name a region, district or mahalla of your scope"
+                        .to_owned(),
+                ));
+            }
+        },
+    };
+    let item = match scope.kind {
+        ScopeKind::Nation | ScopeKind::Unassigned => None,
+        ScopeKind::Region => Some(ScopeItem::Region(scope.id.clone())),
+        ScopeKind::District => Some(ScopeItem::District(scope.id.clone())),
+        ScopeKind::Mahalla => Some(ScopeItem::Mahalla(scope.id.clone())),
+    };
+    let inside = match &item {
+        None => caller.scope.is_national(),
+        Some(item) => caller.scope.covers(item, state.auth.registry()),
+    };
+    if !inside {
+        return Err(ReportError::Forbidden(format!(
+            "scope {scope} is outside your scope"
+        )));
+    }
+    Ok(scope)
 }
 
 /// The JSON error answer of `e`.
@@ -98,6 +165,7 @@ pub fn error_response(e: &ReportError) -> Response {
     let (status, kind) = match e {
         ReportError::InvalidRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
         ReportError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+        ReportError::Forbidden(_) => (StatusCode::FORBIDDEN, "out_of_scope"),
         ReportError::Query { .. } | ReportError::Internal(_) => {
             tracing::error!(error = %e, "daily report failed");
             (StatusCode::INTERNAL_SERVER_ERROR, "internal")
@@ -135,16 +203,44 @@ fn respond(view: &crate::report::ScopeView, format: Format) -> Response {
     }
 }
 
+async fn audit(
+    state: &ReportsState,
+    caller: &Caller,
+    action: &'static str,
+    query: &Result<Query<DailyQuery>, axum::extract::rejection::QueryRejection>,
+    refused: Option<String>,
+) {
+    let (date, scope) = match query {
+        Ok(Query(q)) => (q.date.clone(), q.scope.clone()),
+        Err(_) => (None, None),
+    };
+    let (outcome, detail) = match refused {
+        None => ("ok", json!({ "date": date, "scope": scope })),
+        Some(e) => (
+            "refused",
+            json!({ "date": date, "scope": scope, "error": e }),
+        ),
+    };
+    state
+        .auth
+        .audit()
+        .record(caller.audit(action, date.clone(), outcome, detail))
+        .await;
+}
+
 async fn get_daily(
     State(state): State<ReportsState>,
+    caller: Caller,
     query: Result<Query<DailyQuery>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
 ) -> Response {
     let result = async {
-        let Query(q) = query.map_err(|e| ReportError::InvalidRequest(e.body_text()))?;
+        let Query(q) = query
+            .as_ref()
+            .map_err(|e| ReportError::InvalidRequest(e.body_text()))?;
         let format = negotiate(q.format.as_deref(), &headers)?;
         let date = parse_date(q.date.as_deref())?;
-        let scope: Scope = q.scope.as_deref().unwrap_or("nation").parse()?;
+        let scope = scope_for(&state, &caller, q.scope.as_deref())?;
         let report = state.reporter.load(date).await?.ok_or_else(|| {
             ReportError::NotFound(format!(
                 "no daily report for {date} yet: POST /v1/reports/daily?date={date} or \
@@ -154,19 +250,24 @@ async fn get_daily(
         Ok::<_, ReportError>(respond(&report.view(&scope)?, format))
     }
     .await;
+    let refused = result.as_ref().err().map(ToString::to_string);
+    audit(&state, &caller, "report_read", &query, refused).await;
     result.unwrap_or_else(|e| error_response(&e))
 }
 
 async fn post_daily(
     State(state): State<ReportsState>,
+    caller: Caller,
     query: Result<Query<DailyQuery>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
 ) -> Response {
     let result = async {
-        let Query(q) = query.map_err(|e| ReportError::InvalidRequest(e.body_text()))?;
+        let Query(q) = query
+            .as_ref()
+            .map_err(|e| ReportError::InvalidRequest(e.body_text()))?;
         let format = negotiate(q.format.as_deref(), &headers)?;
         let date = parse_date(q.date.as_deref())?;
-        let scope: Scope = q.scope.as_deref().unwrap_or("nation").parse()?;
+        let scope = scope_for(&state, &caller, q.scope.as_deref())?;
         let report = state
             .reporter
             .generate_with(date, q.refresh_baselines.unwrap_or(false))
@@ -177,6 +278,8 @@ async fn post_daily(
         Ok::<_, ReportError>(respond(&report.view(&scope)?, format))
     }
     .await;
+    let refused = result.as_ref().err().map(ToString::to_string);
+    audit(&state, &caller, "report_generate", &query, refused).await;
     result.unwrap_or_else(|e| error_response(&e))
 }
 

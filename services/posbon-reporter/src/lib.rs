@@ -73,6 +73,9 @@ pub struct FileConfig {
     pub reporter: ReporterConfig,
     /// The event store.
     pub store: posbon_store::StoreConfig,
+    /// Identities and the HTTP guard.
+    #[serde(default)]
+    pub auth: posbon_auth::AuthConfig,
     /// Logs, traces and metrics.
     #[serde(default)]
     pub telemetry: posbon_telemetry::TelemetryConfig,
@@ -322,6 +325,7 @@ pub async fn run(
     store: Store,
     registry: Arc<Registry>,
     metrics: Metrics,
+    auth: Arc<posbon_auth::Auth>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let m = ReporterMetrics::new(&metrics)?;
@@ -343,8 +347,13 @@ pub async fn run(
             }
         }));
     let app = health
-        .router()
-        .merge(http::router(Arc::clone(&reporter), Some(bus.clone())));
+        .guarded()
+        .merge(http::router(
+            Arc::clone(&reporter),
+            Some(bus.clone()),
+            auth.clone(),
+        ))
+        .into_router(auth);
     let listener = tokio::net::TcpListener::bind(&config.listen).await?;
     tracing::info!(listen = %listener.local_addr()?, "reporter serving");
     let server_shutdown = shutdown.clone();

@@ -44,5 +44,6 @@ pub async fn serve(config: FileConfig, shutdown: CancellationToken) -> anyhow::R
         .await
         .context("cannot connect to nats")?,
     );
-    crate::run(reporter, bus, store, registry, metrics, shutdown).await
+    let auth = posbon_auth::Auth::new(store.clone(), registry.clone(), config.auth)?;
+    crate::run(reporter, bus, store, registry, metrics, auth, shutdown).await
 }

@@ -422,7 +422,21 @@ async fn views_and_http() {
     let reporter = Arc::new(
         Reporter::new(store, Arc::clone(&fx.registry), report_limits()).expect("reporter"),
     );
-    let app = posbon_reporter::http::router(Arc::clone(&reporter), None);
+    let auth = posbon_auth::Auth::new(
+        Arc::new(posbon_store::MemoryStore::new()),
+        Arc::clone(&fx.registry),
+        Default::default(),
+    )
+    .expect("auth");
+    let (_, token) = auth
+        .identities()
+        .create_token("analyst", posbon_auth::Role::Analyst, vec![], None, "test")
+        .await
+        .expect("token");
+    let app = posbon_testkit::http::as_bearer(
+        posbon_reporter::http::router(Arc::clone(&reporter), None, auth.clone()).into_router(auth),
+        &token,
+    );
     let get = |uri: &str, accept: &str| {
         Request::builder()
             .uri(uri)

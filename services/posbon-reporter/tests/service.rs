@@ -64,6 +64,8 @@ async fn yesterdays_missing_report_is_made_and_published_at_start() {
         store.clone(),
         Arc::clone(&fx.registry),
         Metrics::new(),
+        posbon_auth::Auth::new(store.clone(), Arc::clone(&fx.registry), Default::default())
+            .expect("auth"),
         shutdown.clone(),
     ));
     let message = tokio::time::timeout(Duration::from_secs(120), sub.next())

@@ -117,3 +117,51 @@ async fn flush(bus: &dyn Bus, subject: &str, batch: &mut Vec<String>) -> anyhow:
     }
     Ok(())
 }
+
+/// The demo's operator: the user the printed login link opens the page as.
+pub const DEMO_OPERATOR: &str = "demo-operator";
+
+/// How to open the demo's page.
+#[derive(Debug, Clone)]
+pub struct DemoLogin {
+    /// The user.
+    pub user: String,
+    /// A one-time login code (`/login?code=`).
+    pub code: String,
+    /// The file with the user's password (mode 0600).
+    pub password_file: std::path::PathBuf,
+}
+
+/// Makes sure the demo operator exists (national scope, a generated password
+/// kept in `<data>/demo-operator.password`, mode 0600) and makes a one-time
+/// login link for it.
+pub async fn demo_login(
+    auth: &posbon_auth::Auth,
+    data: &std::path::Path,
+) -> anyhow::Result<DemoLogin> {
+    let password_file = data.join(format!("{DEMO_OPERATOR}.password"));
+    if auth.identities().user(DEMO_OPERATOR).await?.is_none() {
+        let password = posbon_auth::secret::random_hex(12);
+        if password_file.exists() {
+            std::fs::remove_file(&password_file)?;
+        }
+        posbon_auth::secret::write_secret_file(&password_file, &password)?;
+        auth.identities()
+            .add_user(
+                DEMO_OPERATOR,
+                posbon_auth::Role::Operator,
+                Vec::new(),
+                &password,
+            )
+            .await?;
+    }
+    let code = auth
+        .identities()
+        .create_login_link(DEMO_OPERATOR, posbon_auth::http::DEMO_LINK_TTL)
+        .await?;
+    Ok(DemoLogin {
+        user: DEMO_OPERATOR.to_owned(),
+        code,
+        password_file,
+    })
+}

@@ -25,7 +25,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use axum::Router;
 use posbon_bus::subjects::EVENTS_STREAM;
 use posbon_bus::{Bus, MemoryBus, NatsBus, NatsOptions, default_streams};
 use posbon_geo::Registry;
@@ -38,6 +37,10 @@ use tokio_util::sync::CancellationToken;
 /// The registry `posbon mahallas load` installs in a data directory; used
 /// when no registry is configured.
 pub const REGISTRY_FILE: &str = "mahallas.geojson";
+
+/// Where the first start writes the bootstrap admin token, in the data
+/// directory (unless `auth.admin_token_file` says otherwise).
+pub const ADMIN_TOKEN_FILE: &str = "admin.token";
 
 /// Defaults of the standalone process itself.
 pub const DEFAULTS: &str = include_str!("default.toml");
@@ -96,6 +99,9 @@ pub struct StandaloneConfig {
     pub reporter: posbon_reporter::ReporterConfig,
     /// Store.
     pub store: StoreConfig,
+    /// Identities and the HTTP guard.
+    #[serde(default)]
+    pub auth: posbon_auth::AuthConfig,
     /// Logs, traces and metrics.
     #[serde(default)]
     pub telemetry: posbon_telemetry::TelemetryConfig,
@@ -164,6 +170,10 @@ pub fn load_config(
     if let Some(tikv) = &overrides.tikv {
         config.store = StoreConfig::tikv(split_list(tikv));
     }
+    // The bootstrap admin token is written beside the data.
+    if config.auth.admin_token_file.is_none() {
+        config.auth.admin_token_file = Some(config.standalone.data.join(ADMIN_TOKEN_FILE));
+    }
     Ok(config)
 }
 
@@ -173,6 +183,44 @@ fn split_list(text: &str) -> Vec<String> {
         .filter(|s| !s.is_empty())
         .map(str::to_owned)
         .collect()
+}
+
+/// Everything `posbon standalone` serves on its one address.
+pub struct Served {
+    /// `/healthz`, `/readyz`, `/metrics`.
+    pub health: posbon_service::Health,
+    /// Identities (`/v1/login`, `/v1/tokens`, ...).
+    pub auth: Arc<posbon_auth::Auth>,
+    /// `POST /v1/events`.
+    pub ingest: Arc<posbon_ingest::service::Ingest>,
+    /// Ingest's limits.
+    pub ingest_config: posbon_ingest::IngestConfig,
+    /// The API's routes and the page.
+    pub api: Arc<posbon_api::ApiState>,
+    /// `POST /v1/sql`.
+    pub sql: Arc<posbon_sql::SqlEngine>,
+    /// `/v1/reports/daily`.
+    pub reporter: Arc<posbon_reporter::Reporter>,
+    /// Where generated reports are published.
+    pub bus: Arc<dyn Bus>,
+}
+
+impl Served {
+    /// Every route with its access rule (the guard goes in front with
+    /// [`posbon_auth::Guarded::into_router`]).
+    pub fn routes(self) -> posbon_auth::Guarded {
+        self.health
+            .guarded()
+            .merge(posbon_auth::http::identity_routes(self.auth.clone()))
+            .merge(posbon_ingest::routes(self.ingest, &self.ingest_config))
+            .merge(posbon_api::routes(self.api))
+            .merge(posbon_sql::http::router(self.sql, self.auth.clone()))
+            .merge(posbon_reporter::http::router(
+                self.reporter,
+                Some(self.bus),
+                self.auth,
+            ))
+    }
 }
 
 /// Runs everything until `shutdown`; with `demo`, also the simulated stream.
@@ -222,6 +270,7 @@ pub async fn run(
         )
     };
     bus.ensure_streams(&default_streams()).await?;
+    let auth = posbon_auth::Auth::new(store.clone(), registry.clone(), config.auth.clone())?;
 
     // Input stops first; processing is drained, then stops.
     let input = CancellationToken::new();
@@ -233,6 +282,7 @@ pub async fn run(
         bus.clone(),
         store.clone(),
         registry.clone(),
+        auth.clone(),
         &metrics,
     )?;
     let sql = Arc::new(posbon_sql::SqlEngine::new(
@@ -245,20 +295,34 @@ pub async fn run(
         registry.clone(),
         config.reporter.sql.clone(),
     )?);
-    let app = Router::new()
-        .merge(posbon_api::health(&metrics, bus.clone(), store.clone()).router())
-        .merge(posbon_ingest::routes(ingest.clone(), &config.ingest))
-        .merge(posbon_api::routes(api.clone()))
-        .merge(posbon_sql::http::router(sql))
-        .merge(posbon_reporter::http::router(
-            reporter.clone(),
-            Some(bus.clone()),
-        ));
+    let app = Served {
+        health: posbon_api::health(&metrics, bus.clone(), store.clone()),
+        auth: auth.clone(),
+        ingest: ingest.clone(),
+        ingest_config: config.ingest.clone(),
+        api: api.clone(),
+        sql,
+        reporter: reporter.clone(),
+        bus: bus.clone(),
+    }
+    .routes()
+    .into_router(auth.clone());
 
     let listener = tokio::net::TcpListener::bind(&config.standalone.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.standalone.listen))?;
     let address = listener.local_addr()?;
+    if let Some(path) = auth.bootstrap(address).await? {
+        eprintln!(
+            "first start: an admin token was written to {} (mode 0600)",
+            path.display()
+        );
+    }
+    let login = if demo {
+        Some(demo::demo_login(&auth, &config.standalone.data).await?)
+    } else {
+        None
+    };
     let server = tokio::spawn({
         let input = input.clone();
         async move {
@@ -364,6 +428,15 @@ pub async fn run(
         "posbon is running: open http://{address}/"
     );
     eprintln!("posbon is running on http://{address}/ (Ctrl-C to stop)");
+    if let Some(login) = &login {
+        eprintln!(
+            "open the command centre as the demo operator: http://{address}/login?code={}\n\
+             (the link works once; afterwards log in as {} with the password in {})",
+            login.code,
+            login.user,
+            login.password_file.display()
+        );
+    }
 
     // Wait for a stop or for a task to fail.
     let failed = tokio::select! {

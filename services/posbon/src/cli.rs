@@ -68,6 +68,21 @@ pub(crate) enum Command {
         after_help = "Configuration: embedded defaults, then --config FILE, then POSBON__INGEST__<KEY>\nenvironment variables (e.g. POSBON__INGEST__LISTEN=0.0.0.0:8081)."
     )]
     Ingest(ServiceArgs),
+    /// Manage API tokens of the running system (admin).
+    #[command(
+        arg_required_else_help = true,
+        after_help = "Examples:\n  export POSBON_TOKEN=$(cat data/admin.token)\n  posbon tokens create --name camera-gateway --role producer --expires-in-days 365\n  posbon tokens create --name chilonzor-desk --role operator --scope district:chilonzor\n  posbon tokens list\n  posbon tokens revoke 3f9a01c2b7de"
+    )]
+    Tokens(TokensArgs),
+    /// Manage the page's users of the running system (admin).
+    #[command(
+        arg_required_else_help = true,
+        after_help = "The password is read from stdin (first line) when --password-stdin is given; otherwise one\nis generated and printed once.\nExample:\n  posbon users add aziza --role supervisor --scope region:tashkent"
+    )]
+    Users(UsersArgs),
+    /// Read and check the audit log of the running system (admin).
+    #[command(arg_required_else_help = true)]
+    Audit(AuditArgs),
     /// Run the indexer service: store every event of the EVENTS stream by H3 cell.
     #[command(
         after_help = "Configuration: embedded defaults, then --config FILE, then POSBON__INDEXER__<KEY>\nand POSBON__STORE__<KEY> environment variables (e.g. POSBON__STORE__PATH=/var/lib/posbon)."
@@ -86,6 +101,9 @@ pub(crate) struct SqlArgs {
     /// Address of the running system (posbon standalone or posbon-api).
     #[arg(long, default_value = API, env = "POSBON_API")]
     pub(crate) api: String,
+    /// API token (`posbon tokens create` makes one; the first start writes an admin token to <data>/admin.token).
+    #[arg(long, env = "POSBON_TOKEN", hide_env_values = true)]
+    pub(crate) token: Option<String>,
     /// Output: an aligned table, JSON or CSV.
     #[arg(long, default_value = "table", value_parser = ["table", "json", "csv"])]
     pub(crate) format: String,
@@ -126,6 +144,9 @@ pub(crate) struct ReportDailyArgs {
     /// Address of the running system.
     #[arg(long, default_value = API, env = "POSBON_API")]
     pub(crate) api: String,
+    /// API token (`posbon tokens create` makes one; the first start writes an admin token to <data>/admin.token).
+    #[arg(long, env = "POSBON_TOKEN", hide_env_values = true)]
+    pub(crate) token: Option<String>,
 }
 
 /// `posbon tail`.
@@ -169,6 +190,9 @@ pub(crate) struct TailAlertsArgs {
     /// Address of the running system.
     #[arg(long, default_value = API, env = "POSBON_API")]
     pub(crate) api: String,
+    /// API token (`posbon tokens create` makes one; the first start writes an admin token to <data>/admin.token).
+    #[arg(long, env = "POSBON_TOKEN", hide_env_values = true)]
+    pub(crate) token: Option<String>,
 }
 
 /// `posbon replay`.
@@ -182,6 +206,9 @@ pub(crate) struct ReplayArgs {
     /// Address of the running system.
     #[arg(long, default_value = API, env = "POSBON_API")]
     pub(crate) api: String,
+    /// API token (`posbon tokens create` makes one; the first start writes an admin token to <data>/admin.token).
+    #[arg(long, env = "POSBON_TOKEN", hide_env_values = true)]
+    pub(crate) token: Option<String>,
 }
 
 /// `posbon mahallas`.
@@ -384,4 +411,124 @@ pub(crate) struct EventsArgs {
     /// Allow events later than the current time (the validator rejects them).
     #[arg(long)]
     pub(crate) allow_future: bool,
+}
+
+/// Where the running system is, and the admin's token.
+#[derive(Debug, Args)]
+pub(crate) struct AdminApi {
+    /// Address of the running system (posbon standalone or posbon-api).
+    #[arg(long, default_value = API, env = "POSBON_API")]
+    pub(crate) api: String,
+    /// An admin's API token.
+    #[arg(long, env = "POSBON_TOKEN", hide_env_values = true)]
+    pub(crate) token: Option<String>,
+}
+
+/// `posbon tokens`.
+#[derive(Debug, Args)]
+pub(crate) struct TokensArgs {
+    #[command(subcommand)]
+    pub(crate) what: TokensCommand,
+}
+
+/// What to do with tokens.
+#[derive(Debug, Subcommand)]
+pub(crate) enum TokensCommand {
+    /// Make a token; it is printed once and never again.
+    Create {
+        /// What it is for.
+        #[arg(long)]
+        name: String,
+        /// producer, analyst, operator, supervisor or admin.
+        #[arg(long)]
+        role: String,
+        /// region:<id>, district:<id> or mahalla:<id>; repeat for more (none: the whole country).
+        #[arg(long)]
+        scope: Vec<String>,
+        /// Days until it stops working (none: never).
+        #[arg(long)]
+        expires_in_days: Option<u32>,
+        #[command(flatten)]
+        api: AdminApi,
+    },
+    /// List tokens (without secrets).
+    List {
+        #[command(flatten)]
+        api: AdminApi,
+    },
+    /// Revoke a token by its id.
+    Revoke {
+        /// The token's id.
+        id: String,
+        #[command(flatten)]
+        api: AdminApi,
+    },
+}
+
+/// `posbon users`.
+#[derive(Debug, Args)]
+pub(crate) struct UsersArgs {
+    #[command(subcommand)]
+    pub(crate) what: UsersCommand,
+}
+
+/// What to do with users.
+#[derive(Debug, Subcommand)]
+pub(crate) enum UsersCommand {
+    /// Add a user of the page.
+    Add {
+        /// Login name.
+        name: String,
+        /// analyst, operator, supervisor or admin.
+        #[arg(long)]
+        role: String,
+        /// region:<id>, district:<id> or mahalla:<id>; repeat for more (none: the whole country).
+        #[arg(long)]
+        scope: Vec<String>,
+        /// Read the password from the first line of stdin instead of generating one.
+        #[arg(long)]
+        password_stdin: bool,
+        #[command(flatten)]
+        api: AdminApi,
+    },
+    /// List users.
+    List {
+        #[command(flatten)]
+        api: AdminApi,
+    },
+    /// Remove a user (their sessions end with them).
+    Remove {
+        /// Login name.
+        name: String,
+        #[command(flatten)]
+        api: AdminApi,
+    },
+}
+
+/// `posbon audit`.
+#[derive(Debug, Args)]
+pub(crate) struct AuditArgs {
+    #[command(subcommand)]
+    pub(crate) what: AuditCommand,
+}
+
+/// What to do with the audit log.
+#[derive(Debug, Subcommand)]
+pub(crate) enum AuditCommand {
+    /// Recompute the hash chain: exit 0 when whole, 4 when a record was changed or removed.
+    Verify {
+        #[command(flatten)]
+        api: AdminApi,
+    },
+    /// Print audit records as JSON lines.
+    List {
+        /// Records after this sequence.
+        #[arg(long, default_value_t = 0)]
+        after: u64,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        #[command(flatten)]
+        api: AdminApi,
+    },
 }

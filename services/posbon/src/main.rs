@@ -4,6 +4,7 @@
 //! on one line to stderr.
 
 mod cli;
+mod identity;
 mod ops;
 mod services;
 mod simulate;
@@ -47,6 +48,13 @@ fn main() -> ExitCode {
         },
         Command::Store(args) => match args.what {
             cli::StoreCommand::Copy(a) => ops::store_copy(a, cli.quiet),
+        },
+        Command::Tokens(args) => identity::tokens(args.what),
+        Command::Users(args) => identity::users(args.what),
+        Command::Audit(args) => match identity::audit(args.what) {
+            Ok(0) => Ok(()),
+            Ok(code) => return ExitCode::from(code),
+            Err(e) => Err(e),
         },
         Command::Demo(args) => services::standalone(args, true),
         Command::Standalone(args) => services::standalone(args, false),

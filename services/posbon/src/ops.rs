@@ -18,25 +18,27 @@ use crate::cli::{
 /// Exit code of `replay` when some lines were rejected.
 pub(crate) const EXIT_REJECTED: u8 = 3;
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")
 }
 
-fn endpoint(api: &str) -> anyhow::Result<Endpoint> {
-    Endpoint::parse(api).map_err(|e| anyhow::anyhow!("--api {e}"))
+pub(crate) fn endpoint(api: &str, token: Option<&str>) -> anyhow::Result<Endpoint> {
+    Ok(Endpoint::parse(api)
+        .map_err(|e| anyhow::anyhow!("--api {e}"))?
+        .with_token(token.map(str::to_owned)))
 }
 
-fn unreachable(api: &str, e: std::io::Error) -> anyhow::Error {
+pub(crate) fn unreachable(api: &str, e: std::io::Error) -> anyhow::Error {
     anyhow::anyhow!(
         "cannot reach posbon at {api}: {e} (is `posbon standalone` or posbon-api running there?)"
     )
 }
 
 /// The `error` of a JSON error body, or the body.
-fn server_error(status: u16, body: &[u8]) -> anyhow::Error {
+pub(crate) fn server_error(status: u16, body: &[u8]) -> anyhow::Error {
     let text = String::from_utf8_lossy(body);
     let message = serde_json::from_slice::<Value>(body)
         .ok()
@@ -123,7 +125,7 @@ pub(crate) fn text_table(result: &Value) -> String {
 
 /// `posbon sql`.
 pub(crate) fn sql(args: SqlArgs) -> anyhow::Result<()> {
-    let to = endpoint(&args.api)?;
+    let to = endpoint(&args.api, args.token.as_deref())?;
     let accept = match args.format.as_str() {
         "table" | "json" => "application/json",
         "csv" => "text/csv",
@@ -153,7 +155,7 @@ pub(crate) fn sql(args: SqlArgs) -> anyhow::Result<()> {
 
 /// `posbon report daily`.
 pub(crate) fn report_daily(args: ReportDailyArgs) -> anyhow::Result<()> {
-    let to = endpoint(&args.api)?;
+    let to = endpoint(&args.api, args.token.as_deref())?;
     let format = match args.format.as_str() {
         f @ ("text" | "json" | "csv" | "html") => f,
         other => bail!("--format {other:?}: expected text, json, csv or html"),
@@ -199,7 +201,7 @@ pub(crate) fn report_daily(args: ReportDailyArgs) -> anyhow::Result<()> {
 
 /// `posbon tail alerts`.
 pub(crate) fn tail_alerts(args: TailAlertsArgs) -> anyhow::Result<()> {
-    let to = endpoint(&args.api)?;
+    let to = endpoint(&args.api, args.token.as_deref())?;
     let mut query = Vec::new();
     for (key, value) in [
         ("region", &args.region),
@@ -258,7 +260,7 @@ pub(crate) fn tail_alerts(args: TailAlertsArgs) -> anyhow::Result<()> {
 
 /// `posbon replay`.
 pub(crate) fn replay(args: ReplayArgs, quiet: bool) -> anyhow::Result<u8> {
-    let to = endpoint(&args.api)?;
+    let to = endpoint(&args.api, args.token.as_deref())?;
     anyhow::ensure!(args.batch >= 1, "--batch must be at least 1");
     let file = std::fs::File::open(&args.file)
         .with_context(|| format!("cannot open {}", args.file.display()))?;

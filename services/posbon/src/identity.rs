@@ -1,0 +1,200 @@
+//! `posbon tokens`, `posbon users` and `posbon audit`: the admin's commands,
+//! through the running system's identity routes (`/v1/tokens`, `/v1/users`,
+//! `/v1/audit`).
+
+use std::io::BufRead as _;
+
+use posbon_service::client::{Endpoint, request};
+use serde_json::{Value, json};
+
+use crate::cli::{AdminApi, AuditCommand, TokensCommand, UsersCommand};
+use crate::ops::{endpoint, runtime, server_error, unreachable};
+
+/// Exit code of `audit verify` when the chain is broken.
+pub(crate) const EXIT_TAMPERED: u8 = 4;
+
+fn call(api: &AdminApi, method: &str, path: &str, body: Option<&Value>) -> anyhow::Result<Value> {
+    let to: Endpoint = endpoint(&api.api, api.token.as_deref())?;
+    if to.token.is_none() {
+        anyhow::bail!(
+            "an admin token is needed: --token or POSBON_TOKEN (the first start writes one to <data>/admin.token)"
+        );
+    }
+    let bytes = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
+    let content_type = body.map(|_| "application/json");
+    let response = runtime()?
+        .block_on(request(to, method, path, content_type, &bytes))
+        .map_err(|e| unreachable(&api.api, e))?;
+    if !(200..300).contains(&response.status) {
+        return Err(server_error(response.status, &response.body));
+    }
+    if response.body.is_empty() {
+        return Ok(Value::Null);
+    }
+    Ok(serde_json::from_slice(&response.body)?)
+}
+
+fn print_rows(rows: &[Value], columns: &[&str]) {
+    let cell = |v: &Value| match v {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let table: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| columns.iter().map(|c| cell(&r[*c])).collect())
+        .collect();
+    let widths: Vec<usize> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            table
+                .iter()
+                .map(|r| r[i].len())
+                .max()
+                .unwrap_or(0)
+                .max(c.len())
+        })
+        .collect();
+    let line = |cells: Vec<String>| {
+        cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_owned()
+    };
+    println!(
+        "{}",
+        line(columns.iter().map(|c| (*c).to_owned()).collect())
+    );
+    for row in table {
+        println!("{}", line(row));
+    }
+}
+
+/// `posbon tokens ...`.
+pub(crate) fn tokens(command: TokensCommand) -> anyhow::Result<()> {
+    match command {
+        TokensCommand::Create {
+            name,
+            role,
+            scope,
+            expires_in_days,
+            api,
+        } => {
+            let body = json!({ "name": name, "role": role, "scope": scope, "expires_in_days": expires_in_days });
+            let made = call(&api, "POST", "/v1/tokens", Some(&body))?;
+            eprintln!(
+                "token {} ({}, {}) made; it is shown once:",
+                made["id"].as_str().unwrap_or_default(),
+                made["name"].as_str().unwrap_or_default(),
+                made["role"].as_str().unwrap_or_default()
+            );
+            println!("{}", made["token"].as_str().unwrap_or_default());
+        }
+        TokensCommand::List { api } => {
+            let list = call(&api, "GET", "/v1/tokens", None)?;
+            let rows = list["tokens"].as_array().cloned().unwrap_or_default();
+            print_rows(
+                &rows,
+                &[
+                    "id",
+                    "name",
+                    "role",
+                    "scope",
+                    "created_at",
+                    "expires_at",
+                    "created_by",
+                ],
+            );
+        }
+        TokensCommand::Revoke { id, api } => {
+            call(&api, "DELETE", &format!("/v1/tokens/{id}"), None)?;
+            eprintln!("token {id} revoked");
+        }
+    }
+    Ok(())
+}
+
+/// `posbon users ...`.
+pub(crate) fn users(command: UsersCommand) -> anyhow::Result<()> {
+    match command {
+        UsersCommand::Add {
+            name,
+            role,
+            scope,
+            password_stdin,
+            api,
+        } => {
+            let (password, generated) = if password_stdin {
+                let mut line = String::new();
+                std::io::stdin().lock().read_line(&mut line)?;
+                (line.trim_end_matches(['\r', '\n']).to_owned(), false)
+            } else {
+                (posbon_auth::secret::random_hex(12), true)
+            };
+            let body = json!({ "name": name, "role": role, "scope": scope, "password": password });
+            call(&api, "POST", "/v1/users", Some(&body))?;
+            eprintln!("user {name} added");
+            if generated {
+                eprintln!("their password, shown once:");
+                println!("{password}");
+            }
+        }
+        UsersCommand::List { api } => {
+            let list = call(&api, "GET", "/v1/users", None)?;
+            let rows = list["users"].as_array().cloned().unwrap_or_default();
+            print_rows(
+                &rows,
+                &[
+                    "name",
+                    "role",
+                    "scope",
+                    "created_at",
+                    "failures",
+                    "locked_until",
+                ],
+            );
+        }
+        UsersCommand::Remove { name, api } => {
+            call(&api, "DELETE", &format!("/v1/users/{name}"), None)?;
+            eprintln!("user {name} removed");
+        }
+    }
+    Ok(())
+}
+
+/// `posbon audit ...`: the exit code.
+pub(crate) fn audit(command: AuditCommand) -> anyhow::Result<u8> {
+    match command {
+        AuditCommand::Verify { api } => {
+            let v = call(&api, "GET", "/v1/audit/verify", None)?;
+            let records = v["records"].as_u64().unwrap_or(0);
+            if v["ok"].as_bool() == Some(true) {
+                println!("audit log whole: {records} records");
+                Ok(0)
+            } else {
+                println!(
+                    "audit log BROKEN after {records} records: {}",
+                    v["problem"].as_str().unwrap_or("unknown")
+                );
+                Ok(EXIT_TAMPERED)
+            }
+        }
+        AuditCommand::List { after, limit, api } => {
+            let v = call(
+                &api,
+                "GET",
+                &format!("/v1/audit?after={after}&limit={limit}"),
+                None,
+            )?;
+            for record in v["records"].as_array().into_iter().flatten() {
+                println!("{record}");
+            }
+            Ok(0)
+        }
+    }
+}

@@ -270,6 +270,25 @@ impl Browser {
         )
     }
 
+    /// Runs `script` (a function body whose last argument is the callback
+    /// to call with the result; `arguments` holds `args` before it) and
+    /// returns what it passed to the callback. For promises: `fetch(...)
+    /// .then(r => arguments[arguments.length - 1](r.status))`.
+    pub fn execute_async(&self, script: &str, args: Value) -> Result<Value, String> {
+        self.cmd(
+            "POST",
+            "/execute/async",
+            Some(json!({ "script": script, "args": args })),
+        )
+    }
+
+    /// Every cookie of the current page's origin, `HttpOnly` ones included
+    /// (W3C cookie objects: `name`, `value`, `httpOnly`, `sameSite`, ...).
+    pub fn cookies(&self) -> Result<Vec<Value>, String> {
+        let v = self.cmd("GET", "/cookie", None)?;
+        Ok(v.as_array().cloned().unwrap_or_default())
+    }
+
     /// Runs `script` and returns the element it returns, `None` for `null`.
     pub fn execute_element(&self, script: &str, args: Value) -> Result<Option<Element>, String> {
         let v = self.execute(script, args)?;

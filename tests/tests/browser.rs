@@ -3,17 +3,26 @@
 //!
 //! * `page_follows_the_feed_and_acts`: the API in this process on the
 //!   in-memory bus and store; escalations are published on ALERTS by the test.
-//!   The page draws every mahalla, shows a new escalation live (highlighted,
-//!   its mahalla recoloured), acknowledges it through the dialog (asking the
-//!   operator's name once), follows another operator's assignment from the
-//!   feed, shows a refused action (409) with the server's message, resumes
-//!   the feed after a network outage (a proxy drops every connection) with
-//!   what opened meanwhile, and opens a mahalla's detail from the feed.
+//!   Without a session the page shows only its login form; a wrong password
+//!   is refused with the server's message; the operator logs in through the
+//!   form. The page draws every mahalla, shows a new escalation live
+//!   (highlighted, its mahalla recoloured), acknowledges it through the
+//!   dialog (no name to type: the history names the logged-in user), follows
+//!   a colleague's assignment from the feed, shows a refused action (409)
+//!   with the server's message, resumes the feed after a network outage (a
+//!   proxy drops every connection) with what opened meanwhile, and opens a
+//!   mahalla's detail from the feed. A session ended on the server brings
+//!   the login form back; so does "Log out", after which `/v1/me` answers
+//!   401 to the page and to the old cookie.
 //! * `command_centre_on_posbon_standalone`: the real `posbon standalone`;
 //!   three drug-handoff camera alerts posted to `/v1/events` make the
-//!   escalator open an escalation, which the page shows live and acknowledges;
-//!   then the SQL console answers a query as a table and a bad one with a
-//!   readable error, and the daily report renders.
+//!   escalator open an escalation, which the page (an operator logged in)
+//!   shows live and acknowledges; after a logout, an analyst logs in: no
+//!   action buttons, and the SQL console answers a query as a table and a
+//!   bad one with a readable error, and the daily report renders.
+//!
+//! The test users are in the constants below: both servers must know them
+//! (the `AUTH-SETUP` comments say where they are created).
 //!
 //! Screenshots are saved under `<target>/tmp/test-artefacts/` (the path is
 //! printed), and on a failure with the page's state in the message.
@@ -37,6 +46,152 @@ use posbon_tests::webdriver::{Browser, Element};
 use posbon_tests::{http, posbon_bin};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
+
+// The test users, each with the whole country as scope. AUTH-SETUP: the
+// servers of these tests must know them with these passwords (12 characters
+// at least); see `InProcessApi::start` and `Standalone::start`.
+/// Role operator: logs in through the page's form and acts (both tests).
+const OPERATOR: &str = "operator-test";
+const OPERATOR_PASSWORD: &str = "operator-test-password";
+/// Role operator: acts over HTTP beside the page (in process).
+const COLLEAGUE: &str = "colleague-test";
+const COLLEAGUE_PASSWORD: &str = "colleague-test-password";
+/// Role analyst: the SQL console and the daily report (standalone).
+const ANALYST: &str = "analyst-test";
+const ANALYST_PASSWORD: &str = "analyst-test-password";
+/// Role producer: posts the camera alerts to `/v1/events` (standalone).
+const PRODUCER: &str = "producer-test";
+const PRODUCER_PASSWORD: &str = "producer-test-password";
+
+/// The page's session cookie.
+const SESSION_COOKIE: &str = "posbon_session";
+
+/// `name=value` of the session cookie that a response sets, if any.
+fn session_cookie_of(r: &http::Response) -> Option<String> {
+    r.headers
+        .iter()
+        .filter(|(k, _)| k == "set-cookie")
+        .filter_map(|(_, v)| v.split(';').next())
+        .map(str::trim)
+        .find(|c| {
+            c.strip_prefix(SESSION_COOKIE)
+                .and_then(|rest| rest.strip_prefix('='))
+                .is_some_and(|value| !value.is_empty())
+        })
+        .map(str::to_owned)
+}
+
+/// A session of the test's own over HTTP, the way the page has one: the
+/// cookie and CSRF token of `POST /v1/login`.
+struct HttpSession {
+    addr: String,
+    /// `posbon_session=<id>`.
+    cookie: String,
+    csrf: String,
+    /// What the server says of this user: name, role, scope, permissions.
+    me: Value,
+}
+
+impl HttpSession {
+    /// Logs `name` in with `password`.
+    fn login(addr: &str, name: &str, password: &str) -> HttpSession {
+        let r = http::post_json(
+            addr,
+            "/v1/login",
+            &json!({"name": name, "password": password}),
+        )
+        .expect("POST /v1/login");
+        assert_eq!(
+            r.status,
+            200,
+            "AUTH-SETUP: the server has no user {name:?} with the test's password: {}",
+            r.text()
+        );
+        let cookie = session_cookie_of(&r).unwrap_or_else(|| {
+            panic!(
+                "POST /v1/login set no {SESSION_COOKIE} cookie: {:?}",
+                r.headers
+            )
+        });
+        let me = r.json().expect("the login answer");
+        HttpSession::new(addr, cookie, me)
+    }
+
+    /// The session of an existing cookie (`posbon_session=<id>`, e.g. the
+    /// browser's), with its CSRF token from `/v1/me`.
+    fn of_cookie(addr: &str, cookie: &str) -> HttpSession {
+        let r = http::request(
+            addr,
+            "GET",
+            "/v1/me",
+            &[("Cookie", cookie)],
+            &[],
+            Duration::from_secs(30),
+        )
+        .expect("GET /v1/me");
+        assert_eq!(r.status, 200, "the cookie is not a session: {}", r.text());
+        HttpSession::new(addr, cookie.to_owned(), r.json().expect("/v1/me"))
+    }
+
+    fn new(addr: &str, cookie: String, me: Value) -> HttpSession {
+        let csrf = me["csrf"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no csrf token in {me}"))
+            .to_owned();
+        HttpSession {
+            addr: addr.to_owned(),
+            cookie,
+            csrf,
+            me,
+        }
+    }
+
+    /// Whether the server gave this user `permission`.
+    fn may(&self, permission: &str) -> bool {
+        self.me["permissions"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|p| p == permission))
+    }
+
+    /// A request with the cookie, and the CSRF token unless it is a `GET`.
+    fn request(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> http::Response {
+        let mut headers = vec![("Cookie", self.cookie.as_str())];
+        if method != "GET" {
+            headers.push(("X-CSRF-Token", self.csrf.as_str()));
+        }
+        if let Some(ct) = content_type {
+            headers.push(("Content-Type", ct));
+        }
+        http::request(
+            &self.addr,
+            method,
+            path,
+            &headers,
+            body,
+            Duration::from_secs(60),
+        )
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+    }
+
+    fn get(&self, path: &str) -> http::Response {
+        self.request("GET", path, None, &[])
+    }
+
+    fn post_json(&self, path: &str, body: &Value) -> http::Response {
+        self.request(
+            "POST",
+            path,
+            Some("application/json"),
+            body.to_string().as_bytes(),
+        )
+    }
+}
 
 /// Where screenshots go.
 fn artefacts() -> PathBuf {
@@ -73,7 +228,9 @@ impl Ui {
         let state = self
             .browser
             .execute(
-                "return {errors: (window.posbon || {}).errors, banner: document.getElementById('errors')?.innerText, \
+                "return {errors: (window.posbon || {}).errors, auth: document.body.dataset.auth, \
+                 login: document.getElementById('login-error')?.innerText, who: document.getElementById('who')?.innerText, \
+                 banner: document.getElementById('errors')?.innerText, \
                  conn: document.getElementById('conn')?.innerText, feed: document.getElementById('feed')?.innerText?.slice(0, 2000)}",
                 json!([]),
             )
@@ -99,6 +256,191 @@ impl Ui {
 
     fn js(&self, script: &str, args: Value) -> Value {
         self.ok(self.browser.execute(script, args))
+    }
+
+    /// Runs an asynchronous script (its last argument is the callback).
+    fn js_async(&self, script: &str, args: Value) -> Value {
+        self.ok(self.browser.execute_async(script, args))
+    }
+
+    /// Waits for the login form: shown, with nothing of the application.
+    /// Returns the note above the form (why it is back) and what else shows.
+    fn wait_login_form(&self) -> Value {
+        self.wait("the login form", 30, |b| {
+            let v = b.execute(
+                "const $ = (id) => document.getElementById(id); \
+                 return document.body.dataset.auth === 'out' && !$('login').hidden \
+                   ? {note: $('login-note').hidden ? '' : $('login-note').innerText, \
+                      main: !$('main').hidden, who: !$('who').hidden, nav: !$('views-nav').hidden, \
+                      feed: document.querySelectorAll('#feed li').length, \
+                      paths: document.querySelectorAll('#map path').length} \
+                   : null",
+                json!([]),
+            )?;
+            Ok((!v.is_null()).then_some(v))
+        })
+    }
+
+    /// Types `name` and `password` into the login form and submits it.
+    fn fill_login(&self, name: &str, password: &str) {
+        for (css, text) in [("#login-name", name), ("#login-password", password)] {
+            let field = self.ok(self.browser.find(css));
+            self.ok(self.browser.clear(&field));
+            self.ok(self.browser.send_keys(&field, text));
+        }
+        let submit = self.ok(self.browser.find("#login-submit"));
+        self.ok(self.browser.click(&submit));
+    }
+
+    /// Logs in through the form and waits until the page says who is in.
+    fn login(&self, name: &str, password: &str) {
+        self.wait_login_form();
+        self.fill_login(name, password);
+        let outcome = self.wait(&format!("{name} to be logged in"), 30, |b| {
+            let v = b.execute(
+                "const e = document.getElementById('login-error'); \
+                 if (!e.hidden) return {refused: e.innerText}; \
+                 return document.body.dataset.auth === 'in' ? {who: document.getElementById('who').dataset.name} : null",
+                json!([]),
+            )?;
+            Ok((!v.is_null()).then_some(v))
+        });
+        if let Some(refused) = outcome["refused"].as_str() {
+            self.fail(&format!(
+                "AUTH-SETUP: the page refused {name}'s login: {refused}"
+            ));
+        }
+        assert_eq!(outcome["who"], name, "{outcome}");
+    }
+
+    /// Submits a wrong password: the form stays, with the server's reason.
+    /// Returns `{text, code}` of the error shown.
+    fn login_refused(&self, name: &str, password: &str) -> Value {
+        self.wait_login_form();
+        self.fill_login(name, password);
+        let v = self.wait("the login error", 20, |b| {
+            let v = b.execute(
+                "const e = document.getElementById('login-error'); \
+                 return e.hidden ? null : {text: e.innerText, code: e.dataset.code, auth: document.body.dataset.auth, \
+                 password: document.getElementById('login-password').value}",
+                json!([]),
+            )?;
+            Ok((!v.is_null()).then_some(v))
+        });
+        assert_eq!(v["auth"], "out", "a refused login shows nothing else: {v}");
+        assert_eq!(v["password"], "", "the wrong password is cleared: {v}");
+        v
+    }
+
+    /// Who the header says is logged in.
+    fn who(&self) -> Value {
+        self.js(
+            "const w = document.getElementById('who'); \
+             return {shown: !w.hidden, name: w.dataset.name, role: w.dataset.role, \
+             scope: document.getElementById('who-scope').textContent, \
+             views: [...document.querySelectorAll('.top nav a')].filter(a => !a.hidden).map(a => a.dataset.view)}",
+            json!([]),
+        )
+    }
+
+    /// The browser's session cookie as `posbon_session=<id>`, checked to be
+    /// out of the page's reach (`HttpOnly`) and same-site only.
+    fn session_cookie(&self) -> String {
+        let cookies = self.ok(self.browser.cookies());
+        let Some(c) = cookies.iter().find(|c| c["name"] == SESSION_COOKIE) else {
+            self.fail(&format!(
+                "no {SESSION_COOKIE} cookie in the browser: {cookies:?}"
+            ));
+        };
+        assert_eq!(c["httpOnly"], true, "{c}");
+        assert_eq!(c["sameSite"], "Strict", "{c}");
+        format!(
+            "{SESSION_COOKIE}={}",
+            c["value"].as_str().unwrap_or_default()
+        )
+    }
+
+    /// The status `GET /v1/me` gets from the page (with whatever cookie the
+    /// browser holds).
+    fn me_status(&self) -> Value {
+        self.js_async(
+            "const done = arguments[arguments.length - 1]; \
+             fetch('/v1/me', {credentials: 'same-origin'}).then(r => done(r.status), e => done(String(e)))",
+            json!([]),
+        )
+    }
+
+    /// Clicks "Log out": the login form comes back with nothing of the
+    /// session on screen, and the session is over on the server: `/v1/me`
+    /// answers 401 to the page and to the old cookie replayed on `addr`.
+    fn logout_and_check(&self, addr: &str) {
+        let cookie = self.session_cookie();
+        assert_eq!(self.me_status(), 200, "the session works before the logout");
+        let button = self.ok(self.browser.find("#logout"));
+        self.ok(self.browser.click(&button));
+        let form = self.wait_login_form();
+        assert!(
+            form["note"]
+                .as_str()
+                .is_some_and(|n| n.contains("logged out")),
+            "{form}"
+        );
+        assert_eq!(
+            json!([
+                form["main"],
+                form["who"],
+                form["nav"],
+                form["feed"],
+                form["paths"]
+            ]),
+            json!([false, false, false, 0, 0]),
+            "nothing of the session stays on screen: {form}"
+        );
+        assert_eq!(self.me_status(), 401, "/v1/me after the logout");
+        let r = http::request(
+            addr,
+            "GET",
+            "/v1/me",
+            &[("Cookie", &cookie)],
+            &[],
+            Duration::from_secs(30),
+        )
+        .expect("GET /v1/me");
+        assert_eq!(
+            r.status,
+            401,
+            "the old session cookie still works after the logout: {}",
+            r.text()
+        );
+        let left = self.ok(self.browser.cookies());
+        assert!(
+            !left
+                .iter()
+                .any(|c| c["name"] == SESSION_COOKIE && c["value"] != ""),
+            "the logout leaves a session cookie in the browser: {left:?}"
+        );
+    }
+
+    /// Waits until the page is logged in and shows `view` (after a reload).
+    fn wait_view(&self, view: &str) {
+        self.wait(&format!("the {view} view"), 30, |b| {
+            let v = b.execute(
+                "return document.body.dataset.auth === 'in' && !document.getElementById('view-' + arguments[0]).hidden",
+                json!([view]),
+            )?;
+            Ok((v == true).then_some(()))
+        });
+    }
+
+    /// The text of the history of escalation `id` in the feed (also while
+    /// its `<details>` is closed).
+    fn history(&self, id: &str) -> String {
+        let v = self.js(
+            "const li = [...document.querySelectorAll('#feed li.esc')].find(li => li.dataset.id === arguments[0]); \
+             return li ? li.querySelector('details ol').textContent : null",
+            json!([id]),
+        );
+        v.as_str().map(str::to_owned).unwrap_or_default()
     }
 
     /// The page's JavaScript errors so far.
@@ -176,13 +518,8 @@ impl Ui {
         });
     }
 
-    /// Types the operator's name (when `by` is given) and confirms.
-    fn confirm_action(&self, by: Option<&str>) {
-        if let Some(by) = by {
-            let field = self.ok(self.browser.find("#act-by"));
-            self.ok(self.browser.clear(&field));
-            self.ok(self.browser.send_keys(&field, by));
-        }
+    /// Confirms the action in the dialog (the server records who acts).
+    fn confirm_action(&self) {
         let confirm = self.ok(self.browser.find("#act-confirm"));
         self.ok(self.browser.click(&confirm));
     }
@@ -306,11 +643,23 @@ impl InProcessApi {
                 feed_keepalive_secs: 5,
                 max_list: 1000,
             };
+            let auth = posbon_auth::Auth::new(store.clone(), registry.clone(), Default::default())
+                .expect("auth");
+            for (name, password) in [
+                (OPERATOR, OPERATOR_PASSWORD),
+                (COLLEAGUE, COLLEAGUE_PASSWORD),
+            ] {
+                auth.identities()
+                    .add_user(name, posbon_auth::Role::Operator, vec![], password)
+                    .await
+                    .expect("test user");
+            }
             let state = ApiState::new(
                 config,
                 bus.clone(),
                 store,
                 registry.clone(),
+                auth.clone(),
                 &Metrics::new(),
             )
             .expect("api state");
@@ -319,7 +668,9 @@ impl InProcessApi {
                 .await
                 .expect("bind");
             let addr = listener.local_addr().expect("addr").to_string();
-            let app = posbon_api::routes(state);
+            let app = posbon_auth::http::identity_routes(auth.clone())
+                .merge(posbon_api::routes(state))
+                .into_router(auth);
             let stop = shutdown.clone();
             tokio::spawn(async move {
                 axum::serve(listener, app)
@@ -372,10 +723,12 @@ impl InProcessApi {
         e
     }
 
-    /// Another operator acts over HTTP.
-    fn act(&self, id: &str, action: &str, body: Value) -> http::Response {
+    /// Another operator acts over HTTP, in their own session (the server
+    /// records them as the one who acted: the body has no `by`).
+    fn act(&self, who: &HttpSession, id: &str, action: &str, body: Value) -> http::Response {
+        assert_eq!(who.addr, self.addr, "a session of this API");
         let path = format!("/v1/escalations/{}/{action}", percent_encode(id));
-        http::post_json(&self.addr, &path, &body).expect("action over http")
+        who.post_json(&path, &body)
     }
 }
 
@@ -402,8 +755,46 @@ fn percent_encode(s: &str) -> String {
 fn page_follows_the_feed_and_acts() {
     let api = InProcessApi::start();
     let mahallas = api.registry.mahallas().len();
+    let colleague = HttpSession::login(&api.addr, COLLEAGUE, COLLEAGUE_PASSWORD);
     let ui = Ui::open(&format!("http://{}", api.proxy.addr), "page-in-process");
+
+    // Without a session: the login form and nothing else.
+    let form = ui.wait_login_form();
+    assert_eq!(
+        json!([form["main"], form["who"], form["paths"]]),
+        json!([false, false, 0]),
+        "{form}"
+    );
+    assert_eq!(ui.me_status(), 401, "no session yet");
+
+    // A wrong password is refused with the server's message.
+    let refused = ui.login_refused(OPERATOR, "not the password at all");
+    assert_eq!(refused["code"], "invalid_credentials", "{refused}");
+    assert!(
+        refused["text"]
+            .as_str()
+            .is_some_and(|t| !t.trim().is_empty()),
+        "{refused}"
+    );
+
+    // The right one opens the page, which says who is logged in.
+    ui.login(OPERATOR, OPERATOR_PASSWORD);
     ui.wait_ready(mahallas);
+    let who = ui.who();
+    assert_eq!(
+        json!([who["shown"], who["name"], who["role"], who["scope"]]),
+        json!([true, OPERATOR, "operator", "whole country"]),
+        "{who}"
+    );
+    // An operator may not use the SQL console or read reports: neither is offered.
+    assert_eq!(who["views"], json!(["map"]), "{who}");
+    let cookie = ui.session_cookie();
+    assert!(
+        !ui.js("return document.cookie", json!([]))
+            .as_str()
+            .is_some_and(|c| c.contains(SESSION_COOKIE)),
+        "the page's script cannot read the session cookie ({cookie})"
+    );
     assert_eq!(
         ui.entry("none"),
         Value::Null,
@@ -438,23 +829,39 @@ fn page_follows_the_feed_and_acts() {
         "{path_class}"
     );
 
-    // Acknowledge from the page: the operator's name is asked once and kept.
-    ui.js("localStorage.removeItem('posbon.operator')", json!([]));
+    // Acknowledge from the page: no name to type, the server records the
+    // logged-in user, and the history says so.
     ui.start_action(&first.id, "acknowledge");
-    ui.confirm_action(Some("Operator Aziza"));
+    let dialog = ui.js(
+        "return {nameField: document.getElementById('act-by') !== null, who: document.getElementById('act-who').innerText}",
+        json!([]),
+    );
+    assert_eq!(dialog["nameField"], false, "{dialog}");
+    assert!(
+        dialog["who"].as_str().is_some_and(|w| w.contains(OPERATOR)),
+        "{dialog}"
+    );
+    ui.confirm_action();
     let v = ui.wait_status(&first.id, "acknowledged", 20);
     assert_eq!(v["shown"], "acknowledged", "{v}");
     assert!(!ui.dialog_open(), "the dialog closes after a success");
-    assert_eq!(
-        ui.js("return localStorage.getItem('posbon.operator')", json!([])),
-        "Operator Aziza"
+    let history = ui.history(&first.id);
+    assert!(
+        history.contains(&format!("acknowledge by {OPERATOR}")),
+        "{history}"
     );
+    let stored = colleague
+        .get(&format!("/v1/escalations/{}", percent_encode(&first.id)))
+        .json()
+        .expect("escalation");
+    assert_eq!(stored["history"][1]["by"], OPERATOR, "{stored}");
 
     // Another operator assigns it: the page follows from the feed.
     let r = api.act(
+        &colleague,
         &first.id,
         "assign",
-        json!({"by": "district desk", "assignee": "inspector Karimov"}),
+        json!({"assignee": "inspector Karimov"}),
     );
     assert_eq!(r.status, 200, "{}", r.text());
     let v = ui.wait_status(&first.id, "assigned", 20);
@@ -464,17 +871,25 @@ fn page_follows_the_feed_and_acts() {
             .is_some_and(|t| t.contains("assigned to inspector Karimov")),
         "{v}"
     );
+    let history = ui.history(&first.id);
+    assert!(
+        history.contains(&format!("assign by {COLLEAGUE}")),
+        "{history}"
+    );
 
     // A refused action shows the server's reason: someone acknowledges the
     // second escalation while this operator has the dialog open.
     let second = api.open_escalation(9, 1, RiskLevel::High);
     ui.item(&second.id, 20);
     ui.start_action(&second.id, "acknowledge");
-    let prefilled = ui.js("return document.getElementById('act-by').value", json!([]));
-    assert_eq!(prefilled, "Operator Aziza", "the name is not asked again");
-    let r = api.act(&second.id, "acknowledge", json!({"by": "faster colleague"}));
+    let r = api.act(
+        &colleague,
+        &second.id,
+        "acknowledge",
+        json!({"note": "on my way"}),
+    );
     assert_eq!(r.status, 200, "{}", r.text());
-    ui.confirm_action(None);
+    ui.confirm_action();
     let error = ui.wait("the refusal in the dialog", 20, |b| {
         let v = b.execute(
             "const e = document.getElementById('act-error'); return e.hidden ? null : e.innerText",
@@ -603,6 +1018,35 @@ fn page_follows_the_feed_and_acts() {
             .is_some_and(|e| e.contains("content security policy: script-src"))
             .then_some(()))
     });
+
+    // The session ends on the server (logged out from elsewhere): the page's
+    // next request is answered 401 (the map's refresh comes every 10 s) and
+    // the login form is back, with nothing of the session on screen.
+    let elsewhere = HttpSession::of_cookie(&api.addr, &ui.session_cookie());
+    let r = elsewhere.request("POST", "/v1/logout", None, &[]);
+    assert_eq!(r.status, 204, "{}", r.text());
+    let form = ui.wait_login_form();
+    assert!(
+        form["note"]
+            .as_str()
+            .is_some_and(|n| n.contains("session has ended")),
+        "{form}"
+    );
+    assert_eq!(
+        json!([form["main"], form["feed"], form["paths"]]),
+        json!([false, 0, 0]),
+        "{form}"
+    );
+
+    // Logged in again, the page is as the store is; then "Log out" ends the
+    // session for good.
+    ui.login(OPERATOR, OPERATOR_PASSWORD);
+    ui.wait_ready(mahallas);
+    ui.item(&third.id, 20);
+    assert_eq!(ui.entry(&first.id)["status"], "assigned");
+    ui.logout_and_check(&api.addr);
+    let errors = ui.js_errors();
+    assert!(errors.is_empty(), "javascript errors: {errors:?}");
 }
 
 // ------------------------------------------------------------ posbon standalone
@@ -647,6 +1091,34 @@ impl Standalone {
                 s.addr
             );
             std::thread::sleep(Duration::from_millis(200));
+        }
+        // The test's users, made with the bootstrap admin token the first
+        // start wrote, through `posbon users add` as an admin would.
+        let admin = std::fs::read_to_string(s._data.path().join("admin.token"))
+            .expect("the first start writes <data>/admin.token");
+        for (name, role, password) in [
+            (OPERATOR, "operator", OPERATOR_PASSWORD),
+            (ANALYST, "analyst", ANALYST_PASSWORD),
+            (PRODUCER, "producer", PRODUCER_PASSWORD),
+        ] {
+            use std::io::Write as _;
+            let mut child = Command::new(posbon_bin())
+                .args(["users", "add", name, "--role", role, "--password-stdin"])
+                .args(["--api", &format!("http://{}", s.addr)])
+                .env("POSBON_TOKEN", admin.trim())
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .expect("posbon users add");
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(format!("{password}\n").as_bytes())
+                .expect("password");
+            let status = child.wait().expect("posbon users add ends");
+            assert!(status.success(), "posbon users add {name} failed: {status}");
         }
         s
     }
@@ -697,13 +1169,20 @@ fn drug_handoffs(lat: f64, lng: f64) -> String {
 fn command_centre_on_posbon_standalone() {
     let server = Standalone::start();
     let addr = server.addr.clone();
+    let analyst = HttpSession::login(&addr, ANALYST, ANALYST_PASSWORD);
+    for p in ["read_map", "read_sql", "read_reports", "generate_reports"] {
+        assert!(
+            analyst.may(p),
+            "AUTH-SETUP: {ANALYST} must have {p} (role analyst): {}",
+            analyst.me
+        );
+    }
+    let producer = HttpSession::login(&addr, PRODUCER, PRODUCER_PASSWORD);
 
     // The served registry is the simulated Tashkent one: a point inside one
     // of its mahallas, checked with the exact lookup ingest uses.
     let registry = posbon_sim::load_registry(None).expect("city registry");
-    let mahallas = http::get(&addr, "/v1/registry")
-        .and_then(|r| r.json())
-        .expect("registry")["mahallas"]
+    let mahallas = analyst.get("/v1/registry").json().expect("registry")["mahallas"]
         .as_u64()
         .expect("mahalla count") as usize;
     assert_eq!(mahallas, registry.mahallas().len(), "the served registry");
@@ -723,20 +1202,28 @@ fn command_centre_on_posbon_standalone() {
         })
         .expect("a mahalla that holds the mean of its vertices");
 
+    // The page asks for a login; a wrong password is refused with the
+    // server's message; the operator logs in.
     let ui = Ui::open(&format!("http://{addr}"), "standalone");
+    let refused = ui.login_refused(OPERATOR, "wrong password, surely");
+    assert_eq!(refused["code"], "invalid_credentials", "{refused}");
+    ui.login(OPERATOR, OPERATOR_PASSWORD);
     ui.wait_ready(mahallas);
+    let who = ui.who();
+    assert_eq!(
+        json!([who["name"], who["role"], who["views"]]),
+        json!([OPERATOR, "operator", ["map"]]),
+        "{who}"
+    );
 
     // The drug-handoff cluster rule fires on three camera alerts.
     let body = drug_handoffs(lat, lng);
-    let r = http::request(
-        &addr,
+    let r = producer.request(
         "POST",
         "/v1/events",
-        &[("Content-Type", "application/x-ndjson")],
+        Some("application/x-ndjson"),
         body.as_bytes(),
-        Duration::from_secs(30),
-    )
-    .expect("post events");
+    );
     assert_eq!(r.status, 200, "{}", r.text());
     let verdict = r.json().expect("verdict");
     assert_eq!(verdict["accepted"], 3, "{verdict}");
@@ -758,20 +1245,42 @@ fn command_centre_on_posbon_standalone() {
         "a new escalation is highlighted: {entry}"
     );
 
-    ui.js("localStorage.removeItem('posbon.operator')", json!([]));
     ui.start_action(&id, "acknowledge");
-    ui.confirm_action(Some("Operator Dilshod"));
+    ui.confirm_action();
     let v = ui.wait_status(&id, "acknowledged", 30);
     assert_eq!(v["shown"], "acknowledged", "{v}");
-    let stored = http::get(&addr, &format!("/v1/escalations/{}", percent_encode(&id)))
-        .and_then(|r| r.json())
+    let history = ui.history(&id);
+    assert!(
+        history.contains(&format!("acknowledge by {OPERATOR}")),
+        "{history}"
+    );
+    let stored = analyst
+        .get(&format!("/v1/escalations/{}", percent_encode(&id)))
+        .json()
         .expect("escalation");
     assert_eq!(stored["status"], "acknowledged", "{stored}");
-    assert_eq!(stored["history"][1]["by"], "Operator Dilshod", "{stored}");
+    assert_eq!(stored["history"][1]["by"], OPERATOR, "{stored}");
     ui.screenshot("command-centre.png");
+
+    // Log out: the login form, and the session is over.
+    ui.logout_and_check(&addr);
+
+    // An analyst: the escalation without action buttons, the SQL console
+    // and the report.
+    ui.login(ANALYST, ANALYST_PASSWORD);
+    ui.wait_ready(mahallas);
+    let who = ui.who();
+    assert_eq!(who["views"], json!(["map", "report", "sql"]), "{who}");
+    ui.item(&id, 30);
+    let buttons = ui.js(
+        "return document.querySelectorAll('#feed button[data-action]').length",
+        json!([]),
+    );
+    assert_eq!(buttons, 0, "an analyst is offered no action");
 
     // The SQL console: a table, then a readable error.
     ui.ok(ui.browser.goto(&format!("http://{addr}/#sql")));
+    ui.wait_view("sql");
     let query = ui.ok(ui.browser.find("#sql-query"));
     ui.ok(ui.browser.clear(&query));
     ui.ok(ui.browser.send_keys(
@@ -797,7 +1306,7 @@ fn command_centre_on_posbon_standalone() {
     let examples = examples.as_array().expect("examples");
     assert!(examples.len() >= 5, "{examples:?}");
     for e in examples {
-        let r = http::post_json(&addr, "/v1/sql", &json!({"query": e["query"]})).expect("sql");
+        let r = analyst.post_json("/v1/sql", &json!({"query": e["query"]}));
         assert_eq!(r.status, 200, "example {}: {}", e["label"], r.text());
     }
     ui.ok(ui.browser.clear(&query));
@@ -820,6 +1329,7 @@ fn command_centre_on_posbon_standalone() {
     // The daily report of today (Tashkent), generated on demand: it counts
     // the three camera alerts.
     ui.ok(ui.browser.goto(&format!("http://{addr}/#report")));
+    ui.wait_view("report");
     ui.wait("the report view", 30, |b| {
         let v = b.execute(
             "return document.getElementById('report-status').innerText === '' && \

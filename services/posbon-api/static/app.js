@@ -1,6 +1,8 @@
 // Posbon command centre: map of the mahallas by risk, live escalation feed,
-// daily situation report and SQL console. Plain JavaScript, no framework, no
-// network access beyond this origin. See services/posbon-api/src/page.rs.
+// daily situation report and SQL console, behind a login (session cookie set
+// by POST /v1/login, CSRF token in X-CSRF-Token on every state-changing
+// request). Plain JavaScript, no framework, no network access beyond this
+// origin. See services/posbon-api/src/page.rs.
 'use strict';
 
 (() => {
@@ -62,16 +64,19 @@
 
   /** An error answered by the API, with the server's own message. */
   class ApiError extends Error {
-    constructor(status, message, code) {
+    constructor(status, message, code, retryAfter) {
       super(message);
       this.status = status;
       this.code = code || '';
+      // Seconds to wait, from `Retry-After` (429, 503), else null.
+      this.retryAfter = retryAfter ?? null;
     }
     describe() {
       if (this.status === 0) return this.message;
       const what = {
-        400: 'Bad request', 404: 'Not found', 406: 'Not acceptable', 409: 'Refused',
-        413: 'Too large', 422: 'Rejected', 500: 'Server error', 503: 'Unavailable', 504: 'Timed out',
+        400: 'Bad request', 401: 'Not logged in', 403: 'Not allowed', 404: 'Not found', 406: 'Not acceptable',
+        409: 'Refused', 413: 'Too large', 422: 'Rejected', 429: 'Too many requests', 500: 'Server error',
+        503: 'Unavailable', 504: 'Timed out',
       }[this.status] || 'Error';
       const code = this.code ? ` ${this.code}` : '';
       return `${what} (${this.status}${code}): ${this.message}`;
@@ -87,13 +92,40 @@
     return value;
   }
 
-  /** fetch + JSON, throwing ApiError with the server's message on failure. */
+  /** `Retry-After` in seconds (a number of seconds or an HTTP date), else null. */
+  function retryAfterOf(headers) {
+    const v = headers.get('Retry-After');
+    if (!v) return null;
+    if (/^\d+$/.test(v.trim())) return Number(v.trim());
+    const at = Date.parse(v);
+    return Number.isNaN(at) ? null : Math.max(0, Math.ceil((at - Date.now()) / 1000));
+  }
+
+  const SAFE_METHODS = ['GET', 'HEAD', 'OPTIONS'];
+
+  /**
+   * Every request to the API goes through here: JSON in and out, the
+   * session's CSRF token on every state-changing method, and the server's
+   * message in an ApiError on failure.
+   *
+   * A 401 means the session ended (expired, logged out elsewhere, the server
+   * forgot it): the page leaves for the login form (endSession) and the
+   * caller gets the error. `auth: false` is for the requests that expect a
+   * 401 as an answer (the session check at load, the login itself).
+   * A 403 `csrf` (a token older than the session) is retried once with the
+   * token /v1/me gives now.
+   */
   async function api(path, options = {}) {
+    const { auth = true, retried = false, ...init } = options;
+    const method = String(init.method || 'GET').toUpperCase();
     const headers = { Accept: 'application/json' };
-    if (options.body !== undefined) headers['Content-Type'] = 'application/json';
+    if (init.body !== undefined) headers['Content-Type'] = 'application/json';
+    if (!SAFE_METHODS.includes(method) && session.csrf) headers['X-CSRF-Token'] = session.csrf;
     let res;
     try {
-      res = await fetch(path, { ...options, headers: { ...headers, ...(options.headers || {}) } });
+      res = await fetch(path, {
+        ...init, method, credentials: 'same-origin', headers: { ...headers, ...(init.headers || {}) },
+      });
     } catch (e) {
       throw new ApiError(0, `cannot reach the server (${e.message})`);
     }
@@ -111,7 +143,13 @@
       if (body && typeof body === 'object' && body.error) message = String(body.error);
       else if (typeof body === 'string' && body.trim()) message = body.trim().slice(0, 500);
       const code = body && typeof body === 'object' ? body.code || body.kind : '';
-      throw new ApiError(res.status, message, code);
+      if (auth && res.status === 401) {
+        endSession('Your session has ended. Log in again.');
+      } else if (auth && res.status === 403 && code === 'csrf' && !retried && session.user) {
+        await refreshSession();
+        return api(path, { ...options, retried: true });
+      }
+      throw new ApiError(res.status, message, code, retryAfterOf(res.headers));
     }
     return { body, headers: res.headers, status: res.status };
   }
@@ -123,6 +161,7 @@
   // The banner: one line per source, replaced when the same source fails again.
   const banner = new Map();
   function showError(source, message) {
+    if (session.ending) return;
     banner.set(source, message);
     renderBanner();
   }
@@ -132,7 +171,7 @@
   function renderBanner() {
     const box = $('errors');
     box.replaceChildren(...[...banner.values()].map((m) => el('p', { text: m })));
-    box.hidden = banner.size === 0;
+    box.hidden = banner.size === 0 || !session.user;
   }
 
   function announce(text) {
@@ -199,59 +238,263 @@
   const levelOf = (l) => (LEVELS.includes(l) ? l : 'normal');
   const badge = (level) => el('span', { class: `badge lvl-${levelOf(level)}`, text: level || 'unknown' });
 
-  // ---------------------------------------------------------------- operator
+  // ---------------------------------------------------------------- session
 
-  const OPERATOR_KEY = 'posbon.operator';
-  function operator() {
+  // Who is logged in, from POST /v1/login or GET /v1/me. The session itself is
+  // an HttpOnly cookie this script never sees; the CSRF token is kept here
+  // only (not in storage) and sent on every state-changing request.
+  const session = { user: null, csrf: '', ending: false };
+  const can = (permission) => Boolean(session.user && session.user.permissions.includes(permission));
+
+  // A note for the login form that survives the reload of endSession.
+  const NOTE_KEY = 'posbon.login.note';
+
+  function setUser(body) {
+    const b = body && typeof body === 'object' ? body : {};
+    const list = (v) => (Array.isArray(v) ? v.map(String) : []);
+    session.user = {
+      name: String(b.name ?? ''),
+      role: String(b.role ?? ''),
+      scope: list(b.scope),
+      permissions: list(b.permissions),
+    };
+    if (typeof b.csrf === 'string' && b.csrf) session.csrf = b.csrf;
+  }
+
+  /** Asks the server who this session is now, and for a current CSRF token. */
+  async function refreshSession() {
+    const { body } = await api('/v1/me');
+    setUser(body);
+    renderWho();
+  }
+
+  /** `district:chilonzor` as people say it, once the registry names it. */
+  function scopeLabel(scope) {
+    const [kind, id] = String(scope).split(/:(.*)/s);
+    if (id === undefined) return words(scope);
+    if (kind === 'region') return `${regionName(id)} (region)`;
+    if (kind === 'district') return `${districtName(id)} (district)`;
+    if (kind === 'mahalla') return `${mahallaName(id)} (mahalla)`;
+    return `${id} (${words(kind)})`;
+  }
+
+  function renderWho() {
+    const u = session.user;
+    if (!u) return;
+    $('who-name').textContent = u.name;
+    $('who-role').textContent = words(u.role);
+    const scope = $('who-scope');
+    scope.textContent = u.scope.length ? u.scope.map(scopeLabel).join(', ') : 'whole country';
+    scope.title = u.scope.length ? `Scope: ${u.scope.join(', ')}` : 'Scope: every region';
+    $('who').dataset.name = u.name;
+    $('who').dataset.role = u.role;
+  }
+
+  /** Shows the login form, and nothing of the application. */
+  function showSignedOut(note) {
+    document.body.dataset.auth = 'out';
+    for (const id of ['main', 'views-nav', 'who', 'conn', 'errors', 'boot']) $(id).hidden = true;
+    $('login').hidden = false;
+    const n = $('login-note');
+    n.textContent = note || '';
+    n.hidden = !note;
+    $('login-submit').disabled = false;
+    $('login-name').focus();
+  }
+
+  function showSignedIn() {
+    document.body.dataset.auth = 'in';
+    for (const id of ['login', 'boot']) $(id).hidden = true;
+    for (const id of ['main', 'views-nav', 'who', 'conn']) $(id).hidden = false;
+    $('login-password').value = '';
+    $('login-error').hidden = true;
+    renderWho();
+    applyPermissions();
+    renderBanner();
+  }
+
+  /**
+   * The session is over (logged out, or a request answered 401): nothing of
+   * it stays on screen, and the page starts again from a clean load, which
+   * shows the login form. Starting again, rather than emptying every part
+   * by hand, is how no record, timer or stream of this session can outlive
+   * it into the next user's.
+   */
+  function endSession(note) {
+    if (session.ending) return;
+    session.ending = true;
+    session.user = null;
+    session.csrf = '';
+    if (feed.es) feed.es.close();
+    feed.es = null;
+    clearTimeout(feed.retry);
+    for (const d of document.querySelectorAll('dialog[open]')) d.close();
+    for (const id of ['feed', 'feed-count', 'detail-body', 'map-layer', 'report-body', 'report-crumbs', 'report-dates', 'sql-result', 'mahalla-names']) {
+      $(id).replaceChildren();
+    }
+    banner.clear();
+    showSignedOut(note);
     try {
-      return localStorage.getItem(OPERATOR_KEY) || '';
+      sessionStorage.setItem(NOTE_KEY, note || '');
     } catch {
-      return page.operator || '';
+      // The note is lost with the reload; the form still shows.
+    }
+    location.reload();
+  }
+
+  // Seconds until the login form may be tried again after a 429.
+  let loginWait = null;
+
+  function loginRefused(err) {
+    const box = $('login-error');
+    let text;
+    if (err instanceof ApiError && (err.status === 401 || err.status === 429)) {
+      // The server's own words: "wrong name or password", "too many failed logins: ...".
+      text = err.message || (err.status === 401 ? 'Wrong name or password.' : 'Too many attempts.');
+    } else {
+      text = `Login failed: ${describe(err)}`;
+    }
+    box.textContent = text;
+    box.hidden = false;
+    box.dataset.code = (err instanceof ApiError && err.code) || '';
+    if (err instanceof ApiError && err.status === 429 && err.retryAfter) {
+      // Wait as told, counting down, before the button works again.
+      let left = Math.min(err.retryAfter, 3600);
+      const submit = $('login-submit');
+      const tick = () => {
+        if (left <= 0) {
+          clearInterval(loginWait);
+          loginWait = null;
+          box.textContent = `${text}\nYou can try again now.`;
+          submit.disabled = false;
+          return;
+        }
+        box.textContent = `${text}\nThe form works again in ${left} s.`;
+        left -= 1;
+      };
+      clearInterval(loginWait);
+      submit.disabled = true;
+      tick();
+      loginWait = setInterval(tick, 1000);
     }
   }
-  function setOperator(name) {
-    page.operator = name;
-    try {
-      localStorage.setItem(OPERATOR_KEY, name);
-    } catch {
-      // Private mode: kept for this page only.
+
+  async function login(e) {
+    e.preventDefault();
+    if (loginWait) return;
+    const name = $('login-name').value.trim();
+    const password = $('login-password').value;
+    const box = $('login-error');
+    if (!name || !password) {
+      box.textContent = 'Enter your name and password.';
+      box.hidden = false;
+      (name ? $('login-password') : $('login-name')).focus();
+      return;
     }
-    $('operator-name').textContent = name || 'not set';
+    box.hidden = true;
+    $('login-note').hidden = true;
+    $('login-submit').disabled = true;
+    let body;
+    try {
+      body = (await api('/v1/login', { method: 'POST', body: JSON.stringify({ name, password }), auth: false })).body;
+    } catch (err) {
+      $('login-password').value = '';
+      loginRefused(err);
+      if (!loginWait) $('login-submit').disabled = false;
+      $('login-password').focus();
+      return;
+    }
+    signedIn(body);
   }
 
-  function initOperator() {
-    $('operator-name').textContent = operator() || 'not set';
-    const dialog = $('operator-dialog');
-    $('operator').addEventListener('click', () => {
-      $('operator-input').value = operator();
-      dialog.showModal();
-    });
-    $('operator-cancel').addEventListener('click', () => dialog.close());
-    $('operator-form').addEventListener('submit', (e) => {
-      e.preventDefault();
-      const name = $('operator-input').value.trim();
-      if (!name) return;
-      setOperator(name);
-      dialog.close();
-    });
+  async function logout() {
+    const button = $('logout');
+    button.disabled = true;
+    try {
+      await api('/v1/logout', { method: 'POST' });
+    } catch (e) {
+      if (session.ending) return; // a 401: the session was over already
+      showError('logout', `Could not log out: ${describe(e)}`);
+      button.disabled = false;
+      return;
+    }
+    endSession('You have logged out.');
+  }
+
+  let started = false;
+  function signedIn(body) {
+    setUser(body);
+    showSignedIn();
+    if (!started) {
+      started = true;
+      start();
+    }
+  }
+
+  /** At load: the page as it was when the session is still valid, else the login form. */
+  async function boot() {
+    $('login-form').addEventListener('submit', login);
+    $('logout').addEventListener('click', logout);
+    let note = '';
+    try {
+      note = sessionStorage.getItem(NOTE_KEY) || '';
+      sessionStorage.removeItem(NOTE_KEY);
+      // The operator's name of earlier versions: the server records the user now.
+      localStorage.removeItem('posbon.operator');
+    } catch {
+      // Storage is off: no note to show.
+    }
+    let me;
+    try {
+      me = (await api('/v1/me', { auth: false })).body;
+    } catch (e) {
+      const unreachable = !(e instanceof ApiError && e.status === 401);
+      showSignedOut(unreachable ? `The session could not be checked: ${describe(e)}` : note);
+      return;
+    }
+    signedIn(me);
   }
 
   // ---------------------------------------------------------------- views
 
   const views = ['map', 'report', 'sql'];
+  // A view shows when the user has one of these permissions (the server
+  // refuses the rest anyway: hiding is only so as not to offer it).
+  const VIEW_NEEDS = { map: ['read_map', 'read_escalations'], report: ['read_reports'], sql: ['read_sql'] };
+  const viewAllowed = (v) => VIEW_NEEDS[v].some(can);
   const viewStarted = new Set();
+
   function showView() {
-    const name = views.includes(location.hash.slice(1)) ? location.hash.slice(1) : 'map';
+    if (!session.user) return;
+    const wanted = location.hash.slice(1);
+    const name = views.includes(wanted) && viewAllowed(wanted) ? wanted : views.find(viewAllowed);
+    // A view this user may not open (an old link, a bookmark): say which one shows.
+    if (name && wanted && wanted !== name) history.replaceState(null, '', `#${name}`);
     for (const v of views) $(`view-${v}`).hidden = v !== name;
     for (const a of document.querySelectorAll('.top nav a')) {
       if (a.dataset.view === name) a.setAttribute('aria-current', 'page');
       else a.removeAttribute('aria-current');
     }
-    if (!viewStarted.has(name)) {
+    if (name && !viewStarted.has(name)) {
       viewStarted.add(name);
       if (name === 'report') startReport();
       if (name === 'sql') startSql();
     }
+  }
+
+  /** Hides what this user's permissions do not allow. */
+  function applyPermissions() {
+    for (const a of document.querySelectorAll('.top nav a')) a.hidden = !viewAllowed(a.dataset.view);
+    $('map-pane').hidden = !can('read_map');
+    $('feed-pane').hidden = !can('read_escalations');
+    $('view-map').classList.toggle('single', !can('read_map') || !can('read_escalations'));
+    $('report-generate').hidden = !can('generate_reports');
+    const none = !views.some(viewAllowed);
+    const note = $('no-access');
+    note.textContent = none
+      ? `This account (${words(session.user.role)}) has no view on this page: it may not read the map, the escalations, the reports or the SQL console.`
+      : '';
+    note.hidden = !none;
   }
 
   // ---------------------------------------------------------------- registry
@@ -857,7 +1100,8 @@
     $('feed').replaceChildren();
     for (const r of Array.isArray(res.body) ? res.body : []) merge(r, 'listed');
     updateFeedCount();
-    openFeed(generation);
+    if (can('read_feed')) openFeed(generation);
+    else setConn('off', 'not live');
   }
 
   function openFeed(generation) {
@@ -881,6 +1125,9 @@
         showError('feed', 'The live feed was refused; retrying in 5 s.');
         clearTimeout(feed.retry);
         feed.retry = setTimeout(() => openFeed(generation), 5000);
+        // EventSource does not tell why: a session that ended is one reason,
+        // and the session check then leaves for the login form.
+        refreshSession().catch(() => {});
       } else {
         // EventSource reconnects with Last-Event-ID by itself.
         setConn('reconnecting', 'reconnecting');
@@ -999,10 +1246,12 @@
     });
     const head = el('div', { class: 'esc-head' },
       badge(r.level),
-      el('button', {
-        type: 'button', class: 'linklike mahalla', title: 'Show this mahalla on the map',
-        onclick: () => showMahalla(r.mahalla_id, true),
-      }, mahallaName(r.mahalla_id)),
+      can('read_map')
+        ? el('button', {
+          type: 'button', class: 'linklike mahalla', title: 'Show this mahalla on the map',
+          onclick: () => showMahalla(r.mahalla_id, true),
+        }, mahallaName(r.mahalla_id))
+        : el('strong', { class: 'mahalla', text: mahallaName(r.mahalla_id) }),
       r.previous_level && r.previous_level !== r.level ? el('span', { class: 'muted', text: `from ${r.previous_level}` }) : null,
       el('span', { class: `esc-status st-${STATUSES.includes(r.status) ? r.status : 'open'}`, text: words(r.status) }));
     const meta = el('div', { class: 'esc-meta' },
@@ -1032,7 +1281,7 @@
         h.tier ? ` (notified ${words(h.tier)})` : '',
         h.note ? `: “${h.note}”` : ''))),
       el('p', {}, 'Id ', el('code', { text: r.id })));
-    li.append(...[head, meta, countLine, isClosed(r) ? null : actions, history].filter(Boolean));
+    li.append(...[head, meta, countLine, isClosed(r) || !can('act_escalations') ? null : actions, history].filter(Boolean));
     return li;
   }
 
@@ -1072,7 +1321,7 @@
     acting = { id, action };
     $('act-title').textContent = `${ACTIONS[action].label}: ${mahallaName(r.mahalla_id)}`;
     $('act-what').textContent = `${r.level} escalation (${words(r.rule)}), ${words(r.status)}, opened ${fmtTime(r.opened_at)}.`;
-    $('act-by').value = operator();
+    $('act-who').textContent = `Recorded in the audit trail as ${session.user?.name || 'you'}.`;
     $('act-assignee').value = '';
     $('act-note').value = '';
     $('act-assignee-row').hidden = action !== 'assign';
@@ -1083,8 +1332,7 @@
     dialog.dataset.action = action;
     dialog.dataset.id = id;
     dialog.showModal();
-    if (!operator()) $('act-by').focus();
-    else if (action === 'assign') $('act-assignee').focus();
+    if (action === 'assign') $('act-assignee').focus();
     else $('act-note').focus();
   }
 
@@ -1097,15 +1345,8 @@
       if (!acting) return;
       const { id, action } = acting;
       const error = $('act-error');
-      const by = $('act-by').value.trim();
-      if (!by) {
-        error.textContent = 'Operator: enter your name or badge; it goes into the audit trail.';
-        error.hidden = false;
-        $('act-by').focus();
-        return;
-      }
-      setOperator(by);
-      const body = { by };
+      // Who acts is the logged-in user: the server records it.
+      const body = {};
       const note = $('act-note').value.trim();
       if (note) body.note = note;
       const assignee = $('act-assignee').value.trim();
@@ -1176,6 +1417,12 @@
 
   async function startReport() {
     $('report-date').value = tashkentDate(-1);
+    // A user limited to a scope starts on (the first of) it, not on the nation.
+    const own = session.user?.scope?.[0];
+    if (own && report.scope === 'nation') {
+      report.scope = own;
+      setScopeSelect(own);
+    }
     $('report-form').addEventListener('submit', (e) => {
       e.preventDefault();
       report.scope = $('report-scope').value || 'nation';
@@ -1192,7 +1439,7 @@
       const dates = Array.isArray(body?.dates) ? [...body.dates].sort().reverse() : [];
       if (dates.length) $('report-date').value = dates[0];
       $('report-dates').replaceChildren(
-        dates.length ? el('span', { class: 'muted', text: 'Reports:' }) : el('span', { class: 'muted', text: 'No report stored yet: pick a date and generate one.' }),
+        dates.length ? el('span', { class: 'muted', text: 'Reports:' }) : el('span', { class: 'muted', text: can('generate_reports') ? 'No report stored yet: pick a date and generate one.' : 'No report stored yet.' }),
         ...dates.slice(0, 21).map((d) => el('button', {
           type: 'button', onclick: () => { $('report-date').value = d; loadReport(); },
         }, d)));
@@ -1247,7 +1494,7 @@
       $('report-status').textContent = '';
       $('report-crumbs').replaceChildren();
       const msg = e instanceof ApiError && e.status === 404
-        ? `${e.message}. Use “Generate now” to compute it from the stored events.`
+        ? `${e.message}.${can('generate_reports') ? ' Use “Generate now” to compute it from the stored events.' : ''}`
         : describe(e);
       body.replaceChildren(el('p', { class: 'error-box', text: msg }));
       return;
@@ -1358,7 +1605,7 @@
         : el('p', { class: 'muted', text: 'None on this day.' }));
     const mahallas = el('section', { id: 'report-mahallas' });
     $('report-body').replaceChildren(heading, cards, partsTable, mahallas, cats, hot, freeBox);
-    if (s.scope === 'nation' || s.scope === 'region') loadReportMahallas(view.date || $('report-date').value, s, mahallas, token);
+    if ((s.scope === 'nation' || s.scope === 'region') && can('read_sql')) loadReportMahallas(view.date || $('report-date').value, s, mahallas, token);
   }
 
   const sqlString = (s) => `'${String(s).replaceAll("'", "''")}'`;
@@ -1483,33 +1730,45 @@
 
   // ---------------------------------------------------------------- start
 
+  /** Starts the page once someone is logged in (once per load: see endSession). */
   async function start() {
-    initOperator();
     initMap();
     initFeed();
     initActions();
     initSql();
     window.addEventListener('hashchange', showView);
     showView();
-    try {
-      await loadRegistry();
-      clearError('registry');
-    } catch (e) {
-      showError('registry', `Regions and districts could not be loaded: ${describe(e)}`);
+    if (!views.some(viewAllowed)) {
+      setConn('off', 'no feed');
+      document.body.dataset.ready = 'true';
+      return;
     }
-    const feedStarted = loadFeed();
-    try {
-      await loadMap();
-      clearError('map');
-    } catch (e) {
-      $('map-status').textContent = '';
-      showError('map', `The map could not be loaded: ${describe(e)}`);
+    if (can('read_map')) {
+      try {
+        await loadRegistry();
+        clearError('registry');
+        renderWho(); // the scope by its names now
+      } catch (e) {
+        showError('registry', `Regions and districts could not be loaded: ${describe(e)}`);
+      }
+    }
+    let feedStarted = null;
+    if (can('read_escalations')) feedStarted = loadFeed();
+    else setConn('off', 'no feed');
+    if (can('read_map')) {
+      try {
+        await loadMap();
+        clearError('map');
+      } catch (e) {
+        $('map-status').textContent = '';
+        showError('map', `The map could not be loaded: ${describe(e)}`);
+      }
+      setInterval(refreshRisk, RISK_REFRESH_MS);
     }
     await feedStarted;
-    setInterval(refreshRisk, RISK_REFRESH_MS);
     document.body.dataset.ready = 'true';
   }
 
-  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', start);
-  else start();
+  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', boot);
+  else boot();
 })();

@@ -151,6 +151,8 @@ pub enum Via {
         /// The token's public id.
         id: String,
     },
+    /// A bearer JWT of the identity provider (`[auth.oidc]`).
+    Oidc,
     /// A page session, with its CSRF token.
     Session {
         /// The session's CSRF token.
@@ -178,7 +180,7 @@ impl Caller {
     /// API token.
     pub fn actor(&self) -> String {
         match &self.via {
-            Via::Session { .. } => self.name.clone(),
+            Via::Session { .. } | Via::Oidc => self.name.clone(),
             Via::Token { .. } => format!("token:{}", self.name),
         }
     }
@@ -542,6 +544,26 @@ async fn authenticate(
                 .is_some_and(|t| same(t, token))
         {
             return Ok(None);
+        }
+        if let Some(oidc) = auth
+            .oidc
+            .as_ref()
+            .filter(|_| crate::oidc::Oidc::looks_like_jwt(token))
+        {
+            return match oidc.verify(token) {
+                Ok(id) => Ok(Some(Caller {
+                    scope: resolve(auth, &id.scope)?,
+                    name: id.name,
+                    role: id.role,
+                    via: Via::Oidc,
+                })),
+                Err(crate::oidc::OidcError::Invalid(m)) => {
+                    Err(unauthorized(&m, Some("invalid_token")))
+                }
+                Err(crate::oidc::OidcError::Claims(m)) => {
+                    Err(error(StatusCode::FORBIDDEN, "invalid_claims", &m))
+                }
+            };
         }
         return match auth.identities.check_token(token, now).await {
             Ok(TokenCheck::Valid(record)) => {

@@ -17,6 +17,7 @@
 pub mod audit;
 pub mod http;
 pub mod identities;
+pub mod oidc;
 pub mod role;
 pub mod scope;
 pub mod secret;
@@ -110,6 +111,9 @@ pub struct AuthConfig {
     /// bootstrap admin token itself; otherwise it refuses to start with no
     /// identities.
     pub bootstrap_on_public_address: bool,
+    /// OpenID Connect bearer tokens from the command centre's identity
+    /// provider (absent: none accepted).
+    pub oidc: Option<oidc::OidcConfig>,
 }
 
 impl Default for AuthConfig {
@@ -123,6 +127,7 @@ impl Default for AuthConfig {
             admin_token_file: None,
             secure_cookies: false,
             bootstrap_on_public_address: false,
+            oidc: None,
         }
     }
 }
@@ -135,6 +140,7 @@ pub struct Auth {
     registry: Arc<Registry>,
     config: AuthConfig,
     metrics_token: Option<String>,
+    oidc: Option<oidc::Oidc>,
 }
 
 impl Auth {
@@ -159,6 +165,7 @@ impl Auth {
             ),
             _ => None,
         };
+        let oidc = config.oidc.clone().map(oidc::Oidc::load).transpose()?;
         let limits = IdentityLimits {
             max_failures: config.max_login_failures,
             session: Duration::from_secs(config.session_hours * 3600),
@@ -169,6 +176,7 @@ impl Auth {
             registry,
             config,
             metrics_token,
+            oidc,
         }))
     }
 
@@ -205,12 +213,16 @@ impl Auth {
         if !self.identities.is_empty().await? {
             return Ok(None);
         }
+        // With an identity provider there are identities outside the store.
+        if self.oidc.is_some() && !listen.ip().is_loopback() {
+            return Ok(None);
+        }
         if !listen.ip().is_loopback() && !self.config.bootstrap_on_public_address {
             anyhow::bail!(
                 "refusing to listen on {listen} with no identities: nobody could be told apart. \
                  Start once on a loopback address (it writes an admin token), create tokens and \
-                 users, then listen publicly; or set auth.bootstrap_on_public_address = true \
-                 with auth.admin_token_file"
+                 users, then listen publicly; or configure [auth.oidc]; or set \
+                 auth.bootstrap_on_public_address = true with auth.admin_token_file"
             );
         }
         let path = self.config.admin_token_file.clone().ok_or_else(|| {

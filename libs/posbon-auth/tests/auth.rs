@@ -643,3 +643,193 @@ async fn the_first_start_writes_an_admin_token_and_a_public_bind_needs_identitie
     // Once there are identities, nothing more is written, and a public bind is fine.
     assert_eq!(auth.bootstrap(public).await.expect("again"), None);
 }
+
+/// An identity provider inside the test: an Ed25519 key, its JWKS file, and
+/// tokens it signs.
+struct Issuer {
+    key: jsonwebtoken::EncodingKey,
+    _dir: tempfile::TempDir,
+    jwks: std::path::PathBuf,
+}
+
+impl Issuer {
+    fn new(kid: &str) -> Self {
+        use base64::Engine as _;
+        use ed25519_dalek::pkcs8::EncodePrivateKey as _;
+        let mut seed = [0u8; 32];
+        getrandom::fill(&mut seed).expect("random");
+        let signing = ed25519_dalek::SigningKey::from_bytes(&seed);
+        let der = signing.to_pkcs8_der().expect("pkcs8");
+        let x = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(signing.verifying_key().as_bytes());
+        let dir = tempfile::tempdir().expect("dir");
+        let jwks = dir.path().join("jwks.json");
+        std::fs::write(
+            &jwks,
+            json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": x, "kid": kid, "alg": "EdDSA", "use": "sig"}]})
+                .to_string(),
+        )
+        .expect("jwks");
+        Self {
+            key: jsonwebtoken::EncodingKey::from_ed_der(der.as_bytes()),
+            _dir: dir,
+            jwks,
+        }
+    }
+
+    fn config(&self) -> posbon_auth::oidc::OidcConfig {
+        toml::from_str(&format!(
+            "issuer = \"https://idp.test/realms/police\"\naudience = \"posbon\"\njwks_file = \"{}\"\n",
+            self.jwks.display()
+        ))
+        .expect("config")
+    }
+
+    fn sign(&self, kid: &str, claims: &Value) -> String {
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+        header.kid = Some(kid.to_owned());
+        jsonwebtoken::encode(&header, claims, &self.key).expect("signed")
+    }
+}
+
+#[tokio::test]
+async fn bearer_tokens_of_the_identity_provider() {
+    let issuer = Issuer::new("k1");
+    let reg = registry();
+    let district = reg.districts()[0].id.clone();
+    let store: Store = Arc::new(MemoryStore::new());
+    let auth = auth_over(
+        store,
+        AuthConfig {
+            oidc: Some(issuer.config()),
+            ..AuthConfig::default()
+        },
+    );
+    let app = service(auth.clone());
+    let now = Utc::now().timestamp();
+    let claims = |f: &dyn Fn(&mut Value)| {
+        let mut c = json!({
+            "iss": "https://idp.test/realms/police", "aud": "posbon", "sub": "u-1",
+            "preferred_username": "dilnoza", "posbon_role": "operator",
+            "posbon_scope": [format!("district:{district}")], "exp": now + 300, "nbf": now - 5,
+        });
+        f(&mut c);
+        c
+    };
+    let get = |token: String| {
+        Request::get("/v1/me")
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .body(Body::empty())
+            .expect("request")
+    };
+    let (status, _, me) = send(&app, get(issuer.sign("k1", &claims(&|_| {})))).await;
+    assert_eq!(status, StatusCode::OK, "{me}");
+    assert_eq!(
+        (me["name"].clone(), me["role"].clone(), me["scope"].clone()),
+        (
+            json!("dilnoza"),
+            json!("operator"),
+            json!([format!("district:{district}")])
+        )
+    );
+    // The role's permissions apply: an operator may act, not more.
+    let (status, _, body) = send(
+        &app,
+        Request::post("/v1/thing")
+            .header(
+                header::AUTHORIZATION,
+                format!("Bearer {}", issuer.sign("k1", &claims(&|_| {}))),
+            )
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::OK, json!("dilnoza")),
+        "no CSRF for bearer tokens"
+    );
+    // Refusals: 401 for a token that is not valid, 403 for claims that give no role.
+    let other = Issuer::new("k1");
+    let cases: Vec<(&str, String, StatusCode)> = vec![
+        (
+            "expired",
+            issuer.sign("k1", &claims(&|c| c["exp"] = json!(now - 600))),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "not yet valid",
+            issuer.sign("k1", &claims(&|c| c["nbf"] = json!(now + 600))),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "another audience",
+            issuer.sign("k1", &claims(&|c| c["aud"] = json!("grafana"))),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "another issuer",
+            issuer.sign("k1", &claims(&|c| c["iss"] = json!("https://evil.test"))),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "another key",
+            other.sign("k1", &claims(&|_| {})),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "an unknown kid",
+            issuer.sign("k2", &claims(&|_| {})),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "no role",
+            issuer.sign(
+                "k1",
+                &claims(&|c| {
+                    c.as_object_mut().expect("object").remove("posbon_role");
+                }),
+            ),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "an unknown role",
+            issuer.sign("k1", &claims(&|c| c["posbon_role"] = json!("root"))),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "a scope outside the registry",
+            issuer.sign(
+                "k1",
+                &claims(&|c| c["posbon_scope"] = json!(["district:atlantis"])),
+            ),
+            StatusCode::FORBIDDEN,
+        ),
+    ];
+    for (what, token, want) in cases {
+        let (status, _, body) = send(&app, get(token)).await;
+        assert_eq!(status, want, "{what}: {body}");
+    }
+    // HS256 signed with the public key as a secret (algorithm confusion), and "none".
+    let hs = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims(&|_| {}),
+        &jsonwebtoken::EncodingKey::from_secret(b"the public key bytes"),
+    )
+    .expect("hs256");
+    let (status, _, _) = send(&app, get(hs)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    use base64::Engine as _;
+    let b64 = |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+    let none = format!(
+        "{}.{}.",
+        b64(&json!({"alg": "none"})),
+        b64(&claims(&|_| {}))
+    );
+    let (status, _, _) = send(&app, get(none)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // A symmetric algorithm cannot be configured.
+    let mut bad = issuer.config();
+    bad.algorithms = vec!["HS256".into()];
+    assert!(posbon_auth::oidc::Oidc::load(bad).is_err());
+}

@@ -137,7 +137,8 @@ impl Default for AuthConfig {
 pub struct Auth {
     identities: Identities,
     audit: AuditLog,
-    registry: Arc<Registry>,
+    /// `None` for services that serve only health and metrics.
+    registry: Option<Arc<Registry>>,
     config: AuthConfig,
     metrics_token: Option<String>,
     oidc: Option<oidc::Oidc>,
@@ -148,6 +149,21 @@ impl Auth {
     pub fn new(
         store: Store,
         registry: Arc<Registry>,
+        config: AuthConfig,
+    ) -> anyhow::Result<Arc<Self>> {
+        Self::build(store, Some(registry), config)
+    }
+
+    /// For a service with no mahalla registry that serves only `/healthz`,
+    /// `/readyz` and `/metrics` (the indexer): callers limited to part of
+    /// the country are refused, since their scope cannot be checked.
+    pub fn without_registry(store: Store, config: AuthConfig) -> anyhow::Result<Arc<Self>> {
+        Self::build(store, None, config)
+    }
+
+    fn build(
+        store: Store,
+        registry: Option<Arc<Registry>>,
         config: AuthConfig,
     ) -> anyhow::Result<Arc<Self>> {
         anyhow::ensure!(
@@ -190,9 +206,10 @@ impl Auth {
         &self.audit
     }
 
-    /// The registry scopes are checked against.
-    pub fn registry(&self) -> &Arc<Registry> {
-        &self.registry
+    /// The registry scopes are checked against (`None`: see
+    /// [`Auth::without_registry`]).
+    pub fn registry(&self) -> Option<&Arc<Registry>> {
+        self.registry.as_ref()
     }
 
     /// The configuration.
@@ -202,7 +219,11 @@ impl Auth {
 
     /// Checks a scope against the registry.
     pub fn resolve(&self, scope: &[ScopeItem]) -> Result<ResolvedScope, String> {
-        ResolvedScope::resolve(scope, &self.registry)
+        match &self.registry {
+            Some(registry) => ResolvedScope::resolve(scope, registry),
+            None if scope.is_empty() => Ok(ResolvedScope::national()),
+            None => Err("this service has no mahalla registry to check a scope against".to_owned()),
+        }
     }
 
     /// On a store with no identities: creates an admin token and writes it to

@@ -750,6 +750,8 @@ async fn publish(bus: &dyn Bus, escalator: &mut Escalator, metrics: &EscalatorMe
 }
 
 /// Runs the escalator until `shutdown`.
+// The service and its dependencies, each a separate handle the caller owns.
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     config: EscalatorConfig,
     risk: RiskConfig,
@@ -757,6 +759,7 @@ pub async fn run(
     store: Store,
     registry: Arc<Registry>,
     metrics: Metrics,
+    auth: Arc<posbon_auth::Auth>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     config.validate()?;
@@ -780,7 +783,7 @@ pub async fn run(
     let listener = tokio::net::TcpListener::bind(&config.listen).await?;
     tracing::info!(listen = %listener.local_addr()?, "escalator serving http");
     let server_shutdown = shutdown.clone();
-    let app = health.router();
+    let app = health.guarded().into_router(auth);
     let server = tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(async move { server_shutdown.cancelled().await })

@@ -25,6 +25,9 @@ pub struct FileConfig {
     pub risk: RiskConfig,
     /// The store.
     pub store: posbon_store::StoreConfig,
+    /// Who may read `/metrics` (the metrics token, or an admin).
+    #[serde(default)]
+    pub auth: posbon_auth::AuthConfig,
     /// Logs, traces and metrics.
     #[serde(default)]
     pub telemetry: posbon_telemetry::TelemetryConfig,
@@ -57,6 +60,7 @@ pub async fn serve(config: FileConfig, shutdown: CancellationToken) -> anyhow::R
         .await
         .context("cannot connect to nats")?,
     );
+    let auth = posbon_auth::Auth::new(store.clone(), registry.clone(), config.auth)?;
     crate::run(
         escalator,
         config.risk,
@@ -64,6 +68,7 @@ pub async fn serve(config: FileConfig, shutdown: CancellationToken) -> anyhow::R
         store,
         registry,
         metrics,
+        auth,
         shutdown,
     )
     .await

@@ -47,6 +47,9 @@ pub struct FileConfig {
     pub indexer: IndexerConfig,
     /// The event store.
     pub store: StoreConfig,
+    /// Who may read `/metrics` (the metrics token, or an admin).
+    #[serde(default)]
+    pub auth: posbon_auth::AuthConfig,
     /// Logs, traces and metrics.
     #[serde(default)]
     pub telemetry: posbon_telemetry::TelemetryConfig,
@@ -124,6 +127,7 @@ pub async fn run(
     bus: Arc<dyn Bus>,
     store: Store,
     metrics: Metrics,
+    auth: Arc<posbon_auth::Auth>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     bus.ensure_streams(&default_streams()).await?;
@@ -145,7 +149,7 @@ pub async fn run(
         }));
     let listener = tokio::net::TcpListener::bind(&config.listen).await?;
     tracing::info!(listen = %listener.local_addr()?, "indexer serving health");
-    let app = health.router();
+    let app = health.guarded().into_router(auth);
     let server_shutdown = shutdown.clone();
     let server = tokio::spawn(async move {
         axum::serve(listener, app)

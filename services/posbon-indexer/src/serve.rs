@@ -38,5 +38,6 @@ pub async fn serve(config: FileConfig, shutdown: CancellationToken) -> anyhow::R
         .await
         .context("cannot connect to nats")?,
     );
-    crate::run(config.indexer, bus, store, metrics, shutdown).await
+    let auth = posbon_auth::Auth::without_registry(store.clone(), config.auth)?;
+    crate::run(config.indexer, bus, store, metrics, auth, shutdown).await
 }

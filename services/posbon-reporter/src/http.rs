@@ -150,7 +150,10 @@ fn scope_for(
     };
     let inside = match &item {
         None => caller.scope.is_national(),
-        Some(item) => caller.scope.covers(item, state.auth.registry()),
+        Some(item) => state
+            .auth
+            .registry()
+            .is_some_and(|registry| caller.scope.covers(item, registry)),
     };
     if !inside {
         return Err(ReportError::Forbidden(format!(

@@ -19,6 +19,7 @@ use posbon_store::Store;
 use serde::Deserialize;
 
 use crate::access::{AccessPolicy, SqlAccess};
+use crate::audit::{AUDIT_TABLE, AuditTable};
 use crate::columns::TableDef;
 use crate::error::SqlError;
 use crate::stored::{StoredTable, StoredTableProvider};
@@ -72,7 +73,10 @@ pub struct QueryOutput {
     pub elapsed: Duration,
 }
 
-/// The names of the tables every engine has.
+/// The names of the tables every engine shows to every caller. An engine
+/// also has `audit` (the audit log, [`crate::audit`]), which an engine made
+/// by [`SqlEngine::for_access`] shows only to a caller whose
+/// [`SqlAccess::extra_tables`] names it (administrators).
 pub const TABLES: [&str; 10] = [
     "events",
     "incidents",
@@ -89,7 +93,8 @@ pub const TABLES: [&str; 10] = [
 /// Runs read-only SQL over the store: the event tables (`events`,
 /// `incidents`, `camera_alerts`, `fraud_flags`), `mahallas`, `escalations`,
 /// the stored daily report tables and `mahalla_days`, with the H3 functions
-/// and `mahalla_of`.
+/// and `mahalla_of`; and `audit`, the audit log, which only an engine for a
+/// caller granted it shows ([`SqlEngine::for_access`], [`crate::audit`]).
 ///
 /// Every query is checked to be read-only (no DDL, DML, `COPY` or session
 /// statements; no table reads files), runs within [`SqlLimits::timeout_ms`]
@@ -157,6 +162,8 @@ impl SqlEngine {
                 Arc::new(StoredTableProvider::new(table, store.clone())),
             )?;
         }
+        // Not one of TABLES: only a caller granted it reads it.
+        ctx.register_table(AUDIT_TABLE, Arc::new(AuditTable::new(store.clone())))?;
         let udfs = crate::h3::functions(Arc::clone(&registry));
         for udf in &udfs {
             ctx.register_udf(udf.clone());
@@ -186,17 +193,14 @@ impl SqlEngine {
         }
         let ctx =
             SessionContext::new_with_config_rt(self.ctx.copied_config(), self.ctx.runtime_env());
-        for t in TABLES {
-            let provider = if t == name {
-                Arc::clone(&table)
-            } else {
-                self.ctx.table_provider(t).await?
-            };
-            ctx.register_table(t, provider)?;
+        // Every table of this engine (`audit` included when it has it),
+        // then `table`.
+        for t in self.table_names() {
+            if t != name {
+                ctx.register_table(t.as_str(), self.ctx.table_provider(t.as_str()).await?)?;
+            }
         }
-        if !TABLES.contains(&name) {
-            ctx.register_table(name, table)?;
-        }
+        ctx.register_table(name, table)?;
         for udf in &self.udfs {
             ctx.register_udf(udf.clone());
         }
@@ -251,6 +255,21 @@ impl SqlEngine {
             registry: Arc::clone(&self.registry),
             policies,
         })
+    }
+
+    /// The names of the tables this engine has, sorted: on an engine made
+    /// by [`SqlEngine::for_access`], those its caller may query.
+    pub fn table_names(&self) -> Vec<String> {
+        let state = self.ctx.state();
+        let catalog = &state.config_options().catalog;
+        let mut names = self
+            .ctx
+            .catalog(&catalog.default_catalog)
+            .and_then(|c| c.schema(&catalog.default_schema))
+            .map(|s| s.table_names())
+            .unwrap_or_default();
+        names.sort_unstable();
+        names
     }
 
     /// The limits queries run with.

@@ -16,13 +16,14 @@
 //! | status | kind | when |
 //! |---|---|---|
 //! | 400 | `invalid_request` | the body is not `{"query": "..."}` |
-//! | 400 | `invalid_query` | bad SQL, unknown table, column or function, type errors |
-//! | 400 | `forbidden` | DDL, DML, `COPY`, `SET` and the like: only reads are allowed |
+//! | 400 | `invalid_query` | bad SQL, unknown table (`audit` for a caller who is not an administrator), column or function, type errors |
+//! | 400 | `forbidden` | DDL, DML, `COPY`, `SET` and the like: only reads are allowed; a table with no geographic column (`audit`) for a caller limited to part of the country |
 //! | 400 | `resources_exhausted` | the query needs more memory than its limit |
 //! | 406 | `not_acceptable` | `Accept` names no format offered here |
 //! | 504 | `timeout` | the query ran longer than its time limit and was stopped |
 //! | 500 | `internal` | the store failed (details in the server log) |
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use axum::Router;
@@ -37,6 +38,7 @@ use serde_json::json;
 use posbon_auth::{Access, Auth, Caller, Guarded, Permission};
 
 use crate::access::SqlAccess;
+use crate::audit::AUDIT_TABLE;
 use crate::engine::{QueryOutput, SqlEngine};
 use crate::error::{SqlError, SqlErrorKind};
 use crate::output::{ARROW_STREAM, CSV, JSON, to_arrow_ipc, to_csv, to_json};
@@ -140,7 +142,11 @@ pub fn access_of(caller: &Caller) -> SqlAccess {
         districts: caller.scope.districts().cloned(),
         regions: caller.scope.regions().cloned(),
         sensitive: caller.may(Permission::SensitiveColumns),
-        ..SqlAccess::default()
+        extra_tables: if caller.may(Permission::Admin) {
+            HashSet::from([AUDIT_TABLE.to_owned()])
+        } else {
+            HashSet::new()
+        },
     }
 }
 

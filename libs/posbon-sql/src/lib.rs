@@ -14,6 +14,10 @@
 //! * `escalations`: the escalation records.
 //! * `daily_reports`, `daily_report_categories`, `daily_report_hot_cells`,
 //!   `mahalla_days`: what the reporter stored ([`stored`]).
+//! * `audit`: the audit log ([`audit`]), not one of [`TABLES`]: only an
+//!   engine for a caller granted it ([`SqlAccess::extra_tables`], given to
+//!   administrators by [`http::access_of`]) shows it, and only to a national
+//!   caller.
 //!
 //! Filters on `occurred_at`, `local_date`, `cell` (a list of cells, a parent
 //! cell at a coarser resolution through `h3_cell_to_parent`, a grid disk)
@@ -44,6 +48,7 @@
 //! ```
 
 pub mod access;
+pub mod audit;
 mod columns;
 mod engine;
 mod error;
@@ -56,6 +61,7 @@ pub mod stored;
 mod tables;
 
 pub use access::SqlAccess;
+pub use audit::AUDIT_TABLE;
 pub use columns::{TIME_ZONE, enum_type, timestamp_type};
 pub use engine::{QueryOutput, SqlEngine, SqlLimits, TABLES};
 pub use error::{SqlError, SqlErrorKind};

@@ -7,13 +7,22 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
-use posbon_service::client::{get, post_json, request};
+use posbon_service::client::{Endpoint, get, post_json, request};
 use posbon_tests::posbon_bin;
 use serde_json::{Value, json};
 
 struct Running {
     child: Child,
     port: u16,
+    /// The bootstrap admin token the first start wrote to the data directory.
+    token: Option<String>,
+}
+
+impl Running {
+    /// The server, with the admin token on every request.
+    fn at(&self) -> Endpoint {
+        Endpoint::local(self.port).with_token(self.token.clone())
+    }
 }
 
 fn free_port() -> u16 {
@@ -39,11 +48,18 @@ async fn start(data: &std::path::Path) -> Running {
         .spawn()
         .expect("spawn posbon standalone");
     // Owned at once, so a failure below still kills and reaps it (Drop).
-    let running = Running { child, port };
+    let mut running = Running {
+        child,
+        port,
+        token: None,
+    };
     for _ in 0..300 {
         if let Ok(r) = get(port, "/readyz").await
             && r.status == 200
         {
+            let token = std::fs::read_to_string(data.join("admin.token"))
+                .expect("the first start writes <data>/admin.token");
+            running.token = Some(token.trim().to_owned());
             return running;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -93,7 +109,10 @@ where
 async fn standalone_escalates_acknowledges_and_stops_cleanly() {
     let data = tempfile::tempdir().expect("temp dir");
     let mut running = start(data.path()).await;
-    let port = running.port;
+    let port = running.at();
+    // Without a token nothing is answered.
+    let r = get(running.port, "/v1/escalations").await.expect("get");
+    assert_eq!(r.status, 401, "{}", r.text());
 
     // Three drug-handoff alerts at one corner within minutes: the cluster rule.
     let now = Utc::now();
@@ -115,7 +134,7 @@ async fn standalone_escalates_acknowledges_and_stops_cleanly() {
         .collect();
     let body = lines.join("\n");
     let r = request(
-        port,
+        port.clone(),
         "POST",
         "/v1/events",
         Some("application/x-ndjson"),
@@ -134,7 +153,7 @@ async fn standalone_escalates_acknowledges_and_stops_cleanly() {
     );
     // Bad input gets a clear error and nothing else is lost.
     let r = request(
-        port,
+        port.clone(),
         "POST",
         "/v1/events",
         Some("application/json"),
@@ -145,7 +164,7 @@ async fn standalone_escalates_acknowledges_and_stops_cleanly() {
     assert!(r.text().contains("kind"), "{}", r.text());
 
     let escalation = wait_for("an escalation", || async {
-        let r = get(port, "/v1/escalations").await.ok()?;
+        let r = get(port.clone(), "/v1/escalations").await.ok()?;
         let list = r.json();
         list.as_array()?.first().cloned()
     })
@@ -153,18 +172,19 @@ async fn standalone_escalates_acknowledges_and_stops_cleanly() {
     assert_eq!(escalation["status"], "open");
     let id = escalation["id"].as_str().expect("id").to_owned();
     let r = post_json(
-        port,
+        port.clone(),
         &format!("/v1/escalations/{id}/acknowledge"),
-        &json!({"by": "e2e-operator", "note": "checking"}),
+        &json!({"note": "checking"}),
     )
     .await
     .expect("acknowledge");
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["status"], "acknowledged");
+    assert_eq!(r.json()["history"][1]["by"], "token:bootstrap-admin");
     // SQL over what was indexed.
     let count = wait_for("the events in SQL", || async {
         let r = post_json(
-            port,
+            port.clone(),
             "/v1/sql",
             &json!({"query": "SELECT count(*) AS n FROM camera_alerts WHERE id LIKE 'standalone-cam-%'"}),
         )
@@ -182,13 +202,13 @@ async fn standalone_escalates_acknowledges_and_stops_cleanly() {
 
     // Same data directory: events and the escalation's state survived.
     let running = start(data.path()).await;
-    let r = get(running.port, &format!("/v1/escalations/{id}"))
+    let r = get(running.at(), &format!("/v1/escalations/{id}"))
         .await
         .expect("get");
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["status"], "acknowledged");
     let r = post_json(
-        running.port,
+        running.at(),
         "/v1/sql",
         &json!({"query": "SELECT count(*) FROM events WHERE kind = 'camera_alert'"}),
     )

@@ -144,7 +144,7 @@ struct GuardState {
 }
 
 /// How a caller proved who they are.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum Via {
     /// An API token with this id.
     Token {
@@ -160,6 +160,16 @@ pub enum Via {
         /// The session id (to end it on log-out).
         id: String,
     },
+}
+
+impl std::fmt::Debug for Via {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Via::Token { id } => f.debug_struct("Token").field("id", id).finish(),
+            Via::Oidc => f.write_str("Oidc"),
+            Via::Session { .. } => f.write_str("Session { <secret> }"),
+        }
+    }
 }
 
 /// The authenticated caller of a request.
@@ -180,7 +190,8 @@ impl Caller {
     /// API token.
     pub fn actor(&self) -> String {
         match &self.via {
-            Via::Session { .. } | Via::Oidc => self.name.clone(),
+            Via::Session { .. } => self.name.clone(),
+            Via::Oidc => format!("oidc:{}", self.name),
             Via::Token { .. } => format!("token:{}", self.name),
         }
     }
@@ -673,6 +684,21 @@ pub fn identity_routes(auth: Arc<Auth>) -> Guarded {
     )
 }
 
+/// A new identity's scope must exist; an admin has the whole country (an
+/// admin limited to a district could still make national admins).
+fn check_scope(auth: &Auth, role: Role, scope: &Scope) -> Result<(), Response> {
+    if role == Role::Admin && !scope.is_empty() {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "invalid_scope",
+            "an admin has the whole country: give no scope",
+        ));
+    }
+    auth.resolve(scope)
+        .map(drop)
+        .map_err(|e| error(StatusCode::BAD_REQUEST, "invalid_scope", &e))
+}
+
 fn identity_error(e: &IdentityError) -> Response {
     match e {
         IdentityError::Invalid(m) => error(StatusCode::BAD_REQUEST, "invalid_request", m),
@@ -764,13 +790,14 @@ async fn login(State(auth): State<Arc<Auth>>, body: axum::body::Bytes) -> Respon
         Ok(r) => r,
         Err(r) => return r,
     };
+    // Anybody can fail a login: the name typed is detail, never the actor.
     let failed = |detail: &'static str| AuditEntry {
-        actor: request.name.chars().take(64).collect(),
+        actor: "anonymous".to_owned(),
         role: None,
         action: "login_failed",
         target: None,
         outcome: "refused",
-        detail: json!({ "reason": detail }),
+        detail: json!({ "reason": detail, "name": request.name.chars().take(64).collect::<String>() }),
     };
     match auth
         .identities
@@ -896,8 +923,8 @@ async fn create_token(
         Ok(r) => r,
         Err(r) => return r,
     };
-    if let Err(e) = auth.resolve(&request.scope) {
-        return error(StatusCode::BAD_REQUEST, "invalid_scope", &e);
+    if let Err(e) = check_scope(&auth, request.role, &request.scope) {
+        return e;
     }
     if request.expires_in_days == Some(0) {
         return error(
@@ -987,8 +1014,8 @@ async fn add_user(
         Ok(r) => r,
         Err(r) => return r,
     };
-    if let Err(e) = auth.resolve(&request.scope) {
-        return error(StatusCode::BAD_REQUEST, "invalid_scope", &e);
+    if let Err(e) = check_scope(&auth, request.role, &request.scope) {
+        return e;
     }
     match auth
         .identities

@@ -7,15 +7,18 @@
 //! | `u` · `u` · user name | [`UserRecord`]: an Argon2id password hash, failed-login state |
 //! | `u` · `s` · SHA-256 of the session id | [`SessionRecord`] |
 //! | `u` · `l` · SHA-256 of the link code | [`LinkRecord`] |
+//! | `u` · `f` · name | consecutive failed logins of a name and its lock |
 //!
 //! A token reads `psb_<id>_<secret>`: the id (12 hex digits) finds the
 //! record, the secret (64 hex digits, 256 bits from the operating system)
 //! is compared with the stored hash in constant time. A session id or a
 //! link code is looked up by its hash, so the store never holds anything a
 //! reader could present. Passwords are hashed with Argon2id (the argon2
-//! crate's defaults: 19 MiB, 2 passes); after
-//! [`IdentityLimits::max_failures`] consecutive failures a user is locked for
-//! a time that doubles with each further failure, up to 15 minutes.
+//! crate's defaults: 19 MiB, 2 passes) on the blocking pool, two at a time;
+//! after [`IdentityLimits::max_failures`] consecutive failures a name (a
+//! user's or not) is locked for a time that doubles with each further
+//! failure, up to 15 minutes. A login never rewrites the user record, so a
+//! removal cannot be undone by a login in flight.
 
 use std::time::Duration;
 
@@ -36,6 +39,7 @@ const TOKEN: u8 = b't';
 const USER: u8 = b'u';
 const SESSION: u8 = b's';
 const LINK: u8 = b'l';
+const FAILURES: u8 = b'f';
 
 /// The start of every API token.
 pub const TOKEN_PREFIX: &str = "psb_";
@@ -107,12 +111,16 @@ pub struct UserRecord {
     /// Argon2id PHC string. Never serialised to clients.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub password_hash: String,
+}
+
+/// Failed logins of a name (kept apart from the user, and for names that
+/// are no user too, so that the answers do not tell them apart).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct FailureRecord {
     /// Consecutive failed logins.
-    #[serde(default)]
-    pub failures: u32,
+    failures: u32,
     /// No login before this time.
-    #[serde(default)]
-    pub locked_until: Option<DateTime<Utc>>,
+    locked_until: Option<DateTime<Utc>>,
 }
 
 impl UserRecord {
@@ -227,6 +235,21 @@ fn verify_password(password: &str, phc: &str) -> bool {
     })
 }
 
+/// Password hashing takes tens of milliseconds of CPU and 19 MiB: it runs
+/// on the blocking pool, at most two at a time, never on the async workers.
+async fn off_thread<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, IdentityError> {
+    static HASHING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+    let _permit = HASHING
+        .acquire()
+        .await
+        .map_err(|_| IdentityError::Invalid("password hashing is closed".to_owned()))?;
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| IdentityError::Invalid(format!("password hashing failed: {e}")))
+}
+
 /// A fixed hash checked when the user does not exist, so that the answer
 /// takes as long as for a wrong password.
 fn dummy_hash() -> &'static str {
@@ -239,6 +262,9 @@ fn dummy_hash() -> &'static str {
 pub struct Identities {
     store: Store,
     limits: IdentityLimits,
+    /// Logins of one name take turns (striped by the name's hash), so
+    /// parallel guesses cannot share one failure count.
+    turns: std::sync::Arc<[tokio::sync::Mutex<()>; 64]>,
 }
 
 impl std::fmt::Debug for Identities {
@@ -252,7 +278,11 @@ impl std::fmt::Debug for Identities {
 impl Identities {
     /// The identities kept in `store`.
     pub fn new(store: Store, limits: IdentityLimits) -> Self {
-        Self { store, limits }
+        Self {
+            store,
+            limits,
+            turns: std::sync::Arc::new(std::array::from_fn(|_| tokio::sync::Mutex::new(()))),
+        }
     }
 
     /// The limits.
@@ -410,9 +440,10 @@ impl Identities {
             role,
             scope,
             created_at: Utc::now(),
-            password_hash: hash_password(password)?,
-            failures: 0,
-            locked_until: None,
+            password_hash: {
+                let password = password.to_owned();
+                off_thread(move || hash_password(&password)).await??
+            },
         };
         self.put(key(USER, name), "user", &record).await?;
         Ok(record.public())
@@ -443,41 +474,62 @@ impl Identities {
         self.store
             .delete_range(&k, &posbon_store::keys::successor(&k))
             .await?;
+        let f = key(FAILURES, name);
+        self.store
+            .delete_range(&f, &posbon_store::keys::successor(&f))
+            .await?;
         Ok(true)
     }
 
-    /// Checks a name and password at `now`, counting failures.
+    /// Checks a name and password at `now`, counting failures: after
+    /// `max_failures` in a row the name is locked for a time that doubles
+    /// with each further failure (up to 15 minutes). Unknown names are
+    /// counted and locked the same way, and take as long.
     pub async fn login(
         &self,
         name: &str,
         password: &str,
         now: DateTime<Utc>,
     ) -> Result<Result<UserRecord, LoginFailure>, IdentityError> {
-        let Some(mut user) = self.user(name).await? else {
-            let _ = verify_password(password, dummy_hash());
+        if check_name("user name", name).is_err() || password.len() > 1024 {
             return Ok(Err(LoginFailure::Invalid));
-        };
-        if let Some(until) = user.locked_until.filter(|t| *t > now) {
+        }
+        let stripe = sha256_hex(name.as_bytes()).bytes().fold(0usize, |h, b| {
+            h.wrapping_mul(31).wrapping_add(usize::from(b))
+        }) % self.turns.len();
+        let _turn = self.turns[stripe].lock().await;
+        let failures_key = key(FAILURES, name);
+        let mut failures: FailureRecord = self
+            .read(&failures_key, "login failures")
+            .await?
+            .unwrap_or_default();
+        if let Some(until) = failures.locked_until.filter(|t| *t > now) {
             let wait = (until - now).to_std().unwrap_or_default();
             return Ok(Err(LoginFailure::Throttled(
                 wait.max(Duration::from_secs(1)),
             )));
         }
-        if verify_password(password, &user.password_hash) {
-            if user.failures > 0 || user.locked_until.is_some() {
-                user.failures = 0;
-                user.locked_until = None;
-                self.put(key(USER, name), "user", &user).await?;
+        let user = self.user(name).await?;
+        let hash = user
+            .as_ref()
+            .map_or_else(|| dummy_hash().to_owned(), |u| u.password_hash.clone());
+        let password = password.to_owned();
+        let verified = off_thread(move || verify_password(&password, &hash)).await?;
+        if let Some(user) = user.filter(|_| verified) {
+            if failures != FailureRecord::default() {
+                self.store
+                    .delete_range(&failures_key, &posbon_store::keys::successor(&failures_key))
+                    .await?;
             }
             return Ok(Ok(user));
         }
-        user.failures = user.failures.saturating_add(1);
-        if user.failures >= self.limits.max_failures {
-            let over = user.failures - self.limits.max_failures;
+        failures.failures = failures.failures.saturating_add(1);
+        if failures.failures >= self.limits.max_failures {
+            let over = failures.failures - self.limits.max_failures;
             let secs = (1u64 << over.min(10)).min(900);
-            user.locked_until = Some(now + TimeDelta::seconds(secs as i64));
+            failures.locked_until = Some(now + TimeDelta::seconds(secs as i64));
         }
-        self.put(key(USER, name), "user", &user).await?;
+        self.put(failures_key, "login failures", &failures).await?;
         Ok(Err(LoginFailure::Invalid))
     }
 

@@ -42,12 +42,13 @@ mod tests {
             "event": {"kind": "incident", "description": "x", "victim_minor": true,
                       "offender_youth": false, "domestic": true, "attributes": {"a": "b"},
                       "category": "theft"},
-            "snapshot_uri": "s3://x", "account_ref": "acct:1", "mahalla_id": "m-1"
+            "snapshot_uri": "s3://x", "account_ref": "acct:1", "mahalla_id": "m-1",
+            "incident": {"flags": {}}
         }]);
         super::redact(&mut v);
         assert_eq!(
             v,
-            json!([{"id": "e-1", "event": {"kind": "incident", "category": "theft"}, "mahalla_id": "m-1"}])
+            json!([{"id": "e-1", "event": {"kind": "incident", "category": "theft"}, "mahalla_id": "m-1", "incident": {}}])
         );
     }
 }
@@ -61,12 +62,13 @@ pub use scope::{ResolvedScope, Scope, ScopeItem};
 /// True for the fields of an event that only roles with
 /// [`Permission::SensitiveColumns`] read: free text (`description`,
 /// `attributes`), camera snapshots, account references, and the victims',
-/// offenders' and domestic flags. SQL reads them as NULL, the API leaves
-/// them out.
+/// offenders' and domestic flags (and `flags`, the object that holds them:
+/// its presence alone says an incident has one). SQL reads them as NULL, the
+/// API leaves them out.
 pub fn is_sensitive_field(name: &str) -> bool {
     matches!(
         name,
-        "description" | "attributes" | "snapshot_uri" | "account_ref" | "domestic"
+        "description" | "attributes" | "snapshot_uri" | "account_ref" | "domestic" | "flags"
     ) || name.starts_with("victim_")
         || name.starts_with("offender_")
 }
@@ -269,17 +271,30 @@ impl Auth {
 }
 
 async fn write_bootstrap_token(identities: &Identities, path: &Path) -> anyhow::Result<()> {
-    if path.exists() {
-        anyhow::bail!(
-            "the store has no identities but {} exists: it belongs to another store; remove it \
-             or point auth.admin_token_file elsewhere",
+    use std::io::Write as _;
+    // The file first (it must not exist), then the token: a token whose
+    // file could not be written would be an admin nobody holds.
+    let mut file = secret::create_secret_file(path).map_err(|e| {
+        anyhow::anyhow!(
+            "the store has no identities, and the bootstrap admin token cannot be written to {}: {e} \
+             (an existing file belongs to another store: remove it or point auth.admin_token_file elsewhere)",
             path.display()
-        );
-    }
-    let (_, token) = identities
+        )
+    })?;
+    let made = identities
         .create_token("bootstrap-admin", Role::Admin, Vec::new(), None, "posbon")
-        .await?;
-    secret::write_secret_file(path, &token)
-        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+        .await;
+    let written = match &made {
+        Ok((_, token)) => writeln!(file, "{token}").and_then(|()| file.sync_all()),
+        Err(_) => Ok(()),
+    };
+    if made.is_err() || written.is_err() {
+        let _ = std::fs::remove_file(path);
+        if let Ok((record, _)) = &made {
+            let _ = identities.revoke_token(&record.id).await;
+        }
+    }
+    made?;
+    written.map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
     Ok(())
 }

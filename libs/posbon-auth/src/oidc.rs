@@ -231,6 +231,15 @@ impl Oidc {
             })?
             .parse::<Role>()
             .map_err(|e| OidcError::Claims(format!("{}: {e}", self.config.role_claim)))?;
+        if !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'@'))
+        {
+            return Err(OidcError::Claims(format!(
+                "{}: use letters, digits, '.', '_', '-' or '@'",
+                self.config.name_claim
+            )));
+        }
         let items: Vec<&str> = match claims.get(&self.config.scope_claim) {
             None | Some(Value::Null) => Vec::new(),
             Some(Value::String(s)) => s.split_whitespace().collect(),
@@ -257,6 +266,11 @@ impl Oidc {
             .map(|s| s.parse::<ScopeItem>())
             .collect::<Result<Scope, _>>()
             .map_err(|e| OidcError::Claims(format!("{}: {e}", self.config.scope_claim)))?;
+        if role == Role::Admin && !scope.is_empty() {
+            return Err(OidcError::Claims(
+                "an admin has the whole country: the token gives an admin a scope".to_owned(),
+            ));
+        }
         Ok(OidcIdentity { name, role, scope })
     }
 }

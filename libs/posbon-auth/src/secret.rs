@@ -24,9 +24,9 @@ pub fn same(a: &str, b: &str) -> bool {
     a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
 
-/// Writes `contents` to a new file at `path` that only its owner may read
-/// or write (mode 0600 on Unix). Fails if the file exists.
-pub fn write_secret_file(path: &Path, contents: &str) -> std::io::Result<()> {
+/// Creates a new, empty file at `path` that only its owner may read or
+/// write (mode 0600 on Unix). Fails if the file exists.
+pub fn create_secret_file(path: &Path) -> std::io::Result<std::fs::File> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
@@ -37,7 +37,13 @@ pub fn write_secret_file(path: &Path, contents: &str) -> std::io::Result<()> {
         use std::os::unix::fs::OpenOptionsExt as _;
         options.mode(0o600);
     }
-    let mut file = options.open(path)?;
+    options.open(path)
+}
+
+/// Writes `contents` to a new file at `path` that only its owner may read
+/// or write (mode 0600 on Unix). Fails if the file exists.
+pub fn write_secret_file(path: &Path, contents: &str) -> std::io::Result<()> {
+    let mut file = create_secret_file(path)?;
     file.write_all(contents.as_bytes())?;
     file.write_all(b"\n")?;
     file.sync_all()

@@ -158,6 +158,43 @@ async fn passwords_sessions_throttling_and_links() {
         }
         other => panic!("not throttled: {other:?}"),
     }
+    // A name that is nobody's is locked the same way: the answers do not
+    // tell who exists.
+    for _ in 0..5 {
+        assert_eq!(
+            ids.login("ghost", "whatever at all", now)
+                .await
+                .expect("login"),
+            Err(posbon_auth::identities::LoginFailure::Invalid)
+        );
+    }
+    assert!(matches!(
+        ids.login("ghost", "whatever at all", now)
+            .await
+            .expect("login"),
+        Err(posbon_auth::identities::LoginFailure::Throttled(_))
+    ));
+    // Parallel guesses take turns: ten at once count ten failures.
+    let (auth2, _) = self::auth();
+    let ids2 = auth2.identities().clone();
+    ids2.add_user("bek", Role::Operator, vec![], "a good password")
+        .await
+        .expect("user");
+    let guesses: Vec<_> = (0..10)
+        .map(|_| {
+            let ids2 = ids2.clone();
+            tokio::spawn(async move { ids2.login("bek", "wrong password!", now).await })
+        })
+        .collect();
+    let mut throttled = 0;
+    for g in guesses {
+        if let Err(posbon_auth::identities::LoginFailure::Throttled(_)) =
+            g.await.expect("join").expect("login")
+        {
+            throttled += 1;
+        }
+    }
+    assert_eq!(throttled, 5, "the first five are checked, the rest wait");
     let later = now + TimeDelta::minutes(20);
     assert!(
         ids.login("aziza", "correct horse battery", later)
@@ -746,8 +783,8 @@ async fn bearer_tokens_of_the_identity_provider() {
     .await;
     assert_eq!(
         (status, body),
-        (StatusCode::OK, json!("dilnoza")),
-        "no CSRF for bearer tokens"
+        (StatusCode::OK, json!("oidc:dilnoza")),
+        "no CSRF for bearer tokens; the step is the provider's user's"
     );
     // Refusals: 401 for a token that is not valid, 403 for claims that give no role.
     let other = Issuer::new("k1");

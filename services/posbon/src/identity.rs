@@ -147,17 +147,7 @@ pub(crate) fn users(command: UsersCommand) -> anyhow::Result<()> {
         UsersCommand::List { api } => {
             let list = call(&api, "GET", "/v1/users", None)?;
             let rows = list["users"].as_array().cloned().unwrap_or_default();
-            print_rows(
-                &rows,
-                &[
-                    "name",
-                    "role",
-                    "scope",
-                    "created_at",
-                    "failures",
-                    "locked_until",
-                ],
-            );
+            print_rows(&rows, &["name", "role", "scope", "created_at"]);
         }
         UsersCommand::Remove { name, api } => {
             call(&api, "DELETE", &format!("/v1/users/{name}"), None)?;

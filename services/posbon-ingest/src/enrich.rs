@@ -238,16 +238,26 @@ fn split_lines(body: &Bytes) -> Vec<Item> {
 
 fn split_array(body: &Bytes) -> Vec<Item> {
     match serde_json::from_slice::<Vec<&RawValue>>(body) {
-        Ok(items) => items
-            .into_iter()
-            .map(|raw| {
-                let text = raw.get();
-                // `raw` borrows from `body`: find its offset to slice without copying.
-                let offset = text.as_ptr() as usize - body.as_ptr() as usize;
-                let line = 1 + body[..offset].iter().filter(|&&b| b == b'\n').count();
-                (line, Ok(body.slice(offset..offset + text.len())))
-            })
-            .collect(),
+        Ok(items) => {
+            // Items come in body order: count the newlines since the item
+            // before, so numbering the lines is linear in the body (counting
+            // from the start for each item was quadratic).
+            let (mut counted, mut line) = (0usize, 1usize);
+            items
+                .into_iter()
+                .map(|raw| {
+                    let text = raw.get();
+                    // `raw` borrows from `body`: find its offset to slice without copying.
+                    let offset = text.as_ptr() as usize - body.as_ptr() as usize;
+                    line += body[counted..offset]
+                        .iter()
+                        .filter(|&&b| b == b'\n')
+                        .count();
+                    counted = offset;
+                    (line, Ok(body.slice(offset..offset + text.len())))
+                })
+                .collect()
+        }
         Err(e) => vec![(
             1,
             Err((
@@ -287,6 +297,19 @@ mod tests {
     const INSIDE: &str = r#"{"kind":"incident","id":"a-1","occurred_at":"2026-05-01T14:30:00+05:00","location":{"lat":41.285,"lng":69.205},"source":"iiv","category":"theft","severity":2}"#;
     const OUTSIDE: &str = r#"{"kind":"incident","id":"a-2","occurred_at":"2026-05-01T14:30:00+05:00","location":{"lat":41.385,"lng":69.205},"source":"iiv","category":"theft","severity":2}"#;
     const FRAUD: &str = r#"{"kind":"fraud_flag","id":"f-1","occurred_at":"2026-05-01T14:30:00+05:00","location":{"lat":41.285,"lng":69.205},"source":"bank","scheme":"phishing","channel":"sms","amount_uzs":150000,"payment_system":"humo","account_ref":"8600123412341234","detector_score":0.9}"#;
+
+    #[test]
+    fn array_items_are_numbered_by_the_line_they_start_on() {
+        let body = Bytes::from(format!(
+            "[\n{INSIDE},\n\n  {OUTSIDE}, {FRAUD},\n{{\"kind\":\n\"x\"}},\n0]"
+        ));
+        let lines: Vec<usize> = split_array(&body).iter().map(|(line, _)| *line).collect();
+        assert_eq!(lines, [2, 4, 4, 5, 7]);
+        let many = Bytes::from(format!("[{}]", vec!["0"; 40_000].join(",\n")));
+        let items = split_array(&many);
+        assert_eq!(items.len(), 40_000);
+        assert_eq!(items.last().map(|(line, _)| *line), Some(40_000));
+    }
 
     #[test]
     fn ndjson_items_keep_their_bytes_lines_and_verdicts() {

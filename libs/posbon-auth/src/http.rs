@@ -400,6 +400,21 @@ async fn outer(State(state): State<Arc<GuardState>>, request: Request, next: Nex
     response
 }
 
+/// The media type of a request's `Content-Type`, lowercased, without its
+/// parameters (`application/json; charset=utf-8` is `application/json`).
+pub fn media_type(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+}
+
 const BODY_TYPES: [&str; 4] = [
     "application/json",
     "application/x-ndjson",
@@ -473,16 +488,7 @@ async fn guard(State(state): State<Arc<GuardState>>, mut request: Request, next:
                 .is_some_and(|v| v.trim() == "0");
         let has_body = !empty;
         if has_body {
-            let content_type = headers
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .map(|v| {
-                    v.split(';')
-                        .next()
-                        .unwrap_or("")
-                        .trim()
-                        .to_ascii_lowercase()
-                });
+            let content_type = media_type(headers);
             match content_type.as_deref() {
                 Some(t) if BODY_TYPES.contains(&t) => {}
                 other => {

@@ -98,6 +98,7 @@ fn main() {
             async move {
                 let config = posbon_escalator::EscalatorConfig {
                     listen: "127.0.0.1:0".into(),
+                    http: Default::default(),
                     nats_urls: vec![],
                     registry: None,
                     shard_index: 0,

@@ -636,6 +636,7 @@ impl InProcessApi {
                 .expect("streams");
             let config = ApiConfig {
                 listen: "127.0.0.1:0".into(),
+                http: Default::default(),
                 nats_urls: vec![],
                 registry: None,
                 renotify_after_secs: 3600,

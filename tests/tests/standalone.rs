@@ -14,6 +14,8 @@ use serde_json::{Value, json};
 struct Running {
     child: Child,
     port: u16,
+    /// `https://localhost:<port>` trusting the test CA, when serving HTTPS.
+    https: Option<Endpoint>,
     /// The bootstrap admin token the first start wrote to the data directory.
     token: Option<String>,
 }
@@ -21,7 +23,10 @@ struct Running {
 impl Running {
     /// The server, with the admin token on every request.
     fn at(&self) -> Endpoint {
-        Endpoint::local(self.port).with_token(self.token.clone())
+        self.https
+            .clone()
+            .unwrap_or_else(|| Endpoint::local(self.port))
+            .with_token(self.token.clone())
     }
 }
 
@@ -32,16 +37,45 @@ fn free_port() -> u16 {
         .expect("free port")
 }
 
+/// A certificate for localhost and its key, written to `dir`
+/// (`cert.pem`, `key.pem`); the certificate is its own CA.
+fn certificate(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let issued =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("certificate");
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, issued.cert.pem()).expect("cert");
+    std::fs::write(&key, issued.signing_key.serialize_pem()).expect("key");
+    (cert, key)
+}
+
 async fn start(data: &std::path::Path) -> Running {
+    start_with(data, None).await
+}
+
+/// Starts `posbon standalone` on `data`; with `tls` (certificate, key) it
+/// serves HTTPS only.
+async fn start_with(
+    data: &std::path::Path,
+    tls: Option<(&std::path::Path, &std::path::Path)>,
+) -> Running {
     let port = free_port();
-    let child = Command::new(posbon_bin())
+    let mut command = Command::new(posbon_bin());
+    command
         .args([
             "standalone",
             "--listen",
             &format!("127.0.0.1:{port}"),
             "--data",
         ])
-        .arg(data)
+        .arg(data);
+    if let Some((cert, key)) = tls {
+        command
+            .arg("--tls-cert")
+            .arg(cert)
+            .arg("--tls-key")
+            .arg(key);
+    }
+    let child = command
         .env("POSBON__TELEMETRY__LOG_LEVEL", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -51,10 +85,14 @@ async fn start(data: &std::path::Path) -> Running {
     let mut running = Running {
         child,
         port,
+        https: tls.map(|(cert, _)| {
+            Endpoint::parse_with_ca(&format!("https://localhost:{port}"), Some(cert))
+                .expect("https endpoint")
+        }),
         token: None,
     };
     for _ in 0..300 {
-        if let Ok(r) = get(port, "/readyz").await
+        if let Ok(r) = get(running.at(), "/readyz").await
             && r.status == 200
         {
             let token = std::fs::read_to_string(data.join("admin.token"))
@@ -215,4 +253,87 @@ async fn standalone_escalates_acknowledges_and_stops_cleanly() {
     .await
     .expect("sql");
     assert_eq!(r.json()["rows"][0][0].as_u64(), Some(3), "{}", r.text());
+}
+
+/// `posbon standalone --tls-cert --tls-key` speaks HTTPS only, with HSTS and
+/// `Secure` session cookies, and the CLI reaches it with `--ca-file`.
+#[tokio::test]
+async fn standalone_serves_https_and_the_cli_speaks_it() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let pki = tempfile::tempdir().expect("temp dir");
+    let (cert, key) = certificate(pki.path());
+    let running = start_with(data.path(), Some((&cert, &key))).await;
+    let r = get(running.at(), "/v1/tokens").await.expect("https");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let hsts = r.header("strict-transport-security").expect("hsts");
+    assert!(hsts.contains("max-age="), "{hsts}");
+    assert!(
+        get(running.port, "/healthz").await.is_err(),
+        "plain http gets no answer"
+    );
+
+    // A person's login over HTTPS gets a Secure cookie.
+    let r = post_json(
+        running.at(),
+        "/v1/users",
+        &json!({"name": "desk", "role": "operator", "scope": [], "password": "a long passphrase here"}),
+    )
+    .await
+    .expect("add user");
+    assert_eq!(r.status, 201, "{}", r.text());
+    let anonymous =
+        Endpoint::parse_with_ca(&format!("https://localhost:{}", running.port), Some(&cert))
+            .expect("endpoint");
+    let r = request(
+        anonymous,
+        "POST",
+        "/v1/login",
+        Some("application/json"),
+        json!({"name": "desk", "password": "a long passphrase here"})
+            .to_string()
+            .as_bytes(),
+    )
+    .await
+    .expect("login");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let cookie = r.header("set-cookie").expect("session cookie");
+    assert!(cookie.contains("; Secure"), "{cookie}");
+
+    let token = running.token.clone().expect("admin token");
+    let api = format!("https://localhost:{}", running.port);
+    let cli = tokio::task::spawn_blocking({
+        let (api, cert, token) = (api.clone(), cert.clone(), token.clone());
+        move || {
+            Command::new(posbon_bin())
+                .args(["tokens", "list", "--api", &api, "--ca-file"])
+                .arg(&cert)
+                .env("POSBON_TOKEN", &token)
+                .output()
+                .expect("posbon tokens list")
+        }
+    })
+    .await
+    .expect("joins");
+    let stdout = String::from_utf8_lossy(&cli.stdout);
+    assert!(
+        cli.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cli.stderr)
+    );
+    assert!(stdout.contains("bootstrap-admin"), "{stdout}");
+
+    // Without the CA the CLI refuses the server's certificate and says so.
+    let cli = tokio::task::spawn_blocking(move || {
+        Command::new(posbon_bin())
+            .args(["tokens", "list", "--api", &api])
+            .env("POSBON_TOKEN", &token)
+            .env_remove("POSBON_CA_FILE")
+            .output()
+            .expect("posbon tokens list")
+    })
+    .await
+    .expect("joins");
+    let stderr = String::from_utf8_lossy(&cli.stderr);
+    assert_eq!(cli.status.code(), Some(1), "{stderr}");
+    assert!(stderr.to_lowercase().contains("certificate"), "{stderr}");
 }

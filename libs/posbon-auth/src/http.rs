@@ -567,7 +567,7 @@ async fn authenticate(
             .as_ref()
             .filter(|_| crate::oidc::Oidc::looks_like_jwt(token))
         {
-            return match oidc.verify(token) {
+            return match oidc.verify(token).await {
                 Ok(id) => Ok(Some(Caller {
                     scope: resolve(auth, &id.scope)?,
                     name: id.name,

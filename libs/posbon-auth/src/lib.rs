@@ -21,6 +21,7 @@ pub mod oidc;
 pub mod role;
 pub mod scope;
 pub mod secret;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

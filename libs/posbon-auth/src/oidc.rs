@@ -1,10 +1,12 @@
 //! OpenID Connect bearer tokens: JWTs from the command centre's identity
 //! provider, checked against its published keys.
 //!
-//! `[auth.oidc]` names the issuer and audience the token must carry, a JWKS
-//! file with the provider's public keys (fetch it from the provider's
-//! `jwks_uri` and replace the file when keys rotate; it is read at start),
-//! and the claims that give the caller's name, role and scope. A token is
+//! `[auth.oidc]` names the issuer and audience the token must carry, where
+//! the provider's public keys are (a JWKS file read at start, or the
+//! provider's `jwks_uri`, fetched on first use, again every
+//! `jwks_refresh_secs` and when a token names a key not yet known, at most
+//! every few seconds), and the claims that give the caller's name, role and
+//! scope. A token is
 //! accepted when its signature verifies with the key its header names
 //! (`kid`, or the only key), its algorithm is one of `algorithms`
 //! (asymmetric only: a public key is never used as an HMAC secret), and
@@ -15,6 +17,8 @@
 
 use std::path::PathBuf;
 use std::str::FromStr as _;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
@@ -32,8 +36,20 @@ pub struct OidcConfig {
     pub issuer: String,
     /// The `aud` every token must include.
     pub audience: String,
-    /// The provider's public keys (a JWKS document).
-    pub jwks_file: PathBuf,
+    /// The provider's public keys (a JWKS document), read at start.
+    #[serde(default)]
+    pub jwks_file: Option<PathBuf>,
+    /// Or the provider's `jwks_uri` (https; http only to a loopback
+    /// address), fetched when needed.
+    #[serde(default)]
+    pub jwks_url: Option<String>,
+    /// How often the keys at `jwks_url` are fetched again, seconds.
+    #[serde(default = "default_refresh")]
+    pub jwks_refresh_secs: u64,
+    /// A PEM file of the certificate authority of `jwks_url`'s server,
+    /// trusted besides the system's.
+    #[serde(default)]
+    pub jwks_ca_file: Option<PathBuf>,
     /// The claim with the caller's name (for the audit log and lifecycle steps).
     #[serde(default = "default_name_claim")]
     pub name_claim: String,
@@ -68,6 +84,15 @@ fn default_algorithms() -> Vec<String> {
 fn default_leeway() -> u64 {
     60
 }
+fn default_refresh() -> u64 {
+    3600
+}
+
+/// Least time between two fetches of the key set for an unknown `kid`: a
+/// stream of forged tokens must not turn into a stream of fetches.
+const REFETCH_AFTER: Duration = Duration::from_secs(5);
+/// Largest key set accepted from `jwks_url`.
+const MAX_JWKS_BYTES: usize = 1 << 20;
 
 /// Who a verified token says the caller is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,19 +121,70 @@ struct Key {
     key: DecodingKey,
 }
 
+/// Where the keys come from.
+enum Source {
+    File,
+    Url {
+        url: String,
+        client: reqwest::Client,
+        /// When the last fetch was tried; taken while fetching, so that
+        /// concurrent requests wait for one fetch.
+        fetched: tokio::sync::Mutex<Option<Instant>>,
+    },
+}
+
 /// A loaded `[auth.oidc]`.
 pub struct Oidc {
     config: OidcConfig,
     algorithms: Vec<Algorithm>,
-    keys: Vec<Key>,
+    source: Source,
+    keys: RwLock<Arc<Vec<Key>>>,
 }
 
 impl std::fmt::Debug for Oidc {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Oidc")
             .field("issuer", &self.config.issuer)
-            .field("keys", &self.keys.len())
+            .field("keys", &self.keys().len())
             .finish_non_exhaustive()
+    }
+}
+
+/// The keys of a JWKS document; `origin` names it in errors.
+fn parse_jwks(text: &str, origin: &str) -> anyhow::Result<Vec<Key>> {
+    let set: JwkSet = serde_json::from_str(text)
+        .map_err(|e| anyhow::anyhow!("{origin}: not a JWKS document: {e}"))?;
+    let mut keys = Vec::new();
+    for jwk in &set.keys {
+        let key = DecodingKey::from_jwk(jwk)
+            .map_err(|e| anyhow::anyhow!("{origin}: key {:?}: {e}", jwk.common.key_id))?;
+        keys.push(Key {
+            kid: jwk.common.key_id.clone(),
+            key,
+        });
+    }
+    anyhow::ensure!(!keys.is_empty(), "{origin}: no keys");
+    Ok(keys)
+}
+
+/// Whether `url` may carry keys: https, or http to a loopback address.
+fn check_jwks_url(url: &str) -> anyhow::Result<()> {
+    let parsed =
+        reqwest::Url::parse(url).map_err(|e| anyhow::anyhow!("auth.oidc.jwks_url {url:?}: {e}"))?;
+    let host = parsed.host_str().unwrap_or("");
+    let loopback = host == "localhost"
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    match parsed.scheme() {
+        "https" => Ok(()),
+        "http" if loopback => Ok(()),
+        other => anyhow::bail!(
+            "auth.oidc.jwks_url {url:?}: keys are fetched over https only (http only from a \
+             loopback address), not {other}"
+        ),
     }
 }
 
@@ -138,39 +214,83 @@ impl Oidc {
             !config.audience.is_empty(),
             "auth.oidc.audience: must not be empty"
         );
-        let text = std::fs::read_to_string(&config.jwks_file).map_err(|e| {
-            anyhow::anyhow!("auth.oidc.jwks_file {}: {e}", config.jwks_file.display())
-        })?;
-        let set: JwkSet = serde_json::from_str(&text).map_err(|e| {
-            anyhow::anyhow!(
-                "auth.oidc.jwks_file {}: not a JWKS document: {e}",
-                config.jwks_file.display()
-            )
-        })?;
-        let mut keys = Vec::new();
-        for jwk in &set.keys {
-            let key = DecodingKey::from_jwk(jwk).map_err(|e| {
-                anyhow::anyhow!(
-                    "auth.oidc.jwks_file {}: key {:?}: {e}",
-                    config.jwks_file.display(),
-                    jwk.common.key_id
-                )
-            })?;
-            keys.push(Key {
-                kid: jwk.common.key_id.clone(),
-                key,
-            });
-        }
-        anyhow::ensure!(
-            !keys.is_empty(),
-            "auth.oidc.jwks_file {}: no keys",
-            config.jwks_file.display()
-        );
+        let (source, keys) = match (&config.jwks_file, &config.jwks_url) {
+            (Some(file), None) => {
+                let origin = format!("auth.oidc.jwks_file {}", file.display());
+                let text =
+                    std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
+                (Source::File, parse_jwks(&text, &origin)?)
+            }
+            (None, Some(url)) => {
+                check_jwks_url(url)?;
+                let client = crate::tls::http_client(config.jwks_ca_file.as_deref())
+                    .map_err(|e| anyhow::anyhow!("auth.oidc.jwks_ca_file: {e}"))?;
+                let source = Source::Url {
+                    url: url.clone(),
+                    client,
+                    fetched: tokio::sync::Mutex::new(None),
+                };
+                (source, Vec::new())
+            }
+            (Some(_), Some(_)) => {
+                anyhow::bail!("auth.oidc: give jwks_file or jwks_url, not both")
+            }
+            (None, None) => anyhow::bail!(
+                "auth.oidc: give jwks_file (the provider's keys) or jwks_url (its jwks_uri)"
+            ),
+        };
         Ok(Self {
             config,
             algorithms,
-            keys,
+            source,
+            keys: RwLock::new(Arc::new(keys)),
         })
+    }
+
+    fn keys(&self) -> Arc<Vec<Key>> {
+        self.keys.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Fetches the key set at `jwks_url` when it is older than
+    /// `jwks_refresh_secs`, or (`unknown_kid`) when a token names a key not
+    /// known and the last fetch is more than a few seconds old. A failed
+    /// fetch keeps the keys known and is logged.
+    async fn refresh(&self, unknown_kid: bool) {
+        let Source::Url {
+            url,
+            client,
+            fetched,
+        } = &self.source
+        else {
+            return;
+        };
+        let mut last = fetched.lock().await;
+        let due = match *last {
+            None => true,
+            Some(at) => {
+                let age = at.elapsed();
+                age >= Duration::from_secs(self.config.jwks_refresh_secs)
+                    || (unknown_kid
+                        && age
+                            >= REFETCH_AFTER
+                                .min(Duration::from_secs(self.config.jwks_refresh_secs)))
+            }
+        };
+        if !due {
+            return;
+        }
+        *last = Some(Instant::now());
+        match fetch_jwks(client, url).await {
+            Ok(keys) => {
+                tracing::info!(url = %url, keys = keys.len(), "identity provider keys fetched");
+                *self.keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(keys);
+            }
+            Err(e) => tracing::warn!(
+                url = %url,
+                error = %format!("{e:#}"),
+                "cannot fetch the identity provider's keys; keeping the ones known"
+            ),
+        }
     }
 
     /// Whether `token` looks like a JWT (three dot-separated parts).
@@ -179,7 +299,7 @@ impl Oidc {
     }
 
     /// Verifies a token and reads who it is for.
-    pub fn verify(&self, token: &str) -> Result<OidcIdentity, OidcError> {
+    pub async fn verify(&self, token: &str) -> Result<OidcIdentity, OidcError> {
         let invalid = |m: &str| {
             OidcError::Invalid(format!("the identity provider's token is not valid: {m}"))
         };
@@ -190,15 +310,24 @@ impl Oidc {
                 header.alg
             )));
         }
-        let key = match &header.kid {
-            Some(kid) => self
-                .keys
-                .iter()
-                .find(|k| k.kid.as_deref() == Some(kid.as_str())),
-            None if self.keys.len() == 1 => self.keys.first(),
-            None => None,
+        let find = |keys: &Vec<Key>| -> Option<usize> {
+            match &header.kid {
+                Some(kid) => keys
+                    .iter()
+                    .position(|k| k.kid.as_deref() == Some(kid.as_str())),
+                None if keys.len() == 1 => Some(0),
+                None => None,
+            }
+        };
+        self.refresh(false).await;
+        let mut keys = self.keys();
+        if find(&keys).is_none() {
+            self.refresh(true).await;
+            keys = self.keys();
         }
-        .ok_or_else(|| invalid("no key of the provider matches the token's kid"))?;
+        let key = find(&keys)
+            .map(|i| &keys[i])
+            .ok_or_else(|| invalid("no key of the provider matches the token's kid"))?;
         let mut validation = Validation::new(header.alg);
         validation.set_issuer(&[self.config.issuer.as_str()]);
         validation.set_audience(&[self.config.audience.as_str()]);
@@ -273,4 +402,26 @@ impl Oidc {
         }
         Ok(OidcIdentity { name, role, scope })
     }
+}
+
+async fn fetch_jwks(client: &reqwest::Client, url: &str) -> anyhow::Result<Vec<Key>> {
+    use futures::StreamExt as _;
+    let response = client
+        .get(url)
+        .header(reqwest::header::ACCEPT, "application/json")
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await?;
+    let status = response.status();
+    anyhow::ensure!(status.is_success(), "{url} answered {status}");
+    let mut body = Vec::new();
+    let mut stream = response.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        body.extend_from_slice(&chunk?);
+        anyhow::ensure!(
+            body.len() <= MAX_JWKS_BYTES,
+            "{url}: the key set is larger than {MAX_JWKS_BYTES} bytes"
+        );
+    }
+    parse_jwks(&String::from_utf8_lossy(&body), url)
 }

@@ -870,3 +870,105 @@ async fn bearer_tokens_of_the_identity_provider() {
     bad.algorithms = vec!["HS256".into()];
     assert!(posbon_auth::oidc::Oidc::load(bad).is_err());
 }
+
+/// Keys fetched from the provider's `jwks_uri`: on first use, again when a
+/// token names a new key (a rotation), never more than once per few seconds
+/// however many unknown keys are named, and kept when the provider is down.
+#[tokio::test]
+async fn identity_provider_keys_from_its_jwks_url() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let first = Issuer::new("k1");
+    let published = Arc::new(std::sync::Mutex::new(
+        std::fs::read_to_string(&first.jwks).expect("jwks"),
+    ));
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let provider = Router::new().route(
+        "/jwks",
+        get({
+            let (published, fetches) = (published.clone(), fetches.clone());
+            move || async move {
+                fetches.fetch_add(1, Ordering::SeqCst);
+                published.lock().expect("lock").clone()
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let server = tokio::spawn(async move { axum::serve(listener, provider).await });
+    let config: posbon_auth::oidc::OidcConfig = toml::from_str(&format!(
+        "issuer = \"https://idp.test/realms/police\"\naudience = \"posbon\"\n\
+         jwks_url = \"http://127.0.0.1:{port}/jwks\"\njwks_refresh_secs = 1\n"
+    ))
+    .expect("config");
+    let auth = auth_over(
+        Arc::new(MemoryStore::new()),
+        AuthConfig {
+            oidc: Some(config),
+            ..AuthConfig::default()
+        },
+    );
+    let app = service(auth);
+    let now = Utc::now().timestamp();
+    let claims = json!({
+        "iss": "https://idp.test/realms/police", "aud": "posbon", "sub": "u-1",
+        "preferred_username": "dilnoza", "posbon_role": "operator",
+        "exp": now + 300, "nbf": now - 5,
+    });
+    let me = |token: String| {
+        Request::get("/v1/me")
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .body(Body::empty())
+            .expect("request")
+    };
+    assert_eq!(
+        fetches.load(Ordering::SeqCst),
+        0,
+        "nothing fetched before use"
+    );
+    let (status, _, body) = send(&app, me(first.sign("k1", &claims))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(fetches.load(Ordering::SeqCst), 1);
+
+    // A flood of tokens naming unknown keys costs at most one fetch.
+    let forger = Issuer::new("k9");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    for _ in 0..20 {
+        let (status, _, _) = send(&app, me(forger.sign("k9", &claims))).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(fetches.load(Ordering::SeqCst), 2, "one fetch for the flood");
+
+    // The provider rotates to a new key: the first token that names it
+    // (once the last fetch is old enough) fetches the new set.
+    let second = Issuer::new("k2");
+    *published.lock().expect("lock") = std::fs::read_to_string(&second.jwks).expect("jwks");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (status, _, body) = send(&app, me(second.sign("k2", &claims))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // The provider goes away: the keys known are kept.
+    server.abort();
+    let _ = server.await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (status, _, body) = send(&app, me(second.sign("k2", &claims))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // Keys come over https, or plain http from this machine only; one source.
+    for (extra, expect) in [
+        ("jwks_url = \"http://idp.example/jwks\"\n", "https only"),
+        (
+            "jwks_url = \"https://idp.example/jwks\"\njwks_file = \"/x.json\"\n",
+            "not both",
+        ),
+        ("", "give jwks_file"),
+    ] {
+        let config: posbon_auth::oidc::OidcConfig = toml::from_str(&format!(
+            "issuer = \"https://idp.test\"\naudience = \"posbon\"\n{extra}"
+        ))
+        .expect("config");
+        let e = posbon_auth::oidc::Oidc::load(config).expect_err(expect);
+        assert!(e.to_string().contains(expect), "{e}");
+    }
+}

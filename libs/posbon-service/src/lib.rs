@@ -1,16 +1,17 @@
 //! What every Posbon service shares: layered configuration, the `/healthz`,
-//! `/readyz` and `/metrics` endpoints, and graceful shutdown.
+//! `/readyz` and `/metrics` endpoints, the HTTP server ([`http`]: HTTPS,
+//! limits, timeouts), the HTTP client of the CLI and tests ([`client`]), and
+//! graceful shutdown.
 //!
 //! ```no_run
 //! use posbon_service::{Health, ReadinessCheck, shutdown_signal};
-//! # async fn demo(metrics: posbon_telemetry::Metrics) -> std::io::Result<()> {
+//! # async fn demo(metrics: posbon_telemetry::Metrics) -> anyhow::Result<()> {
 //! let health = Health::new(metrics);
 //! let app = health.router(); // merge the service's own routes into this
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
 //! let shutdown = shutdown_signal();
-//! axum::serve(listener, app)
-//!     .with_graceful_shutdown(async move { shutdown.cancelled().await })
-//!     .await
+//! let config = posbon_service::http::HttpConfig::default();
+//! posbon_service::http::serve(listener, app, &config, shutdown).await
 //! # }
 //! ```
 
@@ -18,6 +19,7 @@ mod config;
 mod health;
 
 pub mod client;
+pub mod http;
 pub use config::{ConfigError, load_config};
 pub use health::{FnCheck, Health, Readiness, ReadinessCheck};
 

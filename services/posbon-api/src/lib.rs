@@ -58,6 +58,9 @@ pub const DEFAULTS: &str = include_str!("default.toml");
 pub struct ApiConfig {
     /// HTTP address.
     pub listen: String,
+    /// The HTTP server: HTTPS, connection limit, timeouts (`[<section>.http]`).
+    #[serde(default)]
+    pub http: posbon_service::http::HttpConfig,
     /// NATS server URLs.
     pub nats_urls: Vec<String>,
     /// Mahalla registry (GeoJSON). Empty: the simulated Tashkent registry.
@@ -248,6 +251,7 @@ pub async fn run(
     bus.ensure_streams(&default_streams()).await?;
     let auth = parts.auth.clone();
     let listen = config.listen.clone();
+    let http = config.http.clone();
     let state = ApiState::new(
         config,
         bus.clone(),
@@ -267,9 +271,7 @@ pub async fn run(
     tracing::info!(listen = %listener.local_addr()?, "api serving http");
     let server_shutdown = shutdown.clone();
     let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { server_shutdown.cancelled().await })
-            .await
+        posbon_service::http::serve(listener, app, &http, server_shutdown).await
     });
     let worked = run_lifecycle(state, shutdown.clone()).await;
     shutdown.cancel();

@@ -275,6 +275,7 @@ mod tests {
     fn state() -> Arc<ApiState> {
         let config = ApiConfig {
             listen: "127.0.0.1:0".into(),
+            http: Default::default(),
             nats_urls: vec![],
             registry: None,
             renotify_after_secs: 600,

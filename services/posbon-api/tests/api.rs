@@ -27,6 +27,7 @@ use tower::ServiceExt as _;
 fn config(renotify_after_secs: u64) -> ApiConfig {
     ApiConfig {
         listen: "127.0.0.1:0".into(),
+        http: Default::default(),
         nats_urls: vec![],
         registry: None,
         renotify_after_secs,

@@ -90,6 +90,9 @@ pub struct StateHead {
 pub struct EscalatorConfig {
     /// HTTP address (`/healthz`, `/readyz`, `/metrics`).
     pub listen: String,
+    /// The HTTP server: HTTPS, connection limit, timeouts (`[<section>.http]`).
+    #[serde(default)]
+    pub http: posbon_service::http::HttpConfig,
     /// NATS server URLs.
     pub nats_urls: Vec<String>,
     /// Mahalla registry (GeoJSON). Empty: the simulated Tashkent registry.
@@ -784,10 +787,9 @@ pub async fn run(
     tracing::info!(listen = %listener.local_addr()?, "escalator serving http");
     let server_shutdown = shutdown.clone();
     let app = health.guarded().into_router(auth);
+    let http = config.http.clone();
     let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { server_shutdown.cancelled().await })
-            .await
+        posbon_service::http::serve(listener, app, &http, server_shutdown).await
     });
     let worked = consume(
         config,

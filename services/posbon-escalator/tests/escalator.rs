@@ -59,6 +59,7 @@ fn events(reg: &Registry, sim: Arc<SimRegistry>) -> Vec<EnrichedEvent> {
 fn config(shard: Shard) -> EscalatorConfig {
     EscalatorConfig {
         listen: "127.0.0.1:0".into(),
+        http: Default::default(),
         nats_urls: vec![],
         registry: None,
         shard_index: shard.index,

@@ -61,6 +61,9 @@ pub struct FileConfig {
 pub struct IndexerConfig {
     /// Address of `/healthz`, `/readyz` and `/metrics`.
     pub listen: String,
+    /// The HTTP server: HTTPS, connection limit, timeouts (`[<section>.http]`).
+    #[serde(default)]
+    pub http: posbon_service::http::HttpConfig,
     /// NATS server URLs; several for a cluster.
     pub nats_urls: Vec<String>,
     /// Events fetched and written per batch.
@@ -151,10 +154,9 @@ pub async fn run(
     tracing::info!(listen = %listener.local_addr()?, "indexer serving health");
     let app = health.guarded().into_router(auth);
     let server_shutdown = shutdown.clone();
+    let http = config.http.clone();
     let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { server_shutdown.cancelled().await })
-            .await
+        posbon_service::http::serve(listener, app, &http, server_shutdown).await
     });
     let consumed = consume(&config, bus, store, &metrics, shutdown.clone()).await;
     shutdown.cancel();

@@ -38,6 +38,8 @@ pub async fn serve(config: FileConfig, shutdown: CancellationToken) -> anyhow::R
         .await
         .context("cannot connect to nats")?,
     );
-    let auth = posbon_auth::Auth::without_registry(store.clone(), config.auth)?;
+    let mut auth_config = config.auth;
+    config.indexer.http.apply_to(&mut auth_config);
+    let auth = posbon_auth::Auth::without_registry(store.clone(), auth_config)?;
     crate::run(config.indexer, bus, store, metrics, auth, shutdown).await
 }

@@ -47,6 +47,7 @@ async fn index(bus: Arc<dyn Bus>, fetch_batch: usize) -> Store {
         fetch_wait_ms: 50,
         ack_wait_secs: ACK_WAIT_SECS,
         listen: "127.0.0.1:0".into(),
+        http: Default::default(),
         nats_urls: Vec::new(),
     };
     let shutdown = CancellationToken::new();

@@ -31,6 +31,9 @@ pub struct FileConfig {
 pub struct IngestConfig {
     /// Address of the HTTP server (`POST /v1/events`, `/healthz`, `/readyz`, `/metrics`).
     pub listen: String,
+    /// The HTTP server: HTTPS, connection limit, timeouts (`[<section>.http]`).
+    #[serde(default)]
+    pub http: posbon_service::http::HttpConfig,
     /// NATS server URLs; several for a cluster.
     pub nats_urls: Vec<String>,
     /// Mahalla registry (GeoJSON). Empty: the simulated Tashkent registry.

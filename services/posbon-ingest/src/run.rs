@@ -72,10 +72,9 @@ pub async fn run(
     let listener = tokio::net::TcpListener::bind(&config.listen).await?;
     tracing::info!(listen = %listener.local_addr()?, "ingest serving http");
     let server_shutdown = shutdown.clone();
+    let http = config.http.clone();
     let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { server_shutdown.cancelled().await })
-            .await
+        posbon_service::http::serve(listener, app, &http, server_shutdown).await
     });
     let settings = ConsumerSettings::from(&config);
     let consumed = consumer::run(ingest, settings, &metrics, shutdown.clone()).await;

@@ -54,6 +54,8 @@ pub async fn serve(config: FileConfig, shutdown: CancellationToken) -> anyhow::R
                 config.store.describe()
             )
         })?;
-    let auth = posbon_auth::Auth::new(store, registry.clone(), config.auth)?;
+    let mut auth_config = config.auth;
+    ingest.http.apply_to(&mut auth_config);
+    let auth = posbon_auth::Auth::new(store, registry.clone(), auth_config)?;
     crate::run::run(ingest, bus, registry, metrics, auth, shutdown).await
 }

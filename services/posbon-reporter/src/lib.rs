@@ -87,6 +87,9 @@ pub struct FileConfig {
 pub struct ReporterConfig {
     /// Address of `/healthz`, `/readyz`, `/metrics` and `/v1/reports/daily`.
     pub listen: String,
+    /// The HTTP server: HTTPS, connection limit, timeouts (`[<section>.http]`).
+    #[serde(default)]
+    pub http: posbon_service::http::HttpConfig,
     /// NATS server URLs; several for a cluster.
     pub nats_urls: Vec<String>,
     /// Mahalla registry (GeoJSON). Empty: the simulated Tashkent registry.
@@ -357,10 +360,9 @@ pub async fn run(
     let listener = tokio::net::TcpListener::bind(&config.listen).await?;
     tracing::info!(listen = %listener.local_addr()?, "reporter serving");
     let server_shutdown = shutdown.clone();
+    let http = config.http.clone();
     let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { server_shutdown.cancelled().await })
-            .await
+        posbon_service::http::serve(listener, app, &http, server_shutdown).await
     });
 
     schedule(&reporter, &config, bus.as_ref(), &m, &shutdown).await;

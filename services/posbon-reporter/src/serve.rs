@@ -44,6 +44,8 @@ pub async fn serve(config: FileConfig, shutdown: CancellationToken) -> anyhow::R
         .await
         .context("cannot connect to nats")?,
     );
-    let auth = posbon_auth::Auth::new(store.clone(), registry.clone(), config.auth)?;
+    let mut auth_config = config.auth;
+    reporter.http.apply_to(&mut auth_config);
+    let auth = posbon_auth::Auth::new(store.clone(), registry.clone(), auth_config)?;
     crate::run(reporter, bus, store, registry, metrics, auth, shutdown).await
 }

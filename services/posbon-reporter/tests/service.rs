@@ -47,6 +47,7 @@ async fn yesterdays_missing_report_is_made_and_published_at_start() {
 
     let config = ReporterConfig {
         listen: "127.0.0.1:0".into(),
+        http: Default::default(),
         nats_urls: vec![server.url()],
         registry: None,
         delay_secs: 60,

@@ -51,6 +51,9 @@ pub const DEFAULTS: &str = include_str!("default.toml");
 pub struct Settings {
     /// The one HTTP address.
     pub listen: String,
+    /// The HTTP server: HTTPS, connection limit, timeouts (`[<section>.http]`).
+    #[serde(default)]
+    pub http: posbon_service::http::HttpConfig,
     /// Data directory: the embedded store lives in `<data>/store`.
     pub data: PathBuf,
     /// NATS URLs; empty for the in-memory bus.
@@ -120,6 +123,10 @@ pub struct Overrides {
     pub tikv: Option<String>,
     /// `--registry`.
     pub registry: Option<PathBuf>,
+    /// `--tls-cert`.
+    pub tls_cert: Option<PathBuf>,
+    /// `--tls-key`.
+    pub tls_key: Option<PathBuf>,
 }
 
 /// Every section's defaults in one TOML document: this crate's, then each
@@ -163,6 +170,12 @@ pub fn load_config(
     if let Some(registry) = &overrides.registry {
         s.registry = Some(registry.clone());
     }
+    if let Some(cert) = &overrides.tls_cert {
+        s.http.tls_cert = Some(cert.clone());
+    }
+    if let Some(key) = &overrides.tls_key {
+        s.http.tls_key = Some(key.clone());
+    }
     // The store lives in the data directory unless the file says otherwise.
     if file.is_none() || overrides.data.is_some() {
         config.store.path = config.standalone.data.join("store");
@@ -171,6 +184,7 @@ pub fn load_config(
         config.store = StoreConfig::tikv(split_list(tikv));
     }
     // The bootstrap admin token is written beside the data.
+    config.standalone.http.apply_to(&mut config.auth);
     if config.auth.admin_token_file.is_none() {
         config.auth.admin_token_file = Some(config.standalone.data.join(ADMIN_TOKEN_FILE));
     }
@@ -325,11 +339,8 @@ pub async fn run(
     };
     let server = tokio::spawn({
         let input = input.clone();
-        async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move { input.cancelled().await })
-                .await
-        }
+        let http = config.standalone.http.clone();
+        async move { posbon_service::http::serve(listener, app, &http, input).await }
     });
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn({
@@ -420,17 +431,18 @@ pub async fn run(
     } else {
         drop(history_tx);
     }
+    let scheme = posbon_service::http::scheme(&config.standalone.http);
     tracing::info!(
         listen = %address,
         bus = if config.standalone.nats_urls.is_empty() { "memory" } else { "nats" },
         store = %config.store.describe(),
         startup_ms = started.elapsed().as_millis() as u64,
-        "posbon is running: open http://{address}/"
+        "posbon is running: open {scheme}://{address}/"
     );
-    eprintln!("posbon is running on http://{address}/ (Ctrl-C to stop)");
+    eprintln!("posbon is running on {scheme}://{address}/ (Ctrl-C to stop)");
     if let Some(login) = &login {
         eprintln!(
-            "open the command centre as the demo operator: http://{address}/login?code={}\n\
+            "open the command centre as the demo operator: {scheme}://{address}/login?code={}\n\
              (the link works once; afterwards log in as {} with the password in {})",
             login.code,
             login.user,

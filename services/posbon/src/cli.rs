@@ -98,12 +98,9 @@ const API: &str = "http://127.0.0.1:8080";
 pub(crate) struct SqlArgs {
     /// The query (read-only SQL); `-` reads it from stdin.
     pub(crate) query: String,
-    /// Address of the running system (posbon standalone or posbon-api).
-    #[arg(long, default_value = API, env = "POSBON_API")]
-    pub(crate) api: String,
-    /// API token (`posbon tokens create` makes one; the first start writes an admin token to <data>/admin.token).
-    #[arg(long, env = "POSBON_TOKEN", hide_env_values = true)]
-    pub(crate) token: Option<String>,
+    /// Where the running system is, and the token to use.
+    #[command(flatten)]
+    pub(crate) target: ApiTarget,
     /// Output: an aligned table, JSON or CSV.
     #[arg(long, default_value = "table", value_parser = ["table", "json", "csv"])]
     pub(crate) format: String,
@@ -141,12 +138,9 @@ pub(crate) struct ReportDailyArgs {
     /// Generate (or regenerate) the report now instead of reading the stored one.
     #[arg(long)]
     pub(crate) generate: bool,
-    /// Address of the running system.
-    #[arg(long, default_value = API, env = "POSBON_API")]
-    pub(crate) api: String,
-    /// API token (`posbon tokens create` makes one; the first start writes an admin token to <data>/admin.token).
-    #[arg(long, env = "POSBON_TOKEN", hide_env_values = true)]
-    pub(crate) token: Option<String>,
+    /// Where the running system is, and the token to use.
+    #[command(flatten)]
+    pub(crate) target: ApiTarget,
 }
 
 /// `posbon tail`.
@@ -187,12 +181,9 @@ pub(crate) struct TailAlertsArgs {
     /// Print each record as JSON.
     #[arg(long)]
     pub(crate) json: bool,
-    /// Address of the running system.
-    #[arg(long, default_value = API, env = "POSBON_API")]
-    pub(crate) api: String,
-    /// API token (`posbon tokens create` makes one; the first start writes an admin token to <data>/admin.token).
-    #[arg(long, env = "POSBON_TOKEN", hide_env_values = true)]
-    pub(crate) token: Option<String>,
+    /// Where the running system is, and the token to use.
+    #[command(flatten)]
+    pub(crate) target: ApiTarget,
 }
 
 /// `posbon replay`.
@@ -203,12 +194,9 @@ pub(crate) struct ReplayArgs {
     /// Lines per HTTP request.
     #[arg(long, default_value_t = 1000)]
     pub(crate) batch: usize,
-    /// Address of the running system.
-    #[arg(long, default_value = API, env = "POSBON_API")]
-    pub(crate) api: String,
-    /// API token (`posbon tokens create` makes one; the first start writes an admin token to <data>/admin.token).
-    #[arg(long, env = "POSBON_TOKEN", hide_env_values = true)]
-    pub(crate) token: Option<String>,
+    /// Where the running system is, and the token to use.
+    #[command(flatten)]
+    pub(crate) target: ApiTarget,
 }
 
 /// `posbon mahallas`.
@@ -290,6 +278,12 @@ pub(crate) struct StandaloneArgs {
     /// Mahalla registry GeoJSON [default: the simulated Tashkent registry].
     #[arg(long, value_name = "FILE")]
     pub(crate) registry: Option<PathBuf>,
+    /// Serve HTTPS with this PEM certificate chain (with --tls-key); re-read when the file changes.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub(crate) tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub(crate) tls_key: Option<PathBuf>,
 }
 
 /// Arguments of a service command.
@@ -413,15 +407,18 @@ pub(crate) struct EventsArgs {
     pub(crate) allow_future: bool,
 }
 
-/// Where the running system is, and the admin's token.
+/// Where the running system is, how to trust it, and the token to use.
 #[derive(Debug, Args)]
-pub(crate) struct AdminApi {
-    /// Address of the running system (posbon standalone or posbon-api).
+pub(crate) struct ApiTarget {
+    /// Address of the running system (posbon standalone or posbon-api): http://HOST:PORT or https://HOST:PORT.
     #[arg(long, default_value = API, env = "POSBON_API")]
     pub(crate) api: String,
-    /// An admin's API token.
+    /// API token (`posbon tokens create` makes one; the first start writes an admin token to <data>/admin.token).
     #[arg(long, env = "POSBON_TOKEN", hide_env_values = true)]
     pub(crate) token: Option<String>,
+    /// PEM file of a certificate authority to trust for https, besides the system's (a cluster's own CA).
+    #[arg(long, env = "POSBON_CA_FILE")]
+    pub(crate) ca_file: Option<PathBuf>,
 }
 
 /// `posbon tokens`.
@@ -449,19 +446,19 @@ pub(crate) enum TokensCommand {
         #[arg(long)]
         expires_in_days: Option<u32>,
         #[command(flatten)]
-        api: AdminApi,
+        api: ApiTarget,
     },
     /// List tokens (without secrets).
     List {
         #[command(flatten)]
-        api: AdminApi,
+        api: ApiTarget,
     },
     /// Revoke a token by its id.
     Revoke {
         /// The token's id.
         id: String,
         #[command(flatten)]
-        api: AdminApi,
+        api: ApiTarget,
     },
 }
 
@@ -489,19 +486,19 @@ pub(crate) enum UsersCommand {
         #[arg(long)]
         password_stdin: bool,
         #[command(flatten)]
-        api: AdminApi,
+        api: ApiTarget,
     },
     /// List users.
     List {
         #[command(flatten)]
-        api: AdminApi,
+        api: ApiTarget,
     },
     /// Remove a user (their sessions end with them).
     Remove {
         /// Login name.
         name: String,
         #[command(flatten)]
-        api: AdminApi,
+        api: ApiTarget,
     },
 }
 
@@ -518,7 +515,7 @@ pub(crate) enum AuditCommand {
     /// Recompute the hash chain: exit 0 when whole, 4 when a record was changed or removed.
     Verify {
         #[command(flatten)]
-        api: AdminApi,
+        api: ApiTarget,
     },
     /// Print audit records as JSON lines.
     List {
@@ -529,6 +526,6 @@ pub(crate) enum AuditCommand {
         #[arg(long, default_value_t = 100)]
         limit: usize,
         #[command(flatten)]
-        api: AdminApi,
+        api: ApiTarget,
     },
 }

@@ -7,15 +7,15 @@ use std::io::BufRead as _;
 use posbon_service::client::{Endpoint, request};
 use serde_json::{Value, json};
 
-use crate::cli::{AdminApi, AuditCommand, TokensCommand, UsersCommand};
+use crate::cli::{ApiTarget, AuditCommand, TokensCommand, UsersCommand};
 use crate::ops::{endpoint, runtime, server_error, unreachable};
 
 /// Exit code of `audit verify` when the chain is broken.
 pub(crate) const EXIT_TAMPERED: u8 = 4;
 
-fn call(api: &AdminApi, method: &str, path: &str, body: Option<&Value>) -> anyhow::Result<Value> {
-    let to: Endpoint = endpoint(&api.api, api.token.as_deref())?;
-    if to.token.is_none() {
+fn call(api: &ApiTarget, method: &str, path: &str, body: Option<&Value>) -> anyhow::Result<Value> {
+    let to: Endpoint = endpoint(api)?;
+    if api.token.is_none() {
         anyhow::bail!(
             "an admin token is needed: --token or POSBON_TOKEN (the first start writes one to <data>/admin.token)"
         );

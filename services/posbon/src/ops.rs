@@ -8,11 +8,12 @@ use std::io::{BufRead as _, Write as _};
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use posbon_service::client::{Endpoint, get, lines, request};
+use posbon_service::client::{ClientError, Endpoint, EventSource, get, request};
 use serde_json::Value;
 
 use crate::cli::{
-    MahallasLoadArgs, ReplayArgs, ReportDailyArgs, SqlArgs, StoreCopyArgs, TailAlertsArgs,
+    ApiTarget, MahallasLoadArgs, ReplayArgs, ReportDailyArgs, SqlArgs, StoreCopyArgs,
+    TailAlertsArgs,
 };
 
 /// Exit code of `replay` when some lines were rejected.
@@ -25,13 +26,15 @@ pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-pub(crate) fn endpoint(api: &str, token: Option<&str>) -> anyhow::Result<Endpoint> {
-    Ok(Endpoint::parse(api)
-        .map_err(|e| anyhow::anyhow!("--api {e}"))?
-        .with_token(token.map(str::to_owned)))
+pub(crate) fn endpoint(target: &ApiTarget) -> anyhow::Result<Endpoint> {
+    Ok(
+        Endpoint::parse_with_ca(&target.api, target.ca_file.as_deref())
+            .map_err(|e| anyhow::anyhow!("--api {e}"))?
+            .with_token(target.token.clone()),
+    )
 }
 
-pub(crate) fn unreachable(api: &str, e: std::io::Error) -> anyhow::Error {
+pub(crate) fn unreachable(api: &str, e: ClientError) -> anyhow::Error {
     anyhow::anyhow!(
         "cannot reach posbon at {api}: {e} (is `posbon standalone` or posbon-api running there?)"
     )
@@ -125,7 +128,7 @@ pub(crate) fn text_table(result: &Value) -> String {
 
 /// `posbon sql`.
 pub(crate) fn sql(args: SqlArgs) -> anyhow::Result<()> {
-    let to = endpoint(&args.api, args.token.as_deref())?;
+    let to = endpoint(&args.target)?;
     let accept = match args.format.as_str() {
         "table" | "json" => "application/json",
         "csv" => "text/csv",
@@ -141,7 +144,7 @@ pub(crate) fn sql(args: SqlArgs) -> anyhow::Result<()> {
         Some("application/json"),
         body.as_bytes(),
     ));
-    let response = response.map_err(|e| unreachable(&args.api, e))?;
+    let response = response.map_err(|e| unreachable(&args.target.api, e))?;
     if response.status != 200 {
         return Err(server_error(response.status, &response.body));
     }
@@ -155,7 +158,7 @@ pub(crate) fn sql(args: SqlArgs) -> anyhow::Result<()> {
 
 /// `posbon report daily`.
 pub(crate) fn report_daily(args: ReportDailyArgs) -> anyhow::Result<()> {
-    let to = endpoint(&args.api, args.token.as_deref())?;
+    let to = endpoint(&args.target)?;
     let format = match args.format.as_str() {
         f @ ("text" | "json" | "csv" | "html") => f,
         other => bail!("--format {other:?}: expected text, json, csv or html"),
@@ -172,7 +175,7 @@ pub(crate) fn report_daily(args: ReportDailyArgs) -> anyhow::Result<()> {
                 None,
                 b"",
             ))
-            .map_err(|e| unreachable(&args.api, e))?;
+            .map_err(|e| unreachable(&args.target.api, e))?;
         if response.status != 200 {
             return Err(server_error(response.status, &response.body));
         }
@@ -184,7 +187,7 @@ pub(crate) fn report_daily(args: ReportDailyArgs) -> anyhow::Result<()> {
     );
     let response = rt
         .block_on(get(to, &path))
-        .map_err(|e| unreachable(&args.api, e))?;
+        .map_err(|e| unreachable(&args.target.api, e))?;
     if response.status != 200 {
         return Err(server_error(response.status, &response.body));
     }
@@ -201,7 +204,7 @@ pub(crate) fn report_daily(args: ReportDailyArgs) -> anyhow::Result<()> {
 
 /// `posbon tail alerts`.
 pub(crate) fn tail_alerts(args: TailAlertsArgs) -> anyhow::Result<()> {
-    let to = endpoint(&args.api, args.token.as_deref())?;
+    let to = endpoint(&args.target)?;
     let mut query = Vec::new();
     for (key, value) in [
         ("region", &args.region),
@@ -218,49 +221,49 @@ pub(crate) fn tail_alerts(args: TailAlertsArgs) -> anyhow::Result<()> {
     }
     let path = format!("/v1/feed?{}", query.join("&"));
     runtime()?.block_on(async {
-        let (status, mut body) = lines(&to, &path, &[("Accept", "text/event-stream")])
-            .await
-            .map_err(|e| unreachable(&args.api, e))?;
-        if status != 200 {
-            let mut text = Vec::new();
-            while let Ok(Some(l)) = body.next_line().await {
-                text.extend_from_slice(l.as_bytes());
+        let mut feed = EventSource::open(to, &path).await.map_err(|e| match e {
+            ClientError::Status { status, body } => server_error(status, body.as_bytes()),
+            other => unreachable(&args.target.api, other),
+        })?;
+        let mut reconnects = 0;
+        loop {
+            let event = feed.next().await.map_err(|e| match e {
+                ClientError::Status { status, body } => server_error(status, body.as_bytes()),
+                other => unreachable(&args.target.api, other),
+            })?;
+            if feed.reconnects() != reconnects {
+                reconnects = feed.reconnects();
+                eprintln!(
+                    "feed reconnected; resumed after sequence {}",
+                    event.id.as_deref().unwrap_or("-")
+                );
             }
-            return Err(server_error(status, &text));
-        }
-        let (mut id, mut event) = (String::new(), String::new());
-        while let Some(line) = body.next_line().await? {
-            if let Some(v) = line.strip_prefix("id:") {
-                id = v.trim().to_owned();
-            } else if let Some(v) = line.strip_prefix("event:") {
-                event = v.trim().to_owned();
-            } else if let Some(v) = line.strip_prefix("data:") {
-                let mut out = std::io::stdout().lock();
-                if args.json {
-                    writeln!(out, "{}", v.trim())?;
-                } else {
-                    let r: Value = serde_json::from_str(v.trim()).unwrap_or(Value::Null);
-                    writeln!(
-                        out,
-                        "{id:>6} {event:<7} {:<8} {:<9} {:<22} {:<20} {:<12} {}",
-                        cell(&r["level"]),
-                        cell(&r["status"]),
-                        cell(&r["mahalla_id"]),
-                        cell(&r["rule"]),
-                        cell(&r["opened_at"]).get(..19).unwrap_or(""),
-                        cell(&r["id"]),
-                    )?;
-                }
-                out.flush()?;
+            let mut out = std::io::stdout().lock();
+            if args.json {
+                writeln!(out, "{}", event.data)?;
+            } else {
+                let r: Value = serde_json::from_str(&event.data).unwrap_or(Value::Null);
+                writeln!(
+                    out,
+                    "{:>6} {:<7} {:<8} {:<9} {:<22} {:<20} {:<12} {}",
+                    event.id.as_deref().unwrap_or(""),
+                    event.event,
+                    cell(&r["level"]),
+                    cell(&r["status"]),
+                    cell(&r["mahalla_id"]),
+                    cell(&r["rule"]),
+                    cell(&r["opened_at"]).get(..19).unwrap_or(""),
+                    cell(&r["id"]),
+                )?;
             }
+            out.flush()?;
         }
-        bail!("the feed closed the connection (posbon stopped?)")
     })
 }
 
 /// `posbon replay`.
 pub(crate) fn replay(args: ReplayArgs, quiet: bool) -> anyhow::Result<u8> {
-    let to = endpoint(&args.api, args.token.as_deref())?;
+    let to = endpoint(&args.target)?;
     anyhow::ensure!(args.batch >= 1, "--batch must be at least 1");
     let file = std::fs::File::open(&args.file)
         .with_context(|| format!("cannot open {}", args.file.display()))?;
@@ -285,7 +288,7 @@ pub(crate) fn replay(args: ReplayArgs, quiet: bool) -> anyhow::Result<u8> {
                 Some("application/x-ndjson"),
                 batch.as_bytes(),
             ))
-            .map_err(|e| unreachable(&args.api, e))?;
+            .map_err(|e| unreachable(&args.target.api, e))?;
         if response.status != 200 && response.status != 422 {
             return Err(server_error(response.status, &response.body));
         }

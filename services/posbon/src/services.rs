@@ -34,6 +34,8 @@ pub(crate) fn standalone(args: crate::cli::StandaloneArgs, demo: bool) -> anyhow
         nats: args.nats,
         tikv: args.tikv,
         registry: args.registry,
+        tls_cert: args.tls_cert,
+        tls_key: args.tls_key,
     };
     let config = posbon_standalone::load_config(args.config.as_deref(), &overrides)?;
     posbon_service::run_service(

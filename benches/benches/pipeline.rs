@@ -121,9 +121,10 @@ async fn pipeline(buses: Buses, registry: Arc<Registry>, payloads: &[Bytes]) -> 
         .expect("streams");
     let dir = tempfile::tempdir().expect("dir");
     let store: Store = Arc::new(EmbeddedStore::open(dir.path().join("store")).expect("store"));
-    let ingest_config = posbon_ingest::serve::load_config(None)
+    let mut ingest_config = posbon_ingest::serve::load_config(None)
         .expect("config")
         .ingest;
+    ingest_config.pseudonym_key = Some("posbon benchmark pseudonym key, 32+ characters".into());
     let mut indexer_config = posbon_indexer::serve::load_config(None)
         .expect("config")
         .indexer;

@@ -24,6 +24,11 @@ pub const ORIGINAL_SUBJECT: &str = "Posbon-Original-Subject";
 pub const BATCH_INDEX: &str = "Posbon-Batch-Index";
 /// DLQ: the service that rejected the message (e.g. `posbon-ingest`).
 pub const REJECTED_BY: &str = "Posbon-Rejected-By";
+/// DLQ: what was taken out of the kept payload, when something was: a fraud
+/// flag's `account_ref` is pseudonymised (`account_ref pseudonymised`), or a
+/// payload that mentions one but cannot be parsed is not kept
+/// (`payload removed: ...`).
+pub const REDACTED: &str = "Posbon-Redacted";
 /// EVENTS: how the event is encoded: `application/vnd.posbon.event+compact` (the compact
 /// binary form, what ingest publishes by default) or `application/json` (also when the
 /// header is absent); see `posbon_model::EventEncoding`.

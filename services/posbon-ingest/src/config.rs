@@ -45,9 +45,17 @@ pub struct IngestConfig {
     pub max_body_bytes: usize,
     /// How far in the future `occurred_at` may be, in seconds (clock skew).
     pub max_future_secs: u64,
-    /// Key of the keyed hash that pseudonymises fraud account references. Keep it
-    /// secret and stable: the same account must hash the same way every day.
-    pub pseudonym_key: String,
+    /// File whose first line is the key of the keyed hash that pseudonymises
+    /// fraud account references (at least 32 characters; `posbon standalone`
+    /// generates `<data>/pseudonym.key`). Keep it secret and stable: the same
+    /// account must hash the same way every day.
+    #[serde(default)]
+    pub pseudonym_key_file: Option<PathBuf>,
+    /// The key itself, for a secret supplied through the environment
+    /// (`POSBON__INGEST__PSEUDONYM_KEY`); never put it in a file that is
+    /// shared. There is no default: ingest refuses to start without a key.
+    #[serde(default)]
+    pub pseudonym_key: Option<String>,
     /// Messages fetched from INGEST per batch.
     pub fetch_batch: usize,
     /// Bytes (subjects, headers, payloads) fetched from INGEST per batch, at
@@ -69,4 +77,114 @@ pub struct IngestConfig {
 /// nats-server accepts by default.
 fn default_fetch_max_bytes() -> usize {
     16 << 20
+}
+
+/// Shortest pseudonym key accepted, in characters.
+pub const MIN_PSEUDONYM_KEY_CHARS: usize = 32;
+
+/// The key an earlier release shipped as a default: anyone with the
+/// repository has it, so it is refused.
+const SHIPPED_KEY: &str = "change-me: posbon pseudonym key";
+
+impl IngestConfig {
+    /// The pseudonym key, from `pseudonym_key_file` or `pseudonym_key`
+    /// (exactly one). The error names the setting, never the key.
+    pub fn pseudonym_key(&self) -> anyhow::Result<Vec<u8>> {
+        let key = match (&self.pseudonym_key_file, &self.pseudonym_key) {
+            (Some(file), None) => posbon_auth::secret::read_secret_file(file)
+                .map_err(|e| anyhow::anyhow!("ingest.pseudonym_key_file: {e}"))?,
+            (None, Some(key)) => key.trim().to_owned(),
+            (Some(_), Some(_)) => anyhow::bail!(
+                "ingest.pseudonym_key and ingest.pseudonym_key_file are both set: give one"
+            ),
+            (None, None) => anyhow::bail!(
+                "no pseudonym key: ingest refuses to start without the secret that \
+                 pseudonymises fraud account references. Set ingest.pseudonym_key_file to a \
+                 file (mode 0600) whose first line is at least {MIN_PSEUDONYM_KEY_CHARS} random \
+                 characters (`openssl rand -hex 32`), or POSBON__INGEST__PSEUDONYM_KEY"
+            ),
+        };
+        anyhow::ensure!(
+            key != SHIPPED_KEY,
+            "the pseudonym key is the default an earlier release shipped, which anyone can \
+             read: generate your own (`openssl rand -hex 32`)"
+        );
+        anyhow::ensure!(
+            key.chars().count() >= MIN_PSEUDONYM_KEY_CHARS,
+            "the pseudonym key is shorter than {MIN_PSEUDONYM_KEY_CHARS} characters: \
+             generate one with `openssl rand -hex 32`"
+        );
+        Ok(key.into_bytes())
+    }
+}
+
+/// Writes a new random pseudonym key (32 bytes, hex) to `path` with mode
+/// 0600 when no file is there; returns whether it did. `posbon standalone`
+/// and `posbon demo` call it for `<data>/pseudonym.key` on their first start.
+pub fn generate_pseudonym_key_file(path: &std::path::Path) -> anyhow::Result<bool> {
+    if path.exists() {
+        return Ok(false);
+    }
+    posbon_auth::secret::write_secret_file(path, &posbon_auth::secret::random_hex(32))
+        .map_err(|e| anyhow::anyhow!("cannot write the pseudonym key {}: {e}", path.display()))?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> IngestConfig {
+        let mut c: FileConfig = crate::serve::load_config(None).expect("defaults load");
+        c.ingest.pseudonym_key = None;
+        c.ingest.pseudonym_key_file = None;
+        c.ingest
+    }
+
+    #[test]
+    fn no_pseudonym_key_ships_and_weak_ones_are_refused() {
+        let mut c = config();
+        let e = c.pseudonym_key().expect_err("no default").to_string();
+        assert!(
+            e.contains("ingest.pseudonym_key_file") && e.contains("POSBON__INGEST__PSEUDONYM_KEY"),
+            "{e}"
+        );
+        c.pseudonym_key = Some(SHIPPED_KEY.into());
+        let e = c.pseudonym_key().expect_err("shipped").to_string();
+        assert!(e.contains("earlier release shipped"), "{e}");
+        c.pseudonym_key = Some("short".into());
+        let e = c.pseudonym_key().expect_err("short").to_string();
+        assert!(e.contains("shorter than 32"), "{e}");
+        assert!(!e.contains("short\""), "the key is never in the error: {e}");
+
+        let dir = tempfile::tempdir().expect("dir");
+        let file = dir.path().join("pseudonym.key");
+        assert!(generate_pseudonym_key_file(&file).expect("generated"));
+        assert!(
+            !generate_pseudonym_key_file(&file).expect("kept"),
+            "never overwritten"
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&file).expect("meta").permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        c.pseudonym_key_file = Some(file.clone());
+        let e = c.pseudonym_key().expect_err("both").to_string();
+        assert!(e.contains("both set"), "{e}");
+        c.pseudonym_key = None;
+        let key = c.pseudonym_key().expect("from the file");
+        assert_eq!(key.len(), 64);
+        assert_eq!(
+            key,
+            std::fs::read_to_string(&file)
+                .expect("read")
+                .trim()
+                .as_bytes()
+        );
+        c.pseudonym_key_file = Some(dir.path().join("missing.key"));
+        let e = c.pseudonym_key().expect_err("missing").to_string();
+        assert!(e.contains("missing.key"), "{e}");
+    }
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use chrono::Utc;
 use posbon_bus::headers::{
-    BATCH_INDEX, CONTENT_TYPE, ORIGINAL_SUBJECT, REJECT_CODE, REJECT_REASON, REJECTED_BY,
+    BATCH_INDEX, CONTENT_TYPE, ORIGINAL_SUBJECT, REDACTED, REJECT_CODE, REJECT_REASON, REJECTED_BY,
 };
 use posbon_bus::subjects::{Place, dlq_subject, event_subject};
 use posbon_bus::{Bus, BusError, Headers, OutgoingMessage};
@@ -174,7 +174,7 @@ impl Ingest {
             for (i, item) in items.iter().enumerate() {
                 let message = match &item.outcome {
                     Ok(event) => event_message(event, self.encoding, &mut payloads),
-                    Err(errors) => Ok(dead_letter(body, item, errors)),
+                    Err(errors) => Ok(dead_letter(&self.enricher, body, item, errors)),
                 };
                 match message {
                     Ok(m) => {
@@ -317,7 +317,14 @@ fn event_message(
 /// and can be recomputed from the original bytes.
 const MAX_REASON: usize = 2048;
 
-fn dead_letter(body: &Body, item: &Prepared, errors: &ValidationErrors) -> OutgoingMessage {
+fn dead_letter(
+    enricher: &Enricher,
+    body: &Body,
+    item: &Prepared,
+    errors: &ValidationErrors,
+) -> OutgoingMessage {
+    let kept = enricher.dead_letter_payload(&item.raw);
+    let payload = kept.payload;
     let codes: Vec<&str> = errors.iter().map(|e| e.code.as_str()).collect();
     let mut reason: String = errors
         .iter()
@@ -327,6 +334,9 @@ fn dead_letter(body: &Body, item: &Prepared, errors: &ValidationErrors) -> Outgo
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
+    if let Some(account_ref) = &kept.account_ref {
+        reason = reason.replace(account_ref.as_str(), "<account_ref>");
+    }
     if reason.len() > MAX_REASON {
         let mut cut = MAX_REASON;
         while !reason.is_char_boundary(cut) {
@@ -339,26 +349,25 @@ fn dead_letter(body: &Body, item: &Prepared, errors: &ValidationErrors) -> Outgo
             (subject.clone(), format!("dlq:{sequence}:{}", item.index))
         }
         Source::Http => {
-            let digest = Sha256::digest(&item.raw);
+            let digest = Sha256::digest(&payload);
             (
                 "http".to_owned(),
                 format!("dlq:http:{}", hex::encode(&digest[..16])),
             )
         }
     };
-    let headers = Headers::with_capacity(6)
+    let mut headers = Headers::with_capacity(7)
         .with_msg_id(msg_id)
         .with(REJECT_CODE, codes.join(","))
         .with(REJECT_REASON, reason)
         .with(ORIGINAL_SUBJECT, origin)
         .with(BATCH_INDEX, item.index.to_string())
         .with(REJECTED_BY, "posbon-ingest");
+    if let Some(note) = kept.note {
+        headers = headers.with(REDACTED, note);
+    }
     let kind = item.kind_hint();
-    OutgoingMessage::new(
-        dlq_subject(kind.map(|k| k.as_str())),
-        headers,
-        item.raw.clone(),
-    )
+    OutgoingMessage::new(dlq_subject(kind.map(|k| k.as_str())), headers, payload)
 }
 
 /// How long to wait before a failed body is offered again.

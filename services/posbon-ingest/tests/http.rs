@@ -29,6 +29,7 @@ fn event(id: &str, lat: f64) -> String {
 fn config(max_body: usize) -> IngestConfig {
     let mut c: FileConfig = posbon_ingest::serve::load_config(None).expect("defaults load");
     c.ingest.max_body_bytes = max_body;
+    c.ingest.pseudonym_key = Some("a test pseudonym key of 32 characters or more".into());
     c.ingest
 }
 
@@ -215,5 +216,59 @@ async fn events_can_be_published_as_json() {
     assert_eq!(
         EnrichedEvent::from_message(Some(JSON_CONTENT_TYPE), &events[0].payload),
         Ok(enriched)
+    );
+}
+
+/// A rejected fraud flag never rests in clear on the DLQ: its account
+/// reference is pseudonymised, and an unreadable item that mentions one is
+/// kept without a payload.
+#[tokio::test]
+async fn rejected_fraud_flags_reach_the_dlq_without_their_account_number() {
+    let (app, bus) = setup(1 << 20).await;
+    let card = "8600123456789012";
+    let bad_flag = format!(
+        r#"{{"kind":"fraud_flag","id":"f 1","occurred_at":"2026-05-01T14:30:00+05:00","location":{{"lat":41.285,"lng":69.205}},"source":"bank","scheme":"scam_call","channel":"phone_call","amount_uzs":1000,"payment_system":"humo","account_ref":"{card}","detector_score":0.9}}"#
+    );
+    let broken = format!(r#"{{"kind":"fraud_flag","account_ref":"{card}""#);
+    let number = bad_flag
+        .replace(&format!("\"{card}\""), card)
+        .replace("f 1", "f-2");
+    let body = format!("{bad_flag}\n{broken}\n{number}\n");
+    let (status, answer) = post(&app, Some("application/x-ndjson"), body).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    assert_eq!(answer["rejected"], 3, "{answer}");
+    let dead = drain(&bus, DLQ_STREAM).await;
+    assert_eq!(dead.len(), 3);
+    for d in &dead {
+        let text = String::from_utf8_lossy(&d.payload);
+        assert!(
+            !text.contains(card),
+            "the card number rests in clear: {text}"
+        );
+        for (name, value) in d.headers.iter() {
+            assert!(!value.contains(card), "{name}: {value}");
+        }
+    }
+    let kept: Value = serde_json::from_slice(&dead[0].payload).expect("json kept");
+    assert!(
+        kept["account_ref"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("hmac1:")),
+        "{kept}"
+    );
+    assert_eq!(
+        kept["id"], "f 1",
+        "the rest is kept for the producer to fix"
+    );
+    assert_eq!(
+        dead[0].headers.get("Posbon-Redacted"),
+        Some("account_ref pseudonymised")
+    );
+    assert!(dead[1].payload.is_empty());
+    assert!(
+        dead[1]
+            .headers
+            .get("Posbon-Redacted")
+            .is_some_and(|n| n.starts_with("payload removed")),
     );
 }

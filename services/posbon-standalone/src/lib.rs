@@ -42,6 +42,11 @@ pub const REGISTRY_FILE: &str = "mahallas.geojson";
 /// directory (unless `auth.admin_token_file` says otherwise).
 pub const ADMIN_TOKEN_FILE: &str = "admin.token";
 
+/// Where the first start writes the fraud pseudonym key, in the data
+/// directory (unless `ingest.pseudonym_key_file` or
+/// `POSBON__INGEST__PSEUDONYM_KEY` gives one).
+pub const PSEUDONYM_KEY_FILE: &str = "pseudonym.key";
+
 /// Defaults of the standalone process itself.
 pub const DEFAULTS: &str = include_str!("default.toml");
 
@@ -185,6 +190,10 @@ pub fn load_config(
     }
     // The bootstrap admin token is written beside the data.
     config.standalone.http.apply_to(&mut config.auth);
+    // The pseudonym key is generated beside the data on the first start.
+    if config.ingest.pseudonym_key.is_none() && config.ingest.pseudonym_key_file.is_none() {
+        config.ingest.pseudonym_key_file = Some(config.standalone.data.join(PSEUDONYM_KEY_FILE));
+    }
     if config.auth.admin_token_file.is_none() {
         config.auth.admin_token_file = Some(config.standalone.data.join(ADMIN_TOKEN_FILE));
     }
@@ -264,6 +273,15 @@ pub async fn run(
                 config.standalone.data.display()
             )
         })?;
+    }
+    let generated = config.standalone.data.join(PSEUDONYM_KEY_FILE);
+    if config.ingest.pseudonym_key_file.as_ref() == Some(&generated)
+        && posbon_ingest::config::generate_pseudonym_key_file(&generated)?
+    {
+        eprintln!(
+            "first start: a fraud pseudonym key was written to {} (mode 0600); keep it and back it up",
+            generated.display()
+        );
     }
     let store: Store = posbon_store::open_store_with_metrics(&config.store, &metrics)
         .await

@@ -136,7 +136,9 @@ async fn world() -> World {
         .expect("alert");
     }
 
-    let config = posbon_standalone::load_config(None, &Default::default()).expect("config");
+    let mut config = posbon_standalone::load_config(None, &Default::default()).expect("config");
+    config.ingest.pseudonym_key_file = None;
+    config.ingest.pseudonym_key = Some(posbon_auth::secret::random_hex(32));
     let metrics = Metrics::new();
     let auth = Auth::new(store.clone(), registry.clone(), config.auth.clone()).expect("auth");
     let ingest = posbon_ingest::build(&config.ingest, bus.clone(), registry.clone(), &metrics)

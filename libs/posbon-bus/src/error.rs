@@ -24,6 +24,9 @@ pub enum BusErrorKind {
     Timeout,
     /// The bus or the subscription was closed. Not retryable.
     Closed,
+    /// The server refused the operation: this connection's user lacks the
+    /// permission. Not retryable.
+    Forbidden,
     /// Anything else (an unexpected response, an internal client error). Retryable.
     Other,
 }
@@ -45,6 +48,7 @@ impl BusErrorKind {
             Self::NoStream => "no_stream",
             Self::NotFound => "not_found",
             Self::Rejected => "rejected",
+            Self::Forbidden => "forbidden",
             Self::Unavailable => "unavailable",
             Self::Timeout => "timeout",
             Self::Closed => "closed",

@@ -64,6 +64,8 @@ mod error;
 pub mod headers;
 mod memory;
 mod nats;
+mod nats_auth;
+pub mod nats_permissions;
 pub mod subjects;
 
 use std::fmt;
@@ -76,6 +78,7 @@ pub use error::{BusError, BusErrorKind, BusResult};
 pub use headers::Headers;
 pub use memory::{MemoryBus, MemoryOptions};
 pub use nats::{NatsBus, NatsOptions};
+pub use nats_auth::{NatsConfig, NatsCredentials, NatsTls, seed_file_text};
 pub use subjects::{Retention, Storage, StreamConfig, default_streams};
 
 /// A message bus: JetStream streams with durable pull consumers, plus core publish/subscribe.

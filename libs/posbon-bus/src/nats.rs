@@ -19,6 +19,7 @@ use futures::StreamExt as _;
 use std::future::IntoFuture as _;
 use tokio::time::Instant;
 
+use crate::nats_auth::Violations;
 use crate::subjects::{Retention, Storage, validate_name, validate_pattern, validate_subject};
 use crate::{
     AckReply, Bus, BusError, BusErrorKind, BusResult, Consumer, ConsumerLag, ConsumerOptions,
@@ -49,6 +50,17 @@ pub struct NatsOptions {
     /// Keep trying when no server answers at start instead of failing `connect`.
     /// Default false: a wrong URL fails fast.
     pub retry_on_initial_connect: bool,
+    /// Who the connection is. Default anonymous.
+    pub credentials: crate::NatsCredentials,
+    /// TLS towards the servers.
+    pub tls: crate::NatsTls,
+    /// Prefix of reply subjects (`_INBOX` when unset); a least-privilege user
+    /// may subscribe only to its own.
+    pub inbox_prefix: Option<String>,
+    /// Whether [`Bus::ensure_streams`] creates and updates streams (true), or
+    /// only checks that they exist with the subjects expected (false: for users
+    /// that may not manage streams).
+    pub manage_streams: bool,
 }
 
 impl Default for NatsOptions {
@@ -62,6 +74,10 @@ impl Default for NatsOptions {
             max_ack_inflight: 16_384,
             max_reconnect_delay: Duration::from_secs(2),
             retry_on_initial_connect: false,
+            credentials: crate::NatsCredentials::None,
+            tls: crate::NatsTls::default(),
+            inbox_prefix: None,
+            manage_streams: true,
         }
     }
 }
@@ -78,6 +94,8 @@ pub struct NatsBus {
     options: NatsOptions,
     /// Streams ensured through this bus, checked by [`Bus::health`].
     streams: Arc<Mutex<Vec<String>>>,
+    /// The server's recent permission refusals.
+    violations: Violations,
 }
 
 impl NatsBus {
@@ -88,13 +106,19 @@ impl NatsBus {
             return Err(BusError::invalid("no nats server url given"));
         }
         let max_delay = options.max_reconnect_delay;
+        let violations = Violations::default();
+        let seen = violations.clone();
         let mut connect = async_nats::ConnectOptions::new()
             .connection_timeout(options.connection_timeout)
             .request_timeout(Some(options.request_timeout))
             .subscription_capacity(options.subscription_capacity.max(1))
             .max_reconnects(None)
             .reconnect_delay_callback(move |attempts| reconnect_delay(attempts, max_delay))
-            .event_callback(|event| async move { log_event(event) });
+            .event_callback(move |event| {
+                let seen = seen.clone();
+                async move { log_event(event, &seen) }
+            });
+        connect = crate::nats_auth::apply(connect, &options).await?;
         if let Some(name) = &options.name {
             connect = connect.name(name);
         }
@@ -117,6 +141,7 @@ impl NatsBus {
             jetstream,
             options,
             streams: Arc::default(),
+            violations,
         })
     }
 
@@ -128,6 +153,52 @@ impl NatsBus {
     /// The underlying JetStream context.
     pub fn jetstream(&self) -> &jetstream::Context {
         &self.jetstream
+    }
+
+    /// Checks that `config`'s stream exists and captures its subjects, for a
+    /// user that may not create streams.
+    async fn check_stream(&self, config: &StreamConfig) -> BusResult<()> {
+        let mut stream = match self.jetstream.get_stream(&config.name).await {
+            Ok(stream) => stream,
+            Err(err) => {
+                let err = get_stream_error(&config.name, &err);
+                return Err(if err.kind() == BusErrorKind::NotFound {
+                    BusError::new(
+                        BusErrorKind::NotFound,
+                        format!(
+                            "stream {} does not exist, and this connection does not create \
+                             streams (nats.manage_streams is off, the default with \
+                             credentials): create them as the admin user with \
+                             `posbon nats-streams`",
+                            config.name
+                        ),
+                    )
+                } else {
+                    err
+                });
+            }
+        };
+        let info = stream.info().await.map_err(|err| {
+            BusError::new(
+                BusErrorKind::Unavailable,
+                format!("stream {} info: {err}", config.name),
+            )
+        })?;
+        let mut have = info.config.subjects.clone();
+        let mut want = config.subjects.clone();
+        have.sort();
+        want.sort();
+        if have != want {
+            return Err(BusError::new(
+                BusErrorKind::Rejected,
+                format!(
+                    "stream {} captures {:?}, not {:?}: update it as the admin user with \
+                     `posbon nats-streams`",
+                    config.name, have, want
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// Checks the message and sends it; the returned future resolves to the stream's ack.
@@ -158,8 +229,14 @@ fn reconnect_delay(attempts: usize, max: Duration) -> Duration {
     Duration::from_millis(50u64 << exponent).min(max)
 }
 
-fn log_event(event: async_nats::Event) {
+fn log_event(event: async_nats::Event, violations: &Violations) {
     use async_nats::Event;
+    if let Event::ServerError(async_nats::ServerError::Other(text)) = &event
+        && violations.record(text)
+    {
+        tracing::error!(refusal = %text, "nats refused an operation: this user lacks the permission");
+        return;
+    }
     match event {
         Event::Connected => tracing::info!("nats connected"),
         Event::Disconnected => tracing::warn!("nats disconnected, reconnecting"),
@@ -584,10 +661,23 @@ impl Bus for NatsBus {
             config.validate()?;
         }
         for config in streams {
-            self.jetstream
-                .create_or_update_stream(stream_config(config))
-                .await
-                .map_err(|err| stream_error("ensure", &config.name, &err))?;
+            let started = Instant::now();
+            if self.options.manage_streams {
+                self.jetstream
+                    .create_or_update_stream(stream_config(config))
+                    .await
+                    .map_err(|err| {
+                        self.violations.explain(
+                            stream_error("ensure", &config.name, &err),
+                            started,
+                            None,
+                        )
+                    })?;
+            } else {
+                self.check_stream(config)
+                    .await
+                    .map_err(|err| self.violations.explain(err, started, None))?;
+            }
             let mut known = self.streams.lock().unwrap_or_else(PoisonError::into_inner);
             if !known.contains(&config.name) {
                 known.push(config.name.clone());
@@ -602,11 +692,16 @@ impl Bus for NatsBus {
         headers: Headers,
         payload: Bytes,
     ) -> BusResult<PublishAck> {
+        let started = Instant::now();
         let future = self.send(subject, &headers, payload).await?;
-        await_ack(subject, future).await
+        await_ack(subject, future)
+            .await
+            .map_err(|err| self.violations.explain(err, started, Some(subject)))
     }
 
     async fn publish_many(&self, messages: Vec<OutgoingMessage>) -> Vec<BusResult<PublishAck>> {
+        let started = Instant::now();
+        let subjects: Vec<String> = messages.iter().map(|m| m.subject.clone()).collect();
         let window = self.options.publish_window.max(1);
         let mut results: Vec<Option<BusResult<PublishAck>>> = Vec::with_capacity(messages.len());
         results.resize_with(messages.len(), || None);
@@ -637,10 +732,13 @@ impl Bus for NatsBus {
         }
         results
             .into_iter()
-            .map(|result| {
-                result.unwrap_or_else(|| {
-                    Err(BusError::new(BusErrorKind::Other, "publish result missing"))
-                })
+            .zip(subjects)
+            .map(|(result, subject)| {
+                result
+                    .unwrap_or_else(|| {
+                        Err(BusError::new(BusErrorKind::Other, "publish result missing"))
+                    })
+                    .map_err(|err| self.violations.explain(err, started, Some(&subject)))
             })
             .collect()
     }
@@ -690,11 +788,15 @@ impl Bus for NatsBus {
         {
             config.deliver_policy = info.config.deliver_policy;
         }
+        let started = Instant::now();
         let consumer = self
             .jetstream
             .create_consumer_on_stream(config, stream)
             .await
-            .map_err(|err| consumer_error(stream, durable, &err))?;
+            .map_err(|err| {
+                self.violations
+                    .explain(consumer_error(stream, durable, &err), started, None)
+            })?;
         Ok(Box::new(NatsConsumer {
             consumer,
             client: Arc::new(self.client.clone()),

@@ -41,6 +41,21 @@ pub const ESCALATION_ACTIONS: &str = "posbon.actions.escalations";
 /// The daily situation report (a core NATS subject, captured by no stream).
 pub const REPORTS_DAILY: &str = "posbon.reports.daily";
 
+/// The durable consumer of ingest on [`INGEST_STREAM`].
+pub const INGEST_DURABLE: &str = "ingest";
+/// The durable consumer of the indexer on [`EVENTS_STREAM`].
+pub const INDEXER_DURABLE: &str = "indexer";
+/// The durable consumer of the API's escalation lifecycle on [`ALERTS_STREAM`].
+pub const API_ALERTS_DURABLE: &str = "api-lifecycle";
+/// The durable consumer of the API's actions on [`ACTIONS_STREAM`].
+pub const API_ACTIONS_DURABLE: &str = "api-actions";
+
+/// The durable consumer of escalator shard `index` of `count` on
+/// [`EVENTS_STREAM`]: `escalator-<index>-of-<count>`.
+pub fn escalator_durable(index: u32, count: u32) -> String {
+    format!("escalator-{index}-of-{count}")
+}
+
 /// The region, district and mahalla token of an event that falls in no known mahalla.
 pub const UNASSIGNED: &str = "_unassigned";
 /// The kind token of a dead letter whose kind is not known.

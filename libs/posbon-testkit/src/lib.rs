@@ -30,7 +30,7 @@ mod nats;
 
 pub use error::TestkitError;
 pub use nats::{
-    INSTALL_COMMAND, MIN_NATS_VERSION, NATS_SERVER_ENV, NatsServer, nats_server_binary,
+    INSTALL_COMMAND, MIN_NATS_VERSION, NATS_SERVER_ENV, NatsServer, ProbeUser, nats_server_binary,
 };
 pub use tempfile::TempDir;
 

@@ -100,8 +100,20 @@ pub struct NatsServer {
     port: u16,
     store_dir: PathBuf,
     log_path: PathBuf,
+    /// A configuration file (`-c`) and the user the readiness probe is.
+    config: Option<(PathBuf, ProbeUser)>,
     // Dropped last: removes the store and the log.
     dir: TempDir,
+}
+
+/// Who the readiness probe connects as, on a server with authorization: an
+/// nkey user allowed `$JS.API.INFO` and subscriptions on `inbox`.
+#[derive(Debug, Clone)]
+pub struct ProbeUser {
+    /// The user's nkey seed (`SU...`).
+    pub seed: String,
+    /// A subject under the user's inbox for the probe's reply.
+    pub inbox: String,
 }
 
 impl NatsServer {
@@ -118,8 +130,26 @@ impl NatsServer {
         }
     }
 
+    /// Starts a server from the configuration file `config` (its port and
+    /// address are overridden; its `jetstream` block must name the store),
+    /// probing readiness as `probe`: for configurations with authorization.
+    ///
+    /// # Panics
+    ///
+    /// Panics with the reason when the server cannot be started.
+    pub fn start_with_config(config: &Path, probe: ProbeUser) -> NatsServer {
+        match Self::try_start_with(Some((config.to_owned(), probe))) {
+            Ok(server) => server,
+            Err(err) => panic!("cannot start nats-server with {}: {err}", config.display()),
+        }
+    }
+
     /// Starts a server like [`NatsServer::start`], returning the error instead of panicking.
     pub fn try_start() -> Result<NatsServer, TestkitError> {
+        Self::try_start_with(None)
+    }
+
+    fn try_start_with(config: Option<(PathBuf, ProbeUser)>) -> Result<NatsServer, TestkitError> {
         let binary = nats_server_binary()?;
         let dir = tempfile::Builder::new()
             .prefix("posbon-nats-")
@@ -133,6 +163,7 @@ impl NatsServer {
             port: 0,
             store_dir,
             log_path,
+            config,
             dir,
         };
         let mut attempt = 1;
@@ -276,12 +307,16 @@ impl NatsServer {
         let stderr = log
             .try_clone()
             .map_err(|err| TestkitError::io("open the server log", err))?;
-        let child = Command::new(&self.binary)
-            .arg("-js")
+        let mut command = Command::new(&self.binary);
+        match &self.config {
+            // The file's jetstream block names the store; flags after the
+            // file win over its address and port.
+            Some((config, _)) => command.arg("-c").arg(config),
+            None => command.arg("-js").arg("-sd").arg(&self.store_dir),
+        };
+        let child = command
             .args(["-a", "127.0.0.1"])
             .args(["-p", &self.port.to_string()])
-            .arg("-sd")
-            .arg(&self.store_dir)
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(stderr)
@@ -297,7 +332,7 @@ impl NatsServer {
             {
                 return Err(self.not_ready(format!("process exited with {status}"), log_start));
             }
-            match probe_jetstream(self.port) {
+            match probe_jetstream(self.port, self.config.as_ref().map(|(_, probe)| probe)) {
                 Ok(()) => return Ok(()),
                 Err(err) => reason = err,
             }
@@ -353,7 +388,7 @@ fn free_port() -> Result<u16, TestkitError> {
 
 /// Connects with the raw client protocol and asks the JetStream API for account info: ready
 /// means the server accepts clients and JetStream answers (not 503 "no responders").
-fn probe_jetstream(port: u16) -> Result<(), String> {
+fn probe_jetstream(port: u16, user: Option<&ProbeUser>) -> Result<(), String> {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500))
         .map_err(|err| format!("connect: {err}"))?;
@@ -374,13 +409,36 @@ fn probe_jetstream(port: u16) -> Result<(), String> {
     if !line.contains("\"jetstream\":true") {
         return Err("jetstream is not enabled".to_owned());
     }
+    let (auth, inbox) = match user {
+        None => (String::new(), "_posbon_probe".to_owned()),
+        Some(user) => {
+            let nonce = line
+                .split("\"nonce\":\"")
+                .nth(1)
+                .and_then(|rest| rest.split('"').next())
+                .ok_or("the server asks for no nonce: is authorization configured?")?;
+            let pair = nkeys::KeyPair::from_seed(&user.seed).map_err(|e| format!("seed: {e}"))?;
+            let signature = pair
+                .sign(nonce.as_bytes())
+                .map_err(|e| format!("sign: {e}"))?;
+            use base64::Engine as _;
+            let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(signature);
+            (
+                format!(",\"nkey\":\"{}\",\"sig\":\"{sig}\"", pair.public_key()),
+                user.inbox.clone(),
+            )
+        }
+    };
     writer
         .write_all(
-            b"CONNECT {\"verbose\":false,\"pedantic\":false,\"headers\":true,\
-              \"no_responders\":true,\"protocol\":1}\r\n\
-              SUB _posbon_probe 1\r\n\
-              PUB $JS.API.INFO _posbon_probe 0\r\n\r\n\
-              PING\r\n",
+            format!(
+                "CONNECT {{\"verbose\":false,\"pedantic\":false,\"headers\":true,\
+                 \"no_responders\":true,\"protocol\":1{auth}}}\r\n\
+                 SUB {inbox} 1\r\n\
+                 PUB $JS.API.INFO {inbox} 0\r\n\r\n\
+                 PING\r\n"
+            )
+            .as_bytes(),
         )
         .map_err(|err| format!("write: {err}"))?;
     loop {

@@ -35,9 +35,9 @@ use tokio_util::sync::CancellationToken;
 use crate::error::ApiError;
 
 /// Durable consumer of ALERTS that records openings.
-pub const ALERTS_DURABLE: &str = "api-lifecycle";
+pub const ALERTS_DURABLE: &str = posbon_bus::subjects::API_ALERTS_DURABLE;
 /// Durable consumer of ACTIONS.
-pub const ACTIONS_DURABLE: &str = "api-actions";
+pub const ACTIONS_DURABLE: &str = posbon_bus::subjects::API_ACTIONS_DURABLE;
 /// `Posbon-Alert-Type` of an opening.
 pub const OPENED: &str = "opened";
 /// `Posbon-Alert-Type` of an update.

@@ -4,7 +4,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
-use posbon_bus::{Bus, NatsBus, NatsOptions};
+use posbon_bus::{Bus, NatsBus};
 use posbon_store::open_store_with_metrics;
 use posbon_telemetry::Metrics;
 use serde::Deserialize;
@@ -23,6 +23,10 @@ pub struct FileConfig {
     /// Identities and the HTTP guard.
     #[serde(default)]
     pub auth: posbon_auth::AuthConfig,
+    /// How to connect to NATS: credentials, TLS, inbox prefix, whether to
+    /// manage the streams.
+    #[serde(default)]
+    pub nats: posbon_bus::NatsConfig,
     /// Logs, traces and metrics.
     #[serde(default)]
     pub telemetry: posbon_telemetry::TelemetryConfig,
@@ -45,15 +49,9 @@ pub async fn serve(config: FileConfig, shutdown: CancellationToken) -> anyhow::R
         .with_context(|| format!("cannot open the store ({})", config.store.describe()))?;
     tracing::info!(store = %config.store.describe(), "store open");
     let bus: Arc<dyn Bus> = Arc::new(
-        NatsBus::connect(
-            api.nats_urls.clone(),
-            NatsOptions {
-                name: Some("posbon-api".into()),
-                ..NatsOptions::default()
-            },
-        )
-        .await
-        .context("cannot connect to nats")?,
+        NatsBus::connect(api.nats_urls.clone(), config.nats.options("posbon-api")?)
+            .await
+            .context("cannot connect to nats")?,
     );
     let mut auth_config = config.auth;
     api.http.apply_to(&mut auth_config);

@@ -181,7 +181,7 @@ impl Shard {
 
     /// The durable consumer name of this shard.
     pub fn durable(&self) -> String {
-        format!("escalator-{}", self.name())
+        posbon_bus::subjects::escalator_durable(self.index, self.count)
     }
 
     /// Whether this shard owns `mahalla_id` (`None`: an unassigned event,

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
-use posbon_bus::{Bus, NatsBus, NatsOptions};
+use posbon_bus::{Bus, NatsBus};
 use posbon_risk::RiskConfig;
 use posbon_store::open_store_with_metrics;
 use posbon_telemetry::Metrics;
@@ -28,6 +28,10 @@ pub struct FileConfig {
     /// Who may read `/metrics` (the metrics token, or an admin).
     #[serde(default)]
     pub auth: posbon_auth::AuthConfig,
+    /// How to connect to NATS: credentials, TLS, inbox prefix, whether to
+    /// manage the streams.
+    #[serde(default)]
+    pub nats: posbon_bus::NatsConfig,
     /// Logs, traces and metrics.
     #[serde(default)]
     pub telemetry: posbon_telemetry::TelemetryConfig,
@@ -52,10 +56,9 @@ pub async fn serve(config: FileConfig, shutdown: CancellationToken) -> anyhow::R
     let bus: Arc<dyn Bus> = Arc::new(
         NatsBus::connect(
             escalator.nats_urls.clone(),
-            NatsOptions {
-                name: Some(format!("posbon-escalator-{}", escalator.shard()?.name())),
-                ..NatsOptions::default()
-            },
+            config
+                .nats
+                .options(&format!("posbon-escalator-{}", escalator.shard()?.name()))?,
         )
         .await
         .context("cannot connect to nats")?,

@@ -37,7 +37,7 @@ pub const DEFAULTS: &str = include_str!("default.toml");
 const LINGER: Duration = Duration::from_millis(20);
 
 /// The durable consumer name of the indexer on EVENTS.
-pub const DURABLE: &str = "indexer";
+pub const DURABLE: &str = posbon_bus::subjects::INDEXER_DURABLE;
 
 /// The whole configuration file of `posbon-indexer`.
 #[derive(Debug, Clone, Deserialize)]
@@ -50,6 +50,10 @@ pub struct FileConfig {
     /// Who may read `/metrics` (the metrics token, or an admin).
     #[serde(default)]
     pub auth: posbon_auth::AuthConfig,
+    /// How to connect to NATS: credentials, TLS, inbox prefix, whether to
+    /// manage the streams.
+    #[serde(default)]
+    pub nats: posbon_bus::NatsConfig,
     /// Logs, traces and metrics.
     #[serde(default)]
     pub telemetry: posbon_telemetry::TelemetryConfig,

@@ -18,7 +18,7 @@ const LINGER: Duration = Duration::from_millis(10);
 const IN_FLIGHT: usize = 2;
 
 /// The durable consumer name of ingest on INGEST.
-pub const DURABLE: &str = "ingest";
+pub const DURABLE: &str = posbon_bus::subjects::INGEST_DURABLE;
 
 /// Settings of the consumer loop.
 #[derive(Debug, Clone, Copy)]

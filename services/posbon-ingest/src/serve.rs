@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
-use posbon_bus::{Bus, NatsBus, NatsOptions};
+use posbon_bus::{Bus, NatsBus};
 use posbon_geo::Registry;
 use posbon_telemetry::Metrics;
 use tokio_util::sync::CancellationToken;
@@ -37,10 +37,7 @@ pub async fn serve(config: FileConfig, shutdown: CancellationToken) -> anyhow::R
     let bus: Arc<dyn Bus> = Arc::new(
         NatsBus::connect(
             ingest.nats_urls.clone(),
-            NatsOptions {
-                name: Some("posbon-ingest".into()),
-                ..NatsOptions::default()
-            },
+            config.nats.options("posbon-ingest")?,
         )
         .await
         .context("cannot connect to nats")?,

@@ -76,6 +76,10 @@ pub struct FileConfig {
     /// Identities and the HTTP guard.
     #[serde(default)]
     pub auth: posbon_auth::AuthConfig,
+    /// How to connect to NATS: credentials, TLS, inbox prefix, whether to
+    /// manage the streams.
+    #[serde(default)]
+    pub nats: posbon_bus::NatsConfig,
     /// Logs, traces and metrics.
     #[serde(default)]
     pub telemetry: posbon_telemetry::TelemetryConfig,

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
-use posbon_bus::{Bus, NatsBus, NatsOptions};
+use posbon_bus::{Bus, NatsBus};
 use posbon_store::open_store_with_metrics;
 use posbon_telemetry::Metrics;
 use tokio_util::sync::CancellationToken;
@@ -36,10 +36,7 @@ pub async fn serve(config: FileConfig, shutdown: CancellationToken) -> anyhow::R
     let bus: Arc<dyn Bus> = Arc::new(
         NatsBus::connect(
             reporter.nats_urls.clone(),
-            NatsOptions {
-                name: Some("posbon-reporter".into()),
-                ..NatsOptions::default()
-            },
+            config.nats.options("posbon-reporter")?,
         )
         .await
         .context("cannot connect to nats")?,

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use posbon_bus::subjects::EVENTS_STREAM;
-use posbon_bus::{Bus, MemoryBus, NatsBus, NatsOptions, default_streams};
+use posbon_bus::{Bus, MemoryBus, NatsBus, default_streams};
 use posbon_geo::Registry;
 use posbon_risk::RiskConfig;
 use posbon_store::{Store, StoreConfig};
@@ -110,6 +110,10 @@ pub struct StandaloneConfig {
     /// Identities and the HTTP guard.
     #[serde(default)]
     pub auth: posbon_auth::AuthConfig,
+    /// How to connect to NATS (with `nats_urls`): credentials, TLS, inbox prefix, whether to
+    /// manage the streams.
+    #[serde(default)]
+    pub nats: posbon_bus::NatsConfig,
     /// Logs, traces and metrics.
     #[serde(default)]
     pub telemetry: posbon_telemetry::TelemetryConfig,
@@ -128,6 +132,8 @@ pub struct Overrides {
     pub tikv: Option<String>,
     /// `--registry`.
     pub registry: Option<PathBuf>,
+    /// `--nats-creds`: a `.creds` or nkey seed file.
+    pub nats_creds: Option<PathBuf>,
     /// `--tls-cert`.
     pub tls_cert: Option<PathBuf>,
     /// `--tls-key`.
@@ -174,6 +180,9 @@ pub fn load_config(
     }
     if let Some(registry) = &overrides.registry {
         s.registry = Some(registry.clone());
+    }
+    if let Some(creds) = &overrides.nats_creds {
+        config.nats.credentials_file = Some(creds.clone());
     }
     if let Some(cert) = &overrides.tls_cert {
         s.http.tls_cert = Some(cert.clone());
@@ -292,10 +301,7 @@ pub async fn run(
         Arc::new(
             NatsBus::connect(
                 config.standalone.nats_urls.clone(),
-                NatsOptions {
-                    name: Some("posbon-standalone".into()),
-                    ..NatsOptions::default()
-                },
+                config.nats.options("posbon-standalone")?,
             )
             .await
             .context("cannot connect to nats")?,

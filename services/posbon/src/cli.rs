@@ -83,6 +83,21 @@ pub(crate) enum Command {
     /// Read and check the audit log of the running system (admin).
     #[command(arg_required_else_help = true)]
     Audit(AuditArgs),
+    /// Write a least-privilege nats-server configuration: one nkey user per service and producer class.
+    #[command(
+        after_help = "Writes DIR/nats.conf (run it as it is: nats-server -c DIR/nats.conf) and DIR/<user>.nk for
+the users admin, standalone, ingest, indexer, escalator, reporter, api, producer-police,
+producer-camera, producer-fraud and command-centre (mode 0600). Each service then takes
+[nats] credentials_file = \"DIR/<user>.nk\" (or posbon standalone --nats-creds DIR/standalone.nk);
+the admin creates the streams once with posbon nats-streams.
+Example:
+  posbon nats-config --out /etc/nats/posbon --listen 0.0.0.0:4222 --tls-dir /etc/nats/tls"
+    )]
+    NatsConfig(NatsConfigArgs),
+    /// Create or update Posbon's JetStream streams, as the NATS admin user.
+    #[command(after_help = "Example:
+  posbon nats-streams --nats nats://10.0.0.1:4222 --nats-creds /etc/nats/posbon/admin.nk")]
+    NatsStreams(NatsStreamsArgs),
     /// Run the indexer service: store every event of the EVENTS stream by H3 cell.
     #[command(
         after_help = "Configuration: embedded defaults, then --config FILE, then POSBON__INDEXER__<KEY>\nand POSBON__STORE__<KEY> environment variables (e.g. POSBON__STORE__PATH=/var/lib/posbon)."
@@ -272,6 +287,9 @@ pub(crate) struct StandaloneArgs {
     /// Use this NATS server (comma-separated URLs) instead of the in-memory bus.
     #[arg(long, value_name = "URLS")]
     pub(crate) nats: Option<String>,
+    /// Connect to NATS as this user: a .creds file or an nkey seed file (posbon nats-config writes them).
+    #[arg(long, value_name = "FILE", requires = "nats")]
+    pub(crate) nats_creds: Option<PathBuf>,
     /// Use this TiKV cluster (comma-separated PD endpoints) instead of the embedded store.
     #[arg(long, value_name = "PD_ENDPOINTS")]
     pub(crate) tikv: Option<String>,
@@ -284,6 +302,37 @@ pub(crate) struct StandaloneArgs {
     /// The PEM private key of --tls-cert.
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub(crate) tls_key: Option<PathBuf>,
+}
+
+/// `posbon nats-config`.
+#[derive(Debug, Args)]
+pub(crate) struct NatsConfigArgs {
+    /// Directory to write nats.conf and the credentials files into (nats.conf must not exist yet).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) out: PathBuf,
+    /// Address the server listens on for clients.
+    #[arg(long, default_value = "0.0.0.0:4222", value_name = "ADDR")]
+    pub(crate) listen: String,
+    /// Directory with server.pem and server-key.pem (TLS), and optionally ca.pem (then clients must present a certificate it signed).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) tls_dir: Option<PathBuf>,
+    /// JetStream's storage directory on the server.
+    #[arg(long, default_value = "/var/lib/nats/jetstream", value_name = "DIR")]
+    pub(crate) store_dir: String,
+    /// Escalator shards (escalator.shard_count): each has its own durable consumer.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) escalator_shards: u32,
+}
+
+/// `posbon nats-streams`.
+#[derive(Debug, Args)]
+pub(crate) struct NatsStreamsArgs {
+    /// NATS URLs (comma-separated).
+    #[arg(long, value_name = "URLS")]
+    pub(crate) nats: String,
+    /// The admin user's .creds or nkey seed file.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) nats_creds: Option<PathBuf>,
 }
 
 /// Arguments of a service command.

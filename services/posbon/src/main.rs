@@ -5,6 +5,7 @@
 
 mod cli;
 mod identity;
+mod nats;
 mod ops;
 mod services;
 mod simulate;
@@ -60,6 +61,10 @@ fn main() -> ExitCode {
         Command::Standalone(args) => services::standalone(args, false),
         Command::Ingest(args) => services::ingest(args),
         Command::Indexer(args) => services::indexer(args),
+        Command::NatsConfig(args) => nats::nats_config(args, cli.quiet),
+        Command::NatsStreams(args) => {
+            with_cli_telemetry(cli.quiet, || nats::nats_streams(args, cli.quiet))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

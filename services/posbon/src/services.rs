@@ -34,6 +34,7 @@ pub(crate) fn standalone(args: crate::cli::StandaloneArgs, demo: bool) -> anyhow
         nats: args.nats,
         tikv: args.tikv,
         registry: args.registry,
+        nats_creds: args.nats_creds,
         tls_cert: args.tls_cert,
         tls_key: args.tls_key,
     };

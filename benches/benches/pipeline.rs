@@ -174,11 +174,24 @@ async fn pipeline(buses: Buses, registry: Arc<Registry>, payloads: &[Bytes]) -> 
             posbon_indexer::consume(&config, bus, store, &indexer_metrics, shutdown).await
         })
     };
+    // Each event on its kind's subject, as producers publish (ingest refuses
+    // another kind than the subject names).
+    let subjects: Vec<String> = payloads
+        .iter()
+        .map(|p| {
+            let kind = serde_json::from_slice::<serde_json::Value>(p)
+                .ok()
+                .and_then(|v| v["kind"].as_str().map(str::to_owned))
+                .unwrap_or_else(|| "incident".to_owned());
+            format!("posbon.ingest.{kind}")
+        })
+        .collect();
     let started = Instant::now();
-    for chunk in payloads.chunks(4096) {
+    for (chunk, subjects) in payloads.chunks(4096).zip(subjects.chunks(4096)) {
         let messages = chunk
             .iter()
-            .map(|p| OutgoingMessage::new("posbon.ingest.incident", Headers::new(), p.clone()))
+            .zip(subjects)
+            .map(|(p, subject)| OutgoingMessage::new(subject.clone(), Headers::new(), p.clone()))
             .collect();
         for r in bus.publish_many(messages).await {
             r.expect("published");

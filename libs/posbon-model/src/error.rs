@@ -45,6 +45,9 @@ string_enum! {
         InvalidId = "invalid_id",
         /// A field of another event kind (e.g. `camera_id` on an incident).
         FieldNotAllowedForKind = "field_not_allowed_for_kind",
+        /// An event of another kind than the subject it arrived on names
+        /// (a `fraud_flag` on `posbon.ingest.incident`).
+        KindNotAllowedOnSubject = "kind_not_allowed_on_subject",
     }
 }
 

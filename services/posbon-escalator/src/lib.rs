@@ -291,7 +291,17 @@ pub enum Applied {
     },
     /// Another shard's, or already covered by the state.
     Skipped,
+    /// Stamped further ahead of its ingestion than
+    /// [`MAX_AHEAD_OF_INGEST`]: ingest refuses such events, so this one did
+    /// not come through it, and applying it would move the watermark (and
+    /// every tick) into the future.
+    OutOfWindow,
 }
+
+/// How far ahead of its ingestion an event may be stamped and still be
+/// applied (ingest's own limit, `ingest.max_future_secs`, is 5 minutes by
+/// default).
+pub const MAX_AHEAD_OF_INGEST: chrono::TimeDelta = chrono::TimeDelta::hours(1);
 
 impl std::fmt::Debug for Escalator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -382,6 +392,9 @@ impl Escalator {
             self.covered.remove(m);
         }
         let at = event.event.occurred_at().with_timezone(&Utc);
+        if at > event.ingested_at + MAX_AHEAD_OF_INGEST {
+            return Applied::OutOfWindow;
+        }
         let late = self.watermark().is_some_and(|w| at < w);
         self.engine.apply(event, &mut self.outbox);
         if self.max_event.is_none_or(|m| at > m) {
@@ -890,6 +903,16 @@ pub async fn consume(
                         dirty = true;
                     }
                     Applied::Skipped => m.skipped.inc(),
+                    Applied::OutOfWindow => {
+                        m.invalid.inc();
+                        tracing::warn!(
+                            sequence = delivery.stream_sequence,
+                            event = event.event.id(),
+                            occurred_at = %event.event.occurred_at(),
+                            ingested_at = %event.ingested_at,
+                            "event stamped far ahead of its ingestion: not applied"
+                        );
+                    }
                 },
                 Err(err) => {
                     m.invalid.inc();

@@ -266,3 +266,35 @@ async fn crash_and_reshard_reproduce_the_straight_replay() {
     }
     same(&alerts(&*bus, "check").await, &want);
 }
+
+/// Defence in depth: an event stamped far ahead of its ingestion (ingest
+/// would have refused it) is not applied, so the watermark, and every tick,
+/// stays where the real events put it.
+#[test]
+fn an_event_from_the_future_is_not_applied() {
+    let (reg, sim) = registry();
+    let events = events(&reg, sim);
+    let engine = Engine::new(RiskConfig::default(), reg).expect("engine");
+    let mut e = posbon_escalator::Escalator::new(
+        Shard::new(0, 1).expect("shard"),
+        engine,
+        Duration::from_secs(300),
+        Duration::from_secs(3600),
+    )
+    .expect("escalator");
+    assert!(matches!(
+        e.apply(1, &events[0]),
+        posbon_escalator::Applied::Applied { .. }
+    ));
+    let watermark = e.watermark();
+    let mut forged = events[1].clone();
+    forged.ingested_at = forged.event.occurred_at().with_timezone(&Utc)
+        - posbon_escalator::MAX_AHEAD_OF_INGEST
+        - TimeDelta::minutes(1);
+    assert_eq!(e.apply(2, &forged), posbon_escalator::Applied::OutOfWindow);
+    assert_eq!(e.watermark(), watermark, "the watermark did not move");
+    assert!(matches!(
+        e.apply(3, &events[1]),
+        posbon_escalator::Applied::Applied { .. }
+    ));
+}

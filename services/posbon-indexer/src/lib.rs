@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use posbon_bus::headers::{
-    CONTENT_TYPE, ORIGINAL_SUBJECT, REJECT_CODE, REJECT_REASON, REJECTED_BY,
+    CONTENT_TYPE, ORIGINAL_SUBJECT, REDACTED, REJECT_CODE, REJECT_REASON, REJECTED_BY,
 };
 use posbon_bus::subjects::{EVENTS_STREAM, dlq_subject};
 use posbon_bus::{Bus, BusError, ConsumerOptions, Delivery, Headers, default_streams};
@@ -469,18 +469,21 @@ async fn decode_batch(
     let mut kept = Vec::with_capacity(deliveries.len());
     let mut failed = None;
     for (n, d) in deliveries.iter().enumerate() {
-        match EnrichedEvent::from_message(d.headers.get(CONTENT_TYPE), &d.payload) {
+        let refused = match EnrichedEvent::from_message(d.headers.get(CONTENT_TYPE), &d.payload) {
+            Ok(event) if in_clear(&event) => Some(Poison::InClear),
             Ok(event) => {
                 events.push(event);
                 kept.push(n);
+                None
             }
-            Err(e) => {
-                if let Err(e) = poison(bus, d, &e).await {
-                    failed = Some(e);
-                    break;
-                }
-                m.events.with_labels(&["poison"]).inc();
+            Err(e) => Some(Poison::Undecodable(e)),
+        };
+        if let Some(why) = refused {
+            if let Err(e) = poison(bus, d, why).await {
+                failed = Some(e);
+                break;
             }
+            m.events.with_labels(&["poison"]).inc();
         }
     }
     if let Some(e) = failed {
@@ -504,16 +507,47 @@ async fn decode_batch(
     })
 }
 
-async fn poison(bus: &Arc<dyn Bus>, d: &Delivery, reason: &str) -> Result<(), BusError> {
-    tracing::warn!(sequence = d.stream_sequence, subject = %d.subject, error = %reason, "undecodable event sent to the dlq");
-    let headers = Headers::with_capacity(5)
+/// Why a delivery of EVENTS is not stored.
+enum Poison {
+    /// Not an enriched event.
+    Undecodable(String),
+    /// A fraud flag whose account reference is not a pseudonym: only ingest
+    /// may publish EVENTS, and ingest always pseudonymises, so this came from
+    /// elsewhere. Never stored, and its payload is not kept.
+    InClear,
+}
+
+/// Whether `event` carries an account reference in clear.
+fn in_clear(event: &EnrichedEvent) -> bool {
+    matches!(&event.event, posbon_model::Event::FraudFlag(f)
+        if !posbon_model::is_pseudonymised(&f.account_ref))
+}
+
+async fn poison(bus: &Arc<dyn Bus>, d: &Delivery, why: Poison) -> Result<(), BusError> {
+    let (code, reason, payload) = match why {
+        Poison::Undecodable(reason) => (
+            "undecodable_event",
+            reason.replace(['\r', '\n'], " "),
+            Bytes::clone(&d.payload),
+        ),
+        Poison::InClear => (
+            "not_pseudonymised",
+            "a fraud flag on EVENTS with its account_ref in clear: not stored, payload not kept"
+                .to_owned(),
+            Bytes::new(),
+        ),
+    };
+    tracing::warn!(sequence = d.stream_sequence, subject = %d.subject, code, error = %reason, "event sent to the dlq instead of the store");
+    let mut headers = Headers::with_capacity(6)
         .with_msg_id(format!("dlq:indexer:{}", d.stream_sequence))
-        .with(REJECT_CODE, "undecodable_event")
-        .with(REJECT_REASON, reason.replace(['\r', '\n'], " "))
+        .with(REJECT_CODE, code)
+        .with(REJECT_REASON, reason)
         .with(ORIGINAL_SUBJECT, d.subject.clone())
         .with(REJECTED_BY, "posbon-indexer");
-    bus.publish(&dlq_subject(None), headers, Bytes::clone(&d.payload))
-        .await?;
+    if payload.is_empty() {
+        headers = headers.with(REDACTED, "payload removed: account_ref in clear");
+    }
+    bus.publish(&dlq_subject(None), headers, payload).await?;
     // Terminated only after the DLQ has it.
     d.term().await
 }

@@ -131,3 +131,58 @@ async fn ids_repeated_across_overlapping_batches_are_stored_once() {
         );
     }
 }
+
+/// Defence in depth: a fraud flag on EVENTS whose account reference is not a
+/// pseudonym (only ingest may publish EVENTS, and it always pseudonymises)
+/// is not stored, and the dead-letter queue does not keep its payload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fraud_flag_in_clear_is_dead_lettered_not_stored() {
+    let bus = bus().await;
+    let mut flag: serde_json::Value = serde_json::to_value(event("clear-0", 0)).expect("json");
+    flag["event"] = serde_json::from_str(include_str!(
+        "../../../schemas/examples/valid/fraud_flag_scam_call.json"
+    ))
+    .expect("example");
+    let card = flag["event"]["account_ref"]
+        .as_str()
+        .expect("ref")
+        .to_owned();
+    let subject = event_subject(None, "fraud_flag").expect("subject");
+    bus.publish(
+        &subject,
+        Headers::new(),
+        Bytes::from(serde_json::to_vec(&flag).expect("json")),
+    )
+    .await
+    .expect("published");
+    publish(&bus, &[event("ok-1", 1)]).await;
+    let store = index(bus.clone(), 100).await;
+    assert_eq!(
+        store.count_events().await.expect("count"),
+        1,
+        "only the incident"
+    );
+    let dlq = bus
+        .consumer(
+            posbon_bus::subjects::DLQ_STREAM,
+            "test",
+            Vec::new(),
+            ConsumerOptions::default(),
+        )
+        .await
+        .expect("dlq consumer");
+    let dead = dlq
+        .fetch(10, Duration::from_millis(200))
+        .await
+        .expect("fetch");
+    assert_eq!(dead.len(), 1);
+    assert_eq!(
+        dead[0].headers.get("Posbon-Reject-Code"),
+        Some("not_pseudonymised")
+    );
+    assert!(dead[0].payload.is_empty());
+    assert!(
+        dead[0].headers.iter().all(|(_, v)| !v.contains(&card)),
+        "the reference is nowhere in the dlq"
+    );
+}

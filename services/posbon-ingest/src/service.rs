@@ -11,7 +11,9 @@ use posbon_bus::headers::{
 };
 use posbon_bus::subjects::{Place, dlq_subject, event_subject};
 use posbon_bus::{Bus, BusError, Headers, OutgoingMessage};
-use posbon_model::{EnrichedEvent, EventEncoding, FieldError, ValidationErrors};
+use posbon_model::{
+    EnrichedEvent, ErrorCode, EventEncoding, EventKind, FieldError, ValidationErrors,
+};
 use posbon_telemetry::{Counter, CounterVec, Histogram, Metrics, TelemetryError};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -163,7 +165,13 @@ impl Ingest {
         let now = Utc::now();
         let prepared: Vec<Vec<Prepared>> = bodies
             .iter()
-            .map(|b| self.enricher.prepare(&b.bytes, b.format, now))
+            .map(|b| {
+                let mut items = self.enricher.prepare(&b.bytes, b.format, now);
+                if let Source::Nats { subject, .. } = &b.source {
+                    keep_to_subject_kind(subject, &mut items);
+                }
+                items
+            })
             .collect();
         let count = prepared.iter().map(Vec::len).sum();
         let mut messages = Vec::with_capacity(count);
@@ -311,6 +319,33 @@ fn event_message(
         .with(CONTENT_TYPE, encoding.content_type())
         .with_trace_context();
     Ok(OutgoingMessage::new(subject, headers, payload))
+}
+
+/// On `posbon.ingest.<kind>` for a known kind, only events of that kind:
+/// NATS permits each producer class its own subject, and this makes the
+/// permission mean "its own kind" (other subjects, such as the demo's, take
+/// any kind).
+fn keep_to_subject_kind(subject: &str, items: &mut [Prepared]) {
+    let Some(kind) = subject
+        .strip_prefix("posbon.ingest.")
+        .and_then(EventKind::from_wire)
+    else {
+        return;
+    };
+    for item in items {
+        if let Ok(event) = &item.outcome
+            && event.event.kind() != kind
+        {
+            item.outcome = Err(ValidationErrors::single(
+                "kind",
+                ErrorCode::KindNotAllowedOnSubject,
+                format!(
+                    "a {} arrived on {subject}: publish each kind on posbon.ingest.<its kind>",
+                    event.event.kind().as_str()
+                ),
+            ));
+        }
+    }
 }
 
 /// Longest reason kept in a DLQ header; the full list is in the codes header

@@ -272,3 +272,52 @@ async fn rejected_fraud_flags_reach_the_dlq_without_their_account_number() {
             .is_some_and(|n| n.starts_with("payload removed")),
     );
 }
+
+/// Over NATS, `posbon.ingest.<kind>` carries only that kind (each producer
+/// class is permitted its own subject); other subjects take any kind.
+#[tokio::test]
+async fn a_subject_that_names_a_kind_carries_only_that_kind() {
+    use posbon_ingest::{BodyFormat, ItemStatus, Source};
+    let bus: Arc<dyn Bus> = Arc::new(MemoryBus::new());
+    bus.ensure_streams(&default_streams())
+        .await
+        .expect("streams");
+    let registry =
+        Arc::new(Registry::from_geojson(REGISTRY, &RegistryOptions::default()).expect("registry"));
+    let ingest = posbon_ingest::build(&config(1 << 20), bus.clone(), registry, &Metrics::new())
+        .expect("ingest");
+    let camera = r#"{"kind":"camera_alert","id":"c-1","occurred_at":"2026-05-01T14:30:00+05:00","location":{"lat":41.285,"lng":69.205},"source":"cam","camera_id":"cam-1","detection":"drug_handoff","confidence":0.9,"model":"va/1"}"#;
+    let body = |subject: &str, sequence: u64| posbon_ingest::Body {
+        bytes: bytes::Bytes::from(format!("{}\n{camera}\n", event("i-1", 41.285))),
+        format: BodyFormat::Ndjson,
+        source: Source::Nats {
+            subject: subject.to_owned(),
+            sequence,
+        },
+    };
+    let results = ingest
+        .process(&[
+            body("posbon.ingest.incident", 1),
+            body("posbon.ingest.demo", 2),
+        ])
+        .await;
+    let on_incident = results[0].as_ref().expect("published");
+    assert!(matches!(on_incident[0].status, ItemStatus::Accepted { .. }));
+    match &on_incident[1].status {
+        ItemStatus::Rejected { errors } => {
+            assert_eq!(
+                errors.iter().next().map(|e| e.code.as_str()),
+                Some("kind_not_allowed_on_subject"),
+                "{errors:?}"
+            );
+        }
+        other => panic!("a camera alert on posbon.ingest.incident: {other:?}"),
+    }
+    let on_demo = results[1].as_ref().expect("published");
+    assert!(
+        on_demo
+            .iter()
+            .all(|r| !matches!(r.status, ItemStatus::Rejected { .. })),
+        "{on_demo:?}"
+    );
+}

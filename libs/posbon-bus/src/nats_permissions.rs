@@ -310,6 +310,9 @@ pub fn server_config(options: &ServerOptions, users: &[NatsUser]) -> String {
         .rsplit_once(':')
         .unwrap_or((options.listen.as_str(), "4222"));
     let _ = writeln!(out, "host: \"{host}\"\nport: {port}");
+    // Events are at most 64 KiB; NDJSON batches on posbon.ingest.<kind> may
+    // be larger.
+    let _ = writeln!(out, "max_payload: 8MB");
     let _ = writeln!(
         out,
         "jetstream {{\n  store_dir: \"{}\"\n}}",

@@ -486,7 +486,7 @@ fn batch_of(prepared: PreparedEvents, fresh: &[bool]) -> (Vec<KvPair>, usize) {
 
 /// A write-mark token no other batch has: the time in nanoseconds, then a
 /// per-process counter mixed with a per-process random seed.
-fn write_token() -> Vec<u8> {
+pub(crate) fn write_token() -> Vec<u8> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     static SEED: LazyLock<u64> = LazyLock::new(|| {
         std::collections::hash_map::RandomState::new().hash_one(std::process::id())

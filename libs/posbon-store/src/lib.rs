@@ -113,6 +113,7 @@ mod ext;
 pub mod keys;
 mod memory;
 pub mod reports;
+pub mod retention;
 mod store;
 mod tikv;
 

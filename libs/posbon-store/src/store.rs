@@ -64,6 +64,17 @@ pub trait EventStore: Send + Sync {
     /// necessarily atomic (a large range may be removed in several steps, and
     /// a failure can leave part of it).
     async fn delete_range(&self, start: &[u8], end: &[u8]) -> Result<()>;
+
+    /// Removes each of `keys`, durably; not atomic as a whole. The default
+    /// removes each as the one-key range it is; backends with a batch delete
+    /// override it.
+    async fn delete_keys(&self, keys: Vec<Vec<u8>>) -> Result<()> {
+        for key in &keys {
+            check_key(key)?;
+            self.delete_range(key, &crate::keys::successor(key)).await?;
+        }
+        Ok(())
+    }
 }
 
 /// Checks one key against the limits of every backend.

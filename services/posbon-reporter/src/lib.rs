@@ -80,6 +80,9 @@ pub struct FileConfig {
     /// manage the streams.
     #[serde(default)]
     pub nats: posbon_bus::NatsConfig,
+    /// How long each table is kept; the reporter runs the daily deletion.
+    #[serde(default)]
+    pub retention: posbon_store::retention::RetentionConfig,
     /// Logs, traces and metrics.
     #[serde(default)]
     pub telemetry: posbon_telemetry::TelemetryConfig,

@@ -44,5 +44,23 @@ pub async fn serve(config: FileConfig, shutdown: CancellationToken) -> anyhow::R
     let mut auth_config = config.auth;
     reporter.http.apply_to(&mut auth_config);
     let auth = posbon_auth::Auth::new(store.clone(), registry.clone(), auth_config)?;
-    crate::run(reporter, bus, store, registry, metrics, auth, shutdown).await
+    let retention = tokio::spawn(posbon_store::retention::run_daily(
+        store.clone(),
+        config.retention,
+        metrics.clone(),
+        shutdown.clone(),
+    ));
+    let served = crate::run(
+        reporter,
+        bus,
+        store,
+        registry,
+        metrics,
+        auth,
+        shutdown.clone(),
+    )
+    .await;
+    shutdown.cancel();
+    retention.await??;
+    served
 }

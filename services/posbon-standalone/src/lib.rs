@@ -114,6 +114,9 @@ pub struct StandaloneConfig {
     /// manage the streams.
     #[serde(default)]
     pub nats: posbon_bus::NatsConfig,
+    /// How long each table is kept (a daily deletion).
+    #[serde(default)]
+    pub retention: posbon_store::retention::RetentionConfig,
     /// Logs, traces and metrics.
     #[serde(default)]
     pub telemetry: posbon_telemetry::TelemetryConfig,
@@ -367,6 +370,12 @@ pub async fn run(
         async move { posbon_service::http::serve(listener, app, &http, input).await }
     });
     let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(posbon_store::retention::run_daily(
+        store.clone(),
+        config.retention.clone(),
+        metrics.clone(),
+        processing.clone(),
+    ));
     tasks.spawn({
         let settings = posbon_ingest::consumer::ConsumerSettings::from(&config.ingest);
         let (metrics, token) = (metrics.clone(), input.clone());

@@ -259,6 +259,28 @@ pub(crate) enum StoreCommand {
         after_help = "Stores: embedded:PATH or tikv:PD_ENDPOINT[,PD_ENDPOINT...]. Stop the writers first.\nExample:\n  posbon store copy --from embedded:data/store --to tikv:10.0.0.5:2379,10.0.0.6:2379"
     )]
     Copy(StoreCopyArgs),
+    /// Delete what is older than its table's retention ([retention] in --config; defaults otherwise).
+    #[command(
+        after_help = "Retention (days, 0 keeps forever): incident_days 1825, camera_alert_days 90,\nfraud_flag_days 365, escalation_days 730 (closed escalations, by when they closed).\nThe services run the same deletion daily; stop an embedded store's process first.\nExamples:\n  posbon store prune --store embedded:data/store --dry-run\n  posbon store prune --store tikv:10.0.0.5:2379 --config posbon.toml"
+    )]
+    Prune(StorePruneArgs),
+}
+
+/// `posbon store prune`.
+#[derive(Debug, Args)]
+pub(crate) struct StorePruneArgs {
+    /// The store: embedded:PATH or tikv:PD_ENDPOINT[,PD_ENDPOINT...].
+    #[arg(long)]
+    pub(crate) store: String,
+    /// A configuration file whose [retention] section gives the days (other sections are ignored).
+    #[arg(long, short)]
+    pub(crate) config: Option<PathBuf>,
+    /// Print what would be deleted, delete nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+    /// Look at every event, not only those since the last run.
+    #[arg(long)]
+    pub(crate) full: bool,
 }
 
 /// `posbon store copy`.

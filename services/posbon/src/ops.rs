@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::cli::{
     ApiTarget, MahallasLoadArgs, ReplayArgs, ReportDailyArgs, SqlArgs, StoreCopyArgs,
-    TailAlertsArgs,
+    StorePruneArgs, TailAlertsArgs,
 };
 
 /// Exit code of `replay` when some lines were rejected.
@@ -410,6 +410,60 @@ fn store_config(spec: &str) -> anyhow::Result<posbon_store::StoreConfig> {
         return Ok(posbon_store::StoreConfig::tikv(endpoints));
     }
     bail!("{spec:?}: a store is embedded:PATH or tikv:PD_ENDPOINT[,PD_ENDPOINT...]")
+}
+
+/// `posbon store prune`.
+pub(crate) fn store_prune(args: StorePruneArgs) -> anyhow::Result<()> {
+    #[derive(serde::Deserialize)]
+    struct File {
+        #[serde(default)]
+        retention: posbon_store::retention::RetentionConfig,
+    }
+    let retention = match &args.config {
+        None => posbon_store::retention::RetentionConfig::default(),
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            toml::from_str::<File>(&text)
+                .with_context(|| format!("{}: [retention]", path.display()))?
+                .retention
+        }
+    };
+    let config = store_config(&args.store)?;
+    runtime()?.block_on(async {
+        let store = posbon_store::open_store(&config)
+            .await
+            .with_context(|| format!("cannot open {}", config.describe()))?;
+        let report = posbon_store::retention::prune(
+            &*store,
+            &retention,
+            chrono::Utc::now(),
+            args.dry_run,
+            args.full,
+        )
+        .await?;
+        let verb = if report.dry_run {
+            "would delete"
+        } else {
+            "deleted"
+        };
+        let mut out = std::io::stdout().lock();
+        for (table, cutoff) in &report.cutoffs {
+            let n = match table.as_str() {
+                "escalations" => report.escalations,
+                kind => report.events.get(kind).copied().unwrap_or(0),
+            };
+            writeln!(
+                out,
+                "{table:<14} {verb} {n:>9}  (older than {})",
+                cutoff.format("%Y-%m-%d %H:%M UTC")
+            )?;
+        }
+        if report.cutoffs.is_empty() {
+            writeln!(out, "every table is kept forever: nothing to delete")?;
+        }
+        Ok(())
+    })
 }
 
 /// `posbon store copy`.

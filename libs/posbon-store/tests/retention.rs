@@ -1,0 +1,222 @@
+//! Retention on every backend (memory, embedded, TiKV through the in-repo
+//! test server): what is older than its kind's retention goes with all its
+//! keys, nothing younger is touched, a dry run deletes nothing, the write
+//! marks of the hours touched change, open escalations stay.
+
+use chrono::{DateTime, TimeDelta, Utc};
+use posbon_geo::{LatLng, Resolution};
+use posbon_model::{
+    EnrichedEvent, Escalation, EscalationRecord, EscalationStatus, Limits, RiskLevel, parse_event,
+};
+use posbon_store::retention::{RetentionConfig, prune};
+use posbon_store::{
+    EmbeddedStore, EscalationStoreExt as _, EventStore, EventStoreExt as _, MemoryStore,
+    TikvConfig, TikvStore,
+};
+use posbon_tikv_testserver::TestServer;
+use serde_json::Value;
+
+fn event(kind_example: &str, id: &str, at: DateTime<Utc>) -> EnrichedEvent {
+    let mut v: Value = serde_json::from_str(kind_example).expect("example");
+    v["id"] = Value::from(id);
+    v["occurred_at"] = Value::from(at.to_rfc3339());
+    if v["account_ref"].is_string() {
+        v["account_ref"] = Value::from(posbon_model::pseudonymise_account_ref(b"k", "card"));
+    }
+    let parsed = parse_event(
+        serde_json::to_vec(&v).expect("json").as_slice(),
+        &Limits::default(),
+        at + TimeDelta::days(1),
+    )
+    .expect("valid");
+    let cell = LatLng::new(41.31, 69.25)
+        .expect("valid")
+        .to_cell(Resolution::Ten);
+    EnrichedEvent {
+        event: parsed,
+        cell: posbon_model::CellId::new(u64::from(cell)).expect("cell"),
+        mahalla_id: None,
+        district_id: None,
+        region_id: None,
+        ingested_at: at,
+    }
+}
+
+const INCIDENT: &str = include_str!("../../../schemas/examples/valid/incident_robbery.json");
+const CAMERA: &str = include_str!("../../../schemas/examples/valid/camera_alert_drug_handoff.json");
+const FRAUD: &str = include_str!("../../../schemas/examples/valid/fraud_flag_scam_call.json");
+
+fn escalation(id: &str, closed: Option<DateTime<Utc>>, now: DateTime<Utc>) -> EscalationRecord {
+    let opened = closed.unwrap_or(now) - TimeDelta::days(1);
+    let escalation = Escalation {
+        id: id.to_owned(),
+        mahalla_id: "m1".into(),
+        district_id: "d1".into(),
+        region_id: "r1".into(),
+        level: RiskLevel::High,
+        previous_level: RiskLevel::Normal,
+        score: 4.2,
+        rule: "intensity".into(),
+        counts: Default::default(),
+        hot_cells: vec![],
+        evidence: vec![],
+        window_start: opened,
+        window_end: opened,
+        opened_at: opened,
+        status: EscalationStatus::Open,
+    };
+    let mut record = EscalationRecord::opened(escalation, 1, opened);
+    if let Some(at) = closed {
+        record.escalation.status = EscalationStatus::Resolved;
+        record.closed_at = Some(at);
+        record.updated_at = at;
+    }
+    record
+}
+
+async fn check(store: &dyn EventStore) {
+    let now = DateTime::parse_from_rfc3339("2026-12-01T00:00:00Z")
+        .expect("now")
+        .with_timezone(&Utc);
+    let days = |d: i64| now - TimeDelta::days(d);
+    let old = vec![
+        event(INCIDENT, "inc-old", days(2000)),
+        event(CAMERA, "cam-old", days(100)),
+        event(FRAUD, "fraud-old", days(400)),
+    ];
+    let young = vec![
+        event(INCIDENT, "inc-young", days(100)),
+        event(INCIDENT, "inc-edge", days(1824)),
+        event(CAMERA, "cam-young", days(80)),
+        event(FRAUD, "fraud-young", days(300)),
+    ];
+    store.put_events(&old).await.expect("put");
+    store.put_events(&young).await.expect("put");
+    store
+        .put_escalation(&escalation("esc-old", Some(days(800)), now))
+        .await
+        .expect("esc");
+    store
+        .put_escalation(&escalation("esc-closed-recently", Some(days(10)), now))
+        .await
+        .expect("esc");
+    store
+        .put_escalation(&escalation("esc-open-for-ages", None, now))
+        .await
+        .expect("esc");
+    let config = RetentionConfig::default();
+    let span = (i64::MIN / 2, i64::MAX / 2);
+    let marks_before = store
+        .write_marks_digest(span.0, span.1)
+        .await
+        .expect("digest");
+
+    let dry = prune(store, &config, now, true, false).await.expect("dry");
+    assert!(dry.dry_run);
+    assert_eq!(dry.events.values().sum::<u64>(), 3, "{dry:?}");
+    assert_eq!(dry.escalations, 1);
+    assert_eq!(
+        store.count_events().await.expect("count"),
+        7,
+        "a dry run deletes nothing"
+    );
+    assert_eq!(store.escalations().await.expect("all").len(), 3);
+
+    let report = prune(store, &config, now, false, false)
+        .await
+        .expect("prune");
+    assert_eq!(report.events["incident"], 1);
+    assert_eq!(report.events["camera_alert"], 1);
+    assert_eq!(report.events["fraud_flag"], 1);
+    assert_eq!(report.escalations, 1);
+    for e in &old {
+        assert!(
+            store.get_event(e.event.id()).await.expect("get").is_none(),
+            "{} is gone",
+            e.event.id()
+        );
+    }
+    for e in &young {
+        assert_eq!(
+            store.get_event(e.event.id()).await.expect("get").as_ref(),
+            Some(e),
+            "{} is untouched",
+            e.event.id()
+        );
+    }
+    let everything = store.events_in_time(days(10_000), now).await.expect("scan");
+    assert_eq!(
+        everything.len(),
+        4,
+        "no key of a deleted event is left in time order"
+    );
+    let in_cell = store
+        .events_in_cell(
+            posbon_geo::CellIndex::try_from(young[0].cell.get()).expect("cell"),
+            Resolution::Ten,
+            days(10_000),
+            now,
+        )
+        .await
+        .expect("cell");
+    assert_eq!(in_cell.len(), 4, "nor by cell");
+    let ids: Vec<String> = store
+        .escalations()
+        .await
+        .expect("all")
+        .into_iter()
+        .map(|r| r.escalation.id)
+        .collect();
+    assert_eq!(ids, ["esc-closed-recently", "esc-open-for-ages"]);
+    assert_ne!(
+        store
+            .write_marks_digest(span.0, span.1)
+            .await
+            .expect("digest"),
+        marks_before,
+        "what was computed from the deleted events is computed again"
+    );
+
+    // The next run starts where this one stopped, and finds nothing new.
+    let again = prune(store, &config, now + TimeDelta::hours(1), false, false)
+        .await
+        .expect("again");
+    assert_eq!(again.events.values().sum::<u64>(), 0);
+    assert_eq!(store.count_events().await.expect("count"), 4);
+
+    // Kept forever: 0 days.
+    let forever = RetentionConfig {
+        incident_days: 0,
+        camera_alert_days: 0,
+        fraud_flag_days: 0,
+        escalation_days: 0,
+        enabled: true,
+    };
+    let none = prune(store, &forever, now + TimeDelta::days(5000), false, true)
+        .await
+        .expect("forever");
+    assert_eq!(none.events.values().sum::<u64>(), 0);
+    assert_eq!(store.count_events().await.expect("count"), 4);
+}
+
+#[tokio::test]
+async fn retention_on_the_memory_store() {
+    check(&MemoryStore::new()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_on_the_embedded_store() {
+    let dir = tempfile::tempdir().expect("dir");
+    check(&EmbeddedStore::open(dir.path()).expect("open")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_on_tikv() {
+    let server = TestServer::with_splits(vec![b"e".to_vec(), b"i".to_vec(), b"t".to_vec()])
+        .await
+        .expect("test server");
+    let store = TikvStore::connect(&TikvConfig::new([server.pd_endpoint()]), None)
+        .await
+        .expect("connect");
+    check(&store).await;
+}

@@ -91,7 +91,18 @@ async fn tikv_store_conforms_on_a_real_cluster_when_configured() {
         .map(|e| e.trim().to_owned())
         .filter(|e| !e.is_empty())
         .collect();
-    let store = TikvStore::connect(&TikvConfig::new(endpoints), None)
+    let mut config = TikvConfig::new(endpoints);
+    // A cluster with mutual TLS (deploy/make-certs.sh): its CA and a client
+    // certificate.
+    if let Ok(dir) = std::env::var("POSBON_TIKV_TLS_DIR") {
+        let dir = std::path::PathBuf::from(dir);
+        config.tls = Some(posbon_store::TikvTlsConfig {
+            ca_path: dir.join("ca.pem"),
+            cert_path: dir.join("posbon.pem"),
+            key_path: dir.join("posbon-key.pem"),
+        });
+    }
+    let store = TikvStore::connect(&config, None)
         .await
         .expect("the cluster of POSBON_TIKV_PD answers");
     conformance::run_all(&store).await;
@@ -424,5 +435,83 @@ async fn oversized_answers_are_fetched_in_parts() {
         server.calls("RawBatchGet") > 2,
         "{} batch gets",
         server.calls("RawBatchGet")
+    );
+}
+
+/// The TLS path of `[store.tikv.tls]` against the test server run with
+/// mutual TLS: the conformance suite passes with a client certificate of the
+/// cluster's CA; without TLS, or with a certificate of another CA, the
+/// store does not connect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tikv_store_over_mutual_tls() {
+    use posbon_store::TikvTlsConfig;
+    use posbon_tikv_testserver::{TestServerOptions, TestServerTls};
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+
+    fn ca() -> CertifiedIssuer<'static, KeyPair> {
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        CertifiedIssuer::self_signed(params, KeyPair::generate().expect("key")).expect("ca")
+    }
+    fn leaf(names: &[&str], issuer: &CertifiedIssuer<'static, KeyPair>) -> (String, String) {
+        let key = KeyPair::generate().expect("key");
+        let params =
+            CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>())
+                .expect("params");
+        let cert = params.signed_by(&key, issuer).expect("signed");
+        (cert.pem(), key.serialize_pem())
+    }
+    let cluster_ca = ca();
+    let (server_cert, server_key) = leaf(&["127.0.0.1", "localhost"], &cluster_ca);
+    let (client_cert, client_key) = leaf(&["posbon"], &cluster_ca);
+    let stranger_ca = ca();
+    let (stranger_cert, stranger_key) = leaf(&["stranger"], &stranger_ca);
+    let dir = tempfile::tempdir().expect("dir");
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).expect("write");
+        path
+    };
+    let ca_path = write("ca.pem", &cluster_ca.pem());
+    let client = TikvTlsConfig {
+        ca_path: ca_path.clone(),
+        cert_path: write("client.pem", &client_cert),
+        key_path: write("client-key.pem", &client_key),
+    };
+    let stranger = TikvTlsConfig {
+        ca_path,
+        cert_path: write("stranger.pem", &stranger_cert),
+        key_path: write("stranger-key.pem", &stranger_key),
+    };
+    let server = TestServer::start(TestServerOptions {
+        split_keys: conformance_splits(),
+        tls: Some(TestServerTls {
+            cert_pem: server_cert.into_bytes(),
+            key_pem: server_key.into_bytes(),
+            client_ca_pem: cluster_ca.pem().into_bytes(),
+        }),
+        ..TestServerOptions::default()
+    })
+    .await
+    .expect("test server with tls");
+    let config = |tls: Option<TikvTlsConfig>| {
+        let mut config = TikvConfig::new([server.pd_endpoint()]);
+        config.tls = tls;
+        config.connect_timeout_ms = 2000;
+        config
+    };
+    let store = TikvStore::connect(&config(Some(client)), None)
+        .await
+        .expect("connects with the cluster's client certificate");
+    conformance::run_all(&store).await;
+    assert!(
+        TikvStore::connect(&config(None), None).await.is_err(),
+        "plain gRPC is refused"
+    );
+    assert!(
+        TikvStore::connect(&config(Some(stranger)), None)
+            .await
+            .is_err(),
+        "a certificate of another CA is refused"
     );
 }

@@ -79,6 +79,28 @@ pub struct TestServerOptions {
     /// repetitions do not matter; the empty key is ignored). `n` distinct keys
     /// make `n + 1` regions.
     pub split_keys: Vec<Vec<u8>>,
+    /// Serve PD and TiKV over TLS, as a cluster with `security` configured
+    /// does; `None` serves plain gRPC.
+    pub tls: Option<TestServerTls>,
+}
+
+/// TLS of a [`TestServer`] (PEM): its certificate and key, and the CA whose
+/// client certificates it requires (mutual TLS, as TiKV's `security`
+/// section does when `ca-path` is set).
+#[derive(Clone, PartialEq, Eq)]
+pub struct TestServerTls {
+    /// The server's certificate chain.
+    pub cert_pem: Vec<u8>,
+    /// The server's private key.
+    pub key_pem: Vec<u8>,
+    /// The CA that signed the clients' certificates; a client without one is refused.
+    pub client_ca_pem: Vec<u8>,
+}
+
+impl std::fmt::Debug for TestServerTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestServerTls").finish_non_exhaustive()
+    }
 }
 
 impl Default for TestServerOptions {
@@ -86,6 +108,7 @@ impl Default for TestServerOptions {
         Self {
             listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
             split_keys: DEFAULT_SPLIT_KEYS.iter().map(|k| k.to_vec()).collect(),
+            tls: None,
         }
     }
 }
@@ -101,6 +124,9 @@ pub enum Error {
         /// Why.
         source: std::io::Error,
     },
+    /// The TLS certificate, key or CA was refused.
+    #[error("tls: {0}")]
+    Tls(String),
 }
 
 /// A running PD + TiKV test server. Stops when dropped (or with
@@ -136,7 +162,18 @@ impl TestServer {
         }
         let cluster = Arc::new(Cluster::new(address.to_string(), &options.split_keys));
         let (shutdown, stopped) = oneshot::channel::<()>();
-        let server = tonic::transport::Server::builder()
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(tls) = &options.tls {
+            use tonic::transport::{Certificate, Identity, ServerTlsConfig};
+            builder = builder
+                .tls_config(
+                    ServerTlsConfig::new()
+                        .identity(Identity::from_pem(&tls.cert_pem, &tls.key_pem))
+                        .client_ca_root(Certificate::from_pem(&tls.client_ca_pem)),
+                )
+                .map_err(|e| Error::Tls(e.to_string()))?;
+        }
+        let server = builder
             .add_service(grpc::PdService(Arc::clone(&cluster)))
             .add_service(grpc::TikvService(Arc::clone(&cluster)));
         // TCP_NODELAY on every accepted connection, as TiKV and PD (gRPC)

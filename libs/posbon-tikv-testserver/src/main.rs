@@ -7,7 +7,9 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use clap::Parser;
-use posbon_tikv_testserver::{DEFAULT_SPLIT_KEYS, TestServer, TestServerOptions, parse_key};
+use posbon_tikv_testserver::{
+    DEFAULT_SPLIT_KEYS, TestServer, TestServerOptions, TestServerTls, parse_key,
+};
 
 /// A PD + TiKV gRPC test server for tikv-client's raw API, over an in-memory
 /// ordered map. Data lives as long as the process.
@@ -21,6 +23,15 @@ struct Args {
     /// `\xNN` stands for a byte. Default: e, i and t (four regions).
     #[arg(long = "split", value_name = "KEY", value_parser = parse_key)]
     split: Vec<Vec<u8>>,
+    /// Serve over TLS with this PEM certificate (with --tls-key and --tls-client-ca).
+    #[arg(long, value_name = "FILE", requires_all = ["tls_key", "tls_client_ca"])]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The PEM key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
+    /// The PEM CA whose client certificates are accepted (mutual TLS).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_client_ca: Option<std::path::PathBuf>,
 }
 
 #[tokio::main]
@@ -31,9 +42,29 @@ async fn main() -> ExitCode {
     } else {
         args.split
     };
+    let tls = match (&args.tls_cert, &args.tls_key, &args.tls_client_ca) {
+        (Some(cert), Some(key), Some(ca)) => {
+            let read = |p: &std::path::Path| {
+                std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()))
+            };
+            match (read(cert), read(key), read(ca)) {
+                (Ok(cert_pem), Ok(key_pem), Ok(client_ca_pem)) => Some(TestServerTls {
+                    cert_pem,
+                    key_pem,
+                    client_ca_pem,
+                }),
+                (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+                    eprintln!("tikv-testserver: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        _ => None,
+    };
     let server = match TestServer::start(TestServerOptions {
         listen: args.listen,
         split_keys,
+        tls,
     })
     .await
     {

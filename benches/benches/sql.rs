@@ -148,14 +148,15 @@ async fn load(store: &Store, registry: &Registry, sim: Arc<SimRegistry>, events:
     let started = Instant::now();
     let mut batch: Vec<EnrichedEvent> = Vec::with_capacity(LOAD_BATCH);
     let mut loaded = 0usize;
-    let key = b"posbon benchmark pseudonym key";
+    let key =
+        posbon_model::PseudonymKeys::single("k1", b"posbon benchmark pseudonym key").expect("key");
     for item in stream {
         let SimBody::Valid { event, .. } = item.body else {
             continue;
         };
         let mut event = *event;
         if let Event::FraudFlag(f) = &mut event {
-            f.pseudonymise(key);
+            f.pseudonymise(&key);
         }
         let ingested_at = event.occurred_at().with_timezone(&Utc) + TimeDelta::seconds(2);
         batch.push(

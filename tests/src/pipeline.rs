@@ -391,7 +391,7 @@ pub async fn run_pipeline(chaos: Chaos, backend: Backend) {
     let kept = posbon_ingest::Enricher::new(
         registry.clone(),
         posbon_model::Limits::default(),
-        &config.ingest.pseudonym_key().expect("key"),
+        config.ingest.pseudonym_key().expect("key"),
     );
     let ingest = posbon_ingest::build(
         &config.ingest,

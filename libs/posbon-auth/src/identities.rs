@@ -336,6 +336,35 @@ impl Identities {
         Ok(!self.store.scan(&start, &end, 1).await?.is_empty())
     }
 
+    /// Deletes sessions and login links that expired before `now` (they are
+    /// refused anyway; this keeps them from piling up). Returns how many of
+    /// each went.
+    pub async fn prune_expired(&self, now: DateTime<Utc>) -> Result<(u64, u64), IdentityError> {
+        #[derive(serde::Deserialize)]
+        struct Expiring {
+            expires_at: DateTime<Utc>,
+        }
+        let mut counts = [0u64; 2];
+        for (i, kind) in [SESSION, LINK].into_iter().enumerate() {
+            let (start, end) = prefix_range(&[IDENTITY, kind]);
+            let expired: Vec<Vec<u8>> = self
+                .store
+                .scan_stream(start, end, 256)
+                .try_filter_map(|(k, v)| async move {
+                    // A record that does not read is left for a person to see.
+                    Ok(decode_json::<Expiring>("expiring identity record", &v)
+                        .ok()
+                        .filter(|r| r.expires_at <= now)
+                        .map(|_| k))
+                })
+                .try_collect()
+                .await?;
+            counts[i] = expired.len() as u64;
+            self.store.delete_keys(expired).await?;
+        }
+        Ok((counts[0], counts[1]))
+    }
+
     /// Whether no token and no user exists yet.
     pub async fn is_empty(&self) -> Result<bool, IdentityError> {
         Ok(!self.any(TOKEN).await? && !self.any(USER).await?)

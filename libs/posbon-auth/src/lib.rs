@@ -28,6 +28,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use posbon_geo::Registry;
 use posbon_store::Store;
 use serde::Deserialize;
@@ -229,6 +230,12 @@ impl Auth {
         }
     }
 
+    /// Deletes expired sessions and login links (the daily retention job
+    /// calls it through [`posbon_store::retention::Pruner`]).
+    pub async fn prune_expired(&self, now: DateTime<Utc>) -> anyhow::Result<(u64, u64)> {
+        Ok(self.identities.prune_expired(now).await?)
+    }
+
     /// On a store with no identities: creates an admin token and writes it to
     /// `auth.admin_token_file`, returning the path. A server listening on a
     /// non-loopback address does so only with
@@ -298,4 +305,12 @@ async fn write_bootstrap_token(identities: &Identities, path: &Path) -> anyhow::
     made?;
     written.map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
     Ok(())
+}
+
+#[async_trait::async_trait]
+impl posbon_store::retention::Pruner for Auth {
+    async fn prune_expired(&self, now: DateTime<Utc>) -> anyhow::Result<Vec<(&'static str, u64)>> {
+        let (sessions, links) = Auth::prune_expired(self, now).await?;
+        Ok(vec![("sessions", sessions), ("login_links", links)])
+    }
 }

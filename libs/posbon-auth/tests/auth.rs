@@ -229,6 +229,26 @@ async fn passwords_sessions_throttling_and_links() {
         ids.redeem_login_link(&code, now).await.expect("again"),
         None
     );
+    // Expired sessions and links are deleted by the daily job; live ones stay.
+    let (live, _) = ids.create_session("aziza").await.expect("session");
+    let unused = ids
+        .create_login_link("aziza", Duration::from_secs(3600))
+        .await
+        .expect("link");
+    assert_eq!(
+        auth.prune_expired(Utc::now()).await.expect("prune"),
+        (0, 0),
+        "nothing has expired yet"
+    );
+    let later = Utc::now() + TimeDelta::hours(13);
+    assert_eq!(auth.prune_expired(later).await.expect("prune"), (1, 1));
+    assert!(ids.session(&live, Utc::now()).await.expect("get").is_none());
+    assert_eq!(
+        ids.redeem_login_link(&unused, Utc::now())
+            .await
+            .expect("redeem"),
+        None
+    );
 }
 
 #[tokio::test]

@@ -357,9 +357,9 @@ pub struct FraudFlag {
     /// Payment system.
     pub payment_system: PaymentSystem,
     /// Account or card reference (1..=128 bytes). Pseudonymised with
-    /// [`crate::pseudonymise_account_ref`] before storage.
+    /// [`crate::PseudonymKeys::pseudonymise`] before storage.
     #[schemars(
-        description = "Account or card reference (1..=128 bytes); replaced by a keyed HMAC pseudonym (hmac1:...) before storage."
+        description = "Account or card reference (1..=128 bytes); replaced by a keyed HMAC pseudonym naming its key (hmac2:<key id>:...; hmac1:... from earlier releases) before storage."
     )]
     #[schemars(length(min = 1, max = 128))]
     pub account_ref: String,
@@ -369,11 +369,11 @@ pub struct FraudFlag {
 }
 
 impl FraudFlag {
-    /// Replaces `account_ref` with its keyed pseudonym. Idempotent: a
-    /// reference that is already pseudonymised is left alone.
-    pub fn pseudonymise(&mut self, key: &[u8]) {
+    /// Replaces `account_ref` with its keyed pseudonym under `keys`.
+    /// Idempotent: a reference that is already pseudonymised is left alone.
+    pub fn pseudonymise(&mut self, keys: &crate::PseudonymKeys) {
         if !crate::pseudonym::is_pseudonymised(&self.account_ref) {
-            self.account_ref = crate::pseudonym::pseudonymise_account_ref(key, &self.account_ref);
+            self.account_ref = keys.pseudonymise(&self.account_ref);
         }
     }
 

@@ -104,7 +104,8 @@ pub use lifecycle::{
 };
 pub use parse::{BatchItem, DEFAULT_MAX_PAYLOAD_BYTES, Limits, parse_event, parse_events};
 pub use pseudonym::{
-    PSEUDONYM_HEX_DIGITS, PSEUDONYM_PREFIX, is_pseudonymised, pseudonymise_account_ref,
+    NAMED_PSEUDONYM_PREFIX, PSEUDONYM_HEX_DIGITS, PSEUDONYM_PREFIX, PseudonymKey, PseudonymKeys,
+    is_pseudonymised, pseudonymise_account_ref,
 };
 pub use risk_view::{MahallaRisk, RISK_SNAPSHOT_PREFIX, RiskSnapshot};
 pub use schema::generate_schemas;

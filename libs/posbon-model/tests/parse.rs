@@ -1089,19 +1089,85 @@ fn pseudonymisation() {
     assert!(!is_pseudonymised("9860 **** **** 4417"));
     assert!(!is_pseudonymised("hmac1:5BDCC146BF60754E6A042426089575C7"));
     assert!(!is_pseudonymised("hmac1:5bdcc146"));
-    // The method on FraudFlag is idempotent.
+    // The method on FraudFlag is idempotent, and names its key.
+    let keys = PseudonymKeys::single("k1", key).expect("keys");
+    let named = keys.pseudonymise("9860 **** **** 4417");
+    assert_eq!(
+        named,
+        format!("hmac2:k1:{}", &p[6..]),
+        "one key: the same digest"
+    );
     let Event::FraudFlag(mut f) = parse(&fraud()).unwrap() else {
         panic!()
     };
-    f.pseudonymise(key);
-    assert_eq!(f.account_ref, p);
-    f.pseudonymise(key);
-    assert_eq!(f.account_ref, p);
+    f.pseudonymise(&keys);
+    assert_eq!(f.account_ref, named);
+    f.pseudonymise(&keys);
+    assert_eq!(f.account_ref, named);
+    assert!(is_pseudonymised(&named));
     // The pseudonym is itself a valid account_ref.
     let ev = Event::from(f.clone());
     assert!(ev.validate(&Limits::default(), now()).is_ok());
     let old = f.replace_account_ref("x".into());
-    assert_eq!(old, p);
+    assert_eq!(old, named);
+}
+
+/// A new key is rolled in: new pseudonyms name it, and old ones, lifted
+/// with the new key alone, equal what the new keys make of the same
+/// reference, so old and new flags of one account still join.
+#[test]
+fn pseudonym_keys_roll_over_and_old_pseudonyms_stay_joinable() {
+    let card = "8600 1234 5678 9012";
+    let before =
+        PseudonymKeys::parse("k1 first-secret-of-32-characters-or-more\n", 32).expect("one key");
+    let after = PseudonymKeys::parse(
+        "# newest first\nk2 second-secret-of-32-characters-or-more\nk1 first-secret-of-32-characters-or-more\n",
+        32,
+    )
+    .expect("two keys");
+    assert_eq!(after.current_id(), "k2");
+    assert_eq!(after.ids().collect::<Vec<_>>(), ["k1", "k2"]);
+    let old = before.pseudonymise(card);
+    let new = after.pseudonymise(card);
+    assert!(old.starts_with("hmac2:k1:") && new.starts_with("hmac2:k2:"));
+    assert_ne!(old, new);
+    assert_eq!(
+        after.lift(&old).as_deref(),
+        Some(new.as_str()),
+        "joinable after lifting"
+    );
+    assert_eq!(
+        after.lift(&new).as_deref(),
+        Some(new.as_str()),
+        "already current"
+    );
+    assert_ne!(after.pseudonymise("8600 1234 5678 9013"), new);
+    // A pseudonym of an earlier release (hmac1, the oldest key's) lifts too.
+    let legacy = pseudonymise_account_ref(b"first-secret-of-32-characters-or-more", card);
+    assert_eq!(after.lift(&legacy).as_deref(), Some(new.as_str()));
+    // Not ours, or not a pseudonym: nothing.
+    assert_eq!(
+        after.lift("hmac2:k9:5bdcc146bf60754e6a042426089575c7"),
+        None
+    );
+    assert_eq!(after.lift(card), None);
+    // Bad key files say why.
+    for (text, why) in [
+        ("", "no pseudonym key"),
+        ("k1 short\n", "shorter than 32"),
+        ("K1 first-secret-of-32-characters-or-more\n", "a-z"),
+        (
+            "k1 first-secret-of-32-characters-or-more\nk1 second-secret-of-32-characters-or-more\n",
+            "twice",
+        ),
+    ] {
+        let e = PseudonymKeys::parse(text, 32).expect_err(why);
+        assert!(e.contains(why), "{e}");
+    }
+    assert!(
+        !format!("{after:?}").contains("secret"),
+        "secrets stay out of Debug"
+    );
 }
 
 #[test]

@@ -268,7 +268,7 @@ async fn per_kind_tables_hold_their_fields() {
         assert_eq!(row[2], f.channel.as_str());
         assert_eq!(row[3], f.payment_system.as_str());
         assert_eq!(row[4], f.account_ref.as_str());
-        assert!(f.account_ref.starts_with("hmac1:"));
+        assert!(f.account_ref.starts_with("hmac2:k1:"));
         assert_eq!(row[5].as_f64(), Some(f.detector_score));
         assert_eq!(row[6], f.header.source.as_str());
     }

@@ -112,6 +112,7 @@ pub mod escalations;
 mod ext;
 pub mod keys;
 mod memory;
+pub mod pseudonyms;
 pub mod reports;
 pub mod retention;
 mod store;

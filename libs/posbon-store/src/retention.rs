@@ -237,7 +237,15 @@ async fn prune_kind(
     Ok(deleted)
 }
 
-/// Runs [`prune`] a minute after the start and then every day until
+/// More that the daily job deletes, kept by other crates (expired sessions
+/// and login links, `posbon-auth`).
+#[async_trait::async_trait]
+pub trait Pruner: Send + Sync {
+    /// Deletes what has expired at `now`; how many, by table.
+    async fn prune_expired(&self, now: DateTime<Utc>) -> anyhow::Result<Vec<(&'static str, u64)>>;
+}
+
+/// Runs [`prune`] (and every one of `also`) a minute after the start and then every day until
 /// `shutdown` (when disabled, only waits for it), counting what it deletes (`posbon_retention_deleted_total`
 /// by table) and when it last finished (`posbon_retention_last_run_seconds`).
 /// A failed run is logged and tried again the next day.
@@ -246,6 +254,7 @@ pub async fn run_daily(
     config: RetentionConfig,
     metrics: posbon_telemetry::Metrics,
     shutdown: tokio_util::sync::CancellationToken,
+    also: Vec<std::sync::Arc<dyn Pruner>>,
 ) -> anyhow::Result<()> {
     let deleted = metrics.counter_vec(
         "posbon_retention_deleted_total",
@@ -285,6 +294,18 @@ pub async fn run_daily(
                 );
             }
             Err(e) => tracing::error!(error = %e, "retention job failed; trying again tomorrow"),
+        }
+        for pruner in &also {
+            match pruner.prune_expired(Utc::now()).await {
+                Ok(counts) => {
+                    for (table, n) in counts {
+                        deleted.with_labels(&[table]).inc_by(n);
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %format!("{e:#}"), "expiry job failed; trying again tomorrow")
+                }
+            }
         }
     }
 }

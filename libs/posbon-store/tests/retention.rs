@@ -220,3 +220,82 @@ async fn retention_on_tikv() {
         .expect("connect");
     check(&store).await;
 }
+
+/// A new pseudonym key rolled in: the stored flags are lifted to it and join
+/// the new ones again; a dry run writes nothing; a flag of a key not in the
+/// ring is left alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stored_pseudonyms_are_lifted_to_a_new_key() {
+    use posbon_model::{Event, PseudonymKeys};
+    use posbon_store::pseudonyms::rekey_pseudonyms;
+    let dir = tempfile::tempdir().expect("dir");
+    let store = EmbeddedStore::open(dir.path()).expect("open");
+    let old_keys = PseudonymKeys::single("k1", b"the-first-key-of-32-characters!!").expect("k1");
+    let new_keys = PseudonymKeys::parse(
+        "k2 the-second-key-of-32-characters!\nk1 the-first-key-of-32-characters!!\n",
+        32,
+    )
+    .expect("ring");
+    let now = DateTime::parse_from_rfc3339("2026-12-01T00:00:00Z")
+        .expect("now")
+        .with_timezone(&Utc);
+    let flag = |id: &str, keys: &PseudonymKeys, card: &str| {
+        let mut e = event(FRAUD, id, now - TimeDelta::days(3));
+        if let Event::FraudFlag(f) = &mut e.event {
+            f.replace_account_ref(keys.pseudonymise(card));
+        }
+        e
+    };
+    let mut foreign = flag("f-foreign", &old_keys, "x");
+    if let Event::FraudFlag(f) = &mut foreign.event {
+        f.replace_account_ref("hmac2:k7:0123456789abcdef0123456789abcdef".into());
+    }
+    store
+        .put_events(&[
+            flag("f-old", &old_keys, "8600 0000 0000 0001"),
+            flag("f-new", &new_keys, "8600 0000 0000 0001"),
+            foreign,
+        ])
+        .await
+        .expect("put");
+    let account = |e: Option<EnrichedEvent>| match e.expect("stored").event {
+        Event::FraudFlag(f) => f.account_ref,
+        _ => panic!("not a flag"),
+    };
+    let dry = rekey_pseudonyms(&store, &new_keys, true)
+        .await
+        .expect("dry");
+    assert_eq!((dry.flags, dry.lifted, dry.unknown_key), (3, 1, 1));
+    assert_ne!(
+        account(store.get_event("f-old").await.expect("get")),
+        account(store.get_event("f-new").await.expect("get"))
+    );
+    let done = rekey_pseudonyms(&store, &new_keys, false)
+        .await
+        .expect("rekey");
+    assert_eq!(done.lifted, 1);
+    let old = account(store.get_event("f-old").await.expect("get"));
+    assert!(old.starts_with("hmac2:k2:"), "{old}");
+    assert_eq!(
+        old,
+        account(store.get_event("f-new").await.expect("get")),
+        "they join"
+    );
+    let by_time = store
+        .events_in_time(now - TimeDelta::days(10), now)
+        .await
+        .expect("scan");
+    let in_time_order = by_time
+        .into_iter()
+        .find(|e| e.event.id() == "f-old")
+        .expect("f-old in time order");
+    assert_eq!(
+        account(Some(in_time_order)),
+        old,
+        "both copies are rewritten"
+    );
+    let again = rekey_pseudonyms(&store, &new_keys, false)
+        .await
+        .expect("again");
+    assert_eq!(again.lifted, 0, "idempotent");
+}

@@ -91,12 +91,15 @@ pub const MIN_PSEUDONYM_KEY_CHARS: usize = 32;
 const SHIPPED_KEY: &str = "change-me: posbon pseudonym key";
 
 impl IngestConfig {
-    /// The pseudonym key, from `pseudonym_key_file` or `pseudonym_key`
-    /// (exactly one). The error names the setting, never the key.
-    pub fn pseudonym_key(&self) -> anyhow::Result<Vec<u8>> {
-        let key = match (&self.pseudonym_key_file, &self.pseudonym_key) {
-            (Some(file), None) => posbon_auth::secret::read_secret_file(file)
-                .map_err(|e| anyhow::anyhow!("ingest.pseudonym_key_file: {e}"))?,
+    /// The pseudonym keys, from `pseudonym_key_file` (one key per line,
+    /// `<id> <secret>`, newest first; a line with the secret alone is key
+    /// `k1`) or `pseudonym_key` (one key, `k1`), exactly one. The error names
+    /// the setting, never a key.
+    pub fn pseudonym_key(&self) -> anyhow::Result<posbon_model::PseudonymKeys> {
+        let text = match (&self.pseudonym_key_file, &self.pseudonym_key) {
+            (Some(file), None) => std::fs::read_to_string(file).map_err(|e| {
+                anyhow::anyhow!("ingest.pseudonym_key_file {}: {e}", file.display())
+            })?,
             (None, Some(key)) => key.trim().to_owned(),
             (Some(_), Some(_)) => anyhow::bail!(
                 "ingest.pseudonym_key and ingest.pseudonym_key_file are both set: give one"
@@ -109,16 +112,21 @@ impl IngestConfig {
             ),
         };
         anyhow::ensure!(
-            key != SHIPPED_KEY,
+            !text.contains(SHIPPED_KEY),
             "the pseudonym key is the default an earlier release shipped, which anyone can \
              read: generate your own (`openssl rand -hex 32`)"
         );
-        anyhow::ensure!(
-            key.chars().count() >= MIN_PSEUDONYM_KEY_CHARS,
-            "the pseudonym key is shorter than {MIN_PSEUDONYM_KEY_CHARS} characters: \
-             generate one with `openssl rand -hex 32`"
-        );
-        Ok(key.into_bytes())
+        let keys = match &self.pseudonym_key_file {
+            Some(file) => posbon_model::PseudonymKeys::parse(&text, MIN_PSEUDONYM_KEY_CHARS)
+                .map_err(|e| format!("ingest.pseudonym_key_file {}: {e}", file.display())),
+            // One key, whatever characters it holds.
+            None if text.chars().count() < MIN_PSEUDONYM_KEY_CHARS => Err(format!(
+                "ingest.pseudonym_key: shorter than {MIN_PSEUDONYM_KEY_CHARS} characters"
+            )),
+            None => posbon_model::PseudonymKeys::single("k1", text.as_bytes())
+                .map_err(|e| format!("ingest.pseudonym_key: {e}")),
+        };
+        keys.map_err(|e| anyhow::anyhow!("{e}: generate a key with `openssl rand -hex 32`"))
     }
 }
 
@@ -129,8 +137,14 @@ pub fn generate_pseudonym_key_file(path: &std::path::Path) -> anyhow::Result<boo
     if path.exists() {
         return Ok(false);
     }
-    posbon_auth::secret::write_secret_file(path, &posbon_auth::secret::random_hex(32))
-        .map_err(|e| anyhow::anyhow!("cannot write the pseudonym key {}: {e}", path.display()))?;
+    posbon_auth::secret::write_secret_file(
+        path,
+        &format!(
+            "# fraud pseudonym keys, newest first: <id> <secret>. Keep and back up.\nk1 {}",
+            posbon_auth::secret::random_hex(32)
+        ),
+    )
+    .map_err(|e| anyhow::anyhow!("cannot write the pseudonym key {}: {e}", path.display()))?;
     Ok(true)
 }
 
@@ -160,6 +174,8 @@ mod tests {
         let e = c.pseudonym_key().expect_err("short").to_string();
         assert!(e.contains("shorter than 32"), "{e}");
         assert!(!e.contains("short\""), "the key is never in the error: {e}");
+        c.pseudonym_key = Some("a-key-given-in-the-environment-of-32-chars".into());
+        assert_eq!(c.pseudonym_key().expect("env key").current_id(), "k1");
 
         let dir = tempfile::tempdir().expect("dir");
         let file = dir.path().join("pseudonym.key");
@@ -178,15 +194,13 @@ mod tests {
         let e = c.pseudonym_key().expect_err("both").to_string();
         assert!(e.contains("both set"), "{e}");
         c.pseudonym_key = None;
-        let key = c.pseudonym_key().expect("from the file");
-        assert_eq!(key.len(), 64);
-        assert_eq!(
-            key,
-            std::fs::read_to_string(&file)
-                .expect("read")
-                .trim()
-                .as_bytes()
-        );
+        let keys = c.pseudonym_key().expect("from the file");
+        assert_eq!(keys.current_id(), "k1");
+        // A new key rolled in on top: it is the one in use.
+        let text = std::fs::read_to_string(&file).expect("read");
+        std::fs::write(&file, format!("k2 {}\n{text}", "b".repeat(64))).expect("write");
+        let keys = c.pseudonym_key().expect("two keys");
+        assert_eq!(keys.ids().collect::<Vec<_>>(), ["k1", "k2"]);
         c.pseudonym_key_file = Some(dir.path().join("missing.key"));
         let e = c.pseudonym_key().expect_err("missing").to_string();
         assert!(e.contains("missing.key"), "{e}");

@@ -8,8 +8,8 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use posbon_geo::Registry;
 use posbon_model::{
-    CellId, EnrichedEvent, ErrorCode, Event, EventKind, Limits, ValidationErrors, parse_event,
-    pseudonymise_account_ref,
+    CellId, EnrichedEvent, ErrorCode, Event, EventKind, Limits, PseudonymKeys, ValidationErrors,
+    parse_event,
 };
 use serde_json::value::RawValue;
 
@@ -75,7 +75,7 @@ pub struct DeadLetterPayload {
 pub struct Enricher {
     registry: Arc<Registry>,
     limits: Limits,
-    pseudonym_key: Arc<[u8]>,
+    pseudonym_keys: Arc<PseudonymKeys>,
 }
 
 impl Enricher {
@@ -112,7 +112,7 @@ impl Enricher {
                 };
                 object.insert(
                     "account_ref".to_owned(),
-                    serde_json::Value::String(pseudonymise_account_ref(&self.pseudonym_key, &text)),
+                    serde_json::Value::String(self.pseudonym_keys.pseudonymise(&text)),
                 );
                 match serde_json::to_vec(&object) {
                     Ok(bytes) => DeadLetterPayload {
@@ -127,13 +127,13 @@ impl Enricher {
         }
     }
 
-    /// An enricher for `registry`, with `limits` for validation and the key of
-    /// the keyed hash that pseudonymises fraud account references.
-    pub fn new(registry: Arc<Registry>, limits: Limits, pseudonym_key: &[u8]) -> Self {
+    /// An enricher for `registry`, with `limits` for validation and the keys
+    /// of the keyed hash that pseudonymises fraud account references.
+    pub fn new(registry: Arc<Registry>, limits: Limits, pseudonym_keys: PseudonymKeys) -> Self {
         Enricher {
             registry,
             limits,
-            pseudonym_key: pseudonym_key.into(),
+            pseudonym_keys: Arc::new(pseudonym_keys),
         }
     }
 
@@ -210,7 +210,7 @@ impl Enricher {
         if let Event::FraudFlag(f) = &mut event {
             // Always hash what the producer sent: a raw reference that happens to
             // look like a pseudonym must not be stored in clear.
-            let hashed = pseudonymise_account_ref(&self.pseudonym_key, &f.account_ref);
+            let hashed = self.pseudonym_keys.pseudonymise(&f.account_ref);
             f.replace_account_ref(hashed);
         }
         let cell = CellId::new(u64::from(place.cell)).ok_or_else(|| {
@@ -374,7 +374,11 @@ mod tests {
 
     #[test]
     fn ndjson_items_keep_their_bytes_lines_and_verdicts() {
-        let e = Enricher::new(registry(), Limits::default(), b"key");
+        let e = Enricher::new(
+            registry(),
+            Limits::default(),
+            PseudonymKeys::single("k1", b"key").expect("key"),
+        );
         let body = Bytes::from(format!("{INSIDE}\n\n{{not json\n{OUTSIDE}\n{FRAUD}\n"));
         let items = e.prepare(&body, BodyFormat::Auto, now());
         assert_eq!(items.len(), 4);
@@ -392,13 +396,17 @@ mod tests {
         let Event::FraudFlag(f) = &items[3].outcome.as_ref().expect("valid").event else {
             panic!("fraud flag expected");
         };
-        assert!(f.account_ref.starts_with("hmac1:"), "{}", f.account_ref);
+        assert!(f.account_ref.starts_with("hmac2:k1:"), "{}", f.account_ref);
         assert!(!f.account_ref.contains("8600"));
     }
 
     #[test]
     fn arrays_single_events_and_broken_bodies() {
-        let e = Enricher::new(registry(), Limits::default(), b"key");
+        let e = Enricher::new(
+            registry(),
+            Limits::default(),
+            PseudonymKeys::single("k1", b"key").expect("key"),
+        );
         let body = Bytes::from(format!("[\n{INSIDE},\n{OUTSIDE}\n]"));
         let items = e.prepare(&body, BodyFormat::Json, now());
         assert_eq!(items.len(), 2);

@@ -29,7 +29,7 @@ pub fn build(
         max_future: chrono::TimeDelta::seconds(i64::try_from(config.max_future_secs)?),
         ..Limits::default()
     };
-    let enricher = Enricher::new(registry, limits, &config.pseudonym_key()?);
+    let enricher = Enricher::new(registry, limits, config.pseudonym_key()?);
     Ok(Arc::new(
         Ingest::new(enricher, bus, metrics)?.with_encoding(config.events_encoding),
     ))

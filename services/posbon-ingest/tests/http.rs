@@ -253,7 +253,7 @@ async fn rejected_fraud_flags_reach_the_dlq_without_their_account_number() {
     assert!(
         kept["account_ref"]
             .as_str()
-            .is_some_and(|r| r.starts_with("hmac1:")),
+            .is_some_and(|r| r.starts_with("hmac2:k1:")),
         "{kept}"
     );
     assert_eq!(

@@ -49,6 +49,7 @@ pub async fn serve(config: FileConfig, shutdown: CancellationToken) -> anyhow::R
         config.retention,
         metrics.clone(),
         shutdown.clone(),
+        vec![auth.clone() as Arc<dyn posbon_store::retention::Pruner>],
     ));
     let served = crate::run(
         reporter,

@@ -375,6 +375,7 @@ pub async fn run(
         config.retention.clone(),
         metrics.clone(),
         processing.clone(),
+        vec![auth.clone() as Arc<dyn posbon_store::retention::Pruner>],
     ));
     tasks.spawn({
         let settings = posbon_ingest::consumer::ConsumerSettings::from(&config.ingest);

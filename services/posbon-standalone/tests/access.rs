@@ -104,7 +104,9 @@ async fn world() -> World {
         if let SimBody::Valid { event, .. } = item.body {
             let mut event = *event;
             if let Event::FraudFlag(f) = &mut event {
-                f.pseudonymise(b"test key");
+                f.pseudonymise(
+                    &posbon_model::PseudonymKeys::single("k1", b"test key").expect("key"),
+                );
             }
             let at = event.occurred_at().with_timezone(&Utc) + TimeDelta::seconds(2);
             events.push(posbon_sim::enrich(&registry, event, at).expect("enriched"));

@@ -264,6 +264,25 @@ pub(crate) enum StoreCommand {
         after_help = "Retention (days, 0 keeps forever): incident_days 1825, camera_alert_days 90,\nfraud_flag_days 365, escalation_days 730 (closed escalations, by when they closed).\nThe services run the same deletion daily; stop an embedded store's process first.\nExamples:\n  posbon store prune --store embedded:data/store --dry-run\n  posbon store prune --store tikv:10.0.0.5:2379 --config posbon.toml"
     )]
     Prune(StorePruneArgs),
+    /// Lift the stored fraud flags' pseudonyms to the newest key of a pseudonym key file (after rolling in a new key).
+    #[command(
+        after_help = "Rolling in a new key: put a new line `<id> <secret>` at the top of ingest's pseudonym key\nfile (keep the old lines), restart ingest, then run this (and again once INGEST is drained).\nOld and new flags of one account then join again. Idempotent.\nExample:\n  posbon store rekey-pseudonyms --store tikv:10.0.0.5:2379 --key-file /etc/posbon/pseudonym.key"
+    )]
+    RekeyPseudonyms(StoreRekeyArgs),
+}
+
+/// `posbon store rekey-pseudonyms`.
+#[derive(Debug, Args)]
+pub(crate) struct StoreRekeyArgs {
+    /// The store: embedded:PATH or tikv:PD_ENDPOINT[,PD_ENDPOINT...].
+    #[arg(long)]
+    pub(crate) store: String,
+    /// Ingest's pseudonym key file (newest key first).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) key_file: PathBuf,
+    /// Count what would be rewritten, write nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
 }
 
 /// `posbon store prune`.

@@ -50,6 +50,7 @@ fn main() -> ExitCode {
         Command::Store(args) => match args.what {
             cli::StoreCommand::Copy(a) => ops::store_copy(a, cli.quiet),
             cli::StoreCommand::Prune(a) => ops::store_prune(a),
+            cli::StoreCommand::RekeyPseudonyms(a) => ops::store_rekey(a),
         },
         Command::Tokens(args) => identity::tokens(args.what),
         Command::Users(args) => identity::users(args.what),

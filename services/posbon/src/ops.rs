@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::cli::{
     ApiTarget, MahallasLoadArgs, ReplayArgs, ReportDailyArgs, SqlArgs, StoreCopyArgs,
-    StorePruneArgs, TailAlertsArgs,
+    StorePruneArgs, StoreRekeyArgs, TailAlertsArgs,
 };
 
 /// Exit code of `replay` when some lines were rejected.
@@ -462,6 +462,36 @@ pub(crate) fn store_prune(args: StorePruneArgs) -> anyhow::Result<()> {
         if report.cutoffs.is_empty() {
             writeln!(out, "every table is kept forever: nothing to delete")?;
         }
+        Ok(())
+    })
+}
+
+/// `posbon store rekey-pseudonyms`.
+pub(crate) fn store_rekey(args: StoreRekeyArgs) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(&args.key_file)
+        .with_context(|| format!("cannot read {}", args.key_file.display()))?;
+    let keys =
+        posbon_model::PseudonymKeys::parse(&text, posbon_ingest::config::MIN_PSEUDONYM_KEY_CHARS)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", args.key_file.display()))?;
+    let config = store_config(&args.store)?;
+    runtime()?.block_on(async {
+        let store = posbon_store::open_store(&config)
+            .await
+            .with_context(|| format!("cannot open {}", config.describe()))?;
+        let report =
+            posbon_store::pseudonyms::rekey_pseudonyms(&*store, &keys, args.dry_run).await?;
+        println!(
+            "{} fraud flags; {} {} to key {}; {} of a key not in the file (left alone)",
+            report.flags,
+            report.lifted,
+            if report.dry_run {
+                "would be lifted"
+            } else {
+                "lifted"
+            },
+            keys.current_id(),
+            report.unknown_key
+        );
         Ok(())
     })
 }

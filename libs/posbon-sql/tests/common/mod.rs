@@ -38,7 +38,7 @@ pub fn enrich(registry: &Registry, event: Event) -> EnrichedEvent {
     let ingested_at = event.occurred_at().with_timezone(&Utc) + TimeDelta::seconds(2);
     let mut event = event;
     if let Event::FraudFlag(f) = &mut event {
-        f.pseudonymise(b"test key");
+        f.pseudonymise(&posbon_model::PseudonymKeys::single("k1", b"test key").expect("key"));
     }
     posbon_sim::enrich(registry, event, ingested_at).expect("valid location")
 }

@@ -34,6 +34,9 @@ use crate::secret::sha256_hex;
 
 const RECORD: u8 = b'r';
 const HEAD: u8 = b'h';
+/// Where the kept part of a pruned log starts: the first sequence kept and
+/// the hash of the record before it (what that record's `prev` must be).
+const ANCHOR: u8 = b'g';
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 fn record_key(seq: u64) -> Vec<u8> {
@@ -210,13 +213,67 @@ impl AuditLog {
             .collect()
     }
 
-    /// Recomputes the whole chain.
+    async fn read_anchor(&self) -> Result<AuditHead, StoreError> {
+        match self.store.get(&[AUDIT, ANCHOR]).await? {
+            Some(bytes) => decode_json("audit anchor", &bytes),
+            None => Ok(AuditHead {
+                seq: 1,
+                hash: GENESIS.to_owned(),
+            }),
+        }
+    }
+
+    /// Deletes the records written before `cutoff` (retention), oldest
+    /// first, and moves the anchor to the first one kept, so that
+    /// [`AuditLog::verify`] checks the kept part from there. The newest
+    /// record is always kept. Returns how many went.
+    pub async fn prune_before(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
+        let _head = self.head.lock().await;
+        let head = self.read_head().await?;
+        let anchor = self.read_anchor().await?;
+        let start = record_key(anchor.seq);
+        let (_, end) = prefix_range(&[AUDIT, RECORD]);
+        let mut pairs = self.store.scan_stream(start, end, 1024);
+        let mut expired: Vec<Vec<u8>> = Vec::new();
+        let mut next = anchor;
+        while let Some((key, value)) = pairs.try_next().await? {
+            let record: AuditRecord = decode_json("audit record", &value)?;
+            if record.at >= cutoff || record.seq >= head.seq {
+                break;
+            }
+            expired.push(key);
+            next = AuditHead {
+                seq: record.seq + 1,
+                hash: record.hash,
+            };
+        }
+        drop(pairs);
+        if expired.is_empty() {
+            return Ok(0);
+        }
+        // The anchor first: a crash in between leaves records before the
+        // anchor, which verify skips, never an anchor past missing records.
+        self.store
+            .put_batch(vec![(
+                vec![AUDIT, ANCHOR],
+                encode_json("audit anchor", &next)?,
+            )])
+            .await?;
+        let n = expired.len() as u64;
+        self.store.delete_keys(expired).await?;
+        Ok(n)
+    }
+
+    /// Recomputes the chain, from the first record kept (the anchor, after
+    /// retention) to the head.
     pub async fn verify(&self) -> Result<AuditVerification, StoreError> {
         let head = self.read_head().await?;
-        let (start, end) = prefix_range(&[AUDIT, RECORD]);
+        let anchor = self.read_anchor().await?;
+        let start = record_key(anchor.seq);
+        let (_, end) = prefix_range(&[AUDIT, RECORD]);
         let mut pairs = self.store.scan_stream(start, end, 1024);
-        let mut expected_seq = 1u64;
-        let mut prev = GENESIS.to_owned();
+        let mut expected_seq = anchor.seq;
+        let mut prev = anchor.hash;
         let mut records = 0u64;
         let fail = |records, problem: String| AuditVerification {
             records,

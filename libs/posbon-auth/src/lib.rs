@@ -232,7 +232,7 @@ impl Auth {
 
     /// Deletes expired sessions and login links (the daily retention job
     /// calls it through [`posbon_store::retention::Pruner`]).
-    pub async fn prune_expired(&self, now: DateTime<Utc>) -> anyhow::Result<(u64, u64)> {
+    pub async fn prune_identities(&self, now: DateTime<Utc>) -> anyhow::Result<(u64, u64)> {
         Ok(self.identities.prune_expired(now).await?)
     }
 
@@ -309,8 +309,17 @@ async fn write_bootstrap_token(identities: &Identities, path: &Path) -> anyhow::
 
 #[async_trait::async_trait]
 impl posbon_store::retention::Pruner for Auth {
-    async fn prune_expired(&self, now: DateTime<Utc>) -> anyhow::Result<Vec<(&'static str, u64)>> {
-        let (sessions, links) = Auth::prune_expired(self, now).await?;
-        Ok(vec![("sessions", sessions), ("login_links", links)])
+    async fn prune_expired(
+        &self,
+        now: DateTime<Utc>,
+        config: &posbon_store::retention::RetentionConfig,
+    ) -> anyhow::Result<Vec<(&'static str, u64)>> {
+        let (sessions, links) = self.prune_identities(now).await?;
+        let mut out = vec![("sessions", sessions), ("login_links", links)];
+        if config.audit_days > 0 {
+            let cutoff = now - chrono::TimeDelta::days(i64::from(config.audit_days));
+            out.push(("audit", self.audit.prune_before(cutoff).await?));
+        }
+        Ok(out)
     }
 }

@@ -47,7 +47,19 @@ pub struct PutSummary {
 /// toward the past); a window with `from >= to` is empty.
 #[async_trait]
 pub trait EventStoreExt: EventStore {
-    /// Every entry of `[start, end)` in key order, read `page` entries per
+    /// The range `[start, end)` in key order, one page of at most `page`
+    /// entries (one [`EventStore::scan`] call) at a time, for work done a
+    /// page at a time. A `page` of 0 is taken as 1.
+    fn scan_pages(
+        &self,
+        start: Vec<u8>,
+        end: Vec<u8>,
+        page: usize,
+    ) -> BoxStream<'_, Result<Vec<KvPair>>> {
+        pages(self, start, end, page).boxed()
+    }
+
+    /// The range `[start, end)` entry by entry, read `page` entries per
     /// [`EventStore::scan`] call, so memory stays bounded by one page however
     /// large the range. A `page` of 0 is taken as 1.
     fn scan_stream(

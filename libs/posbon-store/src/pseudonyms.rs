@@ -12,7 +12,9 @@ use crate::error::Result;
 use crate::keys::{
     EVENT_BY_TIME, decode_event_time_key, event_cell_key, hour_of, prefix_range, write_mark_key,
 };
-use crate::{DEFAULT_PAGE, EventStore};
+use futures::TryStreamExt as _;
+
+use crate::{DEFAULT_PAGE, EventStore, EventStoreExt as _};
 
 /// What [`rekey_pseudonyms`] found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -39,15 +41,10 @@ pub async fn rekey_pseudonyms(
         dry_run,
         ..RekeyReport::default()
     };
-    let (mut start, end) = prefix_range(&[EVENT_BY_TIME]);
+    let (start, end) = prefix_range(&[EVENT_BY_TIME]);
     let token = crate::ext::write_token();
-    loop {
-        let page = store.scan(&start, &end, DEFAULT_PAGE).await?;
-        let Some((last, _)) = page.last() else {
-            break;
-        };
-        start = crate::keys::successor(last);
-        let full_page = page.len() == DEFAULT_PAGE;
+    let mut pages = store.scan_pages(start, end, DEFAULT_PAGE);
+    while let Some(page) = pages.try_next().await? {
         let mut batch = Vec::new();
         let mut hours = std::collections::BTreeSet::new();
         for (key, value) in &page {
@@ -83,9 +80,6 @@ pub async fn rekey_pseudonyms(
                     .map(|h| (write_mark_key(h), token.clone())),
             );
             store.put_batch(batch).await?;
-        }
-        if !full_page {
-            break;
         }
     }
     Ok(report)

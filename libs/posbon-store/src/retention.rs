@@ -41,6 +41,9 @@ pub struct RetentionConfig {
     pub fraud_flag_days: u32,
     /// Closed escalations, by when they were closed.
     pub escalation_days: u32,
+    /// Audit records, by when they were written (the chain is checked from
+    /// the first record kept).
+    pub audit_days: u32,
     /// Whether the services run the daily job (`posbon store prune` works
     /// either way).
     pub enabled: bool,
@@ -53,6 +56,7 @@ impl Default for RetentionConfig {
             camera_alert_days: 90,
             fraud_flag_days: 365,
             escalation_days: 730,
+            audit_days: 1825,
             enabled: true,
         }
     }
@@ -197,20 +201,14 @@ async fn prune_kind(
     if from >= to {
         return Ok(0);
     }
-    let mut start = if from == i64::MIN {
+    let start = if from == i64::MIN {
         vec![EVENT_BY_TIME]
     } else {
         event_time_key(from, "")
     };
-    let end = event_time_key(to, "");
     let mut deleted = 0;
-    loop {
-        let page = store.scan(&start, &end, DEFAULT_PAGE).await?;
-        let Some((last, _)) = page.last() else {
-            break;
-        };
-        start = crate::keys::successor(last);
-        let full_page = page.len() == DEFAULT_PAGE;
+    let mut pages = store.scan_pages(start, event_time_key(to, ""), DEFAULT_PAGE);
+    while let Some(page) = pages.try_next().await? {
         let mut keys = Vec::new();
         for (key, value) in &page {
             let Some(time) = decode_event_time_key(key) else {
@@ -230,9 +228,6 @@ async fn prune_kind(
         if !dry_run && !keys.is_empty() {
             store.delete_keys(keys).await?;
         }
-        if !full_page {
-            break;
-        }
     }
     Ok(deleted)
 }
@@ -241,8 +236,12 @@ async fn prune_kind(
 /// and login links, `posbon-auth`).
 #[async_trait::async_trait]
 pub trait Pruner: Send + Sync {
-    /// Deletes what has expired at `now`; how many, by table.
-    async fn prune_expired(&self, now: DateTime<Utc>) -> anyhow::Result<Vec<(&'static str, u64)>>;
+    /// Deletes what has expired at `now` under `config`; how many, by table.
+    async fn prune_expired(
+        &self,
+        now: DateTime<Utc>,
+        config: &RetentionConfig,
+    ) -> anyhow::Result<Vec<(&'static str, u64)>>;
 }
 
 /// Runs [`prune`] (and every one of `also`) a minute after the start and then every day until
@@ -296,7 +295,7 @@ pub async fn run_daily(
             Err(e) => tracing::error!(error = %e, "retention job failed; trying again tomorrow"),
         }
         for pruner in &also {
-            match pruner.prune_expired(Utc::now()).await {
+            match pruner.prune_expired(Utc::now(), &config).await {
                 Ok(counts) => {
                     for (table, n) in counts {
                         deleted.with_labels(&[table]).inc_by(n);

@@ -190,6 +190,7 @@ async fn check(store: &dyn EventStore) {
         camera_alert_days: 0,
         fraud_flag_days: 0,
         escalation_days: 0,
+        audit_days: 0,
         enabled: true,
     };
     let none = prune(store, &forever, now + TimeDelta::days(5000), false, true)

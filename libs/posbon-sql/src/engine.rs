@@ -38,6 +38,13 @@ pub struct SqlLimits {
     pub max_memory_bytes: usize,
     /// Partitions a query runs in parallel (0: one per CPU).
     pub partitions: usize,
+    /// Queries that run at once on one engine (the callers' scoped engines
+    /// share it); more wait their turn.
+    pub max_concurrent: usize,
+    /// Queries that may wait for a turn; one more is refused at once
+    /// ([`crate::SqlErrorKind::Busy`], HTTP 503 with `Retry-After`). The
+    /// wait counts toward the query's time limit.
+    pub max_queued: usize,
 }
 
 impl Default for SqlLimits {
@@ -47,6 +54,8 @@ impl Default for SqlLimits {
             max_rows: 100_000,
             max_memory_bytes: 2 << 30,
             partitions: 0,
+            max_concurrent: 4,
+            max_queued: 32,
         }
     }
 }
@@ -112,6 +121,57 @@ pub struct SqlEngine {
     /// full engine), applied in order to a table added by
     /// [`SqlEngine::with_table`].
     policies: Vec<Arc<AccessPolicy>>,
+    /// Turns to run, shared with the engines derived from this one.
+    admission: Arc<Admission>,
+}
+
+/// The concurrency limit and the queue in front of it.
+#[derive(Debug)]
+struct Admission {
+    turns: tokio::sync::Semaphore,
+    waiting: std::sync::atomic::AtomicUsize,
+    max_concurrent: usize,
+    max_queued: usize,
+}
+
+impl Admission {
+    fn new(limits: &SqlLimits) -> Self {
+        let max_concurrent = limits.max_concurrent.max(1);
+        Self {
+            turns: tokio::sync::Semaphore::new(max_concurrent),
+            waiting: std::sync::atomic::AtomicUsize::new(0),
+            max_concurrent,
+            max_queued: limits.max_queued,
+        }
+    }
+
+    /// A turn, waiting at most `within`; refused at once when the queue is full.
+    async fn turn(&self, within: Duration) -> Result<tokio::sync::SemaphorePermit<'_>, SqlError> {
+        use std::sync::atomic::Ordering;
+        if let Ok(permit) = self.turns.try_acquire() {
+            return Ok(permit);
+        }
+        let busy = || {
+            SqlError::new(
+                crate::SqlErrorKind::Busy,
+                format!(
+                    "the server is running {} queries and {} more are waiting \
+                     (sql max_concurrent, max_queued): try again shortly",
+                    self.max_concurrent, self.max_queued
+                ),
+            )
+        };
+        if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.max_queued {
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+            return Err(busy());
+        }
+        let waited = tokio::time::timeout(within, self.turns.acquire()).await;
+        self.waiting.fetch_sub(1, Ordering::AcqRel);
+        match waited {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => Err(busy()),
+        }
+    }
 }
 
 impl std::fmt::Debug for SqlEngine {
@@ -170,6 +230,7 @@ impl SqlEngine {
         }
         Ok(Self {
             ctx,
+            admission: Arc::new(Admission::new(&limits)),
             limits,
             udfs,
             registry,
@@ -210,6 +271,7 @@ impl SqlEngine {
             udfs: self.udfs.clone(),
             registry: Arc::clone(&self.registry),
             policies: self.policies.clone(),
+            admission: Arc::clone(&self.admission),
         })
     }
 
@@ -254,6 +316,7 @@ impl SqlEngine {
             udfs: self.udfs.clone(),
             registry: Arc::clone(&self.registry),
             policies,
+            admission: Arc::clone(&self.admission),
         })
     }
 
@@ -300,8 +363,9 @@ impl SqlEngine {
     ) -> Result<QueryOutput, SqlError> {
         let limit = self.limits.timeout();
         let started = Instant::now();
+        let _turn = self.admission.turn(limit).await?;
         let run = self.run(sql, params, self.limits.max_rows, started);
-        match tokio::time::timeout(limit, run).await {
+        match tokio::time::timeout(limit.saturating_sub(started.elapsed()), run).await {
             Ok(result) => result,
             Err(_) => Err(SqlError::timeout(limit)),
         }
@@ -374,5 +438,42 @@ impl SqlEngine {
             truncated,
             elapsed: started.elapsed(),
         })
+    }
+}
+
+#[cfg(test)]
+mod admission_tests {
+    use super::*;
+
+    /// One turn and one place in the queue: a second query waits (and is
+    /// refused as busy when its time runs out), a third is refused at once,
+    /// and a freed turn goes to the next query.
+    #[tokio::test]
+    async fn turns_are_limited_and_the_queue_is_bounded() {
+        let admission = Admission::new(&SqlLimits {
+            max_concurrent: 1,
+            max_queued: 1,
+            ..SqlLimits::default()
+        });
+        let first = admission
+            .turn(Duration::from_secs(1))
+            .await
+            .expect("a turn");
+        let waiting = admission.turn(Duration::from_millis(300));
+        let refused = async {
+            // The second query is in the queue by now.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            admission.turn(Duration::from_secs(1)).await
+        };
+        let (waited, refused) = tokio::join!(waiting, refused);
+        let e = refused.expect_err("the queue is full");
+        assert_eq!(e.kind(), crate::SqlErrorKind::Busy);
+        assert!(e.message().contains("max_queued"), "{e}");
+        assert_eq!(
+            waited.expect_err("no turn within its time").kind(),
+            crate::SqlErrorKind::Busy
+        );
+        drop(first);
+        assert!(admission.turn(Duration::from_millis(10)).await.is_ok());
     }
 }

@@ -20,6 +20,9 @@ pub enum SqlErrorKind {
     Timeout,
     /// The query needed more memory than its limit (HTTP 400).
     ResourcesExhausted,
+    /// Too many queries are running and waiting; try again shortly (HTTP
+    /// 503 with `Retry-After`).
+    Busy,
     /// The store could not be read, or another failure that is not the
     /// caller's (HTTP 500).
     Internal,
@@ -33,6 +36,7 @@ impl SqlErrorKind {
             Self::Forbidden => "forbidden",
             Self::Timeout => "timeout",
             Self::ResourcesExhausted => "resources_exhausted",
+            Self::Busy => "busy",
             Self::Internal => "internal",
         }
     }

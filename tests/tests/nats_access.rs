@@ -301,7 +301,9 @@ async fn every_user_does_its_job_and_nothing_else() {
     );
 
     // Nothing refused reached a stream.
-    assert_eq!(messages(&admin, INGEST_STREAM).await, 1);
+    // INGEST is a work queue: the police incident left it when ingest
+    // acknowledged it (that only it reached INGEST was checked above).
+    assert_eq!(messages(&admin, INGEST_STREAM).await, 0);
     assert_eq!(messages(&admin, EVENTS_STREAM).await, 1);
     assert_eq!(messages(&admin, ALERTS_STREAM).await, 1);
 }

@@ -176,6 +176,7 @@ macro_rules! bus_conformance_names {
             test_fetch_bounded,
             test_fetch_returns_early,
             test_ack_removes,
+            test_work_queue_full,
             test_redelivery_after_ack_wait,
             test_nak_redelivers,
             test_term_stops_redelivery,
@@ -426,6 +427,66 @@ pub async fn test_ack_removes(bus: &dyn Bus) {
     .await;
     eventually("no lag after acks", || async {
         c.pending().await.expect("pending").total() == 0
+    })
+    .await;
+}
+
+/// A work-queue stream with discard-new: an acknowledged message is gone, a
+/// full stream refuses a new message with [`BusErrorKind::Full`] (keeping
+/// every message it holds) and takes messages again once some were
+/// acknowledged.
+pub async fn test_work_queue_full(bus: &dyn Bus) {
+    let (stream, prefix) = unique("workqueue");
+    let f = Fixture { stream, prefix };
+    let payload = Bytes::from(vec![b'x'; 200]);
+    let config = f
+        .config()
+        .with_retention(crate::Retention::WorkQueue)
+        .with_discard(crate::Discard::New)
+        .with_max_messages(3);
+    bus.ensure_streams(&[config]).await.expect("work queue");
+    for _ in 0..3 {
+        bus.publish(&f.subject("a"), Headers::new(), payload.clone())
+            .await
+            .expect("room for three");
+    }
+    let refused = bus
+        .publish(&f.subject("a"), Headers::new(), payload.clone())
+        .await
+        .expect_err("a fourth message is refused");
+    assert_eq!(refused.kind(), BusErrorKind::Full, "{refused}");
+    assert!(refused.kind().is_retryable());
+    let info = bus.stream_info(&f.stream).await.expect("info");
+    assert_eq!((info.messages, info.first_sequence), (3, 1));
+
+    let c = consumer(bus, &f, "worker", vec![], options(SHORT_ACK_WAIT)).await;
+    let got = fetch_exactly(&*c, 3).await;
+    ack_all(&got[..2]).await;
+    eventually("acknowledged messages removed", || async {
+        bus.stream_info(&f.stream)
+            .await
+            .is_ok_and(|info| info.messages == 1)
+    })
+    .await;
+    for _ in 0..2 {
+        bus.publish(&f.subject("a"), Headers::new(), payload.clone())
+            .await
+            .expect("room again");
+    }
+    let refused = bus
+        .publish(&f.subject("a"), Headers::new(), payload.clone())
+        .await
+        .expect_err("full again");
+    assert_eq!(refused.kind(), BusErrorKind::Full, "{refused}");
+    // The unacknowledged message is still delivered after its ack wait.
+    let again = fetch_exactly(&*c, 3).await;
+    let sequences: BTreeSet<u64> = again.iter().map(|d| d.stream_sequence).collect();
+    assert_eq!(sequences, BTreeSet::from([3, 4, 5]));
+    ack_all(&again).await;
+    eventually("work queue empty", || async {
+        bus.stream_info(&f.stream)
+            .await
+            .is_ok_and(|info| info.messages == 0)
     })
     .await;
 }

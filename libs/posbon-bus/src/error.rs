@@ -27,6 +27,9 @@ pub enum BusErrorKind {
     /// The server refused the operation: this connection's user lacks the
     /// permission. Not retryable.
     Forbidden,
+    /// The stream is full and refuses new messages (discard-new): retryable
+    /// once its consumers caught up.
+    Full,
     /// Anything else (an unexpected response, an internal client error). Retryable.
     Other,
 }
@@ -36,7 +39,7 @@ impl BusErrorKind {
     pub fn is_retryable(self) -> bool {
         matches!(
             self,
-            Self::NoStream | Self::Unavailable | Self::Timeout | Self::Other
+            Self::NoStream | Self::Unavailable | Self::Timeout | Self::Full | Self::Other
         )
     }
 
@@ -52,6 +55,7 @@ impl BusErrorKind {
             Self::Unavailable => "unavailable",
             Self::Timeout => "timeout",
             Self::Closed => "closed",
+            Self::Full => "full",
             Self::Other => "other",
         }
     }

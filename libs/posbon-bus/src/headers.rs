@@ -29,6 +29,9 @@ pub const REJECTED_BY: &str = "Posbon-Rejected-By";
 /// payload that mentions one but cannot be parsed is not kept
 /// (`payload removed: ...`).
 pub const REDACTED: &str = "Posbon-Redacted";
+/// DEAD_LETTER: the rejected payload was longer than a dead letter keeps; the
+/// value is its full length in bytes, the payload holds its start.
+pub const TRUNCATED: &str = "Posbon-Truncated";
 /// EVENTS: how the event is encoded: `application/vnd.posbon.event+compact` (the compact
 /// binary form, what ingest publishes by default) or `application/json` (also when the
 /// header is absent); see `posbon_model::EventEncoding`.

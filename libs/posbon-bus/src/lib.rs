@@ -79,7 +79,7 @@ pub use headers::Headers;
 pub use memory::{MemoryBus, MemoryOptions};
 pub use nats::{NatsBus, NatsOptions};
 pub use nats_auth::{NatsConfig, NatsCredentials, NatsTls, seed_file_text};
-pub use subjects::{Retention, Storage, StreamConfig, default_streams};
+pub use subjects::{Discard, Retention, Storage, StreamConfig, default_streams};
 
 /// A message bus: JetStream streams with durable pull consumers, plus core publish/subscribe.
 ///

@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use tokio::sync::{Notify, mpsc};
 
+use crate::subjects::{Discard, Retention};
 use crate::subjects::{
     patterns_overlap, subject_matches, validate_name, validate_pattern, validate_subject,
 };
@@ -92,6 +93,8 @@ struct StreamState {
     first_sequence: u64,
     last_sequence: u64,
     bytes: u64,
+    /// Placeholders of removed messages still in `messages`.
+    removed: u64,
     /// Message ids seen within the duplicate window. Ids come from
     /// producers: the hasher is seeded at random (foldhash).
     dedup: HashMap<Arc<str>, u64, foldhash::fast::RandomState>,
@@ -107,6 +110,10 @@ struct Stored {
     stored_at: Instant,
     published: SystemTime,
     size: u64,
+    /// Acknowledged on a work-queue stream: gone, but kept as a placeholder
+    /// (without its payload) until it reaches the front, so that sequences
+    /// still index the deque.
+    removed: bool,
 }
 
 #[derive(Debug)]
@@ -208,13 +215,18 @@ impl MemoryBus {
     }
 
     /// Stores into the capturing stream, if any; `None` when no stream captures `subject`.
-    fn store(&self, subject: &str, headers: Headers, payload: Bytes) -> Option<PublishAck> {
+    fn store(
+        &self,
+        subject: &str,
+        headers: Headers,
+        payload: Bytes,
+    ) -> Option<BusResult<PublishAck>> {
         let stream = self.stream_for_subject(subject)?;
         let ack = {
             let mut state = lock(&stream.state);
             state.append(&stream.name, subject, headers, payload)
         };
-        if !ack.duplicate {
+        if ack.as_ref().is_ok_and(|ack| !ack.duplicate) {
             stream.changed.notify_waiters();
         }
         Some(ack)
@@ -268,8 +280,8 @@ impl MemoryBus {
                 let mut next = Some((i, m));
                 while let Some((i, m)) = next.take() {
                     let ack = state.append(&stream.name, &m.subject, m.headers, m.payload);
-                    stored |= !ack.duplicate;
-                    results[i] = Some(Ok(ack));
+                    stored |= ack.as_ref().is_ok_and(|ack| !ack.duplicate);
+                    results[i] = Some(ack);
                     next = messages
                         .next_if(|(_, (_, t))| t.as_ref().is_some_and(|t| Arc::ptr_eq(t, &stream)))
                         .map(|(i, (m, _))| (i, m));
@@ -297,6 +309,7 @@ impl StreamState {
             first_sequence: 1,
             last_sequence: 0,
             bytes: 0,
+            removed: 0,
             dedup: HashMap::default(),
             dedup_order: VecDeque::new(),
             consumers: HashMap::default(),
@@ -309,24 +322,44 @@ impl StreamState {
         subject: &str,
         headers: Headers,
         payload: Bytes,
-    ) -> PublishAck {
+    ) -> BusResult<PublishAck> {
         let now = Instant::now();
         self.expire_dedup(now);
         if let Some(id) = headers.msg_id()
             && let Some(&sequence) = self.dedup.get(id)
         {
-            return PublishAck {
+            return Ok(PublishAck {
                 stream: stream.to_owned(),
                 sequence,
                 duplicate: true,
-            };
+            });
+        }
+        let size = crate::message_size(subject, &headers, &payload) as u64;
+        if self.config.discard == Discard::New {
+            self.apply_limits(now);
+            let over_bytes = self
+                .config
+                .max_bytes
+                .is_some_and(|max| self.bytes.saturating_add(size) > max);
+            let over_count = self
+                .config
+                .max_messages
+                .is_some_and(|max| self.live() >= max);
+            if over_bytes || over_count {
+                return Err(BusError::new(
+                    BusErrorKind::Full,
+                    format!(
+                        "publish to {subject}: stream {stream} is full (maximum {} exceeded): retry once its consumers caught up",
+                        if over_bytes { "bytes" } else { "messages" }
+                    ),
+                ));
+            }
         }
         self.last_sequence += 1;
         let sequence = self.last_sequence;
         if self.messages.is_empty() {
             self.first_sequence = sequence;
         }
-        let size = crate::message_size(subject, &headers, &payload) as u64;
         self.bytes += size;
         let msg_id: Option<Arc<str>> = headers.msg_id().map(Arc::from);
         self.messages.push_back(Stored {
@@ -336,16 +369,46 @@ impl StreamState {
             stored_at: now,
             published: SystemTime::now(),
             size,
+            removed: false,
         });
         if let Some(id) = msg_id {
             self.dedup.insert(Arc::clone(&id), sequence);
             self.dedup_order.push_back((now, id));
         }
         self.apply_limits(now);
-        PublishAck {
+        Ok(PublishAck {
             stream: stream.to_owned(),
             sequence,
             duplicate: false,
+        })
+    }
+
+    /// Messages held (placeholders of removed ones not counted).
+    fn live(&self) -> u64 {
+        self.messages.len() as u64 - self.removed
+    }
+
+    /// Removes an acknowledged message of a work-queue stream.
+    fn remove(&mut self, sequence: u64) {
+        let Some(index) = sequence
+            .checked_sub(self.first_sequence)
+            .and_then(|i| usize::try_from(i).ok())
+        else {
+            return;
+        };
+        if let Some(stored) = self.messages.get_mut(index)
+            && !stored.removed
+        {
+            stored.removed = true;
+            stored.payload = Bytes::new();
+            stored.headers = Headers::new();
+            self.bytes -= stored.size;
+            self.removed += 1;
+        }
+        while self.messages.front().is_some_and(|m| m.removed) {
+            self.messages.pop_front();
+            self.removed -= 1;
+            self.first_sequence += 1;
         }
     }
 
@@ -371,12 +434,16 @@ impl StreamState {
             let too_many = self
                 .config
                 .max_messages
-                .is_some_and(|max| self.messages.len() as u64 > max);
-            if !(too_old || too_big || too_many) {
+                .is_some_and(|max| self.live() > max);
+            if !(front.removed || too_old || too_big || too_many) {
                 break;
             }
-            if let Some(removed) = self.messages.pop_front() {
-                self.bytes -= removed.size;
+            if let Some(gone) = self.messages.pop_front() {
+                if gone.removed {
+                    self.removed -= 1;
+                } else {
+                    self.bytes -= gone.size;
+                }
                 self.first_sequence += 1;
             }
         }
@@ -384,13 +451,15 @@ impl StreamState {
 
     fn message(&self, sequence: u64) -> Option<&Stored> {
         let index = sequence.checked_sub(self.first_sequence)?;
-        self.messages.get(usize::try_from(index).ok()?)
+        self.messages
+            .get(usize::try_from(index).ok()?)
+            .filter(|m| !m.removed)
     }
 
     fn info(&self, name: &str) -> StreamInfo {
         StreamInfo {
             name: name.to_owned(),
-            messages: self.messages.len() as u64,
+            messages: self.live(),
             bytes: self.bytes,
             first_sequence: if self.last_sequence == 0 {
                 0
@@ -425,7 +494,9 @@ impl StreamState {
             .ok_or_else(|| consumer_gone(consumer))?;
         let message = |sequence: u64| -> Option<&Stored> {
             let index = sequence.checked_sub(first_sequence)?;
-            messages.get(usize::try_from(index).ok()?)
+            messages
+                .get(usize::try_from(index).ok()?)
+                .filter(|m| !m.removed)
         };
         let ack_wait = state.options.ack_wait;
         // Room for what can be delivered: the redeliveries due, then new
@@ -552,8 +623,18 @@ impl AckRef {
     pub(crate) fn respond(&self, sequence: u64, reply: AckReply) -> BusResult<()> {
         let consumer = &self.0;
         let wake = {
-            let mut state = lock(&consumer.stream.state);
-            let state = state
+            let mut stream = lock(&consumer.stream.state);
+            let work_queue = stream.config.retention == Retention::WorkQueue;
+            if work_queue && matches!(reply, AckReply::Ack | AckReply::Term) {
+                let pending = stream
+                    .consumers
+                    .get(&consumer.name)
+                    .is_some_and(|c| c.pending.contains_key(&sequence));
+                if pending {
+                    stream.remove(sequence);
+                }
+            }
+            let state = stream
                 .consumers
                 .get_mut(&consumer.name)
                 .ok_or_else(|| consumer_gone(&consumer.name))?;
@@ -784,11 +865,11 @@ impl Bus for MemoryBus {
     ) -> BusResult<PublishAck> {
         self.check_message(subject, &headers, &payload)?;
         self.fan_out(subject, &headers, &payload);
-        self.store(subject, headers, payload).ok_or_else(|| {
-            BusError::new(
+        self.store(subject, headers, payload).unwrap_or_else(|| {
+            Err(BusError::new(
                 BusErrorKind::NoStream,
                 format!("no stream captures subject {subject}"),
-            )
+            ))
         })
     }
 

@@ -20,7 +20,9 @@ use std::future::IntoFuture as _;
 use tokio::time::Instant;
 
 use crate::nats_auth::Violations;
-use crate::subjects::{Retention, Storage, validate_name, validate_pattern, validate_subject};
+use crate::subjects::{
+    Discard, Retention, Storage, validate_name, validate_pattern, validate_subject,
+};
 use crate::{
     AckReply, Bus, BusError, BusErrorKind, BusResult, Consumer, ConsumerLag, ConsumerOptions,
     DeliverPolicy, Delivery, Headers, Message, OutgoingMessage, PublishAck, StreamConfig,
@@ -198,6 +200,21 @@ impl NatsBus {
                 ),
             ));
         }
+        let want = stream_config(config);
+        if info.config.retention != want.retention || info.config.discard != want.discard {
+            return Err(BusError::new(
+                BusErrorKind::Rejected,
+                format!(
+                    "stream {} has retention {:?} and discard {:?}, not {:?} and {:?}: \
+                     update it as the admin user with `posbon nats-streams`",
+                    config.name,
+                    info.config.retention,
+                    info.config.discard,
+                    want.retention,
+                    want.discard
+                ),
+            ));
+        }
         Ok(())
     }
 
@@ -305,6 +322,22 @@ fn source_api_kind(err: &(dyn std::error::Error + 'static)) -> Option<BusErrorKi
     None
 }
 
+/// Whether a publish was refused because a discard-new stream is full
+/// (`maximum bytes exceeded`, `maximum messages exceeded`).
+fn stream_full(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(err);
+    while let Some(err) = current {
+        // Error code 10077 (stream store failed) covers other storage
+        // failures too: the description says which.
+        let text = err.to_string();
+        if text.contains("maximum bytes exceeded") || text.contains("maximum messages exceeded") {
+            return true;
+        }
+        current = err.source();
+    }
+    false
+}
+
 fn publish_error(subject: &str, err: &jetstream::context::PublishError) -> BusError {
     let kind = match err.kind() {
         PublishErrorKind::StreamNotFound => {
@@ -319,6 +352,7 @@ fn publish_error(subject: &str, err: &jetstream::context::PublishError) -> BusEr
         PublishErrorKind::WrongLastMessageId | PublishErrorKind::WrongLastSequence => {
             BusErrorKind::Rejected
         }
+        PublishErrorKind::Other if stream_full(err) => BusErrorKind::Full,
         PublishErrorKind::Other => source_api_kind(err).unwrap_or(BusErrorKind::Other),
     };
     BusError::new(kind, format!("publish to {subject}: {err}"))
@@ -362,8 +396,12 @@ fn stream_config(config: &StreamConfig) -> jetstream::stream::Config {
         subjects: config.subjects.clone(),
         retention: match config.retention {
             Retention::Limits => RetentionPolicy::Limits,
+            Retention::WorkQueue => RetentionPolicy::WorkQueue,
         },
-        discard: DiscardPolicy::Old,
+        discard: match config.discard {
+            Discard::Old => DiscardPolicy::Old,
+            Discard::New => DiscardPolicy::New,
+        },
         max_age: config.max_age.unwrap_or(Duration::ZERO),
         max_bytes: limit(config.max_bytes),
         max_messages: limit(config.max_messages),
@@ -667,11 +705,20 @@ impl Bus for NatsBus {
                     .create_or_update_stream(stream_config(config))
                     .await
                     .map_err(|err| {
-                        self.violations.explain(
-                            stream_error("ensure", &config.name, &err),
-                            started,
-                            None,
-                        )
+                        let mut error = stream_error("ensure", &config.name, &err);
+                        if error.message().contains("retention") {
+                            // NATS cannot turn a stream into a work queue in place.
+                            error = BusError::new(
+                                error.kind(),
+                                format!(
+                                    "{error}: this release keeps {} with another retention \
+                                     policy; let its consumers catch up, delete the stream \
+                                     (`nats stream rm {}`) and start again to create it anew",
+                                    config.name, config.name
+                                ),
+                            );
+                        }
+                        self.violations.explain(error, started, None)
                     })?;
             } else {
                 self.check_stream(config)

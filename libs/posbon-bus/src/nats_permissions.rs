@@ -285,6 +285,11 @@ pub struct ServerOptions {
     pub escalator_shards: u32,
     /// TLS, when given.
     pub tls: Option<ServerTls>,
+    /// Flush JetStream writes to disk before each acknowledgement
+    /// (`sync_interval: always`): a stored message survives a power loss,
+    /// at the cost of one fsync per write. Off, nats-server syncs every
+    /// two minutes and a replicated stream relies on its other replicas.
+    pub sync_always: bool,
 }
 
 fn quoted(subjects: &[String]) -> String {
@@ -315,8 +320,13 @@ pub fn server_config(options: &ServerOptions, users: &[NatsUser]) -> String {
     let _ = writeln!(out, "max_payload: 8MB");
     let _ = writeln!(
         out,
-        "jetstream {{\n  store_dir: \"{}\"\n}}",
-        options.store_dir
+        "jetstream {{\n  store_dir: \"{}\"{}\n}}",
+        options.store_dir,
+        if options.sync_always {
+            "\n  sync_interval: always"
+        } else {
+            ""
+        }
     );
     if let Some(tls) = &options.tls {
         let _ = writeln!(out, "tls {{");
@@ -432,9 +442,11 @@ mod tests {
                 store_dir: "/var/lib/nats".into(),
                 escalator_shards: 1,
                 tls: None,
+                sync_always: true,
             },
             &users,
         );
+        assert!(conf.contains("sync_interval: always"), "{conf}");
         for user in &users {
             assert!(conf.contains(&user.public_key));
             assert!(user.public_key.starts_with('U'));

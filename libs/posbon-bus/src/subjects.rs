@@ -309,6 +309,22 @@ pub enum Retention {
     /// Keep messages until a limit (age, bytes, count) removes the oldest.
     #[default]
     Limits,
+    /// A work queue: a message is removed once a consumer acknowledges (or
+    /// terminates) it, so the limits bound the work not yet done. Consumers
+    /// of one work-queue stream must not overlap (one per subject).
+    WorkQueue,
+}
+
+/// What a stream does when a new message would take it past `max_bytes`
+/// or `max_messages`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Discard {
+    /// Remove the oldest messages to make room.
+    #[default]
+    Old,
+    /// Refuse the new message: the publisher gets [`crate::BusErrorKind::Full`]
+    /// and can retry once consumers caught up. Nothing stored is lost.
+    New,
 }
 
 /// Where a stream keeps its messages.
@@ -343,6 +359,8 @@ pub struct StreamConfig {
     pub storage: Storage,
     /// Copies in a cluster (1, or 3 in production). The in-memory bus ignores it.
     pub replicas: usize,
+    /// What happens when the byte or count limit is reached.
+    pub discard: Discard,
 }
 
 impl StreamConfig {
@@ -359,14 +377,19 @@ impl StreamConfig {
             duplicate_window: DEFAULT_DUPLICATE_WINDOW,
             storage: Storage::File,
             replicas: 1,
+            discard: Discard::Old,
         }
     }
 
-    /// [`INGEST_STREAM`]: raw producer input, a buffer in front of ingest. 24 hours, 1 GiB.
+    /// [`INGEST_STREAM`]: raw producer input, a buffer in front of ingest: a
+    /// work queue of at most 1 GiB not yet processed, with no age limit.
+    /// When it is full, a new message is refused (the producer gets an error
+    /// to retry) instead of dropping one that producers were told was taken.
     pub fn ingest() -> Self {
         Self::new(INGEST_STREAM, vec![INGEST_ALL.to_owned()])
-            .with_max_age(Duration::from_secs(DAY))
+            .with_retention(Retention::WorkQueue)
             .with_max_bytes(GIB)
+            .with_discard(Discard::New)
     }
 
     /// [`EVENTS_STREAM`]: enriched events, consumed by the indexer and the escalator.
@@ -427,6 +450,18 @@ impl StreamConfig {
     /// Sets [`StreamConfig::storage`].
     pub fn with_storage(mut self, storage: Storage) -> Self {
         self.storage = storage;
+        self
+    }
+
+    /// Sets [`StreamConfig::retention`].
+    pub fn with_retention(mut self, retention: Retention) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    /// Sets [`StreamConfig::discard`].
+    pub fn with_discard(mut self, discard: Discard) -> Self {
+        self.discard = discard;
         self
     }
 

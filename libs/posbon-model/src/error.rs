@@ -48,6 +48,13 @@ string_enum! {
         /// An event of another kind than the subject it arrived on names
         /// (a `fraud_flag` on `posbon.ingest.incident`).
         KindNotAllowedOnSubject = "kind_not_allowed_on_subject",
+        /// A batch (JSON array or NDJSON) holds more items than
+        /// [`crate::Limits::max_batch_items`]; none of it was taken.
+        BatchTooLarge = "batch_too_large",
+        /// Processing the message failed inside the service (a bug, not the
+        /// producer's mistake): it is kept on the dead-letter queue instead
+        /// of being offered again forever.
+        ProcessingFailed = "processing_failed",
     }
 }
 

@@ -102,7 +102,10 @@ pub use lifecycle::{
     ActionRequest, AuditKind, AuditStep, EscalationAction, EscalationRecord, MAX_ACTOR_BYTES,
     MAX_NOTE_BYTES, NotifyTier, TransitionError,
 };
-pub use parse::{BatchItem, DEFAULT_MAX_PAYLOAD_BYTES, Limits, parse_event, parse_events};
+pub use parse::{
+    BatchItem, DEFAULT_MAX_BATCH_ITEMS, DEFAULT_MAX_PAYLOAD_BYTES, Limits, parse_event,
+    parse_events,
+};
 pub use pseudonym::{
     NAMED_PSEUDONYM_PREFIX, PSEUDONYM_HEX_DIGITS, PSEUDONYM_PREFIX, PseudonymKey, PseudonymKeys,
     is_pseudonymised, pseudonymise_account_ref,

@@ -38,6 +38,30 @@ pub struct Limits {
     pub max_future: TimeDelta,
     /// Earliest accepted `occurred_at` (default 2000-01-01T00:00:00Z).
     pub min_occurred_at: DateTime<Utc>,
+    /// Most items in one batch (JSON array or NDJSON, default 10,000). A
+    /// larger batch is refused whole with [`ErrorCode::BatchTooLarge`], so a
+    /// body of tiny invalid items cannot make an answer many times its size.
+    pub max_batch_items: usize,
+}
+
+/// Default [`Limits::max_batch_items`].
+pub const DEFAULT_MAX_BATCH_ITEMS: usize = 10_000;
+
+impl Limits {
+    /// The verdict on a batch of `count` items: `None` when within
+    /// [`Limits::max_batch_items`], else the error that refuses it whole.
+    pub fn check_batch_items(&self, count: usize) -> Option<ValidationErrors> {
+        (count > self.max_batch_items).then(|| {
+            ValidationErrors::single(
+                "",
+                ErrorCode::BatchTooLarge,
+                format!(
+                    "batch holds more than the limit of {} items: none was taken; split it into smaller batches",
+                    self.max_batch_items
+                ),
+            )
+        })
+    }
 }
 
 /// Default [`Limits::max_payload_bytes`]: 64 KiB.
@@ -49,6 +73,7 @@ impl Default for Limits {
             max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
             max_future: TimeDelta::minutes(5),
             min_occurred_at: default_min_occurred_at(),
+            max_batch_items: DEFAULT_MAX_BATCH_ITEMS,
         }
     }
 }
@@ -131,12 +156,23 @@ pub struct BatchItem {
 /// loses the others. A structurally broken array is split as well as
 /// possible (by bracket depth outside strings) and the broken part reported
 /// as its own item.
+///
+/// A batch of more than `limits.max_batch_items` items is one item with
+/// [`ErrorCode::BatchTooLarge`].
 pub fn parse_events(bytes: &[u8], limits: &Limits, now: DateTime<Utc>) -> Vec<BatchItem> {
     let first = bytes.iter().position(|b| !b.is_ascii_whitespace());
-    match first {
+    let items = match first {
         None => Vec::new(),
         Some(i) if bytes[i] == b'[' => parse_array(bytes, i, limits, now),
         Some(_) => parse_ndjson(bytes, limits, now),
+    };
+    match limits.check_batch_items(items.len()) {
+        Some(errors) => vec![BatchItem {
+            index: 0,
+            line: 1,
+            result: Err(errors),
+        }],
+        None => items,
     }
 }
 
@@ -148,6 +184,11 @@ fn parse_ndjson(bytes: &[u8], limits: &Limits, now: DateTime<Utc>) -> Vec<BatchI
             continue;
         }
         let index = out.len();
+        if index == limits.max_batch_items {
+            // One more than the limit: the caller refuses the batch whole.
+            out.push(too_many());
+            break;
+        }
         out.push(BatchItem {
             index,
             line: n + 1,
@@ -155,6 +196,16 @@ fn parse_ndjson(bytes: &[u8], limits: &Limits, now: DateTime<Utc>) -> Vec<BatchI
         });
     }
     out
+}
+
+/// The placeholder for the item past the limit (never returned: the batch
+/// is refused whole).
+fn too_many() -> BatchItem {
+    BatchItem {
+        index: 0,
+        line: 0,
+        result: Err(ValidationErrors::single("", ErrorCode::BatchTooLarge, "")),
+    }
 }
 
 fn parse_array(bytes: &[u8], open: usize, limits: &Limits, now: DateTime<Utc>) -> Vec<BatchItem> {
@@ -211,6 +262,10 @@ fn parse_array(bytes: &[u8], open: usize, limits: &Limits, now: DateTime<Utc>) -
                 i += 1;
             }
             let index = out.len();
+            if index == limits.max_batch_items {
+                out.push(too_many());
+                return out;
+            }
             let item = &bytes[start..i];
             let result = if end.is_none() {
                 Err(ValidationErrors::single(

@@ -912,6 +912,25 @@ fn batches_ndjson() {
     };
     let items = parse_events(format!("{good}\n{good}\n").as_bytes(), &limits, now());
     assert!(items.iter().all(|i| i.result.is_ok()));
+    // The item count is capped per batch: one more is refused whole.
+    let limits = Limits {
+        max_batch_items: 2,
+        ..Limits::default()
+    };
+    for body in [format!("{good}\n{good}\n"), format!("[{good},{good}]")] {
+        assert_eq!(parse_events(body.as_bytes(), &limits, now()).len(), 2);
+    }
+    for body in [
+        format!("{good}\n{good}\n{good}\n"),
+        format!("[{good},{good},{good}]"),
+        "[0,0,0,0,0,0]".to_owned(),
+    ] {
+        let items = parse_events(body.as_bytes(), &limits, now());
+        assert_eq!(items.len(), 1, "{body}");
+        let errors = items[0].result.as_ref().unwrap_err();
+        assert_eq!(errors.errors()[0].code, ErrorCode::BatchTooLarge);
+        assert!(errors.errors()[0].message.contains("limit of 2 items"));
+    }
 }
 
 #[test]

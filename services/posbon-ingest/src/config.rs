@@ -47,6 +47,10 @@ pub struct IngestConfig {
     pub max_event_bytes: usize,
     /// Largest HTTP body (one event or a batch) in bytes; larger bodies get 413.
     pub max_body_bytes: usize,
+    /// Most events in one batch (a JSON array or NDJSON body, over HTTP or
+    /// NATS); a larger batch is refused whole (HTTP 413, `batch_too_large`).
+    #[serde(default = "default_max_batch_items")]
+    pub max_batch_items: usize,
     /// How far in the future `occurred_at` may be, in seconds (clock skew).
     pub max_future_secs: u64,
     /// File whose first line is the key of the keyed hash that pseudonymises
@@ -75,6 +79,10 @@ pub struct IngestConfig {
     /// that read JSON). Posbon's consumers read both.
     #[serde(default)]
     pub events_encoding: posbon_model::EventEncoding,
+}
+
+fn default_max_batch_items() -> usize {
+    posbon_model::DEFAULT_MAX_BATCH_ITEMS
 }
 
 /// 16 MiB: about 40,000 typical events, or 16 of the largest messages

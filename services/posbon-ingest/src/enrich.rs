@@ -144,7 +144,10 @@ impl Enricher {
 
     /// Judges every item of `body`. One bad item never affects the others.
     pub fn prepare(&self, body: &Bytes, format: BodyFormat, now: DateTime<Utc>) -> Vec<Prepared> {
-        let items = split(body, format);
+        let mut items = split(body, format);
+        if let Some(errors) = self.limits.check_batch_items(items.len()) {
+            items = vec![(1, Err((body.clone(), errors)))];
+        }
         let mut parsed: Vec<(usize, usize, Bytes, Result<Event, ValidationErrors>)> = items
             .into_iter()
             .enumerate()

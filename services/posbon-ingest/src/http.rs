@@ -2,9 +2,10 @@
 //!
 //! Answers with the verdict on every item: `200` when none was rejected,
 //! `422` when every item was rejected, `200` with per-item results when some
-//! were; `413` for a body over the limit, `415` for a content type other than
+//! were; `413` for a body over the limit or a batch of more than
+//! `max_batch_items` items, `415` for a content type other than
 //! `application/json` or `application/x-ndjson`, `503` when the bus did not
-//! take the events (retry: event ids make retries safe).
+//! take the events, with `Retry-After` (event ids make retries safe).
 
 use std::sync::Arc;
 
@@ -12,9 +13,10 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use posbon_model::ErrorCode;
 use serde::Serialize;
 use serde_json::json;
 
@@ -94,7 +96,14 @@ async fn post_events(
                 rejected: count(|s| matches!(s, ItemStatus::Rejected { .. })),
                 items: &items,
             };
-            let status = if summary.rejected > 0 && summary.rejected == items.len() {
+            let too_large = matches!(
+                items.as_slice(),
+                [ItemReport { status: ItemStatus::Rejected { errors }, .. }]
+                    if errors.iter().any(|e| e.code == ErrorCode::BatchTooLarge)
+            );
+            let status = if too_large {
+                StatusCode::PAYLOAD_TOO_LARGE
+            } else if summary.rejected > 0 && summary.rejected == items.len() {
                 StatusCode::UNPROCESSABLE_ENTITY
             } else {
                 StatusCode::OK
@@ -103,10 +112,14 @@ async fn post_events(
         }
         Some(Err(e)) => {
             tracing::warn!(error = %e, "bus refused an http batch");
-            error(
+            let mut response = error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "events could not be published now; retry (ids make retries safe)".into(),
-            )
+            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            response
         }
         None => error(StatusCode::INTERNAL_SERVER_ERROR, "no result".into()),
     }

@@ -22,4 +22,4 @@ pub mod service;
 pub use config::{FileConfig, IngestConfig};
 pub use enrich::{BodyFormat, Enricher, Prepared};
 pub use run::{build, routes, run};
-pub use service::{Body, Ingest, ItemReport, ItemStatus, Source};
+pub use service::{Body, Ingest, ItemReport, ItemStatus, MAX_DEAD_LETTER_PAYLOAD, Source};

@@ -27,6 +27,7 @@ pub fn build(
     let limits = Limits {
         max_payload_bytes: config.max_event_bytes,
         max_future: chrono::TimeDelta::seconds(i64::try_from(config.max_future_secs)?),
+        max_batch_items: config.max_batch_items,
         ..Limits::default()
     };
     let enricher = Enricher::new(registry, limits, config.pseudonym_key()?);

@@ -8,6 +8,7 @@ use bytes::{Bytes, BytesMut};
 use chrono::Utc;
 use posbon_bus::headers::{
     BATCH_INDEX, CONTENT_TYPE, ORIGINAL_SUBJECT, REDACTED, REJECT_CODE, REJECT_REASON, REJECTED_BY,
+    TRUNCATED,
 };
 use posbon_bus::subjects::{Place, dlq_subject, event_subject};
 use posbon_bus::{Bus, BusError, Headers, OutgoingMessage};
@@ -126,6 +127,10 @@ pub struct Ingest {
     bus: Arc<dyn Bus>,
     metrics: IngestMetrics,
     encoding: EventEncoding,
+    /// Unit tests only: a body that makes [`Ingest::process`] panic, as a
+    /// bug would.
+    #[cfg(test)]
+    pub(crate) poison: Option<&'static [u8]>,
 }
 
 impl Ingest {
@@ -140,6 +145,8 @@ impl Ingest {
             bus,
             metrics: IngestMetrics::new(metrics)?,
             encoding: EventEncoding::default(),
+            #[cfg(test)]
+            poison: None,
         })
     }
 
@@ -163,6 +170,13 @@ impl Ingest {
     pub async fn process(&self, bodies: &[Body]) -> Vec<Result<Vec<ItemReport>, BusError>> {
         let started = Instant::now();
         let now = Utc::now();
+        #[cfg(test)]
+        if let Some(poison) = self.poison {
+            assert!(
+                !bodies.iter().any(|b| b.bytes.as_ref() == poison),
+                "a poison message (unit test)"
+            );
+        }
         let prepared: Vec<Vec<Prepared>> = bodies
             .iter()
             .map(|b| {
@@ -273,6 +287,36 @@ impl Ingest {
     }
 }
 
+impl Ingest {
+    /// Sends `body` to the dead-letter queue whole, as `processing_failed`:
+    /// for a message that made ingest fail (a poison message), so that it is
+    /// kept for inspection instead of being offered again forever.
+    pub async fn dead_letter_failed(&self, body: &Body) -> Result<(), BusError> {
+        let errors = ValidationErrors::single(
+            "",
+            ErrorCode::ProcessingFailed,
+            "ingest failed while processing this message (an internal error, reported in its \
+             logs); it is kept here instead of being offered again",
+        );
+        let item = Prepared {
+            index: 0,
+            line: 1,
+            raw: body.bytes.clone(),
+            outcome: Err(errors.clone()),
+        };
+        let message = dead_letter(&self.enricher, body, &item, &errors);
+        self.bus
+            .publish(&message.subject, message.headers, message.payload)
+            .await?;
+        self.metrics.dead_lettered.inc();
+        self.metrics
+            .rejections
+            .with_labels(&[ErrorCode::ProcessingFailed.as_str()])
+            .inc();
+        Ok(())
+    }
+}
+
 /// The payloads of one batch's events, written one after another into
 /// shared buffers of [`Payloads::CHUNK`] bytes: one allocation per chunk
 /// instead of one (and its regrowths) per event.
@@ -352,6 +396,10 @@ fn keep_to_subject_kind(subject: &str, items: &mut [Prepared]) {
 /// and can be recomputed from the original bytes.
 const MAX_REASON: usize = 2048;
 
+/// Most bytes of a rejected item a dead letter keeps (the largest event
+/// ingest accepts by default; nats-server's default message limit is 1 MiB).
+pub const MAX_DEAD_LETTER_PAYLOAD: usize = 64 << 10;
+
 fn dead_letter(
     enricher: &Enricher,
     body: &Body,
@@ -359,7 +407,18 @@ fn dead_letter(
     errors: &ValidationErrors,
 ) -> OutgoingMessage {
     let kept = enricher.dead_letter_payload(&item.raw);
-    let payload = kept.payload;
+    let mut payload = kept.payload;
+    // Over HTTP, the dead letter's de-duplication id is the digest of the
+    // whole (redacted) item, taken before any truncation.
+    let http_id = matches!(body.source, Source::Http)
+        .then(|| format!("dlq:http:{}", hex::encode(&Sha256::digest(&payload)[..16])));
+    // A rejected body can be as large as the body limit (16 MiB), more than
+    // the bus takes in one message: keep its start, say how long it was.
+    let truncated = (payload.len() > MAX_DEAD_LETTER_PAYLOAD).then(|| {
+        let full = payload.len();
+        payload.truncate(MAX_DEAD_LETTER_PAYLOAD);
+        full
+    });
     let codes: Vec<&str> = errors.iter().map(|e| e.code.as_str()).collect();
     let mut reason: String = errors
         .iter()
@@ -383,13 +442,7 @@ fn dead_letter(
         Source::Nats { subject, sequence } => {
             (subject.clone(), format!("dlq:{sequence}:{}", item.index))
         }
-        Source::Http => {
-            let digest = Sha256::digest(&payload);
-            (
-                "http".to_owned(),
-                format!("dlq:http:{}", hex::encode(&digest[..16])),
-            )
-        }
+        Source::Http => ("http".to_owned(), http_id.unwrap_or_default()),
     };
     let mut headers = Headers::with_capacity(7)
         .with_msg_id(msg_id)
@@ -400,6 +453,9 @@ fn dead_letter(
         .with(REJECTED_BY, "posbon-ingest");
     if let Some(note) = kept.note {
         headers = headers.with(REDACTED, note);
+    }
+    if let Some(full) = truncated {
+        headers = headers.with(TRUNCATED, full.to_string());
     }
     let kind = item.kind_hint();
     OutgoingMessage::new(dlq_subject(kind.map(|k| k.as_str())), headers, payload)

@@ -321,3 +321,60 @@ async fn a_subject_that_names_a_kind_carries_only_that_kind() {
         "{on_demo:?}"
     );
 }
+
+/// A batch of more items than `max_batch_items` is refused whole with 413
+/// `batch_too_large` (none of its events is published), however small its
+/// items: 16 MiB of `[0,0,…]` (8 million items) gets one short answer, not
+/// eight million verdicts.
+#[tokio::test]
+async fn a_batch_over_the_item_limit_is_refused_whole() {
+    let mut config = config(16 << 20);
+    config.max_batch_items = 3;
+    let (app, bus) = setup_with(config).await;
+    let four = (1..=4)
+        .map(|i| event(&format!("b-{i}"), 41.285))
+        .collect::<Vec<_>>();
+    for (content_type, body) in [
+        ("application/x-ndjson", four.join("\n")),
+        ("application/json", format!("[{}]", four.join(","))),
+    ] {
+        let (status, answer) = post(&app, Some(content_type), body).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{answer}");
+        let error = &answer["items"][0]["errors"][0];
+        assert_eq!(error["code"], "batch_too_large", "{answer}");
+        assert!(
+            error["message"]
+                .as_str()
+                .expect("message")
+                .contains("limit of 3 items"),
+            "{error}"
+        );
+    }
+    // Three items are within the limit.
+    let (status, answer) = post(&app, Some("application/x-ndjson"), four[..3].join("\n")).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(drain(&bus, EVENTS_STREAM).await.len(), 3);
+
+    let (app, bus) = setup(16 << 20).await;
+    let mut zeros = "0,".repeat((8 << 20) - 1);
+    zeros.pop();
+    let body = format!("[{zeros}]");
+    let length = body.len();
+    assert!(length <= 16 << 20);
+    let (status, answer) = post(&app, Some("application/json"), body).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{answer}");
+    assert_eq!(answer["items"].as_array().map(Vec::len), Some(1));
+    assert!(drain(&bus, EVENTS_STREAM).await.is_empty());
+    // Its dead letter keeps the start of the body and says how long it was:
+    // 16 MiB would not fit in one bus message.
+    let dead = drain(&bus, DLQ_STREAM).await;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(
+        dead[0].payload.len(),
+        posbon_ingest::MAX_DEAD_LETTER_PAYLOAD
+    );
+    assert_eq!(
+        dead[0].headers.get("Posbon-Truncated"),
+        Some(length.to_string().as_str())
+    );
+}

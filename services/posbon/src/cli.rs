@@ -363,6 +363,9 @@ pub(crate) struct NatsConfigArgs {
     /// Escalator shards (escalator.shard_count): each has its own durable consumer.
     #[arg(long, default_value_t = 1)]
     pub(crate) escalator_shards: u32,
+    /// Flush every JetStream write to disk before it is acknowledged (sync_interval: always), so that acknowledged events survive a power loss; costs one fsync per write.
+    #[arg(long)]
+    pub(crate) sync_always: bool,
 }
 
 /// `posbon nats-streams`.

@@ -66,6 +66,7 @@ pub(crate) fn nats_config(args: NatsConfigArgs, quiet: bool) -> anyhow::Result<(
         listen: args.listen.clone(),
         store_dir: args.store_dir.clone(),
         escalator_shards: args.escalator_shards,
+        sync_always: args.sync_always,
         tls,
     };
     std::fs::write(&conf_path, server_config(&options, &users))

@@ -643,6 +643,9 @@ impl InProcessApi {
                 renotify_check_secs: 5,
                 feed_keepalive_secs: 5,
                 max_list: 1000,
+                max_feed_clients: 2048,
+                max_feed_clients_per_caller: 32,
+                max_feed_replay: 10_000,
             };
             let auth = posbon_auth::Auth::new(store.clone(), registry.clone(), Default::default())
                 .expect("auth");

@@ -15,6 +15,8 @@ pub struct ApiError {
     pub code: &'static str,
     /// What is wrong, for a person.
     pub message: String,
+    /// Seconds after which trying again may work (the `Retry-After` header).
+    pub retry_after_secs: Option<u64>,
 }
 
 impl ApiError {
@@ -24,6 +26,23 @@ impl ApiError {
             status: StatusCode::BAD_REQUEST,
             code,
             message: message.into(),
+            retry_after_secs: None,
+        }
+    }
+
+    /// 503 (the server is at a limit) or 429 (the caller is), with
+    /// `Retry-After`.
+    pub fn at_limit(
+        status: StatusCode,
+        code: &'static str,
+        message: impl Into<String>,
+        retry_after_secs: u64,
+    ) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            retry_after_secs: Some(retry_after_secs),
         }
     }
 
@@ -33,6 +52,7 @@ impl ApiError {
             status: StatusCode::NOT_FOUND,
             code: "not_found",
             message: message.into(),
+            retry_after_secs: None,
         }
     }
 
@@ -42,6 +62,7 @@ impl ApiError {
             status: StatusCode::FORBIDDEN,
             code: "out_of_scope",
             message: format!("{what} is outside your scope"),
+            retry_after_secs: None,
         }
     }
 
@@ -51,6 +72,7 @@ impl ApiError {
             status: StatusCode::SERVICE_UNAVAILABLE,
             code: "unavailable",
             message: message.into(),
+            retry_after_secs: None,
         }
     }
 }
@@ -62,6 +84,7 @@ impl From<TransitionError> for ApiError {
                 status: StatusCode::CONFLICT,
                 code: "invalid_transition",
                 message: err.to_string(),
+                retry_after_secs: None,
             },
             TransitionError::Invalid(message) => Self::bad_request("invalid_action", message),
         }
@@ -85,6 +108,12 @@ impl From<posbon_bus::BusError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::json!({ "error": self.message, "code": self.code });
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(secs) = self.retry_after_secs {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        response
     }
 }

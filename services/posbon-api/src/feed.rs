@@ -11,14 +11,23 @@
 //!
 //! Filters: `region`, `district`, `mahalla` (ids; they become the NATS subject
 //! filter, so the server does the routing) and `min_level`.
+//!
+//! Limits: at most `api.max_feed_clients` clients at once (one more gets 503
+//! `feed_full`) and `api.max_feed_clients_per_caller` per identity (429
+//! `too_many_feeds`), both with `Retry-After`; a replay covers at most
+//! `api.max_feed_replay` messages: a client further behind starts there and
+//! gets a `gap` message first (`{"requested_after": n, "resumed_after": m}`).
+//! The WebSocket takes frames of at most [`WS_MAX_MESSAGE_BYTES`] from the
+//! client (it has nothing to send but pings and the close).
 
+use std::collections::HashMap;
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::{Stream, StreamExt as _};
@@ -200,23 +209,140 @@ pub fn feed_item(message: &StreamMessage) -> Option<FeedItem> {
     }
 }
 
+/// Where a replay that asked for too much started instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Gap {
+    /// The sequence the client asked to resume after.
+    pub requested_after: u64,
+    /// The sequence the feed resumes after.
+    pub resumed_after: u64,
+}
+
+/// Where a feed starts: after `after` (or after the newest message), but at
+/// most `max_replay` messages back from the newest (`last`).
+pub fn start_after(after: Option<u64>, last: u64, max_replay: u64) -> (u64, Option<Gap>) {
+    let Some(after) = after else {
+        return (last, None);
+    };
+    let earliest = last.saturating_sub(max_replay);
+    if after < earliest {
+        (
+            earliest,
+            Some(Gap {
+                requested_after: after,
+                resumed_after: earliest,
+            }),
+        )
+    } else {
+        (after, None)
+    }
+}
+
 async fn open(
     state: &ApiState,
     caller: &Caller,
     filter: &FeedFilter,
-) -> Result<Box<dyn StreamReader>, ApiError> {
+) -> Result<(Box<dyn StreamReader>, Option<Gap>), ApiError> {
     let subjects = filter.subjects_for(caller, &state.registry);
     if subjects.is_empty() {
         return Err(ApiError::out_of_scope("the place this feed asks for"));
     }
-    let start = match filter.after {
-        Some(after) => after.saturating_add(1),
-        None => state.bus.stream_info(ALERTS_STREAM).await?.last_sequence + 1,
-    };
-    Ok(state
+    let last = state.bus.stream_info(ALERTS_STREAM).await?.last_sequence;
+    let (after, gap) = start_after(filter.after, last, state.config.max_feed_replay);
+    let reader = state
         .bus
-        .read_stream(ALERTS_STREAM, subjects, start)
-        .await?)
+        .read_stream(ALERTS_STREAM, subjects, after.saturating_add(1))
+        .await?;
+    Ok((reader, gap))
+}
+
+/// Largest WebSocket message (and frame) a feed client may send.
+pub const WS_MAX_MESSAGE_BYTES: usize = 4096;
+
+/// Counts feed clients against the limits: in all and per identity.
+#[derive(Debug)]
+pub struct FeedAdmission {
+    gauge: posbon_telemetry::Gauge,
+    max: usize,
+    max_per_caller: usize,
+    open: Mutex<(usize, HashMap<String, usize>)>,
+}
+
+impl FeedAdmission {
+    /// Admission with these limits, reporting the count to `gauge`.
+    pub fn new(gauge: posbon_telemetry::Gauge, max: usize, max_per_caller: usize) -> Self {
+        Self {
+            gauge,
+            max,
+            max_per_caller,
+            open: Mutex::new((0, HashMap::new())),
+        }
+    }
+
+    /// A place for one more client of `actor`, or the error that refuses it.
+    pub fn admit(self: &Arc<Self>, actor: String) -> Result<FeedTicket, ApiError> {
+        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        if open.0 >= self.max {
+            return Err(ApiError::at_limit(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "feed_full",
+                format!(
+                    "the live feed has its maximum of {} clients; try again shortly",
+                    self.max
+                ),
+                5,
+            ));
+        }
+        let mine = open.1.entry(actor.clone()).or_insert(0);
+        if *mine >= self.max_per_caller {
+            return Err(ApiError::at_limit(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_feeds",
+                format!(
+                    "{actor} already has {} live feeds open, the most one identity may: close one",
+                    self.max_per_caller
+                ),
+                5,
+            ));
+        }
+        *mine += 1;
+        open.0 += 1;
+        self.gauge.inc();
+        Ok(FeedTicket {
+            admission: Arc::clone(self),
+            actor,
+        })
+    }
+
+    /// Clients connected now.
+    pub fn count(&self) -> usize {
+        self.open.lock().unwrap_or_else(PoisonError::into_inner).0
+    }
+}
+
+/// One admitted feed client; dropping it frees its place.
+#[derive(Debug)]
+pub struct FeedTicket {
+    admission: Arc<FeedAdmission>,
+    actor: String,
+}
+
+impl Drop for FeedTicket {
+    fn drop(&mut self) {
+        let mut open = self
+            .admission
+            .open
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        open.0 = open.0.saturating_sub(1);
+        if let Some(mine) = open.1.get_mut(&self.actor) {
+            *mine -= 1;
+            if *mine == 0 {
+                open.1.remove(&self.actor);
+            }
+        }
+        self.admission.gauge.dec();
+    }
 }
 
 /// The feed items of a reader, filtered by level and (again, whatever the
@@ -255,24 +381,27 @@ pub async fn sse(
         .get("last-event-id")
         .map(|v| v.to_str().unwrap_or("not ascii"));
     let filter = FeedFilter::parse(&query, last)?;
-    let reader = open(&state, &caller, &filter).await?;
-    let gauge = state.feed_clients.clone();
-    gauge.inc();
-    let guard = ClientGuard(gauge);
+    let ticket = state.feed_clients.admit(caller.actor())?;
+    let (reader, gap) = open(&state, &caller, &filter).await?;
     let hello = futures::stream::once(async {
         Ok(Event::default()
             .retry(Duration::from_secs(2))
             .comment("posbon escalation feed"))
     });
+    let gap = futures::stream::iter(gap.map(|gap| {
+        Ok(Event::default()
+            .event("gap")
+            .data(serde_json::to_string(&gap).unwrap_or_default()))
+    }));
     let events = items(reader, filter.min_level, caller).map(move |item| {
-        let _alive = &guard;
+        let _alive = &ticket;
         let data = serde_json::to_string(&item.data).unwrap_or_else(|_| "{}".to_owned());
         Ok(Event::default()
             .id(item.id.to_string())
             .event(item.kind)
             .data(data))
     });
-    Ok(Sse::new(hello.chain(events))
+    Ok(Sse::new(hello.chain(gap).chain(events))
         .keep_alive(KeepAlive::new().interval(state.config.feed_keepalive())))
 }
 
@@ -289,18 +418,25 @@ pub async fn websocket(
         .get("last-event-id")
         .map(|v| v.to_str().unwrap_or("not ascii"));
     let filter = FeedFilter::parse(&query, last)?;
-    let reader = open(&state, &caller, &filter).await?;
-    let gauge = state.feed_clients.clone();
+    let ticket = state.feed_clients.admit(caller.actor())?;
+    let (reader, gap) = open(&state, &caller, &filter).await?;
     Ok(upgrade
+        .max_message_size(WS_MAX_MESSAGE_BYTES)
+        .max_frame_size(WS_MAX_MESSAGE_BYTES)
         .on_upgrade(move |socket| async move {
-            gauge.inc();
-            let _guard = ClientGuard(gauge);
-            pump(socket, items(reader, filter.min_level, caller)).await;
+            let _alive = ticket;
+            pump(socket, gap, items(reader, filter.min_level, caller)).await;
         })
         .into_response())
 }
 
-async fn pump(mut socket: WebSocket, items: impl Stream<Item = FeedItem> + Send) {
+async fn pump(mut socket: WebSocket, gap: Option<Gap>, items: impl Stream<Item = FeedItem> + Send) {
+    if let Some(gap) = gap {
+        let text = serde_json::json!({ "type": "gap", "data": gap }).to_string();
+        if socket.send(Message::Text(text.into())).await.is_err() {
+            return;
+        }
+    }
     let mut items = std::pin::pin!(items);
     loop {
         tokio::select! {
@@ -316,14 +452,6 @@ async fn pump(mut socket: WebSocket, items: impl Stream<Item = FeedItem> + Send)
                 Some(Ok(_)) => {}
             }
         }
-    }
-}
-
-struct ClientGuard(posbon_telemetry::Gauge);
-
-impl Drop for ClientGuard {
-    fn drop(&mut self) {
-        self.0.dec();
     }
 }
 

@@ -42,7 +42,7 @@ use posbon_bus::{Bus, default_streams};
 use posbon_geo::Registry;
 use posbon_service::{FnCheck, Health};
 use posbon_store::Store;
-use posbon_telemetry::{Gauge, Metrics};
+use posbon_telemetry::Metrics;
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
@@ -74,6 +74,31 @@ pub struct ApiConfig {
     pub feed_keepalive_secs: u64,
     /// Most escalations one list returns.
     pub max_list: usize,
+    /// Most live-feed clients (SSE and WebSocket) at once; one more gets 503
+    /// `feed_full` with `Retry-After`.
+    #[serde(default = "default_max_feed_clients")]
+    pub max_feed_clients: usize,
+    /// Most live-feed clients of one identity (user or token) at once; one
+    /// more gets 429 `too_many_feeds`.
+    #[serde(default = "default_max_feed_clients_per_caller")]
+    pub max_feed_clients_per_caller: usize,
+    /// Most ALERTS messages a feed replays on `since`/`Last-Event-ID`; a
+    /// client further behind starts that many messages back and is told with
+    /// a `gap` message (the list, `GET /v1/escalations`, has the state).
+    #[serde(default = "default_max_feed_replay")]
+    pub max_feed_replay: u64,
+}
+
+fn default_max_feed_clients() -> usize {
+    2048
+}
+
+fn default_max_feed_clients_per_caller() -> usize {
+    32
+}
+
+fn default_max_feed_replay() -> u64 {
+    10_000
 }
 
 impl ApiConfig {
@@ -85,6 +110,10 @@ impl ApiConfig {
     /// Checks the values.
     pub fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(self.max_list >= 1, "api.max_list: must be at least 1");
+        anyhow::ensure!(
+            self.max_feed_clients >= 1 && self.max_feed_clients_per_caller >= 1,
+            "api.max_feed_clients and api.max_feed_clients_per_caller: must be at least 1"
+        );
         anyhow::ensure!(
             self.renotify_after_secs >= 1,
             "api.renotify_after_secs: must be at least 1"
@@ -111,8 +140,8 @@ pub struct ApiState {
     pub lifecycle: Arc<Lifecycle>,
     /// Identities and the audit log.
     pub auth: Arc<Auth>,
-    /// Connected feed clients.
-    pub feed_clients: Gauge,
+    /// Connected feed clients, counted against the limits.
+    pub feed_clients: Arc<feed::FeedAdmission>,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -142,10 +171,14 @@ impl ApiState {
             metrics,
         )?);
         Ok(Arc::new(Self {
-            feed_clients: metrics.gauge(
-                "posbon_feed_clients",
-                "Clients connected to the live escalation feed",
-            )?,
+            feed_clients: Arc::new(feed::FeedAdmission::new(
+                metrics.gauge(
+                    "posbon_feed_clients",
+                    "Clients connected to the live escalation feed",
+                )?,
+                config.max_feed_clients,
+                config.max_feed_clients_per_caller,
+            )),
             config,
             bus,
             store,

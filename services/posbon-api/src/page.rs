@@ -282,6 +282,9 @@ mod tests {
             renotify_check_secs: 15,
             feed_keepalive_secs: 15,
             max_list: 100,
+            max_feed_clients: 2048,
+            max_feed_clients_per_caller: 32,
+            max_feed_replay: 10_000,
         };
         let registry = Arc::new(posbon_sim::load_registry(None).expect("city registry"));
         let bus: Arc<dyn posbon_bus::Bus> = Arc::new(posbon_bus::MemoryBus::new());

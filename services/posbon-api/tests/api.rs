@@ -34,6 +34,9 @@ fn config(renotify_after_secs: u64) -> ApiConfig {
         renotify_check_secs: 1,
         feed_keepalive_secs: 15,
         max_list: 1000,
+        max_feed_clients: 2048,
+        max_feed_clients_per_caller: 32,
+        max_feed_replay: 10_000,
     }
 }
 
@@ -101,6 +104,10 @@ struct Api {
 }
 
 async fn api(bus: Arc<dyn Bus>, renotify_after_secs: u64) -> Api {
+    api_with(bus, config(renotify_after_secs)).await
+}
+
+async fn api_with(bus: Arc<dyn Bus>, config: ApiConfig) -> Api {
     bus.ensure_streams(&default_streams())
         .await
         .expect("streams");
@@ -108,7 +115,7 @@ async fn api(bus: Arc<dyn Bus>, renotify_after_secs: u64) -> Api {
     let metrics = Metrics::new();
     let auth = posbon_auth::Auth::new(store.clone(), registry(), Default::default()).expect("auth");
     let state = ApiState::new(
-        config(renotify_after_secs),
+        config,
         bus.clone(),
         store.clone(),
         registry(),
@@ -652,4 +659,158 @@ async fn feed_resumes_exactly_over_nats() {
             .as_str()
             .is_some_and(|m| m.contains("min_level"))
     );
+}
+
+/// Opens a raw SSE feed and reads until `until` appears in what came; the
+/// connection stays open (and holds its place) while the caller keeps it.
+async fn open_sse(
+    addr: std::net::SocketAddr,
+    token: &str,
+    query: &str,
+    until: &str,
+) -> (tokio::net::TcpStream, String) {
+    let mut conn = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let request = format!(
+        "GET /v1/feed{query} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\nAccept: text/event-stream\r\n\r\n"
+    );
+    conn.write_all(request.as_bytes()).await.expect("write");
+    let mut text = String::new();
+    let mut buf = vec![0u8; 65536];
+    while !text.contains(until) {
+        let n = tokio::time::timeout(Duration::from_secs(10), conn.read(&mut buf))
+            .await
+            .unwrap_or_else(|_| panic!("{until:?} in time; got {text}"))
+            .expect("read");
+        assert!(n > 0, "closed before {until:?}: {text}");
+        text.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    (conn, text)
+}
+
+/// The feed's limits: clients in all and per identity (refused with
+/// `Retry-After`, freed when a client leaves), the replay window (a `gap`
+/// message says where the feed resumed), and the size of what a WebSocket
+/// client may send.
+#[tokio::test]
+async fn feed_limits_clients_replay_and_frames() {
+    let bus: Arc<dyn Bus> = Arc::new(posbon_bus::MemoryBus::new());
+    let api = api_with(
+        bus,
+        ApiConfig {
+            max_feed_clients: 2,
+            max_feed_clients_per_caller: 1,
+            max_feed_replay: 2,
+            ..config(3600)
+        },
+    )
+    .await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let app = api.app.clone();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let mut sequences = Vec::new();
+    for i in 0..4 {
+        let e = escalation(i, 1, RiskLevel::High, vec![]);
+        sequences.push(publish_escalation(&*api.bus, &e).await);
+    }
+
+    // since=0 asks for four messages; the feed replays two and says so.
+    let tester = api.token("tester").await;
+    let last = sequences[3];
+    let (held, text) = open_sse(addr, &tester, "?since=0", &format!("id: {last}")).await;
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    let gap = format!(
+        "event: gap\ndata: {{\"requested_after\":0,\"resumed_after\":{}}}",
+        last - 2
+    );
+    assert!(text.contains(&gap), "{text}");
+    assert!(!text.contains(&format!("id: {}\n", sequences[1])), "{text}");
+    assert!(text.contains(&format!("id: {}\n", sequences[2])), "{text}");
+
+    // One feed per identity: the tester's second is refused.
+    let (status, body) = api.call("GET", "/v1/feed", None).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(body["code"], "too_many_feeds");
+    let request = |token: &str| {
+        Request::get("/v1/feed")
+            .header("authorization", format!("Bearer {token}"))
+            .body(Body::empty())
+            .expect("request")
+    };
+    let refused = api
+        .app
+        .clone()
+        .oneshot(request(&tester))
+        .await
+        .expect("response");
+    assert_eq!(
+        refused.headers().get("retry-after").map(|v| v.as_bytes()),
+        Some(&b"5"[..])
+    );
+    // Two in all: another identity gets the second place, a third none.
+    let other = api.token("other").await;
+    let (held_too, _) = open_sse(addr, &other, "", "posbon escalation feed").await;
+    let third = api.token("third").await;
+    let refused = api
+        .app
+        .clone()
+        .oneshot(request(&third))
+        .await
+        .expect("response");
+    assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        refused.headers().get("retry-after").map(|v| v.as_bytes()),
+        Some(&b"5"[..])
+    );
+    let body = axum::body::to_bytes(refused.into_body(), 1 << 16)
+        .await
+        .expect("body");
+    assert!(String::from_utf8_lossy(&body).contains("feed_full"));
+    assert_eq!(api.state.feed_clients.count(), 2);
+    // A client that leaves frees its place.
+    drop(held);
+    for _ in 0..200 {
+        if api.state.feed_clients.count() < 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(api.state.feed_clients.count(), 1);
+    drop(held_too);
+
+    // A WebSocket client may send small frames only: 8 KiB closes it.
+    let mut conn = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let upgrade = format!(
+        "GET /v1/feed/ws HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {third}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    conn.write_all(upgrade.as_bytes()).await.expect("write");
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        conn.read_exact(&mut byte).await.expect("read head");
+        head.push(byte[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    // A masked text frame of 8 KiB (the mask is zero: the payload as is).
+    let mut frame = vec![0x81, 0x80 | 126];
+    frame.extend_from_slice(&8192u16.to_be_bytes());
+    frame.extend_from_slice(&[0, 0, 0, 0]);
+    frame.extend(std::iter::repeat_n(b'x', 8192));
+    conn.write_all(&frame).await.expect("send");
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(10), conn.read_to_end(&mut rest)).await;
+    assert!(closed.is_ok(), "the server closes the connection");
+    for _ in 0..200 {
+        if api.state.feed_clients.count() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(api.state.feed_clients.count(), 0);
 }

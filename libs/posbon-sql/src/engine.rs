@@ -34,6 +34,9 @@ pub struct SqlLimits {
     /// Most rows a result holds; a longer result is cut and marked
     /// truncated.
     pub max_rows: usize,
+    /// Most bytes (Arrow memory) a result holds; a larger result is cut
+    /// and marked truncated, like one over `max_rows`.
+    pub max_result_bytes: usize,
     /// Memory a query's operators (hash tables, sorts) may hold, in bytes.
     pub max_memory_bytes: usize,
     /// Partitions a query runs in parallel (0: one per CPU).
@@ -52,6 +55,7 @@ impl Default for SqlLimits {
         Self {
             timeout_ms: 30_000,
             max_rows: 100_000,
+            max_result_bytes: 256 << 20,
             max_memory_bytes: 2 << 30,
             partitions: 0,
             max_concurrent: 4,
@@ -414,9 +418,24 @@ impl SqlEngine {
         let schema = stream.schema();
         let mut batches = Vec::new();
         let mut rows = 0usize;
+        let mut bytes = 0usize;
         let mut truncated = false;
         while let Some(batch) = stream.next().await {
             let batch = batch?;
+            let size = batch.get_array_memory_size();
+            if bytes.saturating_add(size) > self.limits.max_result_bytes && batch.num_rows() > 0 {
+                // Keep the rows that fit, at this batch's average row size.
+                let per_row = size.div_ceil(batch.num_rows()).max(1);
+                let keep = ((self.limits.max_result_bytes.saturating_sub(bytes)) / per_row)
+                    .min(max_rows - rows);
+                if keep > 0 {
+                    batches.push(batch.slice(0, keep));
+                }
+                rows += keep;
+                truncated = true;
+                break;
+            }
+            bytes += size;
             if rows + batch.num_rows() > max_rows {
                 let keep = max_rows - rows;
                 if keep > 0 {

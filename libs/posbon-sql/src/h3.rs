@@ -26,14 +26,17 @@
 //! an invalid cell is the empty string, as in DuckDB. Two limits DuckDB
 //! does not have: `h3_cell_to_children` refuses more than 1,000,000
 //! children and `h3_grid_disk` / `h3_grid_ring` a `k` above 1,000, with an
-//! error that says so, instead of exhausting memory.
+//! error that says so, instead of exhausting memory; and the three list
+//! functions return at most [`MAX_CELLS_PER_BATCH`] cells for one batch of
+//! rows, so that a query over many rows cannot build gigabytes outside the
+//! query's memory pool either.
 
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, Float64Builder, Int32Builder, Int64Builder, ListBuilder,
-    StringBuilder, UInt64Builder,
+    Array, ArrayBuilder, ArrayRef, AsArray, Float64Builder, Int32Builder, Int64Builder,
+    ListBuilder, StringBuilder, UInt64Builder,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Float64Type, Int64Type, UInt64Type};
 use datafusion::common::{Result as DfResult, ScalarValue, exec_err, plan_err};
@@ -46,6 +49,18 @@ use posbon_geo::{CellIndex, LatLng, Registry, Resolution};
 pub const MAX_CHILDREN: u64 = 1_000_000;
 /// Largest `k` of `h3_grid_disk` and `h3_grid_ring`.
 pub const MAX_K: i64 = 1_000;
+/// Most cells the list functions (`h3_cell_to_children`, `h3_grid_disk`,
+/// `h3_grid_ring`) return for one batch of rows (8,192 rows by default), in
+/// all: 4 million cells, 32 MiB. The per-row limits alone would let a batch
+/// of rows build gigabytes outside the query's memory pool.
+pub const MAX_CELLS_PER_BATCH: usize = 4_000_000;
+
+/// The error of a batch whose list results would pass [`MAX_CELLS_PER_BATCH`].
+fn too_many_cells(fun: &str, cells: usize) -> DfResult<ArrayRef> {
+    exec_err!(
+        "{fun}: the results of one batch of rows would hold {cells} cells, more than the limit of {MAX_CELLS_PER_BATCH}; ask for fewer rows or a smaller resolution or k"
+    )
+}
 
 /// Which function.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -255,6 +270,13 @@ impl ScalarUDFImpl for H3Udf {
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
         let out = self.eval(&arrays)?;
         if scalar {
+            // A constant list is repeated for every row of the batch.
+            if let Some(list) = out.as_list_opt::<i32>() {
+                let cells = list.values().len().saturating_mul(args.number_rows);
+                if cells > MAX_CELLS_PER_BATCH {
+                    return too_many_cells(self.fun.name(), cells).map(ColumnarValue::Array);
+                }
+            }
             Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?))
         } else {
             Ok(ColumnarValue::Array(out))
@@ -345,6 +367,10 @@ impl H3Udf {
                                     u8::from(r)
                                 );
                             }
+                            let total = b.values().len().saturating_add(count as usize);
+                            if total > MAX_CELLS_PER_BATCH {
+                                return too_many_cells(self.fun.name(), total);
+                            }
                             for child in c.children(r) {
                                 b.values().append_value(u64::from(child));
                             }
@@ -374,6 +400,17 @@ impl H3Udf {
                         b.append(false);
                         continue;
                     };
+                    // 3k(k+1)+1 cells in a disk of radius k, 6k in a ring.
+                    let k64 = u64::from(k);
+                    let expected = if self.fun == Fun::GridDisk {
+                        3 * k64 * (k64 + 1) + 1
+                    } else {
+                        (6 * k64).max(1)
+                    };
+                    let total = b.values().len().saturating_add(expected as usize);
+                    if total > MAX_CELLS_PER_BATCH {
+                        return too_many_cells(self.fun.name(), total);
+                    }
                     let found: Vec<CellIndex> = if self.fun == Fun::GridDisk {
                         c.grid_disk(k)
                     } else {

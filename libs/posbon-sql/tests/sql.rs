@@ -604,6 +604,27 @@ async fn writes_and_file_access_are_refused() {
 }
 
 #[tokio::test]
+async fn results_are_cut_at_the_byte_limit() {
+    let limits = SqlLimits {
+        max_result_bytes: 1 << 20,
+        ..SqlLimits::default()
+    };
+    let engine = engine_over(fixture().store.clone(), limits);
+    let out = engine
+        .query("SELECT repeat('x', 2000 + value) AS big FROM generate_series(1, 1000)")
+        .await
+        .expect("query");
+    assert!(out.truncated);
+    assert!(out.rows > 0 && out.rows < 1000, "{} rows", out.rows);
+    let out = engine
+        .query("SELECT value FROM generate_series(1, 100)")
+        .await
+        .expect("small");
+    assert!(!out.truncated);
+    assert_eq!(out.rows, 100);
+}
+
+#[tokio::test]
 async fn results_are_cut_at_the_row_limit() {
     let limits = SqlLimits {
         max_rows: 100,
@@ -768,6 +789,24 @@ async fn h3_functions_give_duckdbs_results() {
         e.message().contains("more than the limit of 1000000"),
         "{e}"
     );
+    // Within the per-row limits, many rows at once are bounded per batch:
+    // 1,000 disks of 30,301 cells would be 30 million cells (240 MB).
+    for sql in [
+        "SELECT h3_grid_disk(h3_latlng_to_cell(41.3 + value * 0.001, 69.2, 9), 100) FROM generate_series(1, 1000)",
+        "SELECT h3_cell_to_children(h3_latlng_to_cell(41.3 + value * 0.001, 69.2, 5), 11) FROM generate_series(1, 1000)",
+    ] {
+        let e = engine().query(sql).await.expect_err("too many cells");
+        assert!(
+            e.message().contains("more than the limit of 4000000"),
+            "{sql}: {e}"
+        );
+    }
+    // A handful of rows is fine.
+    let out = engine()
+        .query("SELECT h3_grid_disk(h3_latlng_to_cell(41.3, 69.2, 9), 100) FROM generate_series(1, 10)")
+        .await
+        .expect("ten disks");
+    assert_eq!(out.rows, 10);
 }
 
 #[tokio::test]

@@ -57,6 +57,8 @@ pub fn report_limits() -> SqlLimits {
     SqlLimits {
         timeout_ms: 600_000,
         max_rows: 50_000_000,
+        // The report's own queries: never cut a result silently.
+        max_result_bytes: usize::MAX,
         ..SqlLimits::default()
     }
 }

@@ -100,7 +100,7 @@ pub use event::{
 };
 pub use lifecycle::{
     ActionRequest, AuditKind, AuditStep, EscalationAction, EscalationRecord, MAX_ACTOR_BYTES,
-    MAX_NOTE_BYTES, NotifyTier, TransitionError,
+    MAX_HISTORY, MAX_NOTE_BYTES, NotifyTier, TransitionError,
 };
 pub use parse::{
     BatchItem, DEFAULT_MAX_BATCH_ITEMS, DEFAULT_MAX_PAYLOAD_BYTES, Limits, parse_event,

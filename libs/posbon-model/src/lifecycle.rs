@@ -134,6 +134,10 @@ pub struct ActionRequest {
 pub const MAX_ACTOR_BYTES: usize = 128;
 /// Longest note.
 pub const MAX_NOTE_BYTES: usize = 2000;
+/// Most steps an escalation's history holds (opening and re-notifications
+/// included): with notes of [`MAX_NOTE_BYTES`], a record stays under about
+/// 250 KB. An action past it is refused; closing stays possible.
+pub const MAX_HISTORY: usize = 120;
 
 /// Why an action was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -312,6 +316,17 @@ impl EscalationRecord {
         if action == A::Assign && assignee == self.assignee {
             return Err(conflict("it is assigned to them already"));
         }
+        // Room is kept for the closing step: an escalation can always close.
+        let room = if matches!(next, S::Resolved | S::FalseAlarm) {
+            MAX_HISTORY
+        } else {
+            MAX_HISTORY - 1
+        };
+        if self.history.len() >= room {
+            return Err(conflict(
+                "its history holds the most steps one escalation may (120): resolve it or mark it a false alarm",
+            ));
+        }
         self.escalation.status = next;
         if assignee.is_some() {
             self.assignee.clone_from(&assignee);
@@ -481,6 +496,32 @@ mod tests {
         r.apply(EscalationAction::FalseAlarm, &req("op"), t0)
             .expect("false alarm");
         assert_eq!(r.status(), EscalationStatus::FalseAlarm);
+    }
+
+    /// Reassigning back and forth cannot grow a record without bound; it
+    /// can still be closed.
+    #[test]
+    fn history_is_bounded() {
+        let t0 = escalation().opened_at;
+        let mut r = EscalationRecord::opened(escalation(), 1, t0);
+        let mut n = 0;
+        let err = loop {
+            let mut request = req("op");
+            request.assignee = Some(if n % 2 == 0 { "a" } else { "b" }.into());
+            match r.apply(EscalationAction::Assign, &request, t0) {
+                Ok(()) => n += 1,
+                Err(e) => break e,
+            }
+            assert!(n < 1000, "assignments never refused");
+        };
+        assert!(
+            err.to_string().contains("history holds the most steps"),
+            "{err}"
+        );
+        assert_eq!(r.history.len(), MAX_HISTORY - 1);
+        r.apply(EscalationAction::Resolve, &req("op"), t0)
+            .expect("closing stays possible");
+        assert_eq!(r.history.len(), MAX_HISTORY);
     }
 
     #[test]

@@ -5,6 +5,17 @@
 //! |---|---|
 //! | `x` · `e` · escalation id | the [`EscalationRecord`]: version byte 1, then JSON |
 //! | `x` · `s` · source kind · `/` · source id | [`SourcePrecision`]: version byte 1, then JSON |
+//! | `x` · `t` · newest-first opening time · escalation id | empty: every record, newest opening first |
+//! | `x` · `o` · newest-first opening time · escalation id | empty: the records not closed, newest opening first |
+//! | `x` · `i` | the version of the indexes above, once they were built for older records |
+//!
+//! The newest-first time is `u64::MAX` minus the opening time in
+//! milliseconds since 1970, big-endian, so that a forward scan gives the
+//! newest escalation first. Lists read the indexes a page at a time
+//! ([`EscalationStoreExt::escalations_page`]) instead of every record.
+//! An `o` entry is deleted after its record was written closed; one left by
+//! a crash in between is skipped by readers (they read the record) and
+//! deleted by the next [`EscalationStoreExt::ensure_escalation_indexes`].
 //!
 //! One writer owns these keys (the API's lifecycle worker, see ARCHITECTURE.md):
 //! the functions here read and write whole records and do not lock.
@@ -24,6 +35,83 @@ use crate::{DEFAULT_PAGE, EventStore, EventStoreExt};
 const RECORD: u8 = b'e';
 /// Sub-prefix of source precision statistics.
 const PRECISION: u8 = b's';
+/// Sub-prefix of the index of every record by opening time.
+const BY_TIME: u8 = b't';
+/// Sub-prefix of the index of the records not closed by opening time.
+const OPEN: u8 = b'o';
+/// The key that says the indexes were built for records written before them.
+const INDEX_VERSION_KEY: &[u8] = &[ESCALATION, b'i'];
+/// The version of the indexes.
+const INDEX_VERSION: &[u8] = b"1";
+
+/// Which index a page of escalations is read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EscalationIndex {
+    /// Every record.
+    All,
+    /// Records not closed (open, acknowledged, assigned).
+    Open,
+}
+
+/// One page of escalation records, newest opening first.
+#[derive(Debug, Clone, Default)]
+pub struct EscalationPage {
+    /// The records read (closed ones included when reading
+    /// [`EscalationIndex::All`]), each with the position just after it (to
+    /// continue after that record).
+    pub records: Vec<(Vec<u8>, EscalationRecord)>,
+    /// Where the next page starts; `None` at the end of the index.
+    pub next: Option<Vec<u8>>,
+}
+
+impl EscalationIndex {
+    fn sub_prefix(self) -> u8 {
+        match self {
+            Self::All => BY_TIME,
+            Self::Open => OPEN,
+        }
+    }
+
+    /// The position of the first record opened before `time` in this index.
+    pub fn position_before(self, time: chrono::DateTime<chrono::Utc>) -> Vec<u8> {
+        let millis = u64::try_from(time.timestamp_millis()).unwrap_or(0);
+        let mut key = Vec::with_capacity(10);
+        key.extend_from_slice(&[ESCALATION, self.sub_prefix()]);
+        // Opened before `time`: at most time - 1 ms, so at least this key.
+        key.extend_from_slice(&(u64::MAX - millis.saturating_sub(1)).to_be_bytes());
+        key
+    }
+
+    /// Whether `position` is a position in this index (a cursor a client
+    /// sent back).
+    pub fn holds(self, position: &[u8]) -> bool {
+        position.starts_with(&[ESCALATION, self.sub_prefix()])
+    }
+}
+
+/// `x` · index · newest-first opening time · id.
+fn index_key(index: u8, record: &EscalationRecord) -> Vec<u8> {
+    let millis = u64::try_from(record.escalation.opened_at.timestamp_millis()).unwrap_or(0);
+    let id = record.escalation.id.as_bytes();
+    let mut key = Vec::with_capacity(10 + id.len());
+    key.extend_from_slice(&[ESCALATION, index]);
+    key.extend_from_slice(&(u64::MAX - millis).to_be_bytes());
+    key.extend_from_slice(id);
+    key
+}
+
+/// The record's id in an index key.
+fn id_of_index_key(key: &[u8]) -> Option<&str> {
+    key.get(10..).and_then(|id| std::str::from_utf8(id).ok())
+}
+
+/// The index entries of `record` to write with it.
+fn index_entries(record: &EscalationRecord, batch: &mut Vec<crate::KvPair>) {
+    batch.push((index_key(BY_TIME, record), Vec::new()));
+    if !record.is_closed() {
+        batch.push((index_key(OPEN, record), Vec::new()));
+    }
+}
 
 /// `x` · `e` · id.
 pub fn escalation_key(id: &str) -> Vec<u8> {
@@ -71,8 +159,7 @@ impl SourcePrecision {
 pub trait EscalationStoreExt: EventStore {
     /// Writes (or overwrites) a record, durably.
     async fn put_escalation(&self, record: &EscalationRecord) -> Result<()> {
-        let key = escalation_key(&record.escalation.id);
-        self.put_batch(vec![(key, encode_json("escalation record", record)?)])
+        self.put_escalation_batch(std::slice::from_ref(record), &[])
             .await
     }
 
@@ -88,6 +175,7 @@ pub trait EscalationStoreExt: EventStore {
                 escalation_key(&record.escalation.id),
                 encode_json("escalation record", record)?,
             ));
+            index_entries(record, &mut batch);
         }
         for p in precision {
             batch.push((
@@ -98,7 +186,117 @@ pub trait EscalationStoreExt: EventStore {
         if batch.is_empty() {
             return Ok(());
         }
-        self.put_batch(batch).await
+        self.put_batch(batch).await?;
+        // After the records: a crash in between leaves an open-index entry
+        // of a closed record, which readers skip.
+        let closed: Vec<Vec<u8>> = records
+            .iter()
+            .filter(|r| r.is_closed())
+            .map(|r| index_key(OPEN, r))
+            .collect();
+        if !closed.is_empty() {
+            self.delete_keys(closed).await?;
+        }
+        Ok(())
+    }
+
+    /// Up to `count` records of `index`, newest opening first, starting at
+    /// `from` (a page's [`EscalationPage::next`]; `None`: the newest). Open
+    /// index entries whose record is closed (left by a crash) are skipped.
+    async fn escalations_page(
+        &self,
+        index: EscalationIndex,
+        from: Option<&[u8]>,
+        count: usize,
+    ) -> Result<EscalationPage> {
+        let (start, end) = prefix_range(&[ESCALATION, index.sub_prefix()]);
+        let start = match from {
+            Some(from) if from > start.as_slice() && from < end.as_slice() => from.to_vec(),
+            _ => start,
+        };
+        let entries = self.scan(&start, &end, count.max(1)).await?;
+        let next = (entries.len() == count.max(1))
+            .then(|| entries.last().map(|(key, _)| crate::keys::successor(key)))
+            .flatten();
+        let entries: Vec<(&[u8], &str)> = entries
+            .iter()
+            .filter_map(|(key, _)| Some((key.as_slice(), id_of_index_key(key)?)))
+            .collect();
+        let keys: Vec<Vec<u8>> = entries.iter().map(|(_, id)| escalation_key(id)).collect();
+        let mut records = Vec::with_capacity(keys.len());
+        for ((key, _), value) in entries.iter().zip(self.get_many(keys).await?) {
+            // No record: deleted after the index was read.
+            let Some(value) = value else { continue };
+            let record: EscalationRecord = decode_json("escalation record", &value)?;
+            if index == EscalationIndex::Open && record.is_closed() {
+                continue;
+            }
+            records.push((crate::keys::successor(key), record));
+        }
+        Ok(EscalationPage { records, next })
+    }
+
+    /// Every record not closed, newest opening first, read through the open
+    /// index (bounded by how many are open, not by how many were ever kept).
+    async fn open_escalations(&self) -> Result<Vec<EscalationRecord>> {
+        let mut out = Vec::new();
+        let mut from: Option<Vec<u8>> = None;
+        loop {
+            let page = self
+                .escalations_page(EscalationIndex::Open, from.as_deref(), DEFAULT_PAGE)
+                .await?;
+            out.extend(page.records.into_iter().map(|(_, r)| r));
+            match page.next {
+                Some(next) => from = Some(next),
+                None => return Ok(out),
+            }
+        }
+    }
+
+    /// Builds the indexes for records written before them, once (a marker
+    /// key says it was done), and drops open-index entries of closed
+    /// records. Returns how many records were indexed.
+    async fn ensure_escalation_indexes(&self) -> Result<u64> {
+        if self.get(INDEX_VERSION_KEY).await?.as_deref() == Some(INDEX_VERSION) {
+            return Ok(0);
+        }
+        let mut indexed = 0u64;
+        let mut records = self.escalations_stream().try_chunks(DEFAULT_PAGE);
+        while let Some(chunk) = records.next().await {
+            let chunk = chunk.map_err(|e| e.1)?;
+            let mut batch = Vec::with_capacity(chunk.len() * 2);
+            let mut closed = Vec::new();
+            for record in &chunk {
+                index_entries(record, &mut batch);
+                if record.is_closed() {
+                    closed.push(index_key(OPEN, record));
+                }
+            }
+            indexed += chunk.len() as u64;
+            if !batch.is_empty() {
+                self.put_batch(batch).await?;
+            }
+            if !closed.is_empty() {
+                self.delete_keys(closed).await?;
+            }
+        }
+        self.put_batch(vec![(INDEX_VERSION_KEY.to_vec(), INDEX_VERSION.to_vec())])
+            .await?;
+        Ok(indexed)
+    }
+
+    /// Deletes records and their index entries.
+    async fn delete_escalations(&self, records: &[EscalationRecord]) -> Result<()> {
+        let mut keys = Vec::with_capacity(records.len() * 3);
+        for r in records {
+            keys.push(escalation_key(&r.escalation.id));
+            keys.push(index_key(BY_TIME, r));
+            keys.push(index_key(OPEN, r));
+        }
+        if keys.is_empty() {
+            return Ok(());
+        }
+        self.delete_keys(keys).await
     }
 
     /// The record of an escalation.

@@ -124,7 +124,7 @@ pub use config::{
 pub use copy::{CopyOptions, CopyProgress, CopySummary, copy, copy_with};
 pub use embedded::{EmbeddedStore, INLINE_RECORDS};
 pub use error::{Result, StoreError, StoreErrorKind};
-pub use escalations::{EscalationStoreExt, SourcePrecision};
+pub use escalations::{EscalationIndex, EscalationPage, EscalationStoreExt, SourcePrecision};
 pub use ext::{BatchIds, CheckedEvents, DEFAULT_PAGE, EventStoreExt, PreparedEvents, PutSummary};
 pub use keys::checkpoint_key;
 pub use memory::MemoryStore;

@@ -162,26 +162,15 @@ pub async fn prune(
     if config.escalation_days > 0 {
         let to = cutoff(now, config.escalation_days);
         report.cutoffs.insert("escalations".to_owned(), to);
-        let expired: Vec<String> = store
+        let expired: Vec<posbon_model::EscalationRecord> = store
             .escalations_stream()
-            .try_filter_map(|r| async move {
-                Ok(r.closed_at
-                    .filter(|closed| *closed < to)
-                    .map(|_| r.escalation.id.clone()))
-            })
+            .try_filter(|r| futures::future::ready(r.closed_at.is_some_and(|closed| closed < to)))
             .try_collect()
             .await?;
         report.escalations = expired.len() as u64;
         if !dry_run {
             for chunk in expired.chunks(DEFAULT_PAGE) {
-                store
-                    .delete_keys(
-                        chunk
-                            .iter()
-                            .map(|id| crate::escalations::escalation_key(id))
-                            .collect(),
-                    )
-                    .await?;
+                store.delete_escalations(chunk).await?;
             }
         }
     }

@@ -10,8 +10,8 @@ use posbon_model::{
 };
 use posbon_store::retention::{RetentionConfig, prune};
 use posbon_store::{
-    EmbeddedStore, EscalationStoreExt as _, EventStore, EventStoreExt as _, MemoryStore,
-    TikvConfig, TikvStore,
+    EmbeddedStore, EscalationIndex, EscalationStoreExt as _, EventStore, EventStoreExt as _,
+    MemoryStore, TikvConfig, TikvStore,
 };
 use posbon_tikv_testserver::TestServer;
 use serde_json::Value;
@@ -168,6 +168,15 @@ async fn check(store: &dyn EventStore) {
         .map(|r| r.escalation.id)
         .collect();
     assert_eq!(ids, ["esc-closed-recently", "esc-open-for-ages"]);
+    let listed = store
+        .escalations_page(EscalationIndex::All, None, 10)
+        .await
+        .expect("index");
+    assert_eq!(
+        listed.records.len(),
+        2,
+        "the expired escalation left the index with its record"
+    );
     assert_ne!(
         store
             .write_marks_digest(span.0, span.1)
@@ -203,6 +212,125 @@ async fn check(store: &dyn EventStore) {
 #[tokio::test]
 async fn retention_on_the_memory_store() {
     check(&MemoryStore::new()).await;
+}
+
+/// Lists read escalations through the indexes: newest opening first, a
+/// page at a time, the open ones alone through their own index; closing an
+/// escalation takes it out of the open index; records written before the
+/// indexes existed get them once.
+async fn check_indexes(store: &dyn EventStore) {
+    let now = DateTime::parse_from_rfc3339("2026-12-01T00:00:00Z")
+        .expect("now")
+        .with_timezone(&Utc);
+    let at = |hours: i64| now - TimeDelta::hours(hours);
+    // e-0 is the newest; e-1 and e-3 are closed.
+    let mut records = Vec::new();
+    for i in 0..5i64 {
+        let mut r = escalation(&format!("e-{i}"), None, at(i));
+        if i % 2 == 1 {
+            r.escalation.status = EscalationStatus::Resolved;
+            r.closed_at = Some(now);
+        }
+        records.push(r);
+    }
+    for r in &records {
+        store.put_escalation(r).await.expect("put");
+    }
+    let ids = |page: &posbon_store::EscalationPage| -> Vec<String> {
+        page.records
+            .iter()
+            .map(|(_, r)| r.escalation.id.clone())
+            .collect()
+    };
+    let first = store
+        .escalations_page(EscalationIndex::All, None, 2)
+        .await
+        .expect("page");
+    assert_eq!(ids(&first), ["e-0", "e-1"]);
+    let second = store
+        .escalations_page(EscalationIndex::All, first.next.as_deref(), 2)
+        .await
+        .expect("page");
+    assert_eq!(ids(&second), ["e-2", "e-3"]);
+    // Continuing after one record of a page.
+    let after_e2 = second.records[0].0.clone();
+    let rest = store
+        .escalations_page(EscalationIndex::All, Some(&after_e2), 10)
+        .await
+        .expect("page");
+    assert_eq!(ids(&rest), ["e-3", "e-4"]);
+    assert!(rest.next.is_none());
+    // Opened before e-2: e-3 and e-4.
+    let before = EscalationIndex::All.position_before(records[2].escalation.opened_at);
+    let older = store
+        .escalations_page(EscalationIndex::All, Some(&before), 10)
+        .await
+        .expect("page");
+    assert_eq!(ids(&older), ["e-3", "e-4"]);
+
+    let open: Vec<String> = store
+        .open_escalations()
+        .await
+        .expect("open")
+        .into_iter()
+        .map(|r| r.escalation.id)
+        .collect();
+    assert_eq!(open, ["e-0", "e-2", "e-4"]);
+    let mut closing = records[2].clone();
+    closing.escalation.status = EscalationStatus::FalseAlarm;
+    closing.closed_at = Some(now);
+    store.put_escalation(&closing).await.expect("close");
+    let open = store
+        .escalations_page(EscalationIndex::Open, None, 10)
+        .await
+        .expect("open");
+    assert_eq!(ids(&open), ["e-0", "e-4"]);
+
+    // A store from before the indexes: the records without their entries.
+    let (start, end) = posbon_store::keys::prefix_range(b"xt");
+    store.delete_range(&start, &end).await.expect("drop");
+    let (start, end) = posbon_store::keys::prefix_range(b"xo");
+    store.delete_range(&start, &end).await.expect("drop");
+    store.delete_keys(vec![b"xi".to_vec()]).await.expect("drop");
+    let empty = store
+        .escalations_page(EscalationIndex::All, None, 10)
+        .await
+        .expect("page");
+    assert!(empty.records.is_empty());
+    assert_eq!(store.ensure_escalation_indexes().await.expect("index"), 5);
+    assert_eq!(store.ensure_escalation_indexes().await.expect("once"), 0);
+    let all = store
+        .escalations_page(EscalationIndex::All, None, 10)
+        .await
+        .expect("page");
+    assert_eq!(ids(&all), ["e-0", "e-1", "e-2", "e-3", "e-4"]);
+    let open = store
+        .escalations_page(EscalationIndex::Open, None, 10)
+        .await
+        .expect("open");
+    assert_eq!(ids(&open), ["e-0", "e-4"]);
+}
+
+#[tokio::test]
+async fn escalation_indexes_on_the_memory_store() {
+    check_indexes(&MemoryStore::new()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn escalation_indexes_on_the_embedded_store() {
+    let dir = tempfile::tempdir().expect("dir");
+    check_indexes(&EmbeddedStore::open(dir.path()).expect("open")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn escalation_indexes_on_tikv() {
+    let server = TestServer::with_splits(vec![b"xo".to_vec(), b"xt".to_vec()])
+        .await
+        .expect("test server");
+    let store = TikvStore::connect(&TikvConfig::new([server.pd_endpoint()]), None)
+        .await
+        .expect("connect");
+    check_indexes(&store).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

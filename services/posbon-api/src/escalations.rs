@@ -6,12 +6,11 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use chrono::{DateTime, Utc};
-use futures::TryStreamExt as _;
 use posbon_auth::Caller;
 use posbon_model::{
     ActionRequest, EscalationAction, EscalationRecord, EscalationStatus, RiskLevel,
 };
-use posbon_store::EscalationStoreExt as _;
+use posbon_store::{EscalationIndex, EscalationStoreExt as _};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -43,6 +42,9 @@ pub struct ListQuery {
     pub until: Option<String>,
     /// At most this many (default 200, capped by the configuration).
     pub limit: Option<usize>,
+    /// Continue after the previous page: the `x-next-cursor` header of its
+    /// answer.
+    pub cursor: Option<String>,
 }
 
 /// A validated [`ListQuery`].
@@ -57,6 +59,7 @@ pub struct ListFilter {
     rule: Option<String>,
     since: Option<DateTime<Utc>>,
     until: Option<DateTime<Utc>>,
+    cursor: Option<Vec<u8>>,
     /// How many to return.
     pub limit: usize,
 }
@@ -117,8 +120,34 @@ impl ListFilter {
             mahalla: q.mahalla,
             statuses,
             rule: q.rule,
+            cursor: q
+                .cursor
+                .as_deref()
+                .map(|c| {
+                    hex::decode(c).map_err(|_| {
+                        ApiError::bad_request(
+                            "invalid_cursor",
+                            format!("cursor: {c:?} is not a cursor this server gave"),
+                        )
+                    })
+                })
+                .transpose()?,
             limit,
         })
+    }
+
+    /// The index to read: the open one when only open statuses are asked for.
+    fn index(&self) -> EscalationIndex {
+        match &self.statuses {
+            Some(statuses)
+                if statuses.iter().all(|s| {
+                    !matches!(s, EscalationStatus::Resolved | EscalationStatus::FalseAlarm)
+                }) =>
+            {
+                EscalationIndex::Open
+            }
+            _ => EscalationIndex::All,
+        }
     }
 
     /// Whether `record` passes.
@@ -136,29 +165,96 @@ impl ListFilter {
     }
 }
 
+/// Most index entries one list request examines; a list whose filter
+/// matches few records answers with what it found in them and a cursor to
+/// continue.
+pub const MAX_EXAMINED: usize = 20_000;
+
+/// Records read from the store per page of a list.
+const LIST_PAGE: usize = 256;
+
+/// One answer of a list.
+#[derive(Debug, Clone, Default)]
+pub struct Listed {
+    /// The records, newest opening first.
+    pub records: Vec<EscalationRecord>,
+    /// Where the next page starts (hex), when there may be more.
+    pub cursor: Option<String>,
+}
+
 /// The records that pass `filter` inside `caller`'s scope, newest opening
-/// first.
+/// first, read through the store's indexes a page at a time: at most
+/// `filter.limit` records, and at most [`MAX_EXAMINED`] index entries
+/// examined.
 pub async fn list_records(
     state: &ApiState,
     caller: &Caller,
     filter: &ListFilter,
-) -> Result<Vec<EscalationRecord>, ApiError> {
-    let mut out: Vec<EscalationRecord> = state
-        .store
-        .escalations_stream()
-        .try_filter(|r| {
-            futures::future::ready(
-                filter.matches(r) && caller.scope.contains_mahalla(&r.escalation.mahalla_id),
-            )
-        })
-        .try_collect()
-        .await?;
-    out.sort_by(|a, b| {
-        (b.escalation.opened_at, b.alert_sequence).cmp(&(a.escalation.opened_at, a.alert_sequence))
-    });
-    out.truncate(filter.limit);
-    Ok(out)
+) -> Result<Listed, ApiError> {
+    let index = filter.index();
+    let mut from = match (&filter.cursor, filter.until) {
+        (Some(cursor), _) if index.holds(cursor) => Some(cursor.clone()),
+        (Some(_), _) => {
+            return Err(ApiError::bad_request(
+                "invalid_cursor",
+                "cursor: it belongs to another listing (its status filter changed)",
+            ));
+        }
+        (None, Some(until)) => Some(index.position_before(until)),
+        (None, None) => None,
+    };
+    let mut out = Vec::new();
+    let mut examined = 0usize;
+    loop {
+        let page = state
+            .store
+            .escalations_page(index, from.as_deref(), LIST_PAGE)
+            .await?;
+        for (after, record) in page.records {
+            examined += 1;
+            if filter
+                .since
+                .is_some_and(|t| record.escalation.opened_at < t)
+            {
+                // Newest first: every later entry is older still.
+                return Ok(Listed {
+                    records: out,
+                    cursor: None,
+                });
+            }
+            if filter.matches(&record)
+                && caller.scope.contains_mahalla(&record.escalation.mahalla_id)
+            {
+                out.push(record);
+                if out.len() == filter.limit {
+                    return Ok(Listed {
+                        records: out,
+                        cursor: Some(hex::encode(after)),
+                    });
+                }
+            }
+            if examined >= MAX_EXAMINED {
+                return Ok(Listed {
+                    records: out,
+                    cursor: Some(hex::encode(after)),
+                });
+            }
+        }
+        match page.next {
+            Some(next) => from = Some(next),
+            None => {
+                return Ok(Listed {
+                    records: out,
+                    cursor: None,
+                });
+            }
+        }
+    }
 }
+
+/// Response header of `GET /v1/escalations` when there may be more: pass it
+/// back as `cursor=` for the next page.
+pub const NEXT_CURSOR_HEADER: &str = "x-next-cursor";
 
 /// Response header of `GET /v1/escalations`: the last ALERTS sequence before
 /// the listing was read. A client that lists and then opens the feed with
@@ -178,11 +274,15 @@ pub async fn list(
         .stream_info(posbon_bus::subjects::ALERTS_STREAM)
         .await?
         .last_sequence;
-    let records = list_records(&state, &caller, &filter).await?;
-    Ok((
-        [(ALERTS_SEQUENCE_HEADER, sequence.to_string())],
-        Json(records),
-    ))
+    let listed = list_records(&state, &caller, &filter).await?;
+    let mut headers = axum::http::HeaderMap::new();
+    headers.insert(ALERTS_SEQUENCE_HEADER, sequence.into());
+    if let Some(cursor) = listed.cursor
+        && let Ok(value) = cursor.parse()
+    {
+        headers.insert(NEXT_CURSOR_HEADER, value);
+    }
+    Ok((headers, Json(listed.records)))
 }
 
 /// The record of escalation `id`, if it is inside `caller`'s scope (403

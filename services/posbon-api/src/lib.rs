@@ -4,7 +4,7 @@
 //! |---|---|
 //! | `GET /v1/feed` | live escalation feed, Server-Sent Events, resumable ([`feed`]) |
 //! | `GET /v1/feed/ws` | the same over a WebSocket |
-//! | `GET /v1/escalations` | escalations, filtered, newest first ([`escalations`]) |
+//! | `GET /v1/escalations` | escalations, filtered, newest first, a page at a time (`limit`, `cursor` from `x-next-cursor`; [`escalations`]) |
 //! | `GET /v1/escalations/{id}` | one escalation with its audit trail |
 //! | `POST /v1/escalations/{id}/{action}` | `acknowledge`, `assign`, `resolve`, `false_alarm` |
 //! | `GET /v1/mahallas` | GeoJSON of the mahallas with their current risk ([`mahallas`]) |
@@ -256,6 +256,12 @@ pub async fn run_lifecycle(
     state: Arc<ApiState>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    // Records written before the list indexes existed get them once.
+    let indexed =
+        posbon_store::EscalationStoreExt::ensure_escalation_indexes(&*state.store).await?;
+    if indexed > 0 {
+        tracing::info!(records = indexed, "escalation records indexed for lists");
+    }
     let settings = lifecycle::LifecycleSettings {
         renotify_check: Duration::from_secs(state.config.renotify_check_secs),
     };

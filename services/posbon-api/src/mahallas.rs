@@ -51,6 +51,18 @@ pub async fn current_risk(state: &ApiState) -> Result<HashMap<String, MahallaRis
     Ok(out)
 }
 
+/// How many escalations are open in each mahalla (read through the store's
+/// open index: as many records as are open, not every one ever kept).
+pub async fn open_per_mahalla(
+    state: &ApiState,
+) -> Result<std::collections::BTreeMap<String, u64>, ApiError> {
+    let mut open = std::collections::BTreeMap::new();
+    for r in state.store.open_escalations().await? {
+        *open.entry(r.escalation.mahalla_id).or_default() += 1;
+    }
+    Ok(open)
+}
+
 fn ring(line: &LineString<f64>) -> Value {
     let round = |v: f64| (v * 1e6).round() / 1e6;
     Value::Array(
@@ -74,13 +86,7 @@ pub async fn geojson(
     caller: Caller,
 ) -> Result<Json<Value>, ApiError> {
     let risk = current_risk(&state).await?;
-    let mut open: HashMap<String, u64> = HashMap::new();
-    let mut records = state.store.escalations_stream();
-    while let Some(r) = records.try_next().await? {
-        if !r.is_closed() {
-            *open.entry(r.escalation.mahalla_id).or_default() += 1;
-        }
-    }
+    let open = open_per_mahalla(&state).await?;
     let features: Vec<Value> = state
         .registry
         .mahallas()
@@ -169,7 +175,7 @@ pub async fn detail(
         },
         state.config.max_list,
     )?;
-    let escalations: Vec<EscalationRecord> = list_records(&state, &caller, &filter).await?;
+    let escalations: Vec<EscalationRecord> = list_records(&state, &caller, &filter).await?.records;
     let mut events = serde_json::to_value(&events).unwrap_or_default();
     if !caller.may(posbon_auth::Permission::SensitiveColumns) {
         posbon_auth::redact(&mut events);

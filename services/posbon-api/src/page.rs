@@ -51,9 +51,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use futures::TryStreamExt as _;
 use posbon_model::RiskLevel;
-use posbon_store::EscalationStoreExt as _;
 use serde_json::{Value, json};
 
 use crate::ApiState;
@@ -193,13 +191,7 @@ pub async fn risk(
     caller: posbon_auth::Caller,
 ) -> Result<Json<Value>, ApiError> {
     let risk = current_risk(&state).await?;
-    let mut open: BTreeMap<String, u64> = BTreeMap::new();
-    let mut records = state.store.escalations_stream();
-    while let Some(r) = records.try_next().await? {
-        if !r.is_closed() {
-            *open.entry(r.escalation.mahalla_id).or_default() += 1;
-        }
-    }
+    let mut open = crate::mahallas::open_per_mahalla(&state).await?;
     let mut out: BTreeMap<String, Value> = BTreeMap::new();
     open.retain(|id, _| caller.scope.contains_mahalla(id));
     for (id, r) in &risk {
@@ -440,11 +432,12 @@ mod tests {
             opened_at: now,
             status: EscalationStatus::Open,
         };
-        state
-            .store
-            .put_escalation(&EscalationRecord::opened(escalation, 7, now))
-            .await
-            .expect("record");
+        posbon_store::EscalationStoreExt::put_escalation(
+            &*state.store,
+            &EscalationRecord::opened(escalation, 7, now),
+        )
+        .await
+        .expect("record");
 
         let (_, _, body) = call(&app, "/v1/risk", &auth).await;
         let v: Value = serde_json::from_slice(&body).expect("json");

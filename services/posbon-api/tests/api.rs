@@ -814,3 +814,85 @@ async fn feed_limits_clients_replay_and_frames() {
     }
     assert_eq!(api.state.feed_clients.count(), 0);
 }
+
+/// `GET /v1/escalations` pages through the store's index, newest first: a
+/// page ends with a cursor (`x-next-cursor`) that continues it, the last
+/// page has none, open-only lists read the open index, and a cursor that
+/// is not one is refused.
+#[tokio::test]
+async fn escalation_lists_page_with_a_cursor() {
+    let api = api(Arc::new(posbon_bus::MemoryBus::new()), 3600).await;
+    for episode in 0..5u64 {
+        let mut record = EscalationRecord::opened(
+            escalation(0, episode, RiskLevel::High, vec![]),
+            episode + 1,
+            Utc::now(),
+        );
+        if episode == 3 {
+            record.escalation.status = EscalationStatus::Resolved;
+            record.closed_at = Some(Utc::now());
+        }
+        api.store.put_escalation(&record).await.expect("put");
+    }
+    let token = api.token("tester").await;
+    let get = |uri: String| {
+        let app = api.app.clone();
+        let token = token.clone();
+        async move {
+            let response = app
+                .oneshot(
+                    Request::get(uri)
+                        .header("authorization", format!("Bearer {token}"))
+                        .body(Body::empty())
+                        .expect("request"),
+                )
+                .await
+                .expect("response");
+            let status = response.status();
+            let cursor = response
+                .headers()
+                .get("x-next-cursor")
+                .map(|v| v.to_str().expect("ascii").to_owned());
+            let body = axum::body::to_bytes(response.into_body(), 1 << 24)
+                .await
+                .expect("body");
+            let value: Value = serde_json::from_slice(&body).expect("json");
+            (status, value, cursor)
+        }
+    };
+    let episodes = |v: &Value| -> Vec<u64> {
+        v.as_array()
+            .expect("list")
+            .iter()
+            .map(|r| r["alert_sequence"].as_u64().expect("sequence") - 1)
+            .collect()
+    };
+    let (status, first, cursor) = get("/v1/escalations?limit=2".into()).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    assert_eq!(episodes(&first), [4, 3]);
+    let cursor = cursor.expect("more to come");
+    let (_, second, cursor) = get(format!("/v1/escalations?limit=2&cursor={cursor}")).await;
+    assert_eq!(episodes(&second), [2, 1]);
+    let (_, last, cursor) = get(format!(
+        "/v1/escalations?limit=2&cursor={}",
+        cursor.expect("more")
+    ))
+    .await;
+    assert_eq!(episodes(&last), [0]);
+    assert!(cursor.is_none(), "the end has no cursor");
+    // Open only (the resolved episode 3 is not listed), from the open index.
+    let (_, open, _) = get("/v1/escalations?status=open,acknowledged,assigned".into()).await;
+    assert_eq!(episodes(&open), [4, 2, 1, 0]);
+    // A cursor of the open index does not continue a list of everything.
+    let (_, _, open_cursor) = get("/v1/escalations?status=open&limit=1".into()).await;
+    let (status, body, _) = get(format!(
+        "/v1/escalations?cursor={}",
+        open_cursor.expect("cursor")
+    ))
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["code"], "invalid_cursor");
+    let (status, body, _) = get("/v1/escalations?cursor=zz".into()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["code"], "invalid_cursor");
+}

@@ -129,10 +129,29 @@ pub struct SqlEngine {
     admission: Arc<Admission>,
 }
 
+/// The runtime every query runs on, apart from the services' own: one
+/// thread per CPU, so that queries (DataFusion's operators are CPU-bound
+/// and yield only between batches) never hold up ingest, the feed or the
+/// API's other requests, and a query past its time limit is answered at
+/// once whatever it is doing.
+fn sql_pool() -> &'static tokio::runtime::Handle {
+    static POOL: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name("posbon-sql")
+            .enable_all()
+            .build()
+            .unwrap_or_else(|e| panic!("cannot start the SQL thread pool: {e}"))
+    })
+    .handle()
+}
+
 /// The concurrency limit and the queue in front of it.
 #[derive(Debug)]
 struct Admission {
-    turns: tokio::sync::Semaphore,
+    turns: Arc<tokio::sync::Semaphore>,
     waiting: std::sync::atomic::AtomicUsize,
     max_concurrent: usize,
     max_queued: usize,
@@ -142,7 +161,7 @@ impl Admission {
     fn new(limits: &SqlLimits) -> Self {
         let max_concurrent = limits.max_concurrent.max(1);
         Self {
-            turns: tokio::sync::Semaphore::new(max_concurrent),
+            turns: Arc::new(tokio::sync::Semaphore::new(max_concurrent)),
             waiting: std::sync::atomic::AtomicUsize::new(0),
             max_concurrent,
             max_queued: limits.max_queued,
@@ -150,9 +169,9 @@ impl Admission {
     }
 
     /// A turn, waiting at most `within`; refused at once when the queue is full.
-    async fn turn(&self, within: Duration) -> Result<tokio::sync::SemaphorePermit<'_>, SqlError> {
+    async fn turn(&self, within: Duration) -> Result<tokio::sync::OwnedSemaphorePermit, SqlError> {
         use std::sync::atomic::Ordering;
-        if let Ok(permit) = self.turns.try_acquire() {
+        if let Ok(permit) = Arc::clone(&self.turns).try_acquire_owned() {
             return Ok(permit);
         }
         let busy = || {
@@ -169,7 +188,7 @@ impl Admission {
             self.waiting.fetch_sub(1, Ordering::AcqRel);
             return Err(busy());
         }
-        let waited = tokio::time::timeout(within, self.turns.acquire()).await;
+        let waited = tokio::time::timeout(within, Arc::clone(&self.turns).acquire_owned()).await;
         self.waiting.fetch_sub(1, Ordering::AcqRel);
         match waited {
             Ok(Ok(permit)) => Ok(permit),
@@ -367,11 +386,27 @@ impl SqlEngine {
     ) -> Result<QueryOutput, SqlError> {
         let limit = self.limits.timeout();
         let started = Instant::now();
-        let _turn = self.admission.turn(limit).await?;
-        let run = self.run(sql, params, self.limits.max_rows, started);
-        match tokio::time::timeout(limit.saturating_sub(started.elapsed()), run).await {
-            Ok(result) => result,
-            Err(_) => Err(SqlError::timeout(limit)),
+        let turn = self.admission.turn(limit).await?;
+        // The query runs on the SQL pool, holding its turn until it really
+        // ends: a caller whose time ran out is answered at once, and the
+        // query stops at its next yield point without a new one taking its
+        // turn meanwhile.
+        let engine = self.clone();
+        let sql = sql.to_owned();
+        let task = sql_pool().spawn(async move {
+            let _turn = turn;
+            engine
+                .run(&sql, params, engine.limits.max_rows, started)
+                .await
+        });
+        let abort = task.abort_handle();
+        match tokio::time::timeout(limit.saturating_sub(started.elapsed()), task).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(e)) => Err(SqlError::internal(format!("the query failed: {e}"))),
+            Err(_) => {
+                abort.abort();
+                Err(SqlError::timeout(limit))
+            }
         }
     }
 

@@ -673,6 +673,67 @@ async fn slow_queries_are_stopped() {
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
 }
 
+/// A query that would run for minutes is answered as timed out on time,
+/// without holding up the caller's runtime (queries run on their own pool),
+/// and stops: its turn comes free for the next query.
+#[tokio::test(flavor = "current_thread")]
+async fn a_runaway_query_is_stopped_and_frees_its_turn() {
+    let limits = SqlLimits {
+        timeout_ms: 500,
+        max_concurrent: 1,
+        max_queued: 4,
+        ..SqlLimits::default()
+    };
+    let engine = engine_over(fixture().store.clone(), limits);
+    let ticks = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let ticker = {
+        let ticks = ticks.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                ticks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        })
+    };
+    let started = std::time::Instant::now();
+    let e = engine
+        .query(
+            "SELECT count(*) FROM generate_series(1, 200000) a, generate_series(1, 200000) b \
+             WHERE (a.value * b.value) % 7 = 3",
+        )
+        .await
+        .expect_err("runaway");
+    assert_eq!(e.kind(), SqlErrorKind::Timeout, "{e}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "answered {:?} after the start",
+        started.elapsed()
+    );
+    assert!(
+        ticks.load(std::sync::atomic::Ordering::Relaxed) >= 10,
+        "the caller's runtime kept running while the query did"
+    );
+    // The one turn comes free once the query stopped.
+    let timed_out = std::time::Instant::now();
+    loop {
+        match engine.query("SELECT 1").await {
+            Ok(out) => {
+                assert_eq!(out.rows, 1);
+                break;
+            }
+            Err(e) if e.kind() == SqlErrorKind::Busy => {
+                assert!(
+                    timed_out.elapsed() < std::time::Duration::from_secs(60),
+                    "the runaway query never stopped"
+                );
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    eprintln!("turn free {:?} after the time-out", timed_out.elapsed());
+    ticker.abort();
+}
+
 #[tokio::test]
 async fn h3_functions_give_duckdbs_results() {
     // Expected values from the tests of DuckDB's h3 extension.

@@ -129,6 +129,62 @@ pub struct SqlEngine {
     admission: Arc<Admission>,
 }
 
+/// Refuses a plan whose select list holds a constant list (folded at
+/// planning, e.g. `h3_grid_disk(<constant cell>, 500)`) so long that
+/// repeating it on every row of a batch would pass the H3 functions' cell
+/// limit per batch ([`crate::h3::MAX_CELLS_PER_BATCH`]): DataFusion repeats
+/// a constant for every row, outside any memory accounting.
+fn check_constant_lists(plan: &Arc<dyn ExecutionPlan>, batch_size: usize) -> Result<(), SqlError> {
+    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+    use datafusion::physical_expr::expressions::Literal;
+    use datafusion::physical_plan::projection::ProjectionExec;
+    let mut refused = None;
+    let mut check = |plan: &Arc<dyn ExecutionPlan>| {
+        if let Some(projection) = plan.downcast_ref::<ProjectionExec>() {
+            // Rows per batch: fewer when the input is known to be small
+            // (`SELECT h3_grid_disk(...)` without a FROM is one row).
+            let rows = datafusion::physical_plan::StatisticsContext::default()
+                .compute(
+                    projection.input().as_ref(),
+                    &datafusion::physical_plan::StatisticsArgs::new(),
+                )
+                .ok()
+                .and_then(|s| s.num_rows.get_value().copied())
+                .map_or(batch_size, |n| n.min(batch_size))
+                .max(1);
+            let most = crate::h3::MAX_CELLS_PER_BATCH / rows;
+            let mut longest = 0usize;
+            for e in projection.expr() {
+                let _ = e.expr.apply(|node| {
+                    if let Some(literal) = node.downcast_ref::<Literal>() {
+                        let len = match literal.value() {
+                            ScalarValue::List(a) => a.values().len(),
+                            ScalarValue::LargeList(a) => a.values().len(),
+                            ScalarValue::FixedSizeList(a) => a.values().len(),
+                            _ => 0,
+                        };
+                        longest = longest.max(len);
+                    }
+                    Ok(TreeNodeRecursion::Continue)
+                });
+            }
+            if longest > most {
+                refused = Some((longest, most));
+            }
+        }
+        Ok::<_, datafusion::error::DataFusionError>(TreeNodeRecursion::Continue)
+    };
+    plan.apply(&mut check)?;
+    if let Some((longest, most)) = refused {
+        return Err(SqlError::invalid(format!(
+            "the select list holds a constant list of {longest} values, which would be repeated \
+             on every row (at most {most} values then); select it once, without a FROM, or \
+             compute it per row"
+        )));
+    }
+    Ok(())
+}
+
 /// The runtime every query runs on, apart from the services' own: one
 /// thread per CPU, so that queries (DataFusion's operators are CPU-bound
 /// and yield only between batches) never hold up ingest, the feed or the
@@ -449,7 +505,10 @@ impl SqlEngine {
         started: Instant,
     ) -> Result<QueryOutput, SqlError> {
         let df = self.dataframe(sql, params).await?;
-        let mut stream = df.execute_stream().await?;
+        let task = std::sync::Arc::new(df.task_ctx());
+        let plan = df.create_physical_plan().await?;
+        check_constant_lists(&plan, self.ctx.copied_config().batch_size())?;
+        let mut stream = datafusion::physical_plan::execute_stream(plan, task)?;
         let schema = stream.schema();
         let mut batches = Vec::new();
         let mut rows = 0usize;

@@ -32,9 +32,9 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::{Stream, StreamExt as _};
 use posbon_auth::{Caller, ScopeItem};
+use posbon_bus::StreamMessage;
 use posbon_bus::headers::ALERT_TYPE;
 use posbon_bus::subjects::{ALERTS_STREAM, validate_token};
-use posbon_bus::{StreamMessage, StreamReader};
 use posbon_model::{Escalation, EscalationRecord, RiskLevel};
 use serde::{Deserialize, Serialize};
 
@@ -242,18 +242,27 @@ async fn open(
     state: &ApiState,
     caller: &Caller,
     filter: &FeedFilter,
-) -> Result<(Box<dyn StreamReader>, Option<Gap>), ApiError> {
+) -> Result<
+    (
+        impl Stream<Item = StreamMessage> + Send + use<>,
+        Option<Gap>,
+    ),
+    ApiError,
+> {
     let subjects = filter.subjects_for(caller, &state.registry);
     if subjects.is_empty() {
         return Err(ApiError::out_of_scope("the place this feed asks for"));
     }
-    let last = state.bus.stream_info(ALERTS_STREAM).await?.last_sequence;
-    let (after, gap) = start_after(filter.after, last, state.config.max_feed_replay);
-    let reader = state
-        .bus
-        .read_stream(ALERTS_STREAM, subjects, after.saturating_add(1))
-        .await?;
-    Ok((reader, gap))
+    let (after, gap) = match filter.after {
+        None => (None, None),
+        Some(_) => {
+            let last = state.bus.stream_info(ALERTS_STREAM).await?.last_sequence;
+            let (after, gap) = start_after(filter.after, last, state.config.max_feed_replay);
+            (Some(after), gap)
+        }
+    };
+    let messages = state.live.subscribe(subjects, after).await?;
+    Ok((messages, gap))
 }
 
 /// Largest WebSocket message (and frame) a feed client may send.
@@ -345,29 +354,22 @@ impl Drop for FeedTicket {
     }
 }
 
-/// The feed items of a reader, filtered by level and (again, whatever the
-/// subjects) by the caller's scope; ends when the reader fails (the client
+/// The feed items of the messages, filtered by level and (again, whatever
+/// the subjects) by the caller's scope; ends with the messages (the client
 /// reconnects and resumes).
 fn items(
-    reader: Box<dyn StreamReader>,
+    messages: impl Stream<Item = StreamMessage> + Send,
     min_level: RiskLevel,
     caller: Caller,
 ) -> impl Stream<Item = FeedItem> + Send {
-    futures::stream::unfold(reader, |mut reader| async move {
-        match reader.next().await? {
-            Ok(message) => Some((feed_item(&message), reader)),
-            Err(err) => {
-                tracing::warn!(error = %err, "feed reader failed; the client will resume");
-                None
-            }
-        }
-    })
-    .filter_map(move |item| {
-        futures::future::ready(item.filter(|i| {
-            i.data.escalation.level >= min_level
-                && caller.scope.contains_mahalla(&i.data.escalation.mahalla_id)
-        }))
-    })
+    messages
+        .map(|message| feed_item(&message))
+        .filter_map(move |item| {
+            futures::future::ready(item.filter(|i| {
+                i.data.escalation.level >= min_level
+                    && caller.scope.contains_mahalla(&i.data.escalation.mahalla_id)
+            }))
+        })
 }
 
 /// `GET /v1/feed`: Server-Sent Events.

@@ -27,6 +27,7 @@ pub mod error;
 pub mod escalations;
 pub mod feed;
 pub mod lifecycle;
+pub mod live;
 pub mod mahallas;
 pub mod page;
 pub mod serve;
@@ -142,6 +143,8 @@ pub struct ApiState {
     pub auth: Arc<Auth>,
     /// Connected feed clients, counted against the limits.
     pub feed_clients: Arc<feed::FeedAdmission>,
+    /// The one reader of ALERTS the feed clients share.
+    pub live: Arc<live::LiveAlerts>,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -180,6 +183,7 @@ impl ApiState {
                 config.max_feed_clients_per_caller,
             )),
             config,
+            live: live::LiveAlerts::new(bus.clone()),
             bus,
             store,
             registry,

@@ -896,3 +896,67 @@ async fn escalation_lists_page_with_a_cursor() {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["code"], "invalid_cursor");
 }
+
+/// Feed clients share one reader of ALERTS per API process: thirty live
+/// clients add one JetStream consumer, not thirty (a stream admits 1,000 by
+/// default), and every one of them gets every escalation.
+#[tokio::test]
+async fn feed_clients_share_one_stream_reader() {
+    let nats = posbon_testkit::NatsServer::start();
+    let bus: Arc<dyn Bus> = Arc::new(
+        NatsBus::connect(vec![nats.url()], NatsOptions::default())
+            .await
+            .expect("connect"),
+    );
+    let api = api(bus, 3600).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let app = api.app.clone();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    // The lifecycle worker's durable consumer is there before any client.
+    let mut before = 0;
+    for _ in 0..100 {
+        before = api
+            .bus
+            .stream_info(ALERTS_STREAM)
+            .await
+            .expect("info")
+            .consumers;
+        if before > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut clients = Vec::new();
+    for i in 0..30 {
+        let token = api.token(&format!("desk-{}", i % 3)).await;
+        clients.push(open_sse(addr, &token, "", "posbon escalation feed").await);
+    }
+    let during = api
+        .bus
+        .stream_info(ALERTS_STREAM)
+        .await
+        .expect("info")
+        .consumers;
+    assert!(
+        during <= before + 1,
+        "30 clients made {} consumers (before: {before})",
+        during - before
+    );
+    let e = escalation(0, 1, RiskLevel::High, vec![]);
+    let sequence = publish_escalation(&*api.bus, &e).await;
+    for (mut conn, mut text) in clients {
+        let mut buf = vec![0u8; 65536];
+        while !text.contains(&format!("id: {sequence}")) {
+            let n = tokio::time::timeout(Duration::from_secs(10), conn.read(&mut buf))
+                .await
+                .expect("in time")
+                .expect("read");
+            assert!(n > 0, "closed: {text}");
+            text.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+        assert!(text.contains(&e.id), "{text}");
+    }
+}

@@ -184,6 +184,7 @@ impl Registry {
         };
         let started = Instant::now();
         let origin = grid_origin(&features)?;
+        check_extent(&features, &origin)?;
         let claimed = claim_all(&features, &origin, threads);
         let cover_ms = since(started);
         let started = Instant::now();
@@ -601,6 +602,52 @@ fn grid_origin(features: &[FeatureRecord]) -> Result<GridOrigin, RegistryError> 
         }
     }
     GridOrigin::covering(min.x, min.y, max.x, max.y)
+}
+
+/// Most grid squares the bounding box of one mahalla may cover: 4° × 4°
+/// (about 150,000 km² at Tashkent's latitude), more than any mahalla.
+const MAX_MAHALLA_SQUARES: u64 = 4096 * 4096;
+
+/// Most grid squares the bounding boxes of all mahallas may cover together:
+/// 2^28, about 2.5 million km², five times Uzbekistan.
+const MAX_TOTAL_SQUARES: u64 = 1 << 28;
+
+/// Bounds the work of a load. Claiming scans every square of a mahalla's
+/// bounding box and keeps those inside (16 bytes each), so one wrong
+/// coordinate (`1` for `41.31`) stretched a mahalla over a continent: a file
+/// of a few hundred bytes took hours and tens of GB to load.
+fn check_extent(features: &[FeatureRecord], origin: &GridOrigin) -> Result<(), RegistryError> {
+    let mut total: u64 = 0;
+    for (i, f) in features.iter().enumerate() {
+        let Some(r) = f.geometry.bounding_rect() else {
+            continue;
+        };
+        let Some(((x0, y0), (x1, y1))) =
+            origin.squares_of_box(r.min().x, r.min().y, r.max().x, r.max().y)
+        else {
+            continue;
+        };
+        let squares = (x1 - x0 + 1).saturating_mul(y1 - y0 + 1);
+        if squares > MAX_MAHALLA_SQUARES {
+            return Err(RegistryError::feature(
+                i,
+                Some(&f.id),
+                format!(
+                    "geometry: spans {:.2}° × {:.2}°, more than the 4° × 4° a mahalla may cover (is a coordinate wrong?)",
+                    r.width(),
+                    r.height()
+                ),
+            ));
+        }
+        total = total.saturating_add(squares);
+        if total > MAX_TOTAL_SQUARES {
+            return Err(RegistryError::Document(format!(
+                "the bounding boxes of the first {} mahallas cover more than {MAX_TOTAL_SQUARES} squares of 1/1024° (about 2.5 million km²), more than a registry may",
+                i + 1
+            )));
+        }
+    }
+    Ok(())
 }
 
 struct Claimed {

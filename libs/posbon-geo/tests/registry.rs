@@ -436,6 +436,49 @@ fn bad_geometry_is_rejected_naming_the_feature() {
     ));
 }
 
+/// Found by fuzzing (`posbon-fuzz`, target `registry_geojson`): one wrong
+/// coordinate stretched a mahalla over 59° × 40°, and loading a 674-byte
+/// file scanned billions of grid squares (hours, tens of GB).
+#[test]
+fn a_mahalla_stretched_over_a_continent_is_refused_at_once() {
+    let started = std::time::Instant::now();
+    let mut ring = square(69.26, 41.30, 0.01);
+    ring[2] = [69.27, 1.0];
+    ring[3] = [128.0, 41.31];
+    expect_error(
+        collection(vec![
+            feature(
+                "a-001",
+                "west",
+                json!({"type": "Polygon", "coordinates": [square(69.25, 41.30, 0.01)]}),
+            ),
+            feature(
+                "a-002",
+                "west",
+                json!({"type": "Polygon", "coordinates": [ring]}),
+            ),
+        ]),
+        &[
+            "feature 1",
+            "a-002",
+            "more than the 4° × 4° a mahalla may cover",
+        ],
+    );
+    // Many mahallas just under the limit each: refused on their sum, before
+    // any is claimed (they overlap, which is only found after claiming).
+    let big: Vec<Value> = (0..18)
+        .map(|i| {
+            feature(
+                &format!("big-{i}"),
+                "west",
+                json!({"type": "Polygon", "coordinates": [square(60.0, 20.0, 3.9)]}),
+            )
+        })
+        .collect();
+    expect_error(collection(big), &["more than a registry may"]);
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+}
+
 #[test]
 fn slivers_within_the_tolerance_are_accepted() {
     // Two squares that overlap by a strip of about 0.5 m x 1 km: ~500 m².

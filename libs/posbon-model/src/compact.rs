@@ -33,7 +33,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, FixedOffset, Utc};
+use chrono::{DateTime, Datelike, FixedOffset, Utc};
 
 use crate::cell::CellId;
 use crate::enriched::EnrichedEvent;
@@ -232,8 +232,22 @@ pub fn view(bytes: &[u8]) -> Result<View<'_>, CompactError> {
     }
     let occurred = r.time("occurred_at")?;
     let offset = r.i32()?;
+    // RFC 3339 offsets are whole minutes: one with seconds never came from an
+    // event, and its JSON (`-06:11`) would name another instant.
     let offset = FixedOffset::east_opt(offset)
+        .filter(|_| offset % 60 == 0)
         .ok_or_else(|| CompactError::new(format!("occurred_at: invalid offset {offset} s")))?;
+    // The producer's local time must be one RFC 3339 can write too.
+    let occurred_at = occurred.with_timezone(&offset);
+    if !occurred
+        .naive_utc()
+        .checked_add_offset(offset)
+        .is_some_and(|local| (0..=9999).contains(&local.year()))
+    {
+        return Err(CompactError::new(format!(
+            "occurred_at: {occurred} at offset {offset} is not within the years 0000..9999"
+        )));
+    }
     let location = Location {
         lat: r.f64()?,
         lng: r.f64()?,
@@ -298,7 +312,7 @@ pub fn view(bytes: &[u8]) -> Result<View<'_>, CompactError> {
     }
     Ok(View {
         id,
-        occurred_at: occurred.with_timezone(&offset),
+        occurred_at,
         location,
         source,
         attributes,
@@ -540,7 +554,10 @@ impl<'a> Reader<'a> {
     fn time(&mut self, what: &str) -> Result<DateTime<Utc>, CompactError> {
         let secs = i64::from_le_bytes(self.take()?);
         let nanos = u32::from_le_bytes(self.take()?);
+        // Years 0000..9999: the times RFC 3339 can write, so every time read
+        // here has a JSON form that reads back.
         DateTime::from_timestamp(secs, nanos)
+            .filter(|t| (0..=9999).contains(&t.year()))
             .ok_or_else(|| CompactError::new(format!("{what}: invalid time {secs} s {nanos} ns")))
     }
 }
@@ -631,6 +648,69 @@ mod tests {
             names(PaymentSystem::ALL, PaymentSystem::as_str),
             ["uzcard", "humo", "visa", "mastercard", "unionpay", "other"]
         );
+    }
+
+    /// Found by fuzzing (`posbon-fuzz`, target `compact`): a record whose
+    /// offset had seconds decoded, and its JSON dropped them, naming another
+    /// instant.
+    #[test]
+    fn offsets_with_seconds_are_refused() {
+        let mut record = vec![0u8];
+        put_str(&mut record, "iiv-1");
+        record.extend_from_slice(&1_777_627_800i64.to_le_bytes());
+        record.extend_from_slice(&0u32.to_le_bytes());
+        let at = record.len();
+        record.extend_from_slice(&(-(6 * 3600 + 11 * 60 + 28i32)).to_le_bytes());
+        let err = view(&record).expect_err("seconds in the offset");
+        assert_eq!(
+            err.to_string(),
+            "invalid compact event record: occurred_at: invalid offset -22288 s"
+        );
+        // A whole-minute offset gets past the check (and the record then ends early).
+        record[at..at + 4].copy_from_slice(&(-(6 * 3600 + 11 * 60i32)).to_le_bytes());
+        assert_eq!(
+            view(&record).expect_err("ends early").to_string(),
+            "invalid compact event record: record ends early"
+        );
+    }
+
+    /// Found by fuzzing (`posbon-fuzz`, target `compact`): a record at the
+    /// end of chrono's range with a positive offset decoded, and writing
+    /// its JSON panicked ("Local time out of range for `NaiveDateTime`");
+    /// a year past 9999 decoded to JSON that Posbon itself refuses.
+    #[test]
+    fn times_outside_rfc_3339_years_are_refused() {
+        let record = |secs: i64, offset: i32| {
+            let mut r = vec![0u8];
+            put_str(&mut r, "iiv-1");
+            r.extend_from_slice(&secs.to_le_bytes());
+            r.extend_from_slice(&0u32.to_le_bytes());
+            r.extend_from_slice(&offset.to_le_bytes());
+            view(&r).expect_err("ends early or refused").to_string()
+        };
+        let end_of_chrono = 8_210_266_876_799; // +262142-12-31T23:59:59Z
+        let year_10000 = 253_402_300_800; // 10000-01-01T00:00:00Z
+        let last_of_9999 = year_10000 - 1;
+        let first_of_0000 = -62_167_219_200; // 0000-01-01T00:00:00Z
+        for (secs, offset) in [
+            (end_of_chrono, 3600),
+            (year_10000, 0),
+            (last_of_9999, 3600),
+            (first_of_0000, -60),
+        ] {
+            assert!(
+                record(secs, offset).contains("occurred_at:"),
+                "{secs} s at {offset}: {}",
+                record(secs, offset)
+            );
+        }
+        for (secs, offset) in [(last_of_9999, 0), (first_of_0000, 0), (0, -86_340)] {
+            assert!(
+                record(secs, offset).contains("record ends early"),
+                "{secs} s at {offset}: {}",
+                record(secs, offset)
+            );
+        }
     }
 
     #[test]

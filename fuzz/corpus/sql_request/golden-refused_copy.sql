@@ -1,0 +1,2 @@
+-- Writing files is refused.
+COPY (SELECT * FROM events) TO '/tmp/events.csv'

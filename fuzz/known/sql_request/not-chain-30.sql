@@ -1,0 +1,1 @@
+SELECT x-not-b.x-not-b.x-not-b.x-not-b.x-not-b.x-not-b.x-not-b.x-not-b.x-not-b.x-not-b.x-not-b.x-not-b.x-not-b.x-not-b.x-not-b.x-not-b.x-not-b.x-not-b.x-not-b.x-not-b.x-not-b.x-not-b.x-not-b.x-not-b.x-not-b.x-not-b.x-not-b.x-not-b.x-not-b.x-not-b.

@@ -64,7 +64,12 @@ fn simulated_city_and_events_pass_through_model_and_geography() {
     assert!(bad.len() > 100, "{} bad lines", bad.len());
 
     let bytes = std::fs::read(&events).expect("events file");
-    let items = parse_events(&bytes, &Limits::default(), Utc::now());
+    // The whole file as one batch: no item limit for this check.
+    let limits = Limits {
+        max_batch_items: usize::MAX,
+        ..Limits::default()
+    };
+    let items = parse_events(&bytes, &limits, Utc::now());
     let mut points = Vec::new();
     let mut valid = 0u64;
     for item in &items {

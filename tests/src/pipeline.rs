@@ -521,9 +521,11 @@ pub async fn run_pipeline(chaos: Chaos, backend: Backend) {
         .malformed
         .iter()
         .map(|l| {
-            let payload = kept
+            let mut payload = kept
                 .dead_letter_payload(&Bytes::copy_from_slice(l.as_bytes()))
                 .payload;
+            // A dead letter keeps the start of an oversized line.
+            payload.truncate(posbon_ingest::MAX_DEAD_LETTER_PAYLOAD);
             String::from_utf8_lossy(&payload).into_owned()
         })
         .collect();

@@ -193,6 +193,26 @@ impl Api {
     }
 }
 
+/// Serves the API's routes on a loopback port (for the feed's raw clients).
+async fn serve(api: &Api) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let app = api.app.clone();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}
+
+/// A bus on a real nats-server.
+async fn nats_bus(nats: &posbon_testkit::NatsServer) -> Arc<dyn Bus> {
+    Arc::new(
+        NatsBus::connect(vec![nats.url()], NatsOptions::default())
+            .await
+            .expect("connect"),
+    )
+}
+
 impl Drop for Api {
     fn drop(&mut self) {
         self.shutdown.cancel();
@@ -575,18 +595,9 @@ async fn read_ws(addr: std::net::SocketAddr, token: &str, query: &str, count: us
 #[tokio::test]
 async fn feed_resumes_exactly_over_nats() {
     let nats = posbon_testkit::NatsServer::start();
-    let bus: Arc<dyn Bus> = Arc::new(
-        NatsBus::connect(vec![nats.url()], NatsOptions::default())
-            .await
-            .expect("connect"),
-    );
+    let bus = nats_bus(&nats).await;
     let api = api(bus, 3600).await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let app = api.app.clone();
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let addr = serve(&api).await;
     let feed_token = api.token("tester").await;
 
     let reg = registry();
@@ -704,12 +715,7 @@ async fn feed_limits_clients_replay_and_frames() {
         },
     )
     .await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let app = api.app.clone();
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let addr = serve(&api).await;
     let mut sequences = Vec::new();
     for i in 0..4 {
         let e = escalation(i, 1, RiskLevel::High, vec![]);
@@ -903,18 +909,9 @@ async fn escalation_lists_page_with_a_cursor() {
 #[tokio::test]
 async fn feed_clients_share_one_stream_reader() {
     let nats = posbon_testkit::NatsServer::start();
-    let bus: Arc<dyn Bus> = Arc::new(
-        NatsBus::connect(vec![nats.url()], NatsOptions::default())
-            .await
-            .expect("connect"),
-    );
+    let bus = nats_bus(&nats).await;
     let api = api(bus, 3600).await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let app = api.app.clone();
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let addr = serve(&api).await;
     // The lifecycle worker's durable consumer is there before any client.
     let mut before = 0;
     for _ in 0..100 {

@@ -93,9 +93,15 @@ impl EventStore for MemoryStore {
             return Ok(());
         }
         let mut map = self.write();
-        let mut tail = map.split_off(start);
-        let mut rest = tail.split_off(end);
-        map.append(&mut rest);
+        // Key by key: `split_off` and `append` would rebuild the whole map
+        // (every key compared and moved) for each deletion, however small.
+        let doomed: Vec<Vec<u8>> = map
+            .range::<[u8], _>((Bound::Included(start), Bound::Excluded(end)))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in doomed {
+            map.remove(&key);
+        }
         Ok(())
     }
 }

@@ -346,13 +346,13 @@ fn main() {
         println!(
             "first report of {day} ({} stored days of figures before, the missing baseline days \
              computed from events): {:.2} s; nation: {} events, {} offences, cyber share {:.1}%, \
-             z28 {:+.2}, {} of {} mahallas crime-free",
+             z28 {}, {} of {} mahallas crime-free",
             stored.len(),
             t.elapsed().as_secs_f64(),
             nation.events,
             nation.offences,
             nation.cyber_share.unwrap_or(0.0) * 100.0,
-            nation.z28,
+            nation.z28.map_or_else(|| "withheld (not enough history)".to_owned(), |z| format!("{z:+.2}")),
             nation.crime_free_mahallas,
             nation.mahallas
         );

@@ -101,6 +101,15 @@ pub(crate) fn day_window(date: NaiveDate) -> Result<(i64, i64), SqlError> {
     }
 }
 
+/// The store's write-marks digest of a local day, hex: it changes whenever
+/// an event of that day is written (a late event, a replay, a backfill), so
+/// anything derived from the day's events and recorded with its digest can
+/// tell whether it is current.
+pub async fn day_digest(store: &Store, date: NaiveDate) -> Result<String, SqlError> {
+    let (from, to) = day_window(date)?;
+    Ok(hex(store.write_marks_digest(from, to).await?))
+}
+
 fn manifest_kind(table: &str) -> String {
     format!("segment.{table}")
 }
@@ -162,7 +171,7 @@ pub(crate) async fn current_segment(
         return Ok(None);
     };
     let (from, to) = day_window(date)?;
-    let digest = hex(store.write_marks_digest(from, to).await?);
+    let digest = day_digest(store, date).await?;
     if !m.current(table, &digest) || (m.from, m.to) != (from, to) {
         return Ok(None);
     }
@@ -181,7 +190,7 @@ pub(crate) async fn current_segment(
 /// once and holds the decoded day in memory while it writes.
 pub async fn build_day(store: &Store, date: NaiveDate) -> Result<DayBuild, SqlError> {
     let (from, to) = day_window(date)?;
-    let digest = hex(store.write_marks_digest(from, to).await?);
+    let digest = day_digest(store, date).await?;
     let tables = TableDef::event_tables();
     let mut old = Vec::with_capacity(tables.len());
     for def in &tables {

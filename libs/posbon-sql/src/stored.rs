@@ -98,10 +98,15 @@ impl StoredTable {
                     f("cyber", i.clone(), false),
                     f("cyber_share", d.clone(), true),
                     f("harm", i.clone(), false),
-                    f("baseline7", d.clone(), false),
-                    f("z7", d.clone(), false),
-                    f("baseline28", d.clone(), false),
-                    f("z28", d.clone(), false),
+                    f("baseline7", d.clone(), true),
+                    f("baseline7_days", i.clone(), true),
+                    f("z7", d.clone(), true),
+                    f("baseline28", d.clone(), true),
+                    f("baseline28_days", i.clone(), true),
+                    f("z28", d.clone(), true),
+                    f("dispersion", d.clone(), true),
+                    f("camera_alerts_baseline7", d.clone(), true),
+                    f("camera_alerts_z7", d.clone(), true),
                     f("escalations_opened", i.clone(), false),
                     f("escalations_closed", i.clone(), false),
                 ]);
@@ -255,7 +260,48 @@ fn decode(table: StoredTable, bytes: &[u8]) -> Result<Vec<RecordBatch>, SqlError
     let batches = reader
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| SqlError::internal(format!("{}: {e}", table.name())))?;
+    let batches = batches
+        .iter()
+        .map(|b| upgrade(table, b))
+        .collect::<Result<Vec<_>, _>>()?;
     conform(table, &batches)
+}
+
+/// A document stored before the table gained columns, in the table's
+/// columns: a nullable column it lacks reads as NULL (for `daily_reports`,
+/// the coverage and dispersion of reports made before they were recorded).
+/// A column of the stored document that the table no longer has, or a
+/// missing column that may not be NULL, is left for [`conform`] to name.
+fn upgrade(table: StoredTable, batch: &RecordBatch) -> Result<RecordBatch, SqlError> {
+    let schema = table.schema();
+    let have = batch.schema_ref();
+    if have.fields().len() >= schema.fields().len() {
+        return Ok(batch.clone());
+    }
+    let mut fields = Vec::with_capacity(schema.fields().len());
+    let mut columns = Vec::with_capacity(schema.fields().len());
+    for field in schema.fields() {
+        match batch.column_by_name(field.name()) {
+            Some(column) => {
+                fields.push(Field::new(
+                    field.name(),
+                    column.data_type().clone(),
+                    field.is_nullable(),
+                ));
+                columns.push(Arc::clone(column));
+            }
+            None if field.is_nullable() => {
+                fields.push(field.as_ref().clone());
+                columns.push(datafusion::arrow::array::new_null_array(
+                    field.data_type(),
+                    batch.num_rows(),
+                ));
+            }
+            None => return Ok(batch.clone()),
+        }
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+        .map_err(|e| SqlError::internal(format!("{}: {e}", table.name())))
 }
 
 /// A stored table as a SQL table.
@@ -385,5 +431,79 @@ impl TableProvider for StoredTableProvider {
         }
         let mem = MemTable::try_new(Arc::clone(&self.schema), vec![batches])?;
         mem.scan(state, projection, filters, limit).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::arrow::array::{
+        Array, Date32Array, Float64Array, Int64Array, RecordBatch, StringArray,
+    };
+
+    use super::*;
+
+    /// A `daily_reports` document of the schema before coverage and
+    /// dispersion were recorded reads back with those columns NULL.
+    #[test]
+    fn an_older_document_reads_with_its_new_columns_null() {
+        let table = StoredTable::DailyReports;
+        let schema = table.schema();
+        let added = [
+            "baseline7_days",
+            "baseline28_days",
+            "dispersion",
+            "camera_alerts_baseline7",
+            "camera_alerts_z7",
+        ];
+        let old_fields: Vec<Field> = schema
+            .fields()
+            .iter()
+            .filter(|f| !added.contains(&f.name().as_str()))
+            .map(|f| f.as_ref().clone())
+            .collect();
+        let columns = old_fields
+            .iter()
+            .map(|f| -> datafusion::arrow::array::ArrayRef {
+                match f.data_type() {
+                    DataType::Float64 => Arc::new(Float64Array::from(vec![1.5])),
+                    DataType::Int64 => Arc::new(Int64Array::from(vec![3])),
+                    DataType::Date32 => Arc::new(Date32Array::from(vec![20_000])),
+                    _ => Arc::new(StringArray::from(vec!["x"])),
+                }
+            })
+            .collect();
+        let old = RecordBatch::try_new(Arc::new(Schema::new(old_fields)), columns).expect("batch");
+        let mut bytes = Vec::new();
+        {
+            let mut w = StreamWriter::try_new(&mut bytes, old.schema_ref()).expect("writer");
+            w.write(&old).expect("write");
+            w.finish().expect("finish");
+        }
+        let read = decode(table, &bytes).expect("an older document reads");
+        assert_eq!(read.len(), 1);
+        let batch = &read[0];
+        assert_eq!(batch.schema(), schema);
+        let z7 = batch.column_by_name("z7").expect("z7");
+        assert_eq!(z7.null_count(), 0, "kept");
+        for name in added {
+            let c = batch.column_by_name(name).expect(name);
+            assert_eq!(c.null_count(), 1, "{name}");
+        }
+        // A document with a column the table does not have is refused,
+        // naming it.
+        let mut bytes = Vec::new();
+        {
+            let extra = Schema::new(vec![Field::new("colour", DataType::Utf8, false)]);
+            let batch = RecordBatch::try_new(
+                Arc::new(extra),
+                vec![Arc::new(StringArray::from(vec!["red"]))],
+            )
+            .expect("batch");
+            let mut w = StreamWriter::try_new(&mut bytes, batch.schema_ref()).expect("writer");
+            w.write(&batch).expect("write");
+            w.finish().expect("finish");
+        }
+        let e = decode(table, &bytes).expect_err("not a daily_reports document");
+        assert!(e.to_string().contains("colour"), "{e}");
     }
 }

@@ -212,8 +212,10 @@ fn daily_reports_sql(date: NaiveDate) -> String {
          SELECT DATE '{date}' AS date, scope, scope_id, scope_id AS name, rid AS region_id, \
            did AS district_id, k AS mahallas, 0 AS crime_free_mahallas, n AS events, \
            0 AS incidents, 0 AS camera_alerts, 0 AS fraud_flags, 0 AS offences, 0 AS cyber, \
-           CAST(NULL AS DOUBLE) AS cyber_share, 0 AS harm, 0.0 AS baseline7, 0.0 AS z7, \
-           0.0 AS baseline28, 0.0 AS z28, 0 AS escalations_opened, 0 AS escalations_closed \
+           CAST(NULL AS DOUBLE) AS cyber_share, 0 AS harm, 0.0 AS baseline7, \
+           7 AS baseline7_days, 0.0 AS z7, 0.0 AS baseline28, 28 AS baseline28_days, 0.0 AS z28, \
+           1.0 AS dispersion, 0.0 AS camera_alerts_baseline7, 0.0 AS camera_alerts_z7, \
+           0 AS escalations_opened, 0 AS escalations_closed \
          FROM scopes"
     )
 }

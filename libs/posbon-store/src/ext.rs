@@ -511,8 +511,16 @@ pub(crate) fn write_token() -> Vec<u8> {
     [nanos.to_be_bytes(), mixed.to_be_bytes()].concat()
 }
 
-/// 64-bit FNV-1a: a stable digest (the standard library's hashers may change
-/// between releases).
+/// 64-bit FNV-1a of `bytes`: a stable digest (the standard library's
+/// hashers may change between releases), for what is stored and compared
+/// later.
+pub fn stable_hash(bytes: &[u8]) -> u64 {
+    let mut h = Fnv::default();
+    h.write(bytes);
+    h.0
+}
+
+/// 64-bit FNV-1a, incrementally.
 struct Fnv(u64);
 
 impl Default for Fnv {

@@ -125,7 +125,9 @@ pub use copy::{CopyOptions, CopyProgress, CopySummary, copy, copy_with};
 pub use embedded::{EmbeddedStore, INLINE_RECORDS};
 pub use error::{Result, StoreError, StoreErrorKind};
 pub use escalations::{EscalationIndex, EscalationPage, EscalationStoreExt, SourcePrecision};
-pub use ext::{BatchIds, CheckedEvents, DEFAULT_PAGE, EventStoreExt, PreparedEvents, PutSummary};
+pub use ext::{
+    BatchIds, CheckedEvents, DEFAULT_PAGE, EventStoreExt, PreparedEvents, PutSummary, stable_hash,
+};
 pub use keys::checkpoint_key;
 pub use memory::MemoryStore;
 pub use reports::ReportStoreExt;

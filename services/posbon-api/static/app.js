@@ -1504,10 +1504,23 @@
     renderReport(view || {}, token);
   }
 
+  // A change score; withheld (null) when the baseline had too few days with
+  // data.
   function zCell(v) {
-    if (v === null || v === undefined) return '—';
+    if (v === null || v === undefined) return el('span', { class: 'muted', title: 'not enough history: too few days with data before this day' }, '—');
     const n = Number(v);
     return el('span', { class: n >= 2 ? 'zpos' : (n <= -2 ? 'zneg' : '') }, fmtNum(n, 2));
+  }
+
+  // A change score with what it rests on: the expected count and how many
+  // of the baseline's days had data, or why it is withheld.
+  function zCard(z, expected, days, of) {
+    const cover = days === null || days === undefined ? '' : `${fmtNum(days)} of ${of} days with data`;
+    if (z === null || z === undefined) {
+      return el('span', {}, 'not enough history', el('div', { class: 'muted', text: cover }));
+    }
+    const basis = expected === null || expected === undefined ? cover : `expected ${fmtNum(Number(expected), 1)}; ${cover}`;
+    return el('span', {}, zCell(z), el('div', { class: 'muted', text: basis }));
   }
 
   const ROW_COLUMNS = [
@@ -1520,6 +1533,7 @@
     { key: 'harm', label: 'Harm', num: true },
     { key: 'z7', label: 'z vs 7 d', num: true, fmt: zCell },
     { key: 'z28', label: 'z vs 28 d', num: true, fmt: zCell },
+    { key: 'camera_alerts_z7', label: 'Alerts z vs 7 d', num: true, fmt: zCell },
     { key: 'escalations_opened', label: 'Esc. opened', num: true },
     { key: 'escalations_closed', label: 'Esc. closed', num: true },
   ];
@@ -1549,8 +1563,9 @@
       card('Fraud flags', fmtNum(s.fraud_flags)),
       card('Cybercrime share', fmtShare(s.cyber_share)),
       card('Harm', fmtNum(s.harm)),
-      card('z vs 7 days', zCell(s.z7)),
-      card('z vs 28 days', zCell(s.z28)),
+      card('z vs 7 days', zCard(s.z7, s.baseline7, s.baseline7_days, 7)),
+      card('z vs 28 days', zCard(s.z28, s.baseline28, s.baseline28_days, 28)),
+      card('Camera alerts z vs 7 days', zCard(s.camera_alerts_z7, s.camera_alerts_baseline7, s.baseline7_days, 7)),
       card('Escalations opened / closed', `${fmtNum(s.escalations_opened)} / ${fmtNum(s.escalations_closed)}`),
       card('Crime-free mahallas', `${fmtNum(free.count ?? s.crime_free_mahallas)} of ${fmtNum(s.mahallas)}`));
     const heading = el('h3', {}, `${s.name || 'Report'}, ${view.date || $('report-date').value}`,

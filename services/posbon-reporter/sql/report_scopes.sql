@@ -1,6 +1,7 @@
 -- The daily situation report: one row per scope for one local day, from the
--- per-mahalla figures in `mahalla_days` (see mahalla_day.sql), the registry
--- and the escalations.
+-- per-mahalla figures in `mahalla_days` (see mahalla_day.sql), the counts
+-- of the baseline's days (`baseline_days`, the rows of baseline_days.sql),
+-- the registry and the escalations.
 --
 -- Scopes: the nation, each region, district and mahalla of the registry
 -- (mahallas without events included: they are the crime-free ones), and
@@ -10,30 +11,68 @@
 --   $day           DATE         the local (Asia/Tashkent) date
 --   $day_start     TIMESTAMPTZ  its first instant
 --   $day_end       TIMESTAMPTZ  the first instant of the next day
---   $base7_start   DATE         $day - 7 days
---   $base28_start  DATE         $day - 28 days
 --
--- Baselines: the mean daily offences of the 7 and 28 days before $day.
--- Change against a baseline is a count-aware z score,
--- z = 2 (sqrt(observed) - sqrt(expected)) (variance-stabilised Poisson),
--- never a percentage: 1 offence against an expected 0.1 is z = 1.37, not
--- +900%. Sums of a scope are taken before the z, so a district's z is the
--- z of its total, not an average of its mahallas'.
+-- Change against a baseline: a z score that holds at every scale, from a
+-- mahalla with one offence a week to the nation with thousands a day
+-- (ARCHITECTURE.md, "The report's change score", says why each part is
+-- there).
+--
+-- 1. Baseline days: the days of the 28 before $day on which the system was
+--    receiving events (see baseline_days.sql). baseline7_days and
+--    baseline28_days say how many of the 7 and 28 counted.
+-- 2. Weekday. When every weekday has at least 3 covered days, each day's
+--    count is divided by its weekday's factor (the nation's mean on that
+--    weekday over the mean of the 7 weekday means, per measure) and the
+--    expectation for $day is multiplied by $day's factor; otherwise every
+--    factor is 1.
+-- 3. Past outbreaks out: a first fit over all covered days gives each
+--    scope's level; a day that stands out from it (standardised residual
+--    above 2.58 against the median dispersion of its kind of scope) is left
+--    out of the baseline, as in the Farrington algorithm of public-health
+--    surveillance, so that last week's fraud wave does not hide this week's.
+-- 4. Expected count: factor($day) * (sum of adjusted counts + 1/2) / days,
+--    over the kept days of the 7 (baseline7) or 28 (baseline28) before.
+--    The 1/2 (Jeffreys' prior) keeps a mahalla without offences in its
+--    baseline from being expected to have exactly none.
+-- 5. Dispersion: daily counts of a district or a nation vary far more than
+--    Poisson (weekdays, weather, reporting batches, repeat offences). phi is
+--    the Pearson statistic of the scope's own kept days over the 28-day
+--    window, sum((x - e)^2 / e) / (days - 1), shrunk towards the median phi
+--    of its kind of scope (that median weighs as 10 days), and never below
+--    1 (Poisson).
+-- 6. z = 2 (sqrt(observed) - sqrt(expected)) / sqrt(phi (1 + 1/days + w)),
+--    the variance-stabilised count (for a quasi-Poisson count, 2 sqrt(x) has
+--    variance phi) with the uncertainty of the expectation (1/days) and of
+--    the weekday factor (w = 1 / covered days of $day's weekday when
+--    adjusted, else 0), days being the kept days. It is withheld (NULL,
+--    "not enough history") with fewer than 5 covered days of 7 or 21 of 28.
+--
+-- Sums of a scope are taken before the z, so a district's z is the z of its
+-- total, not an average of its mahallas'. The same score is given for
+-- camera alerts against their 7-day baseline (a burst of detections, such as
+-- a drug hand-off hotspot, is not an offence but is a change to report).
 WITH
+-- The figures of the day, per unit: a mahalla of the registry, or
+-- `_unassigned` for events outside every mahalla (or in a mahalla the
+-- registry no longer has).
+facts AS (
+    SELECT
+        d.date,
+        coalesce(m.mahalla_id, '_unassigned') AS mahalla_id,
+        sum(d.events) AS events,
+        sum(d.incidents) AS incidents,
+        sum(d.camera_alerts) AS camera_alerts,
+        sum(d.fraud_flags) AS fraud_flags,
+        sum(d.offences) AS offences,
+        sum(d.cyber) AS cyber,
+        sum(d.harm) AS harm
+    FROM mahalla_days d
+    LEFT JOIN mahallas m ON m.mahalla_id = d.mahalla_id
+    WHERE d.date = $day
+    GROUP BY d.date, coalesce(m.mahalla_id, '_unassigned')
+),
 today AS (
-    SELECT * FROM mahalla_days WHERE date = $day
-),
-base7 AS (
-    SELECT mahalla_id, sum(offences) AS offences
-    FROM mahalla_days
-    WHERE date >= $base7_start AND date < $day
-    GROUP BY mahalla_id
-),
-base28 AS (
-    SELECT mahalla_id, sum(offences) AS offences
-    FROM mahalla_days
-    WHERE date >= $base28_start AND date < $day
-    GROUP BY mahalla_id
+    SELECT * FROM facts WHERE date = $day
 ),
 opened AS (
     SELECT mahalla_id, count(*) AS n
@@ -47,14 +86,19 @@ closed AS (
     WHERE closed_at >= $day_start AND closed_at < $day_end
     GROUP BY mahalla_id
 ),
+areas AS (
+    -- every mahalla of the registry, and the unassigned unit
+    SELECT region_id, district_id, mahalla_id, 1 AS mahallas FROM mahallas
+    UNION ALL
+    SELECT CAST(NULL AS VARCHAR), CAST(NULL AS VARCHAR), '_unassigned', 0
+),
 units AS (
-    -- every mahalla of the registry
     SELECT
-        m.region_id,
-        m.district_id,
-        m.mahalla_id,
-        1 AS mahallas,
-        CASE WHEN coalesce(t.offences, 0) = 0 THEN 1 ELSE 0 END AS crime_free,
+        a.region_id,
+        a.district_id,
+        a.mahalla_id,
+        a.mahallas,
+        CASE WHEN a.mahallas = 1 AND coalesce(t.offences, 0) = 0 THEN 1 ELSE 0 END AS crime_free,
         coalesce(t.events, 0) AS events,
         coalesce(t.incidents, 0) AS incidents,
         coalesce(t.camera_alerts, 0) AS camera_alerts,
@@ -62,38 +106,173 @@ units AS (
         coalesce(t.offences, 0) AS offences,
         coalesce(t.cyber, 0) AS cyber,
         coalesce(t.harm, 0) AS harm,
-        coalesce(b7.offences, 0) AS base7,
-        coalesce(b28.offences, 0) AS base28,
         coalesce(o.n, 0) AS opened,
         coalesce(c.n, 0) AS closed
-    FROM mahallas m
-    LEFT JOIN today t ON t.mahalla_id = m.mahalla_id
-    LEFT JOIN base7 b7 ON b7.mahalla_id = m.mahalla_id
-    LEFT JOIN base28 b28 ON b28.mahalla_id = m.mahalla_id
-    LEFT JOIN opened o ON o.mahalla_id = m.mahalla_id
-    LEFT JOIN closed c ON c.mahalla_id = m.mahalla_id
-    UNION ALL
-    -- events outside every mahalla of the registry, with their baselines
+    FROM areas a
+    LEFT JOIN today t ON t.mahalla_id = a.mahalla_id
+    LEFT JOIN opened o ON o.mahalla_id = a.mahalla_id AND a.mahallas = 1
+    LEFT JOIN closed c ON c.mahalla_id = a.mahalla_id AND a.mahallas = 1
+),
+-- The counts of the covered days (baseline_days.sql), per scope and
+-- measure, adjusted for the weekday.
+-- 2. Weekday factors, from the nation's covered days.
+weekdays AS (
+    SELECT measure, weekday, count(*) AS n, avg(x) AS mean
+    FROM baseline_days
+    WHERE scope = 'nation'
+    GROUP BY measure, weekday
+),
+weekday_fit AS (
     SELECT
-        CAST(NULL AS VARCHAR) AS region_id,
-        CAST(NULL AS VARCHAR) AS district_id,
-        '_unassigned' AS mahalla_id,
-        0 AS mahallas,
-        0 AS crime_free,
-        coalesce(sum(CASE WHEN d.date = $day THEN d.events END), 0) AS events,
-        coalesce(sum(CASE WHEN d.date = $day THEN d.incidents END), 0) AS incidents,
-        coalesce(sum(CASE WHEN d.date = $day THEN d.camera_alerts END), 0) AS camera_alerts,
-        coalesce(sum(CASE WHEN d.date = $day THEN d.fraud_flags END), 0) AS fraud_flags,
-        coalesce(sum(CASE WHEN d.date = $day THEN d.offences END), 0) AS offences,
-        coalesce(sum(CASE WHEN d.date = $day THEN d.cyber END), 0) AS cyber,
-        coalesce(sum(CASE WHEN d.date = $day THEN d.harm END), 0) AS harm,
-        coalesce(sum(CASE WHEN d.date >= $base7_start AND d.date < $day THEN d.offences END), 0) AS base7,
-        coalesce(sum(CASE WHEN d.date < $day THEN d.offences END), 0) AS base28,
-        0 AS opened,
-        0 AS closed
-    FROM mahalla_days d
-    LEFT JOIN mahallas m ON m.mahalla_id = d.mahalla_id
-    WHERE d.date >= $base28_start AND d.date <= $day AND m.mahalla_id IS NULL
+        measure,
+        CASE WHEN count(*) = 7 AND min(n) >= 3 AND min(mean) > 0 THEN 1 ELSE 0 END AS adjusted,
+        avg(mean) AS mean
+    FROM weekdays
+    GROUP BY measure
+),
+factors AS (
+    SELECT
+        w.measure,
+        w.weekday,
+        w.n,
+        f.adjusted,
+        CASE WHEN f.adjusted = 1 THEN w.mean / f.mean ELSE 1.0 END AS factor
+    FROM weekdays w
+    JOIN weekday_fit f ON f.measure = w.measure
+),
+adjusted_days AS (
+    SELECT d.scope, d.scope_id, d.measure, d.in7, d.x, f.factor, d.x / f.factor AS a
+    FROM baseline_days d
+    JOIN factors f ON f.measure = d.measure AND f.weekday = d.weekday
+),
+-- 3. First fit: each scope's level over all its covered days, and the
+--    median dispersion of each kind of scope.
+first_levels AS (
+    SELECT scope, scope_id, measure, count(*) AS n, sum(a) AS total
+    FROM adjusted_days
+    GROUP BY scope, scope_id, measure
+),
+first_pearson AS (
+    SELECT
+        d.scope,
+        d.scope_id,
+        d.measure,
+        sum(
+            (d.x - d.factor * l.total / l.n) * (d.x - d.factor * l.total / l.n)
+            / (d.factor * l.total / l.n)
+        ) / (l.n - 1) AS phi_raw
+    FROM adjusted_days d
+    JOIN first_levels l ON l.scope = d.scope AND l.scope_id = d.scope_id AND l.measure = d.measure
+    WHERE l.total > 0 AND l.n >= 2
+    GROUP BY d.scope, d.scope_id, d.measure, l.n
+),
+first_pool AS (
+    SELECT scope, measure, greatest(1.0, median(phi_raw)) AS phi
+    FROM first_pearson
+    GROUP BY scope, measure
+),
+-- 4. Past outbreaks out of the baseline: a day whose count stands out from
+--    the first fit, 2 (sqrt(x) - sqrt(e)) / sqrt(phi of its kind of scope)
+--    above 2.58, is left out, as the Farrington algorithm of public-health
+--    surveillance does, so that last week's fraud wave does not hide this
+--    week's. The kind's phi, not the scope's own, judges: a scope's own
+--    outbreaks would inflate its own.
+kept_days AS (
+    SELECT d.*
+    FROM adjusted_days d
+    JOIN first_levels l ON l.scope = d.scope AND l.scope_id = d.scope_id AND l.measure = d.measure
+    LEFT JOIN first_pool p ON p.scope = d.scope AND p.measure = d.measure
+    WHERE l.total = 0
+        OR 2 * (sqrt(d.x) - sqrt(d.factor * l.total / l.n))
+            <= 2.58 * sqrt(coalesce(p.phi, 1.0))
+),
+coverage AS (
+    SELECT scope, scope_id, measure, count(*) AS days28, sum(in7) AS days7
+    FROM adjusted_days
+    GROUP BY scope, scope_id, measure
+),
+-- 5. Levels and dispersion over the kept days.
+levels AS (
+    SELECT
+        scope,
+        scope_id,
+        measure,
+        count(*) AS n28,
+        sum(a) AS sum28,
+        sum(in7) AS n7,
+        sum(CASE WHEN in7 = 1 THEN a ELSE 0 END) AS sum7
+    FROM kept_days
+    GROUP BY scope, scope_id, measure
+),
+pearson AS (
+    SELECT
+        d.scope,
+        d.scope_id,
+        d.measure,
+        sum(
+            (d.x - d.factor * l.sum28 / l.n28) * (d.x - d.factor * l.sum28 / l.n28)
+            / (d.factor * l.sum28 / l.n28)
+        ) AS chi2
+    FROM kept_days d
+    JOIN levels l ON l.scope = d.scope AND l.scope_id = d.scope_id AND l.measure = d.measure
+    WHERE l.sum28 > 0
+    GROUP BY d.scope, d.scope_id, d.measure
+),
+raw_dispersion AS (
+    SELECT
+        l.*,
+        CASE WHEN l.n28 >= 2 AND l.sum28 > 0 THEN p.chi2 / (l.n28 - 1) END AS phi_raw
+    FROM levels l
+    LEFT JOIN pearson p ON p.scope = l.scope AND p.scope_id = l.scope_id AND p.measure = l.measure
+),
+pooled AS (
+    SELECT scope, measure, median(phi_raw) AS phi_pool
+    FROM raw_dispersion
+    WHERE phi_raw IS NOT NULL
+    GROUP BY scope, measure
+),
+dispersion AS (
+    SELECT
+        r.scope,
+        r.scope_id,
+        r.measure,
+        r.n7,
+        r.sum7,
+        r.n28,
+        r.sum28,
+        CASE
+            WHEN r.phi_raw IS NULL THEN greatest(1.0, coalesce(p.phi_pool, 1.0))
+            ELSE greatest(
+                1.0,
+                ((r.n28 - 1) * r.phi_raw + 10 * coalesce(p.phi_pool, 1.0)) / ((r.n28 - 1) + 10)
+            )
+        END AS phi
+    FROM raw_dispersion r
+    LEFT JOIN pooled p ON p.scope = r.scope AND p.measure = r.measure
+),
+-- $day's weekday factor.
+day_factor AS (
+    SELECT measure, factor, adjusted, n
+    FROM factors
+    WHERE weekday = date_part('dow', CAST($day AS DATE))
+),
+baselines AS (
+    SELECT
+        c.scope,
+        c.scope_id,
+        c.measure,
+        c.days7,
+        c.days28,
+        d.n7,
+        d.n28,
+        d.phi,
+        coalesce(f.factor, 1.0) AS factor,
+        CASE WHEN coalesce(f.adjusted, 0) = 1 THEN 1.0 / f.n ELSE 0.0 END AS w,
+        CASE WHEN d.n7 > 0 THEN coalesce(f.factor, 1.0) * (d.sum7 + 0.5) / d.n7 END AS expected7,
+        CASE WHEN d.n28 > 0 THEN coalesce(f.factor, 1.0) * (d.sum28 + 0.5) / d.n28 END AS expected28
+    FROM coverage c
+    LEFT JOIN dispersion d ON d.scope = c.scope AND d.scope_id = c.scope_id AND d.measure = c.measure
+    LEFT JOIN day_factor f ON f.measure = c.measure
 ),
 rolled AS (
     SELECT
@@ -112,8 +291,6 @@ rolled AS (
         sum(offences) AS offences,
         sum(cyber) AS cyber,
         sum(harm) AS harm,
-        sum(base7) / 7.0 AS baseline7,
-        sum(base28) / 28.0 AS baseline28,
         sum(opened) AS escalations_opened,
         sum(closed) AS escalations_closed
     FROM units
@@ -128,6 +305,13 @@ scoped AS (
             WHEN g_mahalla = 1 THEN 'district'
             ELSE 'mahalla'
         END AS scope,
+        CASE
+            WHEN g_region = 1 THEN 'nation'
+            WHEN region_id IS NULL THEN '_unassigned'
+            WHEN g_district = 1 THEN region_id
+            WHEN g_mahalla = 1 THEN district_id
+            ELSE mahalla_id
+        END AS scope_id,
         *
     FROM rolled
     -- the rollup of the unassigned row to "region NULL" and "district NULL"
@@ -144,12 +328,7 @@ names AS (
 SELECT
     CAST($day AS DATE) AS date,
     s.scope,
-    CASE s.scope
-        WHEN 'nation' THEN 'nation'
-        WHEN 'region' THEN s.region_id
-        WHEN 'district' THEN s.district_id
-        ELSE s.mahalla_id
-    END AS scope_id,
+    s.scope_id,
     CASE s.scope
         WHEN 'nation' THEN 'All mahallas'
         WHEN 'unassigned' THEN 'Outside every mahalla'
@@ -167,20 +346,31 @@ SELECT
     s.cyber,
     CASE WHEN s.offences > 0 THEN CAST(s.cyber AS DOUBLE) / s.offences END AS cyber_share,
     s.harm,
-    s.baseline7,
-    2 * (sqrt(CAST(s.offences AS DOUBLE)) - sqrt(s.baseline7)) AS z7,
-    s.baseline28,
-    2 * (sqrt(CAST(s.offences AS DOUBLE)) - sqrt(s.baseline28)) AS z28,
+    b.expected7 AS baseline7,
+    coalesce(b.days7, 0) AS baseline7_days,
+    CASE WHEN b.days7 >= 5 THEN
+        2 * (sqrt(CAST(s.offences AS DOUBLE)) - sqrt(b.expected7)) / sqrt(b.phi * (1 + 1.0 / b.n7 + b.w))
+    END AS z7,
+    b.expected28 AS baseline28,
+    coalesce(b.days28, 0) AS baseline28_days,
+    CASE WHEN b.days28 >= 21 THEN
+        2 * (sqrt(CAST(s.offences AS DOUBLE)) - sqrt(b.expected28)) / sqrt(b.phi * (1 + 1.0 / b.n28 + b.w))
+    END AS z28,
+    b.phi AS dispersion,
+    a.expected7 AS camera_alerts_baseline7,
+    CASE WHEN a.days7 >= 5 THEN
+        2 * (sqrt(CAST(s.camera_alerts AS DOUBLE)) - sqrt(a.expected7)) / sqrt(a.phi * (1 + 1.0 / a.n7 + a.w))
+    END AS camera_alerts_z7,
     s.escalations_opened,
     s.escalations_closed
 FROM scoped s
+LEFT JOIN baselines b
+    ON b.scope = s.scope AND b.scope_id = s.scope_id AND b.measure = 'offences'
+LEFT JOIN baselines a
+    ON a.scope = s.scope AND a.scope_id = s.scope_id AND a.measure = 'camera_alerts'
 LEFT JOIN names n
     ON n.scope = s.scope
-    AND n.scope_id = CASE s.scope
-        WHEN 'region' THEN s.region_id
-        WHEN 'district' THEN s.district_id
-        ELSE s.mahalla_id
-    END
+    AND n.scope_id = s.scope_id
 ORDER BY
     CASE s.scope
         WHEN 'nation' THEN 0
@@ -189,4 +379,4 @@ ORDER BY
         WHEN 'mahalla' THEN 3
         ELSE 4
     END,
-    scope_id
+    s.scope_id

@@ -45,3 +45,9 @@ impl From<SqlError> for ReportError {
         ReportError::Internal(e.to_string())
     }
 }
+
+impl From<posbon_store::StoreError> for ReportError {
+    fn from(e: posbon_store::StoreError) -> Self {
+        ReportError::Internal(format!("store: {e}"))
+    }
+}

@@ -10,7 +10,9 @@
 //! `scope` is `nation` (the default), `region:<id>`, `district:<id>`,
 //! `mahalla:<id>` or `unassigned`. The format follows `format=json|csv|html`
 //! or else `Accept` (`text/html`, `text/csv`, otherwise JSON). `POST` takes
-//! `refresh_baselines=true` to recompute the 28 days before from the events.
+//! `refresh_baselines=true` to recompute the 28 days before from the events even where
+//! they are current (days with events written since their figures were computed are
+//! recomputed anyway).
 //! Errors are JSON `{"error": "...", "kind": "..."}`: 400 for a bad date,
 //! scope or format, 403 for a scope outside the caller's, 404 when the
 //! report (or the scope in it) does not exist, 500 when the store or a

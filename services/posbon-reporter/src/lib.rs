@@ -8,12 +8,15 @@
 //! | file | stored as | what |
 //! |---|---|---|
 //! | `mahalla_day.sql` | `mahalla_days` | per mahalla and day: events by kind, offences, cybercrime, harm points |
-//! | `report_scopes.sql` | `daily_reports` | per scope (nation, region, district, mahalla, unassigned): counts, harm, cybercrime share, z against the 7- and 28-day baselines, escalations opened and closed, crime-free mahallas |
+//! | `baseline_days.sql` | (in memory, as `baseline_days`) | per scope, measure and day of the 28 before that had data: the count the baselines rest on |
+//! | `report_scopes.sql` | `daily_reports` | per scope (nation, region, district, mahalla, unassigned): counts, harm, cybercrime share, the 7- and 28-day baselines with their coverage and overdispersion-aware z scores, escalations opened and closed, crime-free mahallas |
 //! | `report_categories.sql` | `daily_report_categories` | per scope, kind and category: events and harm |
 //! | `report_hot_cells.sql` | `daily_report_hot_cells` | per scope, the hottest H3 cells |
 //!
 //! [`Reporter::generate`] runs them for a local (Asia/Tashkent) date and
-//! stores the rows (in the store's `r` prefix, readable again as SQL tables);
+//! stores the rows; the per-mahalla figures of the days before are computed
+//! again first wherever events were written for them since (late events,
+//! replays, backfills), so the baselines are never stale (in the store's `r` prefix, readable again as SQL tables);
 //! the same events give the same report. [`run`] is the service: it makes
 //! the report of the day that ended shortly after each local midnight (and
 //! of recent days it finds missing when it starts), publishes a summary on
@@ -57,8 +60,8 @@ use tokio_util::sync::CancellationToken;
 pub use error::ReportError;
 pub use publish::{ReportNotice, publish};
 pub use report::{
-    CategoryRow, CrimeFree, CrimeFreeMahalla, DailyReport, HotCellRow, Scope, ScopeKind, ScopeRow,
-    ScopeView,
+    CategoryRow, CrimeFree, CrimeFreeMahalla, DailyReport, HotCellRow, MIN_BASELINE7_DAYS,
+    MIN_BASELINE28_DAYS, Scope, ScopeKind, ScopeRow, ScopeView,
 };
 pub use reporter::Reporter;
 
@@ -106,15 +109,18 @@ pub struct ReporterConfig {
     /// made, so that events of the last minutes are stored first.
     pub delay_secs: u64,
     /// At start, the reports of this many days before today are made when
-    /// they are missing (0: none).
+    /// they are missing (0: none); afterwards, those of them whose events
+    /// changed (late events for the day or its baseline days) are made
+    /// again at each refresh.
     pub catch_up_days: u32,
     /// After the catch-up and after each daily report, the columnar
-    /// segments of this many days before today are made current (rebuilt
-    /// where late events arrived; 0: only the reported days').
+    /// segments and the per-mahalla figures of this many days before today
+    /// are made current (rebuilt where late events arrived; 0: only the
+    /// reported days').
     #[serde(default = "default_segment_days")]
     pub segment_days: u32,
-    /// Between daily reports, the segments of those days are checked (and
-    /// rebuilt where late events arrived) this often, seconds.
+    /// Between daily reports, the segments and figures of those days are
+    /// checked (and rebuilt where late events arrived) this often, seconds.
     #[serde(default = "default_segment_refresh_secs")]
     pub segment_refresh_secs: u64,
     /// Seconds between attempts when a report fails.
@@ -270,7 +276,13 @@ async fn schedule(
             Err(e) => tracing::warn!(%date, error = %e, "cannot read a stored report"),
         }
     }
-    refresh_segments(reporter, config.segment_days, shutdown).await;
+    refresh_segments(
+        reporter,
+        config.segment_days,
+        config.catch_up_days,
+        shutdown,
+    )
+    .await;
     let delay = Duration::from_secs(config.delay_secs);
     while !shutdown.is_cancelled() {
         let (at, date) = next_run(Utc::now(), delay);
@@ -287,18 +299,39 @@ async fn schedule(
             if Utc::now() >= at {
                 break;
             }
-            refresh_segments(reporter, config.segment_days, shutdown).await;
+            refresh_segments(
+                reporter,
+                config.segment_days,
+                config.catch_up_days,
+                shutdown,
+            )
+            .await;
         }
         make(reporter, bus, date, config, m, shutdown).await;
-        refresh_segments(reporter, config.segment_days, shutdown).await;
+        refresh_segments(
+            reporter,
+            config.segment_days,
+            config.catch_up_days,
+            shutdown,
+        )
+        .await;
     }
 }
 
-/// Makes the columnar segments of the last `days` days current, oldest
-/// first: days with late events since their segment was built get a new
-/// one (the SQL engine reads such days from the records meanwhile).
-async fn refresh_segments(reporter: &Reporter, days: u32, shutdown: &CancellationToken) {
+/// Makes the derived data of the last `days` days current, oldest first:
+/// days with events written since their columnar segments were built get
+/// new ones (the SQL engine reads such days from the records meanwhile),
+/// and their per-mahalla figures (`mahalla_days`, what the baselines are
+/// computed from) are computed again; then the stored reports of the last
+/// `catch_up_days` days that such events concern are made again.
+async fn refresh_segments(
+    reporter: &Reporter,
+    days: u32,
+    catch_up_days: u32,
+    shutdown: &CancellationToken,
+) {
     let today = reporter::local_date(Utc::now());
+    let mut facts = 0u32;
     for back in (1..=i64::from(days)).rev() {
         if shutdown.is_cancelled() {
             return;
@@ -320,6 +353,49 @@ async fn refresh_segments(reporter: &Reporter, days: u32, shutdown: &Cancellatio
             ),
             Ok(_) => {}
             Err(e) => tracing::warn!(%date, error = %e, "cannot build the columnar segments"),
+        }
+        match reporter.refresh_mahalla_day(date).await {
+            Ok(true) => facts += 1,
+            Ok(false) => {}
+            Err(e) => tracing::warn!(%date, error = %e, "cannot compute the per-mahalla figures"),
+        }
+    }
+    if facts > 0 {
+        tracing::info!(
+            days = facts,
+            "per-mahalla figures computed again for days with new events"
+        );
+    }
+    remake_stale_reports(reporter, catch_up_days, shutdown).await;
+}
+
+/// Makes again the stored reports of the last `days` days whose events
+/// changed since they were made: events that arrived late for the day or
+/// for its baseline days (or, in the demo, the rest of a day replayed after
+/// its report was made).
+async fn remake_stale_reports(reporter: &Reporter, days: u32, shutdown: &CancellationToken) {
+    let today = reporter::local_date(Utc::now());
+    for back in (1..=i64::from(days)).rev() {
+        if shutdown.is_cancelled() {
+            return;
+        }
+        let Some(date) = today.checked_sub_signed(TimeDelta::days(back)) else {
+            continue;
+        };
+        match reporter.report_current(date).await {
+            Ok(Some(false)) => match reporter.generate(date).await {
+                Ok(report) => {
+                    let nation = report.row(&Scope::nation());
+                    tracing::info!(
+                        %date,
+                        offences = nation.map(|n| n.offences),
+                        "daily report made again: events arrived for its day or its baseline"
+                    );
+                }
+                Err(e) => tracing::warn!(%date, error = %e, "cannot make a daily report again"),
+            },
+            Ok(_) => {}
+            Err(e) => tracing::warn!(%date, error = %e, "cannot check a stored report"),
         }
     }
 }

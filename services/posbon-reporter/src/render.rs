@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use crate::report::{ScopeKind, ScopeRow, ScopeView};
 
 /// The columns of the CSV rendering, in order.
-pub const CSV_COLUMNS: [&str; 22] = [
+pub const CSV_COLUMNS: [&str; 27] = [
     "date",
     "scope",
     "scope_id",
@@ -24,9 +24,14 @@ pub const CSV_COLUMNS: [&str; 22] = [
     "cyber_share",
     "harm",
     "baseline7",
+    "baseline7_days",
     "z7",
     "baseline28",
+    "baseline28_days",
     "z28",
+    "dispersion",
+    "camera_alerts_baseline7",
+    "camera_alerts_z7",
     "escalations_opened",
     "escalations_closed",
 ];
@@ -60,10 +65,15 @@ fn row_fields(view: &ScopeView, r: &ScopeRow) -> Vec<String> {
         r.cyber.to_string(),
         r.cyber_share.map(f).unwrap_or_default(),
         r.harm.to_string(),
-        f(r.baseline7),
-        f(r.z7),
-        f(r.baseline28),
-        f(r.z28),
+        r.baseline7.map(f).unwrap_or_default(),
+        r.baseline7_days.map(|d| d.to_string()).unwrap_or_default(),
+        r.z7.map(f).unwrap_or_default(),
+        r.baseline28.map(f).unwrap_or_default(),
+        r.baseline28_days.map(|d| d.to_string()).unwrap_or_default(),
+        r.z28.map(f).unwrap_or_default(),
+        r.dispersion.map(f).unwrap_or_default(),
+        r.camera_alerts_baseline7.map(f).unwrap_or_default(),
+        r.camera_alerts_z7.map(f).unwrap_or_default(),
         r.escalations_opened.to_string(),
         r.escalations_closed.to_string(),
     ]
@@ -99,6 +109,28 @@ fn esc(text: &str) -> String {
         }
     }
     out
+}
+
+/// What a withheld z score reads as.
+pub const NOT_ENOUGH_HISTORY: &str = "not enough history";
+
+/// A z score, or [`NOT_ENOUGH_HISTORY`].
+fn z(v: Option<f64>) -> String {
+    v.map_or_else(|| NOT_ENOUGH_HISTORY.to_owned(), |v| format!("{v:+.2}"))
+}
+
+/// A z score in a table column: `–` when withheld.
+fn z_cell(v: Option<f64>) -> String {
+    v.map_or_else(|| "–".to_owned(), |v| format!("{v:+.2}"))
+}
+
+/// A baseline with its coverage: "412.30 (6 of 7 days)".
+fn baseline(v: Option<f64>, days: Option<i64>, of: i64) -> String {
+    let value = v.map_or_else(|| "–".to_owned(), |v| format!("{v:.2}"));
+    match days {
+        Some(d) => format!("{value} ({d} of {of} days with data)"),
+        None => value,
+    }
 }
 
 fn share(v: Option<f64>) -> String {
@@ -138,14 +170,16 @@ pub fn to_html(view: &ScopeView) -> String {
          th{{background:#eee}}td.l,th.l{{text-align:left}}h1{{font-size:1.4em}}h2{{font-size:1.1em;margin-top:1.5em}}\
          @media print{{body{{margin:0}}h2{{page-break-after:avoid}}table{{page-break-inside:auto}}}}</style>\
          </head><body>\n<h1>Daily situation report: {title}</h1>\n\
-         <p>{date} ({tz}). Offences are incidents and fraud flags; z compares the day's offences \
-         with the mean of the 7 and 28 days before, z = 2(&radic;observed &minus; &radic;expected).</p>\n",
+         <p>{date} ({tz}). Offences are incidents and fraud flags. The baselines are the offences \
+         expected on the day from the days before that had data (weekday-adjusted when four weeks \
+         allow it); z measures the change against them, allowing for how much the area's daily \
+         counts vary (|z| above 3 is unusual). Without enough days with data the z is withheld.</p>\n",
         date = view.date,
         tz = esc(&view.time_zone),
         title = esc(&title(view)),
     );
     h.push_str("<h2>Summary</h2>\n<table>\n");
-    let rows: [(&str, String); 14] = [
+    let rows: [(&str, String); 16] = [
         ("Events", s.events.to_string()),
         ("Incidents", s.incidents.to_string()),
         ("Camera alerts", s.camera_alerts.to_string()),
@@ -153,10 +187,21 @@ pub fn to_html(view: &ScopeView) -> String {
         ("Offences", s.offences.to_string()),
         ("Cybercrime share", share(s.cyber_share)),
         ("Harm points", s.harm.to_string()),
-        ("Baseline, 7 days", format!("{:.2}", s.baseline7)),
-        ("z against 7 days", format!("{:+.2}", s.z7)),
-        ("Baseline, 28 days", format!("{:.2}", s.baseline28)),
-        ("z against 28 days", format!("{:+.2}", s.z28)),
+        (
+            "Baseline, 7 days",
+            baseline(s.baseline7, s.baseline7_days, 7),
+        ),
+        ("z against 7 days", z(s.z7)),
+        (
+            "Baseline, 28 days",
+            baseline(s.baseline28, s.baseline28_days, 28),
+        ),
+        ("z against 28 days", z(s.z28)),
+        (
+            "Camera alerts, baseline 7 days",
+            baseline(s.camera_alerts_baseline7, s.baseline7_days, 7),
+        ),
+        ("Camera alerts, z against 7 days", z(s.camera_alerts_z7)),
         ("Escalations opened", s.escalations_opened.to_string()),
         ("Escalations closed", s.escalations_closed.to_string()),
         (
@@ -182,14 +227,14 @@ pub fn to_html(view: &ScopeView) -> String {
             let _ = writeln!(
                 h,
                 "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td>\
-                 <td>{:+.2}</td><td>{:+.2}</td><td>{}</td><td>{}</td><td>{} / {}</td></tr>",
+                 <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} / {}</td></tr>",
                 esc(&p.name),
                 esc(&p.scope_id),
                 p.offences,
                 share(p.cyber_share),
                 p.harm,
-                p.z7,
-                p.z28,
+                z_cell(p.z7),
+                z_cell(p.z28),
                 p.escalations_opened,
                 p.escalations_closed,
                 p.crime_free_mahallas,
@@ -265,8 +310,15 @@ pub fn to_text(view: &ScopeView) -> String {
     );
     let _ = writeln!(
         t,
-        "  against 7 days: mean {:.2}, z {:+.2}   against 28 days: mean {:.2}, z {:+.2}",
-        s.baseline7, s.z7, s.baseline28, s.z28
+        "  against 7 days: expected {}, z {}",
+        baseline(s.baseline7, s.baseline7_days, 7),
+        z(s.z7)
+    );
+    let _ = writeln!(
+        t,
+        "  against 28 days: expected {}, z {}",
+        baseline(s.baseline28, s.baseline28_days, 28),
+        z(s.z28)
     );
     let _ = writeln!(
         t,
@@ -275,12 +327,15 @@ pub fn to_text(view: &ScopeView) -> String {
     );
     if !view.parts.is_empty() {
         let mut parts: Vec<&ScopeRow> = view.parts.iter().collect();
+        // Highest z first (the 28-day one, or the 7-day one where the 28-day
+        // is withheld); areas without either last.
+        let key = |r: &ScopeRow| r.z28.or(r.z7).unwrap_or(f64::NEG_INFINITY);
         parts.sort_by(|a, b| {
-            b.z28
-                .total_cmp(&a.z28)
+            key(b)
+                .total_cmp(&key(a))
                 .then_with(|| a.scope_id.cmp(&b.scope_id))
         });
-        let _ = writeln!(t, "\nBy area, highest z against 28 days first:");
+        let _ = writeln!(t, "\nBy area, highest z first:");
         let _ = writeln!(
             t,
             "  {:<28} {:>9} {:>7} {:>7} {:>7} {:>7}",
@@ -289,13 +344,13 @@ pub fn to_text(view: &ScopeView) -> String {
         for p in parts.iter().take(20) {
             let _ = writeln!(
                 t,
-                "  {:<28} {:>9} {:>7} {:>7} {:>+7.2} {:>+7.2}",
+                "  {:<28} {:>9} {:>7} {:>7} {:>7} {:>7}",
                 truncate(&p.name, 28),
                 p.offences,
                 share(p.cyber_share),
                 p.harm,
-                p.z7,
-                p.z28
+                z_cell(p.z7),
+                z_cell(p.z28)
             );
         }
         if parts.len() > 20 {

@@ -14,6 +14,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ReportError;
 
+/// Covered days of the 7 before that a 7-day z score needs (as in
+/// `sql/report_scopes.sql`).
+pub const MIN_BASELINE7_DAYS: i64 = 5;
+/// Covered days of the 28 before that a 28-day z score needs.
+pub const MIN_BASELINE28_DAYS: i64 = 21;
+
 /// The kind of area a row describes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -158,14 +164,31 @@ pub struct ScopeRow {
     pub cyber_share: Option<f64>,
     /// Harm points (see `sql/mahalla_day.sql`).
     pub harm: i64,
-    /// Mean daily offences over the 7 days before.
-    pub baseline7: f64,
-    /// `2 (sqrt(offences) - sqrt(baseline7))`.
-    pub z7: f64,
-    /// Mean daily offences over the 28 days before.
-    pub baseline28: f64,
-    /// `2 (sqrt(offences) - sqrt(baseline28))`.
-    pub z28: f64,
+    /// Offences expected on the day from the covered days of the 7 before
+    /// (weekday-adjusted when the history allows; see
+    /// `sql/report_scopes.sql`); `None` without a covered day.
+    pub baseline7: Option<f64>,
+    /// How many of the 7 days before had data (the system was receiving
+    /// events); `None` in reports made before coverage was recorded.
+    pub baseline7_days: Option<i64>,
+    /// Change of offences against `baseline7`, as an overdispersion-aware
+    /// z score; `None` ("not enough history") with fewer than
+    /// [`MIN_BASELINE7_DAYS`] covered days.
+    pub z7: Option<f64>,
+    /// Offences expected from the covered days of the 28 before.
+    pub baseline28: Option<f64>,
+    /// How many of the 28 days before had data.
+    pub baseline28_days: Option<i64>,
+    /// Change against `baseline28`; `None` with fewer than
+    /// [`MIN_BASELINE28_DAYS`] covered days.
+    pub z28: Option<f64>,
+    /// The dispersion (variance over mean, at least 1) of the scope's daily
+    /// offences that the z scores allow for.
+    pub dispersion: Option<f64>,
+    /// Camera alerts expected from the covered days of the 7 before.
+    pub camera_alerts_baseline7: Option<f64>,
+    /// Change of camera alerts against their 7-day baseline.
+    pub camera_alerts_z7: Option<f64>,
     /// Escalations opened on the day.
     pub escalations_opened: i64,
     /// Escalations resolved or marked false alarms on the day.
@@ -410,10 +433,25 @@ pub(crate) fn scope_rows(batches: &[RecordBatch]) -> Result<Vec<ScopeRow>, Repor
         .iter()
         .map(|n| c.ints(n))
         .collect::<Result<_, _>>()?;
-        let floats: Vec<Float64Array> = ["cyber_share", "baseline7", "z7", "baseline28", "z28"]
+        let floats: Vec<Float64Array> = [
+            "cyber_share",
+            "baseline7",
+            "z7",
+            "baseline28",
+            "z28",
+            "dispersion",
+            "camera_alerts_baseline7",
+            "camera_alerts_z7",
+        ]
+        .iter()
+        .map(|n| c.floats(n))
+        .collect::<Result<_, _>>()?;
+        let days: Vec<Int64Array> = ["baseline7_days", "baseline28_days"]
             .iter()
-            .map(|n| c.floats(n))
+            .map(|n| c.ints(n))
             .collect::<Result<_, _>>()?;
+        let float = |k: usize, i: usize| floats[k].is_valid(i).then(|| floats[k].value(i));
+        let day = |k: usize, i: usize| days[k].is_valid(i).then(|| days[k].value(i));
         for i in 0..batch.num_rows() {
             out.push(ScopeRow {
                 scope: scope_kind(scope.value(i))?,
@@ -429,12 +467,17 @@ pub(crate) fn scope_rows(batches: &[RecordBatch]) -> Result<Vec<ScopeRow>, Repor
                 fraud_flags: ints[5].value(i),
                 offences: ints[6].value(i),
                 cyber: ints[7].value(i),
-                cyber_share: floats[0].is_valid(i).then(|| floats[0].value(i)),
+                cyber_share: float(0, i),
                 harm: ints[8].value(i),
-                baseline7: floats[1].value(i),
-                z7: floats[2].value(i),
-                baseline28: floats[3].value(i),
-                z28: floats[4].value(i),
+                baseline7: float(1, i),
+                baseline7_days: day(0, i),
+                z7: float(2, i),
+                baseline28: float(3, i),
+                baseline28_days: day(1, i),
+                z28: float(4, i),
+                dispersion: float(5, i),
+                camera_alerts_baseline7: float(6, i),
+                camera_alerts_z7: float(7, i),
                 escalations_opened: ints[9].value(i),
                 escalations_closed: ints[10].value(i),
             });

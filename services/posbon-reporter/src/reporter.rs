@@ -7,16 +7,20 @@ use posbon_geo::Registry;
 use posbon_sql::datafusion::arrow::record_batch::RecordBatch;
 use posbon_sql::datafusion::catalog::MemTable;
 use posbon_sql::datafusion::common::ScalarValue;
-use posbon_sql::segments::{DayBuild, build_day};
+use posbon_sql::segments::{DayBuild, build_day, day_digest};
 use posbon_sql::stored::{conform, get_table, put_table, stored_dates};
 use posbon_sql::{SqlEngine, SqlLimits, StoredTable, TIME_ZONE};
-use posbon_store::Store;
+use posbon_store::{ReportStoreExt, Store, stable_hash};
+use serde::{Deserialize, Serialize};
 
 use crate::error::ReportError;
 use crate::report::{DailyReport, category_rows, hot_cell_rows, scope_rows};
 
 /// Per mahalla, the figures of one day (stored in `mahalla_days`).
 pub const MAHALLA_DAY_SQL: &str = include_str!("../sql/mahalla_day.sql");
+/// The counts of the baseline's days per scope and measure (the table
+/// `baseline_days` that `report_scopes.sql` reads; not stored).
+pub const BASELINE_DAYS_SQL: &str = include_str!("../sql/baseline_days.sql");
 /// One row per scope (stored in `daily_reports`).
 pub const REPORT_SCOPES_SQL: &str = include_str!("../sql/report_scopes.sql");
 /// Events and harm per scope, kind and category (`daily_report_categories`).
@@ -25,8 +29,9 @@ pub const REPORT_CATEGORIES_SQL: &str = include_str!("../sql/report_categories.s
 pub const REPORT_HOT_CELLS_SQL: &str = include_str!("../sql/report_hot_cells.sql");
 
 /// Every SQL file of the report, by name, in the order they run.
-pub const SQL_FILES: [(&str, &str); 4] = [
+pub const SQL_FILES: [(&str, &str); 5] = [
     ("mahalla_day.sql", MAHALLA_DAY_SQL),
+    ("baseline_days.sql", BASELINE_DAYS_SQL),
     ("report_scopes.sql", REPORT_SCOPES_SQL),
     ("report_categories.sql", REPORT_CATEGORIES_SQL),
     ("report_hot_cells.sql", REPORT_HOT_CELLS_SQL),
@@ -46,6 +51,27 @@ pub const DAY_COLUMNS: [&str; 10] = [
     "district_id",
     "region_id",
 ];
+
+/// The report documents that say what each stored day of `mahalla_days`
+/// was computed from ([`FactsSource`]), key `YYYY-MM-DD`.
+pub const FACTS_SOURCE_KIND: &str = "mahalla_days.source";
+
+/// The report documents that say what each stored report rests on
+/// ([`Reporter::report_source`]), key `YYYY-MM-DD`.
+pub const REPORT_SOURCE_KIND: &str = "daily_reports.source";
+
+/// What a stored day of `mahalla_days` was computed from: the day's
+/// write-marks digest ([`day_digest`]) when its events were read, and the
+/// SQL. A day whose digest or SQL differs now is computed again, so the
+/// baselines never rest on figures that late events, replays or backfills
+/// have overtaken.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FactsSource {
+    /// The day's write-marks digest, hex.
+    pub digest: String,
+    /// A stable hash of `mahalla_day.sql`, hex.
+    pub sql: String,
+}
 
 /// Days of the long baseline.
 pub const BASELINE_DAYS: i64 = 28;
@@ -151,6 +177,15 @@ impl Reporter {
         sql: &str,
         date: NaiveDate,
     ) -> Result<Vec<RecordBatch>, ReportError> {
+        Ok(Self::run_output(engine, query, sql, date).await?.batches)
+    }
+
+    async fn run_output(
+        engine: &SqlEngine,
+        query: &'static str,
+        sql: &str,
+        date: NaiveDate,
+    ) -> Result<posbon_sql::QueryOutput, ReportError> {
         let out = engine
             .query_with_params(sql, params(date)?)
             .await
@@ -161,7 +196,7 @@ impl Reporter {
                 engine.limits().max_rows
             )));
         }
-        Ok(out.batches)
+        Ok(out)
     }
 
     /// An engine whose `events` are the events of `date` in memory (the
@@ -211,11 +246,76 @@ impl Reporter {
         Ok(Some(build_day(&self.store, date).await?))
     }
 
+    /// What the per-mahalla figures of `date` would be computed from now.
+    /// Taken before the events are read: an event written meanwhile makes
+    /// the recorded source differ at the next check.
+    pub async fn facts_source(&self, date: NaiveDate) -> Result<FactsSource, ReportError> {
+        Ok(FactsSource {
+            digest: day_digest(&self.store, date).await?,
+            sql: format!("{:016x}", stable_hash(MAHALLA_DAY_SQL.as_bytes())),
+        })
+    }
+
+    /// The recorded source of the stored figures of `date`, if any.
+    async fn stored_facts_source(
+        &self,
+        date: NaiveDate,
+    ) -> Result<Option<FactsSource>, ReportError> {
+        let Some(bytes) = self
+            .store
+            .get_report(FACTS_SOURCE_KIND, &date.to_string())
+            .await?
+        else {
+            return Ok(None);
+        };
+        // An unreadable record is as good as none: the day is computed again.
+        Ok(serde_json::from_slice(&bytes).ok())
+    }
+
+    async fn put_facts(
+        &self,
+        date: NaiveDate,
+        rows: &[RecordBatch],
+        source: &FactsSource,
+    ) -> Result<(), ReportError> {
+        put_table(&self.store, StoredTable::MahallaDays, date, rows).await?;
+        let bytes = serde_json::to_vec(source)
+            .map_err(|e| ReportError::Internal(format!("facts source: {e}")))?;
+        // After the rows: a crash between the two leaves the day to be
+        // computed again, never marked current with older rows.
+        self.store
+            .put_report(FACTS_SOURCE_KIND, &date.to_string(), &bytes)
+            .await?;
+        Ok(())
+    }
+
     /// Computes and stores the per-mahalla figures of `date`.
     pub async fn store_mahalla_day(&self, date: NaiveDate) -> Result<(), ReportError> {
+        let source = self.facts_source(date).await?;
         let rows = Self::run(&self.engine, "mahalla_day.sql", MAHALLA_DAY_SQL, date).await?;
-        put_table(&self.store, StoredTable::MahallaDays, date, &rows).await?;
-        Ok(())
+        self.put_facts(date, &rows, &source).await
+    }
+
+    /// Makes the stored per-mahalla figures of `date` current: computes them
+    /// when they are missing, when events of the day were written since
+    /// they were computed, or when `mahalla_day.sql` changed. True when it
+    /// computed them.
+    pub async fn refresh_mahalla_day(&self, date: NaiveDate) -> Result<bool, ReportError> {
+        let now = self.facts_source(date).await?;
+        let stored_rows = !stored_dates(
+            &self.store,
+            StoredTable::MahallaDays,
+            Some(date),
+            date.succ_opt(),
+        )
+        .await?
+        .is_empty();
+        if stored_rows && self.stored_facts_source(date).await?.as_ref() == Some(&now) {
+            return Ok(false);
+        }
+        let rows = Self::run(&self.engine, "mahalla_day.sql", MAHALLA_DAY_SQL, date).await?;
+        self.put_facts(date, &rows, &now).await?;
+        Ok(true)
     }
 
     /// Generates, stores and returns the report of `date`, computing the
@@ -227,8 +327,9 @@ impl Reporter {
     }
 
     /// [`Reporter::generate`]; with `refresh_baselines`, the figures of the
-    /// 28 days before are computed again from the events (to take in events
-    /// that arrived late for those days).
+    /// 28 days before are computed again from the events even where they
+    /// are current (without it, only the days whose events changed since
+    /// their figures were computed are, see [`Reporter::refresh_mahalla_day`]).
     pub async fn generate_with(
         &self,
         date: NaiveDate,
@@ -237,33 +338,38 @@ impl Reporter {
         let first = date
             .checked_sub_signed(TimeDelta::days(BASELINE_DAYS))
             .ok_or_else(|| ReportError::InvalidRequest(format!("{date} is too early")))?;
-        let stored = if refresh_baselines {
-            Vec::new()
-        } else {
-            stored_dates(
-                &self.store,
-                StoredTable::MahallaDays,
-                Some(first),
-                Some(date),
-            )
-            .await?
-        };
+        // Before anything is read: an event written meanwhile makes the
+        // stored report differ from its source at the next check.
+        let report_source = self.report_source(date).await?;
         let mut day = first;
+        let mut recomputed = 0u32;
         while day < date {
-            if !stored.contains(&day) {
+            if refresh_baselines {
                 self.store_mahalla_day(day).await?;
+                recomputed += 1;
+            } else if self.refresh_mahalla_day(day).await? {
+                recomputed += 1;
             }
             day = day
                 .succ_opt()
                 .ok_or_else(|| ReportError::InvalidRequest(format!("no day after {day}")))?;
         }
+        tracing::debug!(%date, recomputed, "baseline days made current");
         // The day's columnar segments first (when it is over): the report
         // then reads them, and so do later queries over this day.
         self.build_segments(date).await?;
+        let source = self.facts_source(date).await?;
         let day = self.day_engine(date).await?;
         let facts = Self::run(&day, "mahalla_day.sql", MAHALLA_DAY_SQL, date).await?;
-        put_table(&self.store, StoredTable::MahallaDays, date, &facts).await?;
-        let scopes = Self::run(&day, "report_scopes.sql", REPORT_SCOPES_SQL, date).await?;
+        self.put_facts(date, &facts, &source).await?;
+        // The baseline's days once, as a table: report_scopes.sql reads
+        // them many times over (DataFusion evaluates a CTE at each use).
+        let baseline = Self::run_output(&day, "baseline_days.sql", BASELINE_DAYS_SQL, date).await?;
+        let baseline = MemTable::try_new(baseline.schema, vec![baseline.batches])
+            .map_err(|e| ReportError::Internal(format!("cannot hold the baseline days: {e}")))?;
+        let with_baseline = day.with_table("baseline_days", Arc::new(baseline)).await?;
+        let scopes =
+            Self::run(&with_baseline, "report_scopes.sql", REPORT_SCOPES_SQL, date).await?;
         let categories =
             Self::run(&day, "report_categories.sql", REPORT_CATEGORIES_SQL, date).await?;
         let hot = Self::run(&day, "report_hot_cells.sql", REPORT_HOT_CELLS_SQL, date).await?;
@@ -282,7 +388,59 @@ impl Reporter {
         put_table(&self.store, StoredTable::DailyReportHotCells, date, &hot).await?;
         // The scope rows last: a report is there once they are.
         put_table(&self.store, StoredTable::DailyReports, date, &scopes).await?;
+        self.store
+            .put_report(
+                REPORT_SOURCE_KIND,
+                &date.to_string(),
+                report_source.as_bytes(),
+            )
+            .await?;
         report_of(date, &scopes, &categories, &hot)
+    }
+
+    /// What the report of `date` rests on, as one hex digest: the
+    /// write-marks digests of the day and of the 28 before, and the report's
+    /// SQL. It changes when an event is written for any of those days.
+    pub async fn report_source(&self, date: NaiveDate) -> Result<String, ReportError> {
+        let first = date
+            .checked_sub_signed(TimeDelta::days(BASELINE_DAYS))
+            .ok_or_else(|| ReportError::InvalidRequest(format!("{date} is too early")))?;
+        let mut all = String::new();
+        for (_, sql) in SQL_FILES {
+            all.push_str(&format!("{:016x}", stable_hash(sql.as_bytes())));
+        }
+        let mut day = first;
+        while day <= date {
+            all.push_str(&day_digest(&self.store, day).await?);
+            day = day
+                .succ_opt()
+                .ok_or_else(|| ReportError::InvalidRequest(format!("no day after {day}")))?;
+        }
+        Ok(format!("{:016x}", stable_hash(all.as_bytes())))
+    }
+
+    /// Whether the stored report of `date` still matches its events: `None`
+    /// when there is no stored report, `Some(false)` when events were
+    /// written for its day or its baseline days after it was made (or it
+    /// was made before reports recorded their source).
+    pub async fn report_current(&self, date: NaiveDate) -> Result<Option<bool>, ReportError> {
+        if stored_dates(
+            &self.store,
+            StoredTable::DailyReports,
+            Some(date),
+            date.succ_opt(),
+        )
+        .await?
+        .is_empty()
+        {
+            return Ok(None);
+        }
+        let stored = self
+            .store
+            .get_report(REPORT_SOURCE_KIND, &date.to_string())
+            .await?;
+        let now = self.report_source(date).await?;
+        Ok(Some(stored.as_deref() == Some(now.as_bytes())))
     }
 
     /// The stored report of `date`, if it was generated.

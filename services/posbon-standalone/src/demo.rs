@@ -121,6 +121,10 @@ async fn flush(bus: &dyn Bus, subject: &str, batch: &mut Vec<String>) -> anyhow:
 /// The demo's operator: the user the printed login link opens the page as.
 pub const DEMO_OPERATOR: &str = "demo-operator";
 
+/// The demo operator's role: supervisor, so that the page shows every view
+/// (the map and feed with the escalation actions, the daily report, SQL).
+pub const DEMO_ROLE: posbon_auth::Role = posbon_auth::Role::Supervisor;
+
 /// How to open the demo's page.
 #[derive(Debug, Clone)]
 pub struct DemoLogin {
@@ -132,14 +136,22 @@ pub struct DemoLogin {
     pub password_file: std::path::PathBuf,
 }
 
-/// Makes sure the demo operator exists (national scope, a generated password
-/// kept in `<data>/demo-operator.password`, mode 0600) and makes a one-time
-/// login link for it.
+/// Makes sure the demo operator exists with [`DEMO_ROLE`] (national scope, a
+/// generated password kept in `<data>/demo-operator.password`, mode 0600;
+/// one left with another role by an older demo is made again) and makes a
+/// one-time login link for it.
 pub async fn demo_login(
     auth: &posbon_auth::Auth,
     data: &std::path::Path,
 ) -> anyhow::Result<DemoLogin> {
     let password_file = data.join(format!("{DEMO_OPERATOR}.password"));
+    let existing = auth.identities().user(DEMO_OPERATOR).await?;
+    if existing
+        .as_ref()
+        .is_some_and(|u| u.role != DEMO_ROLE || !u.scope.is_empty())
+    {
+        auth.identities().remove_user(DEMO_OPERATOR).await?;
+    }
     if auth.identities().user(DEMO_OPERATOR).await?.is_none() {
         let password = posbon_auth::secret::random_hex(12);
         if password_file.exists() {
@@ -147,12 +159,7 @@ pub async fn demo_login(
         }
         posbon_auth::secret::write_secret_file(&password_file, &password)?;
         auth.identities()
-            .add_user(
-                DEMO_OPERATOR,
-                posbon_auth::Role::Operator,
-                Vec::new(),
-                &password,
-            )
+            .add_user(DEMO_OPERATOR, DEMO_ROLE, Vec::new(), &password)
             .await?;
     }
     let code = auth

@@ -432,9 +432,15 @@ pub async fn run(
         posbon_indexer::DURABLE.to_owned(),
         config.escalator.shard()?.durable(),
     ];
+    let mut reporter_config = config.reporter.clone();
+    if demo {
+        // The demo replays a day in minutes, so the reports of the days it
+        // replays go stale within minutes too: check them every minute.
+        reporter_config.segment_refresh_secs = reporter_config.segment_refresh_secs.min(60);
+    }
     tasks.spawn({
         let (reporter_config, bus, metrics, token) = (
-            config.reporter.clone(),
+            reporter_config,
             bus.clone(),
             metrics.clone(),
             processing.clone(),

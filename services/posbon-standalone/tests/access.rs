@@ -759,3 +759,62 @@ async fn a_district_caller_sees_exactly_the_district() {
     .await;
     assert_eq!(verify.body["ok"], true, "{}", verify.body);
 }
+
+/// The demo's printed link logs in a supervisor of the whole country, so
+/// every view of the page can be tried; a demo operator left with another
+/// role by an older demo is made again.
+#[tokio::test]
+async fn the_demo_operator_may_use_every_view() {
+    let city = city_registry(&CityOptions {
+        seed: 2,
+        mahallas: 12,
+    })
+    .expect("city");
+    let registry = Arc::new(
+        Registry::from_geojson(
+            city.to_geojson_string().as_bytes(),
+            &RegistryOptions::default(),
+        )
+        .expect("registry"),
+    );
+    let store: Store = Arc::new(MemoryStore::new());
+    let auth = Auth::new(store, registry, Default::default()).expect("auth");
+    let data = std::env::temp_dir().join(format!("posbon-demo-login-{}", std::process::id()));
+    std::fs::create_dir_all(&data).expect("dir");
+    auth.identities()
+        .add_user(
+            posbon_standalone::demo::DEMO_OPERATOR,
+            Role::Operator,
+            Vec::new(),
+            "an older demo's password",
+        )
+        .await
+        .expect("older user");
+    let login = posbon_standalone::demo::demo_login(&auth, &data)
+        .await
+        .expect("login");
+    let user = auth
+        .identities()
+        .user(&login.user)
+        .await
+        .expect("user")
+        .expect("made");
+    assert_eq!(user.role, Role::Supervisor);
+    assert!(user.scope.is_empty(), "the whole country");
+    for p in [
+        Permission::ReadFeed,
+        Permission::ActEscalations,
+        Permission::ReadReports,
+        Permission::ReadSql,
+    ] {
+        assert!(user.role.may(p), "{p:?}");
+    }
+    let password = std::fs::read_to_string(&login.password_file).expect("password file");
+    let logged_in = auth
+        .identities()
+        .login(&login.user, password.trim(), Utc::now())
+        .await
+        .expect("login");
+    assert!(logged_in.is_ok(), "the new password logs in");
+    let _ = std::fs::remove_dir_all(&data);
+}

@@ -1,0 +1,131 @@
+-- The days a report's baselines are computed from: for each scope (the
+-- nation, each region, district and mahalla of the registry, and
+-- `unassigned`), each measure (`offences`, `camera_alerts`) and each
+-- covered day of the 28 before $day, the count `x` (zeros included).
+-- report_scopes.sql reads these rows as the table `baseline_days`; to run it
+-- by hand, put this query in as a CTE of that name.
+--
+-- A day counts ("is covered") when the system was receiving events on it:
+-- the nation's events that day are at least half of the median day's in
+-- the window. A day without events, or cut short by an outage or by the
+-- start of the data, is left out rather than counted as a day without
+-- crime.
+--
+-- Parameters:
+--   $day           DATE         the local (Asia/Tashkent) date
+--   $base7_start   DATE         $day - 7 days
+--   $base28_start  DATE         $day - 28 days
+WITH
+-- The figures of the 28 days before and of the day itself, per unit: a
+-- mahalla of the registry, or `_unassigned` for events outside every
+-- mahalla (or in a mahalla the registry no longer has).
+facts AS (
+    SELECT
+        d.date,
+        coalesce(m.mahalla_id, '_unassigned') AS mahalla_id,
+        sum(d.events) AS events,
+        sum(d.incidents) AS incidents,
+        sum(d.camera_alerts) AS camera_alerts,
+        sum(d.fraud_flags) AS fraud_flags,
+        sum(d.offences) AS offences,
+        sum(d.cyber) AS cyber,
+        sum(d.harm) AS harm
+    FROM mahalla_days d
+    LEFT JOIN mahallas m ON m.mahalla_id = d.mahalla_id
+    WHERE d.date >= $base28_start AND d.date < $day
+    GROUP BY d.date, coalesce(m.mahalla_id, '_unassigned')
+),
+areas AS (
+    -- every mahalla of the registry, and the unassigned unit
+    SELECT region_id, district_id, mahalla_id, 1 AS mahallas FROM mahallas
+    UNION ALL
+    SELECT CAST(NULL AS VARCHAR), CAST(NULL AS VARCHAR), '_unassigned', 0
+),
+-- 1. The covered days of the 28 before.
+nation_days AS (
+    SELECT date, sum(events) AS events
+    FROM facts
+    GROUP BY date
+),
+covered AS (
+    SELECT
+        date,
+        CASE WHEN date >= $base7_start THEN 1 ELSE 0 END AS in7,
+        date_part('dow', date) AS weekday
+    FROM nation_days
+    WHERE events > 0
+        AND 2 * events >= (SELECT median(CAST(events AS DOUBLE)) FROM nation_days WHERE events > 0)
+),
+-- Each unit's counts on each covered day (zeros included), per measure,
+-- summed to every scope.
+unit_days AS (
+    SELECT
+        a.region_id,
+        a.district_id,
+        a.mahalla_id,
+        c.date,
+        c.in7,
+        c.weekday,
+        coalesce(f.offences, 0) AS offences,
+        coalesce(f.camera_alerts, 0) AS camera_alerts
+    FROM areas a
+    CROSS JOIN covered c
+    LEFT JOIN facts f ON f.mahalla_id = a.mahalla_id AND f.date = c.date
+),
+measured AS (
+    SELECT region_id, district_id, mahalla_id, date, in7, weekday,
+        'offences' AS measure, offences AS x
+    FROM unit_days
+    UNION ALL
+    SELECT region_id, district_id, mahalla_id, date, in7, weekday,
+        'camera_alerts' AS measure, camera_alerts AS x
+    FROM unit_days
+),
+grouped_days AS (
+    SELECT
+        measure,
+        date,
+        in7,
+        weekday,
+        region_id,
+        district_id,
+        mahalla_id,
+        grouping(region_id) AS g_region,
+        grouping(district_id) AS g_district,
+        grouping(mahalla_id) AS g_mahalla,
+        CAST(sum(x) AS DOUBLE) AS x
+    FROM measured
+    GROUP BY GROUPING SETS (
+        (measure, date, in7, weekday),
+        (measure, date, in7, weekday, region_id),
+        (measure, date, in7, weekday, region_id, district_id),
+        (measure, date, in7, weekday, region_id, district_id, mahalla_id)
+    )
+),
+scope_days AS (
+    SELECT
+        CASE
+            WHEN g_region = 1 THEN 'nation'
+            WHEN region_id IS NULL THEN 'unassigned'
+            WHEN g_district = 1 THEN 'region'
+            WHEN g_mahalla = 1 THEN 'district'
+            ELSE 'mahalla'
+        END AS scope,
+        CASE
+            WHEN g_region = 1 THEN 'nation'
+            WHEN region_id IS NULL THEN '_unassigned'
+            WHEN g_district = 1 THEN region_id
+            WHEN g_mahalla = 1 THEN district_id
+            ELSE mahalla_id
+        END AS scope_id,
+        measure,
+        date,
+        in7,
+        weekday,
+        x
+    FROM grouped_days
+    WHERE g_region = 1 OR region_id IS NOT NULL OR g_mahalla = 0
+)
+SELECT scope, scope_id, measure, date, in7, weekday, x
+FROM scope_days
+ORDER BY scope, scope_id, measure, date

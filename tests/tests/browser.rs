@@ -1365,6 +1365,17 @@ fn command_centre_on_posbon_standalone() {
         Ok((!v.is_null()).then_some(v))
     });
     assert_eq!(report["cards"]["Camera alerts"], "3", "{report:#}");
+    // Today is the first day with events: no baseline to compare with, and
+    // the page says so rather than showing a z against zeros.
+    for card in ["z vs 7 days", "z vs 28 days"] {
+        assert!(
+            report["cards"][card].as_str().is_some_and(|t| t
+                .contains("not enough history")
+                && t.contains("0 of ")
+                && t.contains(" days with data")),
+            "{card}: {report:#}"
+        );
+    }
     assert!(
         report["text"].as_str().is_some_and(
             |t| t.contains("Mahallas, most harm first") && t.contains("Crime-free mahallas")

@@ -114,7 +114,9 @@ units AS (
     LEFT JOIN closed c ON c.mahalla_id = a.mahalla_id AND a.mahallas = 1
 ),
 -- The counts of the covered days (baseline_days.sql), per scope and
--- measure, adjusted for the weekday.
+-- measure, adjusted for the weekday. DataFusion evaluates a CTE again at
+-- each use, so the steps below take their sums in one pass each, and the
+-- large table (per scope and day) is read a few times, not dozens.
 -- 2. Weekday factors, from the nation's covered days.
 weekdays AS (
     SELECT measure, weekday, count(*) AS n, avg(x) AS mean
@@ -140,36 +142,54 @@ factors AS (
     FROM weekdays w
     JOIN weekday_fit f ON f.measure = w.measure
 ),
+-- 3. First fit: each scope's level over all its covered days (and how many
+--    of the 7 and 28 days had data), and the median dispersion of each kind
+--    of scope. The Pearson sum is taken in one pass, expanded:
+--    sum((x - f m)^2 / (f m)) = sum(x^2 / f) / m - 2 sum(x) + m sum(f),
+--    with m the level (the mean of x / f).
 adjusted_days AS (
     SELECT d.scope, d.scope_id, d.measure, d.in7, d.x, f.factor, d.x / f.factor AS a
     FROM baseline_days d
     JOIN factors f ON f.measure = d.measure AND f.weekday = d.weekday
 ),
--- 3. First fit: each scope's level over all its covered days, and the
---    median dispersion of each kind of scope.
-first_levels AS (
-    SELECT scope, scope_id, measure, count(*) AS n, sum(a) AS total
+first_sums AS (
+    SELECT
+        scope,
+        scope_id,
+        measure,
+        count(*) AS n,
+        sum(in7) AS days7,
+        sum(a) AS total,
+        sum(x) AS sum_x,
+        sum(x * x / factor) AS sum_x2f,
+        sum(factor) AS sum_f
     FROM adjusted_days
     GROUP BY scope, scope_id, measure
 ),
-first_pearson AS (
+first_scopes AS (
     SELECT
-        d.scope,
-        d.scope_id,
-        d.measure,
-        sum(
-            (d.x - d.factor * l.total / l.n) * (d.x - d.factor * l.total / l.n)
-            / (d.factor * l.total / l.n)
-        ) / (l.n - 1) AS phi_raw
-    FROM adjusted_days d
-    JOIN first_levels l ON l.scope = d.scope AND l.scope_id = d.scope_id AND l.measure = d.measure
-    WHERE l.total > 0 AND l.n >= 2
-    GROUP BY d.scope, d.scope_id, d.measure, l.n
+        *,
+        CASE WHEN n >= 2 AND total > 0 THEN
+            (sum_x2f / (total / n) - 2 * sum_x + (total / n) * sum_f) / (n - 1)
+        END AS phi_raw
+    FROM first_sums
 ),
-first_pool AS (
-    SELECT scope, measure, greatest(1.0, median(phi_raw)) AS phi
-    FROM first_pearson
-    GROUP BY scope, measure
+first_pools AS (
+    SELECT
+        s.scope,
+        s.scope_id,
+        s.measure,
+        s.n,
+        s.total,
+        s.days7,
+        s.n AS days28,
+        greatest(1.0, coalesce(k.phi, 1.0)) AS phi
+    FROM first_scopes s
+    LEFT JOIN (
+        SELECT scope, measure, median(phi_raw) AS phi
+        FROM first_scopes
+        GROUP BY scope, measure
+    ) k ON k.scope = s.scope AND k.measure = s.measure
 ),
 -- 4. Past outbreaks out of the baseline: a day whose count stands out from
 --    the first fit, 2 (sqrt(x) - sqrt(e)) / sqrt(phi of its kind of scope)
@@ -178,77 +198,62 @@ first_pool AS (
 --    week's. The kind's phi, not the scope's own, judges: a scope's own
 --    outbreaks would inflate its own.
 kept_days AS (
-    SELECT d.*
+    SELECT d.*, p.days7, p.days28
     FROM adjusted_days d
-    JOIN first_levels l ON l.scope = d.scope AND l.scope_id = d.scope_id AND l.measure = d.measure
-    LEFT JOIN first_pool p ON p.scope = d.scope AND p.measure = d.measure
-    WHERE l.total = 0
-        OR 2 * (sqrt(d.x) - sqrt(d.factor * l.total / l.n))
-            <= 2.58 * sqrt(coalesce(p.phi, 1.0))
-),
-coverage AS (
-    SELECT scope, scope_id, measure, count(*) AS days28, sum(in7) AS days7
-    FROM adjusted_days
-    GROUP BY scope, scope_id, measure
+    JOIN first_pools p ON p.scope = d.scope AND p.scope_id = d.scope_id AND p.measure = d.measure
+    WHERE p.total = 0
+        OR 2 * (sqrt(d.x) - sqrt(d.factor * p.total / p.n)) <= 2.58 * sqrt(p.phi)
 ),
 -- 5. Levels and dispersion over the kept days.
+kept_sums AS (
+    SELECT
+        scope,
+        scope_id,
+        measure,
+        max(days7) AS days7,
+        max(days28) AS days28,
+        count(*) AS n28,
+        sum(a) AS sum28,
+        sum(in7) AS n7,
+        sum(CASE WHEN in7 = 1 THEN a ELSE 0 END) AS sum7,
+        sum(x) AS sum_x,
+        sum(x * x / factor) AS sum_x2f,
+        sum(factor) AS sum_f
+    FROM kept_days
+    GROUP BY scope, scope_id, measure
+),
 levels AS (
     SELECT
         scope,
         scope_id,
         measure,
-        count(*) AS n28,
-        sum(a) AS sum28,
-        sum(in7) AS n7,
-        sum(CASE WHEN in7 = 1 THEN a ELSE 0 END) AS sum7
-    FROM kept_days
-    GROUP BY scope, scope_id, measure
-),
-pearson AS (
-    SELECT
-        d.scope,
-        d.scope_id,
-        d.measure,
-        sum(
-            (d.x - d.factor * l.sum28 / l.n28) * (d.x - d.factor * l.sum28 / l.n28)
-            / (d.factor * l.sum28 / l.n28)
-        ) AS chi2
-    FROM kept_days d
-    JOIN levels l ON l.scope = d.scope AND l.scope_id = d.scope_id AND l.measure = d.measure
-    WHERE l.sum28 > 0
-    GROUP BY d.scope, d.scope_id, d.measure
-),
-raw_dispersion AS (
-    SELECT
-        l.*,
-        CASE WHEN l.n28 >= 2 AND l.sum28 > 0 THEN p.chi2 / (l.n28 - 1) END AS phi_raw
-    FROM levels l
-    LEFT JOIN pearson p ON p.scope = l.scope AND p.scope_id = l.scope_id AND p.measure = l.measure
-),
-pooled AS (
-    SELECT scope, measure, median(phi_raw) AS phi_pool
-    FROM raw_dispersion
-    WHERE phi_raw IS NOT NULL
-    GROUP BY scope, measure
+        days7,
+        days28,
+        n28,
+        sum28,
+        n7,
+        sum7,
+        CASE WHEN n28 >= 2 AND sum28 > 0 THEN
+            (sum_x2f / (sum28 / n28) - 2 * sum_x + (sum28 / n28) * sum_f) / (n28 - 1)
+        END AS phi_raw
+    FROM kept_sums
 ),
 dispersion AS (
     SELECT
-        r.scope,
-        r.scope_id,
-        r.measure,
-        r.n7,
-        r.sum7,
-        r.n28,
-        r.sum28,
+        l.*,
         CASE
-            WHEN r.phi_raw IS NULL THEN greatest(1.0, coalesce(p.phi_pool, 1.0))
+            WHEN l.phi_raw IS NULL THEN greatest(1.0, coalesce(k.phi_pool, 1.0))
             ELSE greatest(
                 1.0,
-                ((r.n28 - 1) * r.phi_raw + 10 * coalesce(p.phi_pool, 1.0)) / ((r.n28 - 1) + 10)
+                ((l.n28 - 1) * l.phi_raw + 10 * coalesce(k.phi_pool, 1.0)) / ((l.n28 - 1) + 10)
             )
         END AS phi
-    FROM raw_dispersion r
-    LEFT JOIN pooled p ON p.scope = r.scope AND p.measure = r.measure
+    FROM levels l
+    LEFT JOIN (
+        SELECT scope, measure, median(phi_raw) AS phi_pool
+        FROM levels
+        GROUP BY scope, measure
+    ) k ON k.scope = l.scope AND k.measure = l.measure
 ),
 -- $day's weekday factor.
 day_factor AS (
@@ -256,23 +261,42 @@ day_factor AS (
     FROM factors
     WHERE weekday = date_part('dow', CAST($day AS DATE))
 ),
-baselines AS (
+measured_baselines AS (
     SELECT
-        c.scope,
-        c.scope_id,
-        c.measure,
-        c.days7,
-        c.days28,
+        d.scope,
+        d.scope_id,
+        d.measure,
+        d.days7,
+        d.days28,
         d.n7,
         d.n28,
         d.phi,
-        coalesce(f.factor, 1.0) AS factor,
         CASE WHEN coalesce(f.adjusted, 0) = 1 THEN 1.0 / f.n ELSE 0.0 END AS w,
         CASE WHEN d.n7 > 0 THEN coalesce(f.factor, 1.0) * (d.sum7 + 0.5) / d.n7 END AS expected7,
         CASE WHEN d.n28 > 0 THEN coalesce(f.factor, 1.0) * (d.sum28 + 0.5) / d.n28 END AS expected28
-    FROM coverage c
-    LEFT JOIN dispersion d ON d.scope = c.scope AND d.scope_id = c.scope_id AND d.measure = c.measure
-    LEFT JOIN day_factor f ON f.measure = c.measure
+    FROM dispersion d
+    LEFT JOIN day_factor f ON f.measure = d.measure
+),
+-- One row per scope: offences (o_) and camera alerts (a_).
+baselines AS (
+    SELECT
+        scope,
+        scope_id,
+        max(CASE WHEN measure = 'offences' THEN days7 END) AS o_days7,
+        max(CASE WHEN measure = 'offences' THEN days28 END) AS o_days28,
+        max(CASE WHEN measure = 'offences' THEN n7 END) AS o_n7,
+        max(CASE WHEN measure = 'offences' THEN n28 END) AS o_n28,
+        max(CASE WHEN measure = 'offences' THEN phi END) AS o_phi,
+        max(CASE WHEN measure = 'offences' THEN w END) AS o_w,
+        max(CASE WHEN measure = 'offences' THEN expected7 END) AS o_expected7,
+        max(CASE WHEN measure = 'offences' THEN expected28 END) AS o_expected28,
+        max(CASE WHEN measure = 'camera_alerts' THEN days7 END) AS a_days7,
+        max(CASE WHEN measure = 'camera_alerts' THEN n7 END) AS a_n7,
+        max(CASE WHEN measure = 'camera_alerts' THEN phi END) AS a_phi,
+        max(CASE WHEN measure = 'camera_alerts' THEN w END) AS a_w,
+        max(CASE WHEN measure = 'camera_alerts' THEN expected7 END) AS a_expected7
+    FROM measured_baselines
+    GROUP BY scope, scope_id
 ),
 rolled AS (
     SELECT
@@ -346,28 +370,28 @@ SELECT
     s.cyber,
     CASE WHEN s.offences > 0 THEN CAST(s.cyber AS DOUBLE) / s.offences END AS cyber_share,
     s.harm,
-    b.expected7 AS baseline7,
-    coalesce(b.days7, 0) AS baseline7_days,
-    CASE WHEN b.days7 >= 5 THEN
-        2 * (sqrt(CAST(s.offences AS DOUBLE)) - sqrt(b.expected7)) / sqrt(b.phi * (1 + 1.0 / b.n7 + b.w))
+    b.o_expected7 AS baseline7,
+    coalesce(b.o_days7, 0) AS baseline7_days,
+    CASE WHEN b.o_days7 >= 5 THEN
+        2 * (sqrt(CAST(s.offences AS DOUBLE)) - sqrt(b.o_expected7))
+            / sqrt(b.o_phi * (1 + 1.0 / b.o_n7 + b.o_w))
     END AS z7,
-    b.expected28 AS baseline28,
-    coalesce(b.days28, 0) AS baseline28_days,
-    CASE WHEN b.days28 >= 21 THEN
-        2 * (sqrt(CAST(s.offences AS DOUBLE)) - sqrt(b.expected28)) / sqrt(b.phi * (1 + 1.0 / b.n28 + b.w))
+    b.o_expected28 AS baseline28,
+    coalesce(b.o_days28, 0) AS baseline28_days,
+    CASE WHEN b.o_days28 >= 21 THEN
+        2 * (sqrt(CAST(s.offences AS DOUBLE)) - sqrt(b.o_expected28))
+            / sqrt(b.o_phi * (1 + 1.0 / b.o_n28 + b.o_w))
     END AS z28,
-    b.phi AS dispersion,
-    a.expected7 AS camera_alerts_baseline7,
-    CASE WHEN a.days7 >= 5 THEN
-        2 * (sqrt(CAST(s.camera_alerts AS DOUBLE)) - sqrt(a.expected7)) / sqrt(a.phi * (1 + 1.0 / a.n7 + a.w))
+    b.o_phi AS dispersion,
+    b.a_expected7 AS camera_alerts_baseline7,
+    CASE WHEN b.a_days7 >= 5 THEN
+        2 * (sqrt(CAST(s.camera_alerts AS DOUBLE)) - sqrt(b.a_expected7))
+            / sqrt(b.a_phi * (1 + 1.0 / b.a_n7 + b.a_w))
     END AS camera_alerts_z7,
     s.escalations_opened,
     s.escalations_closed
 FROM scoped s
-LEFT JOIN baselines b
-    ON b.scope = s.scope AND b.scope_id = s.scope_id AND b.measure = 'offences'
-LEFT JOIN baselines a
-    ON a.scope = s.scope AND a.scope_id = s.scope_id AND a.measure = 'camera_alerts'
+LEFT JOIN baselines b ON b.scope = s.scope AND b.scope_id = s.scope_id
 LEFT JOIN names n
     ON n.scope = s.scope
     AND n.scope_id = s.scope_id

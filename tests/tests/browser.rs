@@ -1369,10 +1369,11 @@ fn command_centre_on_posbon_standalone() {
     // the page says so rather than showing a z against zeros.
     for card in ["z vs 7 days", "z vs 28 days"] {
         assert!(
-            report["cards"][card].as_str().is_some_and(|t| t
-                .contains("not enough history")
-                && t.contains("0 of ")
-                && t.contains(" days with data")),
+            report["cards"][card]
+                .as_str()
+                .is_some_and(|t| t.contains("not enough history")
+                    && t.contains("0 of ")
+                    && t.contains(" days with data")),
             "{card}: {report:#}"
         );
     }

@@ -153,6 +153,11 @@ pub struct LinkRecord {
     pub user: String,
     /// When it stops working.
     pub expires_at: DateTime<Utc>,
+    /// When it was made: a link older than its user (made for an earlier
+    /// user of the same name) logs nobody in. `None` in links made before
+    /// this was recorded, which are refused.
+    #[serde(default)]
+    pub created_at: Option<DateTime<Utc>>,
 }
 
 /// What checking a presented token found.
@@ -620,9 +625,11 @@ impl Identities {
             return Err(IdentityError::Invalid(format!("no user {user:?}")));
         }
         let code = random_hex(32);
+        let now = Utc::now();
         let record = LinkRecord {
             user: user.to_owned(),
-            expires_at: Utc::now() + TimeDelta::from_std(ttl).unwrap_or(TimeDelta::hours(1)),
+            expires_at: now + TimeDelta::from_std(ttl).unwrap_or(TimeDelta::hours(1)),
+            created_at: Some(now),
         };
         self.put(
             key(LINK, &sha256_hex(code.as_bytes())),
@@ -650,6 +657,17 @@ impl Identities {
         self.store
             .delete_range(&k, &posbon_store::keys::successor(&k))
             .await?;
-        Ok((record.expires_at > now).then_some(record.user))
+        if record.expires_at <= now {
+            return Ok(None);
+        }
+        // The user must still be the one the link was made for: removed and
+        // made again (another role, another password) is another user.
+        let Some(user) = self.user(&record.user).await? else {
+            return Ok(None);
+        };
+        let made_for = record
+            .created_at
+            .is_some_and(|made| made >= user.created_at);
+        Ok(made_for.then_some(record.user))
     }
 }

@@ -229,6 +229,35 @@ async fn passwords_sessions_throttling_and_links() {
         ids.redeem_login_link(&code, now).await.expect("again"),
         None
     );
+    // A link made for a user that was then removed and made again (another
+    // role, another password) logs nobody in.
+    ids.add_user("bobur", Role::Operator, vec![], "bobur's first password")
+        .await
+        .expect("bobur");
+    let stale = ids
+        .create_login_link("bobur", Duration::from_secs(60))
+        .await
+        .expect("link");
+    assert!(ids.remove_user("bobur").await.expect("remove"));
+    ids.add_user("bobur", Role::Supervisor, vec![], "bobur's new password")
+        .await
+        .expect("bobur again");
+    assert_eq!(
+        ids.redeem_login_link(&stale, Utc::now())
+            .await
+            .expect("redeem"),
+        None
+    );
+    let fresh = ids
+        .create_login_link("bobur", Duration::from_secs(60))
+        .await
+        .expect("link");
+    assert_eq!(
+        ids.redeem_login_link(&fresh, Utc::now())
+            .await
+            .expect("redeem"),
+        Some("bobur".to_owned())
+    );
     // Expired sessions and links are deleted by the daily job; live ones stay.
     let (live, _) = ids.create_session("aziza").await.expect("session");
     let unused = ids

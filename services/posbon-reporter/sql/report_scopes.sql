@@ -31,8 +31,9 @@
 --    out of the baseline, as in the Farrington algorithm of public-health
 --    surveillance, so that last week's fraud wave does not hide this week's.
 -- 4. Expected count: factor($day) * (sum of adjusted counts + 1/2) / days,
---    over the kept days of the 7 (baseline7) or 28 (baseline28) before.
---    The 1/2 (Jeffreys' prior) keeps a mahalla without offences in its
+--    over the kept days of the 7 (baseline7) or 28 (baseline28) before
+--    (when every day of the 7 was left out, the week has been one long
+--    rise, and baseline7 is the kept 28 days' level). The 1/2 (Jeffreys' prior) keeps a mahalla without offences in its
 --    baseline from being expected to have exactly none.
 -- 5. Dispersion: daily counts of a district or a nation vary far more than
 --    Poisson (weekdays, weather, reporting batches, repeat offences). phi is
@@ -268,11 +269,16 @@ measured_baselines AS (
         d.measure,
         d.days7,
         d.days28,
-        d.n7,
+        -- every day of the 7 left out as an outbreak (the week has been one
+        -- long rise): the 7-day expectation is the kept 28-day level
+        CASE WHEN d.n7 > 0 THEN d.n7 ELSE d.n28 END AS n7,
         d.n28,
         d.phi,
         CASE WHEN coalesce(f.adjusted, 0) = 1 THEN 1.0 / f.n ELSE 0.0 END AS w,
-        CASE WHEN d.n7 > 0 THEN coalesce(f.factor, 1.0) * (d.sum7 + 0.5) / d.n7 END AS expected7,
+        CASE
+            WHEN d.n7 > 0 THEN coalesce(f.factor, 1.0) * (d.sum7 + 0.5) / d.n7
+            WHEN d.n28 > 0 THEN coalesce(f.factor, 1.0) * (d.sum28 + 0.5) / d.n28
+        END AS expected7,
         CASE WHEN d.n28 > 0 THEN coalesce(f.factor, 1.0) * (d.sum28 + 0.5) / d.n28 END AS expected28
     FROM dispersion d
     LEFT JOIN day_factor f ON f.measure = d.measure

@@ -276,13 +276,7 @@ async fn schedule(
             Err(e) => tracing::warn!(%date, error = %e, "cannot read a stored report"),
         }
     }
-    refresh_segments(
-        reporter,
-        config.segment_days,
-        config.catch_up_days,
-        shutdown,
-    )
-    .await;
+    refresh_segments(reporter, bus, config, shutdown).await;
     let delay = Duration::from_secs(config.delay_secs);
     while !shutdown.is_cancelled() {
         let (at, date) = next_run(Utc::now(), delay);
@@ -299,22 +293,10 @@ async fn schedule(
             if Utc::now() >= at {
                 break;
             }
-            refresh_segments(
-                reporter,
-                config.segment_days,
-                config.catch_up_days,
-                shutdown,
-            )
-            .await;
+            refresh_segments(reporter, bus, config, shutdown).await;
         }
         make(reporter, bus, date, config, m, shutdown).await;
-        refresh_segments(
-            reporter,
-            config.segment_days,
-            config.catch_up_days,
-            shutdown,
-        )
-        .await;
+        refresh_segments(reporter, bus, config, shutdown).await;
     }
 }
 
@@ -326,10 +308,11 @@ async fn schedule(
 /// `catch_up_days` days that such events concern are made again.
 async fn refresh_segments(
     reporter: &Reporter,
-    days: u32,
-    catch_up_days: u32,
+    bus: &dyn Bus,
+    config: &ReporterConfig,
     shutdown: &CancellationToken,
 ) {
+    let days = config.segment_days;
     let today = reporter::local_date(Utc::now());
     let mut facts = 0u32;
     for back in (1..=i64::from(days)).rev() {
@@ -366,14 +349,19 @@ async fn refresh_segments(
             "per-mahalla figures computed again for days with new events"
         );
     }
-    remake_stale_reports(reporter, catch_up_days, shutdown).await;
+    remake_stale_reports(reporter, bus, config.catch_up_days, shutdown).await;
 }
 
 /// Makes again the stored reports of the last `days` days whose events
 /// changed since they were made: events that arrived late for the day or
 /// for its baseline days (or, in the demo, the rest of a day replayed after
 /// its report was made).
-async fn remake_stale_reports(reporter: &Reporter, days: u32, shutdown: &CancellationToken) {
+async fn remake_stale_reports(
+    reporter: &Reporter,
+    bus: &dyn Bus,
+    days: u32,
+    shutdown: &CancellationToken,
+) {
     let today = reporter::local_date(Utc::now());
     for back in (1..=i64::from(days)).rev() {
         if shutdown.is_cancelled() {
@@ -391,6 +379,9 @@ async fn remake_stale_reports(reporter: &Reporter, days: u32, shutdown: &Cancell
                         offences = nation.map(|n| n.offences),
                         "daily report made again: events arrived for its day or its baseline"
                     );
+                    if let Err(e) = publish(bus, &report).await {
+                        tracing::warn!(%date, error = %e, "cannot publish a report made again");
+                    }
                 }
                 Err(e) => tracing::warn!(%date, error = %e, "cannot make a daily report again"),
             },

@@ -171,8 +171,8 @@ pub fn to_html(view: &ScopeView) -> String {
          @media print{{body{{margin:0}}h2{{page-break-after:avoid}}table{{page-break-inside:auto}}}}</style>\
          </head><body>\n<h1>Daily situation report: {title}</h1>\n\
          <p>{date} ({tz}). Offences are incidents and fraud flags. The baselines are the offences \
-         expected on the day from the days before that had data (weekday-adjusted when four weeks \
-         allow it); z measures the change against them, allowing for how much the area's daily \
+         expected on the day from the days before that had data (weekday-adjusted once every \
+         weekday has three days of data); z measures the change against them, allowing for how much the area's daily \
          counts vary (|z| above 3 is unusual). Without enough days with data the z is withheld.</p>\n",
         date = view.date,
         tz = esc(&view.time_zone),
@@ -327,15 +327,15 @@ pub fn to_text(view: &ScopeView) -> String {
     );
     if !view.parts.is_empty() {
         let mut parts: Vec<&ScopeRow> = view.parts.iter().collect();
-        // Highest z first (the 28-day one, or the 7-day one where the 28-day
-        // is withheld); areas without either last.
-        let key = |r: &ScopeRow| r.z28.or(r.z7).unwrap_or(f64::NEG_INFINITY);
+        // Highest z against 7 days first (there sooner than the 28-day
+        // one); areas without it last.
+        let key = |r: &ScopeRow| r.z7.unwrap_or(f64::NEG_INFINITY);
         parts.sort_by(|a, b| {
             key(b)
                 .total_cmp(&key(a))
                 .then_with(|| a.scope_id.cmp(&b.scope_id))
         });
-        let _ = writeln!(t, "\nBy area, highest z first:");
+        let _ = writeln!(t, "\nBy area, highest z against 7 days first:");
         let _ = writeln!(
             t,
             "  {:<28} {:>9} {:>7} {:>7} {:>7} {:>7}",

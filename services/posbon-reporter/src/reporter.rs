@@ -145,6 +145,11 @@ pub fn params(date: NaiveDate) -> Result<Vec<(String, ScalarValue)>, ReportError
 pub struct Reporter {
     engine: SqlEngine,
     store: Store,
+    /// One writer of stored figures and reports at a time (in this
+    /// process): rows and the source that says what they rest on are two
+    /// writes, and two runs interleaving them could leave older rows under
+    /// a newer source.
+    writes: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl std::fmt::Debug for Reporter {
@@ -163,7 +168,11 @@ impl Reporter {
         limits: SqlLimits,
     ) -> Result<Self, ReportError> {
         let engine = SqlEngine::new(store.clone(), registry, limits)?;
-        Ok(Self { engine, store })
+        Ok(Self {
+            engine,
+            store,
+            writes: Arc::default(),
+        })
     }
 
     /// The SQL engine the report runs on.
@@ -291,6 +300,11 @@ impl Reporter {
 
     /// Computes and stores the per-mahalla figures of `date`.
     pub async fn store_mahalla_day(&self, date: NaiveDate) -> Result<(), ReportError> {
+        let _writing = self.writes.lock().await;
+        self.store_mahalla_day_locked(date).await
+    }
+
+    async fn store_mahalla_day_locked(&self, date: NaiveDate) -> Result<(), ReportError> {
         let source = self.facts_source(date).await?;
         let rows = Self::run(&self.engine, "mahalla_day.sql", MAHALLA_DAY_SQL, date).await?;
         self.put_facts(date, &rows, &source).await
@@ -301,6 +315,11 @@ impl Reporter {
     /// they were computed, or when `mahalla_day.sql` changed. True when it
     /// computed them.
     pub async fn refresh_mahalla_day(&self, date: NaiveDate) -> Result<bool, ReportError> {
+        let _writing = self.writes.lock().await;
+        self.refresh_mahalla_day_locked(date).await
+    }
+
+    async fn refresh_mahalla_day_locked(&self, date: NaiveDate) -> Result<bool, ReportError> {
         let now = self.facts_source(date).await?;
         let stored_rows = !stored_dates(
             &self.store,
@@ -338,6 +357,7 @@ impl Reporter {
         let first = date
             .checked_sub_signed(TimeDelta::days(BASELINE_DAYS))
             .ok_or_else(|| ReportError::InvalidRequest(format!("{date} is too early")))?;
+        let _writing = self.writes.lock().await;
         // Before anything is read: an event written meanwhile makes the
         // stored report differ from its source at the next check.
         let report_source = self.report_source(date).await?;
@@ -345,9 +365,9 @@ impl Reporter {
         let mut recomputed = 0u32;
         while day < date {
             if refresh_baselines {
-                self.store_mahalla_day(day).await?;
+                self.store_mahalla_day_locked(day).await?;
                 recomputed += 1;
-            } else if self.refresh_mahalla_day(day).await? {
+            } else if self.refresh_mahalla_day_locked(day).await? {
                 recomputed += 1;
             }
             day = day

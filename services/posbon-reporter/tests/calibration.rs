@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use chrono::{Datelike, NaiveDate, TimeDelta};
-use posbon_geo::{Registry, RegistryOptions};
+use posbon_geo::Registry;
 use posbon_model::{EnrichedEvent, Event};
 use posbon_reporter::reporter::report_limits;
 use posbon_reporter::{
@@ -39,13 +39,7 @@ struct Simulated {
 fn simulate() -> Simulated {
     // The simulated Tashkent of the demo.
     let city = city_registry(&CityOptions::default()).expect("city");
-    let registry = Arc::new(
-        Registry::from_geojson(
-            city.to_geojson_string().as_bytes(),
-            &RegistryOptions::default(),
-        )
-        .expect("registry"),
-    );
+    let registry = Arc::new(city.registry().expect("registry"));
     let sim = Arc::new(SimRegistry::from_generated(&city).expect("sim"));
     let stream = EventStream::new(
         sim,
@@ -298,13 +292,19 @@ fn recompute(
             e.filter(|_| days >= min)
                 .map(|e| 2.0 * (x.sqrt() - e.sqrt()) / (phi * (1.0 + 1.0 / n + w_term)).sqrt())
         };
-        let (e7, e28) = (expected(l.n7, l.sum7), expected(l.n28, l.sum28));
+        // A week left out whole: the kept 28 days' level.
+        let (n7, sum7) = if l.n7 > 0.0 {
+            (l.n7, l.sum7)
+        } else {
+            (l.n28, l.sum28)
+        };
+        let (e7, e28) = (expected(n7, sum7), expected(l.n28, l.sum28));
         out.insert(
             k.clone(),
             Score {
                 expected7: e7,
                 days7,
-                z7: z(l.n7, e7, days7, MIN_BASELINE7_DAYS),
+                z7: z(n7, e7, days7, MIN_BASELINE7_DAYS),
                 expected28: e28,
                 days28,
                 z28: z(l.n28, e28, days28, MIN_BASELINE28_DAYS),

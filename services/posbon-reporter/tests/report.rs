@@ -682,3 +682,57 @@ async fn a_late_event_for_a_past_day_changes_the_next_report() {
         assert!(!reporter.refresh_mahalla_day(day).await.expect("refresh"));
     }
 }
+
+/// A mahalla whose whole last week was a rise (every day of the 7 left out
+/// of the baseline as an outbreak) still gets a 7-day z, against the level
+/// of its quiet weeks, and stands out.
+#[tokio::test]
+async fn a_week_long_rise_is_scored_against_the_quiet_weeks() {
+    let mut fx = build(start(), 30);
+    let date = NaiveDate::from_ymd_opt(2026, 5, 30).expect("date");
+    // The quietest mahalla with an incident to copy.
+    let mut per_mahalla: BTreeMap<String, usize> = BTreeMap::new();
+    for e in &fx.events {
+        if let (Some(m), true) = (&e.mahalla_id, is_offence(e)) {
+            *per_mahalla.entry(m.clone()).or_default() += 1;
+        }
+    }
+    let template = fx
+        .events
+        .iter()
+        .filter(|e| matches!(e.event, Event::Incident(_)) && e.mahalla_id.is_some())
+        .min_by_key(|e| per_mahalla[e.mahalla_id.as_deref().expect("mahalla")])
+        .expect("an incident")
+        .clone();
+    let mahalla = template.mahalla_id.clone().expect("mahalla");
+    // 15 more incidents a day there for the last 7 days and on the day.
+    let first = date - TimeDelta::days(7);
+    let (day_start, _) = day_window(first).expect("window");
+    for d in 0..8 {
+        for i in 0..15 {
+            let mut e = template.clone();
+            let h = e.event.header_mut();
+            h.id = format!("rise-{d}-{i}");
+            h.occurred_at = (day_start + TimeDelta::days(d) + TimeDelta::hours(i + 4))
+                .with_timezone(&tashkent());
+            fx.events.push(e);
+        }
+    }
+    let store = store_of(&fx.events).await;
+    let reporter =
+        Reporter::new(store, Arc::clone(&fx.registry), report_limits()).expect("reporter");
+    let report = reporter.generate(date).await.expect("report");
+    let row = report
+        .scopes
+        .iter()
+        .find(|r| r.scope == ScopeKind::Mahalla && r.scope_id == mahalla)
+        .expect("row");
+    assert_eq!(row.baseline7_days, Some(7));
+    let z7 = row.z7.expect("a 7-day z despite the week left out");
+    let baseline7 = row.baseline7.expect("baseline7");
+    assert!(
+        baseline7 < 5.0,
+        "the quiet weeks' level, not the rise: {baseline7}"
+    );
+    assert!(z7 >= 3.0, "z7 {z7}");
+}

@@ -961,7 +961,12 @@
         const r = rows[i];
         return el('tr', {}, columns.map((c) => {
           const v = value(r, c);
-          if (v === null || v === undefined) return el('td', { class: 'null', text: c.fmt ? '—' : 'null' });
+          if (v === null || v === undefined) {
+            // A column that says what its missing values mean (zCell: "not
+            // enough history") is asked; others show null.
+            if (c.fmtMissing) return el('td', { class: 'null' }, c.fmtMissing(r));
+            return el('td', { class: 'null', text: c.fmt ? '—' : 'null' });
+          }
           const shown = c.fmt ? c.fmt(v, r) : (c.num ? fmtNum(v) : (typeof v === 'object' ? JSON.stringify(v, (k, x) => (typeof x === 'bigint' ? x.toString() : x)) : String(v)));
           return el('td', { class: c.num ? 'num' : '' }, shown);
         }));
@@ -980,15 +985,20 @@
         onclick: () => {
           desc = sortBy === ci ? !desc : Boolean(c.num);
           sortBy = ci;
+          const missing = (v) => v === null || v === undefined;
           const cmp = (a, b) => {
             const x = value(rows[a], c); const y = value(rows[b], c);
             if (x === y) return 0;
-            if (x === null || x === undefined) return 1;
-            if (y === null || y === undefined) return -1;
             if (typeof x === 'number' || typeof x === 'bigint') return x < y ? -1 : 1;
             return String(x).localeCompare(String(y));
           };
-          order = rows.map((r, i) => i).sort((a, b) => (desc ? -cmp(a, b) : cmp(a, b)));
+          // Missing values (a withheld z score, a NULL) last either way.
+          const ordered = (a, b) => {
+            const ma = missing(value(rows[a], c)); const mb = missing(value(rows[b], c));
+            if (ma || mb) return ma === mb ? 0 : (ma ? 1 : -1);
+            return desc ? -cmp(a, b) : cmp(a, b);
+          };
+          order = rows.map((r, i) => i).sort(ordered);
           for (const h of head.children) h.setAttribute('aria-sort', 'none');
           th.setAttribute('aria-sort', desc ? 'descending' : 'ascending');
           draw();
@@ -1531,9 +1541,9 @@
     { key: 'offences', label: 'Offences', num: true },
     { key: 'cyber_share', label: 'Cyber share', num: true, fmt: fmtShare },
     { key: 'harm', label: 'Harm', num: true },
-    { key: 'z7', label: 'z vs 7 d', num: true, fmt: zCell },
-    { key: 'z28', label: 'z vs 28 d', num: true, fmt: zCell },
-    { key: 'camera_alerts_z7', label: 'Alerts z vs 7 d', num: true, fmt: zCell },
+    { key: 'z7', label: 'z vs 7 d', num: true, fmt: zCell, fmtMissing: () => zCell(null) },
+    { key: 'z28', label: 'z vs 28 d', num: true, fmt: zCell, fmtMissing: () => zCell(null) },
+    { key: 'camera_alerts_z7', label: 'Alerts z vs 7 d', num: true, fmt: zCell, fmtMissing: () => zCell(null) },
     { key: 'escalations_opened', label: 'Esc. opened', num: true },
     { key: 'escalations_closed', label: 'Esc. closed', num: true },
   ];

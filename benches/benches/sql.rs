@@ -41,7 +41,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{NaiveDate, TimeDelta, TimeZone, Utc};
 use futures::StreamExt;
-use posbon_geo::{Registry, RegistryOptions};
+use posbon_geo::Registry;
 use posbon_model::{EnrichedEvent, Event};
 use posbon_reporter::Reporter;
 use posbon_reporter::reporter::{SQL_FILES, day_window, params, report_limits};
@@ -268,13 +268,7 @@ fn main() {
 
     let started = Instant::now();
     let national = national_registry(&NationalOptions::default()).expect("national registry");
-    let registry = Arc::new(
-        Registry::from_geojson(
-            national.to_geojson_string().as_bytes(),
-            &RegistryOptions::default(),
-        )
-        .expect("registry"),
-    );
+    let registry = Arc::new(national.registry().expect("registry"));
     let sim = Arc::new(SimRegistry::from_generated(&national).expect("sim registry"));
     println!(
         "national registry: {} mahallas, {} districts ({:.1} s)",

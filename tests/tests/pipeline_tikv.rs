@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use posbon_geo::{LatLng, Registry, RegistryOptions};
+use posbon_geo::LatLng;
 use posbon_sql::{SqlEngine, SqlLimits, output};
 use posbon_store::keys::{event_cell_key, event_id_key, event_time_key, micros};
 use posbon_store::{StoreConfig, open_store};
@@ -56,13 +56,7 @@ async fn indexer_on_tikv_killed_mid_stream_loses_and_duplicates_nothing() {
         .await
         .expect("store opens");
     let city = posbon_sim::city_registry(&posbon_sim::CityOptions::default()).expect("city");
-    let registry = Arc::new(
-        Registry::from_geojson(
-            city.to_geojson_string().as_bytes(),
-            &RegistryOptions::default(),
-        )
-        .expect("registry"),
-    );
+    let registry = Arc::new(city.registry().expect("registry"));
     let engine = SqlEngine::new(store.clone(), registry, SqlLimits::default()).expect("sql engine");
     let day = posbon_sim::default_start().date_naive();
     let sql = format!(

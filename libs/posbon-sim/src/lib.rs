@@ -48,15 +48,7 @@ pub fn load_registry(path: Option<&std::path::Path>) -> Result<posbon_geo::Regis
                 path.display()
             ))
         }),
-        None => {
-            let city = city_registry(&CityOptions::default())?;
-            posbon_geo::Registry::from_geojson(city.to_geojson_string().as_bytes(), &options)
-                .map_err(|e| {
-                    SimError::Registry(format!(
-                        "the simulated tashkent registry does not load: {e}"
-                    ))
-                })
-        }
+        None => city_registry(&CityOptions::default())?.registry(),
     }
 }
 

@@ -104,6 +104,16 @@ impl GeneratedRegistry {
         serde_json::to_string(&GeoJson(self)).unwrap_or_default()
     }
 
+    /// The registry loaded as services load one (default options), as if
+    /// written to a file and read back.
+    pub fn registry(&self) -> Result<posbon_geo::Registry, SimError> {
+        posbon_geo::Registry::from_geojson(
+            self.to_geojson_string().as_bytes(),
+            &posbon_geo::RegistryOptions::default(),
+        )
+        .map_err(|e| SimError::Registry(format!("the generated registry does not load: {e}")))
+    }
+
     /// The registry as a GeoJSON value (handy in tests; large for a national
     /// registry, prefer [`Self::write_geojson`]).
     pub fn to_geojson_value(&self) -> serde_json::Value {

@@ -21,8 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 fn registry() -> (Arc<Registry>, Arc<SimRegistry>) {
     let city = posbon_sim::city_registry(&posbon_sim::CityOptions::default()).expect("city");
-    let reg = Registry::from_geojson(city.to_geojson_string().as_bytes(), &Default::default())
-        .expect("registry");
+    let reg = city.registry().expect("registry");
     (
         Arc::new(reg),
         Arc::new(SimRegistry::from_generated(&city).expect("sim registry")),

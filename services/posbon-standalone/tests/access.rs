@@ -20,7 +20,7 @@ use futures::StreamExt as _;
 use posbon_auth::{Access, Auth, Permission, Role, ScopeItem};
 use posbon_bus::subjects::{Place, alert_subject};
 use posbon_bus::{Bus, Headers, MemoryBus, default_streams};
-use posbon_geo::{Registry, RegistryOptions};
+use posbon_geo::Registry;
 use posbon_model::{Escalation, EscalationRecord, EscalationStatus, Event, RiskLevel};
 use posbon_sim::{CityOptions, EventOptions, EventStream, SimBody, SimRegistry, city_registry};
 use posbon_store::{EscalationStoreExt as _, EventStoreExt as _, MemoryStore, Store};
@@ -73,13 +73,7 @@ async fn world() -> World {
         mahallas: 60,
     })
     .expect("city");
-    let registry = Arc::new(
-        Registry::from_geojson(
-            city.to_geojson_string().as_bytes(),
-            &RegistryOptions::default(),
-        )
-        .expect("registry"),
-    );
+    let registry = Arc::new(city.registry().expect("registry"));
     let store: Store = Arc::new(MemoryStore::new());
     // A day of simulated events.
     let sim = Arc::new(SimRegistry::from_generated(&city).expect("sim"));
@@ -770,13 +764,7 @@ async fn the_demo_operator_may_use_every_view() {
         mahallas: 12,
     })
     .expect("city");
-    let registry = Arc::new(
-        Registry::from_geojson(
-            city.to_geojson_string().as_bytes(),
-            &RegistryOptions::default(),
-        )
-        .expect("registry"),
-    );
+    let registry = Arc::new(city.registry().expect("registry"));
     let store: Store = Arc::new(MemoryStore::new());
     let auth = Auth::new(store, registry, Default::default()).expect("auth");
     let data = std::env::temp_dir().join(format!("posbon-demo-login-{}", std::process::id()));

@@ -7,7 +7,7 @@ use std::sync::{Arc, LazyLock, Mutex};
 
 use async_trait::async_trait;
 use chrono::{DateTime, FixedOffset, TimeDelta, TimeZone, Utc};
-use posbon_geo::{Registry, RegistryOptions};
+use posbon_geo::Registry;
 use posbon_model::{EnrichedEvent, Event};
 use posbon_sim::{CityOptions, EventOptions, EventStream, SimBody, SimRegistry, city_registry};
 use posbon_sql::{SqlEngine, SqlLimits};
@@ -50,13 +50,7 @@ pub fn build(days: i64, rate: f64) -> Fixture {
         mahallas: 60,
     })
     .expect("city");
-    let registry = Arc::new(
-        Registry::from_geojson(
-            city.to_geojson_string().as_bytes(),
-            &RegistryOptions::default(),
-        )
-        .expect("registry"),
-    );
+    let registry = Arc::new(city.registry().expect("registry"));
     let sim = Arc::new(SimRegistry::from_generated(&city).expect("sim registry"));
     let stream = EventStream::new(
         sim,

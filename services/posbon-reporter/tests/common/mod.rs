@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, FixedOffset, TimeDelta, TimeZone, Utc};
-use posbon_geo::{Registry, RegistryOptions};
+use posbon_geo::Registry;
 use posbon_model::{EnrichedEvent, Event};
 use posbon_sim::{CityOptions, EventOptions, EventStream, SimBody, SimRegistry, city_registry};
 use posbon_store::{EventStoreExt, MemoryStore, Store};
@@ -37,13 +37,7 @@ pub fn build(start: DateTime<FixedOffset>, days: i64) -> Fixture {
         mahallas: 40,
     })
     .expect("city");
-    let registry = Arc::new(
-        Registry::from_geojson(
-            city.to_geojson_string().as_bytes(),
-            &RegistryOptions::default(),
-        )
-        .expect("registry"),
-    );
+    let registry = Arc::new(city.registry().expect("registry"));
     let sim = Arc::new(SimRegistry::from_generated(&city).expect("sim"));
     let stream = EventStream::new(
         sim,

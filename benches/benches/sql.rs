@@ -44,7 +44,7 @@ use futures::StreamExt;
 use posbon_geo::Registry;
 use posbon_model::{EnrichedEvent, Event};
 use posbon_reporter::Reporter;
-use posbon_reporter::reporter::{SQL_FILES, day_window, params, report_limits};
+use posbon_reporter::reporter::{KEPT_TABLES, SQL_FILES, day_window, params, report_limits};
 use posbon_sim::{
     EventOptions, EventStream, NationalOptions, SimBody, SimRegistry, national_registry,
 };
@@ -124,7 +124,7 @@ for case in spec["cases"]:
         if i > 0:
             best = elapsed if best is None else min(best, elapsed)
     out[case["name"]] = {"seconds": best, "rows": rows}
-    # A result a later file reads as a table (baseline_days.sql).
+    # A result later files read as a table (baseline_days.sql, scores.sql).
     if case.get("keep_as"):
         con.execute(f"CREATE OR REPLACE TEMP TABLE {case['keep_as']} AS SELECT * FROM result")
 print(json.dumps(out))
@@ -357,6 +357,7 @@ fn main() {
         // Export what the report reads, for DuckDB.
         let files = [
             ("events", "SELECT * FROM events"),
+            ("incidents", "SELECT * FROM incidents"),
             ("mahalla_days", "SELECT * FROM mahalla_days"),
             ("mahallas", "SELECT * FROM mahallas"),
             ("escalations", "SELECT * FROM escalations"),
@@ -409,7 +410,7 @@ fn main() {
             "cases": cases.iter().map(|(name, file, p)| serde_json::json!({
                 "name": name,
                 "file": sql_dir.join(file).display().to_string(),
-                "keep_as": (*file == "baseline_days.sql").then_some("baseline_days"),
+                "keep_as": KEPT_TABLES.iter().find(|(f, _)| f == file).map(|(_, t)| *t),
                 "params": p.iter().map(|(k, v)| (k.clone(), py_param(v))).collect::<serde_json::Map<_, _>>(),
             })).collect::<Vec<_>>(),
         });
@@ -437,29 +438,28 @@ fn main() {
         );
         let mut day_total = (0.0, 0.0);
         let mut month_total = (0.0, 0.0);
-        // report_scopes.sql reads the rows of baseline_days.sql as a table,
-        // as the reporter holds them.
-        let mut with_baseline: Option<SqlEngine> = None;
+        // The files after baseline_days.sql and scores.sql read their rows
+        // as tables, as the reporter holds them.
+        let mut kept: Option<SqlEngine> = None;
         for (name, file, p) in &cases {
             let sql = std::fs::read_to_string(sql_dir.join(file)).expect("sql file");
-            let on = match (*file, &with_baseline) {
-                ("report_scopes.sql", Some(e)) => e,
+            let on = match (name.starts_with("day/"), &kept) {
+                (true, Some(e)) => e,
                 _ => engine,
             };
             let (ours, rows) = time_query(on, &sql, p, repeat).await;
-            if *file == "baseline_days.sql" {
-                let out = engine
+            if let Some((_, table_name)) = KEPT_TABLES.iter().find(|(f, _)| f == file) {
+                let out = on
                     .query_with_params(&sql, p.clone())
                     .await
-                    .expect("baseline days");
+                    .expect("kept table");
                 let table = posbon_sql::datafusion::catalog::MemTable::try_new(
                     out.schema,
                     vec![out.batches],
                 )
                 .expect("table");
-                with_baseline = Some(
-                    engine
-                        .with_table("baseline_days", Arc::new(table))
+                kept = Some(
+                    on.with_table(table_name, Arc::new(table))
                         .await
                         .expect("engine"),
                 );

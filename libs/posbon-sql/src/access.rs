@@ -30,8 +30,9 @@
 //! | `fraud_flags` | `mahalla_id` in `mahallas` | `account_ref`, `attributes` |
 //! | `mahallas` | `mahalla_id` in `mahallas` | none (`inspector` is the official's name, kept) |
 //! | `escalations` | `mahalla_id` in `mahallas` | none: the table has no free text (the records' history notes are not a column) |
-//! | `mahalla_days` | `mahalla_id` in `mahallas` (never the unassigned row) | none |
+//! | `mahalla_days` | `mahalla_id` in `mahallas` (never the unassigned row) | the focus-group counts `victim_minor`, `victim_youth`, `victim_woman`, `offender_minor`, `offender_youth`, `domestic`, `offender_youth_drugs` |
 //! | `daily_reports`, `daily_report_categories`, `daily_report_hot_cells` | by `scope`/`scope_id`: a `mahalla` row of `mahallas`; a `district` row of `districts` whose every mahalla (in the registry) is in `mahallas`; a `region` row likewise; never `nation` nor `unassigned` | none |
+//! | `daily_report_focus_groups` | as the other report tables | every figure (`offences`, baselines, z scores): only `date`, `scope`, `scope_id` and `focus_group` stay ([`StoredTable::is_sensitive_column`]) |
 //! | another table ([`SqlAccess::extra_tables`], or one given to [`SqlEngine::with_table`](crate::SqlEngine::with_table)) | by the first column it has of `mahalla_id`, `scope` with `scope_id` (as above), `district_id` (in `districts`), `region_id` (in `regions`); **refused** when it has none of them | any column named as above, or `victim_*` / `offender_*` |
 //!
 //! A refused table still appears in `information_schema`, but a query that
@@ -76,6 +77,7 @@ use futures::StreamExt;
 use posbon_geo::Registry;
 
 use crate::error::{SqlError, SqlErrorKind};
+use crate::stored::StoredTable;
 
 /// What one caller may read through SQL.
 #[derive(Debug, Clone, Default)]
@@ -241,7 +243,12 @@ impl AccessPolicy {
         let masked: Vec<bool> = schema
             .fields()
             .iter()
-            .map(|f| !self.sensitive && is_sensitive_column(f.name()))
+            .map(|f| {
+                !self.sensitive
+                    && (is_sensitive_column(f.name())
+                        || StoredTable::of_name(name)
+                            .is_some_and(|t| t.is_sensitive_column(f.name())))
+            })
             .collect();
         let rows = match &self.scope {
             None => RowScope::All,

@@ -90,7 +90,7 @@ pub struct QueryOutput {
 /// also has `audit` (the audit log, [`crate::audit`]), which an engine made
 /// by [`SqlEngine::for_access`] shows only to a caller whose
 /// [`SqlAccess::extra_tables`] names it (administrators).
-pub const TABLES: [&str; 10] = [
+pub const TABLES: [&str; 11] = [
     "events",
     "incidents",
     "camera_alerts",
@@ -100,6 +100,7 @@ pub const TABLES: [&str; 10] = [
     "daily_reports",
     "daily_report_categories",
     "daily_report_hot_cells",
+    "daily_report_focus_groups",
     "mahalla_days",
 ];
 

@@ -1,6 +1,6 @@
 //! Tables stored by the reporter and read back as SQL tables: the daily
 //! report (`daily_reports`, `daily_report_categories`,
-//! `daily_report_hot_cells`) and the per-mahalla figures of each day
+//! `daily_report_hot_cells`, `daily_report_focus_groups`) and the per-mahalla figures of each day
 //! (`mahalla_days`) that the report's baselines are computed from.
 //!
 //! Each table is stored one document per local date
@@ -40,16 +40,21 @@ pub enum StoredTable {
     DailyReportCategories,
     /// `daily_report_hot_cells`: the hottest cells of each scope.
     DailyReportHotCells,
+    /// `daily_report_focus_groups`: offences per scope and focus group of
+    /// prevention (minors, youth, women, domestic, youth drug offences),
+    /// with their change scores. Sensitive: see [`StoredTable::is_sensitive_column`].
+    DailyReportFocusGroups,
     /// `mahalla_days`: per mahalla and day, the counts the baselines use.
     MahallaDays,
 }
 
 impl StoredTable {
     /// Every stored table.
-    pub const ALL: [StoredTable; 4] = [
+    pub const ALL: [StoredTable; 5] = [
         StoredTable::DailyReports,
         StoredTable::DailyReportCategories,
         StoredTable::DailyReportHotCells,
+        StoredTable::DailyReportFocusGroups,
         StoredTable::MahallaDays,
     ];
 
@@ -59,8 +64,23 @@ impl StoredTable {
             StoredTable::DailyReports => "daily_reports",
             StoredTable::DailyReportCategories => "daily_report_categories",
             StoredTable::DailyReportHotCells => "daily_report_hot_cells",
+            StoredTable::DailyReportFocusGroups => "daily_report_focus_groups",
             StoredTable::MahallaDays => "mahalla_days",
         }
+    }
+
+    /// Whether a column of the table is sensitive beyond its name
+    /// ([`crate::is_sensitive_column`] applies to every table): every figure
+    /// of `daily_report_focus_groups` (a small count there can identify a
+    /// victim); the date, scope and group stay readable.
+    pub fn is_sensitive_column(self, column: &str) -> bool {
+        matches!(self, StoredTable::DailyReportFocusGroups)
+            && !matches!(column, "date" | "scope" | "scope_id" | "focus_group")
+    }
+
+    /// The stored table of a SQL name.
+    pub fn of_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.name() == name)
     }
 
     /// The document kind in the store.
@@ -109,6 +129,27 @@ impl StoredTable {
                     f("camera_alerts_z7", d.clone(), true),
                     f("escalations_opened", i.clone(), false),
                     f("escalations_closed", i.clone(), false),
+                    f("crime_free_days", i.clone(), true),
+                    f("crime_free_days_before", i.clone(), true),
+                    f("last_offence", DataType::Date32, true),
+                    f("records_since", DataType::Date32, true),
+                    f("crime_free_30d", i.clone(), true),
+                    f("crime_free_90d", i.clone(), true),
+                    f("crime_free_180d", i.clone(), true),
+                ]);
+                v
+            }
+            StoredTable::DailyReportFocusGroups => {
+                let mut v = scope();
+                v.extend([
+                    f("focus_group", s.clone(), false),
+                    f("offences", i.clone(), false),
+                    f("baseline7", d.clone(), true),
+                    f("baseline7_days", i.clone(), false),
+                    f("z7", d.clone(), true),
+                    f("baseline28", d.clone(), true),
+                    f("baseline28_days", i.clone(), false),
+                    f("z28", d.clone(), true),
                 ]);
                 v
             }
@@ -144,6 +185,13 @@ impl StoredTable {
                 f("offences", i.clone(), false),
                 f("cyber", i.clone(), false),
                 f("harm", i.clone(), false),
+                f("victim_minor", i.clone(), true),
+                f("victim_youth", i.clone(), true),
+                f("victim_woman", i.clone(), true),
+                f("offender_minor", i.clone(), true),
+                f("offender_youth", i.clone(), true),
+                f("domestic", i.clone(), true),
+                f("offender_youth_drugs", i.clone(), true),
             ],
         };
         Arc::new(Schema::new(fields))

@@ -124,6 +124,7 @@ async fn setup() -> Setup {
         for (table, sql) in [
             (StoredTable::MahallaDays, mahalla_days_sql(date)),
             (StoredTable::DailyReports, daily_reports_sql(date)),
+            (StoredTable::DailyReportFocusGroups, focus_groups_sql(date)),
         ] {
             let out = national.query(&sql).await.expect(&sql);
             put_table(&store, table, date, &out.batches)
@@ -178,7 +179,10 @@ fn mahalla_days_sql(date: NaiveDate) -> String {
          count(*) FILTER (WHERE kind = 'incident') AS incidents, \
          count(*) FILTER (WHERE kind = 'camera_alert') AS camera_alerts, \
          count(*) FILTER (WHERE kind = 'fraud_flag') AS fraud_flags, \
-         0 AS offences, 0 AS cyber, 0 AS harm \
+         0 AS offences, 0 AS cyber, 0 AS harm, \
+         count(*) FILTER (WHERE kind = 'incident') AS victim_minor, 1 AS victim_youth, \
+         1 AS victim_woman, 1 AS offender_minor, 1 AS offender_youth, 1 AS domestic, \
+         1 AS offender_youth_drugs \
          FROM events WHERE local_date = DATE '{date}' \
          GROUP BY local_date, mahalla_id, district_id, region_id"
     )
@@ -215,8 +219,22 @@ fn daily_reports_sql(date: NaiveDate) -> String {
            CAST(NULL AS DOUBLE) AS cyber_share, 0 AS harm, 0.0 AS baseline7, \
            7 AS baseline7_days, 0.0 AS z7, 0.0 AS baseline28, 28 AS baseline28_days, 0.0 AS z28, \
            1.0 AS dispersion, 0.0 AS camera_alerts_baseline7, 0.0 AS camera_alerts_z7, \
-           0 AS escalations_opened, 0 AS escalations_closed \
+           0 AS escalations_opened, 0 AS escalations_closed, \
+           CAST(NULL AS BIGINT) AS crime_free_days, CAST(NULL AS BIGINT) AS crime_free_days_before, \
+           CAST(NULL AS DATE) AS last_offence, CAST(NULL AS DATE) AS records_since, \
+           0 AS crime_free_30d, 0 AS crime_free_90d, 0 AS crime_free_180d \
          FROM scopes"
+    )
+}
+
+/// `daily_report_focus_groups` of `date`, from the stored `daily_reports`:
+/// one group per scope, its count the scope's events.
+fn focus_groups_sql(date: NaiveDate) -> String {
+    format!(
+        "SELECT date, scope, scope_id, 'victim_minor' AS focus_group, events AS offences, \
+           1.0 AS baseline7, 7 AS baseline7_days, 0.5 AS z7, 1.0 AS baseline28, \
+           28 AS baseline28_days, 0.5 AS z28 \
+         FROM daily_reports WHERE date = DATE '{date}'"
     )
 }
 
@@ -527,7 +545,7 @@ async fn explain_analyze_shows_no_rows_outside() {
 }
 
 /// Queries over the sensitive columns.
-const SENSITIVE: [(&str, &str); 4] = [
+const SENSITIVE: [(&str, &str); 6] = [
     (
         "incidents",
         "description, attributes, victim_minor, victim_youth, victim_woman, \
@@ -536,6 +554,15 @@ const SENSITIVE: [(&str, &str); 4] = [
     ("fraud_flags", "account_ref, attributes"),
     ("camera_alerts", "snapshot_uri, attributes"),
     ("events", "attributes"),
+    (
+        "mahalla_days",
+        "victim_minor, victim_youth, victim_woman, offender_minor, offender_youth, domestic, \
+         offender_youth_drugs",
+    ),
+    (
+        "daily_report_focus_groups",
+        "offences, baseline7, baseline7_days, z7, baseline28, baseline28_days, z28",
+    ),
 ];
 
 #[tokio::test]

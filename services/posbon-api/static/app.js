@@ -1629,8 +1629,100 @@
           m.district_id ? el('span', { class: 'muted' }, ` · ${districtName(m.district_id)}`) : '')))
         : el('p', { class: 'muted', text: 'None on this day.' }));
     const mahallas = el('section', { id: 'report-mahallas' });
-    $('report-body').replaceChildren(heading, cards, partsTable, mahallas, cats, hot, freeBox);
+    $('report-body').replaceChildren(heading, cards, focusSection(view), streakSection(view), partsTable, mahallas, cats, hot, freeBox);
     if ((s.scope === 'nation' || s.scope === 'region') && can('read_sql')) loadReportMahallas(view.date || $('report-date').value, s, mahallas, token);
+  }
+
+  const FOCUS_GROUPS = [
+    ['victim_minor', 'Minor victims (under 18)'],
+    ['victim_youth', 'Young victims (18 to 30)'],
+    ['victim_woman', 'Women victims'],
+    ['offender_minor', 'Minor offenders (under 18)'],
+    ['offender_youth', 'Young offenders (18 to 30)'],
+    ['domestic', 'Family and domestic'],
+    ['offender_youth_drugs', 'Drug offences, young offenders'],
+  ];
+
+  // A focus-group count as the report gives it: the number, "<3" (a small
+  // count withheld from this account), or "withheld".
+  function focusCount(f) {
+    if (!f) return '—';
+    if (f.offences !== null && f.offences !== undefined) return fmtNum(f.offences);
+    if (f.fewer_than) return el('span', { title: 'a small count, withheld so that it identifies nobody' }, `<${f.fewer_than}`);
+    return el('span', { class: 'muted', title: 'withheld: with the total it would give away a small count beside it' }, 'withheld');
+  }
+
+  /** The focus groups of prevention: the scope's own, and per part. */
+  function focusSection(view) {
+    const rows = Array.isArray(view.focus_groups) ? view.focus_groups : [];
+    const s = view.summary || {};
+    const of = (r, g) => rows.find((f) => f.scope === r.scope && f.scope_id === r.scope_id && f.focus_group === g);
+    const own = FOCUS_GROUPS.map(([g, label]) => ({ label, f: of(s, g) })).filter((x) => x.f);
+    const box = el('section', { id: 'report-focus' });
+    if (!own.length) {
+      box.append(el('h3', { text: 'Focus groups' }), el('p', { class: 'muted', text: 'This report was made before focus groups were counted.' }));
+      return box;
+    }
+    box.append(table({
+      caption: 'Focus groups',
+      sortable: false,
+      columns: [
+        { key: 'label', label: 'Group' },
+        { key: 'count', label: 'Offences', get: (r) => r.f, fmt: (f) => focusCount(f) },
+        { key: 'z7', label: 'z vs 7 days', get: (r) => r.f, fmt: (f) => zCard(f.z7, f.baseline7, f.baseline7_days, 7) },
+        { key: 'z28', label: 'z vs 28 days', get: (r) => r.f, fmt: (f) => zCard(f.z28, f.baseline28, f.baseline28_days, 28) },
+      ],
+      rows: own,
+    }));
+    const parts = (Array.isArray(view.parts) ? view.parts : []).filter((p) => p.scope !== 'unassigned');
+    if (parts.length) {
+      box.append(table({
+        caption: 'Focus groups by area',
+        columns: [
+          { key: 'name', label: 'Area', fmt: (v, r) => el('button', { type: 'button', class: 'linklike', onclick: () => drill(scopeOf(r)) }, v || r.scope_id) },
+          ...FOCUS_GROUPS.map(([g, label]) => ({ key: g, label, num: true, get: (r) => of(r, g)?.offences ?? (of(r, g) ? -1 : null), fmt: (v, r) => focusCount(of(r, g)) })),
+        ],
+        rows: parts,
+      }));
+    }
+    return box;
+  }
+
+  /** Crime-free streaks: a mahalla's own, or the scope's mahallas per threshold. */
+  function streakSection(view) {
+    const s = view.summary || {};
+    const box = el('section', { id: 'report-streaks' }, el('h3', { text: 'Crime-free streaks' }));
+    if (s.scope === 'mahalla') {
+      const days = s.crime_free_days;
+      let text = 'Not recorded in this report.';
+      if (days !== null && days !== undefined) {
+        if (!s.last_offence) text = `At least ${fmtNum(days)} days: no offence since the records began${s.records_since ? ` on ${s.records_since}` : ''}.`;
+        else if (days === 0) text = s.crime_free_days_before ? `An offence on this day, after ${fmtNum(s.crime_free_days_before)} days without one.` : 'An offence on this day.';
+        else text = `${fmtNum(days)} days since the last offence (${s.last_offence}).`;
+      }
+      box.append(el('p', { text }));
+      return box;
+    }
+    const st = view.streaks;
+    if (!st || !Array.isArray(st.thresholds)) {
+      box.append(el('p', { class: 'muted', text: 'This report was made before streaks were recorded.' }));
+      return box;
+    }
+    const names = (list) => (list.length
+      ? el('span', {}, ...list.flatMap((m, i) => [i ? ', ' : '', el('button', { type: 'button', class: 'linklike', onclick: () => drill(`mahalla:${m.mahalla_id}`) }, m.name || m.mahalla_id)]))
+      : el('span', { class: 'muted', text: 'none' }));
+    if (st.records_since) box.append(el('p', { class: 'muted', text: `Days since each mahalla's last offence, from the records that begin on ${st.records_since}: a streak can be no longer than the records.` }));
+    box.append(table({
+      sortable: false,
+      columns: [
+        { key: 'days', label: 'Crime-free for at least', fmt: (v) => `${fmtNum(v)} days` },
+        { key: 'count', label: 'Mahallas', num: true },
+        { key: 'joined', label: 'Joined on this day', fmt: (v) => names(v) },
+        { key: 'left', label: 'Left on this day', fmt: (v) => names(v) },
+      ],
+      rows: st.thresholds,
+    }));
+    return box;
   }
 
   const sqlString = (s) => `'${String(s).replaceAll("'", "''")}'`;

@@ -1,9 +1,14 @@
--- The days a report's baselines are computed from: for each scope (the
+-- The days a report's change scores are computed from: for each scope (the
 -- nation, each region, district and mahalla of the registry, and
--- `unassigned`), each measure (`offences`, `camera_alerts`) and each
--- covered day of the 28 before $day, the count `x` (zeros included).
--- report_scopes.sql reads these rows as the table `baseline_days`; to run it
--- by hand, put this query in as a CTE of that name.
+-- `unassigned`), each measure and each covered day of the 28 before $day
+-- (`base` = 1), and $day itself (`base` = 0), the count `x` (zeros
+-- included). scores.sql reads these rows as the table `baseline_days`; to
+-- run it by hand, put this query in as a CTE of that name.
+--
+-- Measures: `offences`, `camera_alerts`, and the focus groups of
+-- report_focus_groups.sql (`victim_minor`, `victim_youth`, `victim_woman`,
+-- `offender_minor`, `offender_youth`, `domestic`, `offender_youth_drugs`;
+-- days stored before they were counted read as 0).
 --
 -- A day counts ("is covered") when the system was receiving events on it:
 -- the nation's events that day are at least half of the median day's in
@@ -29,10 +34,17 @@ facts AS (
         sum(d.fraud_flags) AS fraud_flags,
         sum(d.offences) AS offences,
         sum(d.cyber) AS cyber,
-        sum(d.harm) AS harm
+        sum(d.harm) AS harm,
+        sum(coalesce(d.victim_minor, 0)) AS victim_minor,
+        sum(coalesce(d.victim_youth, 0)) AS victim_youth,
+        sum(coalesce(d.victim_woman, 0)) AS victim_woman,
+        sum(coalesce(d.offender_minor, 0)) AS offender_minor,
+        sum(coalesce(d.offender_youth, 0)) AS offender_youth,
+        sum(coalesce(d.domestic, 0)) AS domestic,
+        sum(coalesce(d.offender_youth_drugs, 0)) AS offender_youth_drugs
     FROM mahalla_days d
     LEFT JOIN mahallas m ON m.mahalla_id = d.mahalla_id
-    WHERE d.date >= $base28_start AND d.date < $day
+    WHERE d.date >= $base28_start AND d.date <= $day
     GROUP BY d.date, coalesce(m.mahalla_id, '_unassigned')
 ),
 areas AS (
@@ -41,20 +53,28 @@ areas AS (
     UNION ALL
     SELECT CAST(NULL AS VARCHAR), CAST(NULL AS VARCHAR), '_unassigned', 0
 ),
--- 1. The covered days of the 28 before.
+-- 1. The covered days of the 28 before, and the day itself.
 nation_days AS (
     SELECT date, sum(events) AS events
     FROM facts
+    WHERE date < $day
     GROUP BY date
 ),
 covered AS (
     SELECT
         date,
         CASE WHEN date >= $base7_start THEN 1 ELSE 0 END AS in7,
-        date_part('dow', date) AS weekday
+        date_part('dow', date) AS weekday,
+        1 AS base
     FROM nation_days
     WHERE events > 0
         AND 2 * events >= (SELECT median(CAST(events AS DOUBLE)) FROM nation_days WHERE events > 0)
+    UNION ALL
+    SELECT
+        CAST($day AS DATE) AS date,
+        0 AS in7,
+        date_part('dow', CAST($day AS DATE)) AS weekday,
+        0 AS base
 ),
 -- Each unit's counts on each covered day (zeros included), per measure,
 -- summed to every scope.
@@ -66,19 +86,55 @@ unit_days AS (
         c.date,
         c.in7,
         c.weekday,
+        c.base,
         coalesce(f.offences, 0) AS offences,
-        coalesce(f.camera_alerts, 0) AS camera_alerts
+        coalesce(f.camera_alerts, 0) AS camera_alerts,
+        coalesce(f.victim_minor, 0) AS victim_minor,
+        coalesce(f.victim_youth, 0) AS victim_youth,
+        coalesce(f.victim_woman, 0) AS victim_woman,
+        coalesce(f.offender_minor, 0) AS offender_minor,
+        coalesce(f.offender_youth, 0) AS offender_youth,
+        coalesce(f.domestic, 0) AS domestic,
+        coalesce(f.offender_youth_drugs, 0) AS offender_youth_drugs
     FROM areas a
     CROSS JOIN covered c
     LEFT JOIN facts f ON f.mahalla_id = a.mahalla_id AND f.date = c.date
 ),
 measured AS (
-    SELECT region_id, district_id, mahalla_id, date, in7, weekday,
+    SELECT region_id, district_id, mahalla_id, date, in7, weekday, base,
         'offences' AS measure, offences AS x
     FROM unit_days
     UNION ALL
-    SELECT region_id, district_id, mahalla_id, date, in7, weekday,
+    SELECT region_id, district_id, mahalla_id, date, in7, weekday, base,
         'camera_alerts' AS measure, camera_alerts AS x
+    FROM unit_days
+    UNION ALL
+    SELECT region_id, district_id, mahalla_id, date, in7, weekday, base,
+        'victim_minor' AS measure, victim_minor AS x
+    FROM unit_days
+    UNION ALL
+    SELECT region_id, district_id, mahalla_id, date, in7, weekday, base,
+        'victim_youth' AS measure, victim_youth AS x
+    FROM unit_days
+    UNION ALL
+    SELECT region_id, district_id, mahalla_id, date, in7, weekday, base,
+        'victim_woman' AS measure, victim_woman AS x
+    FROM unit_days
+    UNION ALL
+    SELECT region_id, district_id, mahalla_id, date, in7, weekday, base,
+        'offender_minor' AS measure, offender_minor AS x
+    FROM unit_days
+    UNION ALL
+    SELECT region_id, district_id, mahalla_id, date, in7, weekday, base,
+        'offender_youth' AS measure, offender_youth AS x
+    FROM unit_days
+    UNION ALL
+    SELECT region_id, district_id, mahalla_id, date, in7, weekday, base,
+        'domestic' AS measure, domestic AS x
+    FROM unit_days
+    UNION ALL
+    SELECT region_id, district_id, mahalla_id, date, in7, weekday, base,
+        'offender_youth_drugs' AS measure, offender_youth_drugs AS x
     FROM unit_days
 ),
 grouped_days AS (
@@ -87,6 +143,7 @@ grouped_days AS (
         date,
         in7,
         weekday,
+        base,
         region_id,
         district_id,
         mahalla_id,
@@ -96,10 +153,10 @@ grouped_days AS (
         CAST(sum(x) AS DOUBLE) AS x
     FROM measured
     GROUP BY GROUPING SETS (
-        (measure, date, in7, weekday),
-        (measure, date, in7, weekday, region_id),
-        (measure, date, in7, weekday, region_id, district_id),
-        (measure, date, in7, weekday, region_id, district_id, mahalla_id)
+        (measure, date, in7, weekday, base),
+        (measure, date, in7, weekday, base, region_id),
+        (measure, date, in7, weekday, base, region_id, district_id),
+        (measure, date, in7, weekday, base, region_id, district_id, mahalla_id)
     )
 ),
 scope_days AS (
@@ -122,10 +179,11 @@ scope_days AS (
         date,
         in7,
         weekday,
+        base,
         x
     FROM grouped_days
     WHERE g_region = 1 OR region_id IS NOT NULL OR g_mahalla = 0
 )
-SELECT scope, scope_id, measure, date, in7, weekday, x
+SELECT scope, scope_id, measure, date, in7, weekday, base, x
 FROM scope_days
 ORDER BY scope, scope_id, measure, date

@@ -1,7 +1,7 @@
 -- The daily situation report: one row per scope for one local day, from the
--- per-mahalla figures in `mahalla_days` (see mahalla_day.sql), the counts
--- of the baseline's days (`baseline_days`, the rows of baseline_days.sql),
--- the registry and the escalations.
+-- per-mahalla figures in `mahalla_days` (see mahalla_day.sql), the change
+-- scores (`scores`, the rows of scores.sql), the registry and the
+-- escalations.
 --
 -- Scopes: the nation, each region, district and mahalla of the registry
 -- (mahallas without events included: they are the crime-free ones), and
@@ -12,46 +12,19 @@
 --   $day_start     TIMESTAMPTZ  its first instant
 --   $day_end       TIMESTAMPTZ  the first instant of the next day
 --
--- Change against a baseline: a z score that holds at every scale, from a
--- mahalla with one offence a week to the nation with thousands a day
--- (ARCHITECTURE.md, "The report's change score", says why each part is
--- there).
+-- The change of offences against the 7- and 28-day baselines (z7, z28) and
+-- of camera alerts against 7 days (camera_alerts_z7) are scores.sql's: an
+-- overdispersion-aware z score, withheld (NULL, "not enough history") with
+-- fewer than 5 covered days of 7 or 21 of 28.
 --
--- 1. Baseline days: the days of the 28 before $day on which the system was
---    receiving events (see baseline_days.sql). baseline7_days and
---    baseline28_days say how many of the 7 and 28 counted.
--- 2. Weekday. When every weekday has at least 3 covered days, each day's
---    count is divided by its weekday's factor (the nation's mean on that
---    weekday over the mean of the 7 weekday means, per measure) and the
---    expectation for $day is multiplied by $day's factor; otherwise every
---    factor is 1.
--- 3. Past outbreaks out: a first fit over all covered days gives each
---    scope's level; a day that stands out from it (standardised residual
---    above 2.58 against the median dispersion of its kind of scope) is left
---    out of the baseline, as in the Farrington algorithm of public-health
---    surveillance, so that last week's fraud wave does not hide this week's.
--- 4. Expected count: factor($day) * (sum of adjusted counts + 1/2) / days,
---    over the kept days of the 7 (baseline7) or 28 (baseline28) before
---    (when every day of the 7 was left out, the week has been one long
---    rise, and baseline7 is the kept 28 days' level). The 1/2 (Jeffreys' prior) keeps a mahalla without offences in its
---    baseline from being expected to have exactly none.
--- 5. Dispersion: daily counts of a district or a nation vary far more than
---    Poisson (weekdays, weather, reporting batches, repeat offences). phi is
---    the Pearson statistic of the scope's own kept days over the 28-day
---    window, sum((x - e)^2 / e) / (days - 1), shrunk towards the median phi
---    of its kind of scope (that median weighs as 10 days), and never below
---    1 (Poisson).
--- 6. z = 2 (sqrt(observed) - sqrt(expected)) / sqrt(phi (1 + 1/days + w)),
---    the variance-stabilised count (for a quasi-Poisson count, 2 sqrt(x) has
---    variance phi) with the uncertainty of the expectation (1/days) and of
---    the weekday factor (w = 1 / covered days of $day's weekday when
---    adjusted, else 0), days being the kept days. It is withheld (NULL,
---    "not enough history") with fewer than 5 covered days of 7 or 21 of 28.
---
--- Sums of a scope are taken before the z, so a district's z is the z of its
--- total, not an average of its mahallas'. The same score is given for
--- camera alerts against their 7-day baseline (a burst of detections, such as
--- a drug hand-off hotspot, is not an offence but is a change to report).
+-- Crime-free streaks: a mahalla's crime_free_days are the days since its
+-- last offence in the stored per-day figures (0 when it had one on $day);
+-- one without an offence since the figures begin (records_since) has been
+-- crime-free at least since then, and counts that many days.
+-- crime_free_days_before is the same at the end of the day before, so a
+-- mahalla that joined (or left) the mahallas crime-free for 30, 90 or 180
+-- days shows as crossing the threshold. crime_free_30d, _90d and _180d
+-- count the scope's mahallas crime-free for at least that long.
 WITH
 -- The figures of the day, per unit: a mahalla of the registry, or
 -- `_unassigned` for events outside every mahalla (or in a mahalla the
@@ -93,6 +66,38 @@ areas AS (
     UNION ALL
     SELECT CAST(NULL AS VARCHAR), CAST(NULL AS VARCHAR), '_unassigned', 0
 ),
+-- Crime-free streaks, from the stored per-day figures up to $day.
+records AS (
+    SELECT min(date) AS since FROM mahalla_days WHERE date <= $day
+),
+last_offences AS (
+    SELECT
+        mahalla_id,
+        max(date) AS last_offence,
+        max(CASE WHEN date < $day THEN date END) AS last_before
+    FROM mahalla_days
+    WHERE date <= $day AND offences > 0 AND mahalla_id IS NOT NULL
+    GROUP BY mahalla_id
+),
+streaks AS (
+    SELECT
+        a.mahalla_id,
+        l.last_offence,
+        r.since AS records_since,
+        CASE
+            WHEN l.last_offence IS NOT NULL
+                THEN CAST((date_part('epoch', CAST($day AS DATE)) - date_part('epoch', l.last_offence)) / 86400 AS BIGINT)
+            ELSE CAST((date_part('epoch', CAST($day AS DATE)) - date_part('epoch', r.since)) / 86400 AS BIGINT) + 1
+        END AS crime_free_days,
+        CASE
+            WHEN l.last_before IS NOT NULL
+                THEN CAST((date_part('epoch', CAST($day AS DATE)) - date_part('epoch', l.last_before)) / 86400 AS BIGINT) - 1
+            ELSE CAST((date_part('epoch', CAST($day AS DATE)) - date_part('epoch', r.since)) / 86400 AS BIGINT)
+        END AS crime_free_days_before
+    FROM mahallas a
+    CROSS JOIN records r
+    LEFT JOIN last_offences l ON l.mahalla_id = a.mahalla_id
+),
 units AS (
     SELECT
         a.region_id,
@@ -108,200 +113,36 @@ units AS (
         coalesce(t.cyber, 0) AS cyber,
         coalesce(t.harm, 0) AS harm,
         coalesce(o.n, 0) AS opened,
-        coalesce(c.n, 0) AS closed
+        coalesce(c.n, 0) AS closed,
+        k.crime_free_days,
+        k.crime_free_days_before,
+        k.last_offence,
+        k.records_since,
+        CASE WHEN k.crime_free_days >= 30 THEN 1 ELSE 0 END AS free30,
+        CASE WHEN k.crime_free_days >= 90 THEN 1 ELSE 0 END AS free90,
+        CASE WHEN k.crime_free_days >= 180 THEN 1 ELSE 0 END AS free180
     FROM areas a
     LEFT JOIN today t ON t.mahalla_id = a.mahalla_id
+    LEFT JOIN streaks k ON k.mahalla_id = a.mahalla_id
     LEFT JOIN opened o ON o.mahalla_id = a.mahalla_id AND a.mahallas = 1
     LEFT JOIN closed c ON c.mahalla_id = a.mahalla_id AND a.mahallas = 1
 ),
--- The counts of the covered days (baseline_days.sql), per scope and
--- measure, adjusted for the weekday. DataFusion evaluates a CTE again at
--- each use, so the steps below take their sums in one pass each, and the
--- large table (per scope and day) is read a few times, not dozens.
--- 2. Weekday factors, from the nation's covered days.
-weekdays AS (
-    SELECT measure, weekday, count(*) AS n, avg(x) AS mean
-    FROM baseline_days
-    WHERE scope = 'nation'
-    GROUP BY measure, weekday
-),
-weekday_fit AS (
-    SELECT
-        measure,
-        CASE WHEN count(*) = 7 AND min(n) >= 3 AND min(mean) > 0 THEN 1 ELSE 0 END AS adjusted,
-        avg(mean) AS mean
-    FROM weekdays
-    GROUP BY measure
-),
-factors AS (
-    SELECT
-        w.measure,
-        w.weekday,
-        w.n,
-        f.adjusted,
-        CASE WHEN f.adjusted = 1 THEN w.mean / f.mean ELSE 1.0 END AS factor
-    FROM weekdays w
-    JOIN weekday_fit f ON f.measure = w.measure
-),
--- 3. First fit: each scope's level over all its covered days (and how many
---    of the 7 and 28 days had data), and the median dispersion of each kind
---    of scope. The Pearson sum is taken in one pass, expanded:
---    sum((x - f m)^2 / (f m)) = sum(x^2 / f) / m - 2 sum(x) + m sum(f),
---    with m the level (the mean of x / f).
-adjusted_days AS (
-    SELECT d.scope, d.scope_id, d.measure, d.in7, d.x, f.factor, d.x / f.factor AS a
-    FROM baseline_days d
-    JOIN factors f ON f.measure = d.measure AND f.weekday = d.weekday
-),
-first_sums AS (
-    SELECT
-        scope,
-        scope_id,
-        measure,
-        count(*) AS n,
-        sum(in7) AS days7,
-        sum(a) AS total,
-        sum(x) AS sum_x,
-        sum(x * x / factor) AS sum_x2f,
-        sum(factor) AS sum_f
-    FROM adjusted_days
-    GROUP BY scope, scope_id, measure
-),
-first_scopes AS (
-    SELECT
-        *,
-        CASE WHEN n >= 2 AND total > 0 THEN
-            (sum_x2f / (total / n) - 2 * sum_x + (total / n) * sum_f) / (n - 1)
-        END AS phi_raw
-    FROM first_sums
-),
-first_pools AS (
-    SELECT
-        s.scope,
-        s.scope_id,
-        s.measure,
-        s.n,
-        s.total,
-        s.days7,
-        s.n AS days28,
-        greatest(1.0, coalesce(k.phi, 1.0)) AS phi
-    FROM first_scopes s
-    LEFT JOIN (
-        SELECT scope, measure, median(phi_raw) AS phi
-        FROM first_scopes
-        GROUP BY scope, measure
-    ) k ON k.scope = s.scope AND k.measure = s.measure
-),
--- 4. Past outbreaks out of the baseline: a day whose count stands out from
---    the first fit, 2 (sqrt(x) - sqrt(e)) / sqrt(phi of its kind of scope)
---    above 2.58, is left out, as the Farrington algorithm of public-health
---    surveillance does, so that last week's fraud wave does not hide this
---    week's. The kind's phi, not the scope's own, judges: a scope's own
---    outbreaks would inflate its own.
-kept_days AS (
-    SELECT d.*, p.days7, p.days28
-    FROM adjusted_days d
-    JOIN first_pools p ON p.scope = d.scope AND p.scope_id = d.scope_id AND p.measure = d.measure
-    WHERE p.total = 0
-        OR 2 * (sqrt(d.x) - sqrt(d.factor * p.total / p.n)) <= 2.58 * sqrt(p.phi)
-),
--- 5. Levels and dispersion over the kept days.
-kept_sums AS (
-    SELECT
-        scope,
-        scope_id,
-        measure,
-        max(days7) AS days7,
-        max(days28) AS days28,
-        count(*) AS n28,
-        sum(a) AS sum28,
-        sum(in7) AS n7,
-        sum(CASE WHEN in7 = 1 THEN a ELSE 0 END) AS sum7,
-        sum(x) AS sum_x,
-        sum(x * x / factor) AS sum_x2f,
-        sum(factor) AS sum_f
-    FROM kept_days
-    GROUP BY scope, scope_id, measure
-),
-levels AS (
-    SELECT
-        scope,
-        scope_id,
-        measure,
-        days7,
-        days28,
-        n28,
-        sum28,
-        n7,
-        sum7,
-        CASE WHEN n28 >= 2 AND sum28 > 0 THEN
-            (sum_x2f / (sum28 / n28) - 2 * sum_x + (sum28 / n28) * sum_f) / (n28 - 1)
-        END AS phi_raw
-    FROM kept_sums
-),
-dispersion AS (
-    SELECT
-        l.*,
-        CASE
-            WHEN l.phi_raw IS NULL THEN greatest(1.0, coalesce(k.phi_pool, 1.0))
-            ELSE greatest(
-                1.0,
-                ((l.n28 - 1) * l.phi_raw + 10 * coalesce(k.phi_pool, 1.0)) / ((l.n28 - 1) + 10)
-            )
-        END AS phi
-    FROM levels l
-    LEFT JOIN (
-        SELECT scope, measure, median(phi_raw) AS phi_pool
-        FROM levels
-        GROUP BY scope, measure
-    ) k ON k.scope = l.scope AND k.measure = l.measure
-),
--- $day's weekday factor.
-day_factor AS (
-    SELECT measure, factor, adjusted, n
-    FROM factors
-    WHERE weekday = date_part('dow', CAST($day AS DATE))
-),
-measured_baselines AS (
-    SELECT
-        d.scope,
-        d.scope_id,
-        d.measure,
-        d.days7,
-        d.days28,
-        -- every day of the 7 left out as an outbreak (the week has been one
-        -- long rise): the 7-day expectation is the kept 28-day level
-        CASE WHEN d.n7 > 0 THEN d.n7 ELSE d.n28 END AS n7,
-        d.n28,
-        d.phi,
-        CASE WHEN coalesce(f.adjusted, 0) = 1 THEN 1.0 / f.n ELSE 0.0 END AS w,
-        CASE
-            WHEN d.n7 > 0 THEN coalesce(f.factor, 1.0) * (d.sum7 + 0.5) / d.n7
-            WHEN d.n28 > 0 THEN coalesce(f.factor, 1.0) * (d.sum28 + 0.5) / d.n28
-        END AS expected7,
-        CASE WHEN d.n28 > 0 THEN coalesce(f.factor, 1.0) * (d.sum28 + 0.5) / d.n28 END AS expected28
-    FROM dispersion d
-    LEFT JOIN day_factor f ON f.measure = d.measure
-),
--- One row per scope: offences (o_) and camera alerts (a_).
+-- The change scores (scores.sql): offences (o_) and camera alerts (a_).
 baselines AS (
     SELECT
         scope,
         scope_id,
-        max(CASE WHEN measure = 'offences' THEN days7 END) AS o_days7,
-        max(CASE WHEN measure = 'offences' THEN days28 END) AS o_days28,
-        max(CASE WHEN measure = 'offences' THEN n7 END) AS o_n7,
-        max(CASE WHEN measure = 'offences' THEN n28 END) AS o_n28,
-        max(CASE WHEN measure = 'offences' THEN phi END) AS o_phi,
-        max(CASE WHEN measure = 'offences' THEN w END) AS o_w,
         max(CASE WHEN measure = 'offences' THEN expected7 END) AS o_expected7,
+        max(CASE WHEN measure = 'offences' THEN days7 END) AS o_days7,
+        max(CASE WHEN measure = 'offences' THEN z7 END) AS o_z7,
         max(CASE WHEN measure = 'offences' THEN expected28 END) AS o_expected28,
-        max(CASE WHEN measure = 'camera_alerts' THEN days7 END) AS a_days7,
-        max(CASE WHEN measure = 'camera_alerts' THEN n7 END) AS a_n7,
-        max(CASE WHEN measure = 'camera_alerts' THEN phi END) AS a_phi,
-        max(CASE WHEN measure = 'camera_alerts' THEN w END) AS a_w,
-        max(CASE WHEN measure = 'camera_alerts' THEN expected7 END) AS a_expected7
-    FROM measured_baselines
+        max(CASE WHEN measure = 'offences' THEN days28 END) AS o_days28,
+        max(CASE WHEN measure = 'offences' THEN z28 END) AS o_z28,
+        max(CASE WHEN measure = 'offences' THEN dispersion END) AS o_phi,
+        max(CASE WHEN measure = 'camera_alerts' THEN expected7 END) AS a_expected7,
+        max(CASE WHEN measure = 'camera_alerts' THEN z7 END) AS a_z7
+    FROM scores
+    WHERE measure IN ('offences', 'camera_alerts')
     GROUP BY scope, scope_id
 ),
 rolled AS (
@@ -322,7 +163,14 @@ rolled AS (
         sum(cyber) AS cyber,
         sum(harm) AS harm,
         sum(opened) AS escalations_opened,
-        sum(closed) AS escalations_closed
+        sum(closed) AS escalations_closed,
+        max(crime_free_days) AS crime_free_days,
+        max(crime_free_days_before) AS crime_free_days_before,
+        max(last_offence) AS last_offence,
+        max(records_since) AS records_since,
+        sum(free30) AS crime_free_30d,
+        sum(free90) AS crime_free_90d,
+        sum(free180) AS crime_free_180d
     FROM units
     GROUP BY ROLLUP (region_id, district_id, mahalla_id)
 ),
@@ -378,24 +226,22 @@ SELECT
     s.harm,
     b.o_expected7 AS baseline7,
     coalesce(b.o_days7, 0) AS baseline7_days,
-    CASE WHEN b.o_days7 >= 5 THEN
-        2 * (sqrt(CAST(s.offences AS DOUBLE)) - sqrt(b.o_expected7))
-            / sqrt(b.o_phi * (1 + 1.0 / b.o_n7 + b.o_w))
-    END AS z7,
+    b.o_z7 AS z7,
     b.o_expected28 AS baseline28,
     coalesce(b.o_days28, 0) AS baseline28_days,
-    CASE WHEN b.o_days28 >= 21 THEN
-        2 * (sqrt(CAST(s.offences AS DOUBLE)) - sqrt(b.o_expected28))
-            / sqrt(b.o_phi * (1 + 1.0 / b.o_n28 + b.o_w))
-    END AS z28,
+    b.o_z28 AS z28,
     b.o_phi AS dispersion,
     b.a_expected7 AS camera_alerts_baseline7,
-    CASE WHEN b.a_days7 >= 5 THEN
-        2 * (sqrt(CAST(s.camera_alerts AS DOUBLE)) - sqrt(b.a_expected7))
-            / sqrt(b.a_phi * (1 + 1.0 / b.a_n7 + b.a_w))
-    END AS camera_alerts_z7,
+    b.a_z7 AS camera_alerts_z7,
     s.escalations_opened,
-    s.escalations_closed
+    s.escalations_closed,
+    CASE WHEN s.scope = 'mahalla' THEN s.crime_free_days END AS crime_free_days,
+    CASE WHEN s.scope = 'mahalla' THEN s.crime_free_days_before END AS crime_free_days_before,
+    CASE WHEN s.scope = 'mahalla' THEN s.last_offence END AS last_offence,
+    CASE WHEN s.scope <> 'unassigned' THEN s.records_since END AS records_since,
+    s.crime_free_30d,
+    s.crime_free_90d,
+    s.crime_free_180d
 FROM scoped s
 LEFT JOIN baselines b ON b.scope = s.scope AND b.scope_id = s.scope_id
 LEFT JOIN names n

@@ -18,6 +18,10 @@
 //! report (or the scope in it) does not exist, 500 when the store or a
 //! report query fails.
 //!
+//! A caller without `sensitive_columns` reads a mahalla's focus-group count
+//! below `[reporter] small_count_min` as withheld
+//! ([`DailyReport::withhold_small_counts`](crate::DailyReport::withhold_small_counts)).
+//!
 //! Reading needs `read_reports`, generating `generate_reports`. A caller
 //! limited to part of the country reads only scopes that lie wholly inside
 //! theirs (a caller with one region, district or mahalla gets that one when
@@ -246,12 +250,15 @@ async fn get_daily(
         let format = negotiate(q.format.as_deref(), &headers)?;
         let date = parse_date(q.date.as_deref())?;
         let scope = scope_for(&state, &caller, q.scope.as_deref())?;
-        let report = state.reporter.load(date).await?.ok_or_else(|| {
+        let mut report = state.reporter.load(date).await?.ok_or_else(|| {
             ReportError::NotFound(format!(
                 "no daily report for {date} yet: POST /v1/reports/daily?date={date} or \
                  `posbon report daily --date {date}` generates it"
             ))
         })?;
+        if !caller.may(Permission::SensitiveColumns) {
+            report.withhold_small_counts(state.reporter.small_count_min());
+        }
         Ok::<_, ReportError>(respond(&report.view(&scope)?, format))
     }
     .await;
@@ -273,12 +280,15 @@ async fn post_daily(
         let format = negotiate(q.format.as_deref(), &headers)?;
         let date = parse_date(q.date.as_deref())?;
         let scope = scope_for(&state, &caller, q.scope.as_deref())?;
-        let report = state
+        let mut report = state
             .reporter
             .generate_with(date, q.refresh_baselines.unwrap_or(false))
             .await?;
         if let Some(bus) = &state.bus {
             publish(bus.as_ref(), &report).await?;
+        }
+        if !caller.may(Permission::SensitiveColumns) {
+            report.withhold_small_counts(state.reporter.small_count_min());
         }
         Ok::<_, ReportError>(respond(&report.view(&scope)?, format))
     }

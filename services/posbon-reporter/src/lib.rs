@@ -8,8 +8,10 @@
 //! | file | stored as | what |
 //! |---|---|---|
 //! | `mahalla_day.sql` | `mahalla_days` | per mahalla and day: events by kind, offences, cybercrime, harm points |
-//! | `baseline_days.sql` | (in memory, as `baseline_days`) | per scope, measure and day of the 28 before that had data: the count the baselines rest on |
-//! | `report_scopes.sql` | `daily_reports` | per scope (nation, region, district, mahalla, unassigned): counts, harm, cybercrime share, the 7- and 28-day baselines with their coverage and overdispersion-aware z scores, escalations opened and closed, crime-free mahallas |
+//! | `baseline_days.sql` | (in memory, as `baseline_days`) | per scope, measure and day of the 28 before that had data, and the day itself: the counts the scores rest on |
+//! | `scores.sql` | (in memory, as `scores`) | per scope and measure (offences, camera alerts, focus groups): the day's count, the 7- and 28-day baselines with their coverage, overdispersion-aware z scores |
+//! | `report_scopes.sql` | `daily_reports` | per scope (nation, region, district, mahalla, unassigned): counts, harm, cybercrime share, the offences' and camera alerts' scores, escalations opened and closed, crime-free mahallas and streaks (30, 90, 180 days) |
+//! | `report_focus_groups.sql` | `daily_report_focus_groups` | per scope and focus group of prevention (minor, young and women victims, minor and young offenders, domestic, youth drug offences): offences and their scores; sensitive |
 //! | `report_categories.sql` | `daily_report_categories` | per scope, kind and category: events and harm |
 //! | `report_hot_cells.sql` | `daily_report_hot_cells` | per scope, the hottest H3 cells |
 //!
@@ -60,8 +62,9 @@ use tokio_util::sync::CancellationToken;
 pub use error::ReportError;
 pub use publish::{ReportNotice, publish};
 pub use report::{
-    CategoryRow, CrimeFree, CrimeFreeMahalla, DailyReport, HotCellRow, MIN_BASELINE7_DAYS,
-    MIN_BASELINE28_DAYS, Scope, ScopeKind, ScopeRow, ScopeView,
+    CategoryRow, CrimeFree, CrimeFreeMahalla, DailyReport, FOCUS_GROUPS, FocusGroupRow, HotCellRow,
+    MIN_BASELINE7_DAYS, MIN_BASELINE28_DAYS, STREAK_DAYS, Scope, ScopeKind, ScopeRow, ScopeView,
+    Streak, Streaks, focus_group_label,
 };
 pub use reporter::Reporter;
 
@@ -129,6 +132,16 @@ pub struct ReporterConfig {
     pub attempts: u32,
     /// Limits of the report's queries.
     pub sql: SqlLimits,
+    /// A mahalla's focus-group count (offences against minors, by youth,
+    /// domestic, ...) below this is shown as "fewer than" it to callers
+    /// without sensitive access, so that no small count identifies a
+    /// victim (1: show every count).
+    #[serde(default = "default_small_count_min")]
+    pub small_count_min: i64,
+}
+
+fn default_small_count_min() -> i64 {
+    reporter::DEFAULT_SMALL_COUNT_MIN
 }
 
 fn default_segment_days() -> u32 {
@@ -406,7 +419,10 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let m = ReporterMetrics::new(&metrics)?;
-    let reporter = Arc::new(Reporter::new(store.clone(), registry, config.sql.clone())?);
+    let reporter = Arc::new(
+        Reporter::new(store.clone(), registry, config.sql.clone())?
+            .with_small_count_min(config.small_count_min),
+    );
     let (ready_bus, ready_store) = (bus.clone(), store.clone());
     let health = Health::new(metrics.clone())
         .with_check(FnCheck::new("nats", move || {

@@ -3,10 +3,24 @@
 
 use std::fmt::Write as _;
 
-use crate::report::{ScopeKind, ScopeRow, ScopeView};
+use crate::report::{
+    FOCUS_GROUPS, FocusGroupRow, ScopeKind, ScopeRow, ScopeView, focus_group_label,
+};
 
-/// The columns of the CSV rendering, in order.
-pub const CSV_COLUMNS: [&str; 27] = [
+/// The columns of the CSV rendering, in order: [`ROW_COLUMNS`], then each
+/// focus group's offences and z against 7 days (`victim_minor`,
+/// `victim_minor_z7`, ...; a withheld count reads `<3`, or `withheld`).
+pub fn csv_columns() -> Vec<String> {
+    let mut columns: Vec<String> = ROW_COLUMNS.iter().map(|c| (*c).to_owned()).collect();
+    for g in FOCUS_GROUPS {
+        columns.push(g.to_owned());
+        columns.push(format!("{g}_z7"));
+    }
+    columns
+}
+
+/// The columns of a scope's row in the CSV rendering, in order.
+pub const ROW_COLUMNS: [&str; 34] = [
     "date",
     "scope",
     "scope_id",
@@ -34,6 +48,13 @@ pub const CSV_COLUMNS: [&str; 27] = [
     "camera_alerts_z7",
     "escalations_opened",
     "escalations_closed",
+    "crime_free_days",
+    "crime_free_days_before",
+    "last_offence",
+    "records_since",
+    "crime_free_30d",
+    "crime_free_90d",
+    "crime_free_180d",
 ];
 
 fn csv_field(out: &mut String, text: &str) {
@@ -76,16 +97,53 @@ fn row_fields(view: &ScopeView, r: &ScopeRow) -> Vec<String> {
         r.camera_alerts_z7.map(f).unwrap_or_default(),
         r.escalations_opened.to_string(),
         r.escalations_closed.to_string(),
+        opt_num(r.crime_free_days),
+        opt_num(r.crime_free_days_before),
+        r.last_offence.map(|d| d.to_string()).unwrap_or_default(),
+        r.records_since.map(|d| d.to_string()).unwrap_or_default(),
+        opt_num(r.crime_free_30d),
+        opt_num(r.crime_free_90d),
+        opt_num(r.crime_free_180d),
     ]
+}
+
+fn opt_num(v: Option<i64>) -> String {
+    v.map(|v| v.to_string()).unwrap_or_default()
+}
+
+/// The focus-group row of a scope in the view.
+fn focus<'a>(view: &'a ScopeView, r: &ScopeRow, group: &str) -> Option<&'a FocusGroupRow> {
+    view.focus_groups
+        .iter()
+        .find(|f| f.scope == r.scope && f.scope_id == r.scope_id && f.focus_group == group)
+}
+
+/// A focus-group count as shown: the number, `<3`, or `withheld`.
+fn focus_count(f: &FocusGroupRow) -> String {
+    match (f.offences, f.fewer_than) {
+        (Some(n), _) => n.to_string(),
+        (None, Some(min)) => format!("<{min}"),
+        (None, None) => "withheld".to_owned(),
+    }
 }
 
 /// The scope's row and its parts' rows as CSV with a header line.
 pub fn to_csv(view: &ScopeView) -> String {
     let mut out = String::new();
-    out.push_str(&CSV_COLUMNS.join(","));
+    out.push_str(&csv_columns().join(","));
     out.push_str("\r\n");
     for r in std::iter::once(&view.summary).chain(&view.parts) {
-        for (i, field) in row_fields(view, r).iter().enumerate() {
+        let mut fields = row_fields(view, r);
+        for g in FOCUS_GROUPS {
+            match focus(view, r, g) {
+                Some(f) => {
+                    fields.push(focus_count(f));
+                    fields.push(f.z7.map(|v| format!("{v:.4}")).unwrap_or_default());
+                }
+                None => fields.extend([String::new(), String::new()]),
+            }
+        }
+        for (i, field) in fields.iter().enumerate() {
             if i > 0 {
                 out.push(',');
             }
@@ -243,6 +301,8 @@ pub fn to_html(view: &ScopeView) -> String {
         }
         h.push_str("</table>\n");
     }
+    html_focus_groups(&mut h, view);
+    html_streaks(&mut h, view);
     h.push_str(
         "<h2>By kind and category</h2>\n<table>\n<tr><th class=\"l\">Kind</th>\
         <th class=\"l\">Category</th><th>Events</th><th>Harm</th></tr>\n",
@@ -282,6 +342,119 @@ pub fn to_html(view: &ScopeView) -> String {
     h.push_str(&names.join(", "));
     h.push_str("</p>\n</body></html>\n");
     h
+}
+
+fn html_focus_groups(h: &mut String, view: &ScopeView) {
+    let s = &view.summary;
+    let own: Vec<&FocusGroupRow> = FOCUS_GROUPS
+        .iter()
+        .filter_map(|g| focus(view, s, g))
+        .collect();
+    if own.is_empty() {
+        return;
+    }
+    h.push_str(
+        "<h2>Focus groups</h2>\n<table>\n<tr><th class=\"l\">Group</th><th>Offences</th>\
+         <th>Baseline, 7 days</th><th>z against 7 days</th><th>z against 28 days</th></tr>\n",
+    );
+    for f in own {
+        let _ = writeln!(
+            h,
+            "<tr><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(focus_group_label(&f.focus_group)),
+            esc(&focus_count(f)),
+            esc(&baseline(f.baseline7, Some(f.baseline7_days), 7)),
+            esc(&z(f.z7)),
+            esc(&z(f.z28)),
+        );
+    }
+    h.push_str("</table>\n");
+    if view.parts.is_empty() {
+        return;
+    }
+    h.push_str("<table>\n<tr><th class=\"l\">Area</th>");
+    for g in FOCUS_GROUPS {
+        let _ = write!(h, "<th>{}</th>", esc(focus_group_label(g)));
+    }
+    h.push_str("</tr>\n");
+    for p in &view.parts {
+        let _ = write!(h, "<tr><td class=\"l\">{}</td>", esc(&p.name));
+        for g in FOCUS_GROUPS {
+            let cell = focus(view, p, g).map(focus_count).unwrap_or_default();
+            let _ = write!(h, "<td>{}</td>", esc(&cell));
+        }
+        h.push_str("</tr>\n");
+    }
+    h.push_str("</table>\n");
+}
+
+fn html_streaks(h: &mut String, view: &ScopeView) {
+    let s = &view.summary;
+    if s.scope == ScopeKind::Mahalla {
+        if let Some(days) = s.crime_free_days {
+            let _ = writeln!(
+                h,
+                "<h2>Crime-free streak</h2>\n<p>{}</p>",
+                esc(&streak_text(s, days))
+            );
+        }
+        return;
+    }
+    let Some(streaks) = &view.streaks else {
+        return;
+    };
+    let _ = writeln!(
+        h,
+        "<h2>Crime-free streaks</h2>\n<p>Days since a mahalla's last offence{}.</p>\n\
+         <table>\n<tr><th>Crime-free for at least</th><th>Mahallas</th>\
+         <th class=\"l\">Joined today</th><th class=\"l\">Left today</th></tr>",
+        streaks
+            .records_since
+            .map(|d| format!(", counted from the records that begin on {d}"))
+            .unwrap_or_default()
+    );
+    let names = |list: &[crate::report::CrimeFreeMahalla]| {
+        if list.is_empty() {
+            "–".to_owned()
+        } else {
+            list.iter()
+                .map(|m| format!("{} ({})", m.name, m.mahalla_id))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    };
+    for t in &streaks.thresholds {
+        let _ = writeln!(
+            h,
+            "<tr><td>{} days</td><td>{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td></tr>",
+            t.days,
+            t.count,
+            esc(&names(&t.joined)),
+            esc(&names(&t.left))
+        );
+    }
+    h.push_str("</table>\n");
+}
+
+/// "12 days since the last offence (2026-05-01)"; "an offence on the day,
+/// after 40 days without one"; or, without one in the records, "at least
+/// 40 days: no offence since the records began on 2026-04-01".
+fn streak_text(s: &ScopeRow, days: i64) -> String {
+    match s.last_offence {
+        Some(_) if days == 0 => match s.crime_free_days_before {
+            Some(before) if before > 0 => {
+                format!("an offence on the day, after {before} days without one")
+            }
+            _ => "an offence on the day".to_owned(),
+        },
+        Some(d) => format!("{days} days since the last offence ({d})"),
+        None => format!(
+            "at least {days} days: no offence since the records began{}",
+            s.records_since
+                .map(|d| format!(" on {d}"))
+                .unwrap_or_default()
+        ),
+    }
 }
 
 /// A text report for a terminal (`posbon report daily`).
@@ -355,6 +528,40 @@ pub fn to_text(view: &ScopeView) -> String {
         }
         if parts.len() > 20 {
             let _ = writeln!(t, "  ... and {} more", parts.len() - 20);
+        }
+    }
+    let own: Vec<&FocusGroupRow> = FOCUS_GROUPS
+        .iter()
+        .filter_map(|g| focus(view, s, g))
+        .collect();
+    if !own.is_empty() {
+        let _ = writeln!(t, "\nFocus groups:");
+        for f in own {
+            let _ = writeln!(
+                t,
+                "  {:<32} {:>8}  z7 {:>7}  z28 {:>7}",
+                focus_group_label(&f.focus_group),
+                focus_count(f),
+                z_cell(f.z7),
+                z_cell(f.z28)
+            );
+        }
+    }
+    if s.scope == ScopeKind::Mahalla {
+        if let Some(days) = s.crime_free_days {
+            let _ = writeln!(t, "\nCrime-free streak: {}", streak_text(s, days));
+        }
+    } else if let Some(streaks) = &view.streaks {
+        let _ = writeln!(t, "\nCrime-free streaks (mahallas):");
+        for st in &streaks.thresholds {
+            let _ = writeln!(
+                t,
+                "  >= {:>3} days: {:>6}   joined {}, left {}",
+                st.days,
+                st.count,
+                st.joined.len(),
+                st.left.len()
+            );
         }
     }
     if !view.categories.is_empty() {

@@ -193,6 +193,91 @@ pub struct ScopeRow {
     pub escalations_opened: i64,
     /// Escalations resolved or marked false alarms on the day.
     pub escalations_closed: i64,
+    /// A mahalla's days since its last offence (0 with one on the day);
+    /// without an offence since `records_since`, the days since then
+    /// (a lower bound). `None` for other scopes and in reports made before
+    /// streaks were recorded.
+    #[serde(default)]
+    pub crime_free_days: Option<i64>,
+    /// The same at the end of the day before.
+    #[serde(default)]
+    pub crime_free_days_before: Option<i64>,
+    /// A mahalla's last day with an offence in the stored figures.
+    #[serde(default)]
+    pub last_offence: Option<NaiveDate>,
+    /// The first day of the stored per-day figures the streaks count from.
+    #[serde(default)]
+    pub records_since: Option<NaiveDate>,
+    /// Mahallas of the scope crime-free for at least 30 days.
+    #[serde(default)]
+    pub crime_free_30d: Option<i64>,
+    /// For at least 90 days.
+    #[serde(default)]
+    pub crime_free_90d: Option<i64>,
+    /// For at least 180 days.
+    #[serde(default)]
+    pub crime_free_180d: Option<i64>,
+}
+
+/// The focus groups of crime prevention, in report order (the measures of
+/// `sql/report_focus_groups.sql`, which says what each is).
+pub const FOCUS_GROUPS: [&str; 7] = [
+    "victim_minor",
+    "victim_youth",
+    "victim_woman",
+    "offender_minor",
+    "offender_youth",
+    "domestic",
+    "offender_youth_drugs",
+];
+
+/// How a focus group reads on the page and the printed report.
+pub fn focus_group_label(group: &str) -> &str {
+    match group {
+        "victim_minor" => "Minor victims (under 18)",
+        "victim_youth" => "Young victims (18 to 30)",
+        "victim_woman" => "Women victims",
+        "offender_minor" => "Minor offenders (under 18)",
+        "offender_youth" => "Young offenders (18 to 30)",
+        "domestic" => "Family and domestic",
+        "offender_youth_drugs" => "Drug offences, young offenders",
+        other => other,
+    }
+}
+
+/// One row of `daily_report_focus_groups`: a scope's offences in one focus
+/// group. In a view for a caller without sensitive access, a mahalla's
+/// small count is withheld ([`DailyReport::withhold_small_counts`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FocusGroupRow {
+    /// The kind of area.
+    pub scope: ScopeKind,
+    /// Its id.
+    pub scope_id: String,
+    /// One of [`FOCUS_GROUPS`].
+    pub focus_group: String,
+    /// Offences in the group on the day; `None` when withheld.
+    pub offences: Option<i64>,
+    /// When the count is withheld because it is small: it is at least 1
+    /// and below this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fewer_than: Option<i64>,
+    /// Withheld because another small count beside it could be worked out
+    /// from it and the total.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub withheld: bool,
+    /// Offences expected from the covered days of the 7 before.
+    pub baseline7: Option<f64>,
+    /// How many of the 7 days before had data.
+    pub baseline7_days: i64,
+    /// Change against `baseline7` (as [`ScopeRow::z7`]).
+    pub z7: Option<f64>,
+    /// Offences expected from the covered days of the 28 before.
+    pub baseline28: Option<f64>,
+    /// How many of the 28 days before had data.
+    pub baseline28_days: i64,
+    /// Change against `baseline28`.
+    pub z28: Option<f64>,
 }
 
 /// One row of `daily_report_categories`.
@@ -246,6 +331,10 @@ pub struct DailyReport {
     pub categories: Vec<CategoryRow>,
     /// The hottest cells per scope.
     pub hot_cells: Vec<HotCellRow>,
+    /// Offences per scope and focus group (empty in reports made before
+    /// they were counted).
+    #[serde(default)]
+    pub focus_groups: Vec<FocusGroupRow>,
 }
 
 /// A crime-free mahalla in a view.
@@ -268,6 +357,33 @@ pub struct CrimeFree {
     pub mahallas: Vec<CrimeFreeMahalla>,
 }
 
+/// The streak thresholds of the report, in days.
+pub const STREAK_DAYS: [i64; 3] = [30, 90, 180];
+
+/// The mahallas of a scope crime-free for at least a number of days.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Streak {
+    /// The threshold, days.
+    pub days: i64,
+    /// How many mahallas of the scope have been crime-free that long.
+    pub count: i64,
+    /// Those that reached it on the day.
+    pub joined: Vec<CrimeFreeMahalla>,
+    /// Those that had been crime-free that long and had an offence on the
+    /// day.
+    pub left: Vec<CrimeFreeMahalla>,
+}
+
+/// Crime-free streaks in a scope.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Streaks {
+    /// The first day of the stored figures: a mahalla without an offence
+    /// since has been crime-free at least since then.
+    pub records_since: Option<NaiveDate>,
+    /// Per threshold of [`STREAK_DAYS`].
+    pub thresholds: Vec<Streak>,
+}
+
 /// The report of one scope: its row, its parts, what happened in it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScopeView {
@@ -287,6 +403,12 @@ pub struct ScopeView {
     pub hot_cells: Vec<HotCellRow>,
     /// The mahallas without an offence on the day.
     pub crime_free: CrimeFree,
+    /// Offences per focus group of the scope and of each of its parts.
+    #[serde(default)]
+    pub focus_groups: Vec<FocusGroupRow>,
+    /// Crime-free streaks of the scope's mahallas.
+    #[serde(default)]
+    pub streaks: Option<Streaks>,
 }
 
 impl DailyReport {
@@ -315,7 +437,7 @@ impl DailyReport {
             ScopeKind::District => Some(ScopeKind::Mahalla),
             _ => None,
         };
-        let parts = self
+        let parts: Vec<ScopeRow> = self
             .scopes
             .iter()
             .filter(|r| {
@@ -335,6 +457,57 @@ impl DailyReport {
             })
             .collect();
         let same = |kind: ScopeKind, id: &str| kind == scope.kind && id == scope.id;
+        let mahallas: Vec<&ScopeRow> = self
+            .scopes
+            .iter()
+            .filter(|r| r.scope == ScopeKind::Mahalla && inside(r))
+            .collect();
+        let entry = |r: &ScopeRow| CrimeFreeMahalla {
+            mahalla_id: r.scope_id.clone(),
+            name: r.name.clone(),
+            district_id: r.district_id.clone(),
+        };
+        let streaks = (summary.records_since.is_some() && scope.kind != ScopeKind::Unassigned)
+            .then(|| Streaks {
+                records_since: summary.records_since,
+                thresholds: STREAK_DAYS
+                    .iter()
+                    .map(|&days| {
+                        let reached = |v: Option<i64>| v.is_some_and(|v| v >= days);
+                        Streak {
+                            days,
+                            count: mahallas
+                                .iter()
+                                .filter(|r| reached(r.crime_free_days))
+                                .count() as i64,
+                            joined: mahallas
+                                .iter()
+                                .filter(|r| {
+                                    reached(r.crime_free_days) && !reached(r.crime_free_days_before)
+                                })
+                                .map(|r| entry(r))
+                                .collect(),
+                            left: mahallas
+                                .iter()
+                                .filter(|r| {
+                                    !reached(r.crime_free_days) && reached(r.crime_free_days_before)
+                                })
+                                .map(|r| entry(r))
+                                .collect(),
+                        }
+                    })
+                    .collect(),
+            });
+        let shown: std::collections::HashSet<(ScopeKind, &str)> = std::iter::once(&summary)
+            .chain(&parts)
+            .map(|r| (r.scope, r.scope_id.as_str()))
+            .collect();
+        let focus_groups = self
+            .focus_groups
+            .iter()
+            .filter(|f| shown.contains(&(f.scope, f.scope_id.as_str())))
+            .cloned()
+            .collect();
         Ok(ScopeView {
             date: self.date,
             time_zone: self.time_zone.clone(),
@@ -356,7 +529,75 @@ impl DailyReport {
                 count: crime_free.len(),
                 mahallas: crime_free,
             },
+            focus_groups,
+            streaks,
         })
+    }
+
+    /// Withholds the focus-group counts that could identify a victim, for a
+    /// caller without sensitive access: a mahalla's count from 1 to
+    /// `min - 1` reads as "fewer than `min`" (`offences` and the z scores
+    /// `None`, `fewer_than` set). When a district then has exactly one such
+    /// mahalla in a group, its count would follow from the district's total
+    /// less the others, so the smallest other non-zero count of the group
+    /// in that district is withheld too (`withheld`). Zeros are shown: they
+    /// identify nobody. `min` below 2 withholds nothing.
+    pub fn withhold_small_counts(&mut self, min: i64) {
+        if min < 2 {
+            return;
+        }
+        let district_of: std::collections::HashMap<&str, &str> = self
+            .scopes
+            .iter()
+            .filter(|r| r.scope == ScopeKind::Mahalla)
+            .filter_map(|r| Some((r.scope_id.as_str(), r.district_id.as_deref()?)))
+            .collect();
+        // Per district and group: the rows of its mahallas.
+        let mut groups: std::collections::BTreeMap<(String, String), Vec<usize>> =
+            std::collections::BTreeMap::new();
+        for (i, f) in self.focus_groups.iter().enumerate() {
+            if f.scope != ScopeKind::Mahalla {
+                continue;
+            }
+            let district = district_of.get(f.scope_id.as_str()).copied().unwrap_or("");
+            groups
+                .entry((district.to_owned(), f.focus_group.clone()))
+                .or_default()
+                .push(i);
+        }
+        let hide = |f: &mut FocusGroupRow| {
+            f.offences = None;
+            f.z7 = None;
+            f.z28 = None;
+        };
+        for rows in groups.values() {
+            let mut small = 0;
+            for &i in rows {
+                let f = &mut self.focus_groups[i];
+                if f.offences.is_some_and(|n| n > 0 && n < min) {
+                    hide(f);
+                    f.fewer_than = Some(min);
+                    small += 1;
+                }
+            }
+            if small == 1 {
+                let next = rows
+                    .iter()
+                    .copied()
+                    .filter(|&i| self.focus_groups[i].offences.is_some_and(|n| n > 0))
+                    .min_by_key(|&i| {
+                        (
+                            self.focus_groups[i].offences,
+                            self.focus_groups[i].scope_id.clone(),
+                        )
+                    });
+                if let Some(i) = next {
+                    let f = &mut self.focus_groups[i];
+                    hide(f);
+                    f.withheld = true;
+                }
+            }
+        }
     }
 }
 
@@ -391,11 +632,24 @@ impl<'a> Columns<'a> {
         Ok(c.as_primitive().clone())
     }
 
+    /// A date column as days since 1970-01-01.
+    fn day_numbers(&self, name: &str) -> Result<Int64Array, ReportError> {
+        let c = cast(self.column(name)?, &DataType::Date32)
+            .and_then(|c| cast(&c, &DataType::Int32))
+            .and_then(|c| cast(&c, &DataType::Int64))
+            .map_err(|e| ReportError::Internal(e.to_string()))?;
+        Ok(c.as_primitive().clone())
+    }
+
     fn u64s(&self, name: &str) -> Result<UInt64Array, ReportError> {
         let c = cast(self.column(name)?, &DataType::UInt64)
             .map_err(|e| ReportError::Internal(e.to_string()))?;
         Ok(c.as_primitive().clone())
     }
+}
+
+fn days_to_date(days: i64) -> Option<NaiveDate> {
+    NaiveDate::from_ymd_opt(1970, 1, 1)?.checked_add_signed(chrono::TimeDelta::days(days))
 }
 
 fn opt(a: &StringArray, i: usize) -> Option<String> {
@@ -446,10 +700,28 @@ pub(crate) fn scope_rows(batches: &[RecordBatch]) -> Result<Vec<ScopeRow>, Repor
         .iter()
         .map(|n| c.floats(n))
         .collect::<Result<_, _>>()?;
-        let days: Vec<Int64Array> = ["baseline7_days", "baseline28_days"]
+        let days: Vec<Int64Array> = [
+            "baseline7_days",
+            "baseline28_days",
+            "crime_free_days",
+            "crime_free_days_before",
+            "crime_free_30d",
+            "crime_free_90d",
+            "crime_free_180d",
+        ]
+        .iter()
+        .map(|n| c.ints(n))
+        .collect::<Result<_, _>>()?;
+        let dates: Vec<Int64Array> = ["last_offence", "records_since"]
             .iter()
-            .map(|n| c.ints(n))
+            .map(|n| c.day_numbers(n))
             .collect::<Result<_, _>>()?;
+        let date = |k: usize, i: usize| {
+            dates[k]
+                .is_valid(i)
+                .then(|| days_to_date(dates[k].value(i)))
+                .flatten()
+        };
         let float = |k: usize, i: usize| floats[k].is_valid(i).then(|| floats[k].value(i));
         let day = |k: usize, i: usize| days[k].is_valid(i).then(|| days[k].value(i));
         for i in 0..batch.num_rows() {
@@ -480,6 +752,13 @@ pub(crate) fn scope_rows(batches: &[RecordBatch]) -> Result<Vec<ScopeRow>, Repor
                 camera_alerts_z7: float(7, i),
                 escalations_opened: ints[9].value(i),
                 escalations_closed: ints[10].value(i),
+                crime_free_days: day(2, i),
+                crime_free_days_before: day(3, i),
+                last_offence: date(0, i),
+                records_since: date(1, i),
+                crime_free_30d: day(4, i),
+                crime_free_90d: day(5, i),
+                crime_free_180d: day(6, i),
             });
         }
     }
@@ -531,6 +810,46 @@ pub(crate) fn hot_cell_rows(batches: &[RecordBatch]) -> Result<Vec<HotCellRow>, 
     Ok(out)
 }
 
+/// `daily_report_focus_groups` rows from batches.
+pub(crate) fn focus_group_rows(batches: &[RecordBatch]) -> Result<Vec<FocusGroupRow>, ReportError> {
+    let mut out = Vec::new();
+    for batch in batches {
+        let c = Columns { batch };
+        let (scope, scope_id, group) = (
+            c.strings("scope")?,
+            c.strings("scope_id")?,
+            c.strings("focus_group")?,
+        );
+        let (offences, days7, days28) = (
+            c.ints("offences")?,
+            c.ints("baseline7_days")?,
+            c.ints("baseline28_days")?,
+        );
+        let floats: Vec<Float64Array> = ["baseline7", "z7", "baseline28", "z28"]
+            .iter()
+            .map(|n| c.floats(n))
+            .collect::<Result<_, _>>()?;
+        let float = |k: usize, i: usize| floats[k].is_valid(i).then(|| floats[k].value(i));
+        for i in 0..batch.num_rows() {
+            out.push(FocusGroupRow {
+                scope: scope_kind(scope.value(i))?,
+                scope_id: scope_id.value(i).to_owned(),
+                focus_group: group.value(i).to_owned(),
+                offences: Some(offences.value(i)),
+                fewer_than: None,
+                withheld: false,
+                baseline7: float(0, i),
+                baseline7_days: days7.value(i),
+                z7: float(1, i),
+                baseline28: float(2, i),
+                baseline28_days: days28.value(i),
+                z28: float(3, i),
+            });
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -554,5 +873,133 @@ mod tests {
                 "{e}"
             );
         }
+    }
+
+    fn mahalla(id: &str, district: &str) -> ScopeRow {
+        ScopeRow {
+            scope: ScopeKind::Mahalla,
+            scope_id: id.into(),
+            name: id.into(),
+            region_id: Some("r".into()),
+            district_id: Some(district.into()),
+            mahallas: 1,
+            crime_free_mahallas: 0,
+            events: 0,
+            incidents: 0,
+            camera_alerts: 0,
+            fraud_flags: 0,
+            offences: 0,
+            cyber: 0,
+            cyber_share: None,
+            harm: 0,
+            baseline7: None,
+            baseline7_days: None,
+            z7: None,
+            baseline28: None,
+            baseline28_days: None,
+            z28: None,
+            dispersion: None,
+            camera_alerts_baseline7: None,
+            camera_alerts_z7: None,
+            escalations_opened: 0,
+            escalations_closed: 0,
+            crime_free_days: None,
+            crime_free_days_before: None,
+            last_offence: None,
+            records_since: None,
+            crime_free_30d: None,
+            crime_free_90d: None,
+            crime_free_180d: None,
+        }
+    }
+
+    fn focus(scope: ScopeKind, id: &str, group: &str, n: i64) -> FocusGroupRow {
+        FocusGroupRow {
+            scope,
+            scope_id: id.into(),
+            focus_group: group.into(),
+            offences: Some(n),
+            fewer_than: None,
+            withheld: false,
+            baseline7: Some(1.0),
+            baseline7_days: 7,
+            z7: Some(0.5),
+            baseline28: Some(1.0),
+            baseline28_days: 28,
+            z28: Some(0.5),
+        }
+    }
+
+    #[test]
+    fn small_focus_counts_are_withheld_with_what_would_give_them_away() {
+        use ScopeKind::{District, Mahalla};
+        let mut report = DailyReport {
+            date: NaiveDate::from_ymd_opt(2026, 5, 1).expect("date"),
+            time_zone: "Asia/Tashkent".into(),
+            window_start: Utc::now(),
+            window_end: Utc::now(),
+            scopes: vec![
+                mahalla("a1", "a"),
+                mahalla("a2", "a"),
+                mahalla("a3", "a"),
+                mahalla("b1", "b"),
+                mahalla("b2", "b"),
+                mahalla("b3", "b"),
+            ],
+            categories: Vec::new(),
+            hot_cells: Vec::new(),
+            focus_groups: vec![
+                focus(District, "a", "victim_minor", 12),
+                // district a: one small count (1), so the next smallest
+                // non-zero (4) goes too; 0 stays
+                focus(Mahalla, "a1", "victim_minor", 1),
+                focus(Mahalla, "a2", "victim_minor", 4),
+                focus(Mahalla, "a3", "victim_minor", 7),
+                focus(Mahalla, "a1", "domestic", 0),
+                // district b: two small counts hide each other
+                focus(Mahalla, "b1", "victim_minor", 2),
+                focus(Mahalla, "b2", "victim_minor", 1),
+                focus(Mahalla, "b3", "victim_minor", 9),
+            ],
+        };
+        let before = report.clone();
+        report.withhold_small_counts(1);
+        assert_eq!(report, before, "a minimum of 1 withholds nothing");
+        report.withhold_small_counts(3);
+        type Shown = (String, Option<i64>, Option<i64>, bool, Option<f64>);
+        let shown: Vec<Shown> = report
+            .focus_groups
+            .iter()
+            .map(|f| {
+                (
+                    format!("{}:{}", f.scope_id, f.focus_group),
+                    f.offences,
+                    f.fewer_than,
+                    f.withheld,
+                    f.z7,
+                )
+            })
+            .collect();
+        assert_eq!(
+            shown,
+            vec![
+                ("a:victim_minor".into(), Some(12), None, false, Some(0.5)),
+                ("a1:victim_minor".into(), None, Some(3), false, None),
+                ("a2:victim_minor".into(), None, None, true, None),
+                ("a3:victim_minor".into(), Some(7), None, false, Some(0.5)),
+                ("a1:domestic".into(), Some(0), None, false, Some(0.5)),
+                ("b1:victim_minor".into(), None, Some(3), false, None),
+                ("b2:victim_minor".into(), None, Some(3), false, None),
+                ("b3:victim_minor".into(), Some(9), None, false, Some(0.5)),
+            ]
+        );
+        // The view of a mahalla carries its withheld count, not the number.
+        let view = report
+            .view(&"mahalla:a2".parse().expect("scope"))
+            .expect("view");
+        assert_eq!(view.focus_groups.len(), 1);
+        assert_eq!(view.focus_groups[0].offences, None);
+        let json = serde_json::to_string(&view).expect("json");
+        assert!(json.contains("\"withheld\":true"), "{json}");
     }
 }

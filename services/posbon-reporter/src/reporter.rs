@@ -14,27 +14,42 @@ use posbon_store::{ReportStoreExt, Store, stable_hash};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ReportError;
-use crate::report::{DailyReport, category_rows, hot_cell_rows, scope_rows};
+use crate::report::{DailyReport, category_rows, focus_group_rows, hot_cell_rows, scope_rows};
 
 /// Per mahalla, the figures of one day (stored in `mahalla_days`).
 pub const MAHALLA_DAY_SQL: &str = include_str!("../sql/mahalla_day.sql");
-/// The counts of the baseline's days per scope and measure (the table
-/// `baseline_days` that `report_scopes.sql` reads; not stored).
+/// The counts of the baseline's days and of the day per scope and measure
+/// (the table `baseline_days` that `scores.sql` reads; not stored).
 pub const BASELINE_DAYS_SQL: &str = include_str!("../sql/baseline_days.sql");
+/// The change scores per scope and measure (the table `scores` that
+/// `report_scopes.sql` and `report_focus_groups.sql` read; not stored).
+pub const SCORES_SQL: &str = include_str!("../sql/scores.sql");
 /// One row per scope (stored in `daily_reports`).
 pub const REPORT_SCOPES_SQL: &str = include_str!("../sql/report_scopes.sql");
+/// Offences per scope and focus group of prevention
+/// (`daily_report_focus_groups`).
+pub const REPORT_FOCUS_GROUPS_SQL: &str = include_str!("../sql/report_focus_groups.sql");
 /// Events and harm per scope, kind and category (`daily_report_categories`).
 pub const REPORT_CATEGORIES_SQL: &str = include_str!("../sql/report_categories.sql");
 /// The hottest cells per scope (`daily_report_hot_cells`).
 pub const REPORT_HOT_CELLS_SQL: &str = include_str!("../sql/report_hot_cells.sql");
 
 /// Every SQL file of the report, by name, in the order they run.
-pub const SQL_FILES: [(&str, &str); 5] = [
+pub const SQL_FILES: [(&str, &str); 7] = [
     ("mahalla_day.sql", MAHALLA_DAY_SQL),
     ("baseline_days.sql", BASELINE_DAYS_SQL),
+    ("scores.sql", SCORES_SQL),
     ("report_scopes.sql", REPORT_SCOPES_SQL),
+    ("report_focus_groups.sql", REPORT_FOCUS_GROUPS_SQL),
     ("report_categories.sql", REPORT_CATEGORIES_SQL),
     ("report_hot_cells.sql", REPORT_HOT_CELLS_SQL),
+];
+
+/// The SQL files whose rows the later files read as a table (held in
+/// memory, not stored): file, table.
+pub const KEPT_TABLES: [(&str, &str); 2] = [
+    ("baseline_days.sql", "baseline_days"),
+    ("scores.sql", "scores"),
 ];
 
 /// The columns of `events` the report's SQL reads: what
@@ -72,6 +87,10 @@ pub struct FactsSource {
     /// A stable hash of `mahalla_day.sql`, hex.
     pub sql: String,
 }
+
+/// The default of `[reporter] small_count_min`: a mahalla's focus-group
+/// count below it is withheld from callers without sensitive access.
+pub const DEFAULT_SMALL_COUNT_MIN: i64 = 3;
 
 /// Days of the long baseline.
 pub const BASELINE_DAYS: i64 = 28;
@@ -150,6 +169,8 @@ pub struct Reporter {
     /// writes, and two runs interleaving them could leave older rows under
     /// a newer source.
     writes: Arc<tokio::sync::Mutex<()>>,
+    /// See [`Reporter::with_small_count_min`].
+    small_count_min: i64,
 }
 
 impl std::fmt::Debug for Reporter {
@@ -172,7 +193,21 @@ impl Reporter {
             engine,
             store,
             writes: Arc::default(),
+            small_count_min: DEFAULT_SMALL_COUNT_MIN,
         })
+    }
+
+    /// A mahalla's focus-group count below `min` is withheld from callers
+    /// without sensitive access ([`DailyReport::withhold_small_counts`]);
+    /// [`DEFAULT_SMALL_COUNT_MIN`] unless set.
+    pub fn with_small_count_min(mut self, min: i64) -> Self {
+        self.small_count_min = min;
+        self
+    }
+
+    /// See [`Reporter::with_small_count_min`].
+    pub fn small_count_min(&self) -> i64 {
+        self.small_count_min
     }
 
     /// The SQL engine the report runs on.
@@ -206,6 +241,19 @@ impl Reporter {
             )));
         }
         Ok(out)
+    }
+
+    /// Runs `sql` and holds its rows as a table for the files after it.
+    async fn keep(
+        engine: &SqlEngine,
+        query: &'static str,
+        sql: &str,
+        date: NaiveDate,
+    ) -> Result<Arc<MemTable>, ReportError> {
+        let out = Self::run_output(engine, query, sql, date).await?;
+        MemTable::try_new(out.schema, vec![out.batches])
+            .map(Arc::new)
+            .map_err(|e| ReportError::Internal(format!("cannot hold the rows of {query}: {e}")))
     }
 
     /// An engine whose `events` are the events of `date` in memory (the
@@ -382,21 +430,29 @@ impl Reporter {
         let day = self.day_engine(date).await?;
         let facts = Self::run(&day, "mahalla_day.sql", MAHALLA_DAY_SQL, date).await?;
         self.put_facts(date, &facts, &source).await?;
-        // The baseline's days once, as a table: report_scopes.sql reads
-        // them many times over (DataFusion evaluates a CTE at each use).
-        let baseline = Self::run_output(&day, "baseline_days.sql", BASELINE_DAYS_SQL, date).await?;
-        let baseline = MemTable::try_new(baseline.schema, vec![baseline.batches])
-            .map_err(|e| ReportError::Internal(format!("cannot hold the baseline days: {e}")))?;
-        let with_baseline = day.with_table("baseline_days", Arc::new(baseline)).await?;
-        let scopes =
-            Self::run(&with_baseline, "report_scopes.sql", REPORT_SCOPES_SQL, date).await?;
+        // The baseline's days and the scores once, as tables: the files
+        // after them read them many times over (DataFusion evaluates a CTE
+        // at each use).
+        let baseline = Self::keep(&day, "baseline_days.sql", BASELINE_DAYS_SQL, date).await?;
+        let with_baseline = day.with_table("baseline_days", baseline).await?;
+        let scores = Self::keep(&with_baseline, "scores.sql", SCORES_SQL, date).await?;
+        let with_scores = day.with_table("scores", scores).await?;
+        let scopes = Self::run(&with_scores, "report_scopes.sql", REPORT_SCOPES_SQL, date).await?;
+        let focus = Self::run(
+            &with_scores,
+            "report_focus_groups.sql",
+            REPORT_FOCUS_GROUPS_SQL,
+            date,
+        )
+        .await?;
         let categories =
             Self::run(&day, "report_categories.sql", REPORT_CATEGORIES_SQL, date).await?;
         let hot = Self::run(&day, "report_hot_cells.sql", REPORT_HOT_CELLS_SQL, date).await?;
-        let (scopes, categories, hot) = (
+        let (scopes, categories, hot, focus) = (
             conform(StoredTable::DailyReports, &scopes)?,
             conform(StoredTable::DailyReportCategories, &categories)?,
             conform(StoredTable::DailyReportHotCells, &hot)?,
+            conform(StoredTable::DailyReportFocusGroups, &focus)?,
         );
         put_table(
             &self.store,
@@ -406,6 +462,13 @@ impl Reporter {
         )
         .await?;
         put_table(&self.store, StoredTable::DailyReportHotCells, date, &hot).await?;
+        put_table(
+            &self.store,
+            StoredTable::DailyReportFocusGroups,
+            date,
+            &focus,
+        )
+        .await?;
         // The scope rows last: a report is there once they are.
         put_table(&self.store, StoredTable::DailyReports, date, &scopes).await?;
         self.store
@@ -415,7 +478,7 @@ impl Reporter {
                 report_source.as_bytes(),
             )
             .await?;
-        report_of(date, &scopes, &categories, &hot)
+        report_of(date, &scopes, &categories, &hot, &focus)
     }
 
     /// What the report of `date` rests on, as one hex digest: the
@@ -474,7 +537,10 @@ impl Reporter {
         let hot = get_table(&self.store, StoredTable::DailyReportHotCells, date)
             .await?
             .unwrap_or_default();
-        report_of(date, &scopes, &categories, &hot).map(Some)
+        let focus = get_table(&self.store, StoredTable::DailyReportFocusGroups, date)
+            .await?
+            .unwrap_or_default();
+        report_of(date, &scopes, &categories, &hot, &focus).map(Some)
     }
 
     /// The dates with a stored report, oldest first.
@@ -489,6 +555,7 @@ fn report_of(
     scopes: &[RecordBatch],
     categories: &[RecordBatch],
     hot: &[RecordBatch],
+    focus: &[RecordBatch],
 ) -> Result<DailyReport, ReportError> {
     let (window_start, window_end) = day_window(date)?;
     Ok(DailyReport {
@@ -499,6 +566,7 @@ fn report_of(
         scopes: scope_rows(scopes)?,
         categories: category_rows(categories)?,
         hot_cells: hot_cell_rows(hot)?,
+        focus_groups: focus_group_rows(focus)?,
     })
 }
 

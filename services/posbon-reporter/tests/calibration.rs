@@ -10,10 +10,11 @@ use std::sync::Arc;
 
 use chrono::{Datelike, NaiveDate, TimeDelta};
 use posbon_geo::Registry;
-use posbon_model::{EnrichedEvent, Event};
+use posbon_model::{EnrichedEvent, Event, IncidentCategory};
 use posbon_reporter::reporter::report_limits;
 use posbon_reporter::{
-    DailyReport, MIN_BASELINE7_DAYS, MIN_BASELINE28_DAYS, Reporter, ScopeKind, ScopeRow,
+    DailyReport, FOCUS_GROUPS, MIN_BASELINE7_DAYS, MIN_BASELINE28_DAYS, Reporter, ScopeKind,
+    ScopeRow,
 };
 use posbon_sim::{
     CityOptions, EventOptions, EventStream, InjectionKind, Origin, SimBody, SimRegistry,
@@ -85,6 +86,8 @@ fn local_day(e: &EnrichedEvent) -> NaiveDate {
 enum Measure {
     Offences,
     CameraAlerts,
+    /// A focus group of `sql/report_focus_groups.sql`.
+    Focus(&'static str),
 }
 
 impl Measure {
@@ -92,6 +95,27 @@ impl Measure {
         match self {
             Measure::Offences => matches!(e.event, Event::Incident(_) | Event::FraudFlag(_)),
             Measure::CameraAlerts => matches!(e.event, Event::CameraAlert(_)),
+            Measure::Focus(group) => {
+                let Event::Incident(i) = &e.event else {
+                    return false;
+                };
+                let f = &i.flags;
+                match group {
+                    "victim_minor" => f.victim_minor,
+                    "victim_youth" => f.victim_youth,
+                    "victim_woman" => f.victim_woman,
+                    "offender_minor" => f.offender_minor,
+                    "offender_youth" => f.offender_youth,
+                    "domestic" => f.domestic,
+                    "offender_youth_drugs" => {
+                        matches!(
+                            i.category,
+                            IncidentCategory::DrugTrafficking | IncidentCategory::DrugUse
+                        ) && (f.offender_minor || f.offender_youth)
+                    }
+                    other => panic!("unknown focus group {other}"),
+                }
+            }
         }
     }
 }
@@ -347,6 +371,7 @@ async fn change_scores_are_calibrated_and_find_the_injected_episodes() {
     let reporter =
         Reporter::new(store, Arc::clone(&sim.registry), report_limits()).expect("reporter");
     let (mut district_scores, mut district_calm) = (0u32, 0u32);
+    let (mut focus_scores, mut focus_calm) = (0u32, 0u32);
     let mut nation_scores = Vec::new();
     let started = std::time::Instant::now();
     let mut last = None;
@@ -355,6 +380,16 @@ async fn change_scores_are_calibrated_and_find_the_injected_episodes() {
         let nation = row(&report, ScopeKind::Nation, "nation");
         for z in [nation.z7, nation.z28].into_iter().flatten() {
             nation_scores.push((*date, z));
+        }
+        for f in report
+            .focus_groups
+            .iter()
+            .filter(|f| f.scope == ScopeKind::District)
+        {
+            for z in [f.z7, f.z28].into_iter().flatten() {
+                focus_scores += 1;
+                focus_calm += u32::from(z.abs() <= 3.0);
+            }
         }
         for r in report
             .scopes
@@ -382,6 +417,14 @@ async fn change_scores_are_calibrated_and_find_the_injected_episodes() {
         100.0 * calm_share,
         nation_scores.len()
     );
+    let focus_share = f64::from(focus_calm) / f64::from(focus_scores.max(1));
+    println!(
+        "focus groups without injected anomalies: {focus_calm} of {focus_scores} district z \
+         scores within ±3 ({:.1}%)",
+        100.0 * focus_share
+    );
+    assert!(focus_scores > 2000, "{focus_scores} focus-group z scores");
+    assert!(focus_share >= 0.95, "{:.1}% calm", 100.0 * focus_share);
     assert!(district_scores > 300, "{district_scores} district z scores");
     assert!(calm_share >= 0.95, "{:.1}% calm", 100.0 * calm_share);
     assert!(
@@ -405,6 +448,7 @@ async fn change_scores_are_calibrated_and_find_the_injected_episodes() {
             let (expected7, z7) = match measure {
                 Measure::Offences => (got.baseline7, got.z7),
                 Measure::CameraAlerts => (got.camera_alerts_baseline7, got.camera_alerts_z7),
+                Measure::Focus(_) => unreachable!("checked below"),
             };
             assert!(
                 close(expected7, score.expected7) && close(z7, score.z7),
@@ -423,6 +467,133 @@ async fn change_scores_are_calibrated_and_find_the_injected_episodes() {
         }
         assert_eq!(want[&(ScopeKind::Nation, "nation".to_owned())].days28, 28);
     }
+    // The focus groups: each scope's count and scores, from the incidents'
+    // flags.
+    let mut focus_checked = 0;
+    for group in FOCUS_GROUPS {
+        let want = recompute(&sim.registry, &quiet, date, Measure::Focus(group));
+        for ((kind, id), score) in &want {
+            let got = report
+                .focus_groups
+                .iter()
+                .find(|f| f.scope == *kind && f.scope_id == *id && f.focus_group == group)
+                .unwrap_or_else(|| panic!("no {group} row for {kind}:{id}"));
+            let observed = quiet
+                .iter()
+                .filter(|e| local_day(e) == date && Measure::Focus(group).counts(e))
+                .filter(|e| {
+                    *kind == ScopeKind::Nation
+                        || e.mahalla_id.as_deref().is_some_and(|m| {
+                            sim.registry
+                                .mahallas()
+                                .iter()
+                                .any(|r| r.id == m && r.district_id == *id)
+                        })
+                })
+                .count() as i64;
+            assert_eq!(got.offences, Some(observed), "{group} of {kind}:{id}");
+            assert!(
+                close(got.baseline7, score.expected7)
+                    && close(got.z7, score.z7)
+                    && close(got.baseline28, score.expected28)
+                    && close(got.z28, score.z28),
+                "{group} of {kind}:{id} on {date}: report {got:?}, events {score:?}"
+            );
+            assert_eq!(
+                (got.baseline7_days, got.baseline28_days),
+                (score.days7, score.days28)
+            );
+            focus_checked += 1;
+        }
+    }
+    let nation_focus: Vec<String> = report
+        .focus_groups
+        .iter()
+        .filter(|f| f.scope == ScopeKind::Nation)
+        .map(|f| format!("{} {}", f.focus_group, f.offences.unwrap_or(0)))
+        .collect();
+    println!(
+        "focus groups on {date}: {focus_checked} scope figures equal to the events' ({})",
+        nation_focus.join(", ")
+    );
+    assert!(
+        report
+            .focus_groups
+            .iter()
+            .filter(|f| f.scope == ScopeKind::Nation)
+            .all(|f| f.offences.is_some_and(|n| n > 0)),
+        "every focus group has offences in the city: {nation_focus:?}"
+    );
+
+    // Crime-free streaks: days since each mahalla's last offence, from the
+    // events; without one, since the first day with events.
+    let records_since = quiet.iter().map(|e| local_day(e)).min().expect("events");
+    let mut last_offence: BTreeMap<&str, NaiveDate> = BTreeMap::new();
+    let mut last_before: BTreeMap<&str, NaiveDate> = BTreeMap::new();
+    for e in &quiet {
+        let d = local_day(e);
+        if !Measure::Offences.counts(e) || d > date {
+            continue;
+        }
+        if let Some(m) = e.mahalla_id.as_deref() {
+            let l = last_offence.entry(m).or_insert(d);
+            *l = (*l).max(d);
+            if d < date {
+                let l = last_before.entry(m).or_insert(d);
+                *l = (*l).max(d);
+            }
+        }
+    }
+    let mut counts = [0i64; 3];
+    for m in sim.registry.mahallas() {
+        let got = row(&report, ScopeKind::Mahalla, &m.id);
+        let days = match last_offence.get(m.id.as_str()) {
+            Some(l) => (date - *l).num_days(),
+            None => (date - records_since).num_days() + 1,
+        };
+        let before = match last_before.get(m.id.as_str()) {
+            Some(l) => (date - *l).num_days() - 1,
+            None => (date - records_since).num_days(),
+        };
+        assert_eq!(
+            (
+                got.crime_free_days,
+                got.crime_free_days_before,
+                got.last_offence
+            ),
+            (
+                Some(days),
+                Some(before),
+                last_offence.get(m.id.as_str()).copied()
+            ),
+            "streak of {}",
+            m.id
+        );
+        assert_eq!(got.records_since, Some(records_since));
+        for (i, t) in [30, 90, 180].into_iter().enumerate() {
+            counts[i] += i64::from(days >= t);
+        }
+    }
+    let nation = row(&report, ScopeKind::Nation, "nation");
+    assert_eq!(
+        [
+            nation.crime_free_30d,
+            nation.crime_free_90d,
+            nation.crime_free_180d
+        ],
+        counts.map(Some)
+    );
+    let view = report
+        .view(&posbon_reporter::Scope::nation())
+        .expect("view");
+    let streaks = view.streaks.expect("streaks");
+    assert_eq!(streaks.thresholds[0].count, counts[0]);
+    println!(
+        "crime-free streaks on {date}: {} mahallas, {} crime-free for 30 days or more \
+         (records since {records_since}), every mahalla's streak equal to the events'",
+        sim.registry.mahallas().len(),
+        counts[0]
+    );
 
     // With the injected patterns: the affected mahalla stands out on the
     // day that holds most of the episode.

@@ -331,11 +331,14 @@ pub async fn run(
         registry.clone(),
         posbon_sql::SqlLimits::default(),
     )?);
-    let reporter = Arc::new(posbon_reporter::Reporter::new(
-        store.clone(),
-        registry.clone(),
-        config.reporter.sql.clone(),
-    )?);
+    let reporter = Arc::new(
+        posbon_reporter::Reporter::new(
+            store.clone(),
+            registry.clone(),
+            config.reporter.sql.clone(),
+        )?
+        .with_small_count_min(config.reporter.small_count_min),
+    );
     let app = Served {
         health: posbon_api::health(&metrics, bus.clone(), store.clone()),
         auth: auth.clone(),

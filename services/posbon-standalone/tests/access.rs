@@ -806,3 +806,94 @@ async fn the_demo_operator_may_use_every_view() {
     assert!(logged_in.is_ok(), "the new password logs in");
     let _ = std::fs::remove_dir_all(&data);
 }
+
+/// Focus-group counts (victims who are minors, domestic cases, ...) can
+/// identify a victim in a small area: a caller without sensitive access
+/// reads a mahalla's small count as "<3" in the report, and no focus-group
+/// figure over SQL; a supervisor reads them all.
+#[tokio::test]
+async fn small_focus_group_counts_are_withheld_from_callers_without_sensitive_access() {
+    let world = world().await;
+    let d = world.district.clone();
+    let supervisor = world.token("sup-n", Role::Supervisor, vec![]).await;
+    let analyst = world.token("analyst", Role::Analyst, vec![]).await;
+    let bearer = |t: &str| format!("Bearer {t}");
+    let uri = format!("/v1/reports/daily?date={DATE}&scope=district:{d}&format=json");
+    let full = call(
+        &world.app,
+        Method::GET,
+        &uri,
+        Some(&bearer(&supervisor)),
+        None,
+    )
+    .await;
+    let limited = call(&world.app, Method::GET, &uri, Some(&bearer(&analyst)), None).await;
+    assert_eq!(
+        (full.status, limited.status),
+        (StatusCode::OK, StatusCode::OK)
+    );
+    let rows =
+        |v: &Value| -> Vec<Value> { v["focus_groups"].as_array().expect("focus groups").clone() };
+    let (full_rows, limited_rows) = (rows(&full.body), rows(&limited.body));
+    assert_eq!(full_rows.len(), limited_rows.len());
+    assert!(full_rows.len() > 7, "the district and its mahallas");
+    let (mut small, mut shown) = (0, 0);
+    for (f, l) in full_rows.iter().zip(&limited_rows) {
+        assert_eq!(
+            (&f["scope_id"], &f["focus_group"]),
+            (&l["scope_id"], &l["focus_group"])
+        );
+        let n = f["offences"]
+            .as_i64()
+            .expect("a supervisor reads every count");
+        if l["scope"] == "mahalla" && (1..3).contains(&n) {
+            assert!(l["offences"].is_null(), "{l}");
+            assert_eq!(l["fewer_than"], 3, "{l}");
+            assert!(l["z7"].is_null(), "{l}");
+            small += 1;
+        } else if let Some(shown_n) = l["offences"].as_i64() {
+            assert_eq!(shown_n, n);
+            shown += 1;
+        } else {
+            // withheld beside a single small count of its district
+            assert_eq!(l["withheld"], true, "{l}");
+        }
+    }
+    assert!(small > 0 && shown > 0, "{small} small, {shown} shown");
+    let csv = call(
+        &world.app,
+        Method::GET,
+        &uri.replace("format=json", "format=csv"),
+        Some(&bearer(&analyst)),
+        None,
+    )
+    .await;
+    assert_eq!(csv.status, StatusCode::OK);
+    let csv = csv.body.as_str().expect("csv text");
+    assert!(csv.contains(",<3,"), "{csv}");
+
+    // Over SQL: the figures of the focus groups are NULL to the analyst.
+    for (query, table) in [
+        (
+            "SELECT count(*) FROM daily_report_focus_groups WHERE offences IS NOT NULL",
+            "daily_report_focus_groups",
+        ),
+        (
+            "SELECT count(*) FROM mahalla_days WHERE victim_woman IS NOT NULL",
+            "mahalla_days",
+        ),
+    ] {
+        assert!(sql_count(&world, &supervisor, query).await > 0, "{table}");
+        assert_eq!(sql_count(&world, &analyst, query).await, 0, "{table}");
+    }
+    assert!(
+        sql_count(
+            &world,
+            &analyst,
+            "SELECT count(*) FROM daily_report_focus_groups"
+        )
+        .await
+            > 0,
+        "the rows stay, without their figures"
+    );
+}

@@ -846,16 +846,25 @@ async fn small_focus_group_counts_are_withheld_from_callers_without_sensitive_ac
         let n = f["offences"]
             .as_i64()
             .expect("a supervisor reads every count");
-        if l["scope"] == "mahalla" && (1..3).contains(&n) {
-            assert!(l["offences"].is_null(), "{l}");
-            assert_eq!(l["fewer_than"], 3, "{l}");
-            assert!(l["z7"].is_null(), "{l}");
-            small += 1;
-        } else if let Some(shown_n) = l["offences"].as_i64() {
+        if l["scope"] == "mahalla" {
+            // a mahalla's baselines and z scores never, its count from 3 on
+            assert!(
+                l["baseline7"].is_null() && l["z7"].is_null() && l["baseline28"].is_null(),
+                "{l}"
+            );
+            if n < 3 {
+                assert!(l["offences"].is_null(), "{l}");
+                assert_eq!(l["fewer_than"], 3, "{l}");
+                small += 1;
+                continue;
+            }
+        }
+        if let Some(shown_n) = l["offences"].as_i64() {
             assert_eq!(shown_n, n);
             shown += 1;
         } else {
-            // withheld beside a single small count of its district
+            // withheld so that a small count beside it does not follow
+            // from the district's total
             assert_eq!(l["withheld"], true, "{l}");
         }
     }

@@ -1359,7 +1359,7 @@ fn command_centre_on_posbon_standalone() {
              const h = r.querySelector('h3'); \
              const cards = Object.fromEntries([...r.querySelectorAll('.card')].map(c => [c.querySelector('.k').innerText, c.querySelector('.v').innerText])); \
              return h && h.innerText.includes(arguments[0]) && r.querySelector('#report-mahallas table') \
-               ? {cards, text: r.innerText.slice(0, 4000)} : null",
+               ? {cards, text: r.innerText.slice(0, 12000)} : null",
             json!([today]),
         )?;
         Ok((!v.is_null()).then_some(v))
@@ -1381,6 +1381,18 @@ fn command_centre_on_posbon_standalone() {
         report["text"].as_str().is_some_and(
             |t| t.contains("Mahallas, most harm first") && t.contains("Crime-free mahallas")
         ),
+        "{report:#}"
+    );
+    // The focus groups of prevention, and the streaks (the records begin
+    // today: nobody has been crime-free for 30 days yet).
+    assert!(
+        report["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("Focus groups")
+                && t.contains("Minor victims (under 18)")
+                && t.contains("Crime-free streaks")
+                && t.contains("Crime-free for at least")
+                && t.contains("30 days")),
         "{report:#}"
     );
     ui.screenshot("command-centre-report.png");

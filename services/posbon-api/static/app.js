@@ -1546,6 +1546,8 @@
     { key: 'camera_alerts_z7', label: 'Alerts z vs 7 d', num: true, fmt: zCell, fmtMissing: () => zCell(null) },
     { key: 'escalations_opened', label: 'Esc. opened', num: true },
     { key: 'escalations_closed', label: 'Esc. closed', num: true },
+    // a mahalla's crime-free streak (null for larger areas)
+    { key: 'crime_free_days', label: 'Days since offence', num: true, fmt: (v, r) => (r.last_offence ? fmtNum(v) : `≥ ${fmtNum(v)}`), fmtMissing: () => '—' },
   ];
 
   function scopeOf(row) {
@@ -1732,7 +1734,7 @@
     const where = [`date = DATE ${sqlString(date)}`, "scope = 'mahalla'"];
     if (s.scope === 'region') where.push(`region_id = ${sqlString(s.scope_id)}`);
     const query = 'SELECT scope_id AS mahalla_id, name, district_id, events, incidents, camera_alerts, fraud_flags, offences, '
-      + 'cyber_share, harm, z7, z28, escalations_opened, escalations_closed\nFROM daily_reports\n'
+      + 'cyber_share, harm, z7, z28, camera_alerts_z7, escalations_opened, escalations_closed, crime_free_days, last_offence\nFROM daily_reports\n'
       + `WHERE ${where.join(' AND ')}\nORDER BY harm DESC, offences DESC, name`;
     box.replaceChildren(el('h3', { text: 'Mahallas, most harm first' }), el('p', { class: 'muted', text: 'Loading…' }));
     let out;

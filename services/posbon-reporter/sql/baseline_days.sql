@@ -100,46 +100,12 @@ unit_days AS (
     CROSS JOIN covered c
     LEFT JOIN facts f ON f.mahalla_id = a.mahalla_id AND f.date = c.date
 ),
-measured AS (
-    SELECT region_id, district_id, mahalla_id, date, in7, weekday, base,
-        'offences' AS measure, offences AS x
-    FROM unit_days
-    UNION ALL
-    SELECT region_id, district_id, mahalla_id, date, in7, weekday, base,
-        'camera_alerts' AS measure, camera_alerts AS x
-    FROM unit_days
-    UNION ALL
-    SELECT region_id, district_id, mahalla_id, date, in7, weekday, base,
-        'victim_minor' AS measure, victim_minor AS x
-    FROM unit_days
-    UNION ALL
-    SELECT region_id, district_id, mahalla_id, date, in7, weekday, base,
-        'victim_youth' AS measure, victim_youth AS x
-    FROM unit_days
-    UNION ALL
-    SELECT region_id, district_id, mahalla_id, date, in7, weekday, base,
-        'victim_woman' AS measure, victim_woman AS x
-    FROM unit_days
-    UNION ALL
-    SELECT region_id, district_id, mahalla_id, date, in7, weekday, base,
-        'offender_minor' AS measure, offender_minor AS x
-    FROM unit_days
-    UNION ALL
-    SELECT region_id, district_id, mahalla_id, date, in7, weekday, base,
-        'offender_youth' AS measure, offender_youth AS x
-    FROM unit_days
-    UNION ALL
-    SELECT region_id, district_id, mahalla_id, date, in7, weekday, base,
-        'domestic' AS measure, domestic AS x
-    FROM unit_days
-    UNION ALL
-    SELECT region_id, district_id, mahalla_id, date, in7, weekday, base,
-        'offender_youth_drugs' AS measure, offender_youth_drugs AS x
-    FROM unit_days
-),
+-- Summed to every scope with all the measures side by side (one row per
+-- scope and day), then one row per measure: grouping each measure's rows
+-- apart would hold nine times the groups (at national scale, past the
+-- report's memory limit).
 grouped_days AS (
     SELECT
-        measure,
         date,
         in7,
         weekday,
@@ -150,13 +116,21 @@ grouped_days AS (
         grouping(region_id) AS g_region,
         grouping(district_id) AS g_district,
         grouping(mahalla_id) AS g_mahalla,
-        CAST(sum(x) AS DOUBLE) AS x
-    FROM measured
+        sum(offences) AS offences,
+        sum(camera_alerts) AS camera_alerts,
+        sum(victim_minor) AS victim_minor,
+        sum(victim_youth) AS victim_youth,
+        sum(victim_woman) AS victim_woman,
+        sum(offender_minor) AS offender_minor,
+        sum(offender_youth) AS offender_youth,
+        sum(domestic) AS domestic,
+        sum(offender_youth_drugs) AS offender_youth_drugs
+    FROM unit_days
     GROUP BY GROUPING SETS (
-        (measure, date, in7, weekday, base),
-        (measure, date, in7, weekday, base, region_id),
-        (measure, date, in7, weekday, base, region_id, district_id),
-        (measure, date, in7, weekday, base, region_id, district_id, mahalla_id)
+        (date, in7, weekday, base),
+        (date, in7, weekday, base, region_id),
+        (date, in7, weekday, base, region_id, district_id),
+        (date, in7, weekday, base, region_id, district_id, mahalla_id)
     )
 ),
 scope_days AS (
@@ -175,15 +149,54 @@ scope_days AS (
             WHEN g_mahalla = 1 THEN district_id
             ELSE mahalla_id
         END AS scope_id,
-        measure,
         date,
         in7,
         weekday,
         base,
-        x
+        offences,
+        camera_alerts,
+        victim_minor,
+        victim_youth,
+        victim_woman,
+        offender_minor,
+        offender_youth,
+        domestic,
+        offender_youth_drugs
     FROM grouped_days
     WHERE g_region = 1 OR region_id IS NOT NULL OR g_mahalla = 0
+),
+measured AS (
+    SELECT
+        scope,
+        scope_id,
+        unnest([
+            'offences',
+            'camera_alerts',
+            'victim_minor',
+            'victim_youth',
+            'victim_woman',
+            'offender_minor',
+            'offender_youth',
+            'domestic',
+            'offender_youth_drugs'
+        ]) AS measure,
+        date,
+        in7,
+        weekday,
+        base,
+        unnest([
+            CAST(offences AS DOUBLE),
+            CAST(camera_alerts AS DOUBLE),
+            CAST(victim_minor AS DOUBLE),
+            CAST(victim_youth AS DOUBLE),
+            CAST(victim_woman AS DOUBLE),
+            CAST(offender_minor AS DOUBLE),
+            CAST(offender_youth AS DOUBLE),
+            CAST(domestic AS DOUBLE),
+            CAST(offender_youth_drugs AS DOUBLE)
+        ]) AS x
+    FROM scope_days
 )
 SELECT scope, scope_id, measure, date, in7, weekday, base, x
-FROM scope_days
+FROM measured
 ORDER BY scope, scope_id, measure, date

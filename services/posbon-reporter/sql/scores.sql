@@ -114,20 +114,18 @@ first_scopes AS (
 ),
 first_pools AS (
     SELECT
-        s.scope,
-        s.scope_id,
-        s.measure,
-        s.n,
-        s.total,
-        s.days7,
-        s.n AS days28,
-        greatest(1.0, coalesce(k.phi, 1.0)) AS phi
-    FROM first_scopes s
-    LEFT JOIN (
-        SELECT scope, measure, median(phi_raw) AS phi
-        FROM first_scopes
-        GROUP BY scope, measure
-    ) k ON k.scope = s.scope AND k.measure = s.measure
+        scope,
+        scope_id,
+        measure,
+        n,
+        total,
+        days7,
+        n AS days28,
+        greatest(
+            1.0,
+            coalesce(median(phi_raw) OVER (PARTITION BY scope, measure), 1.0)
+        ) AS phi
+    FROM first_scopes
 ),
 -- 4. Past outbreaks out of the baseline: a day whose count stands out from
 --    the first fit, 2 (sqrt(x) - sqrt(e)) / sqrt(phi of its kind of scope)
@@ -176,22 +174,31 @@ levels AS (
         END AS phi_raw
     FROM kept_sums
 ),
+-- The median of its kind of scope as a window, not a join: DataFusion
+-- would compute `levels` (and every step before it) again for a join.
+pooled AS (
+    SELECT *, median(phi_raw) OVER (PARTITION BY scope, measure) AS phi_pool
+    FROM levels
+),
 dispersion AS (
     SELECT
-        l.*,
+        scope,
+        scope_id,
+        measure,
+        days7,
+        days28,
+        n28,
+        sum28,
+        n7,
+        sum7,
         CASE
-            WHEN l.phi_raw IS NULL THEN greatest(1.0, coalesce(k.phi_pool, 1.0))
+            WHEN phi_raw IS NULL THEN greatest(1.0, coalesce(phi_pool, 1.0))
             ELSE greatest(
                 1.0,
-                ((l.n28 - 1) * l.phi_raw + 10 * coalesce(k.phi_pool, 1.0)) / ((l.n28 - 1) + 10)
+                ((n28 - 1) * phi_raw + 10 * coalesce(phi_pool, 1.0)) / ((n28 - 1) + 10)
             )
         END AS phi
-    FROM levels l
-    LEFT JOIN (
-        SELECT scope, measure, median(phi_raw) AS phi_pool
-        FROM levels
-        GROUP BY scope, measure
-    ) k ON k.scope = l.scope AND k.measure = l.measure
+    FROM pooled
 ),
 -- $day's weekday factor.
 day_factor AS (

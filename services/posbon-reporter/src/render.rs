@@ -107,6 +107,16 @@ fn row_fields(view: &ScopeView, r: &ScopeRow) -> Vec<String> {
     ]
 }
 
+/// A mahalla's days since its last offence: "12", "≥ 40" without one in
+/// the records, "–" for larger areas.
+fn days_since_offence(r: &ScopeRow) -> String {
+    match (r.crime_free_days, r.last_offence) {
+        (Some(d), Some(_)) => d.to_string(),
+        (Some(d), None) => format!("≥ {d}"),
+        (None, _) => "–".to_owned(),
+    }
+}
+
 fn opt_num(v: Option<i64>) -> String {
     v.map(|v| v.to_string()).unwrap_or_default()
 }
@@ -279,13 +289,13 @@ pub fn to_html(view: &ScopeView) -> String {
         h.push_str(
             "<h2>By area</h2>\n<table>\n<tr><th class=\"l\">Area</th><th class=\"l\">Id</th>\
             <th>Offences</th><th>Cyber</th><th>Harm</th><th>z7</th><th>z28</th>\
-            <th>Esc. opened</th><th>Esc. closed</th><th>Crime-free</th></tr>\n",
+            <th>Esc. opened</th><th>Esc. closed</th><th>Crime-free</th><th>Days since offence</th></tr>\n",
         );
         for p in &view.parts {
             let _ = writeln!(
                 h,
                 "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td>\
-                 <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} / {}</td></tr>",
+                 <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} / {}</td><td>{}</td></tr>",
                 esc(&p.name),
                 esc(&p.scope_id),
                 p.offences,
@@ -296,7 +306,8 @@ pub fn to_html(view: &ScopeView) -> String {
                 p.escalations_opened,
                 p.escalations_closed,
                 p.crime_free_mahallas,
-                p.mahallas
+                p.mahallas,
+                days_since_offence(p)
             );
         }
         h.push_str("</table>\n");

@@ -372,6 +372,9 @@ async fn queries_cannot_leave_the_scope() {
         format!("SELECT count(*) FROM mahallas WHERE mahalla_id = '{outside}'"),
         "SELECT count(*) FROM daily_reports WHERE scope IN ('nation', 'unassigned')".to_owned(),
         format!("SELECT count(*) FROM daily_reports WHERE scope_id = '{outside}'"),
+        "SELECT count(*) FROM daily_report_focus_groups WHERE scope IN ('nation', 'unassigned')"
+            .to_owned(),
+        format!("SELECT count(*) FROM daily_report_focus_groups WHERE scope_id = '{outside}'"),
         format!("SELECT count(*) FROM datafusion.public.events WHERE mahalla_id = '{outside}'"),
     ];
     for sql in &zero {

@@ -319,6 +319,7 @@ async fn produce(
                 duration: chrono::TimeDelta::seconds(i64::try_from(seconds).unwrap_or(600) + 60),
                 start,
                 bad_fraction: 0.0,
+                situations: Default::default(),
             };
             let mut stream = posbon_sim::EventStream::new(sim.clone(), &options).expect("stream");
             let first = stream.next();

@@ -145,6 +145,7 @@ async fn load(store: &Store, registry: &Registry, sim: Arc<SimRegistry>, events:
             duration: TimeDelta::days(days),
             start,
             bad_fraction: 0.0,
+            situations: Default::default(),
         },
     )
     .expect("stream");

@@ -48,6 +48,7 @@ fn workload(registry_geojson: &str) -> Workload {
         rate_per_hour: 20_000.0,
         duration: chrono::TimeDelta::hours(10),
         bad_fraction: 0.02,
+        situations: Default::default(),
         ..EventOptions::default()
     };
     let mut lines: Vec<String> = EventStream::new(sim, &options)

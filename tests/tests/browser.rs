@@ -1395,6 +1395,16 @@ fn command_centre_on_posbon_standalone() {
                 && t.contains("30 days")),
         "{report:#}"
     );
+    // Difficult mahallas and recurrence have their sections.
+    assert!(
+        report["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("Difficult mahallas:")
+                && t.contains("Recurrence, last 14 days")
+                && t.contains("place-based offences")
+                && t.contains("Top repeat locations")),
+        "{report:#}"
+    );
     ui.screenshot("command-centre-report.png");
     let errors = ui.js_errors();
     assert!(errors.is_empty(), "javascript errors: {errors:?}");

@@ -26,9 +26,11 @@ pub use city::{
 };
 pub use error::SimError;
 pub use events::{
-    BadLineTruth, CYBER_FRAUD_SHARE, DEFAULT_RATE_PER_HOUR, Defect, EventOptions, EventStream,
-    Injection, InjectionKind, Origin, SimBody, SimItem, SimMahalla, SimRegistry, StreamSummary,
-    TRUTH_RESOLUTION, Truth, default_start, parse_duration, tashkent_offset, write_ndjson,
+    BadLineTruth, CYBER_FRAUD_SHARE, DEFAULT_RATE_PER_HOUR, DIFFICULT_FACTOR,
+    DIFFICULT_MIN_EXTRA_PER_DAY, Defect, DifficultTruth, EventOptions, EventStream, Injection,
+    InjectionKind, Origin, REPEAT_BRANCHING, REPEAT_RADIUS_M, SimBody, SimItem, SimMahalla,
+    SimRegistry, SituationTruth, Situations, StreamSummary, TRUTH_RESOLUTION, Truth, default_start,
+    parse_duration, tashkent_offset, write_ndjson,
 };
 pub use national::{
     DEFAULT_NATIONAL_MAHALLAS, NationalOptions, REGIONS, RegionSpec, TownSpec, national_registry,

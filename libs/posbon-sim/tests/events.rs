@@ -28,6 +28,7 @@ fn options(seed: u64, rate: f64, duration: &str, bad: f64) -> EventOptions {
         rate_per_hour: rate,
         duration: parse_duration(duration).expect("duration"),
         bad_fraction: bad,
+        situations: Default::default(),
         ..EventOptions::default()
     }
 }
@@ -367,4 +368,94 @@ fn options_are_checked() {
     assert!(EventStream::new(registry(), &options(1, 0.0, "1h", 0.0)).is_err());
     assert!(EventStream::new(registry(), &options(1, 10.0, "1h", 0.9)).is_err());
     assert!(EventStream::new(registry(), &options(1, f64::NAN, "1h", 0.0)).is_err());
+}
+
+#[test]
+fn planted_situations_are_in_the_stream_and_the_truth() {
+    let opts = EventOptions {
+        situations: posbon_sim::Situations {
+            difficult: 3,
+            difficult_days: 4,
+            quiet: 20,
+            repeat_districts: 2,
+        },
+        ..options(9, 150.0, "10d", 0.0)
+    };
+    let mut stream = EventStream::new(registry(), &opts).expect("stream");
+    let items: Vec<SimItem> = stream.by_ref().collect();
+    let truth = stream.truth().situations.clone();
+    assert_eq!(truth.difficult.len(), 3);
+    assert_eq!(truth.quiet.len(), 20);
+    assert_eq!(truth.repeat_districts.len(), 2);
+    let mahallas = registry();
+    let quiet: HashSet<&str> = truth.quiet.iter().map(String::as_str).collect();
+    let mut before: HashMap<&str, u64> = HashMap::new();
+    let mut after: HashMap<&str, u64> = HashMap::new();
+    let (mut repeats, mut place) = (HashMap::new(), HashMap::new());
+    for item in &items {
+        let SimBody::Valid {
+            event,
+            mahalla,
+            origin,
+        } = &item.body
+        else {
+            continue;
+        };
+        let m = &mahallas.mahallas()[*mahalla];
+        let offence = matches!(**event, Event::Incident(_) | Event::FraudFlag(_));
+        // A quiet mahalla has no offence at all.
+        assert!(
+            !(offence && quiet.contains(m.id.as_str())),
+            "an offence in quiet mahalla {}",
+            m.id
+        );
+        if let Event::Incident(i) = &**event {
+            for d in &truth.difficult {
+                if d.mahalla_id == m.id {
+                    let side = if item.at >= d.from {
+                        &mut after
+                    } else {
+                        &mut before
+                    };
+                    *side.entry(d.mahalla_id.as_str()).or_default() += 1;
+                }
+            }
+            if !matches!(
+                i.category,
+                IncidentCategory::Fraud | IncidentCategory::Cybercrime
+            ) {
+                let repeat_district = truth.repeat_districts.contains(&m.district);
+                *place.entry(repeat_district).or_insert(0u64) += 1;
+                if *origin == Origin::NearRepeat {
+                    *repeats.entry(repeat_district).or_insert(0u64) += 1;
+                }
+            }
+        }
+    }
+    // A difficult mahalla's daily incidents after its rise are several
+    // times those before.
+    for d in &truth.difficult {
+        let days_after = 4.0;
+        let days_before = 6.0;
+        let rate_after = after.get(d.mahalla_id.as_str()).copied().unwrap_or(0) as f64 / days_after;
+        let rate_before =
+            before.get(d.mahalla_id.as_str()).copied().unwrap_or(0) as f64 / days_before;
+        assert!(
+            rate_after >= 2.0 * rate_before.max(1.0),
+            "{}: {rate_before:.1} a day before, {rate_after:.1} after",
+            d.mahalla_id
+        );
+    }
+    // Near repeats make up a larger share of place-based incidents in the
+    // repeat districts.
+    let share = |k: bool| repeats[&k] as f64 / place[&k] as f64;
+    assert!(
+        share(true) > 1.5 * share(false),
+        "near-repeat share {:.3} in repeat districts, {:.3} elsewhere",
+        share(true),
+        share(false)
+    );
+    // Without situations, nothing is planted.
+    let plain = EventStream::new(registry(), &options(9, 150.0, "1d", 0.0)).expect("stream");
+    assert!(plain.truth().situations.is_empty());
 }

@@ -31,7 +31,7 @@
 //! | `mahallas` | `mahalla_id` in `mahallas` | none (`inspector` is the official's name, kept) |
 //! | `escalations` | `mahalla_id` in `mahallas` | none: the table has no free text (the records' history notes are not a column) |
 //! | `mahalla_days` | `mahalla_id` in `mahallas` (never the unassigned row) | the focus-group counts `victim_minor`, `victim_youth`, `victim_woman`, `offender_minor`, `offender_youth`, `domestic`, `offender_youth_drugs` |
-//! | `daily_reports`, `daily_report_categories`, `daily_report_hot_cells` | by `scope`/`scope_id`: a `mahalla` row of `mahallas`; a `district` row of `districts` whose every mahalla (in the registry) is in `mahallas`; a `region` row likewise; never `nation` nor `unassigned` | none |
+//! | `daily_reports`, `daily_report_categories`, `daily_report_hot_cells`, `daily_report_difficult`, `daily_report_repeat_cells` | by `scope`/`scope_id`: a `mahalla` row of `mahallas`; a `district` row of `districts` whose every mahalla (in the registry) is in `mahallas`; a `region` row likewise; never `nation` nor `unassigned` | none |
 //! | `daily_report_focus_groups` | as the other report tables | every figure (`offences`, baselines, z scores): only `date`, `scope`, `scope_id` and `focus_group` stay ([`StoredTable::is_sensitive_column`]) |
 //! | another table ([`SqlAccess::extra_tables`], or one given to [`SqlEngine::with_table`](crate::SqlEngine::with_table)) | by the first column it has of `mahalla_id`, `scope` with `scope_id` (as above), `district_id` (in `districts`), `region_id` (in `regions`); **refused** when it has none of them | any column named as above, or `victim_*` / `offender_*` |
 //!

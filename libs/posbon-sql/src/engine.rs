@@ -90,7 +90,7 @@ pub struct QueryOutput {
 /// also has `audit` (the audit log, [`crate::audit`]), which an engine made
 /// by [`SqlEngine::for_access`] shows only to a caller whose
 /// [`SqlAccess::extra_tables`] names it (administrators).
-pub const TABLES: [&str; 11] = [
+pub const TABLES: [&str; 13] = [
     "events",
     "incidents",
     "camera_alerts",
@@ -101,6 +101,8 @@ pub const TABLES: [&str; 11] = [
     "daily_report_categories",
     "daily_report_hot_cells",
     "daily_report_focus_groups",
+    "daily_report_difficult",
+    "daily_report_repeat_cells",
     "mahalla_days",
 ];
 

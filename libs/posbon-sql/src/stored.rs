@@ -1,6 +1,8 @@
 //! Tables stored by the reporter and read back as SQL tables: the daily
 //! report (`daily_reports`, `daily_report_categories`,
-//! `daily_report_hot_cells`, `daily_report_focus_groups`) and the per-mahalla figures of each day
+//! `daily_report_hot_cells`, `daily_report_focus_groups`,
+//! `daily_report_difficult`, `daily_report_repeat_cells`) and the
+//! per-mahalla figures of each day
 //! (`mahalla_days`) that the report's baselines are computed from.
 //!
 //! Each table is stored one document per local date
@@ -44,17 +46,26 @@ pub enum StoredTable {
     /// prevention (minors, youth, women, domestic, youth drug offences),
     /// with their change scores. Sensitive: see [`StoredTable::is_sensitive_column`].
     DailyReportFocusGroups,
+    /// `daily_report_difficult`: the mahallas the report's rule calls
+    /// difficult on the day, and those it called difficult the day before,
+    /// with their inspector (one `mahalla` row each).
+    DailyReportDifficult,
+    /// `daily_report_repeat_cells`: the top repeat locations of each scope
+    /// over the last 14 days.
+    DailyReportRepeatCells,
     /// `mahalla_days`: per mahalla and day, the counts the baselines use.
     MahallaDays,
 }
 
 impl StoredTable {
     /// Every stored table.
-    pub const ALL: [StoredTable; 5] = [
+    pub const ALL: [StoredTable; 7] = [
         StoredTable::DailyReports,
         StoredTable::DailyReportCategories,
         StoredTable::DailyReportHotCells,
         StoredTable::DailyReportFocusGroups,
+        StoredTable::DailyReportDifficult,
+        StoredTable::DailyReportRepeatCells,
         StoredTable::MahallaDays,
     ];
 
@@ -65,6 +76,8 @@ impl StoredTable {
             StoredTable::DailyReportCategories => "daily_report_categories",
             StoredTable::DailyReportHotCells => "daily_report_hot_cells",
             StoredTable::DailyReportFocusGroups => "daily_report_focus_groups",
+            StoredTable::DailyReportDifficult => "daily_report_difficult",
+            StoredTable::DailyReportRepeatCells => "daily_report_repeat_cells",
             StoredTable::MahallaDays => "mahalla_days",
         }
     }
@@ -136,6 +149,18 @@ impl StoredTable {
                     f("crime_free_30d", i.clone(), true),
                     f("crime_free_90d", i.clone(), true),
                     f("crime_free_180d", i.clone(), true),
+                    f("difficult_mahallas", i.clone(), true),
+                    f("newly_difficult", i.clone(), true),
+                    f("recovered_mahallas", i.clone(), true),
+                    f("place_offences", i.clone(), true),
+                    f("repeat_cells", i.clone(), true),
+                    f("repeat_offences", i.clone(), true),
+                    f("near_repeat_offences", i.clone(), true),
+                    f("near_repeat_share", d.clone(), true),
+                    f("near_repeat_pairs", i.clone(), true),
+                    f("near_repeat_expected", d.clone(), true),
+                    f("near_repeat_ratio", d.clone(), true),
+                    f("near_repeat_excess", d.clone(), true),
                 ]);
                 v
             }
@@ -150,6 +175,41 @@ impl StoredTable {
                     f("baseline28", d.clone(), true),
                     f("baseline28_days", i.clone(), false),
                     f("z28", d.clone(), true),
+                ]);
+                v
+            }
+            StoredTable::DailyReportDifficult => {
+                let mut v = scope();
+                v.extend([
+                    f("name", s.clone(), false),
+                    f("region_id", s.clone(), false),
+                    f("district_id", s.clone(), false),
+                    f("inspector", s.clone(), true),
+                    f("status", s.clone(), false),
+                    f("newly", DataType::Boolean, false),
+                    f("difficult_since", DataType::Date32, true),
+                    f("difficult_days", i.clone(), false),
+                    f("escalation_days", i.clone(), false),
+                    f("score_days", i.clone(), false),
+                    f("days_scored", i.clone(), false),
+                    f("offences_7d", i.clone(), false),
+                    f("offences_prev_7d", i.clone(), false),
+                    f("trend", s.clone(), false),
+                    f("open_escalations", i.clone(), false),
+                    f("open_level", s.clone(), true),
+                ]);
+                v
+            }
+            StoredTable::DailyReportRepeatCells => {
+                let mut v = scope();
+                v.extend([
+                    f("rank", i.clone(), false),
+                    f("cell", DataType::UInt64, false),
+                    f("category", s.clone(), false),
+                    f("mahalla_id", s.clone(), false),
+                    f("offences", i.clone(), false),
+                    f("first_offence", crate::columns::timestamp_type(), false),
+                    f("last_offence", crate::columns::timestamp_type(), false),
                 ]);
                 v
             }

@@ -125,6 +125,8 @@ async fn setup() -> Setup {
             (StoredTable::MahallaDays, mahalla_days_sql(date)),
             (StoredTable::DailyReports, daily_reports_sql(date)),
             (StoredTable::DailyReportFocusGroups, focus_groups_sql(date)),
+            (StoredTable::DailyReportDifficult, difficult_sql(date)),
+            (StoredTable::DailyReportRepeatCells, repeat_cells_sql(date)),
         ] {
             let out = national.query(&sql).await.expect(&sql);
             put_table(&store, table, date, &out.batches)
@@ -222,7 +224,12 @@ fn daily_reports_sql(date: NaiveDate) -> String {
            0 AS escalations_opened, 0 AS escalations_closed, \
            CAST(NULL AS BIGINT) AS crime_free_days, CAST(NULL AS BIGINT) AS crime_free_days_before, \
            CAST(NULL AS DATE) AS last_offence, CAST(NULL AS DATE) AS records_since, \
-           0 AS crime_free_30d, 0 AS crime_free_90d, 0 AS crime_free_180d \
+           0 AS crime_free_30d, 0 AS crime_free_90d, 0 AS crime_free_180d, \
+           0 AS difficult_mahallas, 0 AS newly_difficult, 0 AS recovered_mahallas, \
+           n AS place_offences, 0 AS repeat_cells, 0 AS repeat_offences, \
+           CAST(NULL AS BIGINT) AS near_repeat_offences, CAST(NULL AS DOUBLE) AS near_repeat_share, \
+           CAST(NULL AS BIGINT) AS near_repeat_pairs, CAST(NULL AS DOUBLE) AS near_repeat_expected, \
+           CAST(NULL AS DOUBLE) AS near_repeat_ratio, CAST(NULL AS DOUBLE) AS near_repeat_excess \
          FROM scopes"
     )
 }
@@ -235,6 +242,34 @@ fn focus_groups_sql(date: NaiveDate) -> String {
            1.0 AS baseline7, 7 AS baseline7_days, 0.5 AS z7, 1.0 AS baseline28, \
            28 AS baseline28_days, 0.5 AS z28 \
          FROM daily_reports WHERE date = DATE '{date}'"
+    )
+}
+
+/// `daily_report_difficult` of `date`: every mahalla, difficult.
+fn difficult_sql(date: NaiveDate) -> String {
+    format!(
+        "SELECT DATE '{date}' AS date, 'mahalla' AS scope, mahalla_id AS scope_id, name, \
+           region_id, district_id, inspector, 'difficult' AS status, true AS newly, \
+           DATE '{date}' AS difficult_since, 3 AS difficult_days, 3 AS escalation_days, \
+           0 AS score_days, 0 AS days_scored, 5 AS offences_7d, 1 AS offences_prev_7d, \
+           'rising' AS trend, 1 AS open_escalations, 'high' AS open_level \
+         FROM mahallas"
+    )
+}
+
+/// `daily_report_repeat_cells` of `date`: one repeat cell per scope of
+/// the stored `daily_reports` with a mahalla of it.
+fn repeat_cells_sql(date: NaiveDate) -> String {
+    format!(
+        "SELECT r.date, r.scope, r.scope_id, 1 AS rank, min(e.cell) AS cell, 'theft' AS category, \
+           min(e.mahalla_id) AS mahalla_id, 2 AS offences, min(e.occurred_at) AS first_offence, \
+           max(e.occurred_at) AS last_offence \
+         FROM daily_reports r JOIN events e ON e.mahalla_id IS NOT NULL AND ( \
+           r.scope = 'nation' OR (r.scope = 'region' AND e.region_id = r.scope_id) \
+           OR (r.scope = 'district' AND e.district_id = r.scope_id) \
+           OR (r.scope = 'mahalla' AND e.mahalla_id = r.scope_id)) \
+         WHERE r.date = DATE '{date}' AND r.scope <> 'unassigned' \
+         GROUP BY r.date, r.scope, r.scope_id"
     )
 }
 
@@ -375,6 +410,14 @@ async fn queries_cannot_leave_the_scope() {
         "SELECT count(*) FROM daily_report_focus_groups WHERE scope IN ('nation', 'unassigned')"
             .to_owned(),
         format!("SELECT count(*) FROM daily_report_focus_groups WHERE scope_id = '{outside}'"),
+        "SELECT count(*) FROM daily_report_repeat_cells WHERE scope IN ('nation', 'region')"
+            .to_owned(),
+        format!("SELECT count(*) FROM daily_report_repeat_cells WHERE scope_id = '{outside}'"),
+        format!("SELECT count(*) FROM daily_report_difficult WHERE scope_id = '{outside}'"),
+        format!(
+            "SELECT count(*) FROM daily_report_difficult WHERE district_id <> '{}'",
+            s.district
+        ),
         format!("SELECT count(*) FROM datafusion.public.events WHERE mahalla_id = '{outside}'"),
     ];
     for sql in &zero {
@@ -472,6 +515,33 @@ async fn queries_cannot_leave_the_scope() {
         want.push(vec![Value::from("region"), Value::from(3)]);
     }
     assert_eq!(got, want);
+    // The repeat cells and the difficult mahallas follow the same scopes.
+    let got = rows(
+        &s.scoped,
+        "SELECT scope, count(*) FROM daily_report_repeat_cells GROUP BY scope ORDER BY scope",
+    )
+    .await;
+    let with_events = count(
+        &s.national,
+        &format!(
+            "SELECT count(*) FROM daily_report_repeat_cells WHERE scope = 'mahalla' \
+             AND scope_id IN ({})",
+            sql_list(&s.inside)
+        ),
+    )
+    .await;
+    let mut want = vec![
+        vec![Value::from("district"), Value::from(3)],
+        vec![Value::from("mahalla"), Value::from(with_events)],
+    ];
+    if region_whole {
+        want.push(vec![Value::from("region"), Value::from(3)]);
+    }
+    assert_eq!(got, want);
+    assert_eq!(
+        count(&s.scoped, "SELECT count(*) FROM daily_report_difficult").await,
+        3 * s.inside.len() as i64
+    );
     assert_eq!(
         strings(
             &s.scoped,

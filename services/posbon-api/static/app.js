@@ -1631,7 +1631,7 @@
           m.district_id ? el('span', { class: 'muted' }, ` · ${districtName(m.district_id)}`) : '')))
         : el('p', { class: 'muted', text: 'None on this day.' }));
     const mahallas = el('section', { id: 'report-mahallas' });
-    $('report-body').replaceChildren(heading, cards, focusSection(view), streakSection(view), partsTable, mahallas, cats, hot, freeBox);
+    $('report-body').replaceChildren(heading, cards, focusSection(view), streakSection(view), difficultSection(view), recurrenceSection(view), partsTable, mahallas, cats, hot, freeBox);
     if ((s.scope === 'nation' || s.scope === 'region') && can('read_sql')) loadReportMahallas(view.date || $('report-date').value, s, mahallas, token);
   }
 
@@ -1723,6 +1723,86 @@
         { key: 'left', label: 'Left on this day', fmt: (v) => names(v) },
       ],
       rows: st.thresholds,
+    }));
+    return box;
+  }
+
+  /** Difficult mahallas: the rule's list, newly difficult and recovered. */
+  function difficultSection(view) {
+    const s = view.summary || {};
+    const d = view.difficult || {};
+    const list = Array.isArray(d.mahallas) ? d.mahallas : [];
+    const recovered = Array.isArray(d.recovered) ? d.recovered : [];
+    const box = el('section', { id: 'report-difficult' });
+    if (s.difficult_mahallas === null || s.difficult_mahallas === undefined) {
+      box.append(el('h3', { text: 'Difficult mahallas' }), el('p', { class: 'muted', text: s.scope === 'unassigned' ? 'Not for events outside every mahalla.' : 'This report was made before difficult mahallas were judged.' }));
+      return box;
+    }
+    const newly = list.filter((r) => r.newly).length;
+    box.append(
+      el('h3', { text: `Difficult mahallas: ${fmtNum(list.length)}` }),
+      el('p', { class: 'muted', text: `Newly difficult on this day: ${fmtNum(newly)}; recovered since the day before: ${fmtNum(recovered.length)}. A mahalla is difficult when, over the last 14 days, escalations stayed open or its offences kept scoring high (the report's rule).` }));
+    const rows = list.concat(recovered);
+    if (!rows.length) return box;
+    box.append(table({
+      caption: 'Difficult and recovered mahallas',
+      columns: [
+        { key: 'name', label: 'Mahalla', fmt: (v, r) => el('button', { type: 'button', class: 'linklike', onclick: () => drill(`mahalla:${r.mahalla_id}`) }, v || r.mahalla_id) },
+        { key: 'district_id', label: 'District', fmt: districtName },
+        { key: 'status', label: 'Status', get: (r) => (r.status === 'difficult' ? (r.newly ? 'newly difficult' : 'difficult') : 'recovered') },
+        { key: 'difficult_since', label: 'Since', fmtMissing: () => '—' },
+        { key: 'difficult_days', label: 'Difficult days of 14', num: true, fmt: (v, r) => el('span', { title: `${r.escalation_days} with an escalation open, ${r.score_days} with a high change score; ${r.days_scored} of 14 days had a score` }, fmtNum(v)) },
+        { key: 'offences_7d', label: 'Offences, 7 days', num: true },
+        { key: 'offences_prev_7d', label: '7 days before', num: true },
+        { key: 'trend', label: 'Trend' },
+        { key: 'open_escalations', label: 'Open escalations', num: true, fmt: (v, r) => (r.open_level ? `${fmtNum(v)} (${r.open_level})` : fmtNum(v)) },
+        { key: 'inspector', label: 'Inspector', fmtMissing: () => '—' },
+      ],
+      rows,
+    }));
+    return box;
+  }
+
+  /** Recurrence over the last 14 days: repeat locations and near repeats. */
+  function recurrenceSection(view) {
+    const s = view.summary || {};
+    const box = el('section', { id: 'report-recurrence' }, el('h3', { text: 'Recurrence, last 14 days' }));
+    if (s.place_offences === null || s.place_offences === undefined) {
+      box.append(el('p', { class: 'muted', text: s.scope === 'unassigned' ? 'Not for events outside every mahalla.' : 'This report was made before recurrence was measured.' }));
+      return box;
+    }
+    const ratio = s.near_repeat_ratio;
+    box.append(el('p', {},
+      `${fmtNum(s.place_offences)} place-based offences; ${fmtNum(s.repeat_cells)} repeat locations (a cell of about 66 m with two or more offences of one category) with ${fmtNum(s.repeat_offences)} offences.`,
+      ratio === null || ratio === undefined ? '' : ` Near repeats (an earlier offence of the same category within about 200 m and 7 days): ${fmtNum(s.near_repeat_offences)} (${fmtShare(s.near_repeat_share)}); ${fmtNum(s.near_repeat_pairs)} close pairs against ${fmtNum(Number(s.near_repeat_expected), 1)} with the times shuffled (ratio ${fmtNum(Number(ratio), 2)}, ${fmtNum(Number(s.near_repeat_excess), 2)} beyond chance per offence).`));
+    const parts = (Array.isArray(view.parts) ? view.parts : []).filter((p) => p.near_repeat_ratio !== null && p.near_repeat_ratio !== undefined);
+    if (parts.length) {
+      box.append(table({
+        caption: 'Near repeats by area',
+        columns: [
+          { key: 'name', label: 'Area', fmt: (v, r) => el('button', { type: 'button', class: 'linklike', onclick: () => drill(scopeOf(r)) }, v || r.scope_id) },
+          { key: 'place_offences', label: 'Place-based offences', num: true },
+          { key: 'repeat_cells', label: 'Repeat locations', num: true },
+          { key: 'near_repeat_share', label: 'Near-repeat share', num: true, fmt: fmtShare },
+          { key: 'near_repeat_ratio', label: 'Ratio to shuffled times', num: true, fmt: (v) => fmtNum(Number(v), 2) },
+          { key: 'near_repeat_excess', label: 'Beyond chance per offence', num: true, fmt: (v) => fmtNum(Number(v), 2) },
+        ],
+        rows: parts,
+      }));
+    }
+    box.append(table({
+      caption: 'Top repeat locations',
+      empty: 'No repeat locations.',
+      columns: [
+        { key: 'rank', label: 'Rank', num: true },
+        { key: 'cell', label: 'Cell (H3)', fmt: (v) => el('code', { text: String(v) }) },
+        { key: 'category', label: 'Category', fmt: words },
+        { key: 'mahalla_id', label: 'Mahalla', fmt: (v) => el('button', { type: 'button', class: 'linklike', onclick: () => drill(`mahalla:${v}`) }, mahallaName(v)) },
+        { key: 'offences', label: 'Offences', num: true },
+        { key: 'first_offence', label: 'First', fmt: fmtTime },
+        { key: 'last_offence', label: 'Latest', fmt: fmtTime },
+      ],
+      rows: Array.isArray(view.repeat_cells) ? view.repeat_cells : [],
     }));
     return box;
   }

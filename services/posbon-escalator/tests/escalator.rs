@@ -40,6 +40,7 @@ fn events(reg: &Registry, sim: Arc<SimRegistry>) -> Vec<EnrichedEvent> {
             .expect("start")
             .fixed_offset(),
         bad_fraction: 0.0,
+        situations: Default::default(),
     };
     let far = Utc
         .with_ymd_and_hms(2030, 1, 1, 0, 0, 0)

@@ -12,6 +12,17 @@
 --   $day_start     TIMESTAMPTZ  its first instant
 --   $day_end       TIMESTAMPTZ  the first instant of the next day
 --
+-- Difficult mahallas (difficult.sql, the table `difficult`):
+-- difficult_mahallas counts the scope's mahallas difficult on $day,
+-- newly_difficult those of them that were not the day before,
+-- recovered_mahallas those difficult the day before and no longer.
+--
+-- Recurrence over the 14 days ending on $day (recurrence.sql, the table
+-- `recurrence`, which says what each figure is): place_offences,
+-- repeat_cells, repeat_offences, and per district, region and the nation
+-- near_repeat_offences, near_repeat_share, near_repeat_pairs,
+-- near_repeat_expected, near_repeat_ratio and near_repeat_excess.
+--
 -- The change of offences against the 7- and 28-day baselines (z7, z28) and
 -- of camera alerts against 7 days (camera_alerts_z7) are scores.sql's: an
 -- overdispersion-aware z score, withheld (NULL, "not enough history") with
@@ -120,12 +131,16 @@ units AS (
         k.records_since,
         CASE WHEN k.crime_free_days >= 30 THEN 1 ELSE 0 END AS free30,
         CASE WHEN k.crime_free_days >= 90 THEN 1 ELSE 0 END AS free90,
-        CASE WHEN k.crime_free_days >= 180 THEN 1 ELSE 0 END AS free180
+        CASE WHEN k.crime_free_days >= 180 THEN 1 ELSE 0 END AS free180,
+        CASE WHEN h.status = 'difficult' THEN 1 ELSE 0 END AS difficult,
+        CASE WHEN h.newly THEN 1 ELSE 0 END AS newly_difficult,
+        CASE WHEN h.status = 'recovered' THEN 1 ELSE 0 END AS recovered
     FROM areas a
     LEFT JOIN today t ON t.mahalla_id = a.mahalla_id
     LEFT JOIN streaks k ON k.mahalla_id = a.mahalla_id
     LEFT JOIN opened o ON o.mahalla_id = a.mahalla_id AND a.mahallas = 1
     LEFT JOIN closed c ON c.mahalla_id = a.mahalla_id AND a.mahallas = 1
+    LEFT JOIN difficult h ON h.scope_id = a.mahalla_id AND a.mahallas = 1
 ),
 -- The change scores (scores.sql): offences (o_) and camera alerts (a_).
 baselines AS (
@@ -170,7 +185,10 @@ rolled AS (
         max(records_since) AS records_since,
         sum(free30) AS crime_free_30d,
         sum(free90) AS crime_free_90d,
-        sum(free180) AS crime_free_180d
+        sum(free180) AS crime_free_180d,
+        sum(difficult) AS difficult_mahallas,
+        sum(newly_difficult) AS newly_difficult,
+        sum(recovered) AS recovered_mahallas
     FROM units
     GROUP BY ROLLUP (region_id, district_id, mahalla_id)
 ),
@@ -241,9 +259,22 @@ SELECT
     CASE WHEN s.scope <> 'unassigned' THEN s.records_since END AS records_since,
     s.crime_free_30d,
     s.crime_free_90d,
-    s.crime_free_180d
+    s.crime_free_180d,
+    CASE WHEN s.scope <> 'unassigned' THEN s.difficult_mahallas END AS difficult_mahallas,
+    CASE WHEN s.scope <> 'unassigned' THEN s.newly_difficult END AS newly_difficult,
+    CASE WHEN s.scope <> 'unassigned' THEN s.recovered_mahallas END AS recovered_mahallas,
+    CASE WHEN s.scope <> 'unassigned' THEN coalesce(r.place_offences, 0) END AS place_offences,
+    CASE WHEN s.scope <> 'unassigned' THEN coalesce(r.repeat_cells, 0) END AS repeat_cells,
+    CASE WHEN s.scope <> 'unassigned' THEN coalesce(r.repeat_offences, 0) END AS repeat_offences,
+    r.near_repeat_offences,
+    r.near_repeat_share,
+    r.near_repeat_pairs,
+    r.near_repeat_expected,
+    r.near_repeat_ratio,
+    r.near_repeat_excess
 FROM scoped s
 LEFT JOIN baselines b ON b.scope = s.scope AND b.scope_id = s.scope_id
+LEFT JOIN recurrence r ON r.scope = s.scope AND r.scope_id = s.scope_id
 LEFT JOIN names n
     ON n.scope = s.scope
     AND n.scope_id = s.scope_id

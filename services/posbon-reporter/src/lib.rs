@@ -3,17 +3,23 @@
 //!
 //! The report is SQL that analysts can read and run themselves
 //! (`services/posbon-reporter/sql/`, parameters `$day`, `$day_start`,
-//! `$day_end`, `$base7_start`, `$base28_start`):
+//! `$day_end`, `$base7_start`, `$base28_start`, `$recent_start` and the
+//! difficult rule's `$difficult_level`, `$difficult_escalation_days`,
+//! `$difficult_z`, `$difficult_z_days`):
 //!
 //! | file | stored as | what |
 //! |---|---|---|
 //! | `mahalla_day.sql` | `mahalla_days` | per mahalla and day: events by kind, offences, cybercrime, harm points |
 //! | `baseline_days.sql` | (in memory, as `baseline_days`) | per scope, measure and day of the 28 before that had data, and the day itself: the counts the scores rest on |
 //! | `scores.sql` | (in memory, as `scores`) | per scope and measure (offences, camera alerts, focus groups): the day's count, the 7- and 28-day baselines with their coverage, overdispersion-aware z scores |
-//! | `report_scopes.sql` | `daily_reports` | per scope (nation, region, district, mahalla, unassigned): counts, harm, cybercrime share, the offences' and camera alerts' scores, escalations opened and closed, crime-free mahallas and streaks (30, 90, 180 days) |
+//! | `difficult.sql` | `daily_report_difficult` (and in memory, as `difficult`) | the mahallas a configurable rule calls difficult (escalation days or high change scores over 14 days), newly difficult and recovered, with days, trend, open escalations and the responsible inspector |
+//! | `recent_offences.sql` | (in memory, as `recent_offences`) | the place-based offences of the 14 days ending on the day |
+//! | `recurrence.sql` | (in memory, as `recurrence`) | per scope: repeat locations, and near repeats against a time-shuffled baseline (Knox) |
+//! | `report_scopes.sql` | `daily_reports` | per scope (nation, region, district, mahalla, unassigned): counts, harm, cybercrime share, the offences' and camera alerts' scores, escalations opened and closed, crime-free mahallas and streaks (30, 90, 180 days), difficult mahallas, recurrence |
 //! | `report_focus_groups.sql` | `daily_report_focus_groups` | per scope and focus group of prevention (minor, young and women victims, minor and young offenders, domestic, youth drug offences): offences and their scores; sensitive |
 //! | `report_categories.sql` | `daily_report_categories` | per scope, kind and category: events and harm |
 //! | `report_hot_cells.sql` | `daily_report_hot_cells` | per scope, the hottest H3 cells |
+//! | `report_repeat_cells.sql` | `daily_report_repeat_cells` | per scope, the top repeat locations of the 14 days |
 //!
 //! [`Reporter::generate`] runs them for a local (Asia/Tashkent) date and
 //! stores the rows; the per-mahalla figures of the days before are computed
@@ -44,6 +50,7 @@ pub mod render;
 mod report;
 pub mod reporter;
 pub mod serve;
+mod situation;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -66,7 +73,8 @@ pub use report::{
     MIN_BASELINE7_DAYS, MIN_BASELINE28_DAYS, STREAK_DAYS, Scope, ScopeKind, ScopeRow, ScopeView,
     Streak, Streaks, focus_group_label,
 };
-pub use reporter::Reporter;
+pub use reporter::{DifficultRule, Reporter};
+pub use situation::{Difficult, DifficultRow, RepeatCellRow};
 
 /// Defaults embedded in the binary.
 pub const DEFAULTS: &str = include_str!("default.toml");
@@ -138,6 +146,11 @@ pub struct ReporterConfig {
     /// victim (1: show every count).
     #[serde(default = "default_small_count_min")]
     pub small_count_min: i64,
+    /// The rule that calls a mahalla difficult (`[reporter.difficult]`:
+    /// `level`, `escalation_days`, `z`, `z_days`; see
+    /// `sql/difficult.sql`).
+    #[serde(default)]
+    pub difficult: reporter::DifficultRule,
 }
 
 fn default_small_count_min() -> i64 {
@@ -421,7 +434,8 @@ pub async fn run(
     let m = ReporterMetrics::new(&metrics)?;
     let reporter = Arc::new(
         Reporter::new(store.clone(), registry, config.sql.clone())?
-            .with_small_count_min(config.small_count_min),
+            .with_small_count_min(config.small_count_min)
+            .with_difficult_rule(config.difficult.clone())?,
     );
     let (ready_bus, ready_store) = (bus.clone(), store.clone());
     let health = Health::new(metrics.clone())

@@ -6,12 +6,18 @@ use std::fmt::Write as _;
 use crate::report::{
     FOCUS_GROUPS, FocusGroupRow, ScopeKind, ScopeRow, ScopeView, focus_group_label,
 };
+use crate::situation::DifficultRow;
 
-/// The columns of the CSV rendering, in order: [`ROW_COLUMNS`], then each
-/// focus group's offences and z against 7 days (`victim_minor`,
+/// The columns of the CSV rendering, in order: [`ROW_COLUMNS`],
+/// [`DIFFICULT_COLUMNS`] (filled for a mahalla the difficult rule lists),
+/// then each focus group's offences and z against 7 days (`victim_minor`,
 /// `victim_minor_z7`, ...; a withheld count reads `<3`, or `withheld`).
 pub fn csv_columns() -> Vec<String> {
-    let mut columns: Vec<String> = ROW_COLUMNS.iter().map(|c| (*c).to_owned()).collect();
+    let mut columns: Vec<String> = ROW_COLUMNS
+        .iter()
+        .chain(&DIFFICULT_COLUMNS)
+        .map(|c| (*c).to_owned())
+        .collect();
     for g in FOCUS_GROUPS {
         columns.push(g.to_owned());
         columns.push(format!("{g}_z7"));
@@ -20,7 +26,7 @@ pub fn csv_columns() -> Vec<String> {
 }
 
 /// The columns of a scope's row in the CSV rendering, in order.
-pub const ROW_COLUMNS: [&str; 34] = [
+pub const ROW_COLUMNS: [&str; 46] = [
     "date",
     "scope",
     "scope_id",
@@ -55,6 +61,29 @@ pub const ROW_COLUMNS: [&str; 34] = [
     "crime_free_30d",
     "crime_free_90d",
     "crime_free_180d",
+    "difficult_mahallas",
+    "newly_difficult",
+    "recovered_mahallas",
+    "place_offences",
+    "repeat_cells",
+    "repeat_offences",
+    "near_repeat_offences",
+    "near_repeat_share",
+    "near_repeat_pairs",
+    "near_repeat_expected",
+    "near_repeat_ratio",
+    "near_repeat_excess",
+];
+
+/// The columns of a mahalla the difficult rule lists (empty otherwise):
+/// `difficult` or `recovered`, since when, its difficult days of the 14,
+/// its trend and the inspector who answers for it.
+pub const DIFFICULT_COLUMNS: [&str; 5] = [
+    "difficult_status",
+    "difficult_since",
+    "difficult_days",
+    "difficult_trend",
+    "inspector",
 ];
 
 fn csv_field(out: &mut String, text: &str) {
@@ -104,7 +133,44 @@ fn row_fields(view: &ScopeView, r: &ScopeRow) -> Vec<String> {
         opt_num(r.crime_free_30d),
         opt_num(r.crime_free_90d),
         opt_num(r.crime_free_180d),
+        opt_num(r.difficult_mahallas),
+        opt_num(r.newly_difficult),
+        opt_num(r.recovered_mahallas),
+        opt_num(r.place_offences),
+        opt_num(r.repeat_cells),
+        opt_num(r.repeat_offences),
+        opt_num(r.near_repeat_offences),
+        r.near_repeat_share.map(f).unwrap_or_default(),
+        opt_num(r.near_repeat_pairs),
+        r.near_repeat_expected.map(f).unwrap_or_default(),
+        r.near_repeat_ratio.map(f).unwrap_or_default(),
+        r.near_repeat_excess.map(f).unwrap_or_default(),
     ]
+}
+
+/// The difficult-rule row of a mahalla in the view, if it is listed.
+fn difficult_of<'a>(view: &'a ScopeView, r: &ScopeRow) -> Option<&'a DifficultRow> {
+    if r.scope != ScopeKind::Mahalla {
+        return None;
+    }
+    view.difficult
+        .mahallas
+        .iter()
+        .chain(&view.difficult.recovered)
+        .find(|d| d.mahalla_id == r.scope_id)
+}
+
+fn difficult_fields(d: Option<&DifficultRow>) -> [String; 5] {
+    match d {
+        Some(d) => [
+            d.status.clone(),
+            d.difficult_since.map(|d| d.to_string()).unwrap_or_default(),
+            d.difficult_days.to_string(),
+            d.trend.clone(),
+            d.inspector.clone().unwrap_or_default(),
+        ],
+        None => Default::default(),
+    }
 }
 
 /// A mahalla's days since its last offence: "12", "≥ 40" without one in
@@ -144,6 +210,7 @@ pub fn to_csv(view: &ScopeView) -> String {
     out.push_str("\r\n");
     for r in std::iter::once(&view.summary).chain(&view.parts) {
         let mut fields = row_fields(view, r);
+        fields.extend(difficult_fields(difficult_of(view, r)));
         for g in FOCUS_GROUPS {
             match focus(view, r, g) {
                 Some(f) => {
@@ -314,6 +381,8 @@ pub fn to_html(view: &ScopeView) -> String {
     }
     html_focus_groups(&mut h, view);
     html_streaks(&mut h, view);
+    html_difficult(&mut h, view);
+    html_recurrence(&mut h, view);
     h.push_str(
         "<h2>By kind and category</h2>\n<table>\n<tr><th class=\"l\">Kind</th>\
         <th class=\"l\">Category</th><th>Events</th><th>Harm</th></tr>\n",
@@ -447,6 +516,171 @@ fn html_streaks(h: &mut String, view: &ScopeView) {
     h.push_str("</table>\n");
 }
 
+/// "3 of 14 days (2 with an escalation, 1 with a high score)".
+fn difficult_text(d: &DifficultRow) -> String {
+    format!(
+        "{} of 14 days ({} with an escalation, {} with a high score{})",
+        d.difficult_days,
+        d.escalation_days,
+        d.score_days,
+        if d.days_scored < 14 {
+            format!("; {} of 14 days scored", d.days_scored)
+        } else {
+            String::new()
+        }
+    )
+}
+
+fn html_difficult(h: &mut String, view: &ScopeView) {
+    let d = &view.difficult;
+    if view.summary.difficult_mahallas.is_none() && d.mahallas.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        h,
+        "<h2>Difficult mahallas: {}</h2>
+<p>A mahalla is difficult when, over the last 14 days, \
+         escalations or high change scores of its offences kept coming back (the report's rule, \
+         set by [reporter.difficult]). Newly difficult today: {}. Recovered since yesterday: {}.</p>",
+        d.mahallas.len(),
+        d.newly().count(),
+        d.recovered.len()
+    );
+    if d.mahallas.is_empty() && d.recovered.is_empty() {
+        return;
+    }
+    h.push_str(
+        "<table>\n<tr><th class=\"l\">Mahalla</th><th class=\"l\">District</th>\
+         <th class=\"l\">Status</th><th class=\"l\">Since</th><th class=\"l\">Difficult days</th>\
+         <th>Offences, 7 days</th><th>7 days before</th><th class=\"l\">Trend</th>\
+         <th>Open escalations</th><th class=\"l\">Inspector</th></tr>\n",
+    );
+    for r in d.mahallas.iter().chain(&d.recovered) {
+        let status = match (r.is_difficult(), r.newly) {
+            (true, true) => "newly difficult",
+            (true, false) => "difficult",
+            _ => "recovered",
+        };
+        let open = match &r.open_level {
+            Some(level) => format!("{} ({level})", r.open_escalations),
+            None => r.open_escalations.to_string(),
+        };
+        let _ = writeln!(
+            h,
+            "<tr><td class=\"l\">{} ({})</td><td class=\"l\">{}</td><td class=\"l\">{}</td>\
+             <td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td>\
+             <td class=\"l\">{}</td><td>{}</td><td class=\"l\">{}</td></tr>",
+            esc(&r.name),
+            esc(&r.mahalla_id),
+            esc(&r.district_id),
+            status,
+            r.difficult_since.map(|d| d.to_string()).unwrap_or_default(),
+            esc(&difficult_text(r)),
+            r.offences_7d,
+            r.offences_prev_7d,
+            esc(&r.trend),
+            esc(&open),
+            esc(r.inspector.as_deref().unwrap_or("–")),
+        );
+    }
+    h.push_str("</table>\n");
+}
+
+/// "1.23 (412 close pairs, 335 expected; 0.21 beyond chance per offence)".
+fn near_repeat_text(r: &ScopeRow) -> String {
+    match (
+        r.near_repeat_ratio,
+        r.near_repeat_pairs,
+        r.near_repeat_expected,
+        r.near_repeat_excess,
+    ) {
+        (Some(ratio), Some(pairs), Some(expected), Some(excess)) => format!(
+            "{ratio:.2} ({pairs} close pairs, {expected:.0} expected; {excess:.2} beyond chance \
+             per offence)"
+        ),
+        _ => "–".to_owned(),
+    }
+}
+
+fn html_recurrence(h: &mut String, view: &ScopeView) {
+    let s = &view.summary;
+    let Some(place) = s.place_offences else {
+        return;
+    };
+    let _ = writeln!(
+        h,
+        "<h2>Recurrence, last 14 days</h2>\n<p>Place-based offences (incidents other than fraud \
+         and cybercrime): {place}. Repeat locations (a cell of about 66 m with two or more \
+         offences of one category): {} with {} offences. Near repeats are offences within one \
+         ring of cells (about 200 m) and 7 days of an earlier one of the same category in the \
+         district; the ratio compares such pairs with what the same offences give with their \
+         times shuffled (1: no more than chance), and the excess counts the pairs beyond chance \
+         per offence.</p>\n<table>\n\
+         <tr><th class=\"l\">Near repeats</th><td>{}</td></tr>\n\
+         <tr><th class=\"l\">Share of offences</th><td>{}</td></tr>\n\
+         <tr><th class=\"l\">Ratio to a time-shuffled history</th><td>{}</td></tr>\n</table>",
+        opt_num(s.repeat_cells),
+        opt_num(s.repeat_offences),
+        s.near_repeat_offences
+            .map_or_else(|| "–".to_owned(), |n| n.to_string()),
+        share(s.near_repeat_share),
+        esc(&near_repeat_text(s)),
+    );
+    let districts: Vec<&ScopeRow> = view
+        .parts
+        .iter()
+        .filter(|p| p.near_repeat_ratio.is_some())
+        .collect();
+    if !districts.is_empty() {
+        h.push_str(
+            "<table>\n<tr><th class=\"l\">Area</th><th>Place-based offences</th>\
+             <th>Repeat cells</th><th>Near repeats</th><th>Share</th><th>Ratio</th>\
+             <th>Beyond chance per offence</th></tr>\n",
+        );
+        for p in districts {
+            let _ = writeln!(
+                h,
+                "<tr><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
+                 <td>{}</td></tr>",
+                esc(&p.name),
+                opt_num(p.place_offences),
+                opt_num(p.repeat_cells),
+                opt_num(p.near_repeat_offences),
+                share(p.near_repeat_share),
+                p.near_repeat_ratio
+                    .map(|v| format!("{v:.2}"))
+                    .unwrap_or_default(),
+                p.near_repeat_excess
+                    .map(|v| format!("{v:.2}"))
+                    .unwrap_or_default(),
+            );
+        }
+        h.push_str("</table>\n");
+    }
+    if !view.repeat_cells.is_empty() {
+        h.push_str(
+            "<table>\n<tr><th>Rank</th><th class=\"l\">H3 cell</th><th class=\"l\">Category</th>\
+             <th class=\"l\">Mahalla</th><th>Offences</th><th class=\"l\">First</th>\
+             <th class=\"l\">Latest</th></tr>\n",
+        );
+        for c in &view.repeat_cells {
+            let _ = writeln!(
+                h,
+                "<tr><td>{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td>\
+                 <td>{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td></tr>",
+                c.rank,
+                c.cell,
+                esc(&c.category),
+                esc(&c.mahalla_id),
+                c.offences,
+                c.first_offence.format("%Y-%m-%d %H:%M UTC"),
+                c.last_offence.format("%Y-%m-%d %H:%M UTC"),
+            );
+        }
+        h.push_str("</table>\n");
+    }
+}
+
 /// "12 days since the last offence (2026-05-01)"; "an offence on the day,
 /// after 40 days without one"; or, without one in the records, "at least
 /// 40 days: no offence since the records began on 2026-04-01".
@@ -572,6 +806,51 @@ pub fn to_text(view: &ScopeView) -> String {
                 st.count,
                 st.joined.len(),
                 st.left.len()
+            );
+        }
+    }
+    if s.difficult_mahallas.is_some() || !view.difficult.mahallas.is_empty() {
+        let d = &view.difficult;
+        let _ = writeln!(
+            t,
+            "\nDifficult mahallas: {} (newly {}, recovered {})",
+            d.mahallas.len(),
+            d.newly().count(),
+            d.recovered.len()
+        );
+        for r in d.mahallas.iter().take(20) {
+            let _ = writeln!(
+                t,
+                "  {:<28} {:<10} since {}  {}  {}  inspector {}",
+                truncate(&r.name, 28),
+                if r.newly { "newly" } else { "" },
+                r.difficult_since.map(|d| d.to_string()).unwrap_or_default(),
+                difficult_text(r),
+                r.trend,
+                r.inspector.as_deref().unwrap_or("–")
+            );
+        }
+        if d.mahallas.len() > 20 {
+            let _ = writeln!(t, "  ... and {} more", d.mahallas.len() - 20);
+        }
+    }
+    if let Some(place) = s.place_offences {
+        let _ = writeln!(
+            t,
+            "\nRecurrence, last 14 days: {place} place-based offences, {} repeat cells ({} offences); \
+             near repeats {} ({}), ratio to shuffled times {}",
+            opt_num(s.repeat_cells),
+            opt_num(s.repeat_offences),
+            s.near_repeat_offences
+                .map_or_else(|| "–".to_owned(), |n| n.to_string()),
+            share(s.near_repeat_share),
+            near_repeat_text(s)
+        );
+        for c in &view.repeat_cells {
+            let _ = writeln!(
+                t,
+                "  {:>2}. {}  {:<18} {:>3} offences  {}",
+                c.rank, c.cell, c.category, c.offences, c.mahalla_id
             );
         }
     }

@@ -14,6 +14,7 @@ use posbon_sql::datafusion::arrow::datatypes::DataType;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ReportError;
+use crate::situation::{Difficult, DifficultRow, RepeatCellRow};
 
 /// Covered days of the 7 before that a 7-day z score needs (as in
 /// `sql/report_scopes.sql`).
@@ -218,6 +219,50 @@ pub struct ScopeRow {
     /// For at least 180 days.
     #[serde(default)]
     pub crime_free_180d: Option<i64>,
+    /// Mahallas of the scope the difficult rule calls difficult on the day
+    /// (`sql/difficult.sql`); `None` for the unassigned events and in
+    /// reports made before the rule.
+    #[serde(default)]
+    pub difficult_mahallas: Option<i64>,
+    /// Of them, those that were not the day before.
+    #[serde(default)]
+    pub newly_difficult: Option<i64>,
+    /// Mahallas difficult the day before and no longer.
+    #[serde(default)]
+    pub recovered_mahallas: Option<i64>,
+    /// Place-based offences (incidents other than fraud and cybercrime) of
+    /// the 14 days ending on the day (`sql/recurrence.sql`).
+    #[serde(default)]
+    pub place_offences: Option<i64>,
+    /// Repeat locations of the 14 days: cells with two or more offences of
+    /// one category in one mahalla.
+    #[serde(default)]
+    pub repeat_cells: Option<i64>,
+    /// Offences at those locations.
+    #[serde(default)]
+    pub repeat_offences: Option<i64>,
+    /// Offences with an earlier one of the district within one ring of
+    /// cells and 7 days (districts, regions and the nation only).
+    #[serde(default)]
+    pub near_repeat_offences: Option<i64>,
+    /// `near_repeat_offences / place_offences`.
+    #[serde(default)]
+    pub near_repeat_share: Option<f64>,
+    /// Pairs of offences close in space and time.
+    #[serde(default)]
+    pub near_repeat_pairs: Option<i64>,
+    /// The close pairs a time-shuffled history gives on average.
+    #[serde(default)]
+    pub near_repeat_expected: Option<f64>,
+    /// `near_repeat_pairs / near_repeat_expected`: above 1 when offences
+    /// follow each other near by more than chance.
+    #[serde(default)]
+    pub near_repeat_ratio: Option<f64>,
+    /// `(near_repeat_pairs - near_repeat_expected) / place_offences`: close
+    /// pairs beyond chance per offence (it shows near repeats where dense
+    /// offences keep the ratio near 1).
+    #[serde(default)]
+    pub near_repeat_excess: Option<f64>,
 }
 
 /// The focus groups of crime prevention, in report order (the measures of
@@ -336,6 +381,13 @@ pub struct DailyReport {
     /// they were counted).
     #[serde(default)]
     pub focus_groups: Vec<FocusGroupRow>,
+    /// The mahallas the difficult rule calls difficult, and those that
+    /// recovered since the day before.
+    #[serde(default)]
+    pub difficult: Vec<DifficultRow>,
+    /// The top repeat locations per scope.
+    #[serde(default)]
+    pub repeat_cells: Vec<RepeatCellRow>,
 }
 
 /// A crime-free mahalla in a view.
@@ -410,6 +462,12 @@ pub struct ScopeView {
     /// Crime-free streaks of the scope's mahallas.
     #[serde(default)]
     pub streaks: Option<Streaks>,
+    /// The scope's difficult mahallas, and those that recovered.
+    #[serde(default)]
+    pub difficult: Difficult,
+    /// The scope's top repeat locations of the 14 days.
+    #[serde(default)]
+    pub repeat_cells: Vec<RepeatCellRow>,
 }
 
 impl DailyReport {
@@ -532,6 +590,19 @@ impl DailyReport {
             },
             focus_groups,
             streaks,
+            difficult: Difficult::of(&self.difficult, |d| match scope.kind {
+                ScopeKind::Nation => true,
+                ScopeKind::Region => d.region_id == scope.id,
+                ScopeKind::District => d.district_id == scope.id,
+                ScopeKind::Mahalla => d.mahalla_id == scope.id,
+                ScopeKind::Unassigned => false,
+            }),
+            repeat_cells: self
+                .repeat_cells
+                .iter()
+                .filter(|c| same(c.scope, &c.scope_id))
+                .cloned()
+                .collect(),
         })
     }
 
@@ -703,38 +774,38 @@ impl DailyReport {
 }
 
 /// Reads the columns of stored report batches by name.
-struct Columns<'a> {
-    batch: &'a RecordBatch,
+pub(crate) struct Columns<'a> {
+    pub(crate) batch: &'a RecordBatch,
 }
 
 impl<'a> Columns<'a> {
-    fn column(&self, name: &str) -> Result<&'a dyn Array, ReportError> {
+    pub(crate) fn column(&self, name: &str) -> Result<&'a dyn Array, ReportError> {
         self.batch
             .column_by_name(name)
             .map(|c| c.as_ref())
             .ok_or_else(|| ReportError::Internal(format!("report rows have no column {name}")))
     }
 
-    fn strings(&self, name: &str) -> Result<StringArray, ReportError> {
+    pub(crate) fn strings(&self, name: &str) -> Result<StringArray, ReportError> {
         let c = self.column(name)?;
         let c = cast(c, &DataType::Utf8).map_err(|e| ReportError::Internal(e.to_string()))?;
         Ok(c.as_string::<i32>().clone())
     }
 
-    fn ints(&self, name: &str) -> Result<Int64Array, ReportError> {
+    pub(crate) fn ints(&self, name: &str) -> Result<Int64Array, ReportError> {
         let c = cast(self.column(name)?, &DataType::Int64)
             .map_err(|e| ReportError::Internal(e.to_string()))?;
         Ok(c.as_primitive().clone())
     }
 
-    fn floats(&self, name: &str) -> Result<Float64Array, ReportError> {
+    pub(crate) fn floats(&self, name: &str) -> Result<Float64Array, ReportError> {
         let c = cast(self.column(name)?, &DataType::Float64)
             .map_err(|e| ReportError::Internal(e.to_string()))?;
         Ok(c.as_primitive().clone())
     }
 
     /// A date column as days since 1970-01-01.
-    fn day_numbers(&self, name: &str) -> Result<Int64Array, ReportError> {
+    pub(crate) fn day_numbers(&self, name: &str) -> Result<Int64Array, ReportError> {
         let c = cast(self.column(name)?, &DataType::Date32)
             .and_then(|c| cast(&c, &DataType::Int32))
             .and_then(|c| cast(&c, &DataType::Int64))
@@ -742,22 +813,22 @@ impl<'a> Columns<'a> {
         Ok(c.as_primitive().clone())
     }
 
-    fn u64s(&self, name: &str) -> Result<UInt64Array, ReportError> {
+    pub(crate) fn u64s(&self, name: &str) -> Result<UInt64Array, ReportError> {
         let c = cast(self.column(name)?, &DataType::UInt64)
             .map_err(|e| ReportError::Internal(e.to_string()))?;
         Ok(c.as_primitive().clone())
     }
 }
 
-fn days_to_date(days: i64) -> Option<NaiveDate> {
+pub(crate) fn days_to_date(days: i64) -> Option<NaiveDate> {
     NaiveDate::from_ymd_opt(1970, 1, 1)?.checked_add_signed(chrono::TimeDelta::days(days))
 }
 
-fn opt(a: &StringArray, i: usize) -> Option<String> {
+pub(crate) fn opt(a: &StringArray, i: usize) -> Option<String> {
     a.is_valid(i).then(|| a.value(i).to_owned())
 }
 
-fn scope_kind(s: &str) -> Result<ScopeKind, ReportError> {
+pub(crate) fn scope_kind(s: &str) -> Result<ScopeKind, ReportError> {
     ScopeKind::parse(s).ok_or_else(|| ReportError::Internal(format!("unknown scope {s:?}")))
 }
 
@@ -809,10 +880,28 @@ pub(crate) fn scope_rows(batches: &[RecordBatch]) -> Result<Vec<ScopeRow>, Repor
             "crime_free_30d",
             "crime_free_90d",
             "crime_free_180d",
+            "difficult_mahallas",
+            "newly_difficult",
+            "recovered_mahallas",
+            "place_offences",
+            "repeat_cells",
+            "repeat_offences",
+            "near_repeat_offences",
+            "near_repeat_pairs",
         ]
         .iter()
         .map(|n| c.ints(n))
         .collect::<Result<_, _>>()?;
+        let shares: Vec<Float64Array> = [
+            "near_repeat_share",
+            "near_repeat_expected",
+            "near_repeat_ratio",
+            "near_repeat_excess",
+        ]
+        .iter()
+        .map(|n| c.floats(n))
+        .collect::<Result<_, _>>()?;
+        let share = |k: usize, i: usize| shares[k].is_valid(i).then(|| shares[k].value(i));
         let dates: Vec<Int64Array> = ["last_offence", "records_since"]
             .iter()
             .map(|n| c.day_numbers(n))
@@ -860,6 +949,18 @@ pub(crate) fn scope_rows(batches: &[RecordBatch]) -> Result<Vec<ScopeRow>, Repor
                 crime_free_30d: day(4, i),
                 crime_free_90d: day(5, i),
                 crime_free_180d: day(6, i),
+                difficult_mahallas: day(7, i),
+                newly_difficult: day(8, i),
+                recovered_mahallas: day(9, i),
+                place_offences: day(10, i),
+                repeat_cells: day(11, i),
+                repeat_offences: day(12, i),
+                near_repeat_offences: day(13, i),
+                near_repeat_share: share(0, i),
+                near_repeat_pairs: day(14, i),
+                near_repeat_expected: share(1, i),
+                near_repeat_ratio: share(2, i),
+                near_repeat_excess: share(3, i),
             });
         }
     }
@@ -1011,6 +1112,18 @@ mod tests {
             crime_free_30d: None,
             crime_free_90d: None,
             crime_free_180d: None,
+            difficult_mahallas: None,
+            newly_difficult: None,
+            recovered_mahallas: None,
+            place_offences: None,
+            repeat_cells: None,
+            repeat_offences: None,
+            near_repeat_offences: None,
+            near_repeat_share: None,
+            near_repeat_pairs: None,
+            near_repeat_expected: None,
+            near_repeat_ratio: None,
+            near_repeat_excess: None,
         }
     }
 
@@ -1063,6 +1176,8 @@ mod tests {
             ],
             categories: Vec::new(),
             hot_cells: Vec::new(),
+            difficult: Vec::new(),
+            repeat_cells: Vec::new(),
             focus_groups: vec![
                 focus(District, "a", "victim_minor", 12),
                 // district a: one small count (1), so the smallest shown

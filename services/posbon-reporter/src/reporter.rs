@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, TimeDelta, TimeZone, Utc};
 use posbon_geo::Registry;
+use posbon_model::RiskLevel;
 use posbon_sql::datafusion::arrow::record_batch::RecordBatch;
 use posbon_sql::datafusion::catalog::MemTable;
 use posbon_sql::datafusion::common::ScalarValue;
@@ -15,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ReportError;
 use crate::report::{DailyReport, category_rows, focus_group_rows, hot_cell_rows, scope_rows};
+use crate::situation::{difficult_rows, repeat_cell_rows};
 
 /// Per mahalla, the figures of one day (stored in `mahalla_days`).
 pub const MAHALLA_DAY_SQL: &str = include_str!("../sql/mahalla_day.sql");
@@ -24,6 +26,15 @@ pub const BASELINE_DAYS_SQL: &str = include_str!("../sql/baseline_days.sql");
 /// The change scores per scope and measure (the table `scores` that
 /// `report_scopes.sql` and `report_focus_groups.sql` read; not stored).
 pub const SCORES_SQL: &str = include_str!("../sql/scores.sql");
+/// The difficult mahallas (stored in `daily_report_difficult`, and held as
+/// the table `difficult` that `report_scopes.sql` counts).
+pub const DIFFICULT_SQL: &str = include_str!("../sql/difficult.sql");
+/// The place-based offences of the last 14 days (the table
+/// `recent_offences`; not stored).
+pub const RECENT_OFFENCES_SQL: &str = include_str!("../sql/recent_offences.sql");
+/// Repeat locations and near repeats per scope (the table `recurrence`
+/// that `report_scopes.sql` reads; not stored).
+pub const RECURRENCE_SQL: &str = include_str!("../sql/recurrence.sql");
 /// One row per scope (stored in `daily_reports`).
 pub const REPORT_SCOPES_SQL: &str = include_str!("../sql/report_scopes.sql");
 /// Offences per scope and focus group of prevention
@@ -33,23 +44,32 @@ pub const REPORT_FOCUS_GROUPS_SQL: &str = include_str!("../sql/report_focus_grou
 pub const REPORT_CATEGORIES_SQL: &str = include_str!("../sql/report_categories.sql");
 /// The hottest cells per scope (`daily_report_hot_cells`).
 pub const REPORT_HOT_CELLS_SQL: &str = include_str!("../sql/report_hot_cells.sql");
+/// The top repeat locations per scope (`daily_report_repeat_cells`).
+pub const REPORT_REPEAT_CELLS_SQL: &str = include_str!("../sql/report_repeat_cells.sql");
 
 /// Every SQL file of the report, by name, in the order they run.
-pub const SQL_FILES: [(&str, &str); 7] = [
+pub const SQL_FILES: [(&str, &str); 11] = [
     ("mahalla_day.sql", MAHALLA_DAY_SQL),
     ("baseline_days.sql", BASELINE_DAYS_SQL),
     ("scores.sql", SCORES_SQL),
+    ("difficult.sql", DIFFICULT_SQL),
+    ("recent_offences.sql", RECENT_OFFENCES_SQL),
+    ("recurrence.sql", RECURRENCE_SQL),
     ("report_scopes.sql", REPORT_SCOPES_SQL),
     ("report_focus_groups.sql", REPORT_FOCUS_GROUPS_SQL),
     ("report_categories.sql", REPORT_CATEGORIES_SQL),
     ("report_hot_cells.sql", REPORT_HOT_CELLS_SQL),
+    ("report_repeat_cells.sql", REPORT_REPEAT_CELLS_SQL),
 ];
 
 /// The SQL files whose rows the later files read as a table (held in
-/// memory, not stored): file, table.
-pub const KEPT_TABLES: [(&str, &str); 2] = [
+/// memory; `difficult.sql`'s rows are stored too): file, table.
+pub const KEPT_TABLES: [(&str, &str); 5] = [
     ("baseline_days.sql", "baseline_days"),
     ("scores.sql", "scores"),
+    ("difficult.sql", "difficult"),
+    ("recent_offences.sql", "recent_offences"),
+    ("recurrence.sql", "recurrence"),
 ];
 
 /// The columns of `events` the report's SQL reads: what
@@ -91,6 +111,67 @@ pub struct FactsSource {
 /// The default of `[reporter] small_count_min`: a mahalla's focus-group
 /// count below it is withheld from callers without sensitive access.
 pub const DEFAULT_SMALL_COUNT_MIN: i64 = 3;
+
+/// Days of the recent window that the difficult-mahalla rule and
+/// recurrence look at ($day and the 13 before).
+pub const RECENT_DAYS: i64 = 14;
+
+/// The rule that calls a mahalla difficult (`sql/difficult.sql` says it in
+/// full): over the 14 days ending on the day, at least `escalation_days`
+/// days with an escalation at `level` or above open, or at least `z_days`
+/// days whose 7-day change score of offences was `z` or more.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DifficultRule {
+    /// The lowest escalation level that counts.
+    pub level: RiskLevel,
+    /// Days with such an escalation open that make a mahalla difficult.
+    pub escalation_days: i64,
+    /// The lowest 7-day change score that counts.
+    pub z: f64,
+    /// Days with such a score that make a mahalla difficult.
+    pub z_days: i64,
+}
+
+impl Default for DifficultRule {
+    fn default() -> Self {
+        Self {
+            level: RiskLevel::Elevated,
+            escalation_days: 3,
+            z: 2.0,
+            z_days: 3,
+        }
+    }
+}
+
+impl DifficultRule {
+    /// Checks the rule: `level` above normal, day counts within 1..=14, `z`
+    /// finite and positive. The error names what is wrong.
+    pub fn check(&self) -> Result<(), ReportError> {
+        let bad = |what: String| {
+            Err(ReportError::InvalidRequest(format!(
+                "difficult rule: {what}"
+            )))
+        };
+        if self.level == RiskLevel::Normal {
+            return bad("level must be elevated, high or critical, not normal".into());
+        }
+        for (name, days) in [
+            ("escalation_days", self.escalation_days),
+            ("z_days", self.z_days),
+        ] {
+            if !(1..=RECENT_DAYS).contains(&days) {
+                return bad(format!(
+                    "{name} must be within 1..={RECENT_DAYS}, got {days}"
+                ));
+            }
+        }
+        if !(self.z.is_finite() && self.z > 0.0) {
+            return bad(format!("z must be a positive number, got {}", self.z));
+        }
+        Ok(())
+    }
+}
 
 /// Days of the long baseline.
 pub const BASELINE_DAYS: i64 = 28;
@@ -135,20 +216,47 @@ fn time_value(t: DateTime<Utc>) -> ScalarValue {
     ScalarValue::TimestampMicrosecond(Some(t.timestamp_micros()), Some("UTC".into()))
 }
 
-/// The parameters of the SQL files for `date`: `$day`, `$day_start`,
-/// `$day_end`, `$base7_start`, `$base28_start`.
+/// The parameters of the SQL files for `date`, with the default
+/// [`DifficultRule`] ([`params_with`]).
 pub fn params(date: NaiveDate) -> Result<Vec<(String, ScalarValue)>, ReportError> {
+    params_with(date, &DifficultRule::default())
+}
+
+/// The parameters of the SQL files for `date`: `$day`, `$day_start`,
+/// `$day_end`, `$base7_start`, `$base28_start`, `$recent_start` (the first
+/// instant of the day 13 before) and the difficult rule's
+/// `$difficult_level`, `$difficult_escalation_days`, `$difficult_z`,
+/// `$difficult_z_days`.
+pub fn params_with(
+    date: NaiveDate,
+    rule: &DifficultRule,
+) -> Result<Vec<(String, ScalarValue)>, ReportError> {
     let (start, end) = day_window(date)?;
     let back = |days: i64| {
         date.checked_sub_signed(TimeDelta::days(days))
             .ok_or_else(|| ReportError::InvalidRequest(format!("{date} is too early")))
     };
+    let (recent_start, _) = day_window(back(RECENT_DAYS - 1)?)?;
     Ok(vec![
         ("day".into(), date_value(date)),
         ("day_start".into(), time_value(start)),
         ("day_end".into(), time_value(end)),
         ("base7_start".into(), date_value(back(SHORT_BASELINE_DAYS)?)),
         ("base28_start".into(), date_value(back(BASELINE_DAYS)?)),
+        ("recent_start".into(), time_value(recent_start)),
+        (
+            "difficult_level".into(),
+            ScalarValue::Utf8(Some(rule.level.as_str().to_owned())),
+        ),
+        (
+            "difficult_escalation_days".into(),
+            ScalarValue::Int64(Some(rule.escalation_days)),
+        ),
+        ("difficult_z".into(), ScalarValue::Float64(Some(rule.z))),
+        (
+            "difficult_z_days".into(),
+            ScalarValue::Int64(Some(rule.z_days)),
+        ),
     ])
 }
 
@@ -171,6 +279,8 @@ pub struct Reporter {
     writes: Arc<tokio::sync::Mutex<()>>,
     /// See [`Reporter::with_small_count_min`].
     small_count_min: i64,
+    /// See [`Reporter::with_difficult_rule`].
+    difficult: DifficultRule,
 }
 
 impl std::fmt::Debug for Reporter {
@@ -194,7 +304,27 @@ impl Reporter {
             store,
             writes: Arc::default(),
             small_count_min: DEFAULT_SMALL_COUNT_MIN,
+            difficult: DifficultRule::default(),
         })
+    }
+
+    /// The rule that calls a mahalla difficult ([`DifficultRule::default`]
+    /// unless set); an invalid rule is an error naming what is wrong.
+    pub fn with_difficult_rule(mut self, rule: DifficultRule) -> Result<Self, ReportError> {
+        rule.check()?;
+        self.difficult = rule;
+        Ok(self)
+    }
+
+    /// See [`Reporter::with_difficult_rule`].
+    pub fn difficult_rule(&self) -> &DifficultRule {
+        &self.difficult
+    }
+
+    /// The parameters of the report's SQL for `date`, with this reporter's
+    /// difficult rule.
+    pub fn params(&self, date: NaiveDate) -> Result<Vec<(String, ScalarValue)>, ReportError> {
+        params_with(date, &self.difficult)
     }
 
     /// A mahalla's focus-group count below `min` is withheld from callers
@@ -216,22 +346,24 @@ impl Reporter {
     }
 
     async fn run(
+        &self,
         engine: &SqlEngine,
         query: &'static str,
         sql: &str,
         date: NaiveDate,
     ) -> Result<Vec<RecordBatch>, ReportError> {
-        Ok(Self::run_output(engine, query, sql, date).await?.batches)
+        Ok(self.run_output(engine, query, sql, date).await?.batches)
     }
 
     async fn run_output(
+        &self,
         engine: &SqlEngine,
         query: &'static str,
         sql: &str,
         date: NaiveDate,
     ) -> Result<posbon_sql::QueryOutput, ReportError> {
         let out = engine
-            .query_with_params(sql, params(date)?)
+            .query_with_params(sql, self.params(date)?)
             .await
             .map_err(|source| ReportError::Query { query, source })?;
         if out.truncated {
@@ -243,17 +375,21 @@ impl Reporter {
         Ok(out)
     }
 
-    /// Runs `sql` and holds its rows as a table for the files after it.
+    /// Runs `sql` and holds its rows as the table `table` of the engine the
+    /// files after it run on; its rows too.
     async fn keep(
+        &self,
         engine: &SqlEngine,
         query: &'static str,
         sql: &str,
+        table: &str,
         date: NaiveDate,
-    ) -> Result<Arc<MemTable>, ReportError> {
-        let out = Self::run_output(engine, query, sql, date).await?;
-        MemTable::try_new(out.schema, vec![out.batches])
-            .map(Arc::new)
-            .map_err(|e| ReportError::Internal(format!("cannot hold the rows of {query}: {e}")))
+    ) -> Result<(SqlEngine, Vec<RecordBatch>), ReportError> {
+        let out = self.run_output(engine, query, sql, date).await?;
+        let held = MemTable::try_new(out.schema, vec![out.batches.clone()])
+            .map_err(|e| ReportError::Internal(format!("cannot hold the rows of {query}: {e}")))?;
+        let engine = engine.with_table(table, Arc::new(held)).await?;
+        Ok((engine, out.batches))
     }
 
     /// An engine whose `events` are the events of `date` in memory (the
@@ -266,7 +402,7 @@ impl Reporter {
         );
         let out = self
             .engine
-            .query_with_params(&sql, params(date)?)
+            .query_with_params(&sql, self.params(date)?)
             .await
             .map_err(|source| ReportError::Query {
                 query: "the events of the day",
@@ -354,7 +490,9 @@ impl Reporter {
 
     async fn store_mahalla_day_locked(&self, date: NaiveDate) -> Result<(), ReportError> {
         let source = self.facts_source(date).await?;
-        let rows = Self::run(&self.engine, "mahalla_day.sql", MAHALLA_DAY_SQL, date).await?;
+        let rows = self
+            .run(&self.engine, "mahalla_day.sql", MAHALLA_DAY_SQL, date)
+            .await?;
         self.put_facts(date, &rows, &source).await
     }
 
@@ -380,7 +518,9 @@ impl Reporter {
         if stored_rows && self.stored_facts_source(date).await?.as_ref() == Some(&now) {
             return Ok(false);
         }
-        let rows = Self::run(&self.engine, "mahalla_day.sql", MAHALLA_DAY_SQL, date).await?;
+        let rows = self
+            .run(&self.engine, "mahalla_day.sql", MAHALLA_DAY_SQL, date)
+            .await?;
         self.put_facts(date, &rows, &now).await?;
         Ok(true)
     }
@@ -428,49 +568,64 @@ impl Reporter {
         self.build_segments(date).await?;
         let source = self.facts_source(date).await?;
         let day = self.day_engine(date).await?;
-        let facts = Self::run(&day, "mahalla_day.sql", MAHALLA_DAY_SQL, date).await?;
+        let facts = self
+            .run(&day, "mahalla_day.sql", MAHALLA_DAY_SQL, date)
+            .await?;
         self.put_facts(date, &facts, &source).await?;
-        // The baseline's days and the scores once, as tables: the files
-        // after them read them many times over (DataFusion evaluates a CTE
-        // at each use).
-        let baseline = Self::keep(&day, "baseline_days.sql", BASELINE_DAYS_SQL, date).await?;
-        let with_baseline = day.with_table("baseline_days", baseline).await?;
-        let scores = Self::keep(&with_baseline, "scores.sql", SCORES_SQL, date).await?;
-        let with_scores = day.with_table("scores", scores).await?;
-        let scopes = Self::run(&with_scores, "report_scopes.sql", REPORT_SCOPES_SQL, date).await?;
-        let focus = Self::run(
-            &with_scores,
-            "report_focus_groups.sql",
-            REPORT_FOCUS_GROUPS_SQL,
-            date,
-        )
-        .await?;
-        let categories =
-            Self::run(&day, "report_categories.sql", REPORT_CATEGORIES_SQL, date).await?;
-        let hot = Self::run(&day, "report_hot_cells.sql", REPORT_HOT_CELLS_SQL, date).await?;
-        let (scopes, categories, hot, focus) = (
-            conform(StoredTable::DailyReports, &scopes)?,
-            conform(StoredTable::DailyReportCategories, &categories)?,
-            conform(StoredTable::DailyReportHotCells, &hot)?,
-            conform(StoredTable::DailyReportFocusGroups, &focus)?,
-        );
-        put_table(
-            &self.store,
-            StoredTable::DailyReportCategories,
-            date,
-            &categories,
-        )
-        .await?;
-        put_table(&self.store, StoredTable::DailyReportHotCells, date, &hot).await?;
-        put_table(
-            &self.store,
-            StoredTable::DailyReportFocusGroups,
-            date,
-            &focus,
-        )
-        .await?;
+        // The files whose rows later files read, each held as a table
+        // (DataFusion evaluates a CTE at each use).
+        let mut held = day.clone();
+        let mut difficult = Vec::new();
+        for (file, table) in KEPT_TABLES {
+            let (query, sql) = SQL_FILES
+                .iter()
+                .find(|(f, _)| *f == file)
+                .copied()
+                .ok_or_else(|| ReportError::Internal(format!("no SQL file {file}")))?;
+            let (engine, rows) = self.keep(&held, query, sql, table, date).await?;
+            if table == "difficult" {
+                difficult = rows;
+            }
+            held = engine;
+        }
+        let scopes = self
+            .run(&held, "report_scopes.sql", REPORT_SCOPES_SQL, date)
+            .await?;
+        let focus = self
+            .run(
+                &held,
+                "report_focus_groups.sql",
+                REPORT_FOCUS_GROUPS_SQL,
+                date,
+            )
+            .await?;
+        let categories = self
+            .run(&day, "report_categories.sql", REPORT_CATEGORIES_SQL, date)
+            .await?;
+        let hot = self
+            .run(&day, "report_hot_cells.sql", REPORT_HOT_CELLS_SQL, date)
+            .await?;
+        let repeats = self
+            .run(
+                &held,
+                "report_repeat_cells.sql",
+                REPORT_REPEAT_CELLS_SQL,
+                date,
+            )
+            .await?;
+        let rows = ReportRows {
+            scopes: conform(StoredTable::DailyReports, &scopes)?,
+            categories: conform(StoredTable::DailyReportCategories, &categories)?,
+            hot_cells: conform(StoredTable::DailyReportHotCells, &hot)?,
+            focus_groups: conform(StoredTable::DailyReportFocusGroups, &focus)?,
+            difficult: conform(StoredTable::DailyReportDifficult, &difficult)?,
+            repeat_cells: conform(StoredTable::DailyReportRepeatCells, &repeats)?,
+        };
+        for (table, batches) in rows.parts() {
+            put_table(&self.store, table, date, batches).await?;
+        }
         // The scope rows last: a report is there once they are.
-        put_table(&self.store, StoredTable::DailyReports, date, &scopes).await?;
+        put_table(&self.store, StoredTable::DailyReports, date, &rows.scopes).await?;
         self.store
             .put_report(
                 REPORT_SOURCE_KIND,
@@ -478,7 +633,7 @@ impl Reporter {
                 report_source.as_bytes(),
             )
             .await?;
-        report_of(date, &scopes, &categories, &hot, &focus)
+        rows.report(date)
     }
 
     /// What the report of `date` rests on, as one hex digest: the
@@ -488,7 +643,9 @@ impl Reporter {
         let first = date
             .checked_sub_signed(TimeDelta::days(BASELINE_DAYS))
             .ok_or_else(|| ReportError::InvalidRequest(format!("{date} is too early")))?;
-        let mut all = String::new();
+        // The rule's parameters too: the same events judged by another
+        // rule give another report.
+        let mut all = format!("{:?}", self.difficult);
         for (_, sql) in SQL_FILES {
             all.push_str(&format!("{:016x}", stable_hash(sql.as_bytes())));
         }
@@ -531,16 +688,17 @@ impl Reporter {
         let Some(scopes) = get_table(&self.store, StoredTable::DailyReports, date).await? else {
             return Ok(None);
         };
-        let categories = get_table(&self.store, StoredTable::DailyReportCategories, date)
-            .await?
-            .unwrap_or_default();
-        let hot = get_table(&self.store, StoredTable::DailyReportHotCells, date)
-            .await?
-            .unwrap_or_default();
-        let focus = get_table(&self.store, StoredTable::DailyReportFocusGroups, date)
-            .await?
-            .unwrap_or_default();
-        report_of(date, &scopes, &categories, &hot, &focus).map(Some)
+        let mut rows = ReportRows {
+            scopes,
+            ..ReportRows::default()
+        };
+        for table in ReportRows::PARTS {
+            let batches = get_table(&self.store, table, date)
+                .await?
+                .unwrap_or_default();
+            *rows.part_mut(table) = batches;
+        }
+        rows.report(date).map(Some)
     }
 
     /// The dates with a stored report, oldest first.
@@ -549,25 +707,64 @@ impl Reporter {
     }
 }
 
-/// The report of `date` from its rows.
-fn report_of(
-    date: NaiveDate,
-    scopes: &[RecordBatch],
-    categories: &[RecordBatch],
-    hot: &[RecordBatch],
-    focus: &[RecordBatch],
-) -> Result<DailyReport, ReportError> {
-    let (window_start, window_end) = day_window(date)?;
-    Ok(DailyReport {
-        date,
-        time_zone: TIME_ZONE.name().to_owned(),
-        window_start,
-        window_end,
-        scopes: scope_rows(scopes)?,
-        categories: category_rows(categories)?,
-        hot_cells: hot_cell_rows(hot)?,
-        focus_groups: focus_group_rows(focus)?,
-    })
+/// The stored rows of one report, table by table.
+#[derive(Debug, Default)]
+struct ReportRows {
+    scopes: Vec<RecordBatch>,
+    categories: Vec<RecordBatch>,
+    hot_cells: Vec<RecordBatch>,
+    focus_groups: Vec<RecordBatch>,
+    difficult: Vec<RecordBatch>,
+    repeat_cells: Vec<RecordBatch>,
+}
+
+impl ReportRows {
+    /// The tables of a report besides `daily_reports`.
+    const PARTS: [StoredTable; 5] = [
+        StoredTable::DailyReportCategories,
+        StoredTable::DailyReportHotCells,
+        StoredTable::DailyReportFocusGroups,
+        StoredTable::DailyReportDifficult,
+        StoredTable::DailyReportRepeatCells,
+    ];
+
+    fn part_mut(&mut self, table: StoredTable) -> &mut Vec<RecordBatch> {
+        match table {
+            StoredTable::DailyReportCategories => &mut self.categories,
+            StoredTable::DailyReportHotCells => &mut self.hot_cells,
+            StoredTable::DailyReportFocusGroups => &mut self.focus_groups,
+            StoredTable::DailyReportDifficult => &mut self.difficult,
+            StoredTable::DailyReportRepeatCells => &mut self.repeat_cells,
+            StoredTable::DailyReports | StoredTable::MahallaDays => &mut self.scopes,
+        }
+    }
+
+    fn parts(&self) -> [(StoredTable, &[RecordBatch]); 5] {
+        [
+            (StoredTable::DailyReportCategories, &self.categories),
+            (StoredTable::DailyReportHotCells, &self.hot_cells),
+            (StoredTable::DailyReportFocusGroups, &self.focus_groups),
+            (StoredTable::DailyReportDifficult, &self.difficult),
+            (StoredTable::DailyReportRepeatCells, &self.repeat_cells),
+        ]
+    }
+
+    /// The report of `date` from its rows.
+    fn report(&self, date: NaiveDate) -> Result<DailyReport, ReportError> {
+        let (window_start, window_end) = day_window(date)?;
+        Ok(DailyReport {
+            date,
+            time_zone: TIME_ZONE.name().to_owned(),
+            window_start,
+            window_end,
+            scopes: scope_rows(&self.scopes)?,
+            categories: category_rows(&self.categories)?,
+            hot_cells: hot_cell_rows(&self.hot_cells)?,
+            focus_groups: focus_group_rows(&self.focus_groups)?,
+            difficult: difficult_rows(&self.difficult)?,
+            repeat_cells: repeat_cell_rows(&self.repeat_cells)?,
+        })
+    }
 }
 
 /// The local date an instant falls on.
@@ -591,7 +788,22 @@ mod tests {
         let names: Vec<&str> = p.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(
             names,
-            ["day", "day_start", "day_end", "base7_start", "base28_start"]
+            [
+                "day",
+                "day_start",
+                "day_end",
+                "base7_start",
+                "base28_start",
+                "recent_start",
+                "difficult_level",
+                "difficult_escalation_days",
+                "difficult_z",
+                "difficult_z_days"
+            ]
+        );
+        assert_eq!(
+            p[5].1,
+            time_value(day_window(date - TimeDelta::days(13)).expect("window").0)
         );
         assert_eq!(
             p[3].1,

@@ -50,6 +50,7 @@ fn simulate() -> Simulated {
             duration: TimeDelta::days(DAYS),
             start: common::start(),
             bad_fraction: 0.0,
+            situations: Default::default(),
         },
     )
     .expect("stream");

@@ -58,6 +58,7 @@ async fn yesterdays_missing_report_is_made_and_published_at_start() {
         attempts: 2,
         sql: report_limits(),
         small_count_min: posbon_reporter::reporter::DEFAULT_SMALL_COUNT_MIN,
+        difficult: Default::default(),
     };
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(posbon_reporter::run(

@@ -48,6 +48,7 @@ pub async fn run(
         duration: TimeDelta::days(i64::from(config.history_days) + 1 + 365),
         start: start.fixed_offset(),
         bad_fraction: 0.0,
+        situations: Default::default(),
     };
     let stream = EventStream::new(sim, &options)?;
     let speed = 1440.0 / config.day_minutes;

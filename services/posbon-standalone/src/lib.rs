@@ -337,7 +337,8 @@ pub async fn run(
             registry.clone(),
             config.reporter.sql.clone(),
         )?
-        .with_small_count_min(config.reporter.small_count_min),
+        .with_small_count_min(config.reporter.small_count_min)
+        .with_difficult_rule(config.reporter.difficult.clone())?,
     );
     let app = Served {
         health: posbon_api::health(&metrics, bus.clone(), store.clone()),

@@ -90,6 +90,7 @@ async fn world() -> World {
             duration: TimeDelta::days(1),
             start,
             bad_fraction: 0.0,
+            situations: Default::default(),
         },
     )
     .expect("stream");

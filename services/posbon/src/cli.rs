@@ -489,12 +489,24 @@ pub(crate) struct EventsArgs {
     /// Output file (default: stdout).
     #[arg(long, short)]
     pub(crate) out: Option<PathBuf>,
-    /// Ground-truth JSON (injected hotspots and fraud waves, bad lines); default <out>.truth.json, none when writing to stdout.
+    /// Ground-truth JSON (injected hotspots and fraud waves, planted situations, bad lines); default <out>.truth.json, none when writing to stdout.
     #[arg(long)]
     pub(crate) truth: Option<PathBuf>,
     /// Fraction of lines (0..0.5) that are malformed on purpose, each with a defect the validator must reject.
     #[arg(long, default_value_t = 0.0)]
     pub(crate) bad_fraction: f64,
+    /// Plant this many difficult mahallas: their place-based offences rise four-fold (by at least 6 a day) for the last --difficult-days of the stream (written to the ground truth).
+    #[arg(long, default_value_t = 0)]
+    pub(crate) difficult: usize,
+    /// Days at the end of the stream the difficult mahallas are difficult.
+    #[arg(long, default_value_t = 7)]
+    pub(crate) difficult_days: i64,
+    /// Plant this many quiet mahallas: no offence in them over the whole stream (long crime-free streaks).
+    #[arg(long, default_value_t = 0)]
+    pub(crate) quiet: usize,
+    /// Plant this many districts whose offences repeat near each other more often (0.6 follow-ups within 60 m per offence instead of 0.25 within 200 m).
+    #[arg(long, default_value_t = 0)]
+    pub(crate) repeat_districts: usize,
     /// Allow events later than the current time (the validator rejects them).
     #[arg(long)]
     pub(crate) allow_future: bool,

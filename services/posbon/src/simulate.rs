@@ -84,6 +84,12 @@ fn events(a: EventsArgs, log: &dyn Fn(String)) -> anyhow::Result<()> {
         duration,
         start,
         bad_fraction: a.bad_fraction,
+        situations: posbon_sim::Situations {
+            difficult: a.difficult,
+            difficult_days: a.difficult_days,
+            quiet: a.quiet,
+            repeat_districts: a.repeat_districts,
+        },
     };
     let end = options.end();
     if !a.allow_future && end.with_timezone(&Utc) > Utc::now() {

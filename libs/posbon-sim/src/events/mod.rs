@@ -20,6 +20,11 @@
 //!   the follow-ups of offences before the stream begins.
 //! - **Cameras** sit at fixed points; they report loitering, crowds, plate
 //!   matches and the like, and now and then a weak drug hand-off.
+//! - **Prevention situations** (only when asked for, [`Situations`];
+//!   written to the ground truth): difficult mahallas whose place-based
+//!   offences rise several-fold for the last days of the stream, quiet
+//!   mahallas without any offence, and districts whose offences repeat
+//!   near each other more often.
 //! - **Injected patterns** (written to the ground truth): drug hand-off
 //!   hotspots (a burst of `drug_handoff` detections with confidence ≥ 0.8 at
 //!   one camera, in its resolution-10 cell and the neighbouring cells) and
@@ -33,6 +38,7 @@
 
 mod bad;
 mod mix;
+mod situations;
 mod truth;
 mod world;
 
@@ -52,6 +58,10 @@ use serde_json::Value;
 
 pub use bad::Defect;
 pub use mix::CYBER_FRAUD_SHARE;
+pub use situations::{
+    DIFFICULT_FACTOR, DIFFICULT_MIN_EXTRA_PER_DAY, DifficultTruth, REPEAT_BRANCHING,
+    REPEAT_RADIUS_M, SituationTruth, Situations,
+};
 pub use truth::{BadLineTruth, Injection, InjectionKind, Truth};
 pub use world::{SimMahalla, SimRegistry};
 
@@ -129,6 +139,8 @@ pub struct EventOptions {
     pub start: DateTime<FixedOffset>,
     /// Fraction of output lines that are malformed (0 ..= 0.5).
     pub bad_fraction: f64,
+    /// Prevention situations to plant (none by default).
+    pub situations: Situations,
 }
 
 impl Default for EventOptions {
@@ -139,6 +151,7 @@ impl Default for EventOptions {
             duration: TimeDelta::hours(24),
             start: default_start(),
             bad_fraction: 0.0,
+            situations: Situations::default(),
         }
     }
 }
@@ -323,6 +336,14 @@ pub struct EventStream {
     inj_scheme: Vec<Option<FraudScheme>>,
     /// Camera of each injection (hotspots).
     inj_camera: Vec<Option<usize>>,
+    /// Per mahalla: in a repeat district ([`Situations::repeat_districts`]).
+    repeat_district: Vec<bool>,
+    /// Difficult mahallas: index, when they rise (ms after the start),
+    /// extra place-based offences per hour.
+    difficult: Vec<(usize, i64, f64)>,
+    /// Extra offences planted so far (their category goes round
+    /// [`situations::DIFFICULT_CATEGORIES`]).
+    difficult_planted: usize,
     truth: Truth,
     wave_cells: Vec<BTreeSet<CellIndex>>,
     next_id: u64,
@@ -351,8 +372,48 @@ impl EventStream {
             .map(|_| (1.8 * crate::city::normal(&mut rng)).exp())
             .collect();
         let pop = |i: usize| f64::from(registry.mahallas()[i].population.max(1));
-        let physical = Sampler::new((0..registry.len()).map(|i| pop(i) * hot[i]));
-        let cyber = Sampler::new((0..registry.len()).map(|i| pop(i) * hot[i].powf(0.6)));
+        // Prevention situations, from their own random stream so that
+        // without them the stream is what it always was.
+        let plan = &options.situations;
+        plan.check(registry.len(), options.duration.num_days())?;
+        let mut sit_rng = ChaCha8Rng::seed_from_u64(options.seed ^ 0x5175_a710);
+        let quiet = situations::pick(&mut sit_rng, registry.len(), plan.quiet, &BTreeSet::new());
+        let difficult_at = situations::pick(&mut sit_rng, registry.len(), plan.difficult, &quiet);
+        let districts: BTreeSet<&str> = registry
+            .mahallas()
+            .iter()
+            .map(|m| m.district.as_str())
+            .collect();
+        let districts: Vec<&str> = districts.into_iter().collect();
+        let repeat_districts: BTreeSet<&str> = situations::pick(
+            &mut sit_rng,
+            districts.len(),
+            plan.repeat_districts,
+            &BTreeSet::new(),
+        )
+        .into_iter()
+        .map(|i| districts[i])
+        .collect();
+        let repeat_district: Vec<bool> = registry
+            .mahallas()
+            .iter()
+            .map(|m| repeat_districts.contains(m.district.as_str()))
+            .collect();
+        let open = |i: usize| if quiet.contains(&i) { 0.0 } else { 1.0 };
+        // A repeat district keeps about its volume of place-based offences:
+        // fewer start on their own, more follow others.
+        let own = |i: usize| {
+            if repeat_district[i] {
+                (1.0 - REPEAT_BRANCHING) / (1.0 - mix::BRANCHING)
+            } else {
+                1.0
+            }
+        };
+        let physical_weights: Vec<f64> = (0..registry.len())
+            .map(|i| pop(i) * hot[i] * open(i) * own(i))
+            .collect();
+        let physical = Sampler::new(physical_weights.iter().copied());
+        let cyber = Sampler::new((0..registry.len()).map(|i| pop(i) * hot[i].powf(0.6) * open(i)));
 
         // Cameras at fixed points, where people (and crime) are.
         let camera_count = (registry.len() / 2).clamp(10, 5000);
@@ -376,7 +437,7 @@ impl EventStream {
         // repeats and injected patterns too.
         let rate = options.rate_per_hour;
         let offences = (1.0 - mix::CAMERA_SHARE) * rate;
-        let stream_rates = STREAMS
+        let stream_rates: Vec<f64> = STREAMS
             .iter()
             .map(|s| match s.what {
                 What::Camera => (s.share - mix::HOTSPOT_SHARE) * rate,
@@ -385,6 +446,49 @@ impl EventStream {
                 _ => s.share * offences,
             })
             .collect();
+
+        // A difficult mahalla's usual rate of place-based offences, and
+        // what is added to it.
+        let place_rate: f64 = STREAMS
+            .iter()
+            .zip(stream_rates.iter().copied())
+            .filter(|(s, _)| matches!(s.what, What::Incident(_)) && !s.what.is_cyber())
+            .map(|(s, r): (_, f64)| {
+                if s.what.self_exciting() {
+                    r / (1.0 - mix::BRANCHING)
+                } else {
+                    r
+                }
+            })
+            .sum();
+        let total_weight: f64 = physical_weights.iter().sum::<f64>().max(f64::MIN_POSITIVE);
+        let difficult_days = plan.difficult_days.max(1);
+        let from_ms = (end_ms - difficult_days * 86_400_000).max(0);
+        let difficult: Vec<(usize, i64, f64)> = difficult_at
+            .iter()
+            .map(|&m| {
+                let usual = place_rate * physical_weights[m] / total_weight;
+                let extra =
+                    ((DIFFICULT_FACTOR - 1.0) * usual).max(DIFFICULT_MIN_EXTRA_PER_DAY / 24.0);
+                (m, from_ms, extra)
+            })
+            .collect();
+        let mut situation_truth = SituationTruth {
+            difficult: difficult
+                .iter()
+                .map(|&(m, from, extra)| DifficultTruth {
+                    mahalla_id: registry.mahallas()[m].id.clone(),
+                    from: start + TimeDelta::milliseconds(from),
+                    extra_per_day: extra * 24.0,
+                })
+                .collect(),
+            quiet: quiet
+                .iter()
+                .map(|&m| registry.mahallas()[m].id.clone())
+                .collect(),
+            repeat_districts: repeat_districts.iter().map(|d| (*d).to_owned()).collect(),
+        };
+        situation_truth.quiet.sort();
 
         let mut stream = Self {
             registry,
@@ -403,6 +507,9 @@ impl EventStream {
             camera_sampler,
             inj_scheme: Vec::new(),
             inj_camera: Vec::new(),
+            repeat_district,
+            difficult,
+            difficult_planted: 0,
             truth: Truth::new(options, start),
             wave_cells: Vec::new(),
             next_id: 0,
@@ -411,6 +518,7 @@ impl EventStream {
             last_at: 0,
             recent: VecDeque::with_capacity(RECENT),
         };
+        stream.truth.situations = situation_truth;
         stream.truth.mahallas = stream.registry.len();
         stream.truth.cameras = stream.cameras.len();
         stream.plan_injections();
@@ -587,6 +695,30 @@ impl EventStream {
                 }
             }
         }
+        // The difficult mahallas' extra offences.
+        for k in 0..self.difficult.len() {
+            let (m, from, per_hour) = self.difficult[k];
+            let a = t0.max(from);
+            if a >= t1 {
+                continue;
+            }
+            let mean = per_hour * (t1 - a) as f64 / HOUR_MS;
+            let n = mix::poisson(&mut self.rng, mean);
+            for _ in 0..n {
+                let t = a + self.rng.random_range(0..(t1 - a));
+                let category = situations::DIFFICULT_CATEGORIES
+                    [self.difficult_planted % situations::DIFFICULT_CATEGORIES.len()];
+                self.difficult_planted += 1;
+                let (lat, lng) = self.registry.mahallas()[m].sample_point(&mut self.rng);
+                self.push(
+                    t,
+                    PlanKind::Background(What::Incident(category)),
+                    m as u32,
+                    lat,
+                    lng,
+                );
+            }
+        }
     }
 
     /// The next planned valid event, in time order.
@@ -731,7 +863,12 @@ impl EventStream {
             _ => None,
         };
         if let Some(what) = what.filter(|w| w.self_exciting()) {
-            let children = mix::poisson(&mut self.rng, mix::BRANCHING);
+            let (branching, radius) = if self.repeat_district[p.mahalla as usize] {
+                (REPEAT_BRANCHING, REPEAT_RADIUS_M)
+            } else {
+                (mix::BRANCHING, mix::NEAR_REPEAT_RADIUS_M)
+            };
+            let children = mix::poisson(&mut self.rng, branching);
             for _ in 0..children {
                 let delay = mix::exponential(&mut self.rng, mix::NEAR_REPEAT_MEAN_H) * HOUR_MS;
                 let t = p.t + delay.max(1.0) as i64;
@@ -739,13 +876,7 @@ impl EventStream {
                     continue;
                 }
                 let (lat, lng) = self.registry.mahallas()[p.mahalla as usize]
-                    .sample_near(
-                        &mut self.rng,
-                        p.lat,
-                        p.lng,
-                        mix::NEAR_REPEAT_RADIUS_M,
-                        |_, _| true,
-                    )
+                    .sample_near(&mut self.rng, p.lat, p.lng, radius, |_, _| true)
                     .unwrap_or((p.lat, p.lng));
                 self.push(t, PlanKind::Echo(what), p.mahalla, lat, lng);
             }

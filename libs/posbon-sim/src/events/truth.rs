@@ -86,6 +86,9 @@ pub struct Truth {
     pub injections: Vec<Injection>,
     /// Bad lines, in line order.
     pub bad_lines: Vec<BadLineTruth>,
+    /// Prevention situations planted ([`super::Situations`]).
+    #[serde(skip_serializing_if = "super::SituationTruth::is_empty")]
+    pub situations: super::SituationTruth,
 }
 
 impl Truth {
@@ -101,6 +104,7 @@ impl Truth {
             valid_events: 0,
             injections: Vec::new(),
             bad_lines: Vec::new(),
+            situations: super::SituationTruth::default(),
         }
     }
 

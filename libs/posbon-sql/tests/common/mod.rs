@@ -60,6 +60,7 @@ pub fn build(days: i64, rate: f64) -> Fixture {
             duration: TimeDelta::days(days),
             start: start(),
             bad_fraction: 0.0,
+            situations: Default::default(),
         },
     )
     .expect("stream");

@@ -47,6 +47,7 @@ pub fn build(start: DateTime<FixedOffset>, days: i64) -> Fixture {
             duration: TimeDelta::days(days),
             start,
             bad_fraction: 0.0,
+            situations: Default::default(),
         },
     )
     .expect("stream");

@@ -1,0 +1,28 @@
+-- The place-based offences of the last 14 local days ($day and the 13
+-- before): the events that recurrence.sql and report_repeat_cells.sql
+-- study (held as the table `recent_offences`; not stored).
+--
+-- Parameters:
+--   $recent_start  TIMESTAMPTZ  the first instant of the day 13 days before $day
+--   $day_end       TIMESTAMPTZ  the first instant of the day after $day
+--
+-- Place-based offences are incidents other than fraud and cybercrime:
+-- where a fraud or cybercrime happened is where its victim was reached,
+-- not a place that draws offences, so it says nothing about repeats of a
+-- place. Events outside every mahalla are left out (they have no district
+-- to compare within). `t` is the time in seconds since 1970 (with its
+-- microseconds), so that time differences are plain subtraction.
+SELECT
+    id,
+    region_id,
+    district_id,
+    mahalla_id,
+    cell,
+    category,
+    occurred_at,
+    date_part('epoch', occurred_at) AS t
+FROM incidents
+WHERE occurred_at >= $recent_start
+    AND occurred_at < $day_end
+    AND category NOT IN ('fraud', 'cybercrime')
+    AND mahalla_id IS NOT NULL

@@ -26,8 +26,11 @@
 //!
 //! DuckDB runs from its Python wheel: `python3 -m venv
 //! ~/.cache/posbon-tools/duckdb && ~/.cache/posbon-tools/duckdb/bin/pip
-//! install duckdb==2.0.1`, or `POSBON_DUCKDB_PYTHON` names a Python that
-//! imports `duckdb`. Without it the benchmark fails with that command.
+//! install duckdb==2.0.1 h3==4.5.0 numpy==2.4.6`, or `POSBON_DUCKDB_PYTHON`
+//! names a Python that imports `duckdb`, `h3` and `numpy` (Uber's H3 stands in for DuckDB's h3
+//! extension, a download, as a Python function: DuckDB's time for
+//! `recurrence.sql` is an upper bound). Without them the benchmark fails
+//! with that command.
 //!
 //! Run: `cargo bench -p posbon-benches --bench sql`. The store takes about
 //! 1.6 KB per event on disk (16 GB for 10M) in a temporary directory,
@@ -79,13 +82,13 @@ fn duckdb_python() -> PathBuf {
         PathBuf::from,
     );
     let ok = Command::new(&path)
-        .args(["-c", "import duckdb; print(duckdb.__version__)"])
+        .args(["-c", "import duckdb, h3, numpy; print(duckdb.__version__)"])
         .output()
         .is_ok_and(|o| o.status.success());
     assert!(
         ok,
         "no Python with duckdb at {}: install it with `python3 -m venv ~/.cache/posbon-tools/duckdb && \
-         ~/.cache/posbon-tools/duckdb/bin/pip install duckdb==2.0.1` or set POSBON_DUCKDB_PYTHON",
+         ~/.cache/posbon-tools/duckdb/bin/pip install duckdb==2.0.1 h3==4.5.0 numpy==2.4.6` or set POSBON_DUCKDB_PYTHON",
         path.display()
     );
     path
@@ -107,7 +110,24 @@ def value(v):
     kind, text = v
     if kind == "date":
         return datetime.date.fromisoformat(text)
+    if kind == "text":
+        return text
+    if kind == "int":
+        return int(text)
+    if kind == "float":
+        return float(text)
     return datetime.datetime.fromisoformat(text)
+
+# DuckDB's h3 extension is a download; the report's one H3 function
+# (h3_grid_disk) comes from Uber's h3 package as a Python function instead,
+# which makes DuckDB's time for recurrence.sql an upper bound.
+from h3.api import basic_int as h3i
+con.create_function(
+    "h3_grid_disk",
+    lambda cell, k: sorted(h3i.grid_disk(cell, k)),
+    ["UBIGINT", "INTEGER"],
+    "UBIGINT[]",
+)
 
 out = {"version": duckdb.__version__}
 for case in spec["cases"]:
@@ -239,6 +259,9 @@ fn py_param(v: &ScalarValue) -> serde_json::Value {
             let t = chrono::DateTime::from_timestamp_micros(*us).expect("time");
             serde_json::json!(["timestamp", t.to_rfc3339()])
         }
+        ScalarValue::Utf8(Some(t)) => serde_json::json!(["text", t]),
+        ScalarValue::Int64(Some(n)) => serde_json::json!(["int", n.to_string()]),
+        ScalarValue::Float64(Some(x)) => serde_json::json!(["float", x.to_string()]),
         other => panic!("no python form for {other:?}"),
     }
 }
@@ -362,6 +385,8 @@ fn main() {
             ("mahalla_days", "SELECT * FROM mahalla_days"),
             ("mahallas", "SELECT * FROM mahallas"),
             ("escalations", "SELECT * FROM escalations"),
+            ("daily_reports", "SELECT * FROM daily_reports"),
+            ("daily_report_difficult", "SELECT * FROM daily_report_difficult"),
         ];
         let mut tables = serde_json::Map::new();
         for (name, sql) in files {

@@ -33,7 +33,7 @@
 //! | `mahalla_days` | `mahalla_id` in `mahallas` (never the unassigned row) | the focus-group counts `victim_minor`, `victim_youth`, `victim_woman`, `offender_minor`, `offender_youth`, `domestic`, `offender_youth_drugs` |
 //! | `daily_reports`, `daily_report_categories`, `daily_report_hot_cells`, `daily_report_difficult`, `daily_report_repeat_cells` | by `scope`/`scope_id`: a `mahalla` row of `mahallas`; a `district` row of `districts` whose every mahalla (in the registry) is in `mahallas`; a `region` row likewise; never `nation` nor `unassigned` | none |
 //! | `daily_report_focus_groups` | as the other report tables | every figure (`offences`, baselines, z scores): only `date`, `scope`, `scope_id` and `focus_group` stay ([`StoredTable::is_sensitive_column`]) |
-//! | another table ([`SqlAccess::extra_tables`], or one given to [`SqlEngine::with_table`](crate::SqlEngine::with_table)) | by the first column it has of `mahalla_id`, `scope` with `scope_id` (as above), `district_id` (in `districts`), `region_id` (in `regions`); **refused** when it has none of them | any column named as above, or `victim_*` / `offender_*` |
+//! | another table ([`SqlAccess::extra_tables`], or one given to [`SqlEngine::with_table`](crate::SqlEngine::with_table)) | by the first it has of `scope` with `scope_id` (as above), `mahalla_id`, `district_id` (in `districts`), `region_id` (in `regions`); **refused** when it has none of them | any column named as above, or `victim_*` / `offender_*` |
 //!
 //! A refused table still appears in `information_schema`, but a query that
 //! reads it fails with a [`SqlErrorKind::Forbidden`] error: `table audit is
@@ -307,14 +307,17 @@ impl RowScope {
             what,
             ids: Arc::clone(ids),
         };
-        if has("mahalla_id") {
-            key("mahalla_id", "mahallas", &scope.mahallas)
-        } else if has("scope") && has("scope_id") {
+        // `scope` first: a report row's figures are the whole scope's,
+        // whatever mahalla it also names (a repeat cell of the nation's top
+        // list names its mahalla, and its rank is the nation's).
+        if has("scope") && has("scope_id") {
             RowScope::Report {
                 mahallas: Arc::clone(&scope.mahallas),
                 districts: Arc::clone(&scope.full_districts),
                 regions: Arc::clone(&scope.full_regions),
             }
+        } else if has("mahalla_id") {
+            key("mahalla_id", "mahallas", &scope.mahallas)
         } else if has("district_id") {
             key("district_id", "districts", &scope.districts)
         } else if has("region_id") {

@@ -257,19 +257,24 @@ fn difficult_sql(date: NaiveDate) -> String {
     )
 }
 
-/// `daily_report_repeat_cells` of `date`: one repeat cell per scope of
-/// the stored `daily_reports` with a mahalla of it.
+/// `daily_report_repeat_cells` of `date`: per scope of the stored
+/// `daily_reports`, one repeat cell for each mahalla of it with events (so
+/// the nation's list names mahallas of every district).
 fn repeat_cells_sql(date: NaiveDate) -> String {
     format!(
-        "SELECT r.date, r.scope, r.scope_id, 1 AS rank, min(e.cell) AS cell, 'theft' AS category, \
-           min(e.mahalla_id) AS mahalla_id, 2 AS offences, min(e.occurred_at) AS first_offence, \
-           max(e.occurred_at) AS last_offence \
-         FROM daily_reports r JOIN events e ON e.mahalla_id IS NOT NULL AND ( \
-           r.scope = 'nation' OR (r.scope = 'region' AND e.region_id = r.scope_id) \
-           OR (r.scope = 'district' AND e.district_id = r.scope_id) \
-           OR (r.scope = 'mahalla' AND e.mahalla_id = r.scope_id)) \
-         WHERE r.date = DATE '{date}' AND r.scope <> 'unassigned' \
-         GROUP BY r.date, r.scope, r.scope_id"
+        "SELECT date, scope, scope_id, \
+           row_number() OVER (PARTITION BY scope, scope_id ORDER BY mahalla_id) AS rank, \
+           cell, 'theft' AS category, mahalla_id, 2 AS offences, first_offence, last_offence \
+         FROM ( \
+           SELECT r.date, r.scope, r.scope_id, e.mahalla_id, min(e.cell) AS cell, \
+             min(e.occurred_at) AS first_offence, max(e.occurred_at) AS last_offence \
+           FROM daily_reports r JOIN events e ON e.mahalla_id IS NOT NULL AND ( \
+             r.scope = 'nation' OR (r.scope = 'region' AND e.region_id = r.scope_id) \
+             OR (r.scope = 'district' AND e.district_id = r.scope_id) \
+             OR (r.scope = 'mahalla' AND e.mahalla_id = r.scope_id)) \
+           WHERE r.date = DATE '{date}' AND r.scope <> 'unassigned' \
+           GROUP BY r.date, r.scope, r.scope_id, e.mahalla_id \
+         ) c"
     )
 }
 
@@ -515,29 +520,39 @@ async fn queries_cannot_leave_the_scope() {
         want.push(vec![Value::from("region"), Value::from(3)]);
     }
     assert_eq!(got, want);
-    // The repeat cells and the difficult mahallas follow the same scopes.
-    let got = rows(
-        &s.scoped,
-        "SELECT scope, count(*) FROM daily_report_repeat_cells GROUP BY scope ORDER BY scope",
-    )
-    .await;
-    let with_events = count(
-        &s.national,
-        &format!(
-            "SELECT count(*) FROM daily_report_repeat_cells WHERE scope = 'mahalla' \
-             AND scope_id IN ({})",
-            sql_list(&s.inside)
-        ),
-    )
-    .await;
-    let mut want = vec![
-        vec![Value::from("district"), Value::from(3)],
-        vec![Value::from("mahalla"), Value::from(with_events)],
-    ];
-    if region_whole {
-        want.push(vec![Value::from("region"), Value::from(3)]);
+    // The repeat cells and the difficult mahallas follow the same scopes:
+    // a repeat cell of the nation's or a region's list is not the caller's
+    // even when its mahalla is (its rank is the nation's).
+    let list = sql_list(&s.inside);
+    let of = |scope: &str, filter: &str| {
+        format!(
+            "SELECT count(*) FROM daily_report_repeat_cells WHERE scope = '{scope}' AND {filter}"
+        )
+    };
+    assert!(
+        count(
+            &s.national,
+            &of("nation", &format!("mahalla_id IN ({list})"))
+        )
+        .await
+            > 0
+    );
+    for scope in ["nation", "region"] {
+        if scope == "region" && region_whole {
+            continue;
+        }
+        assert_eq!(count(&s.scoped, &of(scope, "true")).await, 0, "{scope}");
     }
-    assert_eq!(got, want);
+    let district_rows = of("district", &format!("scope_id = '{}'", s.district));
+    assert_eq!(
+        count(&s.scoped, &of("district", "true")).await,
+        count(&s.national, &district_rows).await
+    );
+    let mahalla_rows = of("mahalla", &format!("scope_id IN ({list})"));
+    assert_eq!(
+        count(&s.scoped, &of("mahalla", "true")).await,
+        count(&s.national, &mahalla_rows).await
+    );
     assert_eq!(
         count(&s.scoped, "SELECT count(*) FROM daily_report_difficult").await,
         3 * s.inside.len() as i64

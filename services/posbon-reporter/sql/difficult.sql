@@ -30,8 +30,11 @@
 --     `recovered` one difficult the day before and not on $day.
 --
 -- difficult_since: the first day of the mahalla's unbroken run of difficult
--- days, carried from the day before's stored row; without one, the first
--- escalation or score day of the 14.
+-- days: $day for a newly difficult one, else carried from the day before's
+-- stored row (without one, the first escalation or score day of the 14).
+--
+-- Escalations are read as they are now: a report made again for a past day
+-- sees an escalation marked a false alarm since as never having counted.
 --
 -- Trend: offences of the 7 days ending on $day (offences_7d) against the 7
 -- before (offences_prev_7d), from `mahalla_days`; 'rising' when
@@ -70,6 +73,9 @@ ranked_escalations AS (
         closed_at
     FROM escalations
     WHERE opened_at < $day_end
+        -- open at some time of the 15 days judged (or still open)
+        AND (closed_at IS NULL
+            OR date_part('epoch', closed_at) >= date_part('epoch', $day_start) - 14 * 86400)
 ),
 raised AS (
     -- the days back on which each counting escalation was open: from
@@ -78,9 +84,10 @@ raised AS (
     SELECT
         e.mahalla_id,
         CAST(ceil((date_part('epoch', $day_start) - date_part('epoch', e.opened_at)) / 86400) AS BIGINT) AS first_back,
+        -- (resolved exactly at a midnight: not open on the day it begins)
         CASE
             WHEN e.closed_at IS NULL OR e.closed_at >= $day_end THEN 0
-            ELSE CAST(ceil((date_part('epoch', $day_start) - date_part('epoch', e.closed_at)) / 86400) AS BIGINT)
+            ELSE CAST(floor((date_part('epoch', $day_start) - date_part('epoch', e.closed_at)) / 86400) AS BIGINT) + 1
         END AS last_back
     FROM ranked_escalations e
     CROSS JOIN level_rank l
@@ -131,9 +138,11 @@ judged AS (
         sum(CASE WHEN n <= 13 THEN high_z ELSE 0 END) AS score_days,
         sum(CASE WHEN n <= 13 AND (escalation = 1 OR high_z = 1) THEN 1 ELSE 0 END) AS difficult_days,
         sum(CASE WHEN n <= 13 THEN scored ELSE 0 END) AS days_scored,
-        min(CASE WHEN n <= 13 AND (escalation = 1 OR high_z = 1) THEN n END) AS last_flag_back,
-        max(CASE WHEN n <= 13 AND (escalation = 1 OR high_z = 1) THEN n END) AS first_flag_back,
-        max(CASE WHEN n >= 1 AND (escalation = 1 OR high_z = 1) THEN n END) AS first_flag_back_before,
+        -- as INTEGER: a date less an INTEGER is a date in DuckDB too
+        CAST(max(CASE WHEN n <= 13 AND (escalation = 1 OR high_z = 1) THEN n END) AS INTEGER)
+            AS first_flag_back,
+        CAST(max(CASE WHEN n >= 1 AND (escalation = 1 OR high_z = 1) THEN n END) AS INTEGER)
+            AS first_flag_back_before,
         sum(CASE WHEN n >= 1 THEN escalation ELSE 0 END) AS escalation_days_before,
         sum(CASE WHEN n >= 1 THEN high_z ELSE 0 END) AS score_days_before
     FROM flags
@@ -188,7 +197,7 @@ SELECT
     CASE
         WHEN s.difficult AND s.difficult_before
             THEN coalesce(b.difficult_since, CAST($day AS DATE) - s.first_flag_back)
-        WHEN s.difficult THEN CAST($day AS DATE) - s.first_flag_back
+        WHEN s.difficult THEN CAST($day AS DATE)
         ELSE coalesce(b.difficult_since, CAST($day AS DATE) - s.first_flag_back_before)
     END AS difficult_since,
     s.difficult_days,

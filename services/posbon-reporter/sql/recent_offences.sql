@@ -1,10 +1,10 @@
--- The place-based offences of the last 14 local days ($day and the 13
+-- The place-based offences of the last 14 local days (the report's day and the 13
 -- before): the events that recurrence.sql and report_repeat_cells.sql
 -- study (held as the table `recent_offences`; not stored).
 --
 -- Parameters:
---   $recent_start  TIMESTAMPTZ  the first instant of the day 13 days before $day
---   $day_end       TIMESTAMPTZ  the first instant of the day after $day
+--   $recent_start  TIMESTAMPTZ  the first instant of the day 13 days before the report's
+--   $day_end       TIMESTAMPTZ  the first instant of the day after the report's
 --
 -- Place-based offences are incidents other than fraud and cybercrime:
 -- where a fraud or cybercrime happened is where its victim was reached,

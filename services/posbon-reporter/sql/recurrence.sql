@@ -8,7 +8,10 @@
 -- Repeat locations: a cell (the storage resolution, 10 by default: about
 -- 66 m across) with two or more offences of one category in one mahalla
 -- within the 14 days. `repeat_cells` counts them, `repeat_offences` counts
--- the offences in them.
+-- the offences in them. Domestic violence is left out of them: a cell of
+-- 66 m with two domestic cases is a household (the count of a mahalla
+-- beside its listed cells would tell how many). It counts in the near
+-- repeats of its district.
 --
 -- Near repeats (per district, and summed over the districts of a region
 -- and of the nation; none for a mahalla, too small to compare). As in the
@@ -44,6 +47,7 @@ WITH
 repeats AS (
     SELECT region_id, district_id, mahalla_id, cell, category, count(*) AS offences
     FROM recent_offences
+    WHERE category <> 'domestic_violence'
     GROUP BY region_id, district_id, mahalla_id, cell, category
     HAVING count(*) >= 2
 ),
@@ -62,29 +66,51 @@ offence_units AS (
     FROM recent_offences
     GROUP BY region_id, district_id, mahalla_id
 ),
--- Close pairs: each offence's cell and its neighbours, joined with the
--- later offences of its district and category in them. "Later" orders by
--- time, then id, so each pair counts once (two at the same instant too).
-rings AS (
-    SELECT id, district_id, category, t, unnest(h3_grid_disk(cell, 1)) AS near
+-- Close pairs, counted without pairing offences one by one (a cell with
+-- thousands of offences would make that quadratic): each offence stands
+-- as a mark (probe = 1) in its own cell and in each neighbour, and is
+-- looked for (probe = 0) in its own cell. The marks within 7 days before
+-- an offence's time in its cell, itself and any at the same instant
+-- included (the window), are the offences close to it from before; those
+-- at the same instant (same_instant) are counted from both sides, so their
+-- pairs are taken off once. An offence follows an earlier one when a mark
+-- is strictly earlier, or at the same instant with a smaller id.
+marks AS (
+    SELECT district_id, category, near AS cell, t, id, 1 AS probe
+    FROM (
+        SELECT district_id, category, t, id, unnest(h3_grid_disk(cell, 1)) AS near
+        FROM recent_offences
+    ) r
+    UNION ALL
+    SELECT district_id, category, cell, t, id, 0 AS probe
     FROM recent_offences
 ),
-pairs AS (
-    SELECT r.district_id, o.id AS later
-    FROM rings r
-    JOIN recent_offences o
-        ON o.district_id = r.district_id
-        AND o.category = r.category
-        AND o.cell = r.near
-    WHERE (o.t > r.t OR (o.t = r.t AND o.id > r.id))
-        AND o.t - r.t <= 604800.0
+looked AS (
+    SELECT
+        district_id,
+        probe,
+        id,
+        sum(probe) OVER (
+            PARTITION BY district_id, category, cell
+            ORDER BY t
+            RANGE BETWEEN 604800.0 PRECEDING AND CURRENT ROW
+        ) - 1 AS close_before,
+        sum(probe) OVER (PARTITION BY district_id, category, cell, t) - 1 AS same_instant,
+        min(CASE WHEN probe = 1 THEN id END) OVER (
+            PARTITION BY district_id, category, cell, t
+        ) AS first_id
+    FROM marks
 ),
 observed AS (
     SELECT
         district_id,
-        count(*) AS near_repeat_pairs,
-        count(DISTINCT later) AS near_repeat_offences
-    FROM pairs
+        sum(close_before) - sum(same_instant) / 2 AS near_repeat_pairs,
+        sum(CASE
+            WHEN close_before > same_instant OR (same_instant > 0 AND first_id < id) THEN 1
+            ELSE 0
+        END) AS near_repeat_offences
+    FROM looked
+    WHERE probe = 0
     GROUP BY district_id
 ),
 -- S: pairs close in space, per district and category. Per cell n

@@ -2,13 +2,11 @@
 -- (storage resolution, 10 by default) with two or more place-based
 -- offences of one category in one mahalla (`recent_offences`, the rows of
 -- recent_offences.sql; recurrence.sql counts them per scope). Ranked by
--- offences, then the latest of them, then cell and category: the top 10 of
+-- offences, then the latest of them, then cell, category and mahalla: the top 10 of
 -- the nation or a region, the top 5 of a district, the top 3 of a mahalla.
 -- Stored as `daily_report_repeat_cells`.
 --
--- Domestic violence is counted in recurrence.sql but never listed here: a
--- cell of about 66 m with two domestic cases is a household, and its
--- victims would be named by the list.
+-- Domestic violence is never a repeat location (recurrence.sql says why).
 --
 -- Parameters:
 --   $day  DATE  the local (Asia/Tashkent) date
@@ -45,7 +43,7 @@ ranked AS (
         *,
         row_number() OVER (
             PARTITION BY scope, scope_id
-            ORDER BY offences DESC, last_offence DESC, cell, category
+            ORDER BY offences DESC, last_offence DESC, cell, category, mahalla_id
         ) AS rank
     FROM scoped
 )

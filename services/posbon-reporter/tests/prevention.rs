@@ -287,6 +287,8 @@ async fn difficult_mahallas_streaks_and_recurrence_match_the_planted_situations(
         .map(|d| d.mahalla_id.as_str())
         .collect();
     let mut found_on: BTreeMap<&str, NaiveDate> = BTreeMap::new();
+    // The day each mahalla last became difficult.
+    let mut run_from: BTreeMap<String, NaiveDate> = BTreeMap::new();
     let mut false_alarms = 0usize;
     for n in first + 1..DAYS {
         let date = day(n);
@@ -326,6 +328,9 @@ async fn difficult_mahallas_streaks_and_recurrence_match_the_planted_situations(
             );
             if d.is_difficult() && planted.contains(id) {
                 found_on.entry(id).or_insert(date);
+            }
+            if d.newly {
+                run_from.insert(id.to_string(), date);
             }
         }
         if date == last {
@@ -457,11 +462,8 @@ async fn difficult_mahallas_streaks_and_recurrence_match_the_planted_situations(
         if planted.contains(d.mahalla_id.as_str()) {
             assert_eq!(d.trend, "rising", "{}", d.mahalla_id);
             assert_eq!(d.status, "difficult");
-            // Difficult since its first high score of the run.
-            assert!(
-                d.difficult_since
-                    .is_some_and(|s| s <= found_on[d.mahalla_id.as_str()])
-            );
+            // Difficult since the day its run began, carried day to day.
+            assert_eq!(d.difficult_since, run_from.get(&d.mahalla_id).copied());
         }
     }
 
@@ -541,8 +543,9 @@ async fn difficult_mahallas_streaks_and_recurrence_match_the_planted_situations(
             .push(o);
     }
     let mut cells_of: HashMap<&str, (i64, i64)> = HashMap::new();
-    for ((m, _, _), list) in &groups {
-        if list.len() >= 2 {
+    for ((m, _, c), list) in &groups {
+        // domestic violence is never a repeat location
+        if list.len() >= 2 && *c != IncidentCategory::DomesticViolence {
             let e = cells_of.entry(m).or_default();
             e.0 += 1;
             e.1 += list.len() as i64;
@@ -584,6 +587,7 @@ async fn difficult_mahallas_streaks_and_recurrence_match_the_planted_situations(
             .then(b.1.cmp(&a.1))
             .then(a.2.cmp(&b.2))
             .then(a.3.cmp(b.3))
+            .then(a.4.cmp(b.4))
     });
     let listed: Vec<(i64, DateTime<Utc>, u64, &str, &str)> = report
         .repeat_cells
@@ -766,7 +770,8 @@ async fn escalation_days_make_a_mahalla_difficult() {
         ),
         (3, 3, "difficult", true)
     );
-    assert_eq!(a.difficult_since, Some(day(7)));
+    // Newly difficult: its run begins on the day.
+    assert_eq!(a.difficult_since, Some(date));
     assert_eq!(
         (a.open_escalations, a.open_level.as_deref()),
         (1, Some("elevated"))
@@ -826,7 +831,7 @@ async fn escalation_days_make_a_mahalla_difficult() {
         .find(|d| d.mahalla_id == mahallas[0])
         .expect("still listed");
     assert!(a.is_difficult() && !a.newly);
-    assert_eq!((a.escalation_days, a.difficult_since), (4, Some(day(7))));
+    assert_eq!((a.escalation_days, a.difficult_since), (4, Some(date)));
 
     // A rule that cannot hold is refused with what is wrong.
     let e = Reporter::new(store, Arc::clone(&fx.registry), report_limits())
@@ -839,5 +844,69 @@ async fn escalation_days_make_a_mahalla_difficult() {
     assert!(
         e.to_string().contains("z_days must be within 1..=14"),
         "{e}"
+    );
+}
+
+/// Offences piled in one cell, many at the same instant: near repeats are
+/// counted without pairing them one by one, each pair once, and equal to
+/// the direct count (a producer can send thousands of incidents to one
+/// place; the report must neither pair them quadratically nor miscount the
+/// ties).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pile_of_offences_at_one_place_and_instant_counts_each_pair_once() {
+    let fx = common::build(common::start(), 3);
+    let date = day(2);
+    let template = fx
+        .events
+        .iter()
+        .find(|e| {
+            matches!(&e.event, Event::Incident(i) if i.category == IncidentCategory::Theft)
+                && local_day(e.event.occurred_at().with_timezone(&Utc)) == date
+        })
+        .expect("a theft on the day")
+        .clone();
+    let mut events = fx.events.clone();
+    let at = template.event.occurred_at();
+    for n in 0..3000i64 {
+        let mut e = template.event.clone();
+        let h = e.header_mut();
+        h.id = format!("pile-{n}");
+        // a third at the template's instant, the rest spread over the day
+        if n % 3 != 0 {
+            h.occurred_at = at - TimeDelta::seconds(n * 7 % 36_000);
+        }
+        events.push(common::enrich(&fx.registry, e));
+    }
+    let store = store_of(&events).await;
+    let reporter =
+        Reporter::new(store, Arc::clone(&fx.registry), report_limits()).expect("reporter");
+    let started = std::time::Instant::now();
+    let report = reporter.generate(date).await.expect("report");
+    println!(
+        "report with 3,000 thefts in one cell (1,000 at one instant): {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
+    let district = template.district_id.clone().expect("district");
+    let list: Vec<Place> = places(&events, date)
+        .into_iter()
+        .filter(|p| p.district == district)
+        .collect();
+    let want = near_by_category(&list);
+    let r = row(&report, ScopeKind::District, &district);
+    assert_eq!(r.near_repeat_pairs, Some(want.pairs as i64));
+    assert_eq!(r.near_repeat_offences, Some(want.offences as i64));
+    assert!(rel_close(
+        r.near_repeat_expected.expect("expected"),
+        want.expected
+    ));
+    // The pile is one repeat location of 3,001 thefts.
+    assert!(
+        report
+            .repeat_cells
+            .iter()
+            .any(|c| c.scope == ScopeKind::Nation
+                && c.rank == 1
+                && c.offences >= 3001
+                && u64::from(c.cell) == u64::from(template.cell))
     );
 }

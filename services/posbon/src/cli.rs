@@ -503,7 +503,7 @@ pub(crate) struct EventsArgs {
     pub(crate) difficult_days: i64,
     /// Plant this many quiet mahallas: no offence in them over the whole stream (long crime-free streaks).
     #[arg(long, default_value_t = 0)]
-    pub(crate) quiet: usize,
+    pub(crate) quiet_mahallas: usize,
     /// Plant this many districts whose offences repeat near each other more often (0.6 follow-ups within 60 m per offence instead of 0.25 within 200 m).
     #[arg(long, default_value_t = 0)]
     pub(crate) repeat_districts: usize,

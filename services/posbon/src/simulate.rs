@@ -87,7 +87,7 @@ fn events(a: EventsArgs, log: &dyn Fn(String)) -> anyhow::Result<()> {
         situations: posbon_sim::Situations {
             difficult: a.difficult,
             difficult_days: a.difficult_days,
-            quiet: a.quiet,
+            quiet: a.quiet_mahallas,
             repeat_districts: a.repeat_districts,
         },
     };

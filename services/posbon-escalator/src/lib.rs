@@ -893,7 +893,9 @@ pub async fn consume(
                         m.applied.inc();
                         if late {
                             m.late.inc();
-                            tracing::info!(
+                            // Per event: counted in the metric, detail at
+                            // DEBUG (a replay is thousands of them).
+                            tracing::debug!(
                                 event = event.event.id(),
                                 occurred_at = %event.event.occurred_at(),
                                 watermark = ?escalator.watermark(),

@@ -11,7 +11,10 @@
 -- not a place that draws offences, so it says nothing about repeats of a
 -- place. Events outside every mahalla are left out (they have no district
 -- to compare within). `t` is the time in seconds since 1970 (with its
--- microseconds), so that time differences are plain subtraction.
+-- microseconds), so that time differences are plain subtraction; `seq`
+-- orders the offences by time, then id; `stratum` numbers the pairs of
+-- district and category (near repeats are counted within one), so that
+-- recurrence.sql sorts numbers, not names.
 SELECT
     id,
     region_id,
@@ -20,7 +23,9 @@ SELECT
     cell,
     category,
     occurred_at,
-    date_part('epoch', occurred_at) AS t
+    date_part('epoch', occurred_at) AS t,
+    row_number() OVER (ORDER BY occurred_at, id) AS seq,
+    dense_rank() OVER (ORDER BY district_id, category) AS stratum
 FROM incidents
 WHERE occurred_at >= $recent_start
     AND occurred_at < $day_end

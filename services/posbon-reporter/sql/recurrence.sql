@@ -66,6 +66,12 @@ offence_units AS (
     FROM recent_offences
     GROUP BY region_id, district_id, mahalla_id
 ),
+-- The strata near repeats are counted in: a district and a category.
+strata AS (
+    SELECT stratum, district_id, count(*) AS n
+    FROM recent_offences
+    GROUP BY stratum, district_id
+),
 -- Close pairs, counted without pairing offences one by one (a cell with
 -- thousands of offences would make that quadratic): each offence stands
 -- as a mark (probe = 1) in its own cell and in each neighbour, and is
@@ -74,104 +80,111 @@ offence_units AS (
 -- included (the window), are the offences close to it from before; those
 -- at the same instant (same_instant) are counted from both sides, so their
 -- pairs are taken off once. An offence follows an earlier one when a mark
--- is strictly earlier, or at the same instant with a smaller id.
+-- is strictly earlier, or at the same instant and earlier in `seq`.
 marks AS (
-    SELECT district_id, category, near AS cell, t, id, 1 AS probe
+    SELECT stratum, near AS cell, t, seq, 1 AS probe
     FROM (
-        SELECT district_id, category, t, id, unnest(h3_grid_disk(cell, 1)) AS near
+        SELECT stratum, t, seq, unnest(h3_grid_disk(cell, 1)) AS near
         FROM recent_offences
     ) r
     UNION ALL
-    SELECT district_id, category, cell, t, id, 0 AS probe
+    SELECT stratum, cell, t, seq, 0 AS probe
     FROM recent_offences
 ),
 looked AS (
     SELECT
-        district_id,
+        stratum,
+        cell,
+        t,
+        seq,
         probe,
-        id,
         sum(probe) OVER (
-            PARTITION BY district_id, category, cell
+            PARTITION BY stratum, cell
             ORDER BY t
             RANGE BETWEEN 604800.0 PRECEDING AND CURRENT ROW
-        ) - 1 AS close_before,
-        sum(probe) OVER (PARTITION BY district_id, category, cell, t) - 1 AS same_instant,
-        min(CASE WHEN probe = 1 THEN id END) OVER (
-            PARTITION BY district_id, category, cell, t
-        ) AS first_id
+        ) - 1 AS close_before
     FROM marks
+),
+-- Per cell and instant: the marks there besides the offence's own, and
+-- the first of them (grouped, not windowed: most instants hold one
+-- offence).
+instants AS (
+    SELECT
+        stratum,
+        cell,
+        t,
+        sum(probe) - 1 AS same_instant,
+        min(CASE WHEN probe = 1 THEN seq END) AS first_seq
+    FROM marks
+    GROUP BY stratum, cell, t
 ),
 observed AS (
     SELECT
-        district_id,
-        sum(close_before) - sum(same_instant) / 2 AS near_repeat_pairs,
+        l.stratum,
+        sum(l.close_before) - sum(i.same_instant) / 2 AS pairs,
         sum(CASE
-            WHEN close_before > same_instant OR (same_instant > 0 AND first_id < id) THEN 1
+            WHEN l.close_before > i.same_instant OR (i.same_instant > 0 AND i.first_seq < l.seq)
+                THEN 1
             ELSE 0
-        END) AS near_repeat_offences
-    FROM looked
-    WHERE probe = 0
-    GROUP BY district_id
+        END) AS followers
+    FROM looked l
+    JOIN instants i ON i.stratum = l.stratum AND i.cell = l.cell AND i.t = l.t
+    WHERE l.probe = 0
+    GROUP BY l.stratum
 ),
--- S: pairs close in space, per district and category. Per cell n
--- offences; summed over each cell and each cell of its ring, n * n'
--- counts every close pair twice and every offence with itself once.
+-- S: pairs close in space, per stratum. Per cell n offences; summed over
+-- each cell and each cell of its ring, n * n' counts every close pair
+-- twice and every offence with itself once.
 cells AS (
-    SELECT district_id, category, cell, count(*) AS n
+    SELECT stratum, cell, count(*) AS n
     FROM recent_offences
-    GROUP BY district_id, category, cell
+    GROUP BY stratum, cell
 ),
 cell_rings AS (
-    SELECT district_id, category, n, unnest(h3_grid_disk(cell, 1)) AS near
+    SELECT stratum, n, unnest(h3_grid_disk(cell, 1)) AS near
     FROM cells
 ),
 space AS (
-    SELECT r.district_id, r.category, sum(r.n * c.n) AS ordered
+    SELECT r.stratum, sum(r.n * c.n) AS ordered
     FROM cell_rings r
-    JOIN cells c
-        ON c.district_id = r.district_id
-        AND c.category = r.category
-        AND c.cell = r.near
-    GROUP BY r.district_id, r.category
+    JOIN cells c ON c.stratum = r.stratum AND c.cell = r.near
+    GROUP BY r.stratum
 ),
--- T: pairs close in time, per district and category. For each offence,
--- those of its district and category from its time to 7 days later
--- (itself and any at the same instant included); offences at the same
--- instant are counted from both sides, so their pairs are taken off once.
+-- T: pairs close in time, per stratum. For each offence, those of its
+-- stratum from its time to 7 days later (itself and any at the same
+-- instant included); offences at the same instant are counted from both
+-- sides, so their pairs are taken off once.
 ahead AS (
     SELECT
-        district_id,
-        category,
+        stratum,
         count(*) OVER (
-            PARTITION BY district_id, category
+            PARTITION BY stratum
             ORDER BY t
             RANGE BETWEEN CURRENT ROW AND 604800.0 FOLLOWING
         ) - 1 AS later
     FROM recent_offences
 ),
 same_instant AS (
-    SELECT district_id, category, sum(n * (n - 1) / 2) AS pairs
+    SELECT stratum, sum(n * (n - 1) / 2) AS pairs
     FROM (
-        SELECT district_id, category, t, count(*) AS n
+        SELECT stratum, t, count(*) AS n
         FROM recent_offences
-        GROUP BY district_id, category, t
+        GROUP BY stratum, t
     ) g
-    GROUP BY district_id, category
+    GROUP BY stratum
 ),
 time_close AS (
-    SELECT district_id, category, sum(later) AS ahead
+    SELECT stratum, sum(later) AS ahead
     FROM ahead
-    GROUP BY district_id, category
+    GROUP BY stratum
 ),
-strata AS (
-    SELECT district_id, category, count(*) AS n
-    FROM recent_offences
-    GROUP BY district_id, category
-),
-expected AS (
-    -- S * T / P per district and category, with P = n (n - 1) / 2
+near_repeats AS (
+    -- per district: the observed pairs and offences, and S * T / P per
+    -- stratum (P = n (n - 1) / 2) summed
     SELECT
         d.district_id,
+        sum(coalesce(o.pairs, 0)) AS near_repeat_pairs,
+        sum(coalesce(o.followers, 0)) AS near_repeat_offences,
         sum(CASE WHEN d.n >= 2 THEN
             CAST((s.ordered - d.n) / 2 AS DOUBLE)
             * CAST(m.ahead - coalesce(i.pairs, 0) AS DOUBLE)
@@ -179,19 +192,11 @@ expected AS (
             ELSE 0.0
         END) AS near_repeat_expected
     FROM strata d
-    JOIN space s ON s.district_id = d.district_id AND s.category = d.category
-    JOIN time_close m ON m.district_id = d.district_id AND m.category = d.category
-    LEFT JOIN same_instant i ON i.district_id = d.district_id AND i.category = d.category
+    JOIN space s ON s.stratum = d.stratum
+    JOIN time_close m ON m.stratum = d.stratum
+    LEFT JOIN same_instant i ON i.stratum = d.stratum
+    LEFT JOIN observed o ON o.stratum = d.stratum
     GROUP BY d.district_id
-),
-near_repeats AS (
-    SELECT
-        e.district_id,
-        coalesce(o.near_repeat_pairs, 0) AS near_repeat_pairs,
-        coalesce(o.near_repeat_offences, 0) AS near_repeat_offences,
-        e.near_repeat_expected
-    FROM expected e
-    LEFT JOIN observed o ON o.district_id = e.district_id
 ),
 units AS (
     SELECT

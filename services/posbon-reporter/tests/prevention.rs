@@ -13,10 +13,7 @@ use std::sync::Arc;
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use h3o::CellIndex;
 use posbon_geo::Registry;
-use posbon_model::{
-    EnrichedEvent, Escalation, EscalationRecord, EscalationStatus, Event, IncidentCategory,
-    RiskLevel,
-};
+use posbon_model::{EnrichedEvent, EscalationStatus, Event, IncidentCategory, RiskLevel};
 use posbon_reporter::reporter::{DifficultRule, day_window, report_limits};
 use posbon_reporter::{DailyReport, Reporter, ScopeKind, ScopeRow};
 use posbon_sim::{
@@ -27,7 +24,7 @@ use posbon_store::EscalationStoreExt;
 use rand::{RngExt, SeedableRng};
 
 mod common;
-use common::{store_of, tashkent};
+use common::{escalation, store_of, tashkent};
 
 /// Days simulated.
 const DAYS: i64 = 24;
@@ -676,41 +673,6 @@ async fn difficult_mahallas_streaks_and_recurrence_match_the_planted_situations(
     );
     let nation = row(report, ScopeKind::Nation, "nation");
     assert!(nation.near_repeat_ratio.is_some_and(|r| r > 1.0));
-}
-
-fn escalation(
-    n: u64,
-    mahalla: &str,
-    level: RiskLevel,
-    opened: DateTime<Utc>,
-    closed: Option<(DateTime<Utc>, EscalationStatus)>,
-) -> EscalationRecord {
-    let mut r = EscalationRecord::opened(
-        Escalation {
-            id: Escalation::deterministic_id(mahalla, "test", n),
-            mahalla_id: mahalla.into(),
-            district_id: "d".into(),
-            region_id: "r".into(),
-            level,
-            previous_level: RiskLevel::Normal,
-            score: 4.0,
-            rule: "test".into(),
-            counts: BTreeMap::new(),
-            hot_cells: vec![],
-            evidence: vec![],
-            window_start: opened,
-            window_end: opened,
-            opened_at: opened,
-            status: EscalationStatus::Open,
-        },
-        n,
-        opened,
-    );
-    if let Some((t, status)) = closed {
-        r.closed_at = Some(t);
-        r.escalation.status = status;
-    }
-    r
 }
 
 /// The escalation half of the rule: days with an escalation at the level

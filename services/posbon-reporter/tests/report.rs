@@ -7,9 +7,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
-use posbon_model::{
-    EnrichedEvent, Escalation, EscalationRecord, EscalationStatus, Event, RiskLevel,
-};
+use posbon_model::{EnrichedEvent, EscalationRecord, EscalationStatus, Event, RiskLevel};
 use posbon_reporter::reporter::{day_window, report_limits};
 use posbon_reporter::{DailyReport, ReportError, Reporter, Scope, ScopeKind, render};
 use posbon_sql::StoredTable;
@@ -96,32 +94,13 @@ fn escalation(
     opened: DateTime<Utc>,
     closed: Option<DateTime<Utc>>,
 ) -> EscalationRecord {
-    let mut r = EscalationRecord::opened(
-        Escalation {
-            id: Escalation::deterministic_id(mahalla, "test", id),
-            mahalla_id: mahalla.into(),
-            district_id: "d".into(),
-            region_id: "r".into(),
-            level: RiskLevel::High,
-            previous_level: RiskLevel::Normal,
-            score: 4.0,
-            rule: "test".into(),
-            counts: BTreeMap::new(),
-            hot_cells: vec![],
-            evidence: vec![],
-            window_start: opened,
-            window_end: opened,
-            opened_at: opened,
-            status: EscalationStatus::Open,
-        },
+    common::escalation(
         id,
+        mahalla,
+        RiskLevel::High,
         opened,
-    );
-    if let Some(t) = closed {
-        r.closed_at = Some(t);
-        r.escalation.status = EscalationStatus::Resolved;
-    }
-    r
+        closed.map(|t| (t, EscalationStatus::Resolved)),
+    )
 }
 
 #[tokio::test]

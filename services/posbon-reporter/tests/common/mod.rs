@@ -2,11 +2,14 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, FixedOffset, TimeDelta, TimeZone, Utc};
 use posbon_geo::Registry;
-use posbon_model::{EnrichedEvent, Event};
+use posbon_model::{
+    EnrichedEvent, Escalation, EscalationRecord, EscalationStatus, Event, RiskLevel,
+};
 use posbon_sim::{CityOptions, EventOptions, EventStream, SimBody, SimRegistry, city_registry};
 use posbon_store::{EventStoreExt, MemoryStore, Store};
 
@@ -79,4 +82,41 @@ pub async fn store_of(events: &[EnrichedEvent]) -> Store {
         store.put_events(chunk).await.expect("put");
     }
     store
+}
+
+/// An escalation record of `mahalla` at `level`, opened at `opened` and,
+/// with `closed`, closed then with that status.
+pub fn escalation(
+    n: u64,
+    mahalla: &str,
+    level: RiskLevel,
+    opened: DateTime<Utc>,
+    closed: Option<(DateTime<Utc>, EscalationStatus)>,
+) -> EscalationRecord {
+    let mut r = EscalationRecord::opened(
+        Escalation {
+            id: Escalation::deterministic_id(mahalla, "test", n),
+            mahalla_id: mahalla.into(),
+            district_id: "d".into(),
+            region_id: "r".into(),
+            level,
+            previous_level: RiskLevel::Normal,
+            score: 4.0,
+            rule: "test".into(),
+            counts: BTreeMap::new(),
+            hot_cells: vec![],
+            evidence: vec![],
+            window_start: opened,
+            window_end: opened,
+            opened_at: opened,
+            status: EscalationStatus::Open,
+        },
+        n,
+        opened,
+    );
+    if let Some((t, status)) = closed {
+        r.closed_at = Some(t);
+        r.escalation.status = status;
+    }
+    r
 }

@@ -104,14 +104,10 @@ pub fn asset(name: &str) -> Option<&'static Asset> {
     ASSETS.iter().find(|a| a.name == name)
 }
 
-/// The strong `ETag` of `body`: FNV-1a (64 bits) of its bytes, quoted.
+/// The strong `ETag` of `body`: the stable 64-bit hash of its bytes
+/// ([`posbon_store::stable_hash`], FNV-1a), quoted.
 pub fn etag(body: &str) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in body.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("\"{h:016x}\"")
+    format!("\"{:016x}\"", posbon_store::stable_hash(body.as_bytes()))
 }
 
 /// Whether `If-None-Match` names `tag` (or is `*`).

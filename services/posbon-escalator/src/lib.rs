@@ -6,7 +6,8 @@
 //!   lateness) and ticks the engine every `tick_secs` of watermark, so levels
 //!   are re-evaluated as event time passes. An event older than the watermark
 //!   is *late*: it is still applied exactly (the decayed intensity allows any
-//!   order), counted in `posbon_escalator_late_events_total` and logged. When
+//!   order), counted in `posbon_escalator_late_events_total` and logged at
+//!   DEBUG (a replay is thousands of them). When
 //!   no event arrives for `tick_secs` of wall time, the engine is ticked at the
 //!   newest event time plus the idle wall time, so mahallas calm down when
 //!   nothing happens.
@@ -153,16 +154,6 @@ pub struct Shard {
     pub count: u32,
 }
 
-/// FNV-1a, 64 bit: stable across platforms, releases and languages.
-pub fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in bytes {
-        hash ^= u64::from(b);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    hash
-}
-
 impl Shard {
     /// Shard `index` of `count`.
     pub fn new(index: u32, count: u32) -> anyhow::Result<Self> {
@@ -189,7 +180,10 @@ impl Shard {
     pub fn owns(&self, mahalla_id: Option<&str>) -> bool {
         match mahalla_id {
             None => self.index == 0,
-            Some(id) => fnv1a(id.as_bytes()) % u64::from(self.count) == u64::from(self.index),
+            Some(id) => {
+                posbon_store::stable_hash(id.as_bytes()) % u64::from(self.count)
+                    == u64::from(self.index)
+            }
         }
     }
 }

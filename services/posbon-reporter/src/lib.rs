@@ -45,10 +45,12 @@
 
 mod error;
 pub mod http;
+mod privacy;
 pub mod publish;
 pub mod render;
 mod report;
 pub mod reporter;
+mod rows;
 pub mod serve;
 mod situation;
 

@@ -15,8 +15,10 @@ use posbon_store::{ReportStoreExt, Store, stable_hash};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ReportError;
-use crate::report::{DailyReport, category_rows, focus_group_rows, hot_cell_rows, scope_rows};
-use crate::situation::{difficult_rows, repeat_cell_rows};
+use crate::report::DailyReport;
+use crate::rows::{
+    category_rows, difficult_rows, focus_group_rows, hot_cell_rows, repeat_cell_rows, scope_rows,
+};
 
 /// Per mahalla, the figures of one day (stored in `mahalla_days`).
 pub const MAHALLA_DAY_SQL: &str = include_str!("../sql/mahalla_day.sql");

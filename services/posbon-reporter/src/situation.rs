@@ -1,16 +1,13 @@
 //! The report's prevention sections beyond the counts: difficult mahallas
 //! (`sql/difficult.sql`) and repeat locations (`sql/report_repeat_cells.sql`),
-//! their rows and how a scope's view picks them.
+//! their rows and how a scope's view picks them (read from batches in
+//! [`crate::rows`]).
 
 use chrono::{DateTime, NaiveDate, Utc};
 use posbon_model::CellId;
-use posbon_sql::datafusion::arrow::array::{Array, AsArray, RecordBatch};
-use posbon_sql::datafusion::arrow::compute::cast;
-use posbon_sql::datafusion::arrow::datatypes::{DataType, TimeUnit};
 use serde::{Deserialize, Serialize};
 
-use crate::error::ReportError;
-use crate::report::{Columns, ScopeKind, days_to_date, opt, scope_kind};
+use crate::report::ScopeKind;
 
 /// One row of `daily_report_difficult`: a mahalla the rule calls difficult
 /// on the day, or did the day before (`status` says which).
@@ -84,114 +81,6 @@ pub struct RepeatCellRow {
     pub first_offence: DateTime<Utc>,
     /// The latest of them.
     pub last_offence: DateTime<Utc>,
-}
-
-/// `daily_report_difficult` rows from batches.
-pub(crate) fn difficult_rows(batches: &[RecordBatch]) -> Result<Vec<DifficultRow>, ReportError> {
-    let mut out = Vec::new();
-    for batch in batches {
-        let c = Columns { batch };
-        let strings = [
-            "scope_id",
-            "name",
-            "region_id",
-            "district_id",
-            "inspector",
-            "status",
-            "trend",
-            "open_level",
-        ]
-        .iter()
-        .map(|n| c.strings(n))
-        .collect::<Result<Vec<_>, _>>()?;
-        let ints = [
-            "difficult_days",
-            "escalation_days",
-            "score_days",
-            "days_scored",
-            "offences_7d",
-            "offences_prev_7d",
-            "open_escalations",
-        ]
-        .iter()
-        .map(|n| c.ints(n))
-        .collect::<Result<Vec<_>, _>>()?;
-        let since = c.day_numbers("difficult_since")?;
-        let newly = cast(c.column("newly")?, &DataType::Boolean)
-            .map_err(|e| ReportError::Internal(e.to_string()))?;
-        let newly = newly.as_boolean();
-        for i in 0..batch.num_rows() {
-            let text = |k: usize| strings[k].value(i).to_owned();
-            out.push(DifficultRow {
-                mahalla_id: text(0),
-                name: text(1),
-                region_id: text(2),
-                district_id: text(3),
-                inspector: opt(&strings[4], i),
-                status: text(5),
-                newly: newly.is_valid(i) && newly.value(i),
-                difficult_since: since
-                    .is_valid(i)
-                    .then(|| days_to_date(since.value(i)))
-                    .flatten(),
-                difficult_days: ints[0].value(i),
-                escalation_days: ints[1].value(i),
-                score_days: ints[2].value(i),
-                days_scored: ints[3].value(i),
-                offences_7d: ints[4].value(i),
-                offences_prev_7d: ints[5].value(i),
-                trend: text(6),
-                open_escalations: ints[6].value(i),
-                open_level: opt(&strings[7], i),
-            });
-        }
-    }
-    Ok(out)
-}
-
-/// `daily_report_repeat_cells` rows from batches.
-pub(crate) fn repeat_cell_rows(batches: &[RecordBatch]) -> Result<Vec<RepeatCellRow>, ReportError> {
-    let mut out = Vec::new();
-    for batch in batches {
-        let c = Columns { batch };
-        let (scope, scope_id) = (c.strings("scope")?, c.strings("scope_id")?);
-        let (category, mahalla) = (c.strings("category")?, c.strings("mahalla_id")?);
-        let (rank, cell, offences) = (c.ints("rank")?, c.u64s("cell")?, c.ints("offences")?);
-        let micros = |name: &str| {
-            cast(
-                c.column(name)?,
-                &DataType::Timestamp(TimeUnit::Microsecond, None),
-            )
-            .and_then(|a| cast(&a, &DataType::Int64))
-            .map(|a| {
-                a.as_primitive::<posbon_sql::datafusion::arrow::datatypes::Int64Type>()
-                    .clone()
-            })
-            .map_err(|e| ReportError::Internal(e.to_string()))
-        };
-        let (first, last) = (micros("first_offence")?, micros("last_offence")?);
-        let time = |v: i64| {
-            DateTime::from_timestamp_micros(v).ok_or_else(|| {
-                ReportError::Internal(format!("a repeat cell's time {v} is out of range"))
-            })
-        };
-        for i in 0..batch.num_rows() {
-            out.push(RepeatCellRow {
-                scope: scope_kind(scope.value(i))?,
-                scope_id: scope_id.value(i).to_owned(),
-                rank: rank.value(i),
-                cell: CellId::new(cell.value(i)).ok_or_else(|| {
-                    ReportError::Internal("a repeat cell is not an h3 index".into())
-                })?,
-                category: category.value(i).to_owned(),
-                mahalla_id: mahalla.value(i).to_owned(),
-                offences: offences.value(i),
-                first_offence: time(first.value(i))?,
-                last_offence: time(last.value(i))?,
-            });
-        }
-    }
-    Ok(out)
 }
 
 /// The difficult mahallas of a scope's view: those of the day, the newly

@@ -795,9 +795,10 @@ static SQL_SESSION: LazyLock<SessionState> = LazyLock::new(|| SessionContext::ne
 ///
 /// A statement that parses is printed and the text parsed again (it must
 /// not panic; sqlparser does not promise the same tree). Queries with more
-/// than [`SQL_MAX_PREFIX_KEYWORDS`] expression keywords or a name of more
-/// than [`SQL_MAX_DOTS`] dots are left out: see there for the known
-/// exponential parses they would hit.
+/// than [`SQL_MAX_PREFIX_KEYWORDS`] expression keywords are left out (see
+/// there for the known exponential parse they would hit), and so are those
+/// the engine refuses before parsing for a dotted name of more than
+/// [`posbon_sql::MAX_NAME_PARTS`] parts ([`posbon_sql::check_dotted_names`]).
 pub fn sql_request(data: &[u8]) {
     sql_request_features(data);
 }
@@ -818,7 +819,7 @@ fn sql_request_features(data: &[u8]) -> Features {
         },
     };
     if prefix_keywords(&query) > SQL_MAX_PREFIX_KEYWORDS
-        || longest_dotted_chain(&query) > SQL_MAX_DOTS
+        || posbon_sql::check_dotted_names(&query).is_err()
     {
         sig.add("skipped");
         return sig.finish();
@@ -926,21 +927,6 @@ pub const SQL_PREFIX_KEYWORDS: &[&str] = &[
     "USER",
     "WITH",
 ];
-
-/// Most dots in one run of identifier characters and dots (`a.b.c.d`)
-/// that [`sql_request`] parses: a second shape of the same known finding.
-/// In a `WHERE` or `ON` condition, `m.a.a.a ... .a.-b` with N dots takes
-/// 2^N steps (`parse_compound_expr` backtracks at each dot; 20 dots, 1.5 s
-/// in a debug build). Real names have at most 3 (`catalog.schema.table.column`).
-pub const SQL_MAX_DOTS: usize = 8;
-
-/// The most dots in one run of `[A-Za-z0-9_.]` characters of `sql`.
-pub fn longest_dotted_chain(sql: &str) -> usize {
-    sql.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'))
-        .map(|run| run.bytes().filter(|&b| b == b'.').count())
-        .max()
-        .unwrap_or(0)
-}
 
 /// How many words of `sql` are in [`SQL_PREFIX_KEYWORDS`].
 pub fn prefix_keywords(sql: &str) -> usize {

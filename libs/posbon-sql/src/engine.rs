@@ -488,6 +488,7 @@ impl SqlEngine {
         if sql.trim().trim_end_matches(';').trim().is_empty() {
             return Err(SqlError::invalid("the query is empty"));
         }
+        check_dotted_names(sql)?;
         let options = SQLOptions::new()
             .with_allow_ddl(false)
             .with_allow_dml(false)
@@ -554,6 +555,74 @@ impl SqlEngine {
             truncated,
             elapsed: started.elapsed(),
         })
+    }
+}
+
+/// The most parts a dotted name may have (`schema.table.column` is 3).
+pub const MAX_NAME_PARTS: usize = 8;
+
+/// Refuses a dotted name of more than [`MAX_NAME_PARTS`] parts before the
+/// parser sees it: the parser (sqlparser 0.62) takes time exponential in the
+/// parts of a chain like `a. b. b. b. …`, so 200 of them in a 700-byte query
+/// would hold a core far beyond the query's time limit (parsing never
+/// yields). Counted on the tokens, in one pass: a run of periods with at
+/// most one token between each two.
+pub fn check_dotted_names(sql: &str) -> Result<(), SqlError> {
+    use datafusion::sql::sqlparser::dialect::GenericDialect;
+    use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+    // A text the tokenizer refuses is left for the parser to explain.
+    let Ok(tokens) = Tokenizer::new(&GenericDialect {}, sql).tokenize_with_location() else {
+        return Ok(());
+    };
+    let (mut parts, mut since_period) = (1usize, usize::MAX);
+    for t in tokens
+        .iter()
+        .filter(|t| !matches!(t.token, Token::Whitespace(_)))
+    {
+        if t.token == Token::Period {
+            parts = if since_period <= 1 { parts + 1 } else { 2 };
+            since_period = 0;
+            if parts > MAX_NAME_PARTS {
+                return Err(SqlError::invalid(format!(
+                    "a dotted name of more than {MAX_NAME_PARTS} parts at line {}, column {}: \
+                     names here have at most 3 (schema.table.column)",
+                    t.span.start.line, t.span.start.column
+                )));
+            }
+        } else {
+            since_period = since_period.saturating_add(1);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod name_tests {
+    use super::*;
+
+    /// A long dotted chain is refused at once, naming where; ordinary
+    /// names, decimals and a short chain pass.
+    #[test]
+    fn long_dotted_names_are_refused_before_parsing() {
+        let chain = format!(
+            "SELECT count(*) FROM events a, events b WHERE a.{} b.lat > 1",
+            "b. ".repeat(200)
+        );
+        let started = std::time::Instant::now();
+        let e = check_dotted_names(&chain).expect_err("a 200-part name");
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        assert!(
+            e.to_string()
+                .contains("dotted name of more than 8 parts at line 1, column"),
+            "{e}"
+        );
+        for ok in [
+            "SELECT e.lat, 1.5, datafusion.public.events.id FROM datafusion.public.events e",
+            "SELECT a.b.c.d.e.f.g.h FROM t",
+            "SELECT '.......................' AS dots, 1.2 + 3.4",
+        ] {
+            assert!(check_dotted_names(ok).is_ok(), "{ok}");
+        }
     }
 }
 

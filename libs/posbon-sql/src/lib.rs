@@ -63,7 +63,7 @@ mod tables;
 pub use access::SqlAccess;
 pub use audit::AUDIT_TABLE;
 pub use columns::{TIME_ZONE, enum_type, timestamp_type};
-pub use engine::{QueryOutput, SqlEngine, SqlLimits, TABLES};
+pub use engine::{MAX_NAME_PARTS, QueryOutput, SqlEngine, SqlLimits, TABLES, check_dotted_names};
 pub use error::{SqlError, SqlErrorKind};
 pub use stored::StoredTable;
 

@@ -37,6 +37,29 @@ fn micros(e: &EnrichedEvent) -> i64 {
     e.event.occurred_at().timestamp_micros()
 }
 
+/// A dotted name of many parts, which the parser takes exponential time
+/// over, is refused before parsing, at once, naming where.
+#[tokio::test]
+async fn a_long_dotted_name_is_refused_before_parsing() {
+    let engine = common::engine();
+    for query in [
+        format!(
+            "SELECT count(*) FROM events a, events b WHERE a.{}lat > 1",
+            "b. ".repeat(190)
+        ),
+        format!("SELECT * FROM events m WHERE m{}.a.-b", ".a".repeat(30)),
+    ] {
+        let started = std::time::Instant::now();
+        let e = engine.query(&query).await.expect_err("refused");
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+        assert_eq!(e.kind().as_str(), "invalid_query", "{e}");
+        assert!(
+            e.message().contains("dotted name of more than 8 parts"),
+            "{e}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn every_event_is_in_its_tables() {
     let fx = fixture();

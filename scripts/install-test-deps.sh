@@ -56,3 +56,23 @@ if [ -z "$promtool" ]; then
     promtool="$(command -v promtool)"
 fi
 echo "export POSBON_PROMTOOL=$promtool"
+
+# psql, the PostgreSQL client (Debian's postgresql-client), and psycopg (in a
+# private venv) for the PostgreSQL protocol tests (libs/posbon-pg/tests).
+psql="${POSBON_PSQL:-$(command -v psql || true)}"
+if [ -z "$psql" ]; then
+    echo "installing psql (Debian package postgresql-client) with apt-get" >&2
+    apt_install --no-install-recommends postgresql-client
+    psql="$(command -v psql)"
+fi
+echo "export POSBON_PSQL=$psql"
+
+PSYCOPG_VERSION=3.3.9
+pyvenv="$tools/psycopg-$PSYCOPG_VERSION"
+if ! "$pyvenv/bin/python" -c "import psycopg" 2>/dev/null; then
+    echo "installing psycopg $PSYCOPG_VERSION into $pyvenv" >&2
+    rm -rf "$pyvenv"
+    python3 -m venv "$pyvenv" >&2
+    "$pyvenv/bin/pip" install --quiet --disable-pip-version-check "psycopg[binary]==$PSYCOPG_VERSION" >&2
+fi
+echo "export POSBON_PYTHON_PSYCOPG=$pyvenv/bin/python"

@@ -53,7 +53,8 @@ use serde_json::json;
 
 use crate::Auth;
 use crate::audit::AuditEntry;
-use crate::identities::{IdentityError, LoginFailure, TokenCheck};
+use crate::credentials::Refused;
+use crate::identities::{IdentityError, LoginFailure};
 use crate::role::{Permission, Role};
 use crate::scope::{ResolvedScope, Scope};
 use crate::secret::same;
@@ -153,6 +154,9 @@ pub enum Via {
     },
     /// A bearer JWT of the identity provider (`[auth.oidc]`).
     Oidc,
+    /// A local user's name and password, on a protocol other than the
+    /// page's (PostgreSQL).
+    Password,
     /// A page session, with its CSRF token.
     Session {
         /// The session's CSRF token.
@@ -167,6 +171,7 @@ impl std::fmt::Debug for Via {
         match self {
             Via::Token { id } => f.debug_struct("Token").field("id", id).finish(),
             Via::Oidc => f.write_str("Oidc"),
+            Via::Password => f.write_str("Password"),
             Via::Session { .. } => f.write_str("Session { <secret> }"),
         }
     }
@@ -190,7 +195,7 @@ impl Caller {
     /// API token.
     pub fn actor(&self) -> String {
         match &self.via {
-            Via::Session { .. } => self.name.clone(),
+            Via::Session { .. } | Via::Password => self.name.clone(),
             Via::Oidc => format!("oidc:{}", self.name),
             Via::Token { .. } => format!("token:{}", self.name),
         }
@@ -267,6 +272,23 @@ pub fn out_of_scope(what: &str) -> Response {
         "out_of_scope",
         &format!("{what} is outside your scope"),
     )
+}
+
+/// The answer for a credential that gave no caller.
+fn refusal(refused: &Refused) -> Response {
+    match refused {
+        Refused::Invalid(_) | Refused::Expired => {
+            unauthorized(&refused.to_string(), Some("invalid_token"))
+        }
+        Refused::Claims(m) => error(StatusCode::FORBIDDEN, "invalid_claims", m),
+        Refused::Scope(_) => error(StatusCode::FORBIDDEN, "invalid_scope", &refused.to_string()),
+        Refused::Throttled(_) => error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "throttled",
+            &refused.to_string(),
+        ),
+        Refused::Unavailable(e) => unavailable(e),
+    }
 }
 
 fn unavailable(e: &IdentityError) -> Response {
@@ -562,45 +584,11 @@ async fn authenticate(
         {
             return Ok(None);
         }
-        if let Some(oidc) = auth
-            .oidc
-            .as_ref()
-            .filter(|_| crate::oidc::Oidc::looks_like_jwt(token))
-        {
-            return match oidc.verify(token).await {
-                Ok(id) => Ok(Some(Caller {
-                    scope: resolve(auth, &id.scope)?,
-                    name: id.name,
-                    role: id.role,
-                    via: Via::Oidc,
-                })),
-                Err(crate::oidc::OidcError::Invalid(m)) => {
-                    Err(unauthorized(&m, Some("invalid_token")))
-                }
-                Err(crate::oidc::OidcError::Claims(m)) => {
-                    Err(error(StatusCode::FORBIDDEN, "invalid_claims", &m))
-                }
-            };
-        }
-        return match auth.identities.check_token(token, now).await {
-            Ok(TokenCheck::Valid(record)) => {
-                let scope = resolve(auth, &record.scope)?;
-                Ok(Some(Caller {
-                    name: record.name,
-                    role: record.role,
-                    scope,
-                    via: Via::Token { id: record.id },
-                }))
-            }
-            Ok(TokenCheck::Expired) => {
-                Err(unauthorized("the token has expired", Some("invalid_token")))
-            }
-            Ok(TokenCheck::Invalid) => Err(unauthorized(
-                "the token is not valid",
-                Some("invalid_token"),
-            )),
-            Err(e) => Err(unavailable(&e)),
-        };
+        return auth
+            .caller_of_token(token, now)
+            .await
+            .map(Some)
+            .map_err(|refused| refusal(&refused));
     }
     let Some(session_id) = cookie(headers, SESSION_COOKIE) else {
         return Err(unauthorized(

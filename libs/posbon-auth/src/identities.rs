@@ -425,6 +425,15 @@ impl Identities {
         Ok(true)
     }
 
+    /// Whether the token with public id `id` exists and has not expired at
+    /// `now` (for a connection that authenticated with it earlier).
+    pub async fn token_active(&self, id: &str, now: DateTime<Utc>) -> Result<bool, IdentityError> {
+        Ok(self
+            .read::<TokenRecord>(&key(TOKEN, id), "token")
+            .await?
+            .is_some_and(|r| r.expires_at.is_none_or(|t| t > now)))
+    }
+
     /// Checks a presented token at `now`.
     pub async fn check_token(
         &self,

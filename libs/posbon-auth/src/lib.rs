@@ -15,6 +15,7 @@
 //! [`Auth`] holds all of it for one process.
 
 pub mod audit;
+pub mod credentials;
 pub mod http;
 pub mod identities;
 pub mod oidc;
@@ -56,6 +57,7 @@ mod tests {
 }
 
 pub use audit::{AuditEntry, AuditLog, AuditRecord, AuditVerification};
+pub use credentials::Refused;
 pub use http::{Access, Caller, Guarded, Via};
 pub use identities::{Identities, IdentityError, IdentityLimits, TokenCheck};
 pub use role::{Permission, Role};

@@ -115,6 +115,18 @@ impl HttpConfig {
         Ok(())
     }
 
+    /// The certificate of `tls_cert` and `tls_key`, `None` without TLS.
+    pub fn certificates(&self) -> Result<Option<Arc<Certificates>>, HttpError> {
+        Ok(match self.tls_files()? {
+            Some((cert, key)) => Some(Arc::new(Certificates::load(
+                cert,
+                key,
+                Duration::from_secs(self.tls_reload_secs),
+            )?)),
+            None => None,
+        })
+    }
+
     fn tls_files(&self) -> Result<Option<(&Path, &Path)>, HttpError> {
         match (&self.tls_cert, &self.tls_key) {
             (None, None) => Ok(None),
@@ -178,8 +190,10 @@ pub fn load_tls(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, HttpErr
     Ok(config)
 }
 
-/// The TLS configuration in use, read again when the files change.
-struct Certificates {
+/// The TLS configuration in use, read again when the files change (at
+/// most every [`HttpConfig::tls_reload_secs`]): the HTTP server's, and the
+/// PostgreSQL front end's, which serves the same certificate.
+pub struct Certificates {
     cert: PathBuf,
     key: PathBuf,
     every: Duration,
@@ -197,7 +211,9 @@ fn modified(path: &Path) -> Option<SystemTime> {
 }
 
 impl Certificates {
-    fn load(cert: &Path, key: &Path, every: Duration) -> Result<Self, HttpError> {
+    /// Reads `cert` and `key`, to be read again `every` so often when they
+    /// change.
+    pub fn load(cert: &Path, key: &Path, every: Duration) -> Result<Self, HttpError> {
         let stamp = (modified(cert), modified(key));
         let config = Arc::new(load_tls(cert, key)?);
         Ok(Self {
@@ -212,7 +228,8 @@ impl Certificates {
         })
     }
 
-    fn current(&self) -> Arc<rustls::ServerConfig> {
+    /// The configuration to accept the next connection with.
+    pub fn current(&self) -> Arc<rustls::ServerConfig> {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if state.checked.elapsed() >= self.every {
             state.checked = Instant::now();
@@ -244,14 +261,7 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> Result<(), anyhow::Error> {
     config.check()?;
-    let tls = match config.tls_files()? {
-        Some((cert, key)) => Some(Arc::new(Certificates::load(
-            cert,
-            key,
-            Duration::from_secs(config.tls_reload_secs),
-        )?)),
-        None => None,
-    };
+    let tls = config.certificates()?;
     let body_timeout = Duration::from_secs(config.body_timeout_secs);
     let mut app = app.layer(axum::middleware::from_fn(move |request, next| {
         body_deadline(body_timeout, request, next)

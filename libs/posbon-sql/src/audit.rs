@@ -4,7 +4,7 @@
 //! It is registered in every engine but is not one of [`TABLES`]: an engine
 //! made by [`SqlEngine::for_access`] has it only when the caller's
 //! [`SqlAccess::extra_tables`] names it, which
-//! [`http::access_of`](crate::http::access_of) does for callers with the
+//! [`caller::access_of`](crate::caller::access_of) does for callers with the
 //! `admin` permission. Without it a query naming `audit` fails like one
 //! naming any unknown table. The table has no geographic column, so a
 //! caller limited to part of the country is refused it even when granted

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::TableProvider;
-use datafusion::common::ScalarValue;
+use datafusion::common::{ParamValues, ScalarValue};
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::logical_expr::ScalarUDF;
@@ -70,6 +70,10 @@ impl SqlLimits {
         Duration::from_millis(self.timeout_ms)
     }
 }
+
+/// The catalog (database) the tables are in: `posbon.public.events` is
+/// `events`; the PostgreSQL front end's database name.
+pub const CATALOG: &str = "posbon";
 
 /// The result of a query.
 #[derive(Debug, Clone)]
@@ -275,6 +279,7 @@ impl SqlEngine {
             limits.partitions
         };
         let config = SessionConfig::new()
+            .with_default_catalog_and_schema(CATALOG, "public")
             .with_target_partitions(partitions)
             .with_batch_size(8192)
             .with_information_schema(true);
@@ -443,6 +448,27 @@ impl SqlEngine {
         sql: &str,
         params: Vec<(String, ScalarValue)>,
     ) -> Result<QueryOutput, SqlError> {
+        let values = if params.is_empty() {
+            ParamValues::List(Vec::new())
+        } else {
+            ParamValues::from(params)
+        };
+        self.query_with_values(sql, values).await
+    }
+
+    /// Runs one read-only statement with parameter values: positional
+    /// (`$1`, `$2`, … take the list in order, as PostgreSQL clients send
+    /// them) or named.
+    ///
+    /// The query stops when its time limit passes or when the returned
+    /// future is dropped (a client that went away, a cancel request): it
+    /// runs on the SQL pool and is aborted at its next yield point either
+    /// way, releasing its turn.
+    pub async fn query_with_values(
+        &self,
+        sql: &str,
+        params: ParamValues,
+    ) -> Result<QueryOutput, SqlError> {
         let limit = self.limits.timeout();
         let started = Instant::now();
         let turn = self.admission.turn(limit).await?;
@@ -458,14 +484,11 @@ impl SqlEngine {
                 .run(&sql, params, engine.limits.max_rows, started)
                 .await
         });
-        let abort = task.abort_handle();
+        let _abort = AbortOnDrop(task.abort_handle());
         match tokio::time::timeout(limit.saturating_sub(started.elapsed()), task).await {
             Ok(Ok(result)) => result,
             Ok(Err(e)) => Err(SqlError::internal(format!("the query failed: {e}"))),
-            Err(_) => {
-                abort.abort();
-                Err(SqlError::timeout(limit))
-            }
+            Err(_) => Err(SqlError::timeout(limit)),
         }
     }
 
@@ -476,14 +499,14 @@ impl SqlEngine {
         sql: &str,
         params: Vec<(String, ScalarValue)>,
     ) -> Result<Arc<dyn ExecutionPlan>, SqlError> {
-        let df = self.dataframe(sql, params).await?;
+        let df = self.dataframe(sql, ParamValues::from(params)).await?;
         Ok(df.create_physical_plan().await?)
     }
 
     async fn dataframe(
         &self,
         sql: &str,
-        params: Vec<(String, ScalarValue)>,
+        params: ParamValues,
     ) -> Result<datafusion::dataframe::DataFrame, SqlError> {
         if sql.trim().trim_end_matches(';').trim().is_empty() {
             return Err(SqlError::invalid("the query is empty"));
@@ -494,7 +517,11 @@ impl SqlEngine {
             .with_allow_dml(false)
             .with_allow_statements(false);
         let df = self.ctx.sql_with_options(sql, options).await?;
-        Ok(if params.is_empty() {
+        let empty = match &params {
+            ParamValues::List(list) => list.is_empty(),
+            ParamValues::Map(map) => map.is_empty(),
+        };
+        Ok(if empty {
             df
         } else {
             df.with_param_values(params)?
@@ -504,7 +531,7 @@ impl SqlEngine {
     async fn run(
         &self,
         sql: &str,
-        params: Vec<(String, ScalarValue)>,
+        params: ParamValues,
         max_rows: usize,
         started: Instant,
     ) -> Result<QueryOutput, SqlError> {
@@ -555,6 +582,15 @@ impl SqlEngine {
             truncated,
             elapsed: started.elapsed(),
         })
+    }
+}
+
+/// Aborts a spawned query when the future waiting for it is dropped.
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -617,7 +653,7 @@ mod name_tests {
             "{e}"
         );
         for ok in [
-            "SELECT e.lat, 1.5, datafusion.public.events.id FROM datafusion.public.events e",
+            "SELECT e.lat, 1.5, posbon.public.events.id FROM posbon.public.events e",
             "SELECT a.b.c.d.e.f.g.h FROM t",
             "SELECT '.......................' AS dots, 1.2 + 3.4",
         ] {

@@ -100,6 +100,38 @@ impl SqlError {
     pub fn message(&self) -> &str {
         &self.message
     }
+
+    /// The PostgreSQL error code (SQLSTATE) of this error, for the
+    /// PostgreSQL protocol: `42601` syntax, `42P01` unknown table, `42703`
+    /// unknown column, `42883` unknown function, `42000` other invalid
+    /// queries; `25006` a statement that writes (read-only), `42501` a table
+    /// outside the caller's grant; `57014` the time limit; `53200` memory;
+    /// `53000` busy; `XX000` internal.
+    pub fn sqlstate(&self) -> &'static str {
+        let m = self.message.as_str();
+        match self.kind {
+            SqlErrorKind::InvalidQuery => {
+                let lower = m.to_ascii_lowercase();
+                if lower.starts_with("syntax error") {
+                    "42601"
+                } else if lower.contains("table") && lower.contains("not found") {
+                    "42P01"
+                } else if lower.contains("no field named") {
+                    "42703"
+                } else if lower.contains("invalid function") {
+                    "42883"
+                } else {
+                    "42000"
+                }
+            }
+            SqlErrorKind::Forbidden if m.starts_with("only read-only") => "25006",
+            SqlErrorKind::Forbidden => "42501",
+            SqlErrorKind::Timeout => "57014",
+            SqlErrorKind::ResourcesExhausted => "53200",
+            SqlErrorKind::Busy => "53000",
+            SqlErrorKind::Internal => "XX000",
+        }
+    }
 }
 
 impl From<DataFusionError> for SqlError {

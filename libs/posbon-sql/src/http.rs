@@ -23,7 +23,6 @@
 //! | 504 | `timeout` | the query ran longer than its time limit and was stopped |
 //! | 500 | `internal` | the store failed (details in the server log) |
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use axum::Router;
@@ -37,8 +36,7 @@ use serde_json::json;
 
 use posbon_auth::{Access, Auth, Caller, Guarded, Permission};
 
-use crate::access::SqlAccess;
-use crate::audit::AUDIT_TABLE;
+use crate::caller::{access_of, record_query};
 use crate::engine::{QueryOutput, SqlEngine};
 use crate::error::{SqlError, SqlErrorKind};
 use crate::output::{ARROW_STREAM, CSV, JSON, to_arrow_ipc, to_csv, to_json};
@@ -134,22 +132,6 @@ pub fn router(engine: Arc<SqlEngine>, auth: Arc<Auth>) -> Guarded {
     )
 }
 
-/// What `caller` may read: rows inside their scope, sensitive columns only
-/// with `sensitive_columns`, the audit table only as an admin.
-pub fn access_of(caller: &Caller) -> SqlAccess {
-    SqlAccess {
-        mahallas: caller.scope.mahallas().cloned(),
-        districts: caller.scope.districts().cloned(),
-        regions: caller.scope.regions().cloned(),
-        sensitive: caller.may(Permission::SensitiveColumns),
-        extra_tables: if caller.may(Permission::Admin) {
-            HashSet::from([AUDIT_TABLE.to_owned()])
-        } else {
-            HashSet::new()
-        },
-    }
-}
-
 /// An error answer: `{"error": message, "kind": kind}`.
 pub fn error_response(status: StatusCode, kind: &str, message: &str) -> Response {
     (
@@ -241,32 +223,19 @@ async fn handle(
         }
     };
     let started = std::time::Instant::now();
-    // The audit keeps the first 4,000 characters of the text.
-    let audited: String = request.query.chars().take(4000).collect();
     let result = match state.engine.for_access(&access_of(&caller)).await {
         Ok(engine) => engine.query(&request.query).await,
         Err(e) => Err(e),
     };
-    let detail = match &result {
-        Ok(output) => json!({
-            "query": audited,
-            "rows": output.rows,
-            "truncated": output.truncated,
-            "ms": started.elapsed().as_millis() as u64,
-        }),
-        Err(e) => json!({
-            "query": audited,
-            "error": e.message(),
-            "kind": e.kind().as_str(),
-            "ms": started.elapsed().as_millis() as u64,
-        }),
-    };
-    let outcome = if result.is_ok() { "ok" } else { "refused" };
-    state
-        .auth
-        .audit()
-        .record(caller.audit("sql", None, outcome, detail))
-        .await;
+    record_query(
+        &state.auth,
+        &caller,
+        "http",
+        &request.query,
+        &result,
+        started.elapsed(),
+    )
+    .await;
     match result {
         Ok(output) => render(&output, format),
         Err(e) => sql_error_response(&e),

@@ -16,7 +16,7 @@
 //!   `mahalla_days`: what the reporter stored ([`stored`]).
 //! * `audit`: the audit log ([`audit`]), not one of [`TABLES`]: only an
 //!   engine for a caller granted it ([`SqlAccess::extra_tables`], given to
-//!   administrators by [`http::access_of`]) shows it, and only to a national
+//!   administrators by [`caller::access_of`]) shows it, and only to a national
 //!   caller.
 //!
 //! Filters on `occurred_at`, `local_date`, `cell` (a list of cells, a parent
@@ -49,6 +49,7 @@
 
 pub mod access;
 pub mod audit;
+pub mod caller;
 mod columns;
 mod engine;
 mod error;
@@ -63,7 +64,9 @@ mod tables;
 pub use access::SqlAccess;
 pub use audit::AUDIT_TABLE;
 pub use columns::{TIME_ZONE, enum_type, timestamp_type};
-pub use engine::{MAX_NAME_PARTS, QueryOutput, SqlEngine, SqlLimits, TABLES, check_dotted_names};
+pub use engine::{
+    CATALOG, MAX_NAME_PARTS, QueryOutput, SqlEngine, SqlLimits, TABLES, check_dotted_names,
+};
 pub use error::{SqlError, SqlErrorKind};
 pub use stored::StoredTable;
 

@@ -423,7 +423,7 @@ async fn queries_cannot_leave_the_scope() {
             "SELECT count(*) FROM daily_report_difficult WHERE district_id <> '{}'",
             s.district
         ),
-        format!("SELECT count(*) FROM datafusion.public.events WHERE mahalla_id = '{outside}'"),
+        format!("SELECT count(*) FROM posbon.public.events WHERE mahalla_id = '{outside}'"),
     ];
     for sql in &zero {
         assert_eq!(count(&s.scoped, sql).await, 0, "{sql}");

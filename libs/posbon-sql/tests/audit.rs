@@ -14,8 +14,8 @@ use posbon_sql::datafusion::arrow::array::AsArray;
 use posbon_sql::datafusion::arrow::datatypes::{DataType, UInt64Type};
 use posbon_sql::datafusion::physical_plan::displayable;
 use posbon_sql::{
-    AUDIT_TABLE, QueryOutput, SqlAccess, SqlEngine, SqlErrorKind, SqlLimits, TABLES, http, output,
-    timestamp_type,
+    AUDIT_TABLE, QueryOutput, SqlAccess, SqlEngine, SqlErrorKind, SqlLimits, TABLES, caller, http,
+    output, timestamp_type,
 };
 use posbon_store::{MemoryStore, Store};
 use serde_json::{Value, json};
@@ -373,7 +373,7 @@ fn caller(role: Role) -> Caller {
 #[test]
 fn only_administrators_are_granted_the_table() {
     for role in Role::ALL {
-        let access = http::access_of(&caller(role));
+        let access = caller::access_of(&caller(role));
         let expected: HashSet<String> = if role.may(Permission::Admin) {
             HashSet::from([AUDIT_TABLE.to_owned()])
         } else {
@@ -382,17 +382,17 @@ fn only_administrators_are_granted_the_table() {
         assert_eq!(access.extra_tables, expected, "{role}");
     }
     assert!(
-        http::access_of(&caller(Role::Admin))
+        caller::access_of(&caller(Role::Admin))
             .extra_tables
             .contains("audit")
     );
     assert!(
-        http::access_of(&caller(Role::Analyst))
+        caller::access_of(&caller(Role::Analyst))
             .extra_tables
             .is_empty()
     );
     assert!(
-        http::access_of(&caller(Role::Supervisor))
+        caller::access_of(&caller(Role::Supervisor))
             .extra_tables
             .is_empty()
     );

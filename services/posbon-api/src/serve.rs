@@ -30,6 +30,12 @@ pub struct FileConfig {
     /// Logs, traces and metrics.
     #[serde(default)]
     pub telemetry: posbon_telemetry::TelemetryConfig,
+    /// Limits of analysts' queries (`POST /v1/sql` and PostgreSQL).
+    #[serde(default)]
+    pub sql: posbon_sql::SqlLimits,
+    /// The PostgreSQL protocol (off unless `listen` is set).
+    #[serde(default)]
+    pub pg: posbon_pg::PgConfig,
 }
 
 /// Loads the configuration: embedded defaults, then `file`, then
@@ -56,17 +62,39 @@ pub async fn serve(config: FileConfig, shutdown: CancellationToken) -> anyhow::R
     let mut auth_config = config.auth;
     api.http.apply_to(&mut auth_config);
     let auth = posbon_auth::Auth::new(store.clone(), registry.clone(), auth_config)?;
-    crate::run(
+    // Analysts' SQL: over HTTP on the API's address, and over the
+    // PostgreSQL protocol when [pg] listen is set.
+    let sql = Arc::new(posbon_sql::SqlEngine::new(
+        store.clone(),
+        registry.clone(),
+        config.sql.clone(),
+    )?);
+    let pg = match posbon_pg::bind(&config.pg).await? {
+        Some(listener) => {
+            let server = posbon_pg::PgServer::new(
+                sql.clone(),
+                auth.clone(),
+                api.http.certificates()?,
+                &config.pg,
+            );
+            Some(tokio::spawn(server.serve(listener, shutdown.clone())))
+        }
+        None => None,
+    };
+    let extra = posbon_sql::http::router(sql, auth.clone());
+    let served = crate::run(
         api,
         bus,
         store,
         registry,
         metrics,
-        ApiParts {
-            auth,
-            extra: Default::default(),
-        },
-        shutdown,
+        ApiParts { auth, extra },
+        shutdown.clone(),
     )
-    .await
+    .await;
+    shutdown.cancel();
+    if let Some(pg) = pg {
+        pg.await?;
+    }
+    served
 }

@@ -120,6 +120,12 @@ pub struct StandaloneConfig {
     /// Logs, traces and metrics.
     #[serde(default)]
     pub telemetry: posbon_telemetry::TelemetryConfig,
+    /// Limits of analysts' queries (`POST /v1/sql` and PostgreSQL).
+    #[serde(default)]
+    pub sql: posbon_sql::SqlLimits,
+    /// The PostgreSQL protocol (off unless `listen` is set).
+    #[serde(default)]
+    pub pg: posbon_pg::PgConfig,
 }
 
 /// Command-line overrides (they win over the file and the environment).
@@ -141,6 +147,8 @@ pub struct Overrides {
     pub tls_cert: Option<PathBuf>,
     /// `--tls-key`.
     pub tls_key: Option<PathBuf>,
+    /// `--pg-listen`.
+    pub pg_listen: Option<String>,
 }
 
 /// Every section's defaults in one TOML document: this crate's, then each
@@ -192,6 +200,9 @@ pub fn load_config(
     }
     if let Some(key) = &overrides.tls_key {
         s.http.tls_key = Some(key.clone());
+    }
+    if let Some(pg) = &overrides.pg_listen {
+        config.pg.listen = Some(pg.clone());
     }
     // The store lives in the data directory unless the file says otherwise.
     if file.is_none() || overrides.data.is_some() {
@@ -329,7 +340,7 @@ pub async fn run(
     let sql = Arc::new(posbon_sql::SqlEngine::new(
         store.clone(),
         registry.clone(),
-        posbon_sql::SqlLimits::default(),
+        config.sql.clone(),
     )?);
     let reporter = Arc::new(
         posbon_reporter::Reporter::new(
@@ -346,7 +357,7 @@ pub async fn run(
         ingest: ingest.clone(),
         ingest_config: config.ingest.clone(),
         api: api.clone(),
-        sql,
+        sql: sql.clone(),
         reporter: reporter.clone(),
         bus: bus.clone(),
     }
@@ -374,6 +385,24 @@ pub async fn run(
         async move { posbon_service::http::serve(listener, app, &http, input).await }
     });
     let mut tasks = tokio::task::JoinSet::new();
+    let pg_address = match posbon_pg::bind(&config.pg).await? {
+        Some(listener) => {
+            let address = listener.local_addr()?;
+            let server = posbon_pg::PgServer::new(
+                sql,
+                auth.clone(),
+                config.standalone.http.certificates()?,
+                &config.pg,
+            );
+            let token = input.clone();
+            tasks.spawn(async move {
+                server.serve(listener, token).await;
+                Ok(())
+            });
+            Some(address)
+        }
+        None => None,
+    };
     tasks.spawn(posbon_store::retention::run_daily(
         store.clone(),
         config.retention.clone(),
@@ -484,6 +513,11 @@ pub async fn run(
         "posbon is running: open {scheme}://{address}/"
     );
     eprintln!("posbon is running on {scheme}://{address}/ (Ctrl-C to stop)");
+    if let Some(pg) = pg_address {
+        eprintln!(
+            "PostgreSQL protocol on {pg}: psql \"postgresql://analyst@{pg}/posbon\" with an API token or the user's password"
+        );
+    }
     if let Some(login) = &login {
         eprintln!(
             "open the command centre as the demo operator: {scheme}://{address}/login?code={}\n\

@@ -343,6 +343,9 @@ pub(crate) struct StandaloneArgs {
     /// The PEM private key of --tls-cert.
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub(crate) tls_key: Option<PathBuf>,
+    /// Also serve SQL over the PostgreSQL protocol on this address (psql, Grafana, DBeaver; log in with an API token as the password, or a user's name and password; TLS with --tls-cert).
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) pg_listen: Option<String>,
 }
 
 /// `posbon nats-config`.

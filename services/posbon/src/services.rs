@@ -37,6 +37,7 @@ pub(crate) fn standalone(args: crate::cli::StandaloneArgs, demo: bool) -> anyhow
         nats_creds: args.nats_creds,
         tls_cert: args.tls_cert,
         tls_key: args.tls_key,
+        pg_listen: args.pg_listen,
     };
     let config = posbon_standalone::load_config(args.config.as_deref(), &overrides)?;
     posbon_service::run_service(

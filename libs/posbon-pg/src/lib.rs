@@ -28,6 +28,7 @@
 //! Errors carry the SQLSTATE of [`posbon_sql::SqlError::sqlstate`].
 
 mod handler;
+mod information_schema;
 mod session;
 mod settings;
 mod statement;

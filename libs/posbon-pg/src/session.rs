@@ -66,6 +66,7 @@ impl Session {
             // `::timestamptz` gives an instant in UTC, as the columns are.
             options.execution.time_zone = Some("UTC".to_owned());
         }
+        crate::information_schema::install(&engine).await?;
         let settings = Settings::new(engine.limits().timeout(), startup);
         ctx.register_udf(current_setting_udf(Arc::clone(&settings)));
         ctx.register_udf(version_udf());

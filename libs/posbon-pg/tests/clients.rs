@@ -505,3 +505,114 @@ async fn with_a_certificate_only_tls_connections_are_taken() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out).trim(), "t");
 }
+
+/// What Grafana's PostgreSQL data source sends: its table and column
+/// pickers (verbatim), the version check, and a panel query whose
+/// `$__timeFilter` and `$__timeGroupAlias` macros Grafana expands to plain
+/// SQL before sending.
+const GRAFANA: &[&str] = &[
+    r#"SELECT
+        CASE WHEN
+              quote_ident(table_schema) IN (
+              SELECT
+                CASE WHEN trim(s[i]) = '"$user"' THEN user ELSE trim(s[i]) END
+              FROM
+                generate_series(
+                  array_lower(string_to_array(current_setting('search_path'),','),1),
+                  array_upper(string_to_array(current_setting('search_path'),','),1)
+                ) as i,
+                string_to_array(current_setting('search_path'),',') s
+              )
+          THEN quote_ident(table_name)
+          ELSE quote_ident(table_schema) || '.' || quote_ident(table_name)
+        END AS "table"
+        FROM information_schema.tables
+        WHERE quote_ident(table_schema) NOT IN ('information_schema',
+                                 'pg_catalog',
+                                 '_timescaledb_cache',
+                                 '_timescaledb_catalog',
+                                 '_timescaledb_internal',
+                                 '_timescaledb_config',
+                                 'timescaledb_information',
+                                 'timescaledb_experimental')
+        ORDER BY CASE WHEN
+              quote_ident(table_schema) IN (
+              SELECT
+                CASE WHEN trim(s[i]) = '"$user"' THEN user ELSE trim(s[i]) END
+              FROM
+                generate_series(
+                  array_lower(string_to_array(current_setting('search_path'),','),1),
+                  array_upper(string_to_array(current_setting('search_path'),','),1)
+                ) as i,
+                string_to_array(current_setting('search_path'),',') s
+              ) THEN 0 ELSE 1 END, 1"#,
+    r#"SELECT quote_ident(column_name) AS "column", data_type AS "type"
+        FROM information_schema.columns
+        WHERE
+          CASE WHEN array_length(parse_ident('public.events'),1) = 2
+            THEN quote_ident(table_schema) = (parse_ident('public.events'))[1]
+              AND quote_ident(table_name) = (parse_ident('public.events'))[2]
+            ELSE quote_ident(table_name) = 'public.events'
+              AND
+              quote_ident(table_schema) IN (
+              SELECT
+                CASE WHEN trim(s[i]) = '"$user"' THEN user ELSE trim(s[i]) END
+              FROM
+                generate_series(
+                  array_lower(string_to_array(current_setting('search_path'),','),1),
+                  array_upper(string_to_array(current_setting('search_path'),','),1)
+                ) as i,
+                string_to_array(current_setting('search_path'),',') s
+              )
+          END"#,
+    "SELECT current_setting('server_version_num')::int/100 as version",
+    "SELECT date_bin(INTERVAL '3600 seconds', occurred_at, TIMESTAMPTZ '1970-01-01T00:00:00Z') AS time, \
+     count(*) AS incidents FROM incidents \
+     WHERE occurred_at BETWEEN '2026-05-01T00:00:00Z' AND '2026-05-01T23:59:59Z' \
+     GROUP BY 1 ORDER BY 1",
+];
+
+/// DBeaver's (pgjdbc's) questions on connecting and opening the navigator.
+const DBEAVER: &[&str] = &[
+    "SET extra_float_digits = 3",
+    "SET application_name = 'DBeaver 25.1.5 - Main <posbon>'",
+    "SELECT current_schema(),session_user",
+    "SELECT n.oid,n.*,d.description FROM pg_catalog.pg_namespace n LEFT OUTER JOIN pg_catalog.pg_description d ON d.objoid=n.oid AND d.objsubid=0 AND d.classoid='pg_namespace'::regclass ORDER BY nspname",
+    "SHOW search_path",
+    "SELECT db.oid,db.* FROM pg_catalog.pg_database db WHERE datname='posbon'",
+    "SELECT * FROM pg_catalog.pg_settings where name='standard_conforming_strings'",
+    "SELECT version()",
+    "SELECT c.oid,c.*,d.description,pg_catalog.pg_get_expr(c.relpartbound, c.oid) as partition_expr,  pg_catalog.pg_get_partkeydef(c.oid) as partition_key \
+     FROM pg_catalog.pg_class c \
+     LEFT OUTER JOIN pg_catalog.pg_description d ON d.objoid=c.oid AND d.objsubid=0 AND d.classoid='pg_class'::regclass \
+     WHERE c.relkind not in ('i','I','c')",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grafana_and_dbeaver_browse_and_query() {
+    let server = start(SqlLimits::default(), None).await;
+    let out = server.psql("grafana", &server.analyst, GRAFANA).await;
+    assert!(out.status.success(), "Grafana's queries: {}", stderr(&out));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    // The table picker lists the analyst's tables; the column picker the
+    // columns of events with their types; the version is 16.6 (1600).
+    assert!(
+        lines.contains(&"events") || lines.contains(&"public.events"),
+        "{text}"
+    );
+    assert!(
+        lines.contains(&"occurred_at|timestamp with time zone"),
+        "{text}"
+    );
+    assert!(lines.contains(&"1600"), "{text}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("2026-05-01 05:00:00") && l.ends_with("|38")),
+        "{text}"
+    );
+    let out = server.psql("dbeaver", &server.analyst, DBEAVER).await;
+    assert!(out.status.success(), "DBeaver's queries: {}", stderr(&out));
+    assert!(stdout(&out).contains("|events|"), "{}", stdout(&out));
+}

@@ -8,6 +8,8 @@
 #   Debian's chromium and chromium-driver, installed with apt-get when missing.
 # - promtool, to check the Prometheus alert rules in deploy/prometheus
 #   (tests/tests/deploy.rs): Debian's prometheus package when missing.
+# - psql (Debian's postgresql-client) and a Python venv with psycopg, pyarrow
+#   and geojson, for the PostgreSQL protocol and export tests.
 set -euo pipefail
 
 NATS_VERSION=2.15.1
@@ -67,12 +69,15 @@ if [ -z "$psql" ]; then
 fi
 echo "export POSBON_PSQL=$psql"
 
-PSYCOPG_VERSION=3.3.9
-pyvenv="$tools/psycopg-$PSYCOPG_VERSION"
-if ! "$pyvenv/bin/python" -c "import psycopg" 2>/dev/null; then
-    echo "installing psycopg $PSYCOPG_VERSION into $pyvenv" >&2
+# Python clients of the tests, in one private venv: psycopg (PostgreSQL
+# protocol), pyarrow (reads the Parquet exports), geojson (validates the
+# GeoJSON exports).
+PY_PACKAGES="psycopg[binary]==3.3.9 pyarrow==26.0.1 geojson==3.3.0"
+pyvenv="$tools/python-clients-1"
+if ! "$pyvenv/bin/python" -c "import psycopg, pyarrow.parquet, geojson" 2>/dev/null; then
+    echo "installing $PY_PACKAGES into $pyvenv" >&2
     rm -rf "$pyvenv"
     python3 -m venv "$pyvenv" >&2
-    "$pyvenv/bin/pip" install --quiet --disable-pip-version-check "psycopg[binary]==$PSYCOPG_VERSION" >&2
+    "$pyvenv/bin/pip" install --quiet --disable-pip-version-check $PY_PACKAGES >&2
 fi
-echo "export POSBON_PYTHON_PSYCOPG=$pyvenv/bin/python"
+echo "export POSBON_PYTHON=$pyvenv/bin/python"

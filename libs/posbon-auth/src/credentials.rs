@@ -129,8 +129,9 @@ impl Auth {
                 .user(&caller.name)
                 .await?
                 .is_some_and(|u| u.created_at <= since)),
-            // A JWT is checked once; it carries its own expiry, which the
-            // front end keeps (`oidc` tokens are short-lived).
+            // A provider's JWT is checked at log-in only: its expiry is not
+            // kept with the caller (a known gap of long-lived connections;
+            // SECURITY.md).
             Via::Oidc => Ok(true),
         }
     }

@@ -31,6 +31,7 @@
 
 mod cells;
 mod error;
+pub mod features;
 mod geojson;
 mod grid;
 mod pip;

@@ -63,7 +63,9 @@ impl Handlers {
         Self {
             query: Arc::new(Queries {
                 shared: Arc::clone(&shared),
-                parser: Arc::new(Parser),
+                parser: Arc::new(Parser {
+                    auth: Arc::clone(&shared.auth),
+                }),
             }),
             cancel: Arc::new(DefaultCancelHandler::new(Arc::clone(&shared.connections))),
             shared,
@@ -171,7 +173,12 @@ impl StartupHandler for Startup {
                                 action: "pg_login",
                                 target: None,
                                 outcome: "refused",
-                                detail: json!({"user": user, "peer": peer.to_string(), "reason": refused.to_string()}),
+                                detail: json!({
+                                    // A token typed as the user name is not kept.
+                                    "user": if user.starts_with(posbon_auth::identities::TOKEN_PREFIX) { "(a token)" } else { user.as_str() },
+                                    "peer": peer.to_string(),
+                                    "reason": refused.to_string(),
+                                }),
                             })
                             .await;
                         let code = match refused {
@@ -344,7 +351,8 @@ impl SimpleQueryHandler for Queries {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let session = session_of(client)?;
-        let statements = session.parse(query)?;
+        session.check_credential(&self.shared.auth).await?;
+        let statements = session.parse(query).await?;
         let mut responses = Vec::with_capacity(statements.len());
         for statement in &statements {
             let prepared = Prepared {
@@ -377,7 +385,9 @@ impl SimpleQueryHandler for Queries {
 }
 
 /// Parses statements for the extended protocol.
-struct Parser;
+struct Parser {
+    auth: Arc<Auth>,
+}
 
 #[async_trait]
 impl QueryParser for Parser {
@@ -393,7 +403,8 @@ impl QueryParser for Parser {
         C: ClientInfo + Unpin + Send + Sync,
     {
         let session = session_of(client)?;
-        let statements = session.parse(sql)?;
+        session.check_credential(&self.auth).await?;
+        let statements = session.parse(sql).await?;
         match statements.as_slice() {
             [] => Ok(None),
             [statement] => Ok(Some(session.prepare(statement).await?)),

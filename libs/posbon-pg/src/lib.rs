@@ -55,6 +55,11 @@ pub struct PgConfig {
     /// Connections served at once; one more is closed at once with a log
     /// line (PostgreSQL's `max_connections`).
     pub max_connections: usize,
+    /// Serve a non-loopback address without TLS (passwords and tokens in
+    /// clear: only behind a network that encrypts, such as a TLS-terminating
+    /// proxy that speaks PostgreSQL). Without it, such a configuration stops
+    /// the service at start.
+    pub allow_cleartext: bool,
 }
 
 impl Default for PgConfig {
@@ -62,6 +67,7 @@ impl Default for PgConfig {
         Self {
             listen: None,
             max_connections: 64,
+            allow_cleartext: false,
         }
     }
 }
@@ -103,7 +109,7 @@ impl PgServer {
             if self.tls.is_none() && !address.ip().is_loopback() {
                 tracing::warn!(
                     %address,
-                    "postgresql is served without TLS on a non-loopback address: passwords cross the network in clear; configure a certificate"
+                    "postgresql is served without TLS on a non-loopback address (pg.allow_cleartext)"
                 );
             }
             tracing::info!(%address, tls = self.tls.is_some(), "postgresql protocol served");
@@ -160,13 +166,46 @@ fn rustls_config(certificates: &Certificates) -> tokio_rustls::rustls::ServerCon
     (*certificates.current()).clone()
 }
 
-/// Binds `config.listen`; `None` when no address is configured.
-pub async fn bind(config: &PgConfig) -> anyhow::Result<Option<TcpListener>> {
+/// Binds `config.listen`; `None` when no address is configured. A
+/// non-loopback address without TLS (`tls` false) is refused unless
+/// `allow_cleartext`.
+pub async fn bind(config: &PgConfig, tls: bool) -> anyhow::Result<Option<TcpListener>> {
     let Some(listen) = config.listen.as_deref().filter(|l| !l.is_empty()) else {
         return Ok(None);
     };
     let listener = TcpListener::bind(listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen for postgresql on {listen}: {e}"))?;
+    let address = listener.local_addr()?;
+    if !tls && !address.ip().is_loopback() && !config.allow_cleartext {
+        anyhow::bail!(
+            "refusing to serve postgresql on {address} without TLS: passwords and tokens would \
+             cross the network in clear; give a certificate (tls_cert and tls_key) or set \
+             pg.allow_cleartext = true"
+        );
+    }
     Ok(Some(listener))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn cleartext_off_loopback_is_refused_unless_allowed() {
+        let mut config = PgConfig {
+            listen: Some("0.0.0.0:0".into()),
+            ..PgConfig::default()
+        };
+        let refused = bind(&config, false).await.expect_err("cleartext");
+        assert!(refused.to_string().contains("allow_cleartext"), "{refused}");
+        assert!(bind(&config, true).await.expect("tls").is_some());
+        config.allow_cleartext = true;
+        assert!(bind(&config, false).await.expect("allowed").is_some());
+        config.listen = Some("127.0.0.1:0".into());
+        config.allow_cleartext = false;
+        assert!(bind(&config, false).await.expect("loopback").is_some());
+        config.listen = None;
+        assert!(bind(&config, false).await.expect("off").is_none());
+    }
 }

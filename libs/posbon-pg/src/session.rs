@@ -30,7 +30,45 @@ pub(crate) struct Session {
     pub(crate) engine: SqlEngine,
     /// Their run-time parameters.
     pub(crate) settings: Arc<Settings>,
-    parser: PostgresCompatibilityParser,
+    parser: Arc<PostgresCompatibilityParser>,
+}
+
+/// The longest statement text taken (PostgreSQL takes up to 1 GB; a
+/// query here is a few KB; `POST /v1/sql` takes 2 MB bodies).
+pub(crate) const MAX_QUERY_BYTES: usize = 1 << 20;
+
+/// The most parameters a statement may have (PostgreSQL's limit).
+pub(crate) const MAX_PARAMS: usize = 65_535;
+
+/// A query's audit line when it does not finish (a cancel request, or the
+/// client went away): written when the query's future is dropped.
+struct Unfinished {
+    auth: Arc<Auth>,
+    caller: Caller,
+    sql: String,
+    started: Instant,
+    finished: bool,
+}
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        let (auth, caller, sql) = (
+            Arc::clone(&self.auth),
+            self.caller.clone(),
+            std::mem::take(&mut self.sql),
+        );
+        let elapsed = self.started.elapsed();
+        tokio::spawn(async move {
+            let stopped = Err(SqlError::new(
+                SqlErrorKind::Timeout,
+                "stopped: cancelled by the client, or the connection ended",
+            ));
+            record_query(&auth, &caller, "pg", &sql, &stopped, elapsed).await;
+        });
+    }
 }
 
 /// A parsed statement, kept between Parse and Execute.
@@ -75,22 +113,39 @@ impl Session {
             since: Utc::now(),
             engine,
             settings,
-            parser: PostgresCompatibilityParser::new(),
+            parser: Arc::new(PostgresCompatibilityParser::new()),
         })
     }
 
     /// Splits `sql` into statements, each rewritten where a client's catalog
-    /// query needs it; dotted names too long to parse in time are refused
-    /// first ([`posbon_sql::check_dotted_names`]).
-    pub(crate) fn parse(&self, sql: &str) -> Result<Vec<Statement>, PgWireError> {
+    /// query needs it. Parsing runs like a query (a turn, the SQL pool, the
+    /// time limit), after the checks that refuse texts too long or too
+    /// slow to parse ([`posbon_sql::check_dotted_names`]).
+    pub(crate) async fn parse(&self, sql: &str) -> Result<Vec<Statement>, PgWireError> {
+        if sql.len() > MAX_QUERY_BYTES {
+            return Err(user_error(
+                "54000",
+                &format!(
+                    "the statement is {} bytes; at most {MAX_QUERY_BYTES} are taken",
+                    sql.len()
+                ),
+            ));
+        }
         posbon_sql::check_dotted_names(sql).map_err(|e| sql_error(&e))?;
-        self.parser
-            .parse(sql)
-            .map_err(|e| user_error("42601", &format!("syntax error: {e}")))
+        let parser = Arc::clone(&self.parser);
+        let text = sql.to_owned();
+        self.engine
+            .bounded(move |_| async move {
+                parser
+                    .parse(&text)
+                    .map_err(|e| SqlError::invalid(format!("syntax error: {e}")))
+            })
+            .await
+            .map_err(|e| sql_error(&e))
     }
 
     /// Plans `statement` for the extended protocol: its parameter types and
-    /// result columns, without running it.
+    /// result columns, without running it (planning runs like a query).
     pub(crate) async fn prepare(&self, statement: &Statement) -> Result<Prepared, PgWireError> {
         let command = classify(statement);
         let sql = statement.to_string();
@@ -103,20 +158,29 @@ impl Session {
                 schema,
             });
         }
-        let state = self.engine.context().state();
-        let plan = state
-            .create_logical_plan(&sql)
+        let engine = self.engine.clone();
+        let text = sql.clone();
+        let (types, schema) = self
+            .engine
+            .bounded(move |_| async move {
+                let plan = engine.context().state().create_logical_plan(&text).await?;
+                let types = plan.get_parameter_types()?;
+                Ok((types, Arc::clone(plan.schema().inner())))
+            })
             .await
-            .map_err(|e| sql_error(&SqlError::from(e)))?;
-        let types = plan
-            .get_parameter_types()
-            .map_err(|e| sql_error(&SqlError::from(e)))?;
+            .map_err(|e| sql_error(&e))?;
         let mut numbered: Vec<(usize, Option<DataType>)> = types
             .into_iter()
             .filter_map(|(name, t)| Some((name.strip_prefix('$')?.parse().ok()?, t)))
             .collect();
         numbered.sort_by_key(|(n, _)| *n);
         let count = numbered.last().map_or(0, |(n, _)| *n);
+        if count > MAX_PARAMS {
+            return Err(user_error(
+                "54023",
+                &format!("${count}: a statement takes at most {MAX_PARAMS} parameters"),
+            ));
+        }
         let mut params = vec![None; count];
         for (n, t) in numbered {
             if n >= 1 {
@@ -127,43 +191,54 @@ impl Session {
             sql,
             command,
             params,
-            schema: Some(Arc::clone(plan.schema().inner())),
+            schema: Some(schema),
         })
+    }
+
+    /// Whether the credential this connection logged in with still holds:
+    /// checked before each statement is parsed and before it runs.
+    pub(crate) async fn check_credential(&self, auth: &Auth) -> Result<(), PgWireError> {
+        match auth.still_valid(&self.caller, self.since, Utc::now()).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(PgWireError::UserError(Box::new(ErrorInfo::new(
+                "FATAL".into(),
+                "28000".into(),
+                "the credential this connection logged in with is no longer valid (revoked, expired or removed): connect again".into(),
+            )))),
+            Err(e) => {
+                tracing::error!(error = %e, "identity store failed");
+                Err(user_error(
+                    "58000",
+                    "the identity store is not available; retry",
+                ))
+            }
+        }
     }
 
     /// Runs a query with its parameters within the connection's time limit,
     /// recording it in the audit log like `POST /v1/sql`.
     pub(crate) async fn query(
         &self,
-        auth: &Auth,
+        auth: &Arc<Auth>,
         sql: &str,
         params: ParamValues,
     ) -> Result<QueryOutput, PgWireError> {
-        let now = Utc::now();
-        match auth.still_valid(&self.caller, self.since, now).await {
-            Ok(true) => {}
-            Ok(false) => {
-                return Err(PgWireError::UserError(Box::new(ErrorInfo::new(
-                    "FATAL".into(),
-                    "28000".into(),
-                    "the credential this connection logged in with is no longer valid (revoked, expired or removed): connect again".into(),
-                ))));
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "identity store failed");
-                return Err(user_error(
-                    "58000",
-                    "the identity store is not available; retry",
-                ));
-            }
-        }
+        self.check_credential(auth).await?;
         let started = Instant::now();
+        let mut unfinished = Unfinished {
+            auth: Arc::clone(auth),
+            caller: self.caller.clone(),
+            sql: sql.to_owned(),
+            started,
+            finished: false,
+        };
         let limit = self.settings.statement_timeout();
         let result =
             match tokio::time::timeout(limit, self.engine.query_with_values(sql, params)).await {
                 Ok(result) => result,
                 Err(_) => Err(SqlError::timeout(limit)),
             };
+        unfinished.finished = true;
         record_query(auth, &self.caller, "pg", sql, &result, started.elapsed()).await;
         result.map_err(|e| sql_error(&e))
     }

@@ -1,6 +1,6 @@
 //! The PostgreSQL front end with the real clients: `psql` (Debian's
 //! postgresql-client) and Python's psycopg, both installed by
-//! `scripts/install-test-deps.sh` (`POSBON_PSQL`, `POSBON_PYTHON_PSYCOPG`).
+//! `scripts/install-test-deps.sh` (`POSBON_PSQL`, `POSBON_PYTHON`).
 //! A missing client fails the test with that instruction; nothing is
 //! skipped.
 //!
@@ -43,7 +43,7 @@ fn psql_binary() -> PathBuf {
 }
 
 fn python() -> PathBuf {
-    client("POSBON_PYTHON_PSYCOPG", "python3")
+    client("POSBON_PYTHON", "python3")
 }
 
 struct Server {
@@ -426,6 +426,14 @@ with psycopg.connect(os.environ["DSN"]) as conn:
     except errors.ReadOnlySqlTransaction as e:
         assert e.sqlstate == "25006", e.sqlstate
     conn.rollback()
+    # Statements beyond the protocol's limits are refused before planning.
+    for text, code in (("SELECT $70000::int", "54023"), ("SELECT 1" + " " * (1 << 20), "54000")):
+        try:
+            conn.execute(text, prepare=True)
+            raise SystemExit("accepted: " + text[:20])
+        except psycopg.Error as e:
+            assert e.sqlstate == code, (text[:20], e.sqlstate, str(e))
+        conn.rollback()
     # A query longer than the server's limit is stopped.
     # Long, and yielding between batches (a stopped query ends at its next yield).
     slow = "SELECT count(*) FROM generate_series(1, 1000000000000) AS t(v) WHERE v % 7 = 3"

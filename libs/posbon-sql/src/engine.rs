@@ -469,20 +469,38 @@ impl SqlEngine {
         sql: &str,
         params: ParamValues,
     ) -> Result<QueryOutput, SqlError> {
-        let limit = self.limits.timeout();
-        let started = Instant::now();
-        let turn = self.admission.turn(limit).await?;
-        // The query runs on the SQL pool, holding its turn until it really
-        // ends: a caller whose time ran out is answered at once, and the
-        // query stops at its next yield point without a new one taking its
-        // turn meanwhile.
         let engine = self.clone();
         let sql = sql.to_owned();
-        let task = sql_pool().spawn(async move {
-            let _turn = turn;
+        self.bounded(move |started| async move {
             engine
                 .run(&sql, params, engine.limits.max_rows, started)
                 .await
+        })
+        .await
+    }
+
+    /// Runs `work` the way a query runs: after waiting for a turn
+    /// (admission), on the SQL pool, within the time limit, aborted when
+    /// the returned future is dropped. For work of a caller's that may take
+    /// long before any query runs: the PostgreSQL front end parses and plans
+    /// a client's statement through it. `work` gets the instant the wait
+    /// began.
+    pub async fn bounded<T, F, W>(&self, work: W) -> Result<T, SqlError>
+    where
+        T: Send + 'static,
+        F: std::future::Future<Output = Result<T, SqlError>> + Send + 'static,
+        W: FnOnce(Instant) -> F + Send + 'static,
+    {
+        let limit = self.limits.timeout();
+        let started = Instant::now();
+        let turn = self.admission.turn(limit).await?;
+        // The work runs on the SQL pool, holding its turn until it really
+        // ends: a caller whose time ran out is answered at once, and the
+        // work stops at its next yield point without a new one taking its
+        // turn meanwhile.
+        let task = sql_pool().spawn(async move {
+            let _turn = turn;
+            work(started).await
         });
         let _abort = AbortOnDrop(task.abort_handle());
         match tokio::time::timeout(limit.saturating_sub(started.elapsed()), task).await {
@@ -604,29 +622,34 @@ pub const MAX_NAME_PARTS: usize = 8;
 /// yields). Counted on the tokens, in one pass: a run of periods with at
 /// most one token between each two.
 pub fn check_dotted_names(sql: &str) -> Result<(), SqlError> {
-    use datafusion::sql::sqlparser::dialect::GenericDialect;
+    use datafusion::sql::sqlparser::dialect::{Dialect, GenericDialect, PostgreSqlDialect};
     use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
-    // A text the tokenizer refuses is left for the parser to explain.
-    let Ok(tokens) = Tokenizer::new(&GenericDialect {}, sql).tokenize_with_location() else {
-        return Ok(());
-    };
-    let (mut parts, mut since_period) = (1usize, usize::MAX);
-    for t in tokens
-        .iter()
-        .filter(|t| !matches!(t.token, Token::Whitespace(_)))
-    {
-        if t.token == Token::Period {
-            parts = if since_period <= 1 { parts + 1 } else { 2 };
-            since_period = 0;
-            if parts > MAX_NAME_PARTS {
-                return Err(SqlError::invalid(format!(
-                    "a dotted name of more than {MAX_NAME_PARTS} parts at line {}, column {}: \
-                     names here have at most 3 (schema.table.column)",
-                    t.span.start.line, t.span.start.column
-                )));
+    // Read as each dialect a parser here uses (the engine's generic one, the
+    // PostgreSQL front end's): they end comments differently (`\r`).
+    let dialects: [&dyn Dialect; 2] = [&GenericDialect {}, &PostgreSqlDialect {}];
+    for dialect in dialects {
+        // A text the tokenizer refuses is left for the parser to explain.
+        let Ok(tokens) = Tokenizer::new(dialect, sql).tokenize_with_location() else {
+            continue;
+        };
+        let (mut parts, mut since_period) = (1usize, usize::MAX);
+        for t in tokens
+            .iter()
+            .filter(|t| !matches!(t.token, Token::Whitespace(_)))
+        {
+            if t.token == Token::Period {
+                parts = if since_period <= 1 { parts + 1 } else { 2 };
+                since_period = 0;
+                if parts > MAX_NAME_PARTS {
+                    return Err(SqlError::invalid(format!(
+                        "a dotted name of more than {MAX_NAME_PARTS} parts at line {}, column {}: \
+                         names here have at most 3 (schema.table.column)",
+                        t.span.start.line, t.span.start.column
+                    )));
+                }
+            } else {
+                since_period = since_period.saturating_add(1);
             }
-        } else {
-            since_period = since_period.saturating_add(1);
         }
     }
     Ok(())
@@ -635,6 +658,14 @@ pub fn check_dotted_names(sql: &str) -> Result<(), SqlError> {
 #[cfg(test)]
 mod name_tests {
     use super::*;
+
+    /// A chain hidden from the generic reading by a comment that only
+    /// PostgreSQL's ends (at `\r`) is refused too.
+    #[test]
+    fn a_chain_after_a_carriage_return_comment_is_refused() {
+        let sql = format!("SELECT 1 --\r, a. {}", "b. ".repeat(40));
+        assert!(check_dotted_names(&sql).is_err());
+    }
 
     /// A long dotted chain is refused at once, naming where; ordinary
     /// names, decimals and a short chain pass.

@@ -1,13 +1,19 @@
 //! `POST /v1/sql`: analysts' queries over HTTP.
 //!
 //! The body is `{"query": "..."}`. The answer's format follows `Accept`
-//! (or a `format` query parameter, `json`, `csv` or `arrow`, which wins):
+//! (or a `format` query parameter, `json`, `csv`, `arrow`, `parquet` or
+//! `geojson`, which wins):
 //!
 //! | `Accept` | body |
 //! |---|---|
 //! | `application/json`, `*/*`, none | [`to_json`](crate::output::to_json) |
-//! | `text/csv` | CSV with a header line |
+//! | `text/csv` | CSV with a header line ([`to_csv`](crate::output::to_csv): formula-like text guarded) |
 //! | `application/vnd.apache.arrow.stream` | an Arrow IPC stream |
+//! | `application/vnd.apache.parquet` | a Parquet file |
+//! | `application/geo+json` | a FeatureCollection ([`to_geojson`](crate::output::to_geojson)) |
+//!
+//! CSV, Parquet and GeoJSON come as attachments with a file name
+//! (`Content-Disposition: attachment; filename="posbon-sql-<UTC time>.csv"`).
 //!
 //! A result longer than the row limit is cut: JSON says `"truncated": true`,
 //! and every format carries the header `Posbon-Truncated: true` (status
@@ -39,7 +45,10 @@ use posbon_auth::{Access, Auth, Caller, Guarded, Permission};
 use crate::caller::{access_of, record_query};
 use crate::engine::{QueryOutput, SqlEngine};
 use crate::error::{SqlError, SqlErrorKind};
-use crate::output::{ARROW_STREAM, CSV, JSON, to_arrow_ipc, to_csv, to_json};
+use crate::output::{
+    ARROW_STREAM, CSV, GEOJSON, JSON, PARQUET, to_arrow_ipc, to_csv, to_geojson, to_json,
+    to_parquet,
+};
 
 /// The header that marks a result cut at the row limit.
 pub const TRUNCATED_HEADER: &str = "posbon-truncated";
@@ -61,6 +70,10 @@ pub enum Format {
     Csv,
     /// Arrow IPC stream.
     Arrow,
+    /// Parquet.
+    Parquet,
+    /// GeoJSON.
+    GeoJson,
 }
 
 impl Format {
@@ -72,8 +85,10 @@ impl Format {
                 "json" => Ok(Format::Json),
                 "csv" => Ok(Format::Csv),
                 "arrow" => Ok(Format::Arrow),
+                "parquet" => Ok(Format::Parquet),
+                "geojson" => Ok(Format::GeoJson),
                 other => Err(format!(
-                    "unknown format {other:?}, expected json, csv or arrow"
+                    "unknown format {other:?}, expected json, csv, arrow, parquet or geojson"
                 )),
             };
         }
@@ -86,11 +101,13 @@ impl Format {
                 "application/json" | "*/*" | "application/*" => return Ok(Format::Json),
                 "text/csv" | "text/*" => return Ok(Format::Csv),
                 ARROW_STREAM => return Ok(Format::Arrow),
+                PARQUET => return Ok(Format::Parquet),
+                GEOJSON => return Ok(Format::GeoJson),
                 _ => {}
             }
         }
         Err(format!(
-            "cannot answer with {accept}: ask for {JSON}, {CSV} or {ARROW_STREAM}"
+            "cannot answer with {accept}: ask for {JSON}, {CSV}, {ARROW_STREAM}, {PARQUET} or {GEOJSON}"
         ))
     }
 
@@ -100,6 +117,19 @@ impl Format {
             Format::Json => JSON,
             Format::Csv => CSV,
             Format::Arrow => ARROW_STREAM,
+            Format::Parquet => PARQUET,
+            Format::GeoJson => GEOJSON,
+        }
+    }
+
+    /// The file name extension of an attachment in this format (`None`:
+    /// shown inline).
+    pub const fn extension(self) -> Option<&'static str> {
+        match self {
+            Format::Json | Format::Arrow => None,
+            Format::Csv => Some("csv"),
+            Format::Parquet => Some("parquet"),
+            Format::GeoJson => Some("geojson"),
         }
     }
 }
@@ -177,6 +207,8 @@ pub fn render(output: &QueryOutput, format: Format) -> Response {
         Format::Json => to_json(output).map(|v| Body::from(v.to_string())),
         Format::Csv => to_csv(output).map(Body::from),
         Format::Arrow => to_arrow_ipc(output).map(Body::from),
+        Format::Parquet => to_parquet(output).map(Body::from),
+        Format::GeoJson => to_geojson(output).map(|v| Body::from(v.to_string())),
     };
     let mut response = match body {
         Ok(body) => (
@@ -191,6 +223,17 @@ pub fn render(output: &QueryOutput, format: Format) -> Response {
         response
             .headers_mut()
             .insert(TRUNCATED_HEADER, HeaderValue::from_static("true"));
+    }
+    if let Some(extension) = format.extension() {
+        let name = format!(
+            "attachment; filename=\"posbon-sql-{}.{extension}\"",
+            chrono::Utc::now().format("%Y%m%dT%H%M%SZ")
+        );
+        if let Ok(value) = HeaderValue::from_str(&name) {
+            response
+                .headers_mut()
+                .insert(header::CONTENT_DISPOSITION, value);
+        }
     }
     response
 }

@@ -30,6 +30,10 @@ pub const JSON: &str = "application/json";
 pub const CSV: &str = "text/csv";
 /// Media type of the Arrow IPC stream rendering.
 pub const ARROW_STREAM: &str = "application/vnd.apache.arrow.stream";
+/// Media type of the Parquet rendering.
+pub const PARQUET: &str = "application/vnd.apache.parquet";
+/// Media type of the GeoJSON rendering.
+pub const GEOJSON: &str = posbon_geo::features::GEOJSON_MEDIA_TYPE;
 
 /// The DuckDB-style SQL name of an Arrow type.
 pub fn sql_type_name(t: &DataType) -> String {
@@ -157,6 +161,26 @@ pub fn to_json(output: &QueryOutput) -> Result<Value, SqlError> {
 }
 
 /// One CSV field, quoted when it must be (RFC 4180).
+/// A text that a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, a
+/// tab or a carriage return first) gets a leading `'`, so opening an export
+/// never runs what an event's free text says (OWASP's CSV injection
+/// advice). Numbers are written as they are.
+fn guard_formula(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        std::borrow::Cow::Owned(format!("'{text}"))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
+
+fn is_text(t: &DataType) -> bool {
+    match t {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => true,
+        DataType::Dictionary(_, v) => is_text(v),
+        _ => false,
+    }
+}
+
 fn csv_field(out: &mut String, text: &str) {
     if text.contains([',', '"', '\n', '\r']) {
         out.push('"');
@@ -168,14 +192,15 @@ fn csv_field(out: &mut String, text: &str) {
 }
 
 /// The result as CSV with a header line; NULL is an empty field, a list is
-/// its JSON array.
+/// its JSON array; a text that a spreadsheet would take for a formula starts
+/// with `'`.
 pub fn to_csv(output: &QueryOutput) -> Result<String, SqlError> {
     let mut out = String::new();
     for (i, f) in output.schema.fields().iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
-        csv_field(&mut out, f.name());
+        csv_field(&mut out, &guard_formula(f.name()));
     }
     out.push_str("\r\n");
     for batch in &output.batches {
@@ -198,7 +223,11 @@ pub fn to_csv(output: &QueryOutput) -> Result<String, SqlError> {
                     }
                     _ => formatted(column.as_ref(), row)?,
                 };
-                csv_field(&mut out, &text);
+                if is_text(column.data_type()) {
+                    csv_field(&mut out, &guard_formula(&text));
+                } else {
+                    csv_field(&mut out, &text);
+                }
             }
             out.push_str("\r\n");
         }
@@ -221,6 +250,191 @@ pub fn to_arrow_ipc(output: &QueryOutput) -> Result<Vec<u8>, SqlError> {
         .map_err(|e| SqlError::internal(e.to_string()))?;
     drop(writer);
     Ok(bytes)
+}
+
+/// The result as a Parquet file (zstd-compressed columns, the query's own
+/// column types).
+pub fn to_parquet(output: &QueryOutput) -> Result<Vec<u8>, SqlError> {
+    use datafusion::parquet::arrow::ArrowWriter;
+    use datafusion::parquet::basic::{Compression, ZstdLevel};
+    use datafusion::parquet::file::properties::WriterProperties;
+    let properties = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        .build();
+    let mut bytes = Vec::new();
+    let mut writer = ArrowWriter::try_new(&mut bytes, Arc::clone(&output.schema), Some(properties))
+        .map_err(|e| SqlError::internal(format!("parquet: {e}")))?;
+    for batch in &output.batches {
+        writer
+            .write(batch)
+            .map_err(|e| SqlError::internal(format!("parquet: {e}")))?;
+    }
+    writer
+        .close()
+        .map_err(|e| SqlError::internal(format!("parquet: {e}")))?;
+    Ok(bytes)
+}
+
+/// Where a row's geometry comes from in a GeoJSON rendering.
+enum Geometry {
+    /// `lat` and `lng` columns (or `latitude`/`longitude`, `lon`).
+    Point { lat: usize, lng: usize },
+    /// An H3 cell column (`cell`, `h3`, or a name ending in `_cell`): its
+    /// hexagon.
+    Cell(usize),
+    /// A WKT text column (`wkt`, `geometry`, `geom`, or ending in `_wkt`):
+    /// `POINT`, `LINESTRING` or `POLYGON`.
+    Wkt(usize),
+}
+
+fn geometry_columns(schema: &datafusion::arrow::datatypes::Schema) -> Option<Geometry> {
+    let find = |names: &[&str], suffix: Option<&str>, ok: &dyn Fn(&DataType) -> bool| {
+        schema.fields().iter().position(|f| {
+            let n = f.name().to_ascii_lowercase();
+            (names.contains(&n.as_str()) || suffix.is_some_and(|s| n.ends_with(s)))
+                && ok(f.data_type())
+        })
+    };
+    let number = |t: &DataType| t.is_numeric();
+    let lat = find(&["lat", "latitude"], None, &number);
+    let lng = find(&["lng", "lon", "longitude"], None, &number);
+    if let (Some(lat), Some(lng)) = (lat, lng) {
+        return Some(Geometry::Point { lat, lng });
+    }
+    let cell = |t: &DataType| t.is_integer() || is_text(t);
+    if let Some(c) = find(&["cell", "h3"], Some("_cell"), &cell) {
+        return Some(Geometry::Cell(c));
+    }
+    find(&["wkt", "geometry", "geom"], Some("_wkt"), &is_text).map(Geometry::Wkt)
+}
+
+/// The geometry of one row (`null` where its columns are NULL).
+fn row_geometry(
+    geometry: &Geometry,
+    columns: &[ArrayRef],
+    names: &[&String],
+    row: usize,
+) -> Result<Value, SqlError> {
+    Ok(match *geometry {
+        Geometry::Point { lat, lng } => {
+            match (
+                json_value(columns[lat].as_ref(), row)?.as_f64(),
+                json_value(columns[lng].as_ref(), row)?.as_f64(),
+            ) {
+                (Some(lat), Some(lng)) => posbon_geo::features::point(lat, lng),
+                _ => Value::Null,
+            }
+        }
+        Geometry::Cell(c) => {
+            let value = json_value(columns[c].as_ref(), row)?;
+            let raw = match &value {
+                Value::Number(n) => n.as_u64(),
+                Value::String(s) => u64::from_str_radix(s.trim_start_matches("0x"), 16).ok(),
+                _ => None,
+            };
+            match raw.and_then(|r| posbon_geo::CellIndex::try_from(r).ok()) {
+                Some(cell) => posbon_geo::features::cell_polygon(cell),
+                None if value.is_null() => Value::Null,
+                None => {
+                    return Err(SqlError::invalid(format!(
+                        "geojson: {value} in column {} is not an H3 cell",
+                        names[c]
+                    )));
+                }
+            }
+        }
+        Geometry::Wkt(c) => match json_value(columns[c].as_ref(), row)? {
+            Value::String(text) => wkt_geometry(&text)?,
+            _ => Value::Null,
+        },
+    })
+}
+
+/// A WKT `POINT`, `LINESTRING` or `POLYGON` as a GeoJSON geometry.
+fn wkt_geometry(text: &str) -> Result<Value, SqlError> {
+    let bad = || {
+        SqlError::invalid(format!(
+            "geojson: {:?} is not WKT POINT, LINESTRING or POLYGON",
+            text.chars().take(80).collect::<String>()
+        ))
+    };
+    let (kind, rest) = text.trim().split_once('(').ok_or_else(bad)?;
+    let body = rest.trim_end().strip_suffix(')').ok_or_else(bad)?;
+    let position = |pair: &str| -> Result<Value, SqlError> {
+        let mut it = pair.split_whitespace().map(str::parse::<f64>);
+        match (it.next(), it.next(), it.next()) {
+            (Some(Ok(x)), Some(Ok(y)), None) if x.is_finite() && y.is_finite() => Ok(json!([x, y])),
+            _ => Err(bad()),
+        }
+    };
+    let line = |body: &str| -> Result<Value, SqlError> {
+        body.split(',')
+            .map(|p| position(p.trim()))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Value::Array)
+    };
+    match kind.trim().to_ascii_uppercase().as_str() {
+        "POINT" => Ok(json!({"type": "Point", "coordinates": position(body.trim())?})),
+        "LINESTRING" => Ok(json!({"type": "LineString", "coordinates": line(body)?})),
+        "POLYGON" => {
+            let rings = body
+                .split(')')
+                .map(|r| r.trim().trim_start_matches(',').trim())
+                .filter(|r| !r.is_empty())
+                .map(|r| line(r.strip_prefix('(').ok_or_else(bad)?))
+                .collect::<Result<Vec<_>, _>>()?;
+            if rings.is_empty() {
+                return Err(bad());
+            }
+            Ok(json!({"type": "Polygon", "coordinates": rings}))
+        }
+        _ => Err(bad()),
+    }
+}
+
+/// The result as a GeoJSON FeatureCollection: one Feature a row, its
+/// geometry from `lat`/`lng` (a Point), an H3 cell column (its hexagon) or a
+/// WKT column, the other columns as properties (values as in JSON). A result
+/// without such columns is refused, naming what it needs. `truncated` is a
+/// member of the collection.
+pub fn to_geojson(output: &QueryOutput) -> Result<Value, SqlError> {
+    let geometry = geometry_columns(&output.schema).ok_or_else(|| {
+        SqlError::invalid(
+            "geojson needs lat and lng columns, an H3 cell column (cell, h3, *_cell) \
+             or a WKT column (wkt, geometry, geom, *_wkt)",
+        )
+    })?;
+    let dropped = match geometry {
+        Geometry::Wkt(c) => Some(c),
+        _ => None,
+    };
+    let names: Vec<&String> = output.schema.fields().iter().map(|f| f.name()).collect();
+    let mut features = Vec::with_capacity(output.rows);
+    for batch in &output.batches {
+        let columns: Vec<ArrayRef> = batch
+            .columns()
+            .iter()
+            .map(plain)
+            .collect::<Result<_, _>>()?;
+        for row in 0..batch.num_rows() {
+            let mut properties = serde_json::Map::new();
+            for (i, column) in columns.iter().enumerate() {
+                if Some(i) != dropped {
+                    properties.insert(names[i].clone(), json_value(column.as_ref(), row)?);
+                }
+            }
+            features.push(json!({
+                "type": "Feature",
+                "geometry": row_geometry(&geometry, &columns, &names, row)?,
+                "properties": properties,
+            }));
+        }
+    }
+    Ok(json!({
+        "type": "FeatureCollection",
+        "features": features,
+        "truncated": output.truncated,
+    }))
 }
 
 /// The result as a text table for a terminal, with a line saying how many

@@ -215,3 +215,222 @@ async fn long_results_are_cut_and_marked() {
     let text = String::from_utf8(bytes(r).await).expect("utf-8");
     assert_eq!(text.lines().count(), 11);
 }
+
+/// The Python with pyarrow and geojson (`scripts/install-test-deps.sh`
+/// sets `POSBON_PYTHON`); a missing one fails the test saying so.
+fn python() -> std::path::PathBuf {
+    let path = std::env::var_os("POSBON_PYTHON")
+        .map_or_else(|| "python3".into(), std::path::PathBuf::from);
+    let works = std::process::Command::new(&path)
+        .args(["-c", "import pyarrow.parquet, geojson"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        works,
+        "{} has no pyarrow and geojson: run `eval \"$(scripts/install-test-deps.sh)\"` (sets POSBON_PYTHON)",
+        path.display()
+    );
+    path
+}
+
+/// Runs `script` with the files as arguments; it prints one JSON value.
+fn check_with_python(script: &str, files: &[&std::path::Path]) -> serde_json::Value {
+    let out = std::process::Command::new(python())
+        .arg("-c")
+        .arg(script)
+        .args(files)
+        .output()
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "python: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("python printed JSON")
+}
+
+/// One answer of the route, checked to be a 200 attachment of `media` with
+/// the file extension `ext`, saved in `dir`.
+async fn export(
+    app: &axum::Router,
+    sql: &str,
+    accept: Option<&str>,
+    query: &str,
+    media: &str,
+    ext: &str,
+    dir: &std::path::Path,
+) -> std::path::PathBuf {
+    let body = serde_json::json!({ "query": sql }).to_string();
+    let r = app
+        .clone()
+        .oneshot(post(&body, accept, query))
+        .await
+        .expect("call");
+    let status = r.status();
+    let headers = r.headers().clone();
+    let data = bytes(r).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&data));
+    assert_eq!(headers["content-type"], media);
+    let disposition = headers["content-disposition"].to_str().expect("ascii");
+    assert!(
+        disposition.starts_with("attachment; filename=\"posbon-sql-")
+            && disposition.ends_with(&format!(".{ext}\"")),
+        "{disposition}"
+    );
+    let path = dir.join(format!("out.{ext}"));
+    std::fs::write(&path, data).expect("write");
+    path
+}
+
+const EVENTS_OF_A_DAY: &str = "SELECT id, kind, occurred_at, local_date, lat, lng, cell, \
+     mahalla_id, severity FROM events WHERE local_date = DATE '2026-05-01' ORDER BY id";
+
+#[tokio::test]
+async fn parquet_is_read_back_by_pyarrow_with_the_same_rows_and_types() {
+    let app = app(SqlLimits::default()).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let file = export(
+        &app,
+        EVENTS_OF_A_DAY,
+        Some("application/vnd.apache.parquet"),
+        "",
+        "application/vnd.apache.parquet",
+        "parquet",
+        dir.path(),
+    )
+    .await;
+    let r = app
+        .clone()
+        .oneshot(post(
+            &serde_json::json!({ "query": EVENTS_OF_A_DAY }).to_string(),
+            None,
+            "",
+        ))
+        .await
+        .expect("call");
+    let json: serde_json::Value = serde_json::from_slice(&bytes(r).await).expect("json");
+    let rows = json["rows"].as_array().expect("rows");
+    let read = check_with_python(
+        r#"
+import json, sys, pyarrow.parquet as pq
+t = pq.read_table(sys.argv[1])
+print(json.dumps({
+    "rows": t.num_rows,
+    "types": {f.name: str(f.type) for f in t.schema},
+    "first_id": t.column("id")[0].as_py(),
+    "last_cell": t.column("cell")[t.num_rows - 1].as_py(),
+}))
+"#,
+        &[&file],
+    );
+    assert_eq!(read["rows"], rows.len(), "{read}");
+    assert_eq!(read["first_id"], rows[0][0], "{read}");
+    assert_eq!(read["last_cell"], rows[rows.len() - 1][6], "{read}");
+    assert_eq!(
+        read["types"]["occurred_at"], "timestamp[us, tz=UTC]",
+        "{read}"
+    );
+    assert_eq!(read["types"]["lat"], "double", "{read}");
+    assert_eq!(read["types"]["cell"], "uint64", "{read}");
+    assert_eq!(read["types"]["local_date"], "date32[day]", "{read}");
+}
+
+#[tokio::test]
+async fn geojson_from_points_cells_and_wkt_is_valid() {
+    let app = app(SqlLimits::default()).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let validate = r#"
+import json, sys, geojson
+with open(sys.argv[1]) as f:
+    fc = geojson.load(f)
+print(json.dumps({
+    "valid": fc.is_valid,
+    "errors": fc.errors(),
+    "features": len(fc["features"]),
+    "types": sorted({f["geometry"]["type"] for f in fc["features"] if f["geometry"]}),
+    "properties": sorted(fc["features"][0]["properties"].keys()),
+}))
+"#;
+    for (sql, query, accept, geometry, properties) in [
+        (
+            "SELECT id, lat, lng, mahalla_id FROM incidents ORDER BY id LIMIT 300",
+            "?format=geojson",
+            None,
+            "Point",
+            vec!["id", "lat", "lng", "mahalla_id"],
+        ),
+        (
+            "SELECT cell, count(*) AS n FROM events GROUP BY cell ORDER BY n DESC LIMIT 50",
+            "",
+            Some("application/geo+json"),
+            "Polygon",
+            vec!["cell", "n"],
+        ),
+        (
+            "SELECT h3_cell_to_boundary_wkt(h3_cell_to_parent(cell, 8)) AS wkt, count(*) AS n \
+             FROM events GROUP BY 1 ORDER BY n DESC LIMIT 20",
+            "?format=geojson",
+            None,
+            "Polygon",
+            vec!["n"],
+        ),
+    ] {
+        let file = export(
+            &app,
+            sql,
+            accept,
+            query,
+            "application/geo+json",
+            "geojson",
+            dir.path(),
+        )
+        .await;
+        let read = check_with_python(validate, &[&file]);
+        assert_eq!(read["valid"], true, "{sql}: {read}");
+        assert!(read["features"].as_u64().expect("n") > 1, "{sql}: {read}");
+        assert_eq!(
+            read["types"],
+            serde_json::json!([geometry]),
+            "{sql}: {read}"
+        );
+        assert_eq!(
+            read["properties"],
+            serde_json::json!(properties),
+            "{sql}: {read}"
+        );
+    }
+    // Without a geometry the request is refused, saying what it needs.
+    let r = app
+        .clone()
+        .oneshot(post(
+            r#"{"query": "SELECT kind, count(*) FROM events GROUP BY kind"}"#,
+            None,
+            "?format=geojson",
+        ))
+        .await
+        .expect("call");
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let body = String::from_utf8(bytes(r).await).expect("utf8");
+    assert!(body.contains("geojson needs lat and lng columns"), "{body}");
+}
+
+#[tokio::test]
+async fn csv_text_that_a_spreadsheet_would_run_is_guarded() {
+    let app = app(SqlLimits::default()).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let file = export(
+        &app,
+        "SELECT '=HYPERLINK(\"http://x\")' AS a, '+1' AS b, '@SUM(1)' AS c, 'plain' AS d, -5 AS n",
+        None,
+        "?format=csv",
+        "text/csv",
+        "csv",
+        dir.path(),
+    )
+    .await;
+    let text = std::fs::read_to_string(file).expect("read");
+    assert_eq!(
+        text,
+        "a,b,c,d,n\r\n\"'=HYPERLINK(\"\"http://x\"\")\",'+1,'@SUM(1),plain,-5\r\n"
+    );
+}

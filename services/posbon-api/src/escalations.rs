@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
+use axum::response::IntoResponse as _;
 use chrono::{DateTime, Utc};
 use posbon_auth::Caller;
 use posbon_model::{
@@ -45,6 +46,10 @@ pub struct ListQuery {
     /// Continue after the previous page: the `x-next-cursor` header of its
     /// answer.
     pub cursor: Option<String>,
+    /// `json` (the records, the default) or `geojson`: a FeatureCollection
+    /// with a feature per escalation (its mahalla's shape) and one per hot
+    /// cell (its hexagon).
+    pub format: Option<String>,
 }
 
 /// A validated [`ListQuery`].
@@ -268,6 +273,16 @@ pub async fn list(
     caller: Caller,
     Query(query): Query<ListQuery>,
 ) -> Result<impl axum::response::IntoResponse, ApiError> {
+    let geojson = match query.format.as_deref() {
+        None | Some("json") => false,
+        Some("geojson") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "invalid_format",
+                format!("format: {other:?} is not json or geojson"),
+            ));
+        }
+    };
     let filter = ListFilter::parse(query, state.config.max_list)?;
     let sequence = state
         .bus
@@ -282,7 +297,67 @@ pub async fn list(
     {
         headers.insert(NEXT_CURSOR_HEADER, value);
     }
-    Ok((headers, Json(listed.records)))
+    if geojson {
+        headers.insert(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static(posbon_geo::features::GEOJSON_MEDIA_TYPE),
+        );
+        let body = escalations_geojson(&state.registry, &listed.records);
+        return Ok((headers, Json(body)).into_response());
+    }
+    Ok((headers, Json(listed.records)).into_response())
+}
+
+/// Escalations as GeoJSON: a feature per escalation with its mahalla's
+/// shape (`"feature": "escalation"`, the record's id, mahalla, level,
+/// status, rule, score and times), and one per hot cell
+/// (`"feature": "hot_cell"`, its escalation, Gi* z and events).
+pub fn escalations_geojson(
+    registry: &posbon_geo::Registry,
+    records: &[EscalationRecord],
+) -> serde_json::Value {
+    use posbon_geo::features::{cell_polygon, multipolygon};
+    let mut features = Vec::new();
+    for r in records {
+        let e = &r.escalation;
+        let shape = registry
+            .mahalla_by_id(&e.mahalla_id)
+            .map(|(_, m)| multipolygon(&m.geometry));
+        features.push(serde_json::json!({
+            "type": "Feature",
+            "id": e.id,
+            "geometry": shape,
+            "properties": {
+                "feature": "escalation",
+                "id": e.id,
+                "mahalla_id": e.mahalla_id,
+                "district_id": e.district_id,
+                "region_id": e.region_id,
+                "level": e.level,
+                "status": r.status(),
+                "rule": e.rule,
+                "score": e.score,
+                "opened_at": e.opened_at,
+            },
+        }));
+        for hot in &e.hot_cells {
+            let Ok(cell) = posbon_geo::CellIndex::try_from(hot.cell.get()) else {
+                continue;
+            };
+            features.push(serde_json::json!({
+                "type": "Feature",
+                "geometry": cell_polygon(cell),
+                "properties": {
+                    "feature": "hot_cell",
+                    "escalation_id": e.id,
+                    "cell": cell.to_string(),
+                    "gi_z": hot.gi_z,
+                    "events": hot.events,
+                },
+            }));
+        }
+    }
+    serde_json::json!({ "type": "FeatureCollection", "features": features })
 }
 
 /// The record of escalation `id`, if it is inside `caller`'s scope (403
@@ -390,4 +465,57 @@ pub async fn act(
         .record(caller.audit("escalation_action", Some(id), outcome, detail))
         .await;
     Ok(Json(result?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use posbon_model::{CellId, Escalation, HotCell, RiskLevel};
+
+    #[test]
+    fn escalations_are_features_on_their_mahalla_and_hot_cells_on_their_hexagon() {
+        let registry = posbon_sim::load_registry(None).expect("registry");
+        let m = &registry.mahallas()[0];
+        let centre = geo::Centroid::centroid(&m.geometry).expect("centroid");
+        let cell = posbon_geo::LatLng::new(centre.y(), centre.x())
+            .expect("point")
+            .to_cell(posbon_geo::Resolution::Ten);
+        let opened = Utc::now();
+        let record = EscalationRecord::opened(
+            Escalation {
+                id: "e-1".into(),
+                mahalla_id: m.id.clone(),
+                district_id: m.district_id.clone(),
+                region_id: m.region_id.clone(),
+                level: RiskLevel::High,
+                previous_level: RiskLevel::Normal,
+                score: 4.0,
+                rule: "test".into(),
+                counts: Default::default(),
+                hot_cells: vec![HotCell {
+                    cell: CellId::new(u64::from(cell)).expect("cell"),
+                    gi_z: 3.2,
+                    events: 5,
+                }],
+                evidence: vec![],
+                window_start: opened,
+                window_end: opened,
+                opened_at: opened,
+                status: posbon_model::EscalationStatus::Open,
+            },
+            1,
+            opened,
+        );
+        let fc = escalations_geojson(&registry, &[record]);
+        let features = fc["features"].as_array().expect("features");
+        assert_eq!(features.len(), 2, "{fc}");
+        assert_eq!(features[0]["geometry"]["type"], "MultiPolygon");
+        assert_eq!(features[1]["geometry"]["type"], "Polygon");
+        assert_eq!(features[1]["properties"]["escalation_id"], "e-1");
+        assert_eq!(features[1]["properties"]["cell"], cell.to_string());
+        let ring = features[1]["geometry"]["coordinates"][0]
+            .as_array()
+            .expect("ring");
+        assert_eq!(ring.first(), ring.last());
+    }
 }

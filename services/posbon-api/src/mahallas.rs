@@ -10,7 +10,6 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use chrono::{TimeDelta, Utc};
 use futures::TryStreamExt as _;
-use geo::{LineString, Polygon};
 use posbon_auth::Caller;
 use posbon_model::{
     EnrichedEvent, EscalationRecord, MahallaRisk, RISK_SNAPSHOT_PREFIX, RiskLevel, RiskSnapshot,
@@ -63,28 +62,13 @@ pub async fn open_per_mahalla(
     Ok(open)
 }
 
-fn ring(line: &LineString<f64>) -> Value {
-    let round = |v: f64| (v * 1e6).round() / 1e6;
-    Value::Array(
-        line.coords()
-            .map(|c| json!([round(c.x), round(c.y)]))
-            .collect(),
-    )
-}
-
-fn polygon(p: &Polygon<f64>) -> Value {
-    let mut rings = vec![ring(p.exterior())];
-    rings.extend(p.interiors().iter().map(ring));
-    Value::Array(rings)
-}
-
 /// `GET /v1/mahallas`: every mahalla as a GeoJSON feature with `id`, `name`,
 /// `district_id`, `region_id`, `population`, `level`, `score` and
 /// `open_escalations`.
 pub async fn geojson(
     State(state): State<Arc<ApiState>>,
     caller: Caller,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<impl axum::response::IntoResponse, ApiError> {
     let risk = current_risk(&state).await?;
     let open = open_per_mahalla(&state).await?;
     let features: Vec<Value> = state
@@ -107,15 +91,16 @@ pub async fn geojson(
                     "score": r.map_or(0.0, |r| r.score),
                     "open_escalations": open.get(&m.id).copied().unwrap_or(0),
                 },
-                "geometry": {
-                    "type": "MultiPolygon",
-                    "coordinates": m.geometry.0.iter().map(polygon).collect::<Vec<_>>(),
-                }
+                "geometry": posbon_geo::features::multipolygon(&m.geometry),
             })
         })
         .collect();
-    Ok(Json(
-        json!({ "type": "FeatureCollection", "features": features }),
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            posbon_geo::features::GEOJSON_MEDIA_TYPE,
+        )],
+        Json(json!({ "type": "FeatureCollection", "features": features })),
     ))
 }
 

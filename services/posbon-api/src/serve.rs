@@ -69,14 +69,11 @@ pub async fn serve(config: FileConfig, shutdown: CancellationToken) -> anyhow::R
         registry.clone(),
         config.sql.clone(),
     )?);
-    let pg = match posbon_pg::bind(&config.pg).await? {
+    let certificates = api.http.certificates()?;
+    let pg = match posbon_pg::bind(&config.pg, certificates.is_some()).await? {
         Some(listener) => {
-            let server = posbon_pg::PgServer::new(
-                sql.clone(),
-                auth.clone(),
-                api.http.certificates()?,
-                &config.pg,
-            );
+            let server =
+                posbon_pg::PgServer::new(sql.clone(), auth.clone(), certificates, &config.pg);
             Some(tokio::spawn(server.serve(listener, shutdown.clone())))
         }
         None => None,

@@ -272,6 +272,18 @@ async fn lifecycle_over_http_with_refusals_and_precision() {
     assert_eq!(list[0]["mahalla_id"], m.id.as_str());
     assert_eq!(list[0]["level"], "high");
     assert_eq!(list[0]["status"], "open");
+    // The same list as GeoJSON: the escalation on its mahalla's shape.
+    let (status, fc) = api
+        .call("GET", "/v1/escalations?status=open&format=geojson", None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{fc}");
+    assert_eq!(fc["type"], "FeatureCollection");
+    assert_eq!(fc["features"][0]["id"], e.id.as_str());
+    assert_eq!(fc["features"][0]["geometry"]["type"], "MultiPolygon");
+    assert_eq!(fc["features"][0]["properties"]["feature"], "escalation");
+    assert_eq!(fc["features"][0]["properties"]["status"], "open");
+    let (status, body) = api.call("GET", "/v1/escalations?format=kml", None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 
     let path = |action: &str| format!("/v1/escalations/{}/{action}", e.id);
     let (status, body) = api

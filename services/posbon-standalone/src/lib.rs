@@ -385,15 +385,11 @@ pub async fn run(
         async move { posbon_service::http::serve(listener, app, &http, input).await }
     });
     let mut tasks = tokio::task::JoinSet::new();
-    let pg_address = match posbon_pg::bind(&config.pg).await? {
+    let certificates = config.standalone.http.certificates()?;
+    let pg_address = match posbon_pg::bind(&config.pg, certificates.is_some()).await? {
         Some(listener) => {
             let address = listener.local_addr()?;
-            let server = posbon_pg::PgServer::new(
-                sql,
-                auth.clone(),
-                config.standalone.http.certificates()?,
-                &config.pg,
-            );
+            let server = posbon_pg::PgServer::new(sql, auth.clone(), certificates, &config.pg);
             let token = input.clone();
             tasks.spawn(async move {
                 server.serve(listener, token).await;

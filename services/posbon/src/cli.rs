@@ -116,8 +116,8 @@ pub(crate) struct SqlArgs {
     /// Where the running system is, and the token to use.
     #[command(flatten)]
     pub(crate) target: ApiTarget,
-    /// Output: an aligned table, JSON or CSV.
-    #[arg(long, default_value = "table", value_parser = ["table", "json", "csv"])]
+    /// Output: an aligned table, JSON, CSV, Parquet or GeoJSON (rows with lat and lng, an H3 cell or WKT become features); redirect Parquet to a file.
+    #[arg(long, default_value = "table", value_parser = ["table", "json", "csv", "parquet", "geojson"])]
     pub(crate) format: String,
 }
 

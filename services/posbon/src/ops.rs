@@ -129,14 +129,13 @@ pub(crate) fn text_table(result: &Value) -> String {
 /// `posbon sql`.
 pub(crate) fn sql(args: SqlArgs) -> anyhow::Result<()> {
     let to = endpoint(&args.target)?;
-    let accept = match args.format.as_str() {
-        "table" | "json" => "application/json",
-        "csv" => "text/csv",
-        other => bail!("--format {other:?}: expected table, json or csv"),
+    let format = match args.format.as_str() {
+        "table" | "json" => "json",
+        f @ ("csv" | "parquet" | "geojson") => f,
+        other => bail!("--format {other:?}: expected table, json, csv, parquet or geojson"),
     };
     let query = read_query(args.query)?;
     let body = serde_json::json!({ "query": query }).to_string();
-    let format = if accept == "text/csv" { "csv" } else { "json" };
     let response = runtime()?.block_on(request(
         to,
         "POST",

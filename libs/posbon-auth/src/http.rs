@@ -444,7 +444,28 @@ const BODY_TYPES: [&str; 4] = [
     "application/jsonl",
 ];
 
-async fn guard(State(state): State<Arc<GuardState>>, mut request: Request, next: Next) -> Response {
+/// The route template a response answered (`/v1/escalations/{id}`), set on
+/// every response the guard passes or refuses, for metrics and logs that
+/// must not carry the ids in the path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MatchedRoute(pub String);
+
+async fn guard(state: State<Arc<GuardState>>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_default();
+    let mut response = guard_route(state, request, next).await;
+    response.extensions_mut().insert(MatchedRoute(route));
+    response
+}
+
+async fn guard_route(
+    State(state): State<Arc<GuardState>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let method = if request.method() == Method::HEAD {
         Method::GET
     } else {

@@ -925,6 +925,16 @@ pub async fn test_headers_round_trip(bus: &dyn Bus) {
     assert_eq!(received.len(), sent.len());
     let remote = received.trace_context();
     assert_eq!(remote.span().span_context().trace_id(), sent_trace);
+    // The consumer's span continues the publisher's trace; a message without
+    // a traceparent starts a trace of its own.
+    let consumed = got[0].span("conformance_consume");
+    assert_eq!(
+        consumed.context().span().span_context().trace_id(),
+        sent_trace,
+        "the consumer's span is in the publisher's trace"
+    );
+    let plain = got[1].span("conformance_consume");
+    assert_ne!(plain.context().span().span_context().trace_id(), sent_trace);
     assert_eq!(&got[0].payload[..], b"payload");
     assert!(got[1].headers.is_empty(), "no headers sent, none received");
     ack_all(&got).await;

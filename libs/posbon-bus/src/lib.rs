@@ -368,6 +368,24 @@ pub(crate) fn message_size(subject: &str, headers: &Headers, payload: &[u8]) -> 
 }
 
 impl Delivery {
+    /// A span for processing this message (`name`, e.g. `index`), a child
+    /// of the publisher's span when the message carries a `traceparent`:
+    /// the trace continues across the hop. It has the subject, the stream
+    /// sequence and the delivery count; keep it until the message is
+    /// settled, so that its length is the time the message was in hand.
+    pub fn span(&self, name: &'static str) -> tracing::Span {
+        use posbon_telemetry::OpenTelemetrySpanExt as _;
+        let span = tracing::info_span!(
+            "consume",
+            otel.name = name,
+            messaging.destination = %self.subject,
+            messaging.sequence = self.stream_sequence,
+            messaging.delivered = self.delivered,
+        );
+        let _ = span.set_parent(self.headers.trace_context());
+        span
+    }
+
     /// The message's size as a bounded fetch counts it: subject, headers and
     /// payload ([`Consumer::fetch_bounded`]).
     pub fn size(&self) -> usize {

@@ -11,6 +11,14 @@
 //! at most every [`HttpConfig::tls_reload_secs`] on a new connection), so a
 //! renewed certificate is served without a restart; a pair that does not load
 //! is logged and the one before stays in use.
+//!
+//! Every request is measured (RED) and traced: `posbon_http_requests_total`
+//! by route template, method and status, `posbon_http_request_seconds` by
+//! route and method, `posbon_http_requests_in_flight`; a span `http` with
+//! the same fields, whose parent is the caller's `traceparent` when it sends
+//! one. The route is the template the guard matched
+//! ([`posbon_auth::http::MatchedRoute`]), never the path with its ids;
+//! requests no route matched count as `unmatched`.
 
 use std::future::Future as _;
 use std::path::{Path, PathBuf};
@@ -252,20 +260,97 @@ impl Certificates {
     }
 }
 
+/// The request metrics of one process.
+#[derive(Clone)]
+struct Red {
+    requests: posbon_telemetry::CounterVec,
+    seconds: posbon_telemetry::HistogramVec,
+    in_flight: posbon_telemetry::Gauge,
+}
+
+impl Red {
+    fn new(metrics: &posbon_telemetry::Metrics) -> Result<Self, anyhow::Error> {
+        Ok(Self {
+            requests: metrics.counter_vec(
+                "posbon_http_requests_total",
+                "HTTP requests answered, by route template, method and status",
+                &["route", "method", "status"],
+            )?,
+            seconds: metrics.histogram_vec(
+                "posbon_http_request_seconds",
+                "Time to answer an HTTP request (to the response's head; streams such as the feed count until they start)",
+                &[0.001, 0.005, 0.025, 0.1, 0.25, 1.0, 2.5, 10.0, 30.0],
+                &["route", "method"],
+            )?,
+            in_flight: metrics.gauge(
+                "posbon_http_requests_in_flight",
+                "HTTP requests being answered now",
+            )?,
+        })
+    }
+}
+
+/// Measures and traces one request.
+async fn observe(
+    red: Red,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use posbon_telemetry::OpenTelemetrySpanExt as _;
+    let started = Instant::now();
+    let method = request.method().as_str().to_owned();
+    let span = tracing::info_span!(
+        "http",
+        http.method = %method,
+        http.route = tracing::field::Empty,
+        http.status = tracing::field::Empty,
+    );
+    let parent = posbon_telemetry::extract_context(
+        request
+            .headers()
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?))),
+    );
+    let _ = span.set_parent(parent);
+    red.in_flight.inc();
+    let response = tracing::Instrument::instrument(next.run(request), span.clone()).await;
+    red.in_flight.dec();
+    let route = response
+        .extensions()
+        .get::<posbon_auth::http::MatchedRoute>()
+        .map_or("unmatched", |r| r.0.as_str())
+        .to_owned();
+    let status = response.status().as_u16().to_string();
+    span.record("http.route", route.as_str());
+    span.record("http.status", status.as_str());
+    red.requests.with_labels(&[&route, &method, &status]).inc();
+    red.seconds
+        .with_labels(&[&route, &method])
+        .observe_duration(started.elapsed());
+    response
+}
+
 /// Serves `app` on `listener` until `shutdown`, then gives open connections
-/// [`HttpConfig::shutdown_grace_secs`] to finish.
+/// [`HttpConfig::shutdown_grace_secs`] to finish. Requests are measured in
+/// `metrics` (module docs).
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     config: &HttpConfig,
+    metrics: &posbon_telemetry::Metrics,
     shutdown: CancellationToken,
 ) -> Result<(), anyhow::Error> {
     config.check()?;
     let tls = config.certificates()?;
     let body_timeout = Duration::from_secs(config.body_timeout_secs);
-    let mut app = app.layer(axum::middleware::from_fn(move |request, next| {
-        body_deadline(body_timeout, request, next)
-    }));
+    let red = Red::new(metrics)?;
+    let mut app = app
+        .layer(axum::middleware::from_fn(move |request, next| {
+            body_deadline(body_timeout, request, next)
+        }))
+        .layer(axum::middleware::from_fn(move |request, next| {
+            observe(red.clone(), request, next)
+        }));
     if tls.is_some() {
         let hsts = HeaderValue::from_str(&format!(
             "max-age={}; includeSubDomains",

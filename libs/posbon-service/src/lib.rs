@@ -6,12 +6,12 @@
 //! ```no_run
 //! use posbon_service::{Health, ReadinessCheck, shutdown_signal};
 //! # async fn demo(metrics: posbon_telemetry::Metrics) -> anyhow::Result<()> {
-//! let health = Health::new(metrics);
+//! let health = Health::new(metrics.clone());
 //! let app = health.router(); // merge the service's own routes into this
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
 //! let shutdown = shutdown_signal();
 //! let config = posbon_service::http::HttpConfig::default();
-//! posbon_service::http::serve(listener, app, &config, shutdown).await
+//! posbon_service::http::serve(listener, app, &config, &metrics, shutdown).await
 //! # }
 //! ```
 

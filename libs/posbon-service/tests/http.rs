@@ -9,6 +9,7 @@ use axum::Router;
 use axum::routing::{get, post};
 use posbon_service::client::{self, ClientError, Endpoint};
 use posbon_service::http::{HttpConfig, serve};
+use posbon_telemetry::Metrics;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
@@ -35,7 +36,7 @@ impl Server {
         let stop = CancellationToken::new();
         let task = tokio::spawn({
             let stop = stop.clone();
-            async move { serve(listener, app(), &config, stop).await }
+            async move { serve(listener, app(), &config, &Metrics::new(), stop).await }
         });
         Self { port, stop, task }
     }
@@ -171,9 +172,15 @@ async fn half_a_tls_pair_or_a_bad_file_is_refused_by_name() {
         tls_cert: Some("/nonexistent/cert.pem".into()),
         ..HttpConfig::default()
     };
-    let e = serve(listener, app(), &config, CancellationToken::new())
-        .await
-        .expect_err("half a pair");
+    let e = serve(
+        listener,
+        app(),
+        &config,
+        &Metrics::new(),
+        CancellationToken::new(),
+    )
+    .await
+    .expect_err("half a pair");
     assert!(e.to_string().contains("tls_key is not"), "{e}");
 
     let pki = Pki::new("bad");
@@ -184,9 +191,15 @@ async fn half_a_tls_pair_or_a_bad_file_is_refused_by_name() {
     )
     .expect("spoil");
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let e = serve(listener, app(), &pki.config(), CancellationToken::new())
-        .await
-        .expect_err("bad key");
+    let e = serve(
+        listener,
+        app(),
+        &pki.config(),
+        &Metrics::new(),
+        CancellationToken::new(),
+    )
+    .await
+    .expect_err("bad key");
     assert!(e.to_string().contains("key.pem"), "{e}");
 }
 
@@ -341,7 +354,7 @@ async fn an_event_stream_resumes_after_a_drop() {
     let stop = CancellationToken::new();
     let task = tokio::spawn({
         let stop = stop.clone();
-        async move { serve(listener, app, &HttpConfig::default(), stop).await }
+        async move { serve(listener, app, &HttpConfig::default(), &Metrics::new(), stop).await }
     });
     let mut source = client::EventSource::open(Endpoint::local(port), "/feed")
         .await
@@ -371,4 +384,61 @@ async fn an_event_stream_resumes_after_a_drop() {
     );
     stop.cancel();
     task.await.expect("joins").expect("serves");
+}
+
+/// Every request is counted by route template (not path), method and
+/// status, timed, and a request no route matched is `unmatched`.
+#[tokio::test]
+async fn requests_are_measured_by_route_template() {
+    use posbon_auth::{Access, Auth, Guarded};
+    let store: posbon_store::Store = std::sync::Arc::new(posbon_store::MemoryStore::new());
+    let auth = Auth::without_registry(store, Default::default()).expect("auth");
+    let routes = Guarded::new(
+        Router::new().route(
+            "/v1/things/{id}",
+            get(|axum::extract::Path(id): axum::extract::Path<String>| async move { id }),
+        ),
+        [(axum::http::Method::GET, "/v1/things/{id}", Access::Public)],
+    );
+    let app = routes.into_router(auth);
+    let metrics = Metrics::new();
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let stop = CancellationToken::new();
+    let task = tokio::spawn({
+        let (stop, metrics) = (stop.clone(), metrics.clone());
+        async move { serve(listener, app, &HttpConfig::default(), &metrics, stop).await }
+    });
+    for id in ["a", "b", "c"] {
+        let r = client::get(Endpoint::local(port), &format!("/v1/things/{id}"))
+            .await
+            .expect("get");
+        assert_eq!(r.status, 200);
+    }
+    let r = client::get(Endpoint::local(port), "/nowhere")
+        .await
+        .expect("get");
+    assert_eq!(r.status, 404);
+    let text = metrics.render();
+    assert!(
+        text.contains(
+            "posbon_http_requests_total{route=\"/v1/things/{id}\",method=\"GET\",status=\"200\"} 3"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "posbon_http_requests_total{route=\"unmatched\",method=\"GET\",status=\"404\"} 1"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "posbon_http_request_seconds_count{route=\"/v1/things/{id}\",method=\"GET\"} 3"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("posbon_http_requests_in_flight 0"), "{text}");
+    stop.cancel();
+    task.await.expect("join").expect("serve");
 }

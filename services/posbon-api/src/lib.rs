@@ -313,8 +313,9 @@ pub async fn run(
         .into_router(auth);
     tracing::info!(listen = %listener.local_addr()?, "api serving http");
     let server_shutdown = shutdown.clone();
+    let server_metrics = metrics.clone();
     let server = tokio::spawn(async move {
-        posbon_service::http::serve(listener, app, &http, server_shutdown).await
+        posbon_service::http::serve(listener, app, &http, &server_metrics, server_shutdown).await
     });
     let worked = run_lifecycle(state, shutdown.clone()).await;
     shutdown.cancel();

@@ -51,6 +51,10 @@ pub struct Lifecycle {
     /// Serialises every read-modify-write of a record.
     write: Mutex<OpenSet>,
     steps: CounterVec,
+    /// Escalations not closed, by level and status.
+    current: posbon_telemetry::GaugeVec,
+    /// From the first notification to the acknowledgement.
+    time_to_acknowledge: posbon_telemetry::Histogram,
 }
 
 impl std::fmt::Debug for Lifecycle {
@@ -87,7 +91,42 @@ impl Lifecycle {
                 "Escalation lifecycle steps, by kind (opened, acknowledge, ..., renotify, refused)",
                 &["kind"],
             )?,
+            current: metrics.gauge_vec(
+                "posbon_escalations",
+                "Escalations not yet closed, by level and status (refreshed every renotify_check_secs)",
+                &["level", "status"],
+            )?,
+            time_to_acknowledge: metrics.histogram(
+                "posbon_escalation_time_to_acknowledge_seconds",
+                "Time from an escalation's first notification to its acknowledgement",
+                &[30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0],
+            )?,
         })
+    }
+
+    /// Sets the gauge of escalations not closed, by level and status, from
+    /// the store's index of open ones.
+    pub async fn measure(&self) -> Result<(), ApiError> {
+        use posbon_model::{EscalationStatus, RiskLevel};
+        let mut counts = std::collections::HashMap::new();
+        for r in self.store.open_escalations().await? {
+            *counts
+                .entry((r.escalation.level, r.status()))
+                .or_insert(0i64) += 1;
+        }
+        for level in RiskLevel::ALL {
+            for status in [
+                EscalationStatus::Open,
+                EscalationStatus::Acknowledged,
+                EscalationStatus::Assigned,
+            ] {
+                let n = counts.get(&(*level, status)).copied().unwrap_or(0);
+                self.current
+                    .with_labels(&[level.as_str(), status.as_str()])
+                    .set(n);
+            }
+        }
+        Ok(())
     }
 
     async fn open_set(&self) -> Result<tokio::sync::MutexGuard<'_, OpenSet>, ApiError> {
@@ -150,7 +189,16 @@ impl Lifecycle {
             .get_escalation(id)
             .await?
             .ok_or_else(|| ApiError::not_found(format!("no escalation with id {id:?}")))?;
-        record.apply(action, request, Utc::now())?;
+        let was_acknowledged = record.acknowledged_at.is_some();
+        let now = Utc::now();
+        record.apply(action, request, now)?;
+        if !was_acknowledged
+            && record.acknowledged_at.is_some()
+            && let Some(first) = record.history.first()
+        {
+            self.time_to_acknowledge
+                .observe_duration((now - first.at).to_std().unwrap_or_default());
+        }
         let precision = match action {
             EscalationAction::Resolve => self.verdict(&record, true).await?,
             EscalationAction::FalseAlarm => self.verdict(&record, false).await?,
@@ -318,7 +366,9 @@ pub async fn run(
                 match fetched {
                     Ok(batch) => {
                         for delivery in batch {
-                            on_alert(&lifecycle, delivery).await;
+                            let span = delivery.span("record");
+                            tracing::Instrument::instrument(on_alert(&lifecycle, delivery), span)
+                                .await;
                         }
                     }
                     Err(err) => {
@@ -341,7 +391,9 @@ pub async fn run(
                 match fetched {
                     Ok(batch) => {
                         for delivery in batch {
-                            on_action(&lifecycle, delivery).await;
+                            let span = delivery.span("act");
+                            tracing::Instrument::instrument(on_action(&lifecycle, delivery), span)
+                                .await;
                         }
                     }
                     Err(err) => {
@@ -362,6 +414,9 @@ pub async fn run(
             }
             if let Err(err) = lifecycle.renotify_due(Utc::now()).await {
                 tracing::warn!(error = %err, "re-notification check failed");
+            }
+            if let Err(err) = lifecycle.measure().await {
+                tracing::warn!(error = %err, "measuring open escalations failed");
             }
         }
     };

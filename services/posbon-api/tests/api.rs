@@ -99,6 +99,7 @@ struct Api {
     app: axum::Router,
     shutdown: CancellationToken,
     auth: Arc<posbon_auth::Auth>,
+    metrics: Metrics,
     /// Supervisor tokens by name, made on first use.
     tokens: tokio::sync::Mutex<std::collections::HashMap<String, String>>,
 }
@@ -133,6 +134,7 @@ async fn api_with(bus: Arc<dyn Bus>, config: ApiConfig) -> Api {
         app,
         shutdown,
         auth,
+        metrics,
         tokens: Default::default(),
     }
 }
@@ -305,6 +307,22 @@ async fn lifecycle_over_http_with_refusals_and_precision() {
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["status"], "acknowledged");
+    // Measured: the time it took, and the escalations not closed by level
+    // and status.
+    api.state.lifecycle.measure().await.expect("measure");
+    let text = api.metrics.render();
+    assert!(
+        text.contains("posbon_escalation_time_to_acknowledge_seconds_count 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("posbon_escalations{level=\"high\",status=\"acknowledged\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("posbon_escalations{level=\"high\",status=\"open\"} 0"),
+        "{text}"
+    );
     let (status, _) = api
         .call("POST", &path("acknowledge"), Some(json!({"by": "op-2"})))
         .await;

@@ -795,8 +795,9 @@ pub async fn run(
     let server_shutdown = shutdown.clone();
     let app = health.guarded().into_router(auth);
     let http = config.http.clone();
+    let server_metrics = metrics.clone();
     let server = tokio::spawn(async move {
-        posbon_service::http::serve(listener, app, &http, server_shutdown).await
+        posbon_service::http::serve(listener, app, &http, &server_metrics, server_shutdown).await
     });
     let worked = consume(
         config,
@@ -882,7 +883,10 @@ pub async fn consume(
                 delivery.headers.get(posbon_bus::headers::CONTENT_TYPE),
                 &delivery.payload,
             ) {
-                Ok(event) => match escalator.apply(delivery.stream_sequence, &event) {
+                Ok(event) => match delivery
+                    .span("escalate")
+                    .in_scope(|| escalator.apply(delivery.stream_sequence, &event))
+                {
                     Applied::Applied { late } => {
                         m.applied.inc();
                         if late {

@@ -159,8 +159,9 @@ pub async fn run(
     let app = health.guarded().into_router(auth);
     let server_shutdown = shutdown.clone();
     let http = config.http.clone();
+    let server_metrics = metrics.clone();
     let server = tokio::spawn(async move {
-        posbon_service::http::serve(listener, app, &http, server_shutdown).await
+        posbon_service::http::serve(listener, app, &http, &server_metrics, server_shutdown).await
     });
     let consumed = consume(&config, bus, store, &metrics, shutdown.clone()).await;
     shutdown.cancel();
@@ -275,6 +276,9 @@ struct Decoded {
     /// so that the writer's turn is only the id check and the write.
     events: posbon_store::Result<PreparedEvents>,
     started: Instant,
+    /// A span per delivery, continuing its publisher's trace; they end when
+    /// the batch is settled and this is dropped.
+    _spans: Vec<tracing::Span>,
 }
 
 /// The writer stage: writes each batch durably, then acknowledges it; a
@@ -501,6 +505,7 @@ async fn decode_batch(
             .collect()
     };
     Ok(Decoded {
+        _spans: deliveries.iter().map(|d| d.span("index")).collect(),
         deliveries,
         events: PreparedEvents::new(&events),
         started,

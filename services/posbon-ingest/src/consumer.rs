@@ -209,6 +209,7 @@ fn body(delivery: &Delivery) -> Body {
             subject: delivery.subject.clone(),
             sequence: delivery.stream_sequence,
         },
+        span: delivery.span("ingest"),
     }
 }
 

@@ -85,6 +85,8 @@ async fn post_events(
         bytes,
         format,
         source: Source::Http,
+        // The request's span: it continues the caller's traceparent.
+        span: tracing::Span::current(),
     };
     let mut results = ingest.process(std::slice::from_ref(&body)).await;
     match results.pop() {

@@ -74,8 +74,9 @@ pub async fn run(
     tracing::info!(listen = %listener.local_addr()?, "ingest serving http");
     let server_shutdown = shutdown.clone();
     let http = config.http.clone();
+    let server_metrics = metrics.clone();
     let server = tokio::spawn(async move {
-        posbon_service::http::serve(listener, app, &http, server_shutdown).await
+        posbon_service::http::serve(listener, app, &http, &server_metrics, server_shutdown).await
     });
     let settings = ConsumerSettings::from(&config);
     let consumed = consumer::run(ingest, settings, &metrics, shutdown.clone()).await;

@@ -45,6 +45,10 @@ pub struct Body {
     pub format: BodyFormat,
     /// Where they came from.
     pub source: Source,
+    /// The span its events are published under: their EVENTS messages
+    /// carry its trace context, so a producer's trace continues through
+    /// ingest (a NATS body's consume span, an HTTP body's request span).
+    pub span: tracing::Span,
 }
 
 /// What happened to one item.
@@ -195,7 +199,7 @@ impl Ingest {
         for (b, (body, items)) in bodies.iter().zip(&prepared).enumerate() {
             for (i, item) in items.iter().enumerate() {
                 let message = match &item.outcome {
-                    Ok(event) => event_message(event, self.encoding, &mut payloads),
+                    Ok(event) => event_message(event, self.encoding, &body.span, &mut payloads),
                     Err(errors) => Ok(dead_letter(&self.enricher, body, item, errors)),
                 };
                 match message {
@@ -350,6 +354,7 @@ impl Payloads {
 fn event_message(
     event: &EnrichedEvent,
     encoding: EventEncoding,
+    span: &tracing::Span,
     payloads: &mut Payloads,
 ) -> Result<OutgoingMessage, BusError> {
     let place = match (&event.region_id, &event.district_id, &event.mahalla_id) {
@@ -361,7 +366,7 @@ fn event_message(
     let headers = Headers::with_capacity(4)
         .with_msg_id(event.event.id())
         .with(CONTENT_TYPE, encoding.content_type())
-        .with_trace_context();
+        .with_trace_context_of(span);
     Ok(OutgoingMessage::new(subject, headers, payload))
 }
 

@@ -294,6 +294,7 @@ async fn a_subject_that_names_a_kind_carries_only_that_kind() {
             subject: subject.to_owned(),
             sequence,
         },
+        span: tracing::Span::none(),
     };
     let results = ingest
         .process(&[

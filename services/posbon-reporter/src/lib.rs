@@ -467,8 +467,9 @@ pub async fn run(
     tracing::info!(listen = %listener.local_addr()?, "reporter serving");
     let server_shutdown = shutdown.clone();
     let http = config.http.clone();
+    let server_metrics = metrics.clone();
     let server = tokio::spawn(async move {
-        posbon_service::http::serve(listener, app, &http, server_shutdown).await
+        posbon_service::http::serve(listener, app, &http, &server_metrics, server_shutdown).await
     });
 
     schedule(&reporter, &config, bus.as_ref(), &m, &shutdown).await;

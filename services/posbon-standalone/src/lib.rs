@@ -382,7 +382,8 @@ pub async fn run(
     let server = tokio::spawn({
         let input = input.clone();
         let http = config.standalone.http.clone();
-        async move { posbon_service::http::serve(listener, app, &http, input).await }
+        let metrics = metrics.clone();
+        async move { posbon_service::http::serve(listener, app, &http, &metrics, input).await }
     });
     let mut tasks = tokio::task::JoinSet::new();
     let certificates = config.standalone.http.certificates()?;

@@ -191,6 +191,15 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// Fails unless psql failed and said each of `said`.
+fn assert_refused(out: &Output, said: &[&str]) {
+    let text = stderr(out);
+    assert!(
+        !out.status.success() && said.iter().all(|s| text.contains(s)),
+        "expected a refusal saying {said:?}, got: {text}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn psql_browses_the_catalog_and_queries_with_a_token() {
     let server = start(SqlLimits::default(), None).await;
@@ -263,63 +272,41 @@ async fn every_refusal_has_its_sqlstate() {
         "BEGIN READ WRITE",
     ] {
         let out = server.psql("a", &server.analyst, &[statement]).await;
-        assert!(!out.status.success(), "{statement} was accepted");
-        assert!(
-            stderr(&out).contains("25006"),
-            "{statement}: {}",
-            stderr(&out)
-        );
+        assert_refused(&out, &["25006"]);
     }
     // SET of what the server fixes.
     let out = server
         .psql("a", &server.analyst, &["SET TimeZone = 'Asia/Tashkent'"])
         .await;
-    assert!(
-        stderr(&out).contains("0A000") && stderr(&out).contains("UTC"),
-        "{}",
-        stderr(&out)
-    );
+    assert_refused(&out, &["0A000", "UTC"]);
     // A wrong password; a token for a role without SQL; another database.
     // (libpq prints a log-in refusal's message without its SQLSTATE.)
     let out = server
         .psql("a", "psb_000000000000_nope", &["SELECT 1"])
         .await;
-    assert!(
-        stderr(&out).contains("FATAL:  the token is not valid"),
-        "{}",
-        stderr(&out)
-    );
+    assert_refused(&out, &["FATAL:  the token is not valid"]);
     let out = server
         .psql("dilnoza", "wrong password!", &["SELECT 1"])
         .await;
-    assert!(
-        stderr(&out).contains("FATAL:  the user name or password is not valid"),
-        "{}",
-        stderr(&out)
-    );
+    assert_refused(&out, &["FATAL:  the user name or password is not valid"]);
     let out = server.psql("a", &server.operator, &["SELECT 1"]).await;
-    assert!(
-        stderr(&out).contains("FATAL:  role operator may not query SQL (it needs read_sql)"),
-        "{}",
-        stderr(&out)
+    assert_refused(
+        &out,
+        &["FATAL:  role operator may not query SQL (it needs read_sql)"],
     );
     let url = server.url("a", "").replace("/posbon?", "/postgres?");
     let out = server.psql_url(&url, &server.analyst, &["SELECT 1"]).await;
-    assert!(
-        stderr(&out).contains("database \"postgres\" does not exist"),
-        "{}",
-        stderr(&out)
-    );
+    assert_refused(&out, &["database \"postgres\" does not exist"]);
     // The audit table does not exist for an analyst; an unknown column is
     // named.
     let out = server
         .psql("a", &server.analyst, &["SELECT * FROM audit"])
         .await;
-    assert!(stderr(&out).contains("42P01"), "{}", stderr(&out));
+    assert_refused(&out, &["42P01"]);
     let out = server
         .psql("a", &server.analyst, &["SELECT nonesuch FROM events"])
         .await;
-    assert!(stderr(&out).contains("42703"), "{}", stderr(&out));
+    assert_refused(&out, &["42703"]);
     // A user's own password works, and the refusals above were audited.
     let out = server
         .psql(
@@ -494,11 +481,9 @@ async fn with_a_certificate_only_tls_connections_are_taken() {
             .expect("certificate");
     let server = start(SqlLimits::default(), Some(Arc::new(certificates))).await;
     let out = server.psql("a", &server.analyst, &["SELECT 1"]).await;
-    assert!(
-        !out.status.success()
-            && stderr(&out).contains("FATAL:  this server takes connections over TLS only"),
-        "{}",
-        stderr(&out)
+    assert_refused(
+        &out,
+        &["FATAL:  this server takes connections over TLS only"],
     );
     let url = server
         .url("a", "")

@@ -122,6 +122,11 @@ fn formatted(array: &dyn Array, i: usize) -> Result<String, SqlError> {
 }
 
 /// A dictionary column as a column of its values; others as they are.
+/// A batch's columns with dictionaries decoded ([`plain`]).
+fn plain_columns(batch: &RecordBatch) -> Result<Vec<ArrayRef>, SqlError> {
+    batch.columns().iter().map(plain).collect()
+}
+
 fn plain(column: &ArrayRef) -> Result<ArrayRef, SqlError> {
     match column.data_type() {
         DataType::Dictionary(_, values) => cast(column, values)
@@ -140,11 +145,7 @@ pub fn to_json(output: &QueryOutput) -> Result<Value, SqlError> {
         .collect();
     let mut rows = Vec::with_capacity(output.rows);
     for batch in &output.batches {
-        let columns: Vec<ArrayRef> = batch
-            .columns()
-            .iter()
-            .map(plain)
-            .collect::<Result<_, _>>()?;
+        let columns = plain_columns(batch)?;
         for i in 0..batch.num_rows() {
             let row: Result<Vec<Value>, SqlError> =
                 columns.iter().map(|c| json_value(c.as_ref(), i)).collect();
@@ -204,11 +205,7 @@ pub fn to_csv(output: &QueryOutput) -> Result<String, SqlError> {
     }
     out.push_str("\r\n");
     for batch in &output.batches {
-        let columns: Vec<ArrayRef> = batch
-            .columns()
-            .iter()
-            .map(plain)
-            .collect::<Result<_, _>>()?;
+        let columns = plain_columns(batch)?;
         for row in 0..batch.num_rows() {
             for (i, column) in columns.iter().enumerate() {
                 if i > 0 {
@@ -411,11 +408,7 @@ pub fn to_geojson(output: &QueryOutput) -> Result<Value, SqlError> {
     let names: Vec<&String> = output.schema.fields().iter().map(|f| f.name()).collect();
     let mut features = Vec::with_capacity(output.rows);
     for batch in &output.batches {
-        let columns: Vec<ArrayRef> = batch
-            .columns()
-            .iter()
-            .map(plain)
-            .collect::<Result<_, _>>()?;
+        let columns = plain_columns(batch)?;
         for row in 0..batch.num_rows() {
             let mut properties = serde_json::Map::new();
             for (i, column) in columns.iter().enumerate() {

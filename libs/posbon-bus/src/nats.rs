@@ -63,6 +63,10 @@ pub struct NatsOptions {
     /// only checks that they exist with the subjects expected (false: for users
     /// that may not manage streams).
     pub manage_streams: bool,
+    /// Replicas of every stream this bus creates or updates (1..=5). `None`:
+    /// 3 when the cluster it is connected to has three or more servers, else
+    /// 1 ([`NatsBus::stream_replicas`]).
+    pub replicas: Option<usize>,
 }
 
 impl Default for NatsOptions {
@@ -80,6 +84,7 @@ impl Default for NatsOptions {
             tls: crate::NatsTls::default(),
             inbox_prefix: None,
             manage_streams: true,
+            replicas: None,
         }
     }
 }
@@ -101,6 +106,16 @@ pub struct NatsBus {
 }
 
 impl NatsBus {
+    /// The replicas streams get: [`NatsOptions::replicas`], or 3 when the
+    /// server says its cluster has three or more servers (the client URLs
+    /// it announces), else 1.
+    pub fn stream_replicas(&self) -> usize {
+        self.options.replicas.unwrap_or_else(|| {
+            let servers = self.client.server_info().connect_urls.len().max(1);
+            if servers >= 3 { 3 } else { 1 }
+        })
+    }
+
     /// Connects to any of `urls` (e.g. `["nats://n1:4222", "nats://n2:4222"]`; each URL a
     /// separate entry, not comma-joined). Servers the cluster announces are added.
     pub async fn connect(urls: Vec<String>, options: NatsOptions) -> BusResult<Self> {
@@ -698,9 +713,12 @@ impl Bus for NatsBus {
         for config in streams {
             config.validate()?;
         }
+        let replicas = self.stream_replicas();
         for config in streams {
             let started = Instant::now();
             if self.options.manage_streams {
+                let config = &config.clone().with_replicas(replicas);
+                config.validate()?;
                 self.jetstream
                     .create_or_update_stream(stream_config(config))
                     .await

@@ -126,6 +126,10 @@ pub struct NatsConfig {
     /// by default when credentials are given (least-privilege users may not:
     /// an admin runs `posbon nats-streams`); on without credentials.
     pub manage_streams: Option<bool>,
+    /// Replicas of each stream when this service creates or updates them
+    /// (1..=5). Absent: 3 when the connected NATS cluster has three or more
+    /// servers, else 1.
+    pub replicas: Option<usize>,
 }
 
 fn first_line(path: &Path, what: &str) -> BusResult<String> {
@@ -184,6 +188,13 @@ impl NatsConfig {
                 .map_err(|e| BusError::invalid(format!("nats.inbox_prefix: {e}")))?;
         }
         let manage_streams = self.manage_streams.unwrap_or(!credentials.is_some());
+        if let Some(r) = self.replicas
+            && !(1..=5).contains(&r)
+        {
+            return Err(BusError::invalid(format!(
+                "nats.replicas: {r} is not in 1..=5"
+            )));
+        }
         // A seed file `posbon nats-config` wrote names the inbox its user may read.
         let inbox_prefix = match (&self.inbox_prefix, &credentials) {
             (Some(prefix), _) => Some(prefix.clone()),
@@ -196,6 +207,7 @@ impl NatsConfig {
             tls: self.tls.clone(),
             inbox_prefix,
             manage_streams,
+            replicas: self.replicas,
             ..NatsOptions::default()
         })
     }

@@ -101,7 +101,7 @@ pub struct NatsServer {
     store_dir: PathBuf,
     log_path: PathBuf,
     /// A configuration file (`-c`) and the user the readiness probe is.
-    config: Option<(PathBuf, ProbeUser)>,
+    config: Option<(PathBuf, Option<ProbeUser>)>,
     // Dropped last: removes the store and the log.
     dir: TempDir,
 }
@@ -138,7 +138,7 @@ impl NatsServer {
     ///
     /// Panics with the reason when the server cannot be started.
     pub fn start_with_config(config: &Path, probe: ProbeUser) -> NatsServer {
-        match Self::try_start_with(Some((config.to_owned(), probe))) {
+        match Self::try_start_with(Some((config.to_owned(), Some(probe)))) {
             Ok(server) => server,
             Err(err) => panic!("cannot start nats-server with {}: {err}", config.display()),
         }
@@ -149,7 +149,71 @@ impl NatsServer {
         Self::try_start_with(None)
     }
 
-    fn try_start_with(config: Option<(PathBuf, ProbeUser)>) -> Result<NatsServer, TestkitError> {
+    /// Starts a cluster of `n` servers with JetStream, routed to each other
+    /// on loopback (cluster `posbon-test`, servers `n1`..`nN`), and waits
+    /// until each answers JetStream (a meta leader is elected). Each server
+    /// can be stopped, killed and restarted like a single one.
+    ///
+    /// # Panics
+    ///
+    /// Panics with the reason when the cluster does not form.
+    pub fn start_cluster(n: usize) -> Vec<NatsServer> {
+        match Self::try_start_cluster(n) {
+            Ok(servers) => servers,
+            Err(err) => panic!("cannot start a cluster of {n} nats-servers: {err}"),
+        }
+    }
+
+    fn try_start_cluster(n: usize) -> Result<Vec<NatsServer>, TestkitError> {
+        let binary = nats_server_binary()?;
+        let cluster_ports = (0..n)
+            .map(|_| free_port())
+            .collect::<Result<Vec<u16>, _>>()?;
+        let routes: Vec<String> = cluster_ports
+            .iter()
+            .map(|p| format!("\"nats-route://127.0.0.1:{p}\""))
+            .collect();
+        let mut servers = Vec::with_capacity(n);
+        for (i, cluster_port) in cluster_ports.iter().enumerate() {
+            let dir = tempfile::Builder::new()
+                .prefix("posbon-nats-")
+                .tempdir()
+                .map_err(|err| TestkitError::io("create the server directory", err))?;
+            let store_dir = dir.path().join("store");
+            let config = dir.path().join("nats.conf");
+            std::fs::write(
+                &config,
+                format!(
+                    "server_name: n{}\njetstream {{ store_dir: {:?} }}\n\
+                     cluster {{ name: posbon-test, listen: \"127.0.0.1:{cluster_port}\", \
+                     routes: [{}] }}\n",
+                    i + 1,
+                    store_dir.display().to_string(),
+                    routes.join(", ")
+                ),
+            )
+            .map_err(|err| TestkitError::io("write the server configuration", err))?;
+            let mut server = NatsServer {
+                binary: binary.clone(),
+                child: None,
+                port: free_port()?,
+                log_path: dir.path().join("nats-server.log"),
+                store_dir,
+                config: Some((config, None)),
+                dir,
+            };
+            server.spawn()?;
+            servers.push(server);
+        }
+        for server in &mut servers {
+            server.wait_ready(0)?;
+        }
+        Ok(servers)
+    }
+
+    fn try_start_with(
+        config: Option<(PathBuf, Option<ProbeUser>)>,
+    ) -> Result<NatsServer, TestkitError> {
         let binary = nats_server_binary()?;
         let dir = tempfile::Builder::new()
             .prefix("posbon-nats-")
@@ -298,6 +362,12 @@ impl NatsServer {
     }
 
     fn spawn_and_wait(&mut self) -> Result<(), TestkitError> {
+        let log_start = self.spawn()?;
+        self.wait_ready(log_start)
+    }
+
+    /// Starts the process; returns where its log begins.
+    fn spawn(&mut self) -> Result<u64, TestkitError> {
         let log = OpenOptions::new()
             .create(true)
             .append(true)
@@ -323,7 +393,11 @@ impl NatsServer {
             .spawn()
             .map_err(|err| TestkitError::io(format!("spawn {}", self.binary.display()), err))?;
         self.child = Some(child);
+        Ok(log_start)
+    }
 
+    /// Waits until the server accepts clients and JetStream answers.
+    fn wait_ready(&mut self, log_start: u64) -> Result<(), TestkitError> {
         let deadline = Instant::now() + READY_TIMEOUT;
         let mut reason = String::from("not probed yet");
         while Instant::now() < deadline {
@@ -332,7 +406,8 @@ impl NatsServer {
             {
                 return Err(self.not_ready(format!("process exited with {status}"), log_start));
             }
-            match probe_jetstream(self.port, self.config.as_ref().map(|(_, probe)| probe)) {
+            let probe = self.config.as_ref().and_then(|(_, probe)| probe.as_ref());
+            match probe_jetstream(self.port, probe) {
                 Ok(()) => return Ok(()),
                 Err(err) => reason = err,
             }

@@ -143,6 +143,8 @@ pub struct Overrides {
     pub registry: Option<PathBuf>,
     /// `--nats-creds`: a `.creds` or nkey seed file.
     pub nats_creds: Option<PathBuf>,
+    /// `--nats-replicas`: replicas of each stream.
+    pub nats_replicas: Option<usize>,
     /// `--tls-cert`.
     pub tls_cert: Option<PathBuf>,
     /// `--tls-key`.
@@ -194,6 +196,9 @@ pub fn load_config(
     }
     if let Some(creds) = &overrides.nats_creds {
         config.nats.credentials_file = Some(creds.clone());
+    }
+    if let Some(replicas) = overrides.nats_replicas {
+        config.nats.replicas = Some(replicas);
     }
     if let Some(cert) = &overrides.tls_cert {
         s.http.tls_cert = Some(cert.clone());

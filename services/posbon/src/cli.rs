@@ -331,6 +331,9 @@ pub(crate) struct StandaloneArgs {
     /// Connect to NATS as this user: a .creds file or an nkey seed file (posbon nats-config writes them).
     #[arg(long, value_name = "FILE", requires = "nats")]
     pub(crate) nats_creds: Option<PathBuf>,
+    /// Replicas of each stream (1..=5) [default: 3 on a NATS cluster of three or more servers, else 1].
+    #[arg(long, value_name = "N", requires = "nats")]
+    pub(crate) nats_replicas: Option<usize>,
     /// Use this TiKV cluster (comma-separated PD endpoints) instead of the embedded store.
     #[arg(long, value_name = "PD_ENDPOINTS")]
     pub(crate) tikv: Option<String>,

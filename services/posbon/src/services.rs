@@ -35,6 +35,7 @@ pub(crate) fn standalone(args: crate::cli::StandaloneArgs, demo: bool) -> anyhow
         tikv: args.tikv,
         registry: args.registry,
         nats_creds: args.nats_creds,
+        nats_replicas: args.nats_replicas,
         tls_cert: args.tls_cert,
         tls_key: args.tls_key,
         pg_listen: args.pg_listen,

@@ -38,6 +38,9 @@ pub enum Permission {
     ReadEscalations,
     /// Lifecycle actions on escalations.
     ActEscalations,
+    /// Creating and ending silences and maintenance windows (within the
+    /// caller's scope).
+    ManageSilences,
     /// The map, mahalla details, the registry and source precision.
     ReadMap,
     /// `POST /v1/sql`.
@@ -56,11 +59,12 @@ pub enum Permission {
 
 impl Permission {
     /// Every permission.
-    pub const ALL: [Permission; 11] = [
+    pub const ALL: [Permission; 12] = [
         Permission::PublishEvents,
         Permission::ReadFeed,
         Permission::ReadEscalations,
         Permission::ActEscalations,
+        Permission::ManageSilences,
         Permission::ReadMap,
         Permission::ReadSql,
         Permission::ReadReports,
@@ -77,6 +81,7 @@ impl Permission {
             Permission::ReadFeed => "read_feed",
             Permission::ReadEscalations => "read_escalations",
             Permission::ActEscalations => "act_escalations",
+            Permission::ManageSilences => "manage_silences",
             Permission::ReadMap => "read_map",
             Permission::ReadSql => "read_sql",
             Permission::ReadReports => "read_reports",
@@ -106,6 +111,7 @@ const SUPERVISOR: &[Permission] = &[
     Permission::ReadFeed,
     Permission::ReadEscalations,
     Permission::ActEscalations,
+    Permission::ManageSilences,
     Permission::ReadMap,
     Permission::ReadSql,
     Permission::ReadReports,
@@ -187,6 +193,8 @@ mod tests {
             assert!(Role::Supervisor.may(*p), "{p:?}");
         }
         assert!(Role::Supervisor.may(Permission::SensitiveColumns));
+        assert!(Role::Supervisor.may(Permission::ManageSilences));
+        assert!(!Role::Operator.may(Permission::ManageSilences));
         assert!(!Role::Supervisor.may(Permission::Admin));
         assert!(Permission::ALL.iter().all(|p| Role::Admin.may(*p)));
         assert_eq!("operator".parse::<Role>(), Ok(Role::Operator));

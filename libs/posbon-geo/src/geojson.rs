@@ -50,6 +50,7 @@ struct RawProperties {
     region_name: Option<String>,
     population: Option<u64>,
     inspector: Option<String>,
+    inspector_contact: Option<String>,
     #[serde(flatten)]
     extra: Map<String, Value>,
 }
@@ -65,6 +66,7 @@ pub(crate) struct FeatureRecord {
     pub(crate) region_name: String,
     pub(crate) population: Option<u32>,
     pub(crate) inspector: Option<String>,
+    pub(crate) inspector_contact: Option<String>,
     pub(crate) extra: Map<String, Value>,
     pub(crate) geometry: MultiPolygon<f64>,
 }
@@ -154,6 +156,7 @@ fn read_feature(index: usize, feature: &Value) -> Result<FeatureRecord, Registry
         region_id,
         population,
         inspector: props.inspector,
+        inspector_contact: props.inspector_contact,
         extra: props.extra,
         geometry,
     })

@@ -58,6 +58,9 @@ pub struct Mahalla {
     pub population: Option<u32>,
     /// The responsible mahalla inspector, when known.
     pub inspector: Option<String>,
+    /// How to reach the inspector (a phone number, an e-mail address or a
+    /// Telegram chat id): the `@inspector` target of notifications.
+    pub inspector_contact: Option<String>,
     /// Its boundary, `x` = longitude and `y` = latitude.
     pub geometry: MultiPolygon<f64>,
     /// Its area in square metres.
@@ -202,6 +205,7 @@ impl Registry {
                 region_id: f.region_id,
                 population: f.population,
                 inspector: f.inspector,
+                inspector_contact: f.inspector_contact,
                 area_m2: c.area_m2,
                 geometry: f.geometry,
                 extra: f.extra,

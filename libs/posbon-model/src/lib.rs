@@ -80,11 +80,13 @@ mod error;
 mod escalation;
 mod event;
 mod lifecycle;
+mod matchers;
 mod parse;
 mod pseudonym;
 mod rfc3339;
 mod risk_view;
 mod schema;
+mod silence;
 mod wire;
 
 pub use cell::{CELL_PATTERN, CellId, InvalidCellId};
@@ -99,9 +101,10 @@ pub use event::{
     is_valid_id,
 };
 pub use lifecycle::{
-    ActionRequest, AuditKind, AuditStep, EscalationAction, EscalationRecord, MAX_ACTOR_BYTES,
-    MAX_HISTORY, MAX_NOTE_BYTES, NotifyTier, TransitionError,
+    ACTION_RESERVE, ActionRequest, AuditKind, AuditStep, EscalationAction, EscalationRecord,
+    MAX_ACTOR_BYTES, MAX_HISTORY, MAX_NOTE_BYTES, NotifyTier, TransitionError,
 };
+pub use matchers::{EscalationMatchers, MAX_MATCHER_VALUES};
 pub use parse::{
     BatchItem, DEFAULT_MAX_BATCH_ITEMS, DEFAULT_MAX_PAYLOAD_BYTES, Limits, parse_event,
     parse_events,
@@ -112,4 +115,5 @@ pub use pseudonym::{
 };
 pub use risk_view::{MahallaRisk, RISK_SNAPSHOT_PREFIX, RiskSnapshot};
 pub use schema::generate_schemas;
+pub use silence::{MAX_SILENCE_DAYS, Silence, SilenceRequest};
 pub use wire::{COMPACT_CONTENT_TYPE, EventEncoding, JSON_CONTENT_TYPE};

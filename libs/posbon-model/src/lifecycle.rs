@@ -72,6 +72,12 @@ string_enum! {
         FalseAlarm = "false_alarm",
         /// Re-notified one tier up.
         Renotify = "renotify",
+        /// A receiver was paged (`receiver`, for step `step`).
+        Notified = "notified",
+        /// Paging a receiver failed after its retries (dead-lettered).
+        NotifyFailed = "notify_failed",
+        /// Not paged: a silence covered the escalation (its id in `note`).
+        Silenced = "silenced",
     }
 }
 
@@ -107,6 +113,13 @@ pub struct AuditStep {
     /// For `opened` and `renotify`: the tier notified.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tier: Option<NotifyTier>,
+    /// For `notified`, `notify_failed` and `silenced`: the receiver.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receiver: Option<String>,
+    /// For `notified`, `notify_failed` and `silenced`: the number (from 1)
+    /// of the `opened` or `renotify` step that paged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<u32>,
 }
 
 /// A request to act on an escalation, over HTTP or NATS
@@ -138,6 +151,10 @@ pub const MAX_NOTE_BYTES: usize = 2000;
 /// included): with notes of [`MAX_NOTE_BYTES`], a record stays under about
 /// 250 KB. An action past it is refused; closing stays possible.
 pub const MAX_HISTORY: usize = 120;
+/// Steps of a history kept for operators' actions: delivery steps
+/// (`notified`, `notify_failed`, `silenced`) stop being recorded when fewer
+/// than this many places are left, so paging never blocks handling.
+pub const ACTION_RESERVE: usize = 20;
 
 /// Why an action was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -246,6 +263,8 @@ impl EscalationRecord {
             status: EscalationStatus::Open,
             assignee: None,
             tier: Some(NotifyTier::MahallaInspector),
+            receiver: None,
+            step: None,
         };
         Self {
             escalation,
@@ -346,6 +365,8 @@ impl EscalationRecord {
             status: next,
             assignee,
             tier: None,
+            receiver: None,
+            step: None,
         });
         Ok(())
     }
@@ -381,6 +402,74 @@ impl EscalationRecord {
             status: EscalationStatus::Open,
             assignee: None,
             tier: Some(up),
+            receiver: None,
+            step: None,
+        });
+        true
+    }
+
+    /// The paging step number `step` (from 1) when it is an `opened` or
+    /// `renotify` step, with the tier it paged.
+    pub fn paging_step(&self, step: u32) -> Option<NotifyTier> {
+        let s = self
+            .history
+            .get(usize::try_from(step).ok()?.checked_sub(1)?)?;
+        matches!(s.kind, AuditKind::Opened | AuditKind::Renotify)
+            .then_some(s.tier)
+            .flatten()
+    }
+
+    /// Whether the outcome of paging `receiver` for step `step` is recorded
+    /// already (a redelivered page is not sent twice).
+    pub fn delivery_recorded(&self, step: u32, receiver: &str) -> bool {
+        self.history.iter().any(|s| {
+            matches!(
+                s.kind,
+                AuditKind::Notified | AuditKind::NotifyFailed | AuditKind::Silenced
+            ) && s.step == Some(step)
+                && s.receiver.as_deref() == Some(receiver)
+        })
+    }
+
+    /// Records the outcome of paging `receiver` for step `step`: `kind` is
+    /// `notified`, `notify_failed` or `silenced`. Returns `false` (and
+    /// changes nothing) when it was recorded already or the history has no
+    /// room left outside [`ACTION_RESERVE`].
+    pub fn record_delivery(
+        &mut self,
+        kind: AuditKind,
+        step: u32,
+        receiver: &str,
+        note: String,
+        at: DateTime<Utc>,
+    ) -> bool {
+        debug_assert!(matches!(
+            kind,
+            AuditKind::Notified | AuditKind::NotifyFailed | AuditKind::Silenced
+        ));
+        if self.delivery_recorded(step, receiver)
+            || self.history.len() >= MAX_HISTORY - ACTION_RESERVE
+        {
+            return false;
+        }
+        let mut note = note;
+        if note.len() > MAX_NOTE_BYTES {
+            let mut end = MAX_NOTE_BYTES;
+            while !note.is_char_boundary(end) {
+                end -= 1;
+            }
+            note.truncate(end);
+        }
+        self.history.push(AuditStep {
+            kind,
+            by: "posbon".to_owned(),
+            at,
+            note: Some(note),
+            status: self.status(),
+            assignee: None,
+            tier: self.paging_step(step),
+            receiver: Some(receiver.to_owned()),
+            step: Some(step),
         });
         true
     }
@@ -539,6 +628,40 @@ mod tests {
         r.apply(EscalationAction::Acknowledge, &req("op"), t0)
             .expect("ack");
         assert!(!r.renotify_if_due(t0 + chrono::TimeDelta::hours(9), after));
+    }
+
+    #[test]
+    fn deliveries_are_recorded_once_and_never_crowd_out_actions() {
+        let t0 = escalation().opened_at;
+        let mut r = EscalationRecord::opened(escalation(), 3, t0);
+        assert_eq!(r.paging_step(1), Some(NotifyTier::MahallaInspector));
+        assert_eq!(r.paging_step(0), None);
+        assert_eq!(r.paging_step(2), None);
+        assert!(r.record_delivery(AuditKind::Notified, 1, "ops", "sent".into(), t0));
+        assert!(!r.record_delivery(AuditKind::Notified, 1, "ops", "again".into(), t0));
+        assert!(r.delivery_recorded(1, "ops"));
+        assert!(!r.delivery_recorded(1, "sms"));
+        let last = r.history.last().expect("step");
+        assert_eq!(last.tier, Some(NotifyTier::MahallaInspector));
+        assert_eq!(last.step, Some(1));
+        let mut n = 0;
+        while r.record_delivery(
+            AuditKind::NotifyFailed,
+            1,
+            &format!("r{n}"),
+            "x".repeat(3000),
+            t0,
+        ) {
+            n += 1;
+        }
+        assert_eq!(r.history.len(), MAX_HISTORY - ACTION_RESERVE);
+        assert!(
+            r.history
+                .iter()
+                .all(|s| s.note.as_ref().is_none_or(|n| n.len() <= MAX_NOTE_BYTES))
+        );
+        r.apply(EscalationAction::Acknowledge, &req("a"), t0)
+            .expect("room is kept for actions");
     }
 
     #[test]

@@ -122,5 +122,10 @@ pub fn generate_schemas() -> Vec<(&'static str, Value)> {
             "escalation_action.schema.json",
             root_for::<crate::ActionRequest>(),
         ),
+        ("silence.schema.json", root_for::<crate::Silence>()),
+        (
+            "silence_request.schema.json",
+            root_for::<crate::SilenceRequest>(),
+        ),
     ]
 }

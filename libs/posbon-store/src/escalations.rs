@@ -8,6 +8,7 @@
 //! | `x` · `t` · newest-first opening time · escalation id | empty: every record, newest opening first |
 //! | `x` · `o` · newest-first opening time · escalation id | empty: the records not closed, newest opening first |
 //! | `x` · `i` | the version of the indexes above, once they were built for older records |
+//! | `x` · `n` · silence id | a [`Silence`]: version byte 1, then JSON |
 //!
 //! The newest-first time is `u64::MAX` minus the opening time in
 //! milliseconds since 1970, big-endian, so that a forward scan gives the
@@ -23,7 +24,7 @@
 use async_trait::async_trait;
 use futures::stream::BoxStream;
 use futures::{StreamExt as _, TryStreamExt as _};
-use posbon_model::EscalationRecord;
+use posbon_model::{EscalationRecord, Silence};
 use serde::{Deserialize, Serialize};
 
 use crate::codec::{decode_json, encode_json};
@@ -39,6 +40,8 @@ const PRECISION: u8 = b's';
 const BY_TIME: u8 = b't';
 /// Sub-prefix of the index of the records not closed by opening time.
 const OPEN: u8 = b'o';
+/// Sub-prefix of silences.
+const SILENCE: u8 = b'n';
 /// The key that says the indexes were built for records written before them.
 const INDEX_VERSION_KEY: &[u8] = &[ESCALATION, b'i'];
 /// The version of the indexes.
@@ -127,6 +130,14 @@ pub fn precision_key(kind: &str, id: &str) -> Vec<u8> {
     key.extend_from_slice(&[ESCALATION, PRECISION]);
     key.extend_from_slice(kind.as_bytes());
     key.push(b'/');
+    key.extend_from_slice(id.as_bytes());
+    key
+}
+
+/// `x` · `n` · id.
+fn silence_key(id: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(2 + id.len());
+    key.extend_from_slice(&[ESCALATION, SILENCE]);
     key.extend_from_slice(id.as_bytes());
     key
 }
@@ -336,6 +347,41 @@ pub trait EscalationStoreExt: EventStore {
             .try_collect()
             .await
     }
+
+    /// Writes (or overwrites) a silence, durably.
+    async fn put_silence(&self, silence: &Silence) -> Result<()> {
+        self.put_batch(vec![(
+            silence_key(&silence.id),
+            encode_json("silence", silence)?,
+        )])
+        .await
+    }
+
+    /// One silence.
+    async fn get_silence(&self, id: &str) -> Result<Option<Silence>> {
+        match self.get(&silence_key(id)).await? {
+            Some(bytes) => decode_json("silence", &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Every silence kept, in id order.
+    async fn silences(&self) -> Result<Vec<Silence>> {
+        let (start, end) = prefix_range(&[ESCALATION, SILENCE]);
+        self.scan_stream(start, end, DEFAULT_PAGE)
+            .and_then(|(_, value)| async move { decode_json("silence", &value) })
+            .try_collect()
+            .await
+    }
+
+    /// Deletes silences.
+    async fn delete_silences(&self, ids: &[String]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        self.delete_keys(ids.iter().map(|id| silence_key(id)).collect())
+            .await
+    }
 }
 
 impl<S: EventStore + ?Sized> EscalationStoreExt for S {}
@@ -407,5 +453,35 @@ mod tests {
         assert_eq!(store.source_precisions().await.expect("all"), vec![p]);
         // Events live elsewhere: an event scan sees none of this.
         assert_eq!(store.count_events().await.expect("count"), 0);
+    }
+
+    #[tokio::test]
+    async fn silences_round_trip_and_delete() {
+        let store = crate::MemoryStore::new();
+        let now = chrono::Utc::now();
+        let silence = posbon_model::SilenceRequest {
+            matchers: posbon_model::EscalationMatchers {
+                district: vec!["d1".into()],
+                ..Default::default()
+            },
+            starts_at: None,
+            ends_at: now + chrono::TimeDelta::hours(1),
+            reason: "drill".into(),
+        }
+        .into_silence("sil-1".into(), "ops", now)
+        .expect("valid");
+        store.put_silence(&silence).await.expect("put");
+        assert_eq!(
+            store.get_silence("sil-1").await.expect("get"),
+            Some(silence.clone())
+        );
+        assert_eq!(store.silences().await.expect("list"), vec![silence]);
+        store
+            .delete_silences(&["sil-1".into()])
+            .await
+            .expect("delete");
+        assert!(store.silences().await.expect("list").is_empty());
+        // Silences live beside escalation records, not among them.
+        assert!(store.escalations().await.expect("records").is_empty());
     }
 }

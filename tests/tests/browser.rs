@@ -1145,6 +1145,78 @@ impl Drop for Standalone {
     }
 }
 
+/// `posbon silences add`, `list` and `expire` against the running system,
+/// as an admin; an operator's token is refused.
+fn silences_through_the_cli(server: &Standalone) {
+    let admin =
+        std::fs::read_to_string(server._data.path().join("admin.token")).expect("admin token");
+    let district = posbon_sim::load_registry(None)
+        .expect("registry")
+        .mahallas()[0]
+        .district_id
+        .clone();
+    let cli = |token: &str, args: &[&str]| {
+        Command::new(posbon_bin())
+            .arg("silences")
+            .args(args)
+            .args(["--api", &format!("http://{}", server.addr)])
+            .env("POSBON_TOKEN", token)
+            .stdin(Stdio::null())
+            .output()
+            .expect("posbon silences")
+    };
+    let added = cli(
+        admin.trim(),
+        &[
+            "add",
+            "--district",
+            &district,
+            "--for",
+            "2h",
+            "--reason",
+            "drill",
+        ],
+    );
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    let id = String::from_utf8_lossy(&added.stdout).trim().to_owned();
+    assert!(id.starts_with("sil-"), "{id}");
+    let listed = cli(admin.trim(), &["list"]);
+    let table = String::from_utf8_lossy(&listed.stdout);
+    assert!(table.contains(&id) && table.contains("drill"), "{table}");
+    let bad = cli(
+        admin.trim(),
+        &[
+            "add",
+            "--district",
+            &district,
+            "--for",
+            "soon",
+            "--reason",
+            "x",
+        ],
+    );
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("--for"),
+        "the bad value is named"
+    );
+    let ended = cli(admin.trim(), &["expire", &id]);
+    assert!(
+        ended.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ended.stderr)
+    );
+    let again = cli(admin.trim(), &["expire", &id]);
+    assert!(
+        !again.status.success(),
+        "an ended silence does not end twice"
+    );
+}
+
 /// Three drug-handoff camera alerts a few metres and minutes apart, now.
 fn drug_handoffs(lat: f64, lng: f64) -> String {
     let now = Utc::now();
@@ -1182,6 +1254,7 @@ fn command_centre_on_posbon_standalone() {
         );
     }
     let producer = HttpSession::login(&addr, PRODUCER, PRODUCER_PASSWORD);
+    silences_through_the_cli(&server);
 
     // The served registry is the simulated Tashkent one: a point inside one
     // of its mahallas, checked with the exact lookup ingest uses.

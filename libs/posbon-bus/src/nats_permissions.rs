@@ -17,8 +17,8 @@
 use std::fmt::Write as _;
 
 use crate::subjects::{
-    ACTIONS_STREAM, ALERTS_STREAM, API_ACTIONS_DURABLE, API_ALERTS_DURABLE, DLQ_STREAM,
-    ESCALATION_ACTIONS, EVENTS_STREAM, INDEXER_DURABLE, INGEST_DURABLE, INGEST_STREAM,
+    ACTIONS_STREAM, ALERTS_STREAM, API_ACTIONS_DURABLE, API_ALERTS_DURABLE, API_NOTIFY_DURABLE,
+    DLQ_STREAM, ESCALATION_ACTIONS, EVENTS_STREAM, INDEXER_DURABLE, INGEST_DURABLE, INGEST_STREAM,
     REPORTS_DAILY, UNKNOWN_KIND, escalator_durable,
 };
 
@@ -187,8 +187,10 @@ impl NatsRole {
             Self::Api => {
                 p.publish.push("posbon.alerts.*.*.*".to_owned());
                 p.publish.push(dlq("action"));
+                p.publish.push(dlq("notify"));
                 p.publish.extend(stream_info());
                 p.publish.extend(durable(ALERTS_STREAM, API_ALERTS_DURABLE));
+                p.publish.extend(durable(ALERTS_STREAM, API_NOTIFY_DURABLE));
                 p.publish
                     .extend(durable(ACTIONS_STREAM, API_ACTIONS_DURABLE));
                 // The live feed reads ALERTS through ordered consumers the

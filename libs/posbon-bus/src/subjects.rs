@@ -49,6 +49,9 @@ pub const INDEXER_DURABLE: &str = "indexer";
 pub const API_ALERTS_DURABLE: &str = "api-lifecycle";
 /// The durable consumer of the API's actions on [`ACTIONS_STREAM`].
 pub const API_ACTIONS_DURABLE: &str = "api-actions";
+/// The durable consumer of [`ALERTS_STREAM`] that pages receivers
+/// (`posbon-notify`), shared by every API replica.
+pub const API_NOTIFY_DURABLE: &str = "api-notify";
 
 /// The durable consumer of escalator shard `index` of `count` on
 /// [`EVENTS_STREAM`]: `escalator-<index>-of-<count>`.

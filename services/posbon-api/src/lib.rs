@@ -11,6 +11,7 @@
 //! | `GET /v1/mahallas/{id}` | a mahalla's recent events, hot cells and escalations |
 //! | `GET /v1/registry` | regions and districts |
 //! | `GET /v1/sources/precision` | per-camera and per-detector precision from verdicts |
+//! | `GET /v1/silences`, `POST /v1/silences`, `DELETE /v1/silences/{id}` | silences and maintenance windows ([`silences`]) |
 //! | `/healthz`, `/readyz`, `/metrics` | [`posbon_service::Health`] |
 //!
 //! Every route has an access rule ([`routes`]); the guard of `posbon-auth`
@@ -19,7 +20,8 @@
 //! outside it, a request for one thing outside it is 403.
 //!
 //! The API process is also the one writer of escalation records
-//! ([`lifecycle`]). SQL (`POST /v1/sql`) and reports (`GET /v1/reports/daily`)
+//! ([`lifecycle`]), and pages receivers when escalations open or climb a
+//! tier ([`notify`], `[notify]` in the configuration). SQL (`POST /v1/sql`) and reports (`GET /v1/reports/daily`)
 //! come from `posbon-sql` and `posbon-reporter` and are merged in by whoever
 //! runs the API ([`ApiParts::extra`]).
 
@@ -29,15 +31,17 @@ pub mod feed;
 pub mod lifecycle;
 pub mod live;
 pub mod mahallas;
+pub mod notify;
 pub mod page;
 pub mod serve;
+pub mod silences;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::http::Method;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use posbon_auth::{Access, Auth, Guarded, Permission};
 use posbon_bus::{Bus, default_streams};
 use posbon_geo::Registry;
@@ -145,6 +149,8 @@ pub struct ApiState {
     pub feed_clients: Arc<feed::FeedAdmission>,
     /// The one reader of ALERTS the feed clients share.
     pub live: Arc<live::LiveAlerts>,
+    /// Routes and receivers of pages; `None`: nothing is paged.
+    pub notifier: Option<Arc<posbon_notify::Notifier>>,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -157,7 +163,7 @@ impl std::fmt::Debug for ApiState {
 }
 
 impl ApiState {
-    /// Builds the state.
+    /// Builds the state, paging nobody.
     pub fn new(
         config: ApiConfig,
         bus: Arc<dyn Bus>,
@@ -166,7 +172,30 @@ impl ApiState {
         auth: Arc<Auth>,
         metrics: &Metrics,
     ) -> anyhow::Result<Arc<Self>> {
+        Self::with_notify(
+            config,
+            bus,
+            store,
+            registry,
+            auth,
+            metrics,
+            &posbon_notify::NotifyConfig::default(),
+        )
+    }
+
+    /// Builds the state, paging as `notify` says.
+    pub fn with_notify(
+        config: ApiConfig,
+        bus: Arc<dyn Bus>,
+        store: Store,
+        registry: Arc<Registry>,
+        auth: Arc<Auth>,
+        metrics: &Metrics,
+        notify: &posbon_notify::NotifyConfig,
+    ) -> anyhow::Result<Arc<Self>> {
         config.validate()?;
+        let notifier = posbon_notify::Notifier::new(notify, metrics)?;
+        let notifier = (!notifier.is_empty()).then(|| Arc::new(notifier));
         let lifecycle = Arc::new(Lifecycle::new(
             store.clone(),
             bus.clone(),
@@ -189,6 +218,7 @@ impl ApiState {
             registry,
             lifecycle,
             auth,
+            notifier,
         }))
     }
 }
@@ -206,6 +236,8 @@ pub fn routes(state: Arc<ApiState>) -> Guarded {
         .route("/v1/mahallas/{id}", get(mahallas::detail))
         .route("/v1/registry", get(mahallas::registry))
         .route("/v1/sources/precision", get(mahallas::precision))
+        .route("/v1/silences", get(silences::list).post(silences::create))
+        .route("/v1/silences/{id}", delete(silences::expire))
         .route("/", get(page::index))
         .route("/static/{file}", get(page::static_file))
         .route("/v1/risk", get(page::risk))
@@ -234,6 +266,13 @@ pub fn routes(state: Arc<ApiState>) -> Guarded {
             (Method::GET, "/v1/mahallas/{id}", P(Permission::ReadMap)),
             (Method::GET, "/v1/registry", P(Permission::ReadMap)),
             (Method::GET, "/v1/sources/precision", P(Permission::ReadMap)),
+            (Method::GET, "/v1/silences", P(Permission::ReadEscalations)),
+            (Method::POST, "/v1/silences", P(Permission::ManageSilences)),
+            (
+                Method::DELETE,
+                "/v1/silences/{id}",
+                P(Permission::ManageSilences),
+            ),
             // The page itself holds no data: it asks who is logged in.
             (Method::GET, "/", Public),
             (Method::GET, "/static/{file}", Public),
@@ -269,7 +308,27 @@ pub async fn run_lifecycle(
     let settings = lifecycle::LifecycleSettings {
         renotify_check: Duration::from_secs(state.config.renotify_check_secs),
     };
-    lifecycle::run(state.lifecycle.clone(), settings, shutdown).await
+    let paging = async {
+        match &state.notifier {
+            Some(notifier) => {
+                notify::run(
+                    state.lifecycle.clone(),
+                    notifier.clone(),
+                    state.registry.clone(),
+                    shutdown.clone(),
+                )
+                .await
+            }
+            None => Ok(()),
+        }
+    };
+    // A worker that fails (NATS refusing its consumer) stops the process
+    // rather than leaving escalations unrecorded or unpaged unnoticed.
+    tokio::try_join!(
+        lifecycle::run(state.lifecycle.clone(), settings, shutdown.clone()),
+        paging
+    )?;
+    Ok(())
 }
 
 /// Who may call [`run`]'s routes, and what it serves besides the API's own.
@@ -279,6 +338,8 @@ pub struct ApiParts {
     pub auth: Arc<Auth>,
     /// More routes on the same address (SQL, reports), with their rules.
     pub extra: Guarded,
+    /// Receivers and routes of pages.
+    pub notify: posbon_notify::NotifyConfig,
 }
 
 /// Runs the API until `shutdown`: streams, lifecycle worker, HTTP server.
@@ -295,13 +356,14 @@ pub async fn run(
     let auth = parts.auth.clone();
     let listen = config.listen.clone();
     let http = config.http.clone();
-    let state = ApiState::new(
+    let state = ApiState::with_notify(
         config,
         bus.clone(),
         store.clone(),
         registry,
         auth.clone(),
         &metrics,
+        &parts.notify,
     )?;
     let listener = tokio::net::TcpListener::bind(&listen).await?;
     auth.bootstrap(listener.local_addr()?).await?;

@@ -26,7 +26,9 @@ use chrono::{DateTime, TimeDelta, Utc};
 use posbon_bus::headers::{ALERT_TYPE, ORIGINAL_SUBJECT, REJECT_CODE, REJECT_REASON, REJECTED_BY};
 use posbon_bus::subjects::{ACTIONS_STREAM, ALERTS_STREAM, Place, alert_subject, dlq_subject};
 use posbon_bus::{Bus, ConsumerOptions, Delivery, Headers};
-use posbon_model::{ActionRequest, Escalation, EscalationAction, EscalationRecord, Event};
+use posbon_model::{
+    ActionRequest, AuditKind, Escalation, EscalationAction, EscalationRecord, Event,
+};
 use posbon_store::{EscalationStoreExt as _, EventStoreExt as _, SourcePrecision, Store};
 use posbon_telemetry::{CounterVec, Metrics, TelemetryError};
 use tokio::sync::Mutex;
@@ -288,6 +290,58 @@ impl Lifecycle {
         Ok(changed.len())
     }
 
+    /// Records the outcomes of paging step `step` of escalation `id`
+    /// (`(receiver, kind, note)`, kind `notified`, `notify_failed` or
+    /// `silenced`) in its history, and publishes the update. Outcomes
+    /// recorded already are skipped; returns how many were recorded.
+    pub async fn record_deliveries(
+        &self,
+        id: &str,
+        step: u32,
+        outcomes: &[(String, AuditKind, String)],
+    ) -> Result<usize, ApiError> {
+        let open = self.open_set().await?;
+        let Some(mut record) = self.store.get_escalation(id).await? else {
+            return Err(ApiError::not_found(format!("no escalation with id {id:?}")));
+        };
+        let now = Utc::now();
+        let mut recorded = 0;
+        for (receiver, kind, note) in outcomes {
+            if record.record_delivery(*kind, step, receiver, note.clone(), now) {
+                recorded += 1;
+            } else if !record.delivery_recorded(step, receiver) {
+                tracing::warn!(
+                    escalation = id,
+                    receiver = receiver.as_str(),
+                    "history full: a delivery outcome is not recorded"
+                );
+            }
+        }
+        if recorded == 0 {
+            return Ok(0);
+        }
+        record.updated_at = now;
+        self.store.put_escalation(&record).await?;
+        drop(open);
+        self.publish_update(&record).await;
+        Ok(recorded)
+    }
+
+    /// The store it writes to.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The bus it publishes on.
+    pub fn bus(&self) -> &Arc<dyn Bus> {
+        &self.bus
+    }
+
+    /// The record of escalation `id`.
+    pub async fn record(&self, id: &str) -> Result<Option<EscalationRecord>, ApiError> {
+        Ok(self.store.get_escalation(id).await?)
+    }
+
     async fn publish_update(&self, record: &EscalationRecord) {
         let e = &record.escalation;
         let subject = match alert_subject(Place::new(&e.region_id, &e.district_id, &e.mahalla_id)) {
@@ -424,7 +478,7 @@ pub async fn run(
     Ok(())
 }
 
-async fn settle(delivery: &Delivery, done: Result<(), ApiError>, what: &str) {
+pub(crate) async fn settle(delivery: &Delivery, done: Result<(), ApiError>, what: &str) {
     let reply = match done {
         Ok(()) => delivery.ack().await,
         // A store or NATS outage: offer it again later.

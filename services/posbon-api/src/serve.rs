@@ -36,6 +36,9 @@ pub struct FileConfig {
     /// The PostgreSQL protocol (off unless `listen` is set).
     #[serde(default)]
     pub pg: posbon_pg::PgConfig,
+    /// Pages to receivers (none unless routes are set).
+    #[serde(default)]
+    pub notify: posbon_notify::NotifyConfig,
 }
 
 /// Loads the configuration: embedded defaults, then `file`, then
@@ -85,7 +88,11 @@ pub async fn serve(config: FileConfig, shutdown: CancellationToken) -> anyhow::R
         store,
         registry,
         metrics,
-        ApiParts { auth, extra },
+        ApiParts {
+            auth,
+            extra,
+            notify: config.notify,
+        },
         shutdown.clone(),
     )
     .await;

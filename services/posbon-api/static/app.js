@@ -1288,7 +1288,8 @@
       el('ol', {}, (r.history || []).map((h) => el('li', {},
         `${fmtTime(h.at)} ${words(h.kind)} by ${h.by} → ${words(h.status)}`,
         h.assignee ? ` (to ${h.assignee})` : '',
-        h.tier ? ` (notified ${words(h.tier)})` : '',
+        h.tier && !h.receiver ? ` (notified ${words(h.tier)})` : '',
+        h.receiver ? ` (${h.receiver}, step ${h.step})` : '',
         h.note ? `: “${h.note}”` : ''))),
       el('p', {}, 'Id ', el('code', { text: r.id })));
     li.append(...[head, meta, countLine, isClosed(r) || !can('act_escalations') ? null : actions, history].filter(Boolean));
@@ -1927,6 +1928,90 @@
     });
   }
 
+  // ---------------------------------------------------------------- silences
+
+  const SILENCE_REFRESH_MS = 60000;
+
+  function silenceScope(s) {
+    const parts = [];
+    for (const key of ['region', 'district', 'mahalla', 'rule', 'level']) {
+      if (Array.isArray(s[key]) && s[key].length) parts.push(`${key} ${s[key].join(', ')}`);
+    }
+    return parts.length ? parts.join(' · ') : 'everything';
+  }
+
+  async function loadSilences() {
+    try {
+      const { body } = await api('/v1/silences');
+      const list = Array.isArray(body) ? body : [];
+      $('silences-count').textContent = `(${list.length})`;
+      $('silences-list').replaceChildren(...list.map((s) => {
+        const started = Date.parse(s.starts_at) <= Date.now();
+        const end = can('manage_silences')
+          ? el('button', {
+            type: 'button',
+            class: 'quiet',
+            onclick: async () => {
+              try {
+                await api(`/v1/silences/${encodeURIComponent(s.id)}`, { method: 'DELETE' });
+                announce(`Silence ${s.id} ended`);
+              } catch (e) {
+                showError('silences', `The silence could not be ended: ${describe(e)}`);
+              }
+              loadSilences();
+            },
+          }, 'End now')
+          : null;
+        return el('li', { dataset: { silence: s.id } },
+          el('strong', { text: silenceScope(s) }),
+          ` ${started ? '' : `from ${fmtTime(s.starts_at)} `}until ${fmtTime(s.ends_at)}, by ${s.created_by}: “${s.reason}” `,
+          ...(end ? [end] : []));
+      }));
+      clearError('silences');
+    } catch (e) {
+      showError('silences', `Silences could not be loaded: ${describe(e)}`);
+    }
+  }
+
+  function initSilences() {
+    if (!can('read_escalations')) return;
+    $('silences').hidden = false;
+    if (can('manage_silences')) {
+      const form = $('silence-form');
+      form.hidden = false;
+      $('s-district').append(...[...$('f-district').options]
+        .filter((o) => o.value)
+        .map((o) => el('option', { value: o.value, text: o.textContent })));
+      form.addEventListener('submit', async (ev) => {
+        ev.preventDefault();
+        const box = $('silence-error');
+        box.hidden = true;
+        // The form is in Tashkent time (UTC+5, no daylight saving), as the page shows.
+        const start = $('s-start').value ? new Date(`${$('s-start').value}:00+05:00`) : new Date();
+        const hours = Number($('s-for').value);
+        const body = {
+          district: [$('s-district').value],
+          ends_at: new Date(start.getTime() + hours * 3600000).toISOString(),
+          reason: $('s-reason').value,
+        };
+        const mahalla = $('s-mahalla').value.trim();
+        if (mahalla) body.mahalla = [mahalla];
+        if ($('s-start').value) body.starts_at = start.toISOString();
+        try {
+          await api('/v1/silences', { method: 'POST', body: JSON.stringify(body) });
+          form.reset();
+          announce('Silence created');
+          loadSilences();
+        } catch (e) {
+          box.textContent = describe(e);
+          box.hidden = false;
+        }
+      });
+    }
+    loadSilences();
+    setInterval(loadSilences, SILENCE_REFRESH_MS);
+  }
+
   // ---------------------------------------------------------------- start
 
   /** Starts the page once someone is logged in (once per load: see endSession). */
@@ -1951,6 +2036,7 @@
         showError('registry', `Regions and districts could not be loaded: ${describe(e)}`);
       }
     }
+    initSilences();
     let feedStarted = null;
     if (can('read_escalations')) feedStarted = loadFeed();
     else setConn('off', 'no feed');

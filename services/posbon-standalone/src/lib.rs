@@ -126,6 +126,9 @@ pub struct StandaloneConfig {
     /// The PostgreSQL protocol (off unless `listen` is set).
     #[serde(default)]
     pub pg: posbon_pg::PgConfig,
+    /// Pages to receivers (none unless routes are set).
+    #[serde(default)]
+    pub notify: posbon_notify::NotifyConfig,
 }
 
 /// Command-line overrides (they win over the file and the environment).
@@ -334,13 +337,14 @@ pub async fn run(
     let processing = CancellationToken::new();
 
     let ingest = posbon_ingest::build(&config.ingest, bus.clone(), registry.clone(), &metrics)?;
-    let api = posbon_api::ApiState::new(
+    let api = posbon_api::ApiState::with_notify(
         config.api.clone(),
         bus.clone(),
         store.clone(),
         registry.clone(),
         auth.clone(),
         &metrics,
+        &config.notify,
     )?;
     let sql = Arc::new(posbon_sql::SqlEngine::new(
         store.clone(),

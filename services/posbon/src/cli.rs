@@ -83,6 +83,12 @@ pub(crate) enum Command {
     /// Read and check the audit log of the running system (admin).
     #[command(arg_required_else_help = true)]
     Audit(AuditArgs),
+    /// Silence paging (maintenance windows included) in the running system (supervisor).
+    #[command(
+        arg_required_else_help = true,
+        after_help = "A silenced escalation is recorded and shown as always; only its pages are held back.\nExamples:\n  posbon silences add --district chilonzor --for 2h --reason \"camera maintenance\"\n  posbon silences add --mahalla chilonzor-017 --starts-at 2026-12-06T01:00:00+05:00 --for 4h --reason \"works\"\n  posbon silences list\n  posbon silences expire sil-3f9a01c2b7de4d10"
+    )]
+    Silences(SilencesArgs),
     /// Write a least-privilege nats-server configuration: one nkey user per service and producer class.
     #[command(
         after_help = "Writes DIR/nats.conf (run it as it is: nats-server -c DIR/nats.conf) and DIR/<user>.nk for
@@ -567,6 +573,62 @@ pub(crate) enum TokensCommand {
     /// Revoke a token by its id.
     Revoke {
         /// The token's id.
+        id: String,
+        #[command(flatten)]
+        api: ApiTarget,
+    },
+}
+
+/// `posbon silences`.
+#[derive(Debug, Args)]
+pub(crate) struct SilencesArgs {
+    #[command(subcommand)]
+    pub(crate) what: SilencesCommand,
+}
+
+/// What to do with silences.
+#[derive(Debug, Subcommand)]
+pub(crate) enum SilencesCommand {
+    /// Hold back pages of the escalations that match, for a while.
+    Add {
+        /// Region ids; repeat for more.
+        #[arg(long)]
+        region: Vec<String>,
+        /// District ids; repeat for more.
+        #[arg(long)]
+        district: Vec<String>,
+        /// Mahalla ids; repeat for more.
+        #[arg(long)]
+        mahalla: Vec<String>,
+        /// Rule names; repeat for more.
+        #[arg(long)]
+        rule: Vec<String>,
+        /// Levels (elevated, high, critical); repeat for more.
+        #[arg(long)]
+        level: Vec<String>,
+        /// When it starts (RFC 3339); absent: now.
+        #[arg(long)]
+        starts_at: Option<String>,
+        /// How long it lasts from its start: 90m, 2h, 1d12h (at most 90 days).
+        #[arg(long = "for", value_name = "DURATION")]
+        duration: String,
+        /// Why (kept in the record and the audit log).
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        api: ApiTarget,
+    },
+    /// List silences in force (and ended ones with --all).
+    List {
+        /// Ended silences too.
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        api: ApiTarget,
+    },
+    /// End a silence now.
+    Expire {
+        /// The silence's id.
         id: String,
         #[command(flatten)]
         api: ApiTarget,

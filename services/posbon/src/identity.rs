@@ -1,13 +1,13 @@
 //! `posbon tokens`, `posbon users` and `posbon audit`: the admin's commands,
 //! through the running system's identity routes (`/v1/tokens`, `/v1/users`,
-//! `/v1/audit`).
+//! `/v1/audit`); and `posbon silences` (`/v1/silences`), a supervisor's.
 
 use std::io::BufRead as _;
 
 use posbon_service::client::{Endpoint, request};
 use serde_json::{Value, json};
 
-use crate::cli::{ApiTarget, AuditCommand, TokensCommand, UsersCommand};
+use crate::cli::{ApiTarget, AuditCommand, SilencesCommand, TokensCommand, UsersCommand};
 use crate::ops::{endpoint, runtime, server_error, unreachable};
 
 /// Exit code of `audit verify` when the chain is broken.
@@ -17,7 +17,7 @@ fn call(api: &ApiTarget, method: &str, path: &str, body: Option<&Value>) -> anyh
     let to: Endpoint = endpoint(api)?;
     if api.token.is_none() {
         anyhow::bail!(
-            "an admin token is needed: --token or POSBON_TOKEN (the first start writes one to <data>/admin.token)"
+            "a token is needed: --token or POSBON_TOKEN (the first start writes an admin's to <data>/admin.token)"
         );
     }
     let bytes = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
@@ -114,6 +114,78 @@ pub(crate) fn tokens(command: TokensCommand) -> anyhow::Result<()> {
         TokensCommand::Revoke { id, api } => {
             call(&api, "DELETE", &format!("/v1/tokens/{id}"), None)?;
             eprintln!("token {id} revoked");
+        }
+    }
+    Ok(())
+}
+
+/// `posbon silences ...`.
+pub(crate) fn silences(command: SilencesCommand) -> anyhow::Result<()> {
+    const COLUMNS: &[&str] = &[
+        "id",
+        "region",
+        "district",
+        "mahalla",
+        "rule",
+        "level",
+        "starts_at",
+        "ends_at",
+        "created_by",
+        "reason",
+    ];
+    match command {
+        SilencesCommand::Add {
+            region,
+            district,
+            mahalla,
+            rule,
+            level,
+            starts_at,
+            duration,
+            reason,
+            api,
+        } => {
+            let lasts = posbon_sim::parse_duration(&duration).map_err(|_| {
+                anyhow::anyhow!("--for {duration:?}: expected a duration such as 90m, 2h or 1d12h")
+            })?;
+            let start = match &starts_at {
+                Some(t) => chrono::DateTime::parse_from_rfc3339(t)
+                    .map_err(|e| anyhow::anyhow!("--starts-at {t:?}: {e}; expected RFC 3339"))?
+                    .with_timezone(&chrono::Utc),
+                None => chrono::Utc::now(),
+            };
+            let body = json!({
+                "region": region, "district": district, "mahalla": mahalla, "rule": rule,
+                "level": level, "starts_at": starts_at.map(|_| start),
+                "ends_at": start + lasts, "reason": reason,
+            });
+            let made = call(&api, "POST", "/v1/silences", Some(&body))?;
+            eprintln!(
+                "silence {} in force from {} until {}",
+                made["id"].as_str().unwrap_or_default(),
+                made["starts_at"].as_str().unwrap_or_default(),
+                made["ends_at"].as_str().unwrap_or_default()
+            );
+            println!("{}", made["id"].as_str().unwrap_or_default());
+        }
+        SilencesCommand::List { all, api } => {
+            let path = if all {
+                "/v1/silences?all=true"
+            } else {
+                "/v1/silences"
+            };
+            let list = call(&api, "GET", path, None)?;
+            print_rows(list.as_array().map_or(&[][..], Vec::as_slice), COLUMNS);
+        }
+        SilencesCommand::Expire { id, api } => {
+            if !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+                anyhow::bail!("{id:?} is not a silence id (sil- and hex digits)");
+            }
+            let ended = call(&api, "DELETE", &format!("/v1/silences/{id}"), None)?;
+            eprintln!(
+                "silence {id} ended at {}",
+                ended["ends_at"].as_str().unwrap_or_default()
+            );
         }
     }
     Ok(())

@@ -54,6 +54,7 @@ fn main() -> ExitCode {
         },
         Command::Tokens(args) => identity::tokens(args.what),
         Command::Users(args) => identity::users(args.what),
+        Command::Silences(args) => identity::silences(args.what),
         Command::Audit(args) => match identity::audit(args.what) {
             Ok(0) => Ok(()),
             Ok(code) => return ExitCode::from(code),

@@ -29,8 +29,10 @@
 //! `Content-Security-Policy` (unless the handler set its own) and, under
 //! `/v1/`, `Cache-Control: no-store`.
 //!
-//! Errors are JSON `{"error": "...", "code": "..."}` and never say anything
-//! about a secret.
+//! Errors are RFC 9457 problem documents ([`problem`]) and never say
+//! anything about a secret. Every Posbon HTTP service answers its errors
+//! with [`problem`] (this guard is the lowest HTTP layer they share, so the
+//! one shape lives here).
 
 // Helpers here return the refusal itself as their error, as axum handlers do.
 #![allow(clippy::result_large_err)]
@@ -248,9 +250,54 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
     }
 }
 
-/// A JSON error answer `{"error": message, "code": code}`.
+/// The media type of every error answer.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// An error answer: [`problem`] without `Retry-After`.
 pub fn error(status: StatusCode, code: &str, message: &str) -> Response {
-    (status, Json(json!({ "error": message, "code": code }))).into_response()
+    problem(status, code, message, None)
+}
+
+/// The one error answer of every Posbon HTTP service, an RFC 9457 problem
+/// document (`application/problem+json`):
+///
+/// ```json
+/// {"type": "about:blank", "title": "Forbidden", "status": 403,
+///  "detail": "escalation \"x\" is outside your scope", "code": "out_of_scope",
+///  "error": "escalation \"x\" is outside your scope"}
+/// ```
+///
+/// `detail` says what is wrong in words for people; `code` is the stable
+/// machine-readable reason (`not_found`, `out_of_scope`, `invalid_query`,
+/// `timeout`, ...); `error` repeats `detail` for clients written against the
+/// earlier `{"error", "code"}` shape. With `retry_after_secs`, the answer
+/// carries `Retry-After`.
+pub fn problem(
+    status: StatusCode,
+    code: &str,
+    detail: &str,
+    retry_after_secs: Option<u64>,
+) -> Response {
+    let body = json!({
+        "type": "about:blank",
+        "title": status.canonical_reason().unwrap_or("Error"),
+        "status": status.as_u16(),
+        "detail": detail,
+        "code": code,
+        "error": detail,
+    });
+    let mut response = (
+        status,
+        [(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON))],
+        body.to_string(),
+    )
+        .into_response();
+    if let Some(secs) = retry_after_secs {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, secs.into());
+    }
+    response
 }
 
 fn unauthorized(message: &str, error_code: Option<&str>) -> Response {
@@ -1130,6 +1177,34 @@ pub const DEMO_LINK_TTL: Duration = Duration::from_secs(24 * 3600);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn errors_are_problem_documents() {
+        let response = problem(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_feeds",
+            "32 feeds are open",
+            Some(5),
+        );
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], PROBLEM_JSON);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "5");
+        let body = axum::body::to_bytes(response.into_body(), 4096)
+            .await
+            .expect("body");
+        let body: serde_json::Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(
+            body,
+            json!({
+                "type": "about:blank",
+                "title": "Too Many Requests",
+                "status": 429,
+                "detail": "32 feeds are open",
+                "code": "too_many_feeds",
+                "error": "32 feeds are open",
+            })
+        );
+    }
 
     #[test]
     fn hosts_and_cookies() {

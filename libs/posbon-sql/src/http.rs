@@ -17,7 +17,8 @@
 //!
 //! A result longer than the row limit is cut: JSON says `"truncated": true`,
 //! and every format carries the header `Posbon-Truncated: true` (status
-//! 200). Errors are JSON `{"error": "...", "kind": "..."}`:
+//! 200). Errors are problem documents (`posbon_auth::http::problem`) whose
+//! `code` is the kind:
 //!
 //! | status | kind | when |
 //! |---|---|---|
@@ -38,7 +39,6 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde::Deserialize;
-use serde_json::json;
 
 use posbon_auth::{Access, Auth, Caller, Guarded, Permission};
 
@@ -162,14 +162,10 @@ pub fn router(engine: Arc<SqlEngine>, auth: Arc<Auth>) -> Guarded {
     )
 }
 
-/// An error answer: `{"error": message, "kind": kind}`.
+/// An error answer: the problem document of every service, `kind` as its
+/// `code`.
 pub fn error_response(status: StatusCode, kind: &str, message: &str) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, JSON)],
-        json!({ "error": message, "kind": kind }).to_string(),
-    )
-        .into_response()
+    posbon_auth::http::error(status, kind, message)
 }
 
 /// The answer for a failed query.

@@ -448,7 +448,7 @@ async fn over_http_an_administrator_reads_the_queries_audited() {
     // The analyst: no such table (and the refusal is audited).
     let (status, body) = answer(&analyst, "SELECT count(*) FROM audit").await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-    assert_eq!(body["kind"], "invalid_query", "{body}");
+    assert_eq!(body["code"], "invalid_query", "{body}");
     assert!(
         body["error"].as_str().expect("error").contains("audit"),
         "{body}"

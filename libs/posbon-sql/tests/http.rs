@@ -174,7 +174,7 @@ async fn errors_say_what_is_wrong() {
             .expect("call");
         assert_eq!(r.status(), status, "{body}");
         let v: serde_json::Value = serde_json::from_slice(&bytes(r).await).expect("json");
-        assert_eq!(v["kind"], kind, "{body}: {v}");
+        assert_eq!(v["code"], kind, "{body}: {v}");
         assert!(!v["error"].as_str().expect("message").is_empty(), "{body}");
     }
     let limits = SqlLimits {
@@ -191,7 +191,7 @@ async fn errors_say_what_is_wrong() {
         .expect("call");
     assert_eq!(r.status(), StatusCode::GATEWAY_TIMEOUT);
     let v: serde_json::Value = serde_json::from_slice(&bytes(r).await).expect("json");
-    assert_eq!(v["kind"], "timeout");
+    assert_eq!(v["code"], "timeout");
     assert!(v["error"].as_str().expect("message").contains("time limit"));
 }
 

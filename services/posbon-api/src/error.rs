@@ -1,6 +1,6 @@
-//! API errors: a status code and a JSON body `{"error": "...", "code": "..."}`.
+//! API errors: a status code, a code and a message, answered as the one
+//! problem document of every service ([`posbon_auth::http::problem`]).
 
-use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use posbon_model::TransitionError;
@@ -107,13 +107,6 @@ impl From<posbon_bus::BusError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({ "error": self.message, "code": self.code });
-        let mut response = (self.status, Json(body)).into_response();
-        if let Some(secs) = self.retry_after_secs {
-            response
-                .headers_mut()
-                .insert(axum::http::header::RETRY_AFTER, secs.into());
-        }
-        response
+        posbon_auth::http::problem(self.status, self.code, &self.message, self.retry_after_secs)
     }
 }

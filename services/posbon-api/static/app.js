@@ -140,9 +140,10 @@
     }
     if (!res.ok) {
       let message = res.statusText || 'request failed';
-      if (body && typeof body === 'object' && body.error) message = String(body.error);
+      // Every error is an RFC 9457 problem document: `detail` for people, `code` for code.
+      if (body && typeof body === 'object' && (body.detail || body.error)) message = String(body.detail || body.error);
       else if (typeof body === 'string' && body.trim()) message = body.trim().slice(0, 500);
-      const code = body && typeof body === 'object' ? body.code || body.kind : '';
+      const code = body && typeof body === 'object' ? body.code || '' : '';
       if (auth && res.status === 401) {
         endSession('Your session has ended. Log in again.');
       } else if (auth && res.status === 403 && code === 'csrf' && !retried && session.user) {

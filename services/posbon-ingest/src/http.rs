@@ -13,12 +13,11 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use posbon_model::ErrorCode;
 use serde::Serialize;
-use serde_json::json;
 
 use crate::enrich::BodyFormat;
 use crate::service::{Body, Ingest, ItemReport, ItemStatus, Source};
@@ -39,8 +38,8 @@ struct Summary<'a> {
     items: &'a [ItemReport],
 }
 
-fn error(status: StatusCode, message: String) -> Response {
-    (status, axum::Json(json!({ "error": message }))).into_response()
+fn error(status: StatusCode, code: &str, message: String) -> Response {
+    posbon_auth::http::error(status, code, &message)
 }
 
 async fn post_events(
@@ -57,6 +56,7 @@ async fn post_events(
         Some(other) => {
             return error(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
                 format!(
                     "content type {other:?} is not supported: send application/json (one event or an array) or application/x-ndjson"
                 ),
@@ -65,6 +65,7 @@ async fn post_events(
         None => {
             return error(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
                 "missing content type: send application/json or application/x-ndjson".into(),
             );
         }
@@ -73,12 +74,15 @@ async fn post_events(
         Ok(bytes) => bytes,
         Err(rejection) => {
             let status = rejection.status();
-            let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
-                "body is larger than the limit: split it into smaller batches".to_owned()
+            let (code, message) = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                (
+                    "body_too_large",
+                    "body is larger than the limit: split it into smaller batches".to_owned(),
+                )
             } else {
-                rejection.body_text().to_lowercase()
+                ("invalid_body", rejection.body_text().to_lowercase())
             };
-            return error(status, message);
+            return error(status, code, message);
         }
     };
     let body = Body {
@@ -114,15 +118,17 @@ async fn post_events(
         }
         Some(Err(e)) => {
             tracing::warn!(error = %e, "bus refused an http batch");
-            let mut response = error(
+            posbon_auth::http::problem(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "events could not be published now; retry (ids make retries safe)".into(),
-            );
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            response
+                "unavailable",
+                "events could not be published now; retry (ids make retries safe)",
+                Some(1),
+            )
         }
-        None => error(StatusCode::INTERNAL_SERVER_ERROR, "no result".into()),
+        None => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "no result".into(),
+        ),
     }
 }

@@ -401,6 +401,10 @@ async fn every_route_answers_exactly_the_roles_it_grants() {
                         assert_eq!(answer.body["code"], "forbidden", "{context}");
                     }
                 }
+                // One error shape: an RFC 9457 problem document.
+                assert_eq!(answer.body["type"], "about:blank", "{context}");
+                assert_eq!(answer.body["status"], answer.status.as_u16(), "{context}");
+                assert!(answer.body["detail"].is_string(), "{context}");
             }
             checked += 1;
         }
@@ -651,7 +655,7 @@ async fn a_district_caller_sees_exactly_the_district() {
     )
     .await;
     assert_eq!(
-        (a.status, a.body["kind"].clone()),
+        (a.status, a.body["code"].clone()),
         (StatusCode::FORBIDDEN, json!("out_of_scope"))
     );
     let mine = call(

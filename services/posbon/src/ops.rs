@@ -45,7 +45,12 @@ pub(crate) fn server_error(status: u16, body: &[u8]) -> anyhow::Error {
     let text = String::from_utf8_lossy(body);
     let message = serde_json::from_slice::<Value>(body)
         .ok()
-        .and_then(|v| v["error"].as_str().map(str::to_owned))
+        .and_then(|v| {
+            v["detail"]
+                .as_str()
+                .or_else(|| v["error"].as_str())
+                .map(str::to_owned)
+        })
         .unwrap_or_else(|| text.trim().to_owned());
     anyhow::anyhow!("{message} (HTTP {status})")
 }

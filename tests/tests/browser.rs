@@ -1481,4 +1481,31 @@ fn command_centre_on_posbon_standalone() {
     ui.screenshot("command-centre-report.png");
     let errors = ui.js_errors();
     assert!(errors.is_empty(), "javascript errors: {errors:?}");
+
+    // The printable report in each language, as the browser shows it.
+    for (lang, heading) in [
+        ("uz", "Kunlik vaziyat hisoboti: Barcha mahallalar"),
+        ("ru", "Ежедневная сводка: Все махалли"),
+        ("en", "Daily situation report: All mahallas"),
+    ] {
+        ui.ok(ui.browser.goto(&format!(
+            "http://{addr}/v1/reports/daily?date={today}&scope=nation&format=html&lang={lang}"
+        )));
+        let page = ui.wait("the printable report", 30, |b| {
+            let v = b.execute(
+                "const h = document.querySelector('h1'); \
+                 return h ? {lang: document.documentElement.lang, h1: h.innerText, \
+                 text: document.body.innerText} : null",
+                json!([]),
+            )?;
+            Ok((!v.is_null()).then_some(v))
+        });
+        assert_eq!(page["lang"], lang, "{page:#}");
+        assert_eq!(page["h1"], heading, "{page:#}");
+        assert!(
+            !page["text"].as_str().unwrap_or_default().contains('⟦'),
+            "{lang}: a message is missing from the catalog"
+        );
+        ui.screenshot(&format!("report-{lang}.png"));
+    }
 }

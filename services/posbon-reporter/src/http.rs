@@ -13,7 +13,8 @@
 //! `refresh_baselines=true` to recompute the 28 days before from the events even where
 //! they are current (days with events written since their figures were computed are
 //! recomputed anyway).
-//! Errors are JSON `{"error": "...", "kind": "..."}`: 400 for a bad date,
+//! Errors are problem documents (`posbon_auth::http::problem`) whose `code`
+//! is the kind: 400 for a bad date,
 //! scope or format, 403 for a scope outside the caller's, 404 when the
 //! report (or the scope in it) does not exist, 500 when the store or a
 //! report query fails.
@@ -40,6 +41,8 @@ use posbon_bus::Bus;
 use serde::Deserialize;
 use serde_json::json;
 
+use posbon_i18n::Lang;
+
 use crate::error::ReportError;
 use crate::publish::publish;
 use crate::render::{to_csv, to_html};
@@ -61,6 +64,9 @@ struct DailyQuery {
     date: Option<String>,
     scope: Option<String>,
     format: Option<String>,
+    /// The printable page's language: `uz`, `ru` or `en` (default: from
+    /// `Accept-Language`).
+    lang: Option<String>,
     refresh_baselines: Option<bool>,
 }
 
@@ -69,15 +75,23 @@ struct DailyQuery {
 enum Format {
     Json,
     Csv,
-    Html,
+    Html(Lang),
 }
 
-fn negotiate(param: Option<&str>, headers: &HeaderMap) -> Result<Format, ReportError> {
+fn negotiate(
+    param: Option<&str>,
+    lang: Option<&str>,
+    headers: &HeaderMap,
+) -> Result<Format, ReportError> {
+    let accept_language = headers
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok());
+    let lang = Lang::negotiate(lang, accept_language).map_err(ReportError::InvalidRequest)?;
     if let Some(p) = param {
         return match p {
             "json" => Ok(Format::Json),
             "csv" => Ok(Format::Csv),
-            "html" => Ok(Format::Html),
+            "html" => Ok(Format::Html(lang)),
             other => Err(ReportError::InvalidRequest(format!(
                 "unknown format {other:?}, expected json, csv or html"
             ))),
@@ -89,7 +103,7 @@ fn negotiate(param: Option<&str>, headers: &HeaderMap) -> Result<Format, ReportE
         .unwrap_or_default();
     for item in accept.split(',') {
         match item.split(';').next().unwrap_or_default().trim() {
-            "text/html" => return Ok(Format::Html),
+            "text/html" => return Ok(Format::Html(lang)),
             "text/csv" => return Ok(Format::Csv),
             "application/json" => return Ok(Format::Json),
             _ => {}
@@ -180,12 +194,13 @@ pub fn error_response(e: &ReportError) -> Response {
             (StatusCode::INTERNAL_SERVER_ERROR, "internal")
         }
     };
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/json")],
-        json!({ "error": e.to_string(), "kind": kind }).to_string(),
-    )
-        .into_response()
+    // What failed inside stays in the log.
+    let detail = if status.is_server_error() {
+        "the report could not be computed; the server's log has the details".to_owned()
+    } else {
+        e.to_string()
+    };
+    posbon_auth::http::error(status, kind, &detail)
 }
 
 fn parse_date(date: Option<&str>) -> Result<NaiveDate, ReportError> {
@@ -204,9 +219,13 @@ fn respond(view: &crate::report::ScopeView, format: Format) -> Response {
         )
             .into_response(),
         Format::Csv => ([(header::CONTENT_TYPE, "text/csv")], to_csv(view)).into_response(),
-        Format::Html => (
-            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-            to_html(view),
+        Format::Html(lang) => (
+            [
+                (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+                (header::CONTENT_LANGUAGE, lang.code()),
+                (header::VARY, "Accept, Accept-Language"),
+            ],
+            to_html(view, lang),
         )
             .into_response(),
     }
@@ -247,7 +266,7 @@ async fn get_daily(
         let Query(q) = query
             .as_ref()
             .map_err(|e| ReportError::InvalidRequest(e.body_text()))?;
-        let format = negotiate(q.format.as_deref(), &headers)?;
+        let format = negotiate(q.format.as_deref(), q.lang.as_deref(), &headers)?;
         let date = parse_date(q.date.as_deref())?;
         let scope = scope_for(&state, &caller, q.scope.as_deref())?;
         let mut report = state.reporter.load(date).await?.ok_or_else(|| {
@@ -277,7 +296,7 @@ async fn post_daily(
         let Query(q) = query
             .as_ref()
             .map_err(|e| ReportError::InvalidRequest(e.body_text()))?;
-        let format = negotiate(q.format.as_deref(), &headers)?;
+        let format = negotiate(q.format.as_deref(), q.lang.as_deref(), &headers)?;
         let date = parse_date(q.date.as_deref())?;
         let scope = scope_for(&state, &caller, q.scope.as_deref())?;
         let mut report = state

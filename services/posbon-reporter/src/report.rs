@@ -271,17 +271,13 @@ pub const FOCUS_GROUPS: [&str; 7] = [
     "offender_youth_drugs",
 ];
 
-/// How a focus group reads on the page and the printed report.
-pub fn focus_group_label(group: &str) -> &str {
-    match group {
-        "victim_minor" => "Minor victims (under 18)",
-        "victim_youth" => "Young victims (18 to 30)",
-        "victim_woman" => "Women victims",
-        "offender_minor" => "Minor offenders (under 18)",
-        "offender_youth" => "Young offenders (18 to 30)",
-        "domestic" => "Family and domestic",
-        "offender_youth_drugs" => "Drug offences, young offenders",
-        other => other,
+/// How a focus group reads in English (the printed report has it in every
+/// language: `posbon-i18n`'s `report.focus_<group>`).
+pub fn focus_group_label(group: &str) -> String {
+    if FOCUS_GROUPS.contains(&group) {
+        posbon_i18n::Lang::En.t(&format!("report.focus_{group}"))
+    } else {
+        group.to_owned()
     }
 }
 

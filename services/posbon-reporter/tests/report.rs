@@ -7,6 +7,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+use posbon_i18n::Lang;
 use posbon_model::{EnrichedEvent, EscalationRecord, EscalationStatus, Event, RiskLevel};
 use posbon_reporter::reporter::{day_window, report_limits};
 use posbon_reporter::{DailyReport, ReportError, Reporter, Scope, ScopeKind, render};
@@ -401,9 +402,39 @@ fn views_of(report: &DailyReport) {
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines[0], render::csv_columns().join(","));
     assert_eq!(lines.len(), 2 + view.parts.len());
-    let html = render::to_html(&view);
+    let html = render::to_html(&view, Lang::En);
     assert!(html.starts_with("<!DOCTYPE html>") && html.contains("<h2>Hottest cells</h2>"));
     assert!(!html.contains("O'") || html.contains("&#39;"));
+    // Every language: its own <html lang>, headings and numbers, no
+    // message left out.
+    for (lang, heading, hottest) in [
+        (Lang::En, "Daily situation report: ", "Hottest cells"),
+        (
+            Lang::Uz,
+            "Kunlik vaziyat hisoboti: ",
+            "Eng qaynoq katakchalar",
+        ),
+        (Lang::Ru, "Ежедневная сводка: ", "Самые горячие ячейки"),
+    ] {
+        for v in [&nation, &view] {
+            let html = render::to_html(v, lang);
+            let code = lang.code();
+            assert!(html.contains(&format!("<html lang=\"{code}\">")), "{code}");
+            assert!(html.contains(&format!("<h1>{heading}")), "{code}: {html}");
+            assert!(html.contains(&format!("<h2>{hottest}</h2>")), "{code}");
+            assert!(!html.contains('⟦'), "{code}: a message is missing: {html}");
+            let body = html.split("</head>").nth(1).expect("body");
+            assert!(
+                !body.contains('{') && !body.contains('}'),
+                "{code}: a placeholder was left: {body}"
+            );
+        }
+    }
+    let ru = render::to_html(&nation, Lang::Ru);
+    assert!(
+        ru.contains(&Lang::Ru.number(nation.summary.events)),
+        "numbers in Russian conventions"
+    );
 }
 
 #[tokio::test]
@@ -530,6 +561,31 @@ async fn views_and_http() {
             .starts_with("text/html")
     );
     assert!(body(r).await.contains("Daily situation report: Region"));
+    // The language: ?lang= first, then Accept-Language; <html lang> follows.
+    for (query, accept_language, code, heading) in [
+        ("&lang=ru", "uz", "ru", "Ежедневная сводка: Область"),
+        ("", "uz-Latn-UZ,ru;q=0.5", "uz", "Kunlik vaziyat hisoboti:"),
+        ("", "de-DE", "en", "Daily situation report: Region"),
+    ] {
+        let request = Request::builder()
+            .uri(format!("{uri}&format=html{query}"))
+            .header("accept-language", accept_language)
+            .body(Body::empty())
+            .expect("request");
+        let r = app.clone().oneshot(request).await.expect("call");
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.headers()["content-language"], code);
+        let page = body(r).await;
+        assert!(page.contains(&format!("<html lang=\"{code}\">")), "{code}");
+        assert!(page.contains(heading), "{code}: {page}");
+    }
+    let r = app
+        .clone()
+        .oneshot(get(&format!("{uri}&format=html&lang=de"), "*/*"))
+        .await
+        .expect("call");
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(body(r).await.contains("uz, ru or en"));
     let r = app
         .clone()
         .oneshot(get("/v1/reports/daily/dates", "*/*"))

@@ -13,7 +13,7 @@ pub fn to_text(view: &ScopeView) -> String {
         "Daily situation report {} ({}): {}",
         view.date,
         view.time_zone,
-        title(view)
+        title(Lang::En, view)
     );
     let _ = writeln!(
         t,
@@ -25,20 +25,20 @@ pub fn to_text(view: &ScopeView) -> String {
         "  offences {}  cybercrime {} ({})  harm {}",
         s.offences,
         s.cyber,
-        share(s.cyber_share),
+        share(Lang::En, s.cyber_share),
         s.harm
     );
     let _ = writeln!(
         t,
         "  against 7 days: expected {}, z {}",
-        baseline(s.baseline7, s.baseline7_days, 7),
-        z(s.z7)
+        baseline(Lang::En, s.baseline7, s.baseline7_days, 7),
+        z(Lang::En, s.z7)
     );
     let _ = writeln!(
         t,
         "  against 28 days: expected {}, z {}",
-        baseline(s.baseline28, s.baseline28_days, 28),
-        z(s.z28)
+        baseline(Lang::En, s.baseline28, s.baseline28_days, 28),
+        z(Lang::En, s.z28)
     );
     let _ = writeln!(
         t,
@@ -67,10 +67,10 @@ pub fn to_text(view: &ScopeView) -> String {
                 "  {:<28} {:>9} {:>7} {:>7} {:>7} {:>7}",
                 truncate(&p.name, 28),
                 p.offences,
-                share(p.cyber_share),
+                share(Lang::En, p.cyber_share),
                 p.harm,
-                z_cell(p.z7),
-                z_cell(p.z28)
+                z_cell(Lang::En, p.z7),
+                z_cell(Lang::En, p.z28)
             );
         }
         if parts.len() > 20 {
@@ -87,16 +87,16 @@ pub fn to_text(view: &ScopeView) -> String {
             let _ = writeln!(
                 t,
                 "  {:<32} {:>8}  z7 {:>7}  z28 {:>7}",
-                focus_group_label(&f.focus_group),
-                focus_count(f),
-                z_cell(f.z7),
-                z_cell(f.z28)
+                focus_label(Lang::En, &f.focus_group),
+                focus_count_in(Lang::En, f),
+                z_cell(Lang::En, f.z7),
+                z_cell(Lang::En, f.z28)
             );
         }
     }
     if s.scope == ScopeKind::Mahalla {
         if let Some(days) = s.crime_free_days {
-            let _ = writeln!(t, "\nCrime-free streak: {}", streak_text(s, days));
+            let _ = writeln!(t, "\nCrime-free streak: {}", streak_text(Lang::En, s, days));
         }
     } else if let Some(streaks) = &view.streaks {
         let _ = writeln!(t, "\nCrime-free streaks (mahallas):");
@@ -127,7 +127,7 @@ pub fn to_text(view: &ScopeView) -> String {
                 truncate(&r.name, 28),
                 if r.newly { "newly" } else { "" },
                 r.difficult_since.map(|d| d.to_string()).unwrap_or_default(),
-                difficult_text(r),
+                difficult_text(Lang::En, r),
                 r.trend,
                 r.inspector.as_deref().unwrap_or("–")
             );
@@ -145,8 +145,8 @@ pub fn to_text(view: &ScopeView) -> String {
             opt_num(s.repeat_offences),
             s.near_repeat_offences
                 .map_or_else(|| "–".to_owned(), |n| n.to_string()),
-            share(s.near_repeat_share),
-            near_repeat_text(s)
+            share(Lang::En, s.near_repeat_share),
+            near_repeat_text(Lang::En, s)
         );
         for c in &view.repeat_cells {
             let _ = writeln!(

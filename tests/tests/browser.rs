@@ -792,6 +792,18 @@ fn page_follows_the_feed_and_acts() {
     );
     // An operator may not use the SQL console or read reports: neither is offered.
     assert_eq!(who["views"], json!(["map"]), "{who}");
+    // Silences are shown to whoever reads escalations; only those who may
+    // manage them get the form.
+    let silences = ui.js(
+        "return {panel: !document.getElementById('silences').hidden, \
+         form: !document.getElementById('silence-form').hidden}",
+        json!([]),
+    );
+    assert_eq!(
+        silences,
+        json!({"panel": true, "form": false}),
+        "{silences}"
+    );
     let cookie = ui.session_cookie();
     assert!(
         !ui.js("return document.cookie", json!([]))

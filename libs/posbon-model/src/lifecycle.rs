@@ -476,12 +476,14 @@ impl EscalationRecord {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::escalation::RiskLevel;
     use std::collections::BTreeMap;
 
-    fn escalation() -> Escalation {
+    /// A high intensity escalation of mahalla `m1` (district `d1`, region
+    /// `r1`), opened 2026-11-28 10:00 UTC.
+    pub(crate) fn escalation() -> Escalation {
         let t = DateTime::parse_from_rfc3339("2026-11-28T10:00:00Z")
             .expect("time")
             .with_timezone(&Utc);

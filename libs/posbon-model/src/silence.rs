@@ -137,34 +137,13 @@ impl Silence {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::escalation::{EscalationStatus, RiskLevel};
-    use std::collections::BTreeMap;
+    use crate::escalation::RiskLevel;
+    use crate::lifecycle::tests::escalation;
 
     fn at(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s)
             .expect("time")
             .with_timezone(&Utc)
-    }
-
-    fn escalation() -> Escalation {
-        let t = at("2026-12-05T10:00:00Z");
-        Escalation {
-            id: Escalation::deterministic_id("m1", "intensity", 1),
-            mahalla_id: "m1".into(),
-            district_id: "d1".into(),
-            region_id: "r1".into(),
-            level: RiskLevel::High,
-            previous_level: RiskLevel::Normal,
-            score: 4.2,
-            rule: "intensity".into(),
-            counts: BTreeMap::new(),
-            hot_cells: vec![],
-            evidence: vec![],
-            window_start: t,
-            window_end: t,
-            opened_at: t,
-            status: EscalationStatus::Open,
-        }
     }
 
     fn request(json: serde_json::Value) -> SilenceRequest {

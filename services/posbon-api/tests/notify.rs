@@ -12,11 +12,10 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Request, StatusCode};
 use chrono::{TimeDelta, Utc};
-use posbon_api::{ApiConfig, ApiState};
+use posbon_api::ApiState;
 use posbon_auth::{Role, ScopeItem};
-use posbon_bus::subjects::{DLQ_STREAM, Place, alert_subject};
-use posbon_bus::{Bus, ConsumerOptions, Headers, MemoryBus, default_streams};
-use posbon_geo::Registry;
+use posbon_bus::subjects::DLQ_STREAM;
+use posbon_bus::{Bus, ConsumerOptions, MemoryBus, default_streams};
 use posbon_model::{
     AuditKind, Escalation, EscalationRecord, EscalationStatus, NotifyTier, RiskLevel,
 };
@@ -26,6 +25,9 @@ use posbon_telemetry::Metrics;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt as _;
+
+mod common;
+use common::{config, escalation, publish_escalation, registry};
 
 type Received = Arc<Mutex<Vec<(String, HeaderMap, Bytes)>>>;
 
@@ -54,36 +56,6 @@ async fn hooks() -> (Received, String) {
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     tokio::spawn(async move { axum::serve(listener, app).await });
     (received, base)
-}
-
-fn registry() -> Arc<Registry> {
-    static REGISTRY: std::sync::OnceLock<Arc<Registry>> = std::sync::OnceLock::new();
-    REGISTRY
-        .get_or_init(|| Arc::new(posbon_sim::load_registry(None).expect("city registry")))
-        .clone()
-}
-
-fn escalation(mahalla_n: usize, level: RiskLevel) -> Escalation {
-    let reg = registry();
-    let m = &reg.mahallas()[mahalla_n];
-    let t = Utc::now();
-    Escalation {
-        id: Escalation::deterministic_id(&m.id, "intensity", 1),
-        mahalla_id: m.id.clone(),
-        district_id: m.district_id.clone(),
-        region_id: m.region_id.clone(),
-        level,
-        previous_level: RiskLevel::Normal,
-        score: 5.0,
-        rule: "intensity".into(),
-        counts: Default::default(),
-        hot_cells: vec![],
-        evidence: vec![],
-        window_start: t,
-        window_end: t,
-        opened_at: t,
-        status: EscalationStatus::Open,
-    }
 }
 
 struct Paging {
@@ -141,19 +113,7 @@ async fn paging(base: &str, renotify_after_secs: u64) -> Paging {
         "#
     ))
     .expect("notify config");
-    let config = ApiConfig {
-        listen: "127.0.0.1:0".into(),
-        http: Default::default(),
-        nats_urls: vec![],
-        registry: None,
-        renotify_after_secs,
-        renotify_check_secs: 1,
-        feed_keepalive_secs: 15,
-        max_list: 1000,
-        max_feed_clients: 16,
-        max_feed_clients_per_caller: 4,
-        max_feed_replay: 1000,
-    };
+    let config = config(renotify_after_secs);
     let state = ApiState::with_notify(
         config,
         bus.clone(),
@@ -180,16 +140,7 @@ async fn paging(base: &str, renotify_after_secs: u64) -> Paging {
 
 impl Paging {
     async fn publish(&self, e: &Escalation) {
-        let subject = alert_subject(Place::new(&e.region_id, &e.district_id, &e.mahalla_id))
-            .expect("subject");
-        self.bus
-            .publish(
-                &subject,
-                Headers::new().with_msg_id(&e.id),
-                Bytes::from(serde_json::to_vec(e).expect("json")),
-            )
-            .await
-            .expect("publish");
+        publish_escalation(&*self.bus, e).await;
     }
 
     /// Waits until `done` holds for the escalation's record.
@@ -258,7 +209,7 @@ fn deliveries(r: &EscalationRecord, kind: AuditKind) -> Vec<(String, u32)> {
 async fn openings_and_renotifications_page_their_routes_once() {
     let (received, base) = hooks().await;
     let p = paging(&base, 2).await;
-    let e = escalation(5, RiskLevel::High);
+    let e = escalation(5, 1, RiskLevel::High, vec![]);
     p.publish(&e).await;
     let r = p
         .wait(&e.id, |r| !deliveries(r, AuditKind::Notified).is_empty())
@@ -341,7 +292,7 @@ async fn openings_and_renotifications_page_their_routes_once() {
 async fn a_failed_receiver_is_recorded_and_dead_lettered() {
     let (received, base) = hooks().await;
     let p = paging(&base, 3600).await;
-    let e = escalation(7, RiskLevel::Critical);
+    let e = escalation(7, 1, RiskLevel::Critical, vec![]);
     p.publish(&e).await;
     let r = p
         .wait(&e.id, |r| {
@@ -390,7 +341,7 @@ async fn a_failed_receiver_is_recorded_and_dead_lettered() {
 async fn a_silenced_escalation_is_recorded_but_not_paged() {
     let (received, base) = hooks().await;
     let p = paging(&base, 3600).await;
-    let e = escalation(9, RiskLevel::High);
+    let e = escalation(9, 1, RiskLevel::High, vec![]);
     let (status, silence) = p
         .call(
             Role::Supervisor,

@@ -81,6 +81,25 @@ string_enum! {
     }
 }
 
+/// The status `action` leads to from `status`, or why it cannot be taken:
+/// the lifecycle's one rule, used to act and to tell clients what they may do.
+fn next_status(
+    status: EscalationStatus,
+    action: EscalationAction,
+) -> Result<EscalationStatus, &'static str> {
+    use EscalationAction as A;
+    use EscalationStatus as S;
+    match (status, action) {
+        (S::Resolved | S::FalseAlarm, _) => Err("it is closed"),
+        (S::Open, A::Acknowledge) => Ok(S::Acknowledged),
+        (_, A::Acknowledge) => Err("it was acknowledged already"),
+        (_, A::Assign) => Ok(S::Assigned),
+        (S::Open, A::Resolve) => Err("acknowledge or assign it first, so someone owns the outcome"),
+        (_, A::Resolve) => Ok(S::Resolved),
+        (_, A::FalseAlarm) => Ok(S::FalseAlarm),
+    }
+}
+
 impl From<EscalationAction> for AuditKind {
     fn from(action: EscalationAction) -> Self {
         match action {
@@ -291,6 +310,17 @@ impl EscalationRecord {
         )
     }
 
+    /// The actions its status allows now, in the order of
+    /// [`EscalationAction::ALL`] (none once it is closed). What a given
+    /// person may do also depends on their permission and scope.
+    pub fn allowed_actions(&self) -> Vec<EscalationAction> {
+        EscalationAction::ALL
+            .iter()
+            .copied()
+            .filter(|a| next_status(self.status(), *a).is_ok())
+            .collect()
+    }
+
     /// Applies `action` by `request.by` at `at`, or says why not; on an error
     /// nothing changes.
     pub fn apply(
@@ -313,19 +343,7 @@ impl EscalationRecord {
             status,
             why,
         };
-        let next = match (status, action) {
-            (S::Resolved | S::FalseAlarm, _) => return Err(conflict("it is closed")),
-            (S::Open, A::Acknowledge) => S::Acknowledged,
-            (_, A::Acknowledge) => return Err(conflict("it was acknowledged already")),
-            (_, A::Assign) => S::Assigned,
-            (S::Open, A::Resolve) => {
-                return Err(conflict(
-                    "acknowledge or assign it first, so someone owns the outcome",
-                ));
-            }
-            (_, A::Resolve) => S::Resolved,
-            (_, A::FalseAlarm) => S::FalseAlarm,
-        };
+        let next = next_status(status, action).map_err(conflict)?;
         let assignee = (action == A::Assign).then(|| {
             request
                 .assignee
@@ -549,6 +567,28 @@ pub(crate) mod tests {
             assert!(matches!(err, TransitionError::Conflict { .. }), "{err}");
         }
         assert_eq!(r, before);
+    }
+
+    /// What `allowed_actions` offers is exactly what `apply` accepts.
+    #[test]
+    fn allowed_actions_follow_the_rule() {
+        use EscalationAction as A;
+        let t0 = escalation().opened_at;
+        let mut r = EscalationRecord::opened(escalation(), 1, t0);
+        let offered = |r: &EscalationRecord| r.allowed_actions();
+        assert_eq!(offered(&r), [A::Acknowledge, A::Assign, A::FalseAlarm]);
+        for action in EscalationAction::ALL {
+            let mut copy = r.clone();
+            assert_eq!(
+                copy.apply(*action, &req("op"), t0).is_ok(),
+                offered(&r).contains(action),
+                "{action:?}"
+            );
+        }
+        r.apply(A::Acknowledge, &req("op"), t0).expect("ack");
+        assert_eq!(offered(&r), [A::Assign, A::Resolve, A::FalseAlarm]);
+        r.apply(A::Resolve, &req("op"), t0).expect("resolve");
+        assert!(offered(&r).is_empty());
     }
 
     #[test]

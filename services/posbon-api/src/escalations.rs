@@ -19,6 +19,36 @@ use crate::ApiState;
 use crate::error::ApiError;
 use crate::feed::parse_level;
 
+/// An escalation as one caller sees it: the record, and the actions
+/// (`allowed_actions`) its status allows and the caller may take (their
+/// role acts on escalations and the mahalla is in their scope), so that
+/// clients never re-implement the lifecycle's rule.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct CallerRecord {
+    /// The record.
+    #[serde(flatten)]
+    pub record: EscalationRecord,
+    /// What the caller may do to it now.
+    pub allowed_actions: Vec<EscalationAction>,
+}
+
+impl CallerRecord {
+    /// `record` with what `caller` may do to it.
+    pub fn new(record: EscalationRecord, caller: &Caller) -> Self {
+        let may = caller.may(posbon_auth::Permission::ActEscalations)
+            && caller.scope.contains_mahalla(&record.escalation.mahalla_id);
+        let allowed_actions = if may {
+            record.allowed_actions()
+        } else {
+            Vec::new()
+        };
+        Self {
+            record,
+            allowed_actions,
+        }
+    }
+}
+
 /// Filters of `GET /v1/escalations`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -305,7 +335,12 @@ pub async fn list(
         let body = escalations_geojson(&state.registry, &listed.records);
         return Ok((headers, Json(body)).into_response());
     }
-    Ok((headers, Json(listed.records)).into_response())
+    let shown: Vec<CallerRecord> = listed
+        .records
+        .into_iter()
+        .map(|r| CallerRecord::new(r, &caller))
+        .collect();
+    Ok((headers, Json(shown)).into_response())
 }
 
 /// Escalations as GeoJSON: a feature per escalation with its mahalla's
@@ -383,8 +418,9 @@ pub async fn get(
     State(state): State<Arc<ApiState>>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<EscalationRecord>, ApiError> {
-    record_in_scope(&state, &caller, &id).await.map(Json)
+) -> Result<Json<CallerRecord>, ApiError> {
+    let record = record_in_scope(&state, &caller, &id).await?;
+    Ok(Json(CallerRecord::new(record, &caller)))
 }
 
 /// The body of an action over HTTP: who acts is the caller, never the body.
@@ -406,7 +442,7 @@ pub async fn act(
     caller: Caller,
     Path((id, action)): Path<(String, String)>,
     body: axum::body::Bytes,
-) -> Result<Json<EscalationRecord>, ApiError> {
+) -> Result<Json<CallerRecord>, ApiError> {
     let action = EscalationAction::from_wire(&action).ok_or_else(|| {
         ApiError::not_found(format!(
             "no action {action:?}: use acknowledge, assign, resolve or false_alarm"
@@ -464,7 +500,7 @@ pub async fn act(
         .audit()
         .record(caller.audit("escalation_action", Some(id), outcome, detail))
         .await;
-    Ok(Json(result?))
+    Ok(Json(CallerRecord::new(result?, &caller)))
 }
 
 #[cfg(test)]

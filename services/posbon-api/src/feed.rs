@@ -180,13 +180,13 @@ pub struct FeedItem {
     /// `opened` or `updated`.
     #[serde(rename = "type")]
     pub kind: &'static str,
-    /// The escalation record.
-    pub data: EscalationRecord,
+    /// The escalation record, with what the client may do to it.
+    pub data: crate::escalations::CallerRecord,
 }
 
-/// Turns an ALERTS message into a feed item; `None` for what is not an
-/// escalation (logged).
-pub fn feed_item(message: &StreamMessage) -> Option<FeedItem> {
+/// Turns an ALERTS message into a feed item for `caller`; `None` for what is
+/// not an escalation (logged).
+pub fn feed_item(message: &StreamMessage, caller: &Caller) -> Option<FeedItem> {
     let updated = message.headers.get(ALERT_TYPE) == Some(UPDATED);
     let parsed = if updated {
         serde_json::from_slice::<EscalationRecord>(&message.payload)
@@ -200,7 +200,7 @@ pub fn feed_item(message: &StreamMessage) -> Option<FeedItem> {
         Ok(data) => Some(FeedItem {
             id: message.sequence,
             kind: if updated { "updated" } else { "opened" },
-            data,
+            data: crate::escalations::CallerRecord::new(data, caller),
         }),
         Err(err) => {
             tracing::warn!(sequence = message.sequence, error = %err, "ALERTS message skipped by the feed");
@@ -362,14 +362,12 @@ fn items(
     min_level: RiskLevel,
     caller: Caller,
 ) -> impl Stream<Item = FeedItem> + Send {
-    messages
-        .map(|message| feed_item(&message))
-        .filter_map(move |item| {
-            futures::future::ready(item.filter(|i| {
-                i.data.escalation.level >= min_level
-                    && caller.scope.contains_mahalla(&i.data.escalation.mahalla_id)
-            }))
-        })
+    messages.filter_map(move |message| {
+        futures::future::ready(feed_item(&message, &caller).filter(|i| {
+            let e = &i.data.record.escalation;
+            e.level >= min_level && caller.scope.contains_mahalla(&e.mahalla_id)
+        }))
+    })
 }
 
 /// `GET /v1/feed`: Server-Sent Events.

@@ -11,9 +11,7 @@ use axum::extract::{Path, Query, State};
 use chrono::{TimeDelta, Utc};
 use futures::TryStreamExt as _;
 use posbon_auth::Caller;
-use posbon_model::{
-    EnrichedEvent, EscalationRecord, MahallaRisk, RISK_SNAPSHOT_PREFIX, RiskLevel, RiskSnapshot,
-};
+use posbon_model::{EnrichedEvent, MahallaRisk, RISK_SNAPSHOT_PREFIX, RiskLevel, RiskSnapshot};
 use posbon_store::keys::prefix_range;
 use posbon_store::{EscalationStoreExt as _, EventStoreExt as _, SourcePrecision, checkpoint_key};
 use serde::Deserialize;
@@ -160,7 +158,12 @@ pub async fn detail(
         },
         state.config.max_list,
     )?;
-    let escalations: Vec<EscalationRecord> = list_records(&state, &caller, &filter).await?.records;
+    let escalations: Vec<crate::escalations::CallerRecord> = list_records(&state, &caller, &filter)
+        .await?
+        .records
+        .into_iter()
+        .map(|r| crate::escalations::CallerRecord::new(r, &caller))
+        .collect();
     let mut events = serde_json::to_value(&events).unwrap_or_default();
     if !caller.may(posbon_auth::Permission::SensitiveColumns) {
         posbon_auth::redact(&mut events);

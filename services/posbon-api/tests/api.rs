@@ -208,6 +208,36 @@ async fn lifecycle_over_http_with_refusals_and_precision() {
     assert_eq!(list[0]["mahalla_id"], m.id.as_str());
     assert_eq!(list[0]["level"], "high");
     assert_eq!(list[0]["status"], "open");
+    // What the caller may do now, so that no client re-implements the rule.
+    assert_eq!(
+        list[0]["allowed_actions"],
+        json!(["acknowledge", "assign", "false_alarm"])
+    );
+    // An analyst reads the escalation but is offered nothing to do.
+    let (_, analyst) = api
+        .auth
+        .identities()
+        .create_token(
+            "analyst-1",
+            posbon_auth::Role::Analyst,
+            vec![],
+            None,
+            "test",
+        )
+        .await
+        .expect("token");
+    let request = Request::builder()
+        .uri(format!("/v1/escalations/{}", e.id))
+        .header("authorization", format!("Bearer {analyst}"))
+        .body(Body::empty())
+        .expect("request");
+    let response = api.app.clone().oneshot(request).await.expect("response");
+    assert_eq!(response.status(), StatusCode::OK);
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .expect("body");
+    let seen: Value = serde_json::from_slice(&bytes).expect("json");
+    assert_eq!(seen["allowed_actions"], json!([]), "{seen}");
     // The same list as GeoJSON: the escalation on its mahalla's shape.
     let (status, fc) = api
         .call("GET", "/v1/escalations?status=open&format=geojson", None)
@@ -241,6 +271,10 @@ async fn lifecycle_over_http_with_refusals_and_precision() {
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["status"], "acknowledged");
+    assert_eq!(
+        body["allowed_actions"],
+        json!(["assign", "resolve", "false_alarm"])
+    );
     // Measured: the time it took, and the escalations not closed by level
     // and status.
     api.state.lifecycle.measure().await.expect("measure");
@@ -608,6 +642,13 @@ async fn feed_resumes_exactly_over_nats() {
     assert_eq!(got[0].1, "updated");
     assert_eq!(got[0].2["id"], first.id.as_str());
     assert_eq!(got[0].2["status"], "acknowledged");
+    // Each item says what this (supervisor) client may do to it now.
+    assert_eq!(
+        got[0].2["allowed_actions"],
+        json!(["assign", "resolve", "false_alarm"]),
+        "{}",
+        got[0].2
+    );
     // The WebSocket twin: the same items from the same sequence.
     let got = read_ws(addr, &feed_token, "?since=0&min_level=high", 3).await;
     let ids: Vec<u64> = got.iter().filter_map(|v| v["id"].as_u64()).collect();

@@ -5,6 +5,7 @@
 //! |---|---|
 //! | `GET /v1/reports/daily?date=YYYY-MM-DD&scope=nation` | the [`ScopeView`](crate::ScopeView) |
 //! | `GET /v1/reports/daily/dates` | `{"dates": [...]}`: the dates with a report |
+//! | `GET /v1/reports/daily/mahallas?date=YYYY-MM-DD&scope=region:<id>[&limit=N]` | `{"date", "scope", "rows": [...], "truncated", "sql"}`: the scope's mahallas, most harm first; `sql` is the same question over the `daily_reports` table, for the SQL console |
 //! | `POST /v1/reports/daily?date=YYYY-MM-DD` | generates (or regenerates) the report, stores and publishes it, answers with the nation's view |
 //!
 //! `scope` is `nation` (the default), `region:<id>`, `district:<id>`,
@@ -70,6 +71,75 @@ struct DailyQuery {
     refresh_baselines: Option<bool>,
 }
 
+/// The query of `GET /v1/reports/daily/mahallas`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MahallasQuery {
+    date: Option<String>,
+    scope: Option<String>,
+    /// At most this many rows (default and most: [`MAX_MAHALLA_ROWS`]).
+    limit: Option<usize>,
+}
+
+/// The most mahalla rows one answer carries (the country has about 9,500
+/// mahallas; a region a few hundred to 1,500).
+pub const MAX_MAHALLA_ROWS: usize = 10_000;
+
+/// The columns of a mahalla row, in order.
+const MAHALLA_COLUMNS: [&str; 17] = [
+    "mahalla_id",
+    "name",
+    "district_id",
+    "events",
+    "incidents",
+    "camera_alerts",
+    "fraud_flags",
+    "offences",
+    "cyber_share",
+    "harm",
+    "z7",
+    "z28",
+    "camera_alerts_z7",
+    "escalations_opened",
+    "escalations_closed",
+    "crime_free_days",
+    "last_offence",
+];
+
+/// A SQL string literal.
+fn sql_text(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// The SELECT over `daily_reports` that gives the rows of `mahallas`.
+fn mahallas_sql(date: NaiveDate, scope: &Scope) -> String {
+    let mut filter = vec![
+        format!("date = DATE {}", sql_text(&date.to_string())),
+        "scope = 'mahalla'".to_owned(),
+    ];
+    match scope.kind {
+        ScopeKind::Region => filter.push(format!("region_id = {}", sql_text(&scope.id))),
+        ScopeKind::District => filter.push(format!("district_id = {}", sql_text(&scope.id))),
+        ScopeKind::Mahalla => filter.push(format!("scope_id = {}", sql_text(&scope.id))),
+        ScopeKind::Nation | ScopeKind::Unassigned => {}
+    }
+    let columns = MAHALLA_COLUMNS
+        .iter()
+        .map(|c| {
+            if *c == "mahalla_id" {
+                "scope_id AS mahalla_id"
+            } else {
+                c
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "SELECT {columns}\nFROM daily_reports\nWHERE {}\nORDER BY harm DESC, offences DESC, name",
+        filter.join(" AND ")
+    )
+}
+
 /// A response format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Format {
@@ -119,6 +189,7 @@ pub fn router(reporter: Arc<Reporter>, bus: Option<Arc<dyn Bus>>, auth: Arc<Auth
     let router = Router::new()
         .route("/v1/reports/daily", get(get_daily).post(post_daily))
         .route("/v1/reports/daily/dates", get(dates))
+        .route("/v1/reports/daily/mahallas", get(mahallas))
         .with_state(ReportsState {
             reporter,
             bus,
@@ -136,6 +207,11 @@ pub fn router(reporter: Arc<Reporter>, bus: Option<Arc<dyn Bus>>, auth: Arc<Auth
             (
                 Method::GET,
                 "/v1/reports/daily/dates",
+                P(Permission::ReadReports),
+            ),
+            (
+                Method::GET,
+                "/v1/reports/daily/mahallas",
                 P(Permission::ReadReports),
             ),
         ],
@@ -326,4 +402,63 @@ async fn dates(State(state): State<ReportsState>) -> Response {
             .into_response(),
         Err(e) => error_response(&e),
     }
+}
+
+/// `GET /v1/reports/daily/mahallas`: the mahallas of a scope in the day's
+/// report, most harm first.
+async fn mahallas(
+    State(state): State<ReportsState>,
+    caller: Caller,
+    query: Result<Query<MahallasQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let result = async {
+        let Query(q) = query.map_err(|e| ReportError::InvalidRequest(e.body_text()))?;
+        let date = parse_date(q.date.as_deref())?;
+        let scope = scope_for(&state, &caller, q.scope.as_deref())?;
+        let limit = q.limit.unwrap_or(MAX_MAHALLA_ROWS);
+        if limit == 0 || limit > MAX_MAHALLA_ROWS {
+            return Err(ReportError::InvalidRequest(format!(
+                "limit {limit} is not in 1..={MAX_MAHALLA_ROWS}"
+            )));
+        }
+        let report = state
+            .reporter
+            .load(date)
+            .await?
+            .ok_or_else(|| ReportError::NotFound(format!("no daily report for {date} yet")))?;
+        let all = report.mahallas_of(&scope)?;
+        let rows: Vec<serde_json::Value> = all
+            .iter()
+            .take(limit)
+            .map(|r| {
+                json!({
+                    "mahalla_id": r.scope_id, "name": r.name, "district_id": r.district_id,
+                    "events": r.events, "incidents": r.incidents,
+                    "camera_alerts": r.camera_alerts, "fraud_flags": r.fraud_flags,
+                    "offences": r.offences, "cyber_share": r.cyber_share, "harm": r.harm,
+                    "z7": r.z7, "z28": r.z28, "camera_alerts_z7": r.camera_alerts_z7,
+                    "escalations_opened": r.escalations_opened,
+                    "escalations_closed": r.escalations_closed,
+                    "crime_free_days": r.crime_free_days, "last_offence": r.last_offence,
+                })
+            })
+            .collect();
+        let body = json!({
+            "date": date,
+            "scope": scope.to_string(),
+            "columns": MAHALLA_COLUMNS,
+            "rows": rows,
+            "truncated": all.len() > limit,
+            "sql": mahallas_sql(date, &scope),
+        });
+        Ok::<_, ReportError>(
+            (
+                [(header::CONTENT_TYPE, "application/json")],
+                body.to_string(),
+            )
+                .into_response(),
+        )
+    }
+    .await;
+    result.unwrap_or_else(|e| error_response(&e))
 }

@@ -468,6 +468,37 @@ impl DailyReport {
             .find(|r| r.scope == scope.kind && r.scope_id == scope.id)
     }
 
+    /// The mahalla rows inside `scope` (every mahalla of the nation, of a
+    /// region or district, or the one mahalla), most harm first, then most
+    /// offences, then by name: the report's table of mahallas.
+    pub fn mahallas_of(&self, scope: &Scope) -> Result<Vec<&ScopeRow>, ReportError> {
+        if self.row(scope).is_none() {
+            return Err(ReportError::NotFound(format!(
+                "the report of {} has no scope {scope}",
+                self.date
+            )));
+        }
+        let mut rows: Vec<&ScopeRow> = self
+            .scopes
+            .iter()
+            .filter(|r| r.scope == ScopeKind::Mahalla)
+            .filter(|r| match scope.kind {
+                ScopeKind::Nation => true,
+                ScopeKind::Region => r.region_id.as_deref() == Some(scope.id.as_str()),
+                ScopeKind::District => r.district_id.as_deref() == Some(scope.id.as_str()),
+                ScopeKind::Mahalla => r.scope_id == scope.id,
+                ScopeKind::Unassigned => false,
+            })
+            .collect();
+        rows.sort_by(|a, b| {
+            b.harm
+                .cmp(&a.harm)
+                .then(b.offences.cmp(&a.offences))
+                .then_with(|| a.name.cmp(&b.name))
+        });
+        Ok(rows)
+    }
+
     /// The view of one scope; `NotFound` when the report has no such scope.
     pub fn view(&self, scope: &Scope) -> Result<ScopeView, ReportError> {
         let summary = self.row(scope).cloned().ok_or_else(|| {

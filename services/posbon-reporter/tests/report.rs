@@ -593,6 +593,70 @@ async fn views_and_http() {
         .expect("call");
     let dates: serde_json::Value = serde_json::from_str(&body(r).await).expect("json");
     assert_eq!(dates["dates"], serde_json::json!(["2026-05-02"]));
+
+    // The region's mahallas, most harm first, with the SQL that asks the same.
+    let mahallas_uri = format!(
+        "/v1/reports/daily/mahallas?date=2026-05-02&scope=region:{}",
+        region.scope_id
+    );
+    let r = app
+        .clone()
+        .oneshot(get(&mahallas_uri, "*/*"))
+        .await
+        .expect("call");
+    assert_eq!(r.status(), StatusCode::OK);
+    let listed: serde_json::Value = serde_json::from_str(&body(r).await).expect("json");
+    let want: Vec<&posbon_reporter::ScopeRow> = report
+        .scopes
+        .iter()
+        .filter(|r| r.scope == ScopeKind::Mahalla && r.region_id == Some(region.scope_id.clone()))
+        .collect();
+    let rows = listed["rows"].as_array().expect("rows");
+    assert_eq!(rows.len(), want.len());
+    assert!(!rows.is_empty());
+    assert_eq!(listed["truncated"], false);
+    let harm: Vec<i64> = rows.iter().filter_map(|r| r["harm"].as_i64()).collect();
+    assert!(harm.windows(2).all(|w| w[0] >= w[1]), "{harm:?}");
+    let offences: i64 = rows.iter().filter_map(|r| r["offences"].as_i64()).sum();
+    assert_eq!(offences, want.iter().map(|r| r.offences).sum::<i64>());
+    let sql = listed["sql"].as_str().expect("sql");
+    assert!(
+        sql.contains("FROM daily_reports")
+            && sql.contains(&format!("region_id = '{}'", region.scope_id))
+            && sql.contains("DATE '2026-05-02'"),
+        "{sql}"
+    );
+    let r = app
+        .clone()
+        .oneshot(get(&format!("{mahallas_uri}&limit=1"), "*/*"))
+        .await
+        .expect("call");
+    let one: serde_json::Value = serde_json::from_str(&body(r).await).expect("json");
+    assert_eq!(one["rows"].as_array().map(Vec::len), Some(1));
+    assert_eq!(one["rows"][0], rows[0]);
+    assert_eq!(one["truncated"], rows.len() > 1);
+    for (uri, status, want) in [
+        (
+            "/v1/reports/daily/mahallas?date=2026-05-02&limit=0",
+            StatusCode::BAD_REQUEST,
+            "limit 0",
+        ),
+        (
+            "/v1/reports/daily/mahallas?date=2026-05-03",
+            StatusCode::NOT_FOUND,
+            "no daily report",
+        ),
+        (
+            "/v1/reports/daily/mahallas?date=2026-05-02&scope=region:nowhere",
+            StatusCode::NOT_FOUND,
+            "no scope region:nowhere",
+        ),
+    ] {
+        let r = app.clone().oneshot(get(uri, "*/*")).await.expect("call");
+        assert_eq!(r.status(), status, "{uri}");
+        let text = body(r).await;
+        assert!(text.contains(want), "{uri}: {text}");
+    }
 }
 
 #[test]

@@ -10,6 +10,7 @@
 #   (tests/tests/deploy.rs): Debian's prometheus package when missing.
 # - psql (Debian's postgresql-client) and a Python venv with psycopg, pyarrow
 #   and geojson, for the PostgreSQL protocol and export tests.
+# - tsc (TypeScript, pinned, from npm) to type-check the page's modules.
 set -euo pipefail
 
 NATS_VERSION=2.15.1
@@ -81,3 +82,20 @@ if ! "$pyvenv/bin/python" -c "import psycopg, pyarrow.parquet, geojson" 2>/dev/n
     "$pyvenv/bin/pip" install --quiet --disable-pip-version-check $PY_PACKAGES >&2
 fi
 echo "export POSBON_PYTHON=$pyvenv/bin/python"
+
+# TypeScript's checker, pinned, for the page's `// @ts-check` modules
+# (services/posbon-api/tests/page_types.rs); node and npm from Debian when
+# missing.
+TS_VERSION=5.9.3
+tsdir="$tools/typescript-$TS_VERSION"
+if ! "$tsdir/node_modules/.bin/tsc" --version 2>/dev/null | grep -q "$TS_VERSION"; then
+    if ! command -v npm >/dev/null || ! command -v node >/dev/null; then
+        echo "installing node and npm with apt-get" >&2
+        apt_install --no-install-recommends nodejs npm
+    fi
+    echo "installing typescript $TS_VERSION into $tsdir" >&2
+    rm -rf "$tsdir"
+    mkdir -p "$tsdir"
+    npm install --silent --no-audit --no-fund --prefix "$tsdir" "typescript@$TS_VERSION" >&2
+fi
+echo "export POSBON_TSC=$tsdir/node_modules/.bin/tsc"

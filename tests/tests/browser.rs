@@ -1520,4 +1520,84 @@ fn command_centre_on_posbon_standalone() {
         );
         ui.screenshot(&format!("report-{lang}.png"));
     }
+
+    // The page in each language (`?lang=`): every text from the catalog the
+    // server gives for it, `<html lang>` following, nothing missing.
+    for lang in ["uz", "ru", "en"] {
+        let catalog = ui.ok(ui
+            .ok(http::get(
+                &addr.to_string(),
+                &format!("/i18n.json?lang={lang}"),
+            ))
+            .json());
+        let message = |key: &str| catalog["messages"][key].as_str().unwrap_or("?").to_owned();
+        ui.ok(ui.browser.goto(&format!("http://{addr}/?lang={lang}#map")));
+        let page = ui.wait(&format!("the page in {lang}"), 30, |b| {
+            let v = b.execute(
+                "const main = document.getElementById('main'); \
+                 const count = document.getElementById('feed-count').innerText; \
+                 const drawn = document.querySelector('#map-layer path') \
+                   && !document.getElementById('conn').classList.contains('conn-connecting'); \
+                 return document.documentElement.lang === arguments[0] && !main.hidden && count && drawn \
+                   ? {feed: document.getElementById('feed-title').innerText, \
+                      map: document.getElementById('map-title').innerText, \
+                      logout: document.getElementById('logout').innerText, \
+                      chosen: document.getElementById('lang').value, \
+                      decimals: (document.getElementById('feed').innerText.match(/\\d[.,]\\d/g) || []), \
+                      options: [...document.getElementById('lang').options].map(o => o.text), \
+                      text: document.body.innerText} : null",
+                json!([lang]),
+            )?;
+            Ok((!v.is_null()).then_some(v))
+        });
+        assert_eq!(page["feed"], message("feed.title").as_str(), "{lang}");
+        assert_eq!(page["map"], message("map.title").as_str(), "{lang}");
+        assert_eq!(page["logout"], message("page.logout").as_str(), "{lang}");
+        assert_eq!(page["chosen"], lang);
+        assert_eq!(page["options"], json!(["English", "Oʻzbekcha", "Русский"]));
+        let text = page["text"].as_str().unwrap_or_default();
+        assert!(!text.contains('⟦'), "{lang}: a message is missing: {text}");
+        // Numbers as the language writes them (the escalation's score).
+        let decimal = if lang == "en" { '.' } else { ',' };
+        let decimals = page["decimals"].as_array().cloned().unwrap_or_default();
+        assert!(
+            !decimals.is_empty(),
+            "{lang}: no decimal in the feed: {page:#}"
+        );
+        assert!(
+            decimals
+                .iter()
+                .all(|d| d.as_str().is_some_and(|d| d.contains(decimal))),
+            "{lang}: {decimals:?}"
+        );
+        if lang != "en" {
+            assert_ne!(page["feed"], "Live escalations", "{lang} is not translated");
+        }
+        ui.screenshot(&format!("command-centre-{lang}.png"));
+    }
+    // The selector: the choice reloads the page in that language and is kept.
+    ui.js(
+        "const s = document.getElementById('lang'); s.value = 'ru'; \
+         s.dispatchEvent(new Event('change', {bubbles: true}));",
+        json!([]),
+    );
+    ui.wait("the page reloaded in Russian", 30, |b| {
+        let v = b.execute(
+            "return document.documentElement.lang === 'ru' && !location.search.includes('lang=') \
+               && !document.getElementById('main').hidden ? true : null",
+            json!([]),
+        )?;
+        Ok((!v.is_null()).then_some(v))
+    });
+    ui.ok(ui.browser.goto(&format!("http://{addr}/#map")));
+    ui.wait("Russian kept for the next visit", 30, |b| {
+        let v = b.execute(
+            "return document.documentElement.lang === 'ru' && !document.getElementById('main').hidden \
+               ? true : null",
+            json!([]),
+        )?;
+        Ok((!v.is_null()).then_some(v))
+    });
+    let errors = ui.js_errors();
+    assert!(errors.is_empty(), "javascript errors: {errors:?}");
 }

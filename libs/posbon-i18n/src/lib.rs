@@ -156,6 +156,12 @@ impl Lang {
         Lang::from_env_with(|name| std::env::var(name).ok())
     }
 
+    /// The command-line user's language ([`Lang::from_env`]), read once.
+    pub fn user() -> Lang {
+        static USER: LazyLock<Lang> = LazyLock::new(Lang::from_env);
+        *USER
+    }
+
     /// [`Lang::from_env`] over any source of variables (for tests).
     pub fn from_env_with(var: impl Fn(&str) -> Option<String>) -> Lang {
         ["POSBON_LANG", "LC_ALL", "LC_MESSAGES", "LANG"]
@@ -266,7 +272,9 @@ impl Lang {
         out
     }
 
-    fn group_separator(self) -> &'static str {
+    /// The digit group separator: `,` in English, a narrow no-break space
+    /// in Uzbek and Russian.
+    pub fn group_separator(self) -> &'static str {
         match self {
             Lang::En => ",",
             // A narrow no-break space, as both conventions write it.
@@ -274,7 +282,8 @@ impl Lang {
         }
     }
 
-    fn decimal_separator(self) -> char {
+    /// The decimal separator: `.` in English, `,` in Uzbek and Russian.
+    pub fn decimal_separator(self) -> char {
         match self {
             Lang::En => '.',
             Lang::Uz | Lang::Ru => ',',
@@ -323,9 +332,14 @@ impl Lang {
     /// A share in percent with one decimal: `12.3%`, `12,3 %`.
     pub fn percent(self, share: f64) -> String {
         let value = self.decimal(share * 100.0, 1, false);
+        format!("{value}{}", self.percent_sign())
+    }
+
+    /// What follows a percentage: `%`, or a no-break space and `%`.
+    pub fn percent_sign(self) -> &'static str {
         match self {
-            Lang::En => format!("{value}%"),
-            Lang::Uz | Lang::Ru => format!("{value}\u{a0}%"),
+            Lang::En => "%",
+            Lang::Uz | Lang::Ru => "\u{a0}%",
         }
     }
 
@@ -516,13 +530,15 @@ fn message_problems(lang: Lang, text: &str) -> Option<String> {
     None
 }
 
+/// A language's messages for the check: key → (file, text).
+type Entries = BTreeMap<String, (&'static str, String)>;
+
 /// Checks that every catalog parses, has the keys and placeholders of every
 /// other, keeps each key in the same file, and writes well-formed
 /// placeholders and plurals; the problems found, one per line.
 pub fn check_catalogs() -> Vec<String> {
     let mut problems = Vec::new();
-    // language → key → (file, text)
-    let mut parsed: Vec<(Lang, BTreeMap<String, (&str, String)>)> = Vec::new();
+    let mut parsed: Vec<(Lang, Entries)> = Vec::new();
     for source in &SOURCES {
         let path = format!("catalogs/{}/{}.toml", source.lang.code(), source.file);
         let entries = match flatten(source.text) {

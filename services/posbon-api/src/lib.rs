@@ -240,6 +240,7 @@ pub fn routes(state: Arc<ApiState>) -> Guarded {
         .route("/v1/silences/{id}", delete(silences::expire))
         .route("/", get(page::index))
         .route("/static/{file}", get(page::static_file))
+        .route("/i18n.json", get(page::messages))
         .route("/v1/risk", get(page::risk))
         .with_state(state);
     Guarded::new(
@@ -276,6 +277,7 @@ pub fn routes(state: Arc<ApiState>) -> Guarded {
             // The page itself holds no data: it asks who is logged in.
             (Method::GET, "/", Public),
             (Method::GET, "/static/{file}", Public),
+            (Method::GET, "/i18n.json", Public),
             (Method::GET, "/v1/risk", P(Permission::ReadMap)),
         ],
     )

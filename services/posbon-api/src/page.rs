@@ -1,26 +1,42 @@
-//! The command-centre page, served at `/`, and the small JSON route it polls.
+//! The command-centre page, served at `/`, and the small JSON routes it uses.
 //!
 //! | route | what |
 //! |---|---|
 //! | `GET /` | the page (`static/index.html`) |
-//! | `GET /static/app.js`, `/static/app.css`, `/static/favicon.svg` | its script, styles and icon |
+//! | `GET /static/{file}` | its script modules (`main.js`, which imports the others: see [`ASSETS`]), styles (`app.css`) and icon (`favicon.svg`) |
+//! | `GET /i18n.json[?lang=]` | its messages in Uzbek, Russian or English ([`messages`]) |
 //! | `GET /v1/risk` | the current level of every mahalla that is not plainly normal |
 //!
 //! The files under `services/posbon-api/static/` are built into the binary
 //! with `include_str!`: nothing is fetched from the network, there is no
-//! build step, and the page works on a machine without internet access (the
-//! map is drawn as SVG from `GET /v1/mahallas`, no tile server). Plain modern
-//! JavaScript, no framework.
+//! build step and no bundler, and the page works on a machine without
+//! internet access (the map is drawn as SVG from `GET /v1/mahallas`, no tile
+//! server). Plain modern JavaScript as native ES modules (`<script
+//! type="module">`, each file `// @ts-check` with JSDoc types), no
+//! framework.
 //!
 //! Every file is answered with its content type, an `ETag` (a hash of its
 //! bytes) and `Cache-Control: no-cache`: the browser keeps its copy and asks
 //! each time whether it is still current (`If-None-Match` gets `304 Not
 //! Modified`), so a new binary behind the same URL is picked up at the next
 //! load without a build step that renames files. The page itself carries a
-//! Content-Security-Policy that allows nothing but this origin.
+//! Content-Security-Policy that allows nothing but this origin (module
+//! scripts from this origin included).
 //!
 //! What the page does (the parts and the API routes they use):
 //!
+//! * **Language**: the texts come from the `page` catalog of `posbon-i18n`
+//!   (`GET /i18n.json`), in the language of `?lang=`, else the one chosen in
+//!   the header's selector (kept in `localStorage`), else the browser's
+//!   `Accept-Language`; numbers follow the language, times are Tashkent
+//!   time as `YYYY-MM-DD HH:MM:SS` in every language.
+//! * **Login**: the page checks the session (`GET /v1/me`) and shows only a
+//!   login form without one (`POST /v1/login`, which sets an HttpOnly
+//!   session cookie and answers a CSRF token, sent in `X-CSRF-Token` on
+//!   every state-changing request). The header names the user, role and
+//!   scope; views and buttons follow the permissions. "Log out" (`POST
+//!   /v1/logout`), or any request answered 401, brings the login form back
+//!   with nothing of the session left on screen.
 //! * **Map**: the mahallas from `GET /v1/mahallas` as SVG paths (longitude
 //!   scaled by the cosine of the mean latitude), filled by risk level; wheel,
 //!   buttons and keys zoom, dragging pans. The levels are refreshed every
@@ -34,12 +50,15 @@
 //!   update replacing the version it supersedes (more audit steps); newest
 //!   first; new and changed entries flash (CSS, no sound). Acknowledge,
 //!   assign, resolve and false alarm post to
-//!   `/v1/escalations/{id}/{action}`; a refusal (409) or a bad request (400)
-//!   is shown with the server's message. The operator's name is asked once
-//!   and kept in `localStorage`.
+//!   `/v1/escalations/{id}/{action}`; the buttons a record offers are the
+//!   server's `allowed_actions` for this user, and the server records the
+//!   logged-in user as the one who acted. A refusal (409) or a bad request
+//!   (400) is shown with the server's message. Silences are listed
+//!   (`GET /v1/silences`) and, with the permission, made and ended.
 //! * **Daily report**: `GET /v1/reports/daily?date=&scope=` rendered as
 //!   tables with drill-down (nation → region → district → mahalla), the
-//!   mahallas of the scope from the `daily_reports` SQL table, links to the
+//!   mahallas of a nation or region from `GET /v1/reports/daily/mahallas`
+//!   (with the equivalent SQL, which the SQL console can open), links to the
 //!   printable HTML and CSV forms, and `POST` to generate a missing report.
 //! * **SQL console**: `POST /v1/sql`, results as a table, errors as the
 //!   server's message.
@@ -69,17 +88,117 @@ pub struct Asset {
     pub body: &'static str,
 }
 
-/// The page's files, built into the binary.
-pub const ASSETS: [Asset; 4] = [
+/// The page's files, built into the binary. `index.html` loads `main.js`
+/// (a module), `app.css` and `favicon.svg`; every other script is a module
+/// that another one imports (a test checks both ways, and that every import
+/// is here).
+pub const ASSETS: &[Asset] = &[
     Asset {
         name: "index.html",
         content_type: "text/html; charset=utf-8",
         body: include_str!("../static/index.html"),
     },
+    // the start: error hook, messages, session, then every part
     Asset {
-        name: "app.js",
+        name: "main.js",
         content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../static/app.js"),
+        body: include_str!("../static/main.js"),
+    },
+    // `window.posbon.errors`, set up before anything else runs
+    Asset {
+        name: "errors.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../static/errors.js"),
+    },
+    // the messages (`GET /i18n.json`), `t()` and plurals
+    Asset {
+        name: "i18n.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../static/i18n.js"),
+    },
+    // building elements
+    Asset {
+        name: "dom.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../static/dom.js"),
+    },
+    // requests to the API and their errors
+    Asset {
+        name: "api.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../static/api.js"),
+    },
+    // times, numbers, levels
+    Asset {
+        name: "format.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../static/format.js"),
+    },
+    // login, logout, `/v1/me`, permissions, the error banner
+    Asset {
+        name: "session.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../static/session.js"),
+    },
+    // the three views and what permissions show
+    Asset {
+        name: "views.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../static/views.js"),
+    },
+    // names of regions, districts and mahallas
+    Asset {
+        name: "registry.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../static/registry.js"),
+    },
+    // the SVG map
+    Asset {
+        name: "map.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../static/map.js"),
+    },
+    // the mahalla panel
+    Asset {
+        name: "detail.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../static/detail.js"),
+    },
+    // sortable data tables
+    Asset {
+        name: "tables.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../static/tables.js"),
+    },
+    // the live feed
+    Asset {
+        name: "feed.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../static/feed.js"),
+    },
+    // the act dialog
+    Asset {
+        name: "actions.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../static/actions.js"),
+    },
+    // the daily report
+    Asset {
+        name: "report.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../static/report.js"),
+    },
+    // the SQL console
+    Asset {
+        name: "sql.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../static/sql.js"),
+    },
+    // silences
+    Asset {
+        name: "silences.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../static/silences.js"),
     },
     Asset {
         name: "app.css",
@@ -166,15 +285,81 @@ pub async fn index(headers: HeaderMap) -> Response {
     }
 }
 
+/// The files under `/static/`, for people: `main.js, ..., app.css and
+/// favicon.svg`.
+fn static_names() -> String {
+    let names: Vec<&str> = ASSETS
+        .iter()
+        .map(|a| a.name)
+        .filter(|name| *name != "index.html")
+        .collect();
+    match names.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+        Some((last, _)) => (*last).to_owned(),
+        None => String::new(),
+    }
+}
+
 /// `GET /static/{file}`.
 pub async fn static_file(Path(file): Path<String>, headers: HeaderMap) -> Response {
     match asset(&file).filter(|a| a.name != "index.html") {
         Some(a) => serve(a, &headers),
         None => ApiError::not_found(format!(
-            "no static file {file:?}: there are app.js, app.css and favicon.svg"
+            "no static file {file:?}: there are {}",
+            static_names()
         ))
         .into_response(),
     }
+}
+
+/// The query of `GET /i18n.json`.
+#[derive(Debug, serde::Deserialize)]
+pub struct LangQuery {
+    /// `uz`, `ru` or `en`.
+    pub lang: Option<String>,
+}
+
+/// `GET /i18n.json[?lang=uz|ru|en]`: the page's messages in the language
+/// of `?lang=`, else of `Accept-Language`, else English:
+/// `{"lang", "languages": [{"code", "name"}], "messages": {"section.key":
+/// "text"}}` (the `page` catalog of `posbon-i18n`). Public, like the page
+/// itself: the login form is translated too. An unknown `lang` is a 400
+/// that names the choices.
+pub async fn messages(
+    axum::extract::Query(query): axum::extract::Query<LangQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let wanted = query.lang;
+    let accept = headers
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok());
+    let lang = match posbon_i18n::Lang::negotiate(wanted.as_deref(), accept) {
+        Ok(lang) => lang,
+        Err(e) => return ApiError::bad_request("lang", e).into_response(),
+    };
+    let languages: Vec<Value> = posbon_i18n::Lang::ALL
+        .iter()
+        .map(|l| json!({ "code": l.code(), "name": l.name() }))
+        .collect();
+    let body = json!({
+        "lang": lang.code(),
+        "languages": languages,
+        "messages": lang.messages_of("page"),
+        "numbers": {
+            "decimal": lang.decimal_separator().to_string(),
+            "group": lang.group_separator(),
+            "percent": lang.percent_sign(),
+        },
+    });
+    let mut response = Json(body).into_response();
+    let h = response.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert(header::VARY, HeaderValue::from_static("Accept-Language"));
+    h.insert(
+        header::CONTENT_LANGUAGE,
+        HeaderValue::from_static(lang.code()),
+    );
+    response
 }
 
 /// `GET /v1/risk`: `{"at": ..., "mahallas": {"<id>": {"level", "score",
@@ -341,19 +526,31 @@ mod tests {
         assert_eq!(status, StatusCode::NOT_MODIFIED);
         assert!(body.is_empty());
 
-        for (file, ty) in [
-            ("app.js", "text/javascript; charset=utf-8"),
-            ("app.css", "text/css; charset=utf-8"),
-            ("favicon.svg", "image/svg+xml"),
-        ] {
+        for a in ASSETS.iter().filter(|a| a.name != "index.html") {
+            let file = a.name;
+            let ty = match file.rsplit('.').next() {
+                Some("js") => "text/javascript; charset=utf-8",
+                Some("css") => "text/css; charset=utf-8",
+                Some("svg") => "image/svg+xml",
+                other => panic!("{file}: no content type for {other:?}"),
+            };
+            assert_eq!(a.content_type, ty, "{file}");
             let (status, h, body) = call(&app, &format!("/static/{file}"), &[]).await;
             assert_eq!(status, StatusCode::OK, "{file}");
             assert_eq!(h[header::CONTENT_TYPE], ty, "{file}");
             assert_eq!(h[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
-            assert_eq!(body, asset(file).expect("asset").body.as_bytes());
+            assert_eq!(body, a.body.as_bytes());
         }
         let (status, _, body) = call(&app, "/static/index.html", &[]).await;
         assert_eq!(status, StatusCode::NOT_FOUND);
+        // The refusal names the files there are.
+        let named = String::from_utf8_lossy(&body).into_owned();
+        assert!(
+            named.contains("main.js") && named.contains("app.css and favicon.svg"),
+            "{named}"
+        );
+        let (status, _, _) = call(&app, "/static/app.js", &[]).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "app.js is gone");
         let (status, _, body2) = call(&app, "/static/../Cargo.toml", &[]).await;
         assert_eq!(status, StatusCode::NOT_FOUND);
         let error: Value = serde_json::from_slice(&body).expect("json error");
@@ -450,14 +647,69 @@ mod tests {
         );
     }
 
+    /// The modules a script imports statically: the `'./name.js'` of each
+    /// `from './...'` and bare `import './...'`.
+    fn imports(body: &str) -> Vec<&str> {
+        let mut out = Vec::new();
+        for marker in ["from './", "import './"] {
+            for (i, _) in body.match_indices(marker) {
+                let rest = &body[i + marker.len()..];
+                if let Some(end) = rest.find('\'') {
+                    out.push(&rest[..end]);
+                }
+            }
+        }
+        out
+    }
+
+    /// index.html loads `main.js` (as its one script, a module), `app.css`
+    /// and `favicon.svg`; every other script is imported by another one; and
+    /// every import names a script that is served. A module nobody loads,
+    /// or an import of a file left out of ASSETS, fails here.
     #[test]
-    fn index_names_every_asset_it_loads() {
+    fn every_asset_is_loaded_and_every_import_is_served() {
         let index = asset("index.html").expect("index").body;
-        for name in ["app.js", "app.css", "favicon.svg"] {
+        assert!(
+            index.contains(r#"<script type="module" src="/static/main.js"></script>"#),
+            "index.html does not load main.js as a module"
+        );
+        assert_eq!(
+            index.matches("<script").count(),
+            1,
+            "one script in index.html"
+        );
+        let scripts: Vec<&Asset> = ASSETS.iter().filter(|a| a.name.ends_with(".js")).collect();
+        for s in &scripts {
             assert!(
-                index.contains(&format!("/static/{name}")),
-                "index.html does not load {name}"
+                s.body.starts_with("// @ts-check\n"),
+                "{} starts with // @ts-check",
+                s.name
             );
+            for name in imports(s.body) {
+                assert!(
+                    scripts.iter().any(|other| other.name == name),
+                    "{} imports {name}, which is not among the ASSETS",
+                    s.name
+                );
+            }
+        }
+        for a in ASSETS.iter().filter(|a| a.name != "index.html") {
+            let by_index = index.contains(&format!("/static/{}", a.name));
+            let importers: Vec<&str> = scripts
+                .iter()
+                .filter(|s| s.name != a.name && imports(s.body).contains(&a.name))
+                .map(|s| s.name)
+                .collect();
+            if a.name.ends_with(".js") && a.name != "main.js" {
+                assert!(
+                    !by_index,
+                    "index.html loads {} itself: only main.js",
+                    a.name
+                );
+                assert!(!importers.is_empty(), "no module imports {}", a.name);
+            } else {
+                assert!(by_index, "index.html does not load {}", a.name);
+            }
         }
     }
 }

@@ -962,3 +962,86 @@ async fn feed_clients_share_one_stream_reader() {
         assert!(text.contains(&e.id), "{text}");
     }
 }
+
+/// The page's messages: public (the login form is translated too), in the
+/// language of `?lang=`, else of `Accept-Language`, else English.
+#[tokio::test]
+async fn the_pages_messages_in_each_language() {
+    let api = api(Arc::new(MemoryBus::new()), 3600).await;
+    let get = |uri: &str, accept_language: Option<&str>| {
+        let mut request = Request::builder().uri(uri);
+        if let Some(value) = accept_language {
+            request = request.header("accept-language", value);
+        }
+        let request = request.body(Body::empty()).expect("request");
+        let app = api.app.clone();
+        async move {
+            let response = app.oneshot(request).await.expect("response");
+            let status = response.status();
+            let language = response
+                .headers()
+                .get("content-language")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let bytes = axum::body::to_bytes(response.into_body(), 1 << 22)
+                .await
+                .expect("body");
+            let body: Value = serde_json::from_slice(&bytes).expect("json");
+            (status, language, body)
+        }
+    };
+    let (status, language, en) = get("/i18n.json", None).await;
+    assert_eq!(status, StatusCode::OK, "{en}");
+    assert_eq!(
+        (language.as_deref(), en["lang"].as_str()),
+        (Some("en"), Some("en"))
+    );
+    assert_eq!(
+        en["languages"],
+        json!([
+            {"code": "en", "name": "English"},
+            {"code": "uz", "name": "Oʻzbekcha"},
+            {"code": "ru", "name": "Русский"},
+        ])
+    );
+    let keys = |body: &Value| -> Vec<String> {
+        body["messages"]
+            .as_object()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
+    };
+    assert!(keys(&en).len() > 100, "{}", keys(&en).len());
+    assert!(
+        keys(&en)
+            .iter()
+            .all(|k| !k.starts_with("report.") && !k.starts_with("cli."))
+    );
+    for (uri, accept, want) in [
+        ("/i18n.json?lang=ru", Some("uz"), "ru"),
+        ("/i18n.json", Some("uz-Latn-UZ,ru;q=0.8"), "uz"),
+        ("/i18n.json", Some("de-DE"), "en"),
+    ] {
+        let (status, language, body) = get(uri, accept).await;
+        assert_eq!(status, StatusCode::OK, "{uri}");
+        assert_eq!(body["lang"], want, "{uri} {accept:?}");
+        assert_eq!(language.as_deref(), Some(want));
+        assert_eq!(keys(&body), keys(&en), "{want} has the keys of en");
+        if want != "en" {
+            assert_ne!(body["messages"], en["messages"], "{want} is translated");
+            assert_eq!(body["numbers"]["decimal"], ",", "{want}");
+        } else {
+            assert_eq!(
+                body["numbers"],
+                json!({"decimal": ".", "group": ",", "percent": "%"})
+            );
+        }
+    }
+    let (status, _, body) = get("/i18n.json?lang=de", None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("uz, ru or en")),
+        "{body}"
+    );
+}

@@ -28,6 +28,7 @@ use anyhow::Context;
 use posbon_bus::subjects::EVENTS_STREAM;
 use posbon_bus::{Bus, MemoryBus, NatsBus, default_streams};
 use posbon_geo::Registry;
+use posbon_i18n::Lang;
 use posbon_risk::RiskConfig;
 use posbon_store::{Store, StoreConfig};
 use posbon_telemetry::Metrics;
@@ -310,8 +311,8 @@ pub async fn run(
         && posbon_ingest::config::generate_pseudonym_key_file(&generated)?
     {
         eprintln!(
-            "first start: a fraud pseudonym key was written to {} (mode 0600); keep it and back it up",
-            generated.display()
+            "{}",
+            Lang::user().f("cli.first_start_key", &[("file", &generated.display())])
         );
     }
     let store: Store = posbon_store::open_store_with_metrics(&config.store, &metrics)
@@ -379,8 +380,8 @@ pub async fn run(
     let address = listener.local_addr()?;
     if let Some(path) = auth.bootstrap(address).await? {
         eprintln!(
-            "first start: an admin token was written to {} (mode 0600)",
-            path.display()
+            "{}",
+            Lang::user().f("cli.first_start_admin", &[("file", &path.display())])
         );
     }
     let login = if demo {
@@ -518,19 +519,24 @@ pub async fn run(
         startup_ms = started.elapsed().as_millis() as u64,
         "posbon is running: open {scheme}://{address}/"
     );
-    eprintln!("posbon is running on {scheme}://{address}/ (Ctrl-C to stop)");
+    let lang = Lang::user();
+    let url = format!("{scheme}://{address}/");
+    eprintln!("{}", lang.f("cli.running", &[("url", &url)]));
     if let Some(pg) = pg_address {
-        eprintln!(
-            "PostgreSQL protocol on {pg}: psql \"postgresql://analyst@{pg}/posbon\" with an API token or the user's password"
-        );
+        eprintln!("{}", lang.f("cli.pg_listening", &[("address", &pg)]));
     }
     if let Some(login) = &login {
+        let link = format!("{url}login?code={}", login.code);
         eprintln!(
-            "open the command centre as the demo operator: {scheme}://{address}/login?code={}\n\
-             (the link works once; afterwards log in as {} with the password in {})",
-            login.code,
-            login.user,
-            login.password_file.display()
+            "{}",
+            lang.f(
+                "cli.demo_login",
+                &[
+                    ("url", &link),
+                    ("user", &login.user),
+                    ("file", &login.password_file.display()),
+                ]
+            )
         );
     }
 

@@ -8,7 +8,7 @@ use posbon_service::client::{Endpoint, request};
 use serde_json::{Value, json};
 
 use crate::cli::{ApiTarget, AuditCommand, SilencesCommand, TokensCommand, UsersCommand};
-use crate::ops::{endpoint, runtime, server_error, unreachable};
+use crate::ops::{endpoint, runtime, say, server_error, unreachable};
 
 /// Exit code of `audit verify` when the chain is broken.
 pub(crate) const EXIT_TAMPERED: u8 = 4;
@@ -16,9 +16,7 @@ pub(crate) const EXIT_TAMPERED: u8 = 4;
 fn call(api: &ApiTarget, method: &str, path: &str, body: Option<&Value>) -> anyhow::Result<Value> {
     let to: Endpoint = endpoint(api)?;
     if api.token.is_none() {
-        anyhow::bail!(
-            "a token is needed: --token or POSBON_TOKEN (the first start writes an admin's to <data>/admin.token)"
-        );
+        anyhow::bail!(say("cli.token_needed", &[]));
     }
     let bytes = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
     let content_type = body.map(|_| "application/json");
@@ -88,10 +86,15 @@ pub(crate) fn tokens(command: TokensCommand) -> anyhow::Result<()> {
             let body = json!({ "name": name, "role": role, "scope": scope, "expires_in_days": expires_in_days });
             let made = call(&api, "POST", "/v1/tokens", Some(&body))?;
             eprintln!(
-                "token {} ({}, {}) made; it is shown once:",
-                made["id"].as_str().unwrap_or_default(),
-                made["name"].as_str().unwrap_or_default(),
-                made["role"].as_str().unwrap_or_default()
+                "{}",
+                say(
+                    "cli.token_made",
+                    &[
+                        ("id", &made["id"].as_str().unwrap_or_default()),
+                        ("name", &made["name"].as_str().unwrap_or_default()),
+                        ("role", &made["role"].as_str().unwrap_or_default()),
+                    ]
+                )
             );
             println!("{}", made["token"].as_str().unwrap_or_default());
         }
@@ -113,7 +116,7 @@ pub(crate) fn tokens(command: TokensCommand) -> anyhow::Result<()> {
         }
         TokensCommand::Revoke { id, api } => {
             call(&api, "DELETE", &format!("/v1/tokens/{id}"), None)?;
-            eprintln!("token {id} revoked");
+            eprintln!("{}", say("cli.token_revoked", &[("id", &id)]));
         }
     }
     Ok(())
@@ -161,10 +164,15 @@ pub(crate) fn silences(command: SilencesCommand) -> anyhow::Result<()> {
             });
             let made = call(&api, "POST", "/v1/silences", Some(&body))?;
             eprintln!(
-                "silence {} in force from {} until {}",
-                made["id"].as_str().unwrap_or_default(),
-                made["starts_at"].as_str().unwrap_or_default(),
-                made["ends_at"].as_str().unwrap_or_default()
+                "{}",
+                say(
+                    "cli.silence_made",
+                    &[
+                        ("id", &made["id"].as_str().unwrap_or_default()),
+                        ("from", &made["starts_at"].as_str().unwrap_or_default()),
+                        ("until", &made["ends_at"].as_str().unwrap_or_default()),
+                    ]
+                )
             );
             println!("{}", made["id"].as_str().unwrap_or_default());
         }
@@ -183,8 +191,14 @@ pub(crate) fn silences(command: SilencesCommand) -> anyhow::Result<()> {
             }
             let ended = call(&api, "DELETE", &format!("/v1/silences/{id}"), None)?;
             eprintln!(
-                "silence {id} ended at {}",
-                ended["ends_at"].as_str().unwrap_or_default()
+                "{}",
+                say(
+                    "cli.silence_ended",
+                    &[
+                        ("id", &id),
+                        ("at", &ended["ends_at"].as_str().unwrap_or_default())
+                    ]
+                )
             );
         }
     }
@@ -210,9 +224,9 @@ pub(crate) fn users(command: UsersCommand) -> anyhow::Result<()> {
             };
             let body = json!({ "name": name, "role": role, "scope": scope, "password": password });
             call(&api, "POST", "/v1/users", Some(&body))?;
-            eprintln!("user {name} added");
+            eprintln!("{}", say("cli.user_added", &[("name", &name)]));
             if generated {
-                eprintln!("their password, shown once:");
+                eprintln!("{}", say("cli.password_once", &[]));
                 println!("{password}");
             }
         }
@@ -223,7 +237,7 @@ pub(crate) fn users(command: UsersCommand) -> anyhow::Result<()> {
         }
         UsersCommand::Remove { name, api } => {
             call(&api, "DELETE", &format!("/v1/users/{name}"), None)?;
-            eprintln!("user {name} removed");
+            eprintln!("{}", say("cli.user_removed", &[("name", &name)]));
         }
     }
     Ok(())
@@ -236,12 +250,18 @@ pub(crate) fn audit(command: AuditCommand) -> anyhow::Result<u8> {
             let v = call(&api, "GET", "/v1/audit/verify", None)?;
             let records = v["records"].as_u64().unwrap_or(0);
             if v["ok"].as_bool() == Some(true) {
-                println!("audit log whole: {records} records");
+                println!("{}", say("cli.audit_whole", &[("records", &records)]));
                 Ok(0)
             } else {
                 println!(
-                    "audit log BROKEN after {records} records: {}",
-                    v["problem"].as_str().unwrap_or("unknown")
+                    "{}",
+                    say(
+                        "cli.audit_broken",
+                        &[
+                            ("records", &records),
+                            ("problem", &v["problem"].as_str().unwrap_or("unknown"))
+                        ]
+                    )
                 );
                 Ok(EXIT_TAMPERED)
             }

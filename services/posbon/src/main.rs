@@ -73,7 +73,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!(
+                "{}",
+                ops::say("cli.error", &[("message", &format!("{e:#}"))])
+            );
             ExitCode::from(1)
         }
     }

@@ -10,6 +10,7 @@ use posbon_bus::nats_permissions::{NatsRole, ServerOptions, ServerTls, new_user,
 use posbon_bus::{Bus as _, NatsBus, NatsConfig};
 
 use crate::cli::{NatsConfigArgs, NatsStreamsArgs};
+use crate::ops::say;
 
 /// `posbon nats-config`.
 pub(crate) fn nats_config(args: NatsConfigArgs, quiet: bool) -> anyhow::Result<()> {
@@ -73,8 +74,8 @@ pub(crate) fn nats_config(args: NatsConfigArgs, quiet: bool) -> anyhow::Result<(
         .with_context(|| format!("cannot write {}", conf_path.display()))?;
     if !quiet {
         eprintln!(
-            "wrote {} and one credentials file per user (mode 0600):",
-            conf_path.display()
+            "{}",
+            say("cli.nats_written", &[("file", &conf_path.display())])
         );
         for role in NatsRole::ALL {
             eprintln!(
@@ -84,11 +85,14 @@ pub(crate) fn nats_config(args: NatsConfigArgs, quiet: bool) -> anyhow::Result<(
             );
         }
         eprintln!(
-            "run: nats-server -c {}\n\
-             then, once, as the admin: posbon nats-streams --nats nats://HOST:PORT --nats-creds {}\n\
-             each service: [nats] credentials_file = \"<its .nk file>\" (the file names its inbox prefix)",
-            conf_path.display(),
-            args.out.join("admin.nk").display()
+            "{}",
+            say(
+                "cli.nats_next",
+                &[
+                    ("file", &conf_path.display()),
+                    ("admin", &args.out.join("admin.nk").display())
+                ]
+            )
         );
     }
     Ok(())
@@ -121,10 +125,15 @@ pub(crate) fn nats_streams(args: NatsStreamsArgs, quiet: bool) -> anyhow::Result
             for stream in &streams {
                 let info = bus.stream_info(&stream.name).await?;
                 eprintln!(
-                    "{:<8} {} messages, captures {}",
-                    stream.name,
-                    info.messages,
-                    stream.subjects.join(" ")
+                    "{}",
+                    say(
+                        "cli.stream",
+                        &[
+                            ("name", &format!("{:<8}", stream.name)),
+                            ("messages", &info.messages),
+                            ("subjects", &stream.subjects.join(" ")),
+                        ]
+                    )
                 );
             }
         }

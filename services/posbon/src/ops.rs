@@ -34,10 +34,14 @@ pub(crate) fn endpoint(target: &ApiTarget) -> anyhow::Result<Endpoint> {
     )
 }
 
+/// A message of the `cli` catalog in the user's language
+/// ([`posbon_i18n::Lang::user`]).
+pub(crate) fn say(key: &str, args: &[(&str, &dyn std::fmt::Display)]) -> String {
+    posbon_i18n::Lang::user().f(key, args)
+}
+
 pub(crate) fn unreachable(api: &str, e: ClientError) -> anyhow::Error {
-    anyhow::anyhow!(
-        "cannot reach posbon at {api}: {e} (is `posbon standalone` or posbon-api running there?)"
-    )
+    anyhow::anyhow!(say("cli.unreachable", &[("api", &api), ("error", &e)]))
 }
 
 /// The `error` of a JSON error body, or the body.
@@ -52,7 +56,10 @@ pub(crate) fn server_error(status: u16, body: &[u8]) -> anyhow::Error {
                 .map(str::to_owned)
         })
         .unwrap_or_else(|| text.trim().to_owned());
-    anyhow::anyhow!("{message} (HTTP {status})")
+    anyhow::anyhow!(say(
+        "cli.http_error",
+        &[("message", &message), ("status", &status)]
+    ))
 }
 
 fn cell(v: &Value) -> String {
@@ -238,8 +245,11 @@ pub(crate) fn tail_alerts(args: TailAlertsArgs) -> anyhow::Result<()> {
             if feed.reconnects() != reconnects {
                 reconnects = feed.reconnects();
                 eprintln!(
-                    "feed reconnected; resumed after sequence {}",
-                    event.id.as_deref().unwrap_or("-")
+                    "{}",
+                    say(
+                        "cli.feed_reconnected",
+                        &[("sequence", &event.id.as_deref().unwrap_or("-"))]
+                    )
                 );
             }
             let mut out = std::io::stdout().lock();
@@ -352,11 +362,23 @@ pub(crate) fn replay(args: ReplayArgs, quiet: bool) -> anyhow::Result<u8> {
         eprintln!();
     }
     for r in &first_rejections {
-        eprintln!("rejected: {r}");
+        eprintln!("{}", say("cli.rejected", &[("reason", r)]));
     }
     println!(
-        "{lines_sent} lines in {:.1} s: {accepted} accepted, {duplicates} duplicates, {rejected} rejected",
-        started.elapsed().as_secs_f64()
+        "{}",
+        say(
+            "cli.sent",
+            &[
+                ("lines", &lines_sent),
+                (
+                    "seconds",
+                    &format!("{:.1}", started.elapsed().as_secs_f64())
+                ),
+                ("accepted", &accepted),
+                ("duplicates", &duplicates),
+                ("rejected", &rejected),
+            ]
+        )
     );
     Ok(if rejected > 0 { EXIT_REJECTED } else { 0 })
 }
@@ -369,14 +391,19 @@ pub(crate) fn mahallas_load(args: MahallasLoadArgs) -> anyhow::Result<()> {
     let registry = posbon_sim::load_registry(Some(&args.file))?;
     let stats = registry.stats();
     println!(
-        "{}: {} mahallas in {} districts of {} regions; valid ({} ms; {} interior and {} boundary lookup squares)",
-        args.file.display(),
-        registry.mahallas().len(),
-        registry.districts().len(),
-        registry.regions().len(),
-        started.elapsed().as_millis(),
-        stats.interior_squares,
-        stats.boundary_squares,
+        "{}",
+        say(
+            "cli.registry_valid",
+            &[
+                ("file", &args.file.display()),
+                ("mahallas", &registry.mahallas().len()),
+                ("districts", &registry.districts().len()),
+                ("regions", &registry.regions().len()),
+                ("ms", &started.elapsed().as_millis()),
+                ("interior", &stats.interior_squares),
+                ("boundary", &stats.boundary_squares),
+            ]
+        )
     );
     if args.check {
         return Ok(());
@@ -389,9 +416,14 @@ pub(crate) fn mahallas_load(args: MahallasLoadArgs) -> anyhow::Result<()> {
     std::fs::rename(&tmp, &target)
         .with_context(|| format!("cannot install {}", target.display()))?;
     println!(
-        "installed as {} (used by `posbon standalone --data {}` from its next start)",
-        target.display(),
-        args.data.display()
+        "{}",
+        say(
+            "cli.registry_installed",
+            &[
+                ("target", &target.display()),
+                ("data", &args.data.display())
+            ]
+        )
     );
     Ok(())
 }
@@ -484,17 +516,22 @@ pub(crate) fn store_rekey(args: StoreRekeyArgs) -> anyhow::Result<()> {
             .with_context(|| format!("cannot open {}", config.describe()))?;
         let report =
             posbon_store::pseudonyms::rekey_pseudonyms(&*store, &keys, args.dry_run).await?;
+        let key = if report.dry_run {
+            "cli.rekey_dry_run"
+        } else {
+            "cli.rekeyed"
+        };
         println!(
-            "{} fraud flags; {} {} to key {}; {} of a key not in the file (left alone)",
-            report.flags,
-            report.lifted,
-            if report.dry_run {
-                "would be lifted"
-            } else {
-                "lifted"
-            },
-            keys.current_id(),
-            report.unknown_key
+            "{}",
+            say(
+                key,
+                &[
+                    ("flags", &report.flags),
+                    ("lifted", &report.lifted),
+                    ("key", &keys.current_id()),
+                    ("unknown", &report.unknown_key),
+                ]
+            )
         );
         Ok(())
     })
@@ -522,12 +559,17 @@ pub(crate) fn store_copy(args: StoreCopyArgs, quiet: bool) -> anyhow::Result<()>
             eprintln!();
         }
         println!(
-            "copied {} keys ({:.1} MB) from {} to {} in {:.1} s",
-            summary.keys,
-            summary.bytes as f64 / 1e6,
-            from.describe(),
-            to.describe(),
-            summary.elapsed.as_secs_f64()
+            "{}",
+            say(
+                "cli.copied",
+                &[
+                    ("keys", &summary.keys),
+                    ("megabytes", &format!("{:.1}", summary.bytes as f64 / 1e6)),
+                    ("from", &from.describe()),
+                    ("to", &to.describe()),
+                    ("seconds", &format!("{:.1}", summary.elapsed.as_secs_f64())),
+                ]
+            )
         );
         Ok(())
     })

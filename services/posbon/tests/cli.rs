@@ -2,8 +2,53 @@
 
 use std::process::Command;
 
+/// The binary, speaking English whatever the machine's locale.
 fn posbon() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_posbon"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_posbon"));
+    command.env("POSBON_LANG", "en");
+    command
+}
+
+/// Messages for people follow POSBON_LANG, else LC_ALL, LC_MESSAGES, LANG.
+#[test]
+fn messages_follow_the_users_language() {
+    let english = "error: a token is needed: --token or POSBON_TOKEN";
+    for (vars, starts) in [
+        (&[("POSBON_LANG", "ru")][..], "ошибка: "),
+        (&[("LANG", "uz_UZ.UTF-8")], "xato: "),
+        (
+            &[("LC_ALL", "ru_RU.UTF-8"), ("LANG", "uz_UZ.UTF-8")],
+            "ошибка: ",
+        ),
+        (&[("LANG", "de_DE.UTF-8")], english),
+        (&[], english),
+    ] {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_posbon"));
+        for name in [
+            "POSBON_LANG",
+            "LC_ALL",
+            "LC_MESSAGES",
+            "LANG",
+            "POSBON_TOKEN",
+        ] {
+            command.env_remove(name);
+        }
+        let out = command
+            .envs(vars.iter().copied())
+            .args(["users", "list", "--api", "http://127.0.0.1:9"])
+            .output()
+            .expect("run");
+        assert_eq!(out.status.code(), Some(1), "{vars:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.starts_with(starts), "{vars:?}: {err}");
+        assert!(!err.contains('⟦'), "{vars:?}: {err}");
+        if starts != english {
+            assert!(
+                !err.contains("a token is needed"),
+                "{vars:?} untranslated: {err}"
+            );
+        }
+    }
 }
 
 #[test]

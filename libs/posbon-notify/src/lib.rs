@@ -265,10 +265,10 @@ impl Notifier {
             )
             .await
             .unwrap_or_else(|_| {
-                Err(SendError {
-                    retry: true,
-                    message: format!("no answer within {} ms", limit.as_millis()),
-                })
+                Err(SendError::retry(format!(
+                    "no answer within {} ms",
+                    limit.as_millis()
+                )))
             });
             match tried {
                 Ok(()) => {
@@ -287,6 +287,26 @@ impl Notifier {
                             reason: err.message,
                         };
                     }
+                    // A receiver that says when to come back is not asked
+                    // sooner; one that asks for longer than the longest
+                    // backoff is given up on (the dead letter keeps it).
+                    let backoff = self.backoff(attempts - 1);
+                    let max = Duration::from_millis(self.retry.max_backoff_ms);
+                    let wait = match err.retry_after {
+                        Some(asked) if asked > max => {
+                            break Outcome::Failed {
+                                attempts,
+                                reason: format!(
+                                    "{}; it asked to be retried after {} s, longer than \
+                                     [notify.retry] max_backoff_ms allows",
+                                    err.message,
+                                    asked.as_secs()
+                                ),
+                            };
+                        }
+                        Some(asked) => asked.max(backoff),
+                        None => backoff,
+                    };
                     tracing::debug!(
                         receiver = name,
                         page = %page.key(),
@@ -294,7 +314,7 @@ impl Notifier {
                         error = %err.message,
                         "paging failed; trying again"
                     );
-                    tokio::time::sleep(self.backoff(attempts - 1)).await;
+                    tokio::time::sleep(wait).await;
                 }
             }
         };

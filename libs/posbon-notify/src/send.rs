@@ -7,6 +7,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 use lettre::message::{Mailbox, header::ContentType};
 use lettre::transport::smtp::authentication::Credentials;
@@ -44,13 +45,17 @@ pub struct SendError {
     pub retry: bool,
     /// What went wrong, without secrets.
     pub message: String,
+    /// How long the receiver asked to be left alone (`Retry-After` of a 429
+    /// or 503, or Telegram's `parameters.retry_after`).
+    pub retry_after: Option<Duration>,
 }
 
 impl SendError {
-    fn retry(message: impl Into<String>) -> Self {
+    pub(crate) fn retry(message: impl Into<String>) -> Self {
         Self {
             retry: true,
             message: message.into(),
+            retry_after: None,
         }
     }
 
@@ -58,8 +63,36 @@ impl SendError {
         Self {
             retry: false,
             message: message.into(),
+            retry_after: None,
         }
     }
+}
+
+/// The wait a refusal asks for: the `Retry-After` header (seconds or an
+/// HTTP date) or, from the Bot API, the body's `parameters.retry_after`.
+fn retry_after(
+    headers: &reqwest::header::HeaderMap,
+    body: &[u8],
+    now: DateTime<Utc>,
+) -> Option<Duration> {
+    let header = headers
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim);
+    if let Some(value) = header {
+        if let Ok(secs) = value.parse::<u64>() {
+            return Some(Duration::from_secs(secs));
+        }
+        if let Ok(at) = DateTime::parse_from_rfc2822(value) {
+            let wait = at.with_timezone(&Utc) - now;
+            return Some(wait.to_std().unwrap_or(Duration::ZERO));
+        }
+    }
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()?
+        .pointer("/parameters/retry_after")?
+        .as_u64()
+        .map(Duration::from_secs)
 }
 
 /// The signature of `body` under `key`: `sha256=<hex HMAC-SHA256>`.
@@ -461,6 +494,7 @@ async fn answer(sent: Result<reqwest::Response, reqwest::Error>) -> Result<(), S
     if status.is_success() {
         return Ok(());
     }
+    let headers = response.headers().clone();
     // The start of the answer helps whoever reads the history; read no more.
     let mut body = Vec::new();
     while body.len() < MAX_ERROR_BODY {
@@ -470,6 +504,10 @@ async fn answer(sent: Result<reqwest::Response, reqwest::Error>) -> Result<(), S
         }
     }
     body.truncate(MAX_ERROR_BODY);
+    let wait = match status.as_u16() {
+        429 | 503 => retry_after(&headers, &body, Utc::now()),
+        _ => None,
+    };
     let body: String = String::from_utf8_lossy(&body)
         .chars()
         .filter(|c| !c.is_control())
@@ -477,7 +515,10 @@ async fn answer(sent: Result<reqwest::Response, reqwest::Error>) -> Result<(), S
         .collect();
     let message = format!("answered {status}: {}", body.trim());
     if status.is_server_error() || status.as_u16() == 408 || status.as_u16() == 429 {
-        Err(SendError::retry(message))
+        Err(SendError {
+            retry_after: wait,
+            ..SendError::retry(message)
+        })
     } else {
         Err(SendError::fatal(message))
     }
@@ -523,5 +564,36 @@ mod tests {
         for bad in ["", "-", "+998901234567", "@", "chat 1", "duty@example.uz"] {
             assert!(!is_chat_id(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn retry_after_in_its_three_forms() {
+        use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
+        let now = DateTime::parse_from_rfc3339("2026-12-05T10:00:00Z")
+            .expect("time")
+            .with_timezone(&Utc);
+        let with = |value: &'static str| {
+            let mut h = HeaderMap::new();
+            h.insert(RETRY_AFTER, HeaderValue::from_static(value));
+            h
+        };
+        assert_eq!(
+            retry_after(&with("7"), b"", now),
+            Some(Duration::from_secs(7))
+        );
+        assert_eq!(
+            retry_after(&with("Sat, 05 Dec 2026 10:00:30 GMT"), b"", now),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            retry_after(&with("Sat, 05 Dec 2026 09:00:00 GMT"), b"", now),
+            Some(Duration::ZERO)
+        );
+        let telegram = br#"{"ok":false,"error_code":429,"description":"Too Many Requests: retry after 5","parameters":{"retry_after":5}}"#;
+        assert_eq!(
+            retry_after(&HeaderMap::new(), telegram, now),
+            Some(Duration::from_secs(5))
+        );
+        assert_eq!(retry_after(&with("soon"), b"not json", now), None);
     }
 }

@@ -20,7 +20,11 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 #[derive(Default)]
 struct Fake {
     received: Mutex<Vec<(String, HeaderMap, Bytes)>>,
+    /// When each request came.
+    at: Mutex<Vec<std::time::Instant>>,
     answers: Mutex<VecDeque<u16>>,
+    /// `Retry-After` (seconds) sent with a 429 or 503.
+    retry_after: Option<u64>,
 }
 
 async fn record(
@@ -28,7 +32,11 @@ async fn record(
     Path(path): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> (StatusCode, String) {
+) -> (StatusCode, HeaderMap, String) {
+    fake.at
+        .lock()
+        .expect("lock")
+        .push(std::time::Instant::now());
     fake.received
         .lock()
         .expect("lock")
@@ -45,12 +53,25 @@ async fn record(
         404 => format!("Cannot POST /{path} ({:?})", headers.get("authorization")),
         _ => r#"{"ok":false,"description":"try later"}"#.to_owned(),
     };
-    (StatusCode::from_u16(status).expect("status"), answer)
+    let mut answer_headers = HeaderMap::new();
+    if let (Some(secs), 429 | 503) = (fake.retry_after, status) {
+        answer_headers.insert("retry-after", secs.to_string().parse().expect("header"));
+    }
+    (
+        StatusCode::from_u16(status).expect("status"),
+        answer_headers,
+        answer,
+    )
 }
 
 async fn fake_http(answers: &[u16]) -> (Arc<Fake>, String) {
+    fake_http_with(answers, None).await
+}
+
+async fn fake_http_with(answers: &[u16], retry_after: Option<u64>) -> (Arc<Fake>, String) {
     let fake = Arc::new(Fake {
         answers: Mutex::new(answers.iter().copied().collect()),
+        retry_after,
         ..Fake::default()
     });
     let app = Router::new()
@@ -290,6 +311,50 @@ async fn sms_gateway_gets_numbers_text_and_token() {
         serde_json::json!(["+998901234567", "+998907654321"])
     );
     assert!(json["text"].as_str().expect("text").chars().count() <= 459);
+}
+
+/// A receiver that says when to come back is not asked sooner; one that
+/// asks for longer than the longest backoff is given up on at once.
+#[tokio::test]
+async fn retry_after_is_honoured() {
+    let webhook = |base: &str| {
+        format!(
+            r#"
+        [[receivers]]
+        name = "ops"
+        type = "webhook"
+        url = "{base}/hook"
+        secret = "0123456789abcdef0123456789abcdef"
+        [retry]
+        attempts = 3
+        initial_backoff_ms = 10
+        max_backoff_ms = 5000
+        timeout_ms = 2000
+        "#
+        )
+    };
+    let (fake, base) = fake_http_with(&[429], Some(1)).await;
+    let n = notifier(&webhook(&base));
+    assert_eq!(
+        n.deliver("ops", &page(None)).await,
+        Outcome::Delivered { attempts: 2 }
+    );
+    let at = fake.at.lock().expect("lock").clone();
+    assert!(
+        at[1] - at[0] >= std::time::Duration::from_secs(1),
+        "retried after {:?}, asked for 1 s",
+        at[1] - at[0]
+    );
+    let (fake, base) = fake_http_with(&[503, 503], Some(3600)).await;
+    let n = notifier(&webhook(&base));
+    match n.deliver("ops", &page(None)).await {
+        Outcome::Failed { attempts, reason } => {
+            assert_eq!(attempts, 1);
+            assert!(reason.contains("retried after 3600 s"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(fake.received.lock().expect("lock").len(), 1);
 }
 
 /// A minimal SMTP server: answers each command, keeps each message.

@@ -15,6 +15,12 @@
 //! open (nobody acknowledged it) and for steps of the last
 //! [`MAX_PAGE_AGE_HOURS`] hours, so a paging consumer that was off does not
 //! page the past.
+//!
+//! A step whose message never reached ALERTS (the lifecycle stored a
+//! re-notification but could not publish it, or died in between) is found
+//! by the sweep ([`sweep`], every [`SWEEP_EVERY`]): open escalations whose
+//! latest paging step is older than the consumer's acknowledgement deadline
+//! and still misses an outcome are paged from the record.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,6 +46,8 @@ pub const CONCURRENT_PAGES: usize = 16;
 pub const MAX_PAGE_AGE_HOURS: i64 = 24;
 /// How often ended silences are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
+/// How often open escalations are swept for steps nobody paged.
+pub const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
 /// What one ALERTS message asks to page: escalation id and step.
 fn page_request(delivery: &Delivery) -> Result<Option<(String, u32)>, ApiError> {
@@ -189,6 +197,59 @@ pub async fn page(
     Ok(())
 }
 
+/// Pages the steps that were never paged: for every open escalation, its
+/// latest paging step (the opening or the last re-notification) when it is
+/// older than `settled` (by then the ALERTS message, if it was published,
+/// has been paged and its outcomes recorded) and younger than
+/// [`MAX_PAGE_AGE_HOURS`], to the receivers with no outcome yet. Returns
+/// how many steps it paged.
+pub async fn sweep(
+    lifecycle: &Lifecycle,
+    notifier: &Notifier,
+    registry: &Registry,
+    settled: Duration,
+) -> Result<usize, ApiError> {
+    let now = Utc::now();
+    let settled = chrono::TimeDelta::from_std(settled).unwrap_or(chrono::TimeDelta::MAX);
+    let mut paged = 0;
+    for record in lifecycle.store().open_escalations().await? {
+        if record.status() != posbon_model::EscalationStatus::Open {
+            continue;
+        }
+        let Some((index, step)) = record
+            .history
+            .iter()
+            .enumerate()
+            .rev()
+            .find(|(_, s)| matches!(s.kind, AuditKind::Opened | AuditKind::Renotify))
+        else {
+            continue;
+        };
+        let age = now - step.at;
+        if age < settled || age > chrono::TimeDelta::hours(MAX_PAGE_AGE_HOURS) {
+            continue;
+        }
+        let number = u32::try_from(index + 1).unwrap_or(u32::MAX);
+        let Some(tier) = record.paging_step(number) else {
+            continue;
+        };
+        let missing = notifier
+            .receivers_for(&record.escalation, tier)
+            .into_iter()
+            .any(|r| !record.delivery_recorded(number, r));
+        if missing {
+            tracing::warn!(
+                escalation = %record.escalation.id,
+                step = number,
+                "a paging step was never paged from ALERTS: paging it from the record"
+            );
+            page(lifecycle, notifier, registry, &record.escalation.id, number).await?;
+            paged += 1;
+        }
+    }
+    Ok(paged)
+}
+
 /// Publishes a page that could not be delivered on `posbon.dlq.notify`.
 async fn dead_letter(
     lifecycle: &Lifecycle,
@@ -255,6 +316,11 @@ pub async fn run(
     let mut running = tokio::task::JoinSet::new();
     let mut prune = tokio::time::interval(PRUNE_EVERY);
     prune.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The consumer's acknowledgement deadline and a margin: a step older
+    // than this that still misses an outcome was never on ALERTS.
+    let settled = notifier.worst_case() + Duration::from_secs(60);
+    let mut sweeps = tokio::time::interval(SWEEP_EVERY);
+    sweeps.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     while !shutdown.is_cancelled() {
         while running.try_join_next().is_some() {}
         if running.len() >= CONCURRENT_PAGES {
@@ -270,6 +336,12 @@ pub async fn run(
             _ = prune.tick() => {
                 if let Err(err) = crate::silences::prune(lifecycle.store(), Utc::now()).await {
                     tracing::warn!(error = %err, "pruning ended silences failed");
+                }
+                continue;
+            }
+            _ = sweeps.tick() => {
+                if let Err(err) = sweep(&lifecycle, &notifier, &registry, settled).await {
+                    tracing::warn!(error = %err, "sweeping for unpaged steps failed");
                 }
                 continue;
             }

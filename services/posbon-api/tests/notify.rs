@@ -551,3 +551,51 @@ async fn answer_id(p: &Paging, scope: &[ScopeItem]) -> String {
         .await;
     list[0]["id"].as_str().expect("id").to_owned()
 }
+
+/// A re-notification stored but never published on ALERTS (the lifecycle
+/// gave up, or died between storing and publishing) is paged by the sweep.
+#[tokio::test]
+async fn a_step_never_published_is_paged_by_the_sweep() {
+    let (received, base) = hooks().await;
+    let p = paging(&base, 3600).await;
+    let e = escalation(9, 1, RiskLevel::High, vec![]);
+    p.publish(&e).await;
+    let mut r = p
+        .wait(&e.id, |r| !deliveries(r, AuditKind::Notified).is_empty())
+        .await;
+    // The district tier's step, written straight to the store: no message.
+    assert!(r.renotify_if_due(Utc::now(), chrono::TimeDelta::zero()));
+    // Made ten minutes ago, long enough for its message to have been paged.
+    if let Some(last) = r.history.last_mut() {
+        last.at = Utc::now() - chrono::TimeDelta::minutes(10);
+    }
+    p.store.put_escalation(&r).await.expect("put");
+    let step = u32::try_from(r.history.len()).expect("steps");
+    let notifier = p.state.notifier.clone().expect("notifier");
+    let lifecycle = &p.state.lifecycle;
+    // Too recent for the sweep: the message may still be on its way.
+    let paged =
+        posbon_api::notify::sweep(lifecycle, &notifier, &registry(), Duration::from_secs(3600))
+            .await
+            .expect("sweep");
+    assert_eq!(paged, 0);
+    let paged =
+        posbon_api::notify::sweep(lifecycle, &notifier, &registry(), Duration::from_secs(60))
+            .await
+            .expect("sweep");
+    assert_eq!(paged, 1);
+    let r = p
+        .wait(&e.id, |r| {
+            deliveries(r, AuditKind::Notified).contains(&("district".to_owned(), step))
+        })
+        .await;
+    assert!(deliveries(&r, AuditKind::Notified).contains(&("ops".to_owned(), step)));
+    // Swept again: every receiver has its outcome, nothing is paged twice.
+    let before = received.lock().expect("lock").len();
+    let paged =
+        posbon_api::notify::sweep(lifecycle, &notifier, &registry(), Duration::from_secs(60))
+            .await
+            .expect("sweep");
+    assert_eq!(paged, 0);
+    assert_eq!(received.lock().expect("lock").len(), before);
+}

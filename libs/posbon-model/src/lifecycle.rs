@@ -310,14 +310,26 @@ impl EscalationRecord {
         )
     }
 
-    /// The actions its status allows now, in the order of
-    /// [`EscalationAction::ALL`] (none once it is closed). What a given
-    /// person may do also depends on their permission and scope.
+    /// The actions its status and history allow now, in the order of
+    /// [`EscalationAction::ALL`] (none once it is closed; only closing ones
+    /// when the history has room for one step). What a given person may do
+    /// also depends on their permission and scope, and assigning to whoever
+    /// has it already is refused.
     pub fn allowed_actions(&self) -> Vec<EscalationAction> {
+        let full = self.history.len() >= MAX_HISTORY - 1;
         EscalationAction::ALL
             .iter()
             .copied()
-            .filter(|a| next_status(self.status(), *a).is_ok())
+            .filter(|a| match next_status(self.status(), *a) {
+                Ok(next) => {
+                    !full
+                        || matches!(
+                            next,
+                            EscalationStatus::Resolved | EscalationStatus::FalseAlarm
+                        )
+                }
+                Err(_) => false,
+            })
             .collect()
     }
 
@@ -569,7 +581,8 @@ pub(crate) mod tests {
         assert_eq!(r, before);
     }
 
-    /// What `allowed_actions` offers is exactly what `apply` accepts.
+    /// What `allowed_actions` offers is what `apply` accepts (assigning to
+    /// whoever has it already aside).
     #[test]
     fn allowed_actions_follow_the_rule() {
         use EscalationAction as A;
@@ -650,6 +663,11 @@ pub(crate) mod tests {
             "{err}"
         );
         assert_eq!(r.history.len(), MAX_HISTORY - 1);
+        assert_eq!(
+            r.allowed_actions(),
+            [EscalationAction::Resolve, EscalationAction::FalseAlarm],
+            "only closing is offered"
+        );
         r.apply(EscalationAction::Resolve, &req("op"), t0)
             .expect("closing stays possible");
         assert_eq!(r.history.len(), MAX_HISTORY);

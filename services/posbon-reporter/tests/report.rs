@@ -456,7 +456,8 @@ async fn views_and_http() {
         .await
         .expect("token");
     let app = posbon_testkit::http::as_bearer(
-        posbon_reporter::http::router(Arc::clone(&reporter), None, auth.clone()).into_router(auth),
+        posbon_reporter::http::router(Arc::clone(&reporter), None, auth.clone())
+            .into_router(auth.clone()),
         &token,
     );
     let get = |uri: &str, accept: &str| {
@@ -651,12 +652,28 @@ async fn views_and_http() {
             StatusCode::NOT_FOUND,
             "no scope region:nowhere",
         ),
+        (
+            "/v1/reports/daily/mahallas?date=2026-05-02&scope=unassigned",
+            StatusCode::BAD_REQUEST,
+            "has no mahallas",
+        ),
     ] {
         let r = app.clone().oneshot(get(uri, "*/*")).await.expect("call");
         assert_eq!(r.status(), status, "{uri}");
         let text = body(r).await;
         assert!(text.contains(want), "{uri}: {text}");
     }
+    // Every read of the mahallas is in the audit log, refusals too.
+    let records = auth.audit().list(0, 1000).await.expect("audit");
+    let reads: Vec<&str> = records
+        .iter()
+        .filter(|r| r.action == "report_mahallas")
+        .map(|r| r.outcome.as_str())
+        .collect();
+    assert_eq!(
+        reads,
+        ["ok", "ok", "refused", "refused", "refused", "refused"]
+    );
 }
 
 #[test]

@@ -151,6 +151,21 @@ async fn standalone_escalates_acknowledges_and_stops_cleanly() {
     // Without a token nothing is answered.
     let r = get(running.port, "/v1/escalations").await.expect("get");
     assert_eq!(r.status, 401, "{}", r.text());
+    // Readiness names the registry the process shares with its store.
+    let r = get(running.port, "/readyz").await.expect("readyz");
+    let ready: Value = serde_json::from_slice(&r.body).expect("json");
+    let registry = ready["checks"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["name"] == "registry"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(registry["ready"], true, "{ready}");
+    assert!(
+        registry["value"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("sha256:") && v.ends_with("mahallas)")),
+        "{ready}"
+    );
 
     // Three drug-handoff alerts at one corner within minutes: the cluster rule.
     let now = Utc::now();

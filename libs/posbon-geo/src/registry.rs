@@ -9,6 +9,7 @@ use geo::{BooleanOps, BoundingRect, ChamberlainDuquetteArea, Coord, InteriorPoin
 use h3o::geom::{ContainmentMode, TilerBuilder};
 use h3o::{CellIndex, LatLng, Resolution};
 use serde_json::{Map, Value};
+use sha2::{Digest as _, Sha256};
 
 use crate::error::{GeoError, RegistryError};
 use crate::geojson::{FeatureRecord, read_features};
@@ -132,6 +133,7 @@ pub struct Registry {
     candidates: Vec<Candidate>,
     coverage: Vec<OnceLock<Vec<CellIndex>>>,
     stats: RegistryStats,
+    digest: String,
 }
 
 /// Figures about a loaded registry.
@@ -161,7 +163,16 @@ impl Registry {
     /// Loads a registry from GeoJSON bytes (see `schemas/mahalla-registry.md`).
     pub fn from_geojson(bytes: &[u8], options: &RegistryOptions) -> Result<Self, RegistryError> {
         let features = read_features(bytes)?;
-        Self::from_records(features, options)
+        let mut registry = Self::from_records(features, options)?;
+        registry.digest = format!("sha256:{}", hex::encode(Sha256::digest(bytes)));
+        Ok(registry)
+    }
+
+    /// `sha256:<hex>` of the GeoJSON it was read from: services that load
+    /// the same file agree on it, so they can check that they agree on the
+    /// mahallas (`posbon_service::registry`).
+    pub fn digest(&self) -> &str {
+        &self.digest
     }
 
     /// Loads a registry from a GeoJSON file.
@@ -293,6 +304,7 @@ impl Registry {
             candidates,
             coverage,
             stats,
+            digest: String::new(),
         })
     }
 

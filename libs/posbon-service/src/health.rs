@@ -21,6 +21,9 @@ pub struct Readiness {
     /// Why not, when not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// What was found, when it is worth showing (the registry's digest).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
 }
 
 /// A dependency that `/readyz` checks (NATS streams, the store, ...).
@@ -64,6 +67,7 @@ where
             name: self.name.to_owned(),
             ready: outcome.is_ok(),
             detail: outcome.err(),
+            value: None,
         }
     }
 }
@@ -164,6 +168,7 @@ mod tests {
                 name: "fixed".into(),
                 ready: self.0,
                 detail: (!self.0).then(|| "down".into()),
+                value: None,
             }
         }
     }

@@ -20,6 +20,7 @@ mod health;
 
 pub mod client;
 pub mod http;
+pub mod registry;
 pub use config::{ConfigError, load_config};
 pub use health::{FnCheck, Health, Readiness, ReadinessCheck};
 

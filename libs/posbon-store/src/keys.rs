@@ -10,6 +10,7 @@
 //! | `x` | `x` · ... | escalation records and source precision ([`crate::escalations`]) |
 //! | `r` | `r` · kind · ... | report documents ([`crate::reports`]) |
 //! | `w` | `w` · hour (8 B) | write mark: a token that changes with every write of events in that hour |
+//! | `g` | `g` | the mahalla registry the services share: its digest ([`crate::registry`]) |
 //!
 //! *cell* is the event's H3 index at the storage resolution as a big-endian
 //! `u64`; *time* is `occurred_at` in microseconds since the Unix epoch (UTC)
@@ -52,6 +53,9 @@ pub const WRITE_MARK: u8 = b'w';
 pub const IDENTITY: u8 = b'u';
 /// Prefix of the audit log (`posbon-auth`): records by sequence, and its head.
 pub const AUDIT: u8 = b'a';
+/// Prefix of the record of the mahalla registry the services share
+/// ([`crate::registry`]).
+pub const REGISTRY: u8 = b'g';
 
 /// Microseconds in one hour: the granularity of the write marks.
 pub const HOUR_MICROS: i64 = 3_600_000_000;

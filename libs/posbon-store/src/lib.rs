@@ -113,6 +113,7 @@ mod ext;
 pub mod keys;
 mod memory;
 pub mod pseudonyms;
+pub mod registry;
 pub mod reports;
 pub mod retention;
 mod store;
@@ -130,6 +131,7 @@ pub use ext::{
 };
 pub use keys::checkpoint_key;
 pub use memory::MemoryStore;
+pub use registry::{RegistryRecord, RegistryStoreExt};
 pub use reports::ReportStoreExt;
 pub use store::{
     EventStore, KvPair, MAX_KEY_BYTES, MAX_VALUE_BYTES, Store, check_key, normalize_batch,

@@ -68,7 +68,7 @@ pub struct ApiConfig {
     pub http: posbon_service::http::HttpConfig,
     /// NATS server URLs.
     pub nats_urls: Vec<String>,
-    /// Mahalla registry (GeoJSON). Empty: the simulated Tashkent registry.
+    /// Mahalla registry (GeoJSON). Required by the service binaries: every service of a deployment loads the same file (`posbon_service::registry`); the library entry points take a loaded registry.
     #[serde(default)]
     pub registry: Option<std::path::PathBuf>,
     /// Seconds after which an unacknowledged escalation is re-notified one tier up.
@@ -283,9 +283,11 @@ pub fn routes(state: Arc<ApiState>) -> Guarded {
     )
 }
 
-/// Readiness checks of the API: NATS and the store.
-pub fn health(metrics: &Metrics, bus: Arc<dyn Bus>, store: Store) -> Health {
+/// Readiness checks of the API: NATS, the store, and the registry it shares
+/// with the deployment.
+pub fn health(metrics: &Metrics, bus: Arc<dyn Bus>, store: Store, registry: &Registry) -> Health {
     Health::new(metrics.clone())
+        .with_check(posbon_service::registry::readiness(store.clone(), registry))
         .with_check(FnCheck::new("nats", move || {
             let bus = bus.clone();
             async move { bus.health().await.map_err(|e| e.to_string()) }
@@ -355,6 +357,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     bus.ensure_streams(&default_streams()).await?;
+    posbon_service::registry::join(&*store, &registry, "posbon-api").await?;
     let auth = parts.auth.clone();
     let listen = config.listen.clone();
     let http = config.http.clone();
@@ -369,7 +372,7 @@ pub async fn run(
     )?;
     let listener = tokio::net::TcpListener::bind(&listen).await?;
     auth.bootstrap(listener.local_addr()?).await?;
-    let app = health(&metrics, bus, store)
+    let app = health(&metrics, bus, store, &state.registry)
         .guarded()
         .merge(posbon_auth::http::identity_routes(auth.clone()))
         .merge(routes(state.clone()))

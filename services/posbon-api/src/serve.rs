@@ -51,7 +51,10 @@ pub fn load_config(file: Option<&Path>) -> anyhow::Result<FileConfig> {
 /// `shutdown`.
 pub async fn serve(config: FileConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
     let api = config.api;
-    let registry = Arc::new(posbon_sim::load_registry(api.registry.as_deref())?);
+    let registry = Arc::new(posbon_service::registry::require(
+        api.registry.as_deref(),
+        "api",
+    )?);
     let metrics = Metrics::new();
     let store = open_store_with_metrics(&config.store, &metrics)
         .await

@@ -96,7 +96,7 @@ pub struct EscalatorConfig {
     pub http: posbon_service::http::HttpConfig,
     /// NATS server URLs.
     pub nats_urls: Vec<String>,
-    /// Mahalla registry (GeoJSON). Empty: the simulated Tashkent registry.
+    /// Mahalla registry (GeoJSON). Required by the service binaries: every service of a deployment loads the same file (`posbon_service::registry`); the library entry points take a loaded registry.
     #[serde(default)]
     pub registry: Option<std::path::PathBuf>,
     /// This instance's shard.
@@ -775,7 +775,12 @@ pub async fn run(
     config.validate()?;
     risk.validate()?;
     bus.ensure_streams(&default_streams()).await?;
+    posbon_service::registry::join(&*store, &registry, "posbon-escalator").await?;
     let health = Health::new(metrics.clone())
+        .with_check(posbon_service::registry::readiness(
+            store.clone(),
+            &registry,
+        ))
         .with_check(FnCheck::new("nats", {
             let bus = bus.clone();
             move || {

@@ -47,7 +47,10 @@ pub fn load_config(file: Option<&Path>) -> anyhow::Result<FileConfig> {
 /// `shutdown`.
 pub async fn serve(config: FileConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
     let escalator = config.escalator;
-    let registry = Arc::new(posbon_sim::load_registry(escalator.registry.as_deref())?);
+    let registry = Arc::new(posbon_service::registry::require(
+        escalator.registry.as_deref(),
+        "escalator",
+    )?);
     let metrics = Metrics::new();
     let store = open_store_with_metrics(&config.store, &metrics)
         .await

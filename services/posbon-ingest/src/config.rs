@@ -40,7 +40,7 @@ pub struct IngestConfig {
     pub http: posbon_service::http::HttpConfig,
     /// NATS server URLs; several for a cluster.
     pub nats_urls: Vec<String>,
-    /// Mahalla registry (GeoJSON). Empty: the simulated Tashkent registry.
+    /// Mahalla registry (GeoJSON). Required by the service binaries: every service of a deployment loads the same file (`posbon_service::registry`); the library entry points take a loaded registry.
     #[serde(default)]
     pub registry: Option<PathBuf>,
     /// Largest single event in bytes.

@@ -59,13 +59,30 @@ pub async fn run(
     auth: Arc<Auth>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    run_with(config, bus, registry, metrics, auth, Vec::new(), shutdown).await
+}
+
+/// [`run`] with more `/readyz` checks (the shared registry's, from
+/// [`crate::serve`], which has the store).
+pub async fn run_with(
+    config: IngestConfig,
+    bus: Arc<dyn Bus>,
+    registry: Arc<Registry>,
+    metrics: Metrics,
+    auth: Arc<Auth>,
+    checks: Vec<Arc<dyn posbon_service::ReadinessCheck>>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     bus.ensure_streams(&default_streams()).await?;
     let ingest = build(&config, bus.clone(), registry, &metrics)?;
     let ready_bus = bus.clone();
-    let health = Health::new(metrics.clone()).with_check(FnCheck::new("nats", move || {
+    let mut health = Health::new(metrics.clone()).with_check(FnCheck::new("nats", move || {
         let bus = ready_bus.clone();
         async move { bus.health().await.map_err(|e| e.to_string()) }
     }));
+    for check in checks {
+        health = health.with_check(check);
+    }
     let app = health
         .guarded()
         .merge(routes(ingest.clone(), &config))

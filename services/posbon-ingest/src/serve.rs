@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use posbon_bus::{Bus, NatsBus};
-use posbon_geo::Registry;
 use posbon_telemetry::Metrics;
 use tokio_util::sync::CancellationToken;
 
@@ -18,22 +17,14 @@ pub fn load_config(file: Option<&Path>) -> anyhow::Result<FileConfig> {
     Ok(posbon_service::load_config(DEFAULTS, file)?)
 }
 
-/// The mahalla registry at `path`, or the simulated Tashkent registry when
-/// none is configured ([`posbon_sim::load_registry`]).
-pub fn load_registry(path: Option<&Path>) -> anyhow::Result<Registry> {
-    Ok(posbon_sim::load_registry(path)?)
-}
-
 /// Connects to NATS, loads the registry and runs ingest until `shutdown`.
 /// Telemetry must be initialised before (metrics are created here).
 pub async fn serve(config: FileConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
     let ingest = config.ingest;
-    let registry = Arc::new(load_registry(ingest.registry.as_deref())?);
-    tracing::info!(
-        mahallas = registry.mahallas().len(),
-        districts = registry.districts().len(),
-        "mahalla registry loaded"
-    );
+    let registry = Arc::new(posbon_service::registry::require(
+        ingest.registry.as_deref(),
+        "ingest",
+    )?);
     let bus: Arc<dyn Bus> = Arc::new(
         NatsBus::connect(
             ingest.nats_urls.clone(),
@@ -53,6 +44,17 @@ pub async fn serve(config: FileConfig, shutdown: CancellationToken) -> anyhow::R
         })?;
     let mut auth_config = config.auth;
     ingest.http.apply_to(&mut auth_config);
+    posbon_service::registry::join(&*store, &registry, "posbon-ingest").await?;
+    let registry_check = posbon_service::registry::readiness(store.clone(), &registry);
     let auth = posbon_auth::Auth::new(store, registry.clone(), auth_config)?;
-    crate::run::run(ingest, bus, registry, metrics, auth, shutdown).await
+    crate::run::run_with(
+        ingest,
+        bus,
+        registry,
+        metrics,
+        auth,
+        vec![registry_check],
+        shutdown,
+    )
+    .await
 }

@@ -115,7 +115,7 @@ pub struct ReporterConfig {
     pub http: posbon_service::http::HttpConfig,
     /// NATS server URLs; several for a cluster.
     pub nats_urls: Vec<String>,
-    /// Mahalla registry (GeoJSON). Empty: the simulated Tashkent registry.
+    /// Mahalla registry (GeoJSON). Required by the service binaries: every service of a deployment loads the same file (`posbon_service::registry`); the library entry points take a loaded registry.
     #[serde(default)]
     pub registry: Option<PathBuf>,
     /// Seconds after local midnight the report of the day that ended is
@@ -434,6 +434,8 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let m = ReporterMetrics::new(&metrics)?;
+    posbon_service::registry::join(&*store, &registry, "posbon-reporter").await?;
+    let registry_check = posbon_service::registry::readiness(store.clone(), &registry);
     let reporter = Arc::new(
         Reporter::new(store.clone(), registry, config.sql.clone())?
             .with_small_count_min(config.small_count_min)
@@ -441,6 +443,7 @@ pub async fn run(
     );
     let (ready_bus, ready_store) = (bus.clone(), store.clone());
     let health = Health::new(metrics.clone())
+        .with_check(registry_check)
         .with_check(FnCheck::new("nats", move || {
             let bus = ready_bus.clone();
             async move { bus.health().await.map_err(|e| e.to_string()) }

@@ -27,7 +27,10 @@ pub fn load_config(file: Option<&Path>) -> anyhow::Result<FileConfig> {
 /// service.
 pub async fn serve(config: FileConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
     let reporter = config.reporter;
-    let registry = Arc::new(posbon_sim::load_registry(reporter.registry.as_deref())?);
+    let registry = Arc::new(posbon_service::registry::require(
+        reporter.registry.as_deref(),
+        "reporter",
+    )?);
     let metrics = Metrics::new();
     let store = open_store_with_metrics(&config.store, &metrics)
         .await

@@ -318,6 +318,9 @@ pub async fn run(
     let store: Store = posbon_store::open_store_with_metrics(&config.store, &metrics)
         .await
         .with_context(|| format!("cannot open the store ({})", config.store.describe()))?;
+    // One process is the whole deployment: its registry is the deployment's
+    // (`posbon mahallas load` installs a new one for the next start).
+    posbon_service::registry::adopt(&*store, &registry, "posbon standalone").await?;
     let bus: Arc<dyn Bus> = if config.standalone.nats_urls.is_empty() {
         Arc::new(MemoryBus::new())
     } else {
@@ -362,7 +365,7 @@ pub async fn run(
         .with_difficult_rule(config.reporter.difficult.clone())?,
     );
     let app = Served {
-        health: posbon_api::health(&metrics, bus.clone(), store.clone()),
+        health: posbon_api::health(&metrics, bus.clone(), store.clone(), &registry),
         auth: auth.clone(),
         ingest: ingest.clone(),
         ingest_config: config.ingest.clone(),

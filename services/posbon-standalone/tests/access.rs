@@ -166,7 +166,7 @@ async fn world() -> World {
         .await
         .expect("report");
     let guarded = posbon_standalone::Served {
-        health: posbon_api::health(&metrics, bus.clone(), store.clone()),
+        health: posbon_api::health(&metrics, bus.clone(), store.clone(), &registry),
         auth: auth.clone(),
         ingest,
         ingest_config: config.ingest.clone(),

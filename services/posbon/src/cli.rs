@@ -235,6 +235,24 @@ pub(crate) enum MahallasCommand {
         after_help = "The registry is checked as every service checks it (geometry, overlaps, hierarchy), then\ncopied to DATA/mahallas.geojson, which `posbon standalone --data DATA` uses from its next\nstart. Examples:\n  posbon mahallas load uzbekistan.geojson --data /var/lib/posbon\n  posbon mahallas load draft.geojson --check"
     )]
     Load(MahallasLoadArgs),
+    /// Make a registry the one every service of a deployment must load.
+    #[command(
+        after_help = "Each service records the digest of its registry in the store at its first start and refuses
+to start with another. To change the registry of a deployment: stop every service, adopt the
+new file, then start them all with it. Example:
+  posbon mahallas adopt uzbekistan.geojson --store tikv:10.0.0.5:2379"
+    )]
+    Adopt(MahallasAdoptArgs),
+}
+
+/// `posbon mahallas adopt`.
+#[derive(Debug, Args)]
+pub(crate) struct MahallasAdoptArgs {
+    /// Registry GeoJSON.
+    pub(crate) file: PathBuf,
+    /// The store: embedded:PATH or tikv:PD_ENDPOINT[,PD_ENDPOINT...].
+    #[arg(long)]
+    pub(crate) store: String,
 }
 
 /// `posbon mahallas load`.

@@ -46,6 +46,7 @@ fn main() -> ExitCode {
         },
         Command::Mahallas(args) => match args.what {
             cli::MahallasCommand::Load(a) => ops::mahallas_load(a),
+            cli::MahallasCommand::Adopt(a) => ops::mahallas_adopt(a),
         },
         Command::Store(args) => match args.what {
             cli::StoreCommand::Copy(a) => ops::store_copy(a, cli.quiet),

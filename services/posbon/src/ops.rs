@@ -12,8 +12,8 @@ use posbon_service::client::{ClientError, Endpoint, EventSource, get, request};
 use serde_json::Value;
 
 use crate::cli::{
-    ApiTarget, MahallasLoadArgs, ReplayArgs, ReportDailyArgs, SqlArgs, StoreCopyArgs,
-    StorePruneArgs, StoreRekeyArgs, TailAlertsArgs,
+    ApiTarget, MahallasAdoptArgs, MahallasLoadArgs, ReplayArgs, ReportDailyArgs, SqlArgs,
+    StoreCopyArgs, StorePruneArgs, StoreRekeyArgs, TailAlertsArgs,
 };
 
 /// Exit code of `replay` when some lines were rejected.
@@ -388,7 +388,9 @@ pub(crate) fn replay(args: ReplayArgs, quiet: bool) -> anyhow::Result<u8> {
 /// standalone` uses when no `--registry` is given.
 pub(crate) fn mahallas_load(args: MahallasLoadArgs) -> anyhow::Result<()> {
     let started = Instant::now();
-    let registry = posbon_sim::load_registry(Some(&args.file))?;
+    let registry =
+        posbon_geo::Registry::from_path(&args.file, &posbon_geo::RegistryOptions::default())
+            .with_context(|| format!("cannot load the mahalla registry {}", args.file.display()))?;
     let stats = registry.stats();
     println!(
         "{}",
@@ -422,6 +424,32 @@ pub(crate) fn mahallas_load(args: MahallasLoadArgs) -> anyhow::Result<()> {
             &[
                 ("target", &target.display()),
                 ("data", &args.data.display())
+            ]
+        )
+    );
+    Ok(())
+}
+
+/// `posbon mahallas adopt`: records a registry as the deployment's, so that
+/// services started with it join and those with the old one refuse.
+pub(crate) fn mahallas_adopt(args: MahallasAdoptArgs) -> anyhow::Result<()> {
+    let registry =
+        posbon_geo::Registry::from_path(&args.file, &posbon_geo::RegistryOptions::default())
+            .with_context(|| format!("cannot load the mahalla registry {}", args.file.display()))?;
+    let config = store_config(&args.store)?;
+    runtime()?.block_on(async {
+        let store = posbon_store::open_store(&config)
+            .await
+            .with_context(|| format!("cannot open {}", config.describe()))?;
+        posbon_service::registry::adopt(&*store, &registry, "posbon mahallas adopt").await
+    })?;
+    println!(
+        "{}",
+        say(
+            "cli.registry_adopted",
+            &[
+                ("digest", &registry.digest()),
+                ("mahallas", &registry.mahallas().len()),
             ]
         )
     );

@@ -126,6 +126,25 @@ fn simulate_city_then_events_over_it() {
         serde_json::from_slice(&std::fs::read(&city).expect("read")).expect("json");
     assert_eq!(doc["features"].as_array().map(Vec::len), Some(120));
 
+    // The registry of a deployment: adopted into a store, named by digest.
+    let store = format!("embedded:{}", dir.path().join("store").display());
+    let out = posbon()
+        .args(["mahallas", "adopt"])
+        .arg(&city)
+        .args(["--store", &store])
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("sha256:") && said.contains("120 mahallas"),
+        "{said}"
+    );
+
     let run = |name: &str| {
         let path = dir.path().join(name);
         let out = posbon()

@@ -59,6 +59,7 @@
 //! counts subject, headers and payload only, and header order is preserved (NATS groups
 //! values by name).
 
+#[cfg(any(test, feature = "testing"))]
 pub mod conformance;
 mod error;
 pub mod headers;

@@ -104,6 +104,7 @@
 
 pub mod codec;
 mod config;
+#[cfg(any(test, feature = "testing"))]
 pub mod conformance;
 mod copy;
 mod embedded;

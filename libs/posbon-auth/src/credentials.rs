@@ -91,6 +91,7 @@ impl Auth {
         &self,
         name: &str,
         password: &str,
+        client: Option<std::net::IpAddr>,
         now: DateTime<Utc>,
     ) -> Result<Caller, Refused> {
         if password.starts_with(TOKEN_PREFIX)
@@ -98,7 +99,7 @@ impl Auth {
         {
             return self.caller_of_token(password, now).await;
         }
-        match self.identities.login(name, password, now).await {
+        match self.login_from(name, password, client, now).await {
             Ok(Ok(user)) => Ok(Caller {
                 scope: self.scope_of(&user.scope)?,
                 name: user.name,
@@ -108,9 +109,34 @@ impl Auth {
             Ok(Err(LoginFailure::Invalid)) => Err(Refused::Invalid(
                 "the user name or password is not valid".into(),
             )),
-            Ok(Err(LoginFailure::Throttled(wait))) => Err(Refused::Throttled(wait)),
+            Ok(Err(LoginFailure::Throttled(wait) | LoginFailure::AddressThrottled(wait))) => {
+                Err(Refused::Throttled(wait))
+            }
             Err(e) => Err(Refused::Unavailable(e)),
         }
+    }
+
+    /// A password login from `client` (when known): refused unread while
+    /// the address has used up its failed logins ([`crate::throttle`]),
+    /// otherwise [`crate::identities::Identities::login`], a failure counted
+    /// against the address as well.
+    pub async fn login_from(
+        &self,
+        name: &str,
+        password: &str,
+        client: Option<std::net::IpAddr>,
+        now: DateTime<Utc>,
+    ) -> Result<Result<crate::identities::UserRecord, LoginFailure>, IdentityError> {
+        if let Some(wait) =
+            client.and_then(|c| self.address_throttle.wait(c, std::time::Instant::now()))
+        {
+            return Ok(Err(LoginFailure::AddressThrottled(wait)));
+        }
+        let outcome = self.identities.login(name, password, now).await;
+        if let (Some(c), Ok(Err(LoginFailure::Invalid))) = (client, &outcome) {
+            self.address_throttle.failed(c, std::time::Instant::now());
+        }
+        outcome
     }
 
     /// Whether `caller`'s credential still holds at `now`: its token is not

@@ -846,12 +846,22 @@ struct LoginRequest {
     password: String,
 }
 
-async fn login(State(auth): State<Arc<Auth>>, body: axum::body::Bytes) -> Response {
+async fn login(
+    State(auth): State<Arc<Auth>>,
+    peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
     let request: LoginRequest = match json_body(&body, "{\"name\": \"...\", \"password\": \"...\"}")
     {
         Ok(r) => r,
         Err(r) => return r,
     };
+    let client = crate::throttle::client_address(
+        peer.map(|p| (p.0).0),
+        &headers,
+        &auth.config.trusted_proxies,
+    );
     // Anybody can fail a login: the name typed is detail, never the actor.
     let failed = |detail: &'static str| AuditEntry {
         actor: "anonymous".to_owned(),
@@ -862,11 +872,23 @@ async fn login(State(auth): State<Arc<Auth>>, body: axum::body::Bytes) -> Respon
         detail: json!({ "reason": detail, "name": request.name.chars().take(64).collect::<String>() }),
     };
     match auth
-        .identities
-        .login(&request.name, &request.password, Utc::now())
+        .login_from(&request.name, &request.password, client, Utc::now())
         .await
     {
         Err(e) => unavailable(&e),
+        Ok(Err(LoginFailure::AddressThrottled(wait))) => {
+            auth.audit.record(failed("throttled address")).await;
+            let secs = wait.as_secs().max(1);
+            let mut response = error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_attempts",
+                &format!("too many failed logins from your address: try again in {secs} s"),
+            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            response
+        }
         Ok(Err(LoginFailure::Invalid)) => {
             auth.audit.record(failed("wrong name or password")).await;
             error(

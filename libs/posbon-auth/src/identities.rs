@@ -178,6 +178,9 @@ pub enum LoginFailure {
     Invalid,
     /// Too many failures: try again after this long.
     Throttled(Duration),
+    /// Too many failures from the client's address ([`crate::throttle`]):
+    /// its password was not looked at; try again after this long.
+    AddressThrottled(Duration),
 }
 
 /// Limits of logins and sessions.

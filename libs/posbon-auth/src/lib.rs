@@ -22,6 +22,7 @@ pub mod oidc;
 pub mod role;
 pub mod scope;
 pub mod secret;
+pub mod throttle;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -99,6 +100,15 @@ pub struct AuthConfig {
     /// Consecutive failed logins before a user is locked (for a time that
     /// doubles with each further failure, up to 15 minutes).
     pub max_login_failures: u32,
+    /// Failed logins from one client address (an IPv6 /64) within
+    /// `login_address_window_secs` before its logins are refused unread
+    /// until the window ends ([`throttle`]).
+    pub max_login_failures_per_address: u32,
+    /// The window of `max_login_failures_per_address`, in seconds.
+    pub login_address_window_secs: u64,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (their own
+    /// address otherwise counts as the client's).
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     /// Host names (besides `localhost` and IP addresses) that requests may
     /// name in `Host`; anything else is refused (DNS rebinding).
     pub allowed_hosts: Vec<String>,
@@ -127,6 +137,9 @@ impl Default for AuthConfig {
         Self {
             session_hours: 12,
             max_login_failures: 5,
+            max_login_failures_per_address: 20,
+            login_address_window_secs: 600,
+            trusted_proxies: Vec::new(),
             allowed_hosts: Vec::new(),
             allowed_origins: Vec::new(),
             metrics_token_file: None,
@@ -141,6 +154,7 @@ impl Default for AuthConfig {
 /// Identities, audit log and guard settings of one process.
 #[derive(Debug)]
 pub struct Auth {
+    address_throttle: throttle::AddressThrottle,
     identities: Identities,
     audit: AuditLog,
     /// `None` for services that serve only health and metrics.
@@ -180,6 +194,14 @@ impl Auth {
             config.max_login_failures >= 1,
             "auth.max_login_failures: must be at least 1"
         );
+        anyhow::ensure!(
+            config.max_login_failures_per_address >= 1,
+            "auth.max_login_failures_per_address: must be at least 1"
+        );
+        anyhow::ensure!(
+            (1..=86_400).contains(&config.login_address_window_secs),
+            "auth.login_address_window_secs: must be 1..=86400"
+        );
         let metrics_token = match &config.metrics_token_file {
             Some(path) if !path.as_os_str().is_empty() => Some(
                 secret::read_secret_file(path)
@@ -192,7 +214,12 @@ impl Auth {
             max_failures: config.max_login_failures,
             session: Duration::from_secs(config.session_hours * 3600),
         };
+        let address_throttle = throttle::AddressThrottle::new(
+            config.max_login_failures_per_address,
+            Duration::from_secs(config.login_address_window_secs),
+        );
         Ok(Arc::new(Self {
+            address_throttle,
             identities: Identities::new(store.clone(), limits),
             audit: AuditLog::new(store),
             registry,

@@ -1070,3 +1070,107 @@ async fn audit_records_past_retention_go_and_the_rest_still_verifies() {
     log.prune_before(far).await.expect("prune");
     assert_eq!(log.list(0, 100).await.expect("list").len(), 1);
 }
+
+/// One client address trying many names is refused after its failures,
+/// before its passwords are checked; other addresses are not affected, and
+/// behind a trusted proxy the forwarded address counts.
+#[tokio::test]
+async fn failed_logins_are_limited_per_client_address() {
+    let config = AuthConfig {
+        max_login_failures_per_address: 3,
+        login_address_window_secs: 600,
+        trusted_proxies: vec!["10.0.0.2".parse().expect("ip")],
+        ..AuthConfig::default()
+    };
+    let auth = auth_over(Arc::new(MemoryStore::new()), config);
+    auth.identities()
+        .add_user("op", Role::Operator, vec![], "operator password")
+        .await
+        .expect("user");
+    let app = service(auth.clone());
+    let login = |from: &str, name: &str, password: &str, forwarded: Option<&str>| {
+        let mut request = Request::builder()
+            .method(Method::POST)
+            .uri("/v1/login")
+            .header(header::HOST, "127.0.0.1:8080")
+            .header(header::CONTENT_TYPE, "application/json");
+        if let Some(f) = forwarded {
+            request = request.header("x-forwarded-for", f);
+        }
+        let mut request = request
+            .body(Body::from(
+                json!({"name": name, "password": password}).to_string(),
+            ))
+            .expect("request");
+        let peer: std::net::SocketAddr = format!("{from}:40000").parse().expect("addr");
+        request
+            .extensions_mut()
+            .insert(axum::extract::ConnectInfo(peer));
+        request
+    };
+    // Three names, one wrong password each, from one address.
+    for name in ["a", "b", "c"] {
+        let (status, _, _) = send(&app, login("203.0.113.7", name, "guess", None)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    // Now even the right password is not looked at from there.
+    let (status, headers, body) =
+        send(&app, login("203.0.113.7", "op", "operator password", None)).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(body["code"], "too_many_attempts");
+    assert!(
+        body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("your address")),
+        "{body}"
+    );
+    let wait: u64 = headers[header::RETRY_AFTER]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("seconds");
+    assert!((590..=600).contains(&wait), "{wait}");
+    // Another address logs in; the user was never locked.
+    let (status, _, body) = send(&app, login("203.0.113.8", "op", "operator password", None)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // Behind the trusted proxy, each forwarded client counts for itself...
+    for name in ["a", "b", "c"] {
+        let (status, _, _) =
+            send(&app, login("10.0.0.2", name, "guess", Some("198.51.100.1"))).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let (status, _, _) = send(
+        &app,
+        login("10.0.0.2", "op", "operator password", Some("198.51.100.1")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    let (status, _, body) = send(
+        &app,
+        login("10.0.0.2", "op", "operator password", Some("198.51.100.2")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // ...and a client that is not a trusted proxy cannot pick its address.
+    let (status, _, _) = send(
+        &app,
+        login(
+            "203.0.113.7",
+            "op",
+            "operator password",
+            Some("198.51.100.3"),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    // Every refusal is in the audit log.
+    let refused = auth
+        .audit()
+        .list(0, 1000)
+        .await
+        .expect("audit")
+        .into_iter()
+        .filter(|r| r.action == "login_failed" && r.detail["reason"] == "throttled address")
+        .count();
+    assert_eq!(refused, 3);
+}

@@ -161,7 +161,7 @@ impl StartupHandler for Startup {
                 let peer = client.socket_addr();
                 let auth = &self.shared.auth;
                 let caller = match auth
-                    .caller_of_password(&user, &password.password, Utc::now())
+                    .caller_of_password(&user, &password.password, Some(peer.ip()), Utc::now())
                     .await
                 {
                     Ok(caller) => caller,

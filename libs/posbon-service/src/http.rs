@@ -415,7 +415,12 @@ pub async fn serve(
         };
         full_logged = false;
         let _ = tcp.set_nodelay(true);
-        let service = TowerToHyperService::new(app.clone());
+        // Handlers that count by client (failed logins) read the peer's
+        // address as axum's ConnectInfo.
+        let service = TowerToHyperService::new(tower_http::add_extension::AddExtension::new(
+            app.clone(),
+            axum::extract::ConnectInfo(peer),
+        ));
         let builder = builder.clone();
         let watcher = graceful.watcher();
         let tls = tls.clone();
@@ -464,10 +469,16 @@ pub async fn serve(
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// The application of one connection: the router, with the peer's address.
+type Connected = tower_http::add_extension::AddExtension<
+    Router,
+    axum::extract::ConnectInfo<std::net::SocketAddr>,
+>;
+
 async fn serve_io<I>(
     builder: &auto::Builder<TokioExecutor>,
     io: I,
-    service: TowerToHyperService<Router>,
+    service: TowerToHyperService<Connected>,
     watcher: hyper_util::server::graceful::Watcher,
 ) -> Result<(), BoxError>
 where

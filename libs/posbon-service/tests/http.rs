@@ -21,6 +21,14 @@ fn app() -> Router {
             "/echo",
             post(|body: axum::body::Bytes| async move { body.len().to_string() }),
         )
+        .route(
+            "/peer",
+            get(
+                |peer: axum::extract::ConnectInfo<std::net::SocketAddr>| async move {
+                    peer.0.ip().to_string()
+                },
+            ),
+        )
 }
 
 struct Server {
@@ -162,6 +170,18 @@ async fn plain_http_has_no_hsts() {
         .expect("answers");
     assert_eq!(r.status, 200);
     assert_eq!(r.header("strict-transport-security"), None);
+    server.stop().await;
+}
+
+/// Handlers see the client's address (what failed logins are counted by).
+#[tokio::test]
+async fn handlers_see_the_peers_address() {
+    let server = Server::start(HttpConfig::default()).await;
+    let r = client::get(Endpoint::local(server.port), "/peer")
+        .await
+        .expect("answers");
+    assert_eq!(r.status, 200);
+    assert_eq!(String::from_utf8_lossy(&r.body), "127.0.0.1");
     server.stop().await;
 }
 

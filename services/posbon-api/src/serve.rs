@@ -39,12 +39,47 @@ pub struct FileConfig {
     /// Pages to receivers (none unless routes are set).
     #[serde(default)]
     pub notify: posbon_notify::NotifyConfig,
+    /// How the daily reports the API serves are read and made on request
+    /// (`GET`/`POST /v1/reports/daily`): the reporter's own section, whose
+    /// `small_count_min`, `difficult` and `sql` must match the reporter
+    /// service's (its schedule and listener are not used here).
+    pub reporter: posbon_reporter::ReporterConfig,
+}
+
+/// The API's defaults and the reporter's (for `[reporter]`), in one TOML
+/// document.
+fn defaults() -> anyhow::Result<String> {
+    let mut all: toml::Table = toml::from_str(DEFAULTS).context("api defaults")?;
+    let reporter: toml::Table =
+        toml::from_str(posbon_reporter::DEFAULTS).context("reporter defaults")?;
+    for (section, value) in reporter {
+        if section == "reporter" {
+            all.entry(section).or_insert(value);
+        }
+    }
+    Ok(toml::to_string(&all)?)
 }
 
 /// Loads the configuration: embedded defaults, then `file`, then
 /// `POSBON__`-prefixed environment variables.
 pub fn load_config(file: Option<&Path>) -> anyhow::Result<FileConfig> {
-    Ok(posbon_service::load_config(DEFAULTS, file)?)
+    Ok(posbon_service::load_config(&defaults()?, file)?)
+}
+
+/// What the API serves for analysts besides its own routes: `POST /v1/sql`
+/// and the daily reports (read, and made on request), so that every part
+/// of the page works against the API alone.
+pub fn analyst_routes(
+    sql: Arc<posbon_sql::SqlEngine>,
+    reporter: Arc<posbon_reporter::Reporter>,
+    bus: Arc<dyn Bus>,
+    auth: Arc<posbon_auth::Auth>,
+) -> posbon_auth::Guarded {
+    posbon_sql::http::router(sql, auth.clone()).merge(posbon_reporter::http::router(
+        reporter,
+        Some(bus),
+        auth,
+    ))
 }
 
 /// Connects to NATS, opens the store, loads the registry and serves until
@@ -84,7 +119,16 @@ pub async fn serve(config: FileConfig, shutdown: CancellationToken) -> anyhow::R
         }
         None => None,
     };
-    let extra = posbon_sql::http::router(sql, auth.clone());
+    let reporter = Arc::new(
+        posbon_reporter::Reporter::new(
+            store.clone(),
+            registry.clone(),
+            config.reporter.sql.clone(),
+        )?
+        .with_small_count_min(config.reporter.small_count_min)
+        .with_difficult_rule(config.reporter.difficult.clone())?,
+    );
+    let extra = analyst_routes(sql, reporter, bus.clone(), auth.clone());
     let served = crate::run(
         api,
         bus,

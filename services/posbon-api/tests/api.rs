@@ -1045,3 +1045,85 @@ async fn the_pages_messages_in_each_language() {
         "{body}"
     );
 }
+
+/// The API alone serves what the page's report and SQL views need: the
+/// separate-services deployment has no other address for them.
+#[tokio::test]
+async fn the_api_serves_sql_and_reports() {
+    let config = posbon_api::serve::load_config(None).expect("defaults");
+    assert_eq!(
+        config.reporter.small_count_min, 3,
+        "the reporter's defaults"
+    );
+    let store: Store = Arc::new(MemoryStore::new());
+    let bus: Arc<dyn Bus> = Arc::new(MemoryBus::new());
+    let auth = posbon_auth::Auth::new(store.clone(), registry(), Default::default()).expect("auth");
+    let sql = Arc::new(
+        posbon_sql::SqlEngine::new(store.clone(), registry(), config.sql.clone()).expect("sql"),
+    );
+    let reporter = Arc::new(
+        posbon_reporter::Reporter::new(store.clone(), registry(), config.reporter.sql.clone())
+            .expect("reporter"),
+    );
+    let app = posbon_api::serve::analyst_routes(sql, reporter, bus, auth.clone())
+        .into_router(auth.clone());
+    let call = |role: posbon_auth::Role, method: &str, uri: &str, body: Option<Value>| {
+        let (app, auth) = (app.clone(), auth.clone());
+        let (method, uri) = (method.to_owned(), uri.to_owned());
+        async move {
+            let (_, token) = auth
+                .identities()
+                .create_token(
+                    &format!("{role:?}").to_lowercase(),
+                    role,
+                    vec![],
+                    None,
+                    "test",
+                )
+                .await
+                .expect("token");
+            let request = Request::builder()
+                .method(method.as_str())
+                .uri(uri)
+                .header("authorization", format!("Bearer {token}"))
+                .header("content-type", "application/json")
+                .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
+                .expect("request");
+            let response = app.oneshot(request).await.expect("response");
+            let status = response.status();
+            let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+                .await
+                .expect("body");
+            (
+                status,
+                serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null),
+            )
+        }
+    };
+    let (status, body) = call(
+        posbon_auth::Role::Analyst,
+        "GET",
+        "/v1/reports/daily/dates",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, json!({"dates": []}));
+    let (status, body) = call(
+        posbon_auth::Role::Analyst,
+        "POST",
+        "/v1/sql",
+        Some(json!({"query": "SELECT 1 AS one"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // An operator reads neither.
+    let (status, _) = call(
+        posbon_auth::Role::Operator,
+        "GET",
+        "/v1/reports/daily/dates",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}

@@ -119,15 +119,7 @@ pub async fn serve(config: FileConfig, shutdown: CancellationToken) -> anyhow::R
         }
         None => None,
     };
-    let reporter = Arc::new(
-        posbon_reporter::Reporter::new(
-            store.clone(),
-            registry.clone(),
-            config.reporter.sql.clone(),
-        )?
-        .with_small_count_min(config.reporter.small_count_min)
-        .with_difficult_rule(config.reporter.difficult.clone())?,
-    );
+    let reporter = Arc::new(config.reporter.reporter(store.clone(), registry.clone())?);
     let extra = analyst_routes(sql, reporter, bus.clone(), auth.clone());
     let served = crate::run(
         api,

@@ -1062,7 +1062,9 @@ async fn the_api_serves_sql_and_reports() {
         posbon_sql::SqlEngine::new(store.clone(), registry(), config.sql.clone()).expect("sql"),
     );
     let reporter = Arc::new(
-        posbon_reporter::Reporter::new(store.clone(), registry(), config.reporter.sql.clone())
+        config
+            .reporter
+            .reporter(store.clone(), registry())
             .expect("reporter"),
     );
     let app = posbon_api::serve::analyst_routes(sql, reporter, bus, auth.clone())

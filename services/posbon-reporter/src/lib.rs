@@ -155,6 +155,18 @@ pub struct ReporterConfig {
     pub difficult: reporter::DifficultRule,
 }
 
+impl ReporterConfig {
+    /// The reporter these settings describe over `store`: its query limits,
+    /// small-count withholding and difficult rule. What the reporter
+    /// service, the API and the standalone process each build, so that they
+    /// answer alike.
+    pub fn reporter(&self, store: Store, registry: Arc<Registry>) -> Result<Reporter, ReportError> {
+        Reporter::new(store, registry, self.sql.clone())?
+            .with_small_count_min(self.small_count_min)
+            .with_difficult_rule(self.difficult.clone())
+    }
+}
+
 fn default_small_count_min() -> i64 {
     reporter::DEFAULT_SMALL_COUNT_MIN
 }
@@ -436,11 +448,7 @@ pub async fn run(
     let m = ReporterMetrics::new(&metrics)?;
     posbon_service::registry::join(&*store, &registry, "posbon-reporter").await?;
     let registry_check = posbon_service::registry::readiness(store.clone(), &registry);
-    let reporter = Arc::new(
-        Reporter::new(store.clone(), registry, config.sql.clone())?
-            .with_small_count_min(config.small_count_min)
-            .with_difficult_rule(config.difficult.clone())?,
-    );
+    let reporter = Arc::new(config.reporter(store.clone(), registry)?);
     let (ready_bus, ready_store) = (bus.clone(), store.clone());
     let health = Health::new(metrics.clone())
         .with_check(registry_check)

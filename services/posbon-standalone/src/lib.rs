@@ -355,15 +355,7 @@ pub async fn run(
         registry.clone(),
         config.sql.clone(),
     )?);
-    let reporter = Arc::new(
-        posbon_reporter::Reporter::new(
-            store.clone(),
-            registry.clone(),
-            config.reporter.sql.clone(),
-        )?
-        .with_small_count_min(config.reporter.small_count_min)
-        .with_difficult_rule(config.reporter.difficult.clone())?,
-    );
+    let reporter = Arc::new(config.reporter.reporter(store.clone(), registry.clone())?);
     let app = Served {
         health: posbon_api::health(&metrics, bus.clone(), store.clone(), &registry),
         auth: auth.clone(),

@@ -846,6 +846,18 @@ struct LoginRequest {
     password: String,
 }
 
+/// A refused login that may be tried again after `wait`: 429
+/// `too_many_attempts` with `Retry-After`.
+fn throttled(what: &str, wait: std::time::Duration) -> Response {
+    let secs = wait.as_secs().max(1);
+    problem(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_attempts",
+        &format!("{what}: try again in {secs} s"),
+        Some(secs),
+    )
+}
+
 async fn login(
     State(auth): State<Arc<Auth>>,
     peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
@@ -878,16 +890,7 @@ async fn login(
         Err(e) => unavailable(&e),
         Ok(Err(LoginFailure::AddressThrottled(wait))) => {
             auth.audit.record(failed("throttled address")).await;
-            let secs = wait.as_secs().max(1);
-            let mut response = error(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too_many_attempts",
-                &format!("too many failed logins from your address: try again in {secs} s"),
-            );
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-            response
+            throttled("too many failed logins from your address", wait)
         }
         Ok(Err(LoginFailure::Invalid)) => {
             auth.audit.record(failed("wrong name or password")).await;
@@ -899,16 +902,7 @@ async fn login(
         }
         Ok(Err(LoginFailure::Throttled(wait))) => {
             auth.audit.record(failed("throttled")).await;
-            let secs = wait.as_secs().max(1);
-            let mut response = error(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too_many_attempts",
-                &format!("too many failed logins: try again in {secs} s"),
-            );
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-            response
+            throttled("too many failed logins", wait)
         }
         Ok(Ok(user)) => match start_session(&auth, user).await {
             Err(r) => r,

@@ -73,6 +73,16 @@ async fn api_with(bus: Arc<dyn Bus>, config: ApiConfig) -> Api {
     }
 }
 
+/// A new national token of `role` named `name`.
+async fn token_of(auth: &posbon_auth::Auth, name: &str, role: posbon_auth::Role) -> String {
+    let (_, token) = auth
+        .identities()
+        .create_token(name, role, vec![], None, "test")
+        .await
+        .expect("token");
+    token
+}
+
 impl Api {
     /// A supervisor token named `name` (made once).
     async fn token(&self, name: &str) -> String {
@@ -80,12 +90,7 @@ impl Api {
         if let Some(t) = tokens.get(name) {
             return t.clone();
         }
-        let (_, token) = self
-            .auth
-            .identities()
-            .create_token(name, posbon_auth::Role::Supervisor, vec![], None, "test")
-            .await
-            .expect("token");
+        let token = token_of(&self.auth, name, posbon_auth::Role::Supervisor).await;
         tokens.insert(name.to_owned(), token.clone());
         token
     }
@@ -214,18 +219,7 @@ async fn lifecycle_over_http_with_refusals_and_precision() {
         json!(["acknowledge", "assign", "false_alarm"])
     );
     // An analyst reads the escalation but is offered nothing to do.
-    let (_, analyst) = api
-        .auth
-        .identities()
-        .create_token(
-            "analyst-1",
-            posbon_auth::Role::Analyst,
-            vec![],
-            None,
-            "test",
-        )
-        .await
-        .expect("token");
+    let analyst = token_of(&api.auth, "analyst-1", posbon_auth::Role::Analyst).await;
     let request = Request::builder()
         .uri(format!("/v1/escalations/{}", e.id))
         .header("authorization", format!("Bearer {analyst}"))
@@ -1073,17 +1067,7 @@ async fn the_api_serves_sql_and_reports() {
         let (app, auth) = (app.clone(), auth.clone());
         let (method, uri) = (method.to_owned(), uri.to_owned());
         async move {
-            let (_, token) = auth
-                .identities()
-                .create_token(
-                    &format!("{role:?}").to_lowercase(),
-                    role,
-                    vec![],
-                    None,
-                    "test",
-                )
-                .await
-                .expect("token");
+            let token = token_of(&auth, &format!("{role:?}").to_lowercase(), role).await;
             let request = Request::builder()
                 .method(method.as_str())
                 .uri(uri)

@@ -26,9 +26,9 @@ use posbon_store::codec::{decode_event, encode_event};
 use posbon_store::keys::{event_cell_key, event_id_key, event_time_key, micros};
 use posbon_store::{
     EmbeddedStore, EventStore, EventStoreExt, KvPair, MemoryStore, Result, StoreError,
-    StoreErrorKind, check_key, normalize_batch,
+    StoreErrorKind, Swap, check_entry, check_key, normalize_batch,
 };
-use redb::{ReadableDatabase, TableDefinition};
+use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 
 /// Events preloaded before the scans: a week of a busy city.
 const PRELOAD: usize = 200_000;
@@ -192,6 +192,39 @@ impl EventStore for RedbStore {
         .await
     }
 
+    async fn compare_and_swap(
+        &self,
+        key: &[u8],
+        expected: Option<&[u8]>,
+        new: Vec<u8>,
+    ) -> Result<Swap> {
+        check_entry(key, &new)?;
+        let (key, expected) = (key.to_vec(), expected.map(<[u8]>::to_vec));
+        self.blocking(move |db| {
+            // One write transaction at a time: the read and the write are one.
+            let tx = db.begin_write().map_err(redb_error)?;
+            let current = {
+                let mut table = tx.open_table(TABLE).map_err(redb_error)?;
+                let current = table
+                    .get(key.as_slice())
+                    .map_err(redb_error)?
+                    .map(|v| v.value().to_vec());
+                if current == expected {
+                    table
+                        .insert(key.as_slice(), new.as_slice())
+                        .map_err(redb_error)?;
+                }
+                current
+            };
+            if current != expected {
+                return Ok(Swap::Conflict(current));
+            }
+            tx.commit().map_err(redb_error)?;
+            Ok(Swap::Done)
+        })
+        .await
+    }
+
     async fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         check_key(key)?;
         let key = key.to_vec();
@@ -313,6 +346,15 @@ impl EventStore for Counting {
 
     async fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         self.inner.get(key).await
+    }
+
+    async fn compare_and_swap(
+        &self,
+        key: &[u8],
+        expected: Option<&[u8]>,
+        new: Vec<u8>,
+    ) -> Result<Swap> {
+        self.inner.compare_and_swap(key, expected, new).await
     }
 
     async fn scan(&self, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<KvPair>> {

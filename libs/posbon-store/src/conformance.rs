@@ -21,7 +21,7 @@ use posbon_model::{EnrichedEvent, Event, EventHeader, Incident, IncidentCategory
 use crate::error::StoreErrorKind;
 use crate::ext::EventStoreExt;
 use crate::keys::{self, EVENT_BY_CELL, EVENT_BY_TIME, EVENT_ID, prefix_range, successor};
-use crate::store::{EventStore, KvPair, MAX_KEY_BYTES, MAX_VALUE_BYTES};
+use crate::store::{EventStore, KvPair, MAX_KEY_BYTES, MAX_VALUE_BYTES, Swap};
 
 /// The storage resolution the event tests use.
 pub const STORAGE: Resolution = Resolution::Ten;
@@ -32,6 +32,7 @@ pub async fn run_all(store: &dyn EventStore) {
     test_overwrite(store).await;
     test_batch_last_wins(store).await;
     test_batch_atomicity(store).await;
+    test_compare_and_swap(store).await;
     test_invalid_requests(store).await;
     test_get_many(store).await;
     test_scan_order(store).await;
@@ -134,6 +135,95 @@ pub async fn test_batch_last_wins(store: &dyn EventStore) {
         store.name()
     );
     assert_eq!(all_of(store, "last_wins").await.len(), 2);
+}
+
+/// Compare-and-swap: creates only what is absent, replaces only what it
+/// expects, answers what is there on a conflict, refuses invalid entries, and
+/// concurrent read-modify-write loops lose no update.
+pub async fn test_compare_and_swap(store: &dyn EventStore) {
+    let name = store.name();
+    let k = key("cas", b"k");
+    let swap = |expected: Option<&'static [u8]>, new: &'static [u8]| {
+        let k = k.clone();
+        async move {
+            store
+                .compare_and_swap(&k, expected, new.to_vec())
+                .await
+                .expect("compare and swap")
+        }
+    };
+    assert_eq!(swap(None, b"1").await, Swap::Done, "{name}: create");
+    assert_eq!(
+        swap(None, b"2").await,
+        Swap::Conflict(Some(b"1".to_vec())),
+        "{name}: create over an existing key"
+    );
+    assert_eq!(
+        swap(Some(b"0"), b"2").await,
+        Swap::Conflict(Some(b"1".to_vec())),
+        "{name}: a stale expectation"
+    );
+    assert_eq!(store.get(&k).await.expect("get"), Some(b"1".to_vec()));
+    assert_eq!(swap(Some(b"1"), b"2").await, Swap::Done, "{name}: replace");
+    assert_eq!(
+        swap(Some(b"2"), b"").await,
+        Swap::Done,
+        "{name}: empty value"
+    );
+    assert_eq!(store.get(&k).await.expect("get"), Some(Vec::new()));
+    let missing = key("cas", b"missing");
+    assert_eq!(
+        store
+            .compare_and_swap(&missing, Some(b"x"), b"y".to_vec())
+            .await
+            .expect("swap"),
+        Swap::Conflict(None),
+        "{name}: expecting a value where there is none"
+    );
+    assert_eq!(store.get(&missing).await.expect("get"), None);
+    for (bad_key, value) in [
+        (Vec::new(), Vec::new()),
+        (vec![b'z'; MAX_KEY_BYTES + 1], Vec::new()),
+        (key("cas", b"big"), vec![0u8; MAX_VALUE_BYTES + 1]),
+    ] {
+        let err = store
+            .compare_and_swap(&bad_key, None, value)
+            .await
+            .expect_err("an invalid entry is refused");
+        assert_eq!(err.kind(), StoreErrorKind::InvalidRequest, "{name}: {err}");
+    }
+
+    // Eight writers add ten each to one counter, reading and swapping.
+    let counter = key("cas", b"counter");
+    let writer = |_| {
+        let counter = counter.clone();
+        async move {
+            for _ in 0..10 {
+                let mut current = store.get(&counter).await.expect("get");
+                loop {
+                    let n: u64 = current
+                        .as_deref()
+                        .map_or(0, |v| String::from_utf8_lossy(v).parse().expect("number"));
+                    let new = (n + 1).to_string().into_bytes();
+                    match store
+                        .compare_and_swap(&counter, current.as_deref(), new)
+                        .await
+                        .expect("swap")
+                    {
+                        Swap::Done => break,
+                        Swap::Conflict(now) => current = now,
+                    }
+                }
+            }
+        }
+    };
+    futures::future::join_all((0..8).map(writer)).await;
+    assert_eq!(
+        store.get(&counter).await.expect("get"),
+        Some(b"80".to_vec()),
+        "{name}: concurrent swaps lost an update"
+    );
+    clear(store, &key("cas", b"")).await;
 }
 
 /// A batch with one invalid entry writes nothing.

@@ -9,7 +9,7 @@ use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 
 use crate::error::{Result, StoreError, StoreErrorKind};
 use crate::keys::successor;
-use crate::store::{EventStore, KvPair, check_key, normalize_batch};
+use crate::store::{EventStore, KvPair, Swap, check_entry, check_key, normalize_batch};
 
 /// Name of the fjall keyspace that holds every key.
 const KEYSPACE: &str = "posbon";
@@ -49,6 +49,9 @@ struct Inner {
     path: PathBuf,
     db: Database,
     keys: Keyspace,
+    /// Held across the read and the write of a compare-and-swap (one process
+    /// opens a directory, so a lock in it serialises every swap).
+    swaps: std::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for EmbeddedStore {
@@ -70,7 +73,12 @@ impl EmbeddedStore {
             .keyspace(KEYSPACE, KeyspaceCreateOptions::default)
             .map_err(engine_error)?;
         Ok(Self {
-            inner: Arc::new(Inner { path, db, keys }),
+            inner: Arc::new(Inner {
+                path,
+                db,
+                keys,
+                swaps: std::sync::Mutex::new(()),
+            }),
         })
     }
 
@@ -127,6 +135,31 @@ impl EventStore for EmbeddedStore {
                 batch.insert(&inner.keys, key, value);
             }
             batch.commit().map_err(engine_error)
+        })
+        .await
+    }
+
+    async fn compare_and_swap(
+        &self,
+        key: &[u8],
+        expected: Option<&[u8]>,
+        new: Vec<u8>,
+    ) -> Result<Swap> {
+        check_entry(key, &new)?;
+        let (key, expected) = (key.to_vec(), expected.map(<[u8]>::to_vec));
+        self.run(false, move |inner| {
+            // A panic under the lock leaves nothing half-written: the write
+            // is one batch.
+            let _swap = inner.swaps.lock().unwrap_or_else(|e| e.into_inner());
+            let current = inner.keys.get(&key).map_err(engine_error)?;
+            if current.as_deref() != expected.as_deref() {
+                return Ok(Swap::Conflict(current.map(|v| v.to_vec())));
+            }
+            let mut batch = fjall::OwnedWriteBatch::with_capacity(inner.db.clone(), 1)
+                .durability(Some(PersistMode::SyncAll));
+            batch.insert(&inner.keys, key, new);
+            batch.commit().map_err(engine_error)?;
+            Ok(Swap::Done)
         })
         .await
     }

@@ -18,8 +18,16 @@
 //! a crash in between is skipped by readers (they read the record) and
 //! deleted by the next [`EscalationStoreExt::ensure_escalation_indexes`].
 //!
-//! One writer owns these keys (the API's lifecycle worker, see ARCHITECTURE.md):
-//! the functions here read and write whole records and do not lock.
+//! Records change by compare-and-swap ([`EscalationStoreExt::swap_escalation`]
+//! on a record read with [`EscalationStoreExt::escalation_for_update`]), so
+//! that several API replicas acting on one escalation keep every step: a
+//! writer whose record changed since it read it is told so with the record
+//! as it is now, applies its step again to that, or refuses it. Precision
+//! statistics are counted the same way ([`EscalationStoreExt::add_verdicts`]).
+//! [`EscalationStoreExt::put_escalation_batch`] overwrites without looking,
+//! for imports, fixtures and tests only. Retention deletes closed records
+//! with plain deletes: a swap racing one on a closed record (a late paging
+//! outcome) can bring it back until the next retention pass.
 
 use async_trait::async_trait;
 use futures::stream::BoxStream;
@@ -30,7 +38,7 @@ use serde::{Deserialize, Serialize};
 use crate::codec::{decode_json, encode_json};
 use crate::error::Result;
 use crate::keys::{ESCALATION, prefix_range};
-use crate::{DEFAULT_PAGE, EventStore, EventStoreExt};
+use crate::{DEFAULT_PAGE, EventStore, EventStoreExt, Swap};
 
 /// Sub-prefix of escalation records.
 const RECORD: u8 = b'e';
@@ -142,6 +150,35 @@ fn silence_key(id: &str) -> Vec<u8> {
     key
 }
 
+/// An escalation record as read for a change: what
+/// [`EscalationStoreExt::swap_escalation`] compares against.
+#[derive(Debug, Clone)]
+pub struct StoredEscalation {
+    /// The record.
+    pub record: EscalationRecord,
+    /// Its stored form.
+    bytes: Vec<u8>,
+}
+
+impl StoredEscalation {
+    fn decode(bytes: Vec<u8>) -> Result<Self> {
+        Ok(Self {
+            record: decode_json("escalation record", &bytes)?,
+            bytes,
+        })
+    }
+}
+
+/// What [`EscalationStoreExt::swap_escalation`] did.
+#[derive(Debug, Clone)]
+pub enum EscalationSwap {
+    /// The new record is stored.
+    Done,
+    /// The record changed since it was read (or was created, or deleted):
+    /// here it is as it is now.
+    Changed(Option<Box<StoredEscalation>>),
+}
+
 /// How often escalations that a source (a camera, a fraud detector) gave
 /// evidence for turned out real or false.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -168,13 +205,16 @@ impl SourcePrecision {
 /// Escalation records and precision statistics on any [`EventStore`].
 #[async_trait]
 pub trait EscalationStoreExt: EventStore {
-    /// Writes (or overwrites) a record, durably.
+    /// Writes (or overwrites) a record, durably, without looking at what is
+    /// stored: for imports, fixtures and tests. Live changes use
+    /// [`swap_escalation`](Self::swap_escalation).
     async fn put_escalation(&self, record: &EscalationRecord) -> Result<()> {
         self.put_escalation_batch(std::slice::from_ref(record), &[])
             .await
     }
 
-    /// Writes several records (and precision statistics) in one atomic batch.
+    /// Writes several records (and precision statistics) in one atomic batch,
+    /// without looking at what is stored (see [`put_escalation`](Self::put_escalation)).
     async fn put_escalation_batch(
         &self,
         records: &[EscalationRecord],
@@ -209,6 +249,93 @@ pub trait EscalationStoreExt: EventStore {
             self.delete_keys(closed).await?;
         }
         Ok(())
+    }
+
+    /// The record of an escalation as read for a change.
+    async fn escalation_for_update(&self, id: &str) -> Result<Option<StoredEscalation>> {
+        self.get(&escalation_key(id))
+            .await?
+            .map(StoredEscalation::decode)
+            .transpose()
+    }
+
+    /// Stores `record` in place of `read` (`None`: creates it), when the
+    /// stored record is still the one read; otherwise stores nothing and
+    /// answers the record as it is now. The index entries are written first
+    /// (readers skip an entry whose record is missing) and the open-index
+    /// entry of a closed record is dropped after (readers skip it meanwhile),
+    /// so a crash at any point leaves the indexes usable.
+    async fn swap_escalation(
+        &self,
+        read: Option<&StoredEscalation>,
+        record: &EscalationRecord,
+    ) -> Result<EscalationSwap> {
+        let mut indexes = Vec::with_capacity(2);
+        index_entries(record, &mut indexes);
+        self.put_batch(indexes).await?;
+        let new = encode_json("escalation record", record)?;
+        let swapped = self
+            .compare_and_swap(
+                &escalation_key(&record.escalation.id),
+                read.map(|r| r.bytes.as_slice()),
+                new.clone(),
+            )
+            .await?;
+        match swapped {
+            Swap::Done => {}
+            // Finding exactly the new record is a retried swap that had
+            // written it: a record holds the time (in nanoseconds) of its
+            // last change, so no other writer makes the same bytes.
+            Swap::Conflict(Some(now)) if now == new => {}
+            Swap::Conflict(now) => {
+                return Ok(EscalationSwap::Changed(
+                    now.map(StoredEscalation::decode).transpose()?.map(Box::new),
+                ));
+            }
+        }
+        if record.is_closed() {
+            self.delete_keys(vec![index_key(OPEN, record)]).await?;
+        }
+        Ok(EscalationSwap::Done)
+    }
+
+    /// Counts one verdict (`confirmed`: resolved as real, else a false
+    /// alarm) for each source `(kind, id)`, each by compare-and-swap so that
+    /// concurrent verdicts are all counted; returns the new statistics.
+    async fn add_verdicts(
+        &self,
+        sources: &[(&str, &str)],
+        confirmed: bool,
+    ) -> Result<Vec<SourcePrecision>> {
+        let mut out = Vec::with_capacity(sources.len());
+        for (kind, id) in sources {
+            let key = precision_key(kind, id);
+            let mut current = self.get(&key).await?;
+            loop {
+                let mut p: SourcePrecision = match &current {
+                    Some(bytes) => decode_json("precision statistics", bytes)?,
+                    None => SourcePrecision {
+                        kind: (*kind).to_owned(),
+                        id: (*id).to_owned(),
+                        ..SourcePrecision::default()
+                    },
+                };
+                if confirmed {
+                    p.confirmed += 1;
+                } else {
+                    p.false_alarms += 1;
+                }
+                let new = encode_json("precision statistics", &p)?;
+                match self.compare_and_swap(&key, current.as_deref(), new).await? {
+                    Swap::Done => {
+                        out.push(p);
+                        break;
+                    }
+                    Swap::Conflict(now) => current = now,
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Up to `count` records of `index`, newest opening first, starting at
@@ -453,6 +580,90 @@ mod tests {
         assert_eq!(store.source_precisions().await.expect("all"), vec![p]);
         // Events live elsewhere: an event scan sees none of this.
         assert_eq!(store.count_events().await.expect("count"), 0);
+    }
+
+    #[tokio::test]
+    async fn a_record_changes_only_from_what_was_read() {
+        let store = MemoryStore::new();
+        let a = record(7);
+        let id = a.escalation.id.clone();
+        assert!(matches!(
+            store.swap_escalation(None, &a).await.expect("create"),
+            EscalationSwap::Done
+        ));
+        // A second opening (a replay, recorded at another time) finds the
+        // record; the very same bytes again are a retried swap that wrote.
+        let mut again = a.clone();
+        again.updated_at += chrono::TimeDelta::seconds(1);
+        match store
+            .swap_escalation(None, &again)
+            .await
+            .expect("create again")
+        {
+            EscalationSwap::Changed(Some(now)) => assert_eq!(now.record, a),
+            other => panic!("a second creation must conflict: {other:?}"),
+        }
+        assert!(matches!(
+            store.swap_escalation(None, &a).await.expect("retried"),
+            EscalationSwap::Done
+        ));
+        let read = store
+            .escalation_for_update(&id)
+            .await
+            .expect("read")
+            .expect("record");
+        let mut closed = read.record.clone();
+        closed.updated_at += chrono::TimeDelta::seconds(1);
+        closed.escalation.status = EscalationStatus::Resolved;
+        closed.closed_at = Some(closed.updated_at);
+        assert!(matches!(
+            store
+                .swap_escalation(Some(&read), &closed)
+                .await
+                .expect("swap"),
+            EscalationSwap::Done
+        ));
+        // A writer holding the old read is told what is there now.
+        let mut stale = read.record.clone();
+        stale.tier = stale.tier.up().expect("a tier above");
+        match store
+            .swap_escalation(Some(&read), &stale)
+            .await
+            .expect("stale")
+        {
+            EscalationSwap::Changed(Some(now)) => assert_eq!(now.record, closed),
+            other => panic!("a stale swap must conflict: {other:?}"),
+        }
+        assert_eq!(store.get_escalation(&id).await.expect("get"), Some(closed));
+        // Closed: out of the open index, still in the index of all.
+        assert!(store.open_escalations().await.expect("open").is_empty());
+        let all = store
+            .escalations_page(EscalationIndex::All, None, 10)
+            .await
+            .expect("page");
+        assert_eq!(all.records.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn concurrent_verdicts_are_all_counted() {
+        let store = MemoryStore::new();
+        let verdict = |confirmed| {
+            let store = &store;
+            async move {
+                store
+                    .add_verdicts(&[("camera", "cam-1"), ("detector", "bank")], confirmed)
+                    .await
+                    .expect("verdict")
+            }
+        };
+        futures::future::join_all((0..6).map(|i| verdict(i % 3 != 0))).await;
+        let cam = store
+            .source_precision("camera", "cam-1")
+            .await
+            .expect("get")
+            .expect("stats");
+        assert_eq!((cam.confirmed, cam.false_alarms), (4, 2));
+        assert_eq!(store.source_precisions().await.expect("all").len(), 2);
     }
 
     #[tokio::test]

@@ -126,7 +126,10 @@ pub use config::{
 pub use copy::{CopyOptions, CopyProgress, CopySummary, copy, copy_with};
 pub use embedded::{EmbeddedStore, INLINE_RECORDS};
 pub use error::{Result, StoreError, StoreErrorKind};
-pub use escalations::{EscalationIndex, EscalationPage, EscalationStoreExt, SourcePrecision};
+pub use escalations::{
+    EscalationIndex, EscalationPage, EscalationStoreExt, EscalationSwap, SourcePrecision,
+    StoredEscalation,
+};
 pub use ext::{
     BatchIds, CheckedEvents, DEFAULT_PAGE, EventStoreExt, PreparedEvents, PutSummary, stable_hash,
 };
@@ -135,6 +138,7 @@ pub use memory::MemoryStore;
 pub use registry::{RegistryRecord, RegistryStoreExt};
 pub use reports::ReportStoreExt;
 pub use store::{
-    EventStore, KvPair, MAX_KEY_BYTES, MAX_VALUE_BYTES, Store, check_key, normalize_batch,
+    EventStore, KvPair, MAX_KEY_BYTES, MAX_VALUE_BYTES, Store, Swap, check_entry, check_key,
+    normalize_batch,
 };
 pub use tikv::TikvStore;

@@ -8,7 +8,7 @@ use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use async_trait::async_trait;
 
 use crate::error::Result;
-use crate::store::{EventStore, KvPair, check_key, normalize_batch};
+use crate::store::{EventStore, KvPair, Swap, check_entry, check_key, normalize_batch};
 
 /// An in-memory [`EventStore`]: a `BTreeMap` behind a read-write lock.
 ///
@@ -86,6 +86,22 @@ impl EventStore for MemoryStore {
             .take(limit)
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect())
+    }
+
+    async fn compare_and_swap(
+        &self,
+        key: &[u8],
+        expected: Option<&[u8]>,
+        new: Vec<u8>,
+    ) -> Result<Swap> {
+        check_entry(key, &new)?;
+        let mut map = self.write();
+        let current = map.get(key);
+        if current.map(Vec::as_slice) != expected {
+            return Ok(Swap::Conflict(current.cloned()));
+        }
+        map.insert(key.to_vec(), new);
+        Ok(Swap::Done)
     }
 
     async fn delete_range(&self, start: &[u8], end: &[u8]) -> Result<()> {

@@ -17,6 +17,15 @@ pub type KvPair = (Vec<u8>, Vec<u8>);
 /// A shared handle to any backend.
 pub type Store = Arc<dyn EventStore>;
 
+/// What [`EventStore::compare_and_swap`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Swap {
+    /// The key held the expected value and now holds the new one.
+    Done,
+    /// The key held something else (`None`: nothing), which it still holds.
+    Conflict(Option<Vec<u8>>),
+}
+
 /// An ordered key-value store of byte strings: the few operations a backend
 /// implements. Everything else (paging streams, event records, indexes) is
 /// built on top in [`EventStoreExt`](crate::EventStoreExt), the same for
@@ -60,6 +69,24 @@ pub trait EventStore: Send + Sync {
     /// must keep reading. `limit == 0` returns nothing.
     async fn scan(&self, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<KvPair>>;
 
+    /// Writes `new` at `key`, durably, only when the key holds `expected`
+    /// (`None`: when it does not exist); otherwise writes nothing and answers
+    /// what it holds. Atomic against every other `compare_and_swap` of the
+    /// key, in every process using the store: the way several writers of one
+    /// record (API replicas) keep each other's changes. Every writer of such
+    /// a key must write it this way; a plain [`put_batch`](Self::put_batch)
+    /// of it may be lost to a concurrent swap. A backend that retries a swap
+    /// whose answer was lost (TiKV) answers [`Swap::Conflict`] with `new`
+    /// itself when the first attempt had written it: callers whose values
+    /// are unique (a record with the time and author of its last step) may
+    /// take that as done; a counter may not.
+    async fn compare_and_swap(
+        &self,
+        key: &[u8],
+        expected: Option<&[u8]>,
+        new: Vec<u8>,
+    ) -> Result<Swap>;
+
     /// Removes every key in `[start, end)`, durably. Idempotent; not
     /// necessarily atomic (a large range may be removed in several steps, and
     /// a failure can leave part of it).
@@ -91,18 +118,24 @@ pub fn check_key(key: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Checks one key and its value against the limits of every backend.
+pub fn check_entry(key: &[u8], value: &[u8]) -> Result<()> {
+    check_key(key)?;
+    if value.len() > MAX_VALUE_BYTES {
+        return Err(StoreError::invalid(format!(
+            "value of {} bytes is larger than {MAX_VALUE_BYTES}",
+            value.len()
+        )));
+    }
+    Ok(())
+}
+
 /// Checks a batch and makes it canonical: every key and value within the
 /// limits, one entry per key (the last one given), in key order. Backends
 /// call it first in [`EventStore::put_batch`].
 pub fn normalize_batch(mut entries: Vec<KvPair>) -> Result<Vec<KvPair>> {
     for (key, value) in &entries {
-        check_key(key)?;
-        if value.len() > MAX_VALUE_BYTES {
-            return Err(StoreError::invalid(format!(
-                "value of {} bytes is larger than {MAX_VALUE_BYTES}",
-                value.len()
-            )));
-        }
+        check_entry(key, value)?;
     }
     // A batch already in strictly increasing key order is canonical (the
     // event writes of `EventStoreExt` come so): one pass instead of a sort.

@@ -66,7 +66,7 @@ use tikv_client::{Config, RawClient};
 use crate::config::TikvConfig;
 use crate::error::{Result, StoreError, StoreErrorKind};
 use crate::keys::{EVENT_ID, successor};
-use crate::store::{EventStore, KvPair, check_key, normalize_batch};
+use crate::store::{EventStore, KvPair, Swap, check_entry, check_key, normalize_batch};
 
 /// Range ends whose region hints are kept.
 const HINT_RANGES: usize = 16;
@@ -82,6 +82,8 @@ pub struct TikvStore {
 
 struct Inner {
     client: RawClient,
+    /// The same connection in TiKV's atomic mode, for compare-and-swap.
+    atomic: RawClient,
     config: TikvConfig,
     metrics: Option<StoreMetrics>,
     /// Per range end: first keys of regions after a cursor, from earlier
@@ -174,6 +176,7 @@ impl TikvStore {
         .map_err(|e| unreachable(e.to_string()))?;
         let store = Self {
             inner: Arc::new(Inner {
+                atomic: client.with_atomic_for_cas(),
                 client,
                 config: config.clone(),
                 metrics,
@@ -393,6 +396,29 @@ impl EventStore for TikvStore {
             .partition(|(key, _)| key.first() == Some(&EVENT_ID));
         self.put_chunks(records).await?;
         self.put_chunks(index).await
+    }
+
+    async fn compare_and_swap(
+        &self,
+        key: &[u8],
+        expected: Option<&[u8]>,
+        new: Vec<u8>,
+    ) -> Result<Swap> {
+        check_entry(key, &new)?;
+        let (previous, done) = self
+            .call("compare_and_swap", || {
+                self.inner.atomic.compare_and_swap(
+                    key.to_vec(),
+                    expected.map(<[u8]>::to_vec),
+                    new.clone(),
+                )
+            })
+            .await?;
+        Ok(if done {
+            Swap::Done
+        } else {
+            Swap::Conflict(previous)
+        })
     }
 
     async fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {

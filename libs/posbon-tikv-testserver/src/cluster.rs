@@ -551,6 +551,51 @@ impl Cluster {
         )
     }
 
+    /// RawCompareAndSwap, atomic under the cluster's lock as TiKV's is under
+    /// its latch.
+    pub(crate) fn raw_cas(
+        &self,
+        request: proto::RawCasRequest,
+    ) -> Result<proto::RawCasResponse, Status> {
+        check_cf(&request.cf)?;
+        if request.key.is_empty() {
+            return Ok(proto::RawCasResponse {
+                error: "key cannot be empty".into(),
+                ..Default::default()
+            });
+        }
+        let mut state = self.count("RawCompareAndSwap");
+        if let Some(prefix) = &state.fail_writes_under
+            && request.key.starts_with(prefix)
+        {
+            return Ok(proto::RawCasResponse {
+                error: format!("injected failure of writes under {prefix:?}"),
+                ..Default::default()
+            });
+        }
+        if let Err(e) = state.check(request.context.as_ref(), &[&request.key]) {
+            return Ok(proto::RawCasResponse {
+                region_error: Some(*e),
+                ..Default::default()
+            });
+        }
+        let previous = state.data.get(&request.key).cloned();
+        let succeed = match &previous {
+            None => request.previous_not_exist,
+            Some(value) => !request.previous_not_exist && *value == request.previous_value,
+        };
+        if succeed {
+            state.data.insert(request.key, request.value);
+        }
+        Ok(proto::RawCasResponse {
+            region_error: None,
+            error: String::new(),
+            succeed,
+            previous_not_exist: previous.is_none(),
+            previous_value: previous.unwrap_or_default(),
+        })
+    }
+
     pub(crate) fn raw_delete(
         &self,
         request: proto::RawDeleteRequest,

@@ -133,6 +133,7 @@ where
             "/tikvpb.Tikv/RawBatchGet" => unary(request, move |r| c.raw_batch_get(r)),
             "/tikvpb.Tikv/RawPut" => unary(request, move |r| c.raw_put(r)),
             "/tikvpb.Tikv/RawBatchPut" => unary(request, move |r| c.raw_batch_put(r)),
+            "/tikvpb.Tikv/RawCompareAndSwap" => unary(request, move |r| c.raw_cas(r)),
             "/tikvpb.Tikv/RawDelete" => unary(request, move |r| c.raw_delete(r)),
             "/tikvpb.Tikv/RawBatchDelete" => unary(request, move |r| c.raw_batch_delete(r)),
             "/tikvpb.Tikv/RawDeleteRange" => unary(request, move |r| c.raw_delete_range(r)),

@@ -293,6 +293,42 @@ pub(crate) struct RawPutRequest {
     pub(crate) for_cas: bool,
 }
 
+/// RawCompareAndSwap: writes `value` when the key's value is
+/// `previous_value` (or, with `previous_not_exist`, when it has none).
+#[derive(Clone, PartialEq, prost::Message)]
+pub(crate) struct RawCasRequest {
+    #[prost(message, optional, tag = "1")]
+    pub(crate) context: Option<Context>,
+    #[prost(bytes = "vec", tag = "2")]
+    pub(crate) key: Vec<u8>,
+    #[prost(bytes = "vec", tag = "3")]
+    pub(crate) value: Vec<u8>,
+    #[prost(bool, tag = "4")]
+    pub(crate) previous_not_exist: bool,
+    #[prost(bytes = "vec", tag = "5")]
+    pub(crate) previous_value: Vec<u8>,
+    #[prost(string, tag = "6")]
+    pub(crate) cf: String,
+    #[prost(uint64, tag = "7")]
+    pub(crate) ttl: u64,
+}
+
+/// The answer to RawCompareAndSwap: whether it wrote, and the value the key
+/// had before either way.
+#[derive(Clone, PartialEq, prost::Message)]
+pub(crate) struct RawCasResponse {
+    #[prost(message, optional, tag = "1")]
+    pub(crate) region_error: Option<RegionError>,
+    #[prost(string, tag = "2")]
+    pub(crate) error: String,
+    #[prost(bool, tag = "3")]
+    pub(crate) succeed: bool,
+    #[prost(bool, tag = "4")]
+    pub(crate) previous_not_exist: bool,
+    #[prost(bytes = "vec", tag = "5")]
+    pub(crate) previous_value: Vec<u8>,
+}
+
 /// The answer of every raw write: RawPut, RawBatchPut, RawDelete,
 /// RawBatchDelete and RawDeleteRange share this shape.
 #[derive(Clone, PartialEq, prost::Message)]

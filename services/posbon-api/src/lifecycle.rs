@@ -4,8 +4,15 @@
 //!   consumer `api-lifecycle`), once: a replayed opening finds its record and
 //!   leaves it alone, so an acknowledged escalation never reopens.
 //! * Applies operators' actions from HTTP ([`Lifecycle::act`]) and from NATS
-//!   (`posbon.actions.escalations`, durable consumer `api-actions`), one at a
-//!   time, so two operators acting at once see one order.
+//!   (`posbon.actions.escalations`, durable consumer `api-actions`, shared by
+//!   every replica). Each change reads the record, applies the step and
+//!   stores it by compare-and-swap
+//!   ([`posbon_store::EscalationStoreExt::swap_escalation`]): when another
+//!   replica (or task) changed the record in between, the step is applied
+//!   again to the record as it is now, so two operators acting at once on
+//!   two replicas see one order and both steps are kept; a step that no
+//!   longer applies (acknowledging what was just acknowledged) is refused
+//!   with 409.
 //! * Re-notifies an escalation one tier up when nobody acknowledged it in
 //!   time.
 //! * Feeds verdicts back: resolving counts as a confirmation, a false alarm as
@@ -29,9 +36,8 @@ use posbon_bus::{Bus, ConsumerOptions, Delivery, Headers};
 use posbon_model::{
     ActionRequest, AuditKind, Escalation, EscalationAction, EscalationRecord, Event,
 };
-use posbon_store::{EscalationStoreExt as _, EventStoreExt as _, SourcePrecision, Store};
-use posbon_telemetry::{CounterVec, Metrics, TelemetryError};
-use tokio::sync::Mutex;
+use posbon_store::{EscalationStoreExt as _, EscalationSwap, EventStoreExt as _, Store};
+use posbon_telemetry::{Counter, CounterVec, Metrics, TelemetryError};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::ApiError;
@@ -50,9 +56,10 @@ pub struct Lifecycle {
     store: Store,
     bus: Arc<dyn Bus>,
     renotify_after: TimeDelta,
-    /// Serialises every read-modify-write of a record.
-    write: Mutex<OpenSet>,
     steps: CounterVec,
+    /// Changes that found the record changed by another writer and were
+    /// applied again.
+    conflicts: Counter,
     /// Escalations not closed, by level and status.
     current: posbon_telemetry::GaugeVec,
     /// From the first notification to the acknowledgement.
@@ -68,12 +75,9 @@ impl std::fmt::Debug for Lifecycle {
     }
 }
 
-#[derive(Debug, Default)]
-struct OpenSet {
-    loaded: bool,
-    /// Ids of escalations with status `open` (candidates for re-notification).
-    open: BTreeSet<String>,
-}
+/// How many times one change is applied again after another writer changed
+/// the record first, before it gives up with 503.
+const MAX_CHANGE_ATTEMPTS: usize = 32;
 
 impl Lifecycle {
     /// A writer over `store`, publishing updates on `bus`.
@@ -87,7 +91,10 @@ impl Lifecycle {
             store,
             bus,
             renotify_after: TimeDelta::from_std(renotify_after).unwrap_or(TimeDelta::MAX),
-            write: Mutex::new(OpenSet::default()),
+            conflicts: metrics.counter(
+                "posbon_escalation_write_conflicts_total",
+                "Escalation changes applied again because another writer changed the record first",
+            )?,
             steps: metrics.counter_vec(
                 "posbon_escalation_steps_total",
                 "Escalation lifecycle steps, by kind (opened, acknowledge, ..., renotify, refused)",
@@ -131,37 +138,60 @@ impl Lifecycle {
         Ok(())
     }
 
-    async fn open_set(&self) -> Result<tokio::sync::MutexGuard<'_, OpenSet>, ApiError> {
-        let mut guard = self.write.lock().await;
-        if !guard.loaded {
-            let all = self.store.escalations().await?;
-            guard.open = all
-                .into_iter()
-                .filter(|r| r.status() == posbon_model::EscalationStatus::Open)
-                .map(|r| r.escalation.id)
-                .collect();
-            guard.loaded = true;
+    /// Reads escalation `id`, lets `change` change it and stores the result
+    /// by compare-and-swap, applying `change` again to the record as it is
+    /// now while other writers get there first. `change` answers `None` when
+    /// there is nothing to store. Answers the stored record and what `change`
+    /// answered, `None` when nothing was stored.
+    async fn change<T>(
+        &self,
+        id: &str,
+        mut change: impl FnMut(&mut EscalationRecord) -> Result<Option<T>, ApiError>,
+    ) -> Result<Option<(EscalationRecord, T)>, ApiError> {
+        let not_found = || ApiError::not_found(format!("no escalation with id {id:?}"));
+        let mut read = self
+            .store
+            .escalation_for_update(id)
+            .await?
+            .ok_or_else(not_found)?;
+        for _ in 0..MAX_CHANGE_ATTEMPTS {
+            let mut record = read.record.clone();
+            let Some(answer) = change(&mut record)? else {
+                return Ok(None);
+            };
+            match self.store.swap_escalation(Some(&read), &record).await? {
+                EscalationSwap::Done => return Ok(Some((record, answer))),
+                EscalationSwap::Changed(now) => {
+                    self.conflicts.inc();
+                    read = *now.ok_or_else(not_found)?;
+                }
+            }
         }
-        Ok(guard)
+        Err(ApiError::unavailable(format!(
+            "escalation {id:?} changed {MAX_CHANGE_ATTEMPTS} times while this step was applied; try again"
+        )))
     }
 
     /// Records an escalation that opened with ALERTS sequence `sequence`;
-    /// returns `false` when it was recorded already (a replay).
+    /// returns `false` when it was recorded already (a replay, or another
+    /// replica).
     pub async fn record_opened(
         &self,
         escalation: Escalation,
         sequence: u64,
     ) -> Result<bool, ApiError> {
-        let mut open = self.open_set().await?;
         if self.store.get_escalation(&escalation.id).await?.is_some() {
             return Ok(false);
         }
         // Notified now (the wall clock), whatever the event time it opened at.
         let record = EscalationRecord::opened(escalation, sequence, Utc::now());
-        self.store.put_escalation(&record).await?;
-        open.open.insert(record.escalation.id.clone());
-        self.steps.with_labels(&["opened"]).inc();
-        Ok(true)
+        match self.store.swap_escalation(None, &record).await? {
+            EscalationSwap::Done => {
+                self.steps.with_labels(&["opened"]).inc();
+                Ok(true)
+            }
+            EscalationSwap::Changed(_) => Ok(false),
+        }
     }
 
     /// Applies `action` to escalation `id`.
@@ -185,45 +215,37 @@ impl Lifecycle {
         request: &ActionRequest,
     ) -> Result<EscalationRecord, ApiError> {
         request.validate()?;
-        let mut open = self.open_set().await?;
-        let mut record = self
-            .store
-            .get_escalation(id)
+        let mut acknowledged = None;
+        let (record, ()) = self
+            .change(id, |record| {
+                let was_acknowledged = record.acknowledged_at.is_some();
+                let now = Utc::now();
+                record.apply(action, request, now)?;
+                acknowledged = (!was_acknowledged && record.acknowledged_at.is_some())
+                    .then(|| record.history.first().map(|first| now - first.at))
+                    .flatten();
+                Ok(Some(()))
+            })
             .await?
             .ok_or_else(|| ApiError::not_found(format!("no escalation with id {id:?}")))?;
-        let was_acknowledged = record.acknowledged_at.is_some();
-        let now = Utc::now();
-        record.apply(action, request, now)?;
-        if !was_acknowledged
-            && record.acknowledged_at.is_some()
-            && let Some(first) = record.history.first()
-        {
+        if let Some(waited) = acknowledged {
             self.time_to_acknowledge
-                .observe_duration((now - first.at).to_std().unwrap_or_default());
+                .observe_duration(waited.to_std().unwrap_or_default());
         }
-        let precision = match action {
+        match action {
             EscalationAction::Resolve => self.verdict(&record, true).await?,
             EscalationAction::FalseAlarm => self.verdict(&record, false).await?,
-            _ => Vec::new(),
-        };
-        self.store
-            .put_escalation_batch(std::slice::from_ref(&record), &precision)
-            .await?;
-        if record.status() != posbon_model::EscalationStatus::Open {
-            open.open.remove(id);
+            _ => {}
         }
-        drop(open);
         self.steps.with_labels(&[action.as_str()]).inc();
         self.publish_update(&record).await;
         Ok(record)
     }
 
-    /// The precision statistics after a verdict on `record`'s evidence.
-    async fn verdict(
-        &self,
-        record: &EscalationRecord,
-        confirmed: bool,
-    ) -> Result<Vec<SourcePrecision>, ApiError> {
+    /// Counts the verdict on `record` for every camera and fraud detector
+    /// that gave evidence. After the record's step: a crash in between loses
+    /// this one verdict's count, never counts it twice.
+    async fn verdict(&self, record: &EscalationRecord, confirmed: bool) -> Result<(), ApiError> {
         let mut sources = BTreeSet::new();
         for id in &record.escalation.evidence {
             match self.store.get_event(id).await?.map(|e| e.event) {
@@ -236,58 +258,51 @@ impl Lifecycle {
                 _ => {}
             }
         }
-        let mut out = Vec::with_capacity(sources.len());
-        for (kind, id) in sources {
-            let mut p = self
-                .store
-                .source_precision(kind, &id)
-                .await?
-                .unwrap_or_else(|| SourcePrecision {
-                    kind: kind.to_owned(),
-                    id: id.clone(),
-                    ..SourcePrecision::default()
-                });
-            if confirmed {
-                p.confirmed += 1;
-            } else {
-                p.false_alarms += 1;
-            }
-            out.push(p);
-        }
-        Ok(out)
+        let sources: Vec<(&str, &str)> = sources.iter().map(|(k, i)| (*k, i.as_str())).collect();
+        self.store.add_verdicts(&sources, confirmed).await?;
+        Ok(())
     }
 
     /// Re-notifies every open escalation that waited `renotify_after` since
-    /// its last notification; returns how many.
+    /// its last notification; returns how many. Every replica may run it:
+    /// the store's open index says which are open, and a re-notification
+    /// another replica stored first is not due any more.
     pub async fn renotify_due(&self, now: DateTime<Utc>) -> Result<usize, ApiError> {
-        let mut open = self.open_set().await?;
-        let mut changed = Vec::new();
-        let ids: Vec<String> = open.open.iter().cloned().collect();
-        for id in ids {
-            let Some(mut record) = self.store.get_escalation(&id).await? else {
-                open.open.remove(&id);
-                continue;
+        let due: Vec<String> = self
+            .store
+            .open_escalations()
+            .await?
+            .into_iter()
+            .filter(|r| r.status() == posbon_model::EscalationStatus::Open)
+            .filter(|r| r.clone().renotify_if_due(now, self.renotify_after))
+            .map(|r| r.escalation.id)
+            .collect();
+        let mut changed = 0;
+        for id in due {
+            let stored = self
+                .change(&id, |record| {
+                    let due = record.status() == posbon_model::EscalationStatus::Open
+                        && record.renotify_if_due(now, self.renotify_after);
+                    Ok(due.then_some(()))
+                })
+                .await;
+            let record = match stored {
+                Ok(Some((record, ()))) => record,
+                Ok(None) => continue,
+                // Deleted meanwhile (retention).
+                Err(e) if e.status == axum::http::StatusCode::NOT_FOUND => continue,
+                Err(e) => return Err(e),
             };
-            if record.status() != posbon_model::EscalationStatus::Open {
-                open.open.remove(&id);
-                continue;
-            }
-            if record.renotify_if_due(now, self.renotify_after) {
-                changed.push(record);
-            }
-        }
-        self.store.put_escalation_batch(&changed, &[]).await?;
-        drop(open);
-        for record in &changed {
+            changed += 1;
             self.steps.with_labels(&["renotify"]).inc();
             tracing::warn!(
                 escalation = %record.escalation.id,
                 tier = record.tier.as_str(),
                 "escalation not acknowledged in time: re-notified one tier up"
             );
-            self.publish_update(record).await;
+            self.publish_update(&record).await;
         }
-        Ok(changed.len())
+        Ok(changed)
     }
 
     /// Records the outcomes of paging step `step` of escalation `id`
@@ -300,29 +315,28 @@ impl Lifecycle {
         step: u32,
         outcomes: &[(String, AuditKind, String)],
     ) -> Result<usize, ApiError> {
-        let open = self.open_set().await?;
-        let Some(mut record) = self.store.get_escalation(id).await? else {
-            return Err(ApiError::not_found(format!("no escalation with id {id:?}")));
-        };
-        let now = Utc::now();
-        let mut recorded = 0;
-        for (receiver, kind, note) in outcomes {
-            if record.record_delivery(*kind, step, receiver, note.clone(), now) {
-                recorded += 1;
-            } else if !record.delivery_recorded(step, receiver) {
-                tracing::warn!(
-                    escalation = id,
-                    receiver = receiver.as_str(),
-                    "history full: a delivery outcome is not recorded"
-                );
-            }
-        }
-        if recorded == 0 {
+        let stored = self
+            .change(id, |record| {
+                let now = Utc::now();
+                let mut recorded = 0;
+                for (receiver, kind, note) in outcomes {
+                    if record.record_delivery(*kind, step, receiver, note.clone(), now) {
+                        recorded += 1;
+                    } else if !record.delivery_recorded(step, receiver) {
+                        tracing::warn!(
+                            escalation = id,
+                            receiver = receiver.as_str(),
+                            "history full: a delivery outcome is not recorded"
+                        );
+                    }
+                }
+                record.updated_at = now;
+                Ok((recorded > 0).then_some(recorded))
+            })
+            .await?;
+        let Some((record, recorded)) = stored else {
             return Ok(0);
-        }
-        record.updated_at = now;
-        self.store.put_escalation(&record).await?;
-        drop(open);
+        };
         self.publish_update(&record).await;
         Ok(recorded)
     }

@@ -1,6 +1,8 @@
 //! The API over the in-memory bus and store, and the feed over a real
 //! nats-server: lifecycle over HTTP and NATS, refusals, re-notification,
-//! precision feedback, and a feed that resumes exactly after a reconnect.
+//! precision feedback, and a feed that resumes exactly after a reconnect;
+//! two API replicas on one nats-server and one TiKV (the in-repo test
+//! server) that keep every step.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,10 +45,14 @@ async fn api(bus: Arc<dyn Bus>, renotify_after_secs: u64) -> Api {
 }
 
 async fn api_with(bus: Arc<dyn Bus>, config: ApiConfig) -> Api {
+    api_on(bus, Arc::new(MemoryStore::new()), config).await
+}
+
+/// An API replica on `bus` and `store` (which other replicas may share).
+async fn api_on(bus: Arc<dyn Bus>, store: Store, config: ApiConfig) -> Api {
     bus.ensure_streams(&default_streams())
         .await
         .expect("streams");
-    let store: Store = Arc::new(MemoryStore::new());
     let metrics = Metrics::new();
     let auth = posbon_auth::Auth::new(store.clone(), registry(), Default::default()).expect("auth");
     let state = ApiState::new(
@@ -1112,4 +1118,137 @@ async fn the_api_serves_sql_and_reports() {
     )
     .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+/// Two API replicas sharing one nats-server and one TiKV store: an opening
+/// is recorded once, steps taken at the same time on both replicas are all
+/// kept (compare-and-swap on the record, applied again on a conflict), a
+/// step that no longer applies after the other replica's is refused with
+/// 409, and the feed of each replica delivers every update.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_replicas_keep_every_step_and_refuse_a_conflicting_one() {
+    let nats = posbon_testkit::NatsServer::start();
+    let tikv = posbon_tikv_testserver::TestServer::start(Default::default())
+        .await
+        .expect("tikv test server");
+    let replica = |name: &'static str| {
+        let (nats, pd) = (&nats, tikv.pd_endpoint());
+        async move {
+            let store: Store = Arc::new(
+                posbon_store::TikvStore::connect(&posbon_store::TikvConfig::new([pd]), None)
+                    .await
+                    .expect("tikv"),
+            );
+            let api = api_on(nats_bus(nats).await, store, config(3600)).await;
+            let _ = api.token(name).await;
+            api
+        }
+    };
+    let a = replica("op-a").await;
+    let b = replica("op-b").await;
+    let (addr_a, addr_b) = (serve(&a).await, serve(&b).await);
+    let (feed_a, feed_b) = (a.token("op-a").await, b.token("op-b").await);
+
+    let e = escalation(0, 1, RiskLevel::High, vec![]);
+    let opened = publish_escalation(&*a.bus, &e).await;
+    let recorded = a.wait_recorded(&e.id).await;
+    assert_eq!(recorded.history.len(), 1, "recorded once: {recorded:?}");
+    assert_eq!(b.wait_recorded(&e.id).await, recorded);
+
+    // Both acknowledge at once: one is kept, the other is refused.
+    let ack = |api: &'static str| {
+        let (a, b, id) = (&a, &b, e.id.clone());
+        async move {
+            let replica = if api == "op-a" { a } else { b };
+            replica
+                .call(
+                    "POST",
+                    &format!("/v1/escalations/{id}/acknowledge"),
+                    Some(json!({"by": api})),
+                )
+                .await
+        }
+    };
+    let (ra, rb) = tokio::join!(ack("op-a"), ack("op-b"));
+    let mut statuses = [ra.0, rb.0];
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        [StatusCode::OK, StatusCode::CONFLICT],
+        "{ra:?} / {rb:?}"
+    );
+    let refused = if ra.0 == StatusCode::CONFLICT {
+        &ra.1
+    } else {
+        &rb.1
+    };
+    assert!(
+        refused["detail"]
+            .as_str()
+            .or(refused["error"].as_str())
+            .is_some_and(|m| m.contains("acknowledged already")),
+        "{refused}"
+    );
+
+    // Twelve assignments, six on each replica, all at once: all kept.
+    let assign = |i: usize| {
+        let (a, b, id) = (&a, &b, e.id.clone());
+        async move {
+            let (replica, by) = if i.is_multiple_of(2) {
+                (a, "op-a")
+            } else {
+                (b, "op-b")
+            };
+            replica
+                .call(
+                    "POST",
+                    &format!("/v1/escalations/{id}/assign"),
+                    Some(json!({"by": by, "assignee": format!("officer-{i}")})),
+                )
+                .await
+        }
+    };
+    let answers = futures::future::join_all((0..12).map(assign)).await;
+    for (status, body) in &answers {
+        assert_eq!(*status, StatusCode::OK, "{body}");
+    }
+    let record = a
+        .store
+        .get_escalation(&e.id)
+        .await
+        .expect("get")
+        .expect("record");
+    let assignees: Vec<&str> = record
+        .history
+        .iter()
+        .filter(|s| s.kind == posbon_model::AuditKind::Assign)
+        .filter_map(|s| s.assignee.as_deref())
+        .collect();
+    assert_eq!(
+        assignees.len(),
+        12,
+        "every assignment kept: {:?}",
+        record.history
+    );
+    let mut distinct = assignees.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 12, "each once: {assignees:?}");
+    // The record's assignee is the last step's, and the steps are in time order.
+    assert_eq!(record.assignee.as_deref(), assignees.last().copied());
+    assert!(record.history.windows(2).all(|w| w[0].at <= w[1].at));
+
+    // Each replica's feed delivers the thirteen updates, in history order.
+    for (addr, token) in [(addr_a, &feed_a), (addr_b, &feed_b)] {
+        let got = read_sse(addr, token, "", Some(opened), 13).await;
+        assert!(got.iter().all(|g| g.1 == "updated"), "{got:?}");
+        let steps: Vec<usize> = got
+            .iter()
+            .map(|g| g.2["history"].as_array().map_or(0, Vec::len))
+            .collect();
+        let mut sorted = steps.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted, (2..=14).collect::<Vec<_>>(), "{steps:?}");
+    }
 }

@@ -407,6 +407,9 @@ pub(crate) struct NatsStreamsArgs {
     /// The admin user's .creds or nkey seed file.
     #[arg(long, value_name = "FILE")]
     pub(crate) nats_creds: Option<PathBuf>,
+    /// Replicas of each stream (1..=5); existing streams are updated to it [default: 3 on a NATS cluster of three or more servers, else 1].
+    #[arg(long, value_name = "N")]
+    pub(crate) replicas: Option<usize>,
 }
 
 /// Arguments of a service command.

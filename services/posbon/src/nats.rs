@@ -114,6 +114,7 @@ pub(crate) fn nats_streams(args: NatsStreamsArgs, quiet: bool) -> anyhow::Result
     let config = NatsConfig {
         credentials_file: args.nats_creds.clone(),
         manage_streams: Some(true),
+        replicas: args.replicas,
         ..NatsConfig::default()
     };
     let options = config.options("posbon-nats-streams")?;

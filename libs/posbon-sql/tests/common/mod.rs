@@ -157,6 +157,14 @@ impl EventStore for CountingStore {
     async fn get(&self, key: &[u8]) -> posbon_store::Result<Option<Vec<u8>>> {
         self.inner.get(key).await
     }
+    async fn compare_and_swap(
+        &self,
+        key: &[u8],
+        expected: Option<&[u8]>,
+        new: Vec<u8>,
+    ) -> posbon_store::Result<posbon_store::Swap> {
+        self.inner.compare_and_swap(key, expected, new).await
+    }
     async fn scan(
         &self,
         start: &[u8],

@@ -11,6 +11,10 @@
 # - psql (Debian's postgresql-client) and a Python venv with psycopg, pyarrow
 #   and geojson, for the PostgreSQL protocol and export tests.
 # - tsc (TypeScript, pinned, from npm) to type-check the page's modules.
+# - The deployment's validators (scripts/check-deploy.sh): check-jsonschema
+#   (with the Compose schema it vendors) and kubernetes-validate (with the
+#   Kubernetes JSON schemas it carries), pinned, in a private venv; kubectl
+#   (its kustomize renders deploy/k8s), Debian's kubernetes-client when missing.
 set -euo pipefail
 
 NATS_VERSION=2.15.1
@@ -99,3 +103,25 @@ if ! "$tsdir/node_modules/.bin/tsc" --version 2>/dev/null | grep -q "$TS_VERSION
     npm install --silent --no-audit --no-fund --prefix "$tsdir" "typescript@$TS_VERSION" >&2
 fi
 echo "export POSBON_TSC=$tsdir/node_modules/.bin/tsc"
+
+# The deployment's validators, pinned, in one private venv: nothing is
+# fetched when they run (the schemas are inside the packages).
+DEPLOY_PACKAGES="check-jsonschema==0.39.0 kubernetes-validate==1.37.0"
+deployvenv="$tools/deploy-check-0.39.0-1.37.0"
+if ! "$deployvenv/bin/python" -c "import check_jsonschema, kubernetes_validate, yaml" 2>/dev/null; then
+    echo "installing $DEPLOY_PACKAGES into $deployvenv" >&2
+    rm -rf "$deployvenv"
+    python3 -m venv "$deployvenv" >&2
+    "$deployvenv/bin/pip" install --quiet --disable-pip-version-check $DEPLOY_PACKAGES >&2
+fi
+echo "export POSBON_DEPLOY_PYTHON=$deployvenv/bin/python"
+
+# kubectl, for `kubectl kustomize deploy/k8s`: the one on PATH, else Debian's
+# kubernetes-client (deploy/k8s keeps to what its older kustomize renders).
+kubectl="${POSBON_KUBECTL:-$(command -v kubectl || true)}"
+if [ -z "$kubectl" ]; then
+    echo "installing kubectl (Debian package kubernetes-client) with apt-get" >&2
+    apt_install --no-install-recommends kubernetes-client
+    kubectl="$(command -v kubectl)"
+fi
+echo "export POSBON_KUBECTL=$kubectl"

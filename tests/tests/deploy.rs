@@ -2,25 +2,64 @@
 //! tests say, and the Grafana dashboards' queries are valid PromQL over
 //! metrics the services export, checked with the real promtool
 //! (`POSBON_PROMTOOL`, installed by `scripts/install-test-deps.sh`).
+//!
+//! The compose file and the Kubernetes manifests, which cannot run here, are
+//! checked by `scripts/check-deploy.sh`: against the Compose and Kubernetes
+//! schemas (check-jsonschema and kubernetes-validate, in the Python of
+//! `POSBON_DEPLOY_PYTHON`), rendered with `kubectl kustomize`
+//! (`POSBON_KUBECTL`), and held to Posbon's rules (replicas, probes,
+//! resources, disruption budgets, healthchecks); broken files must fail.
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn promtool() -> PathBuf {
-    std::env::var_os("POSBON_PROMTOOL")
+/// `var` (which `scripts/install-test-deps.sh` exports), else `command` on
+/// PATH; panics naming both when neither is there.
+fn tool(var: &str, command: &str, package: &str) -> PathBuf {
+    std::env::var_os(var)
         .map(PathBuf::from)
         .or_else(|| {
             let found = Command::new("sh")
-                .args(["-c", "command -v promtool"])
+                .args(["-c", &format!("command -v {command}")])
                 .output()
                 .ok()?;
             let path = String::from_utf8(found.stdout).ok()?;
             (!path.trim().is_empty()).then(|| PathBuf::from(path.trim()))
         })
+        .unwrap_or_else(|| {
+            panic!(
+                "{command} is needed: install it with `eval \"$(scripts/install-test-deps.sh)\"` \
+                 ({package}) or set {var}"
+            )
+        })
+}
+
+fn promtool() -> PathBuf {
+    tool("POSBON_PROMTOOL", "promtool", "Debian package prometheus")
+}
+
+fn kubectl() -> PathBuf {
+    tool(
+        "POSBON_KUBECTL",
+        "kubectl",
+        "Debian package kubernetes-client",
+    )
+}
+
+/// The Python with check-jsonschema and kubernetes-validate (pinned, in the
+/// venv `scripts/install-test-deps.sh` makes): the system's has neither.
+fn deploy_python() -> PathBuf {
+    std::env::var_os("POSBON_DEPLOY_PYTHON")
+        .map(PathBuf::from)
         .expect(
-            "promtool is needed: install it with `eval \"$(scripts/install-test-deps.sh)\"` \
-             (Debian package prometheus) or set POSBON_PROMTOOL",
+            "POSBON_DEPLOY_PYTHON is needed (a Python with check-jsonschema and \
+             kubernetes-validate): install it with `eval \"$(scripts/install-test-deps.sh)\"`",
         )
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
 fn rules_dir() -> PathBuf {
@@ -157,4 +196,311 @@ fn collect_sources(dir: &Path, out: &mut String) {
             out.push_str(&std::fs::read_to_string(&path).unwrap_or_default());
         }
     }
+}
+
+/// Whether the command succeeded, and what it printed.
+fn outcome(command: &mut Command) -> (bool, String) {
+    let output = command.output().expect("run the check");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+/// `scripts/check-deploy.py ARGS...` with the deployment's Python.
+fn check_deploy_py<S: AsRef<OsStr>>(args: &[S]) -> (bool, String) {
+    outcome(
+        Command::new(deploy_python())
+            .arg(repo_root().join("scripts/check-deploy.py"))
+            .args(args)
+            .current_dir(repo_root()),
+    )
+}
+
+/// `text` with `from` replaced by `to` once; `from` must be there (else the
+/// file this case breaks has changed: update the case).
+fn broken(text: &str, from: &str, to: &str) -> String {
+    assert!(
+        text.contains(from),
+        "the case no longer applies: {from:?} is gone"
+    );
+    text.replacen(from, to, 1)
+}
+
+/// The whole of `scripts/check-deploy.sh`: deploy/compose.yaml, the
+/// kustomizations deploy/k8s and deploy/k8s/bootstrap and both Prometheus
+/// configurations pass their schemas and rules.
+#[test]
+fn deployment_files_pass_check_deploy() {
+    let (ok, text) = outcome(
+        Command::new("bash")
+            .arg("scripts/check-deploy.sh")
+            .current_dir(repo_root())
+            .env("POSBON_DEPLOY_PYTHON", deploy_python())
+            .env("POSBON_KUBECTL", kubectl())
+            .env("POSBON_PROMTOOL", promtool()),
+    );
+    assert!(ok, "scripts/check-deploy.sh failed:\n{text}");
+    assert!(text.contains("check-deploy: all checks passed"), "{text}");
+}
+
+/// A Deployment that keeps every rule, and the budget it needs.
+const DEPLOYMENT: &str = "\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  namespace: posbon
+spec:
+  replicas: 3
+  selector:
+    matchLabels:
+      app: web
+  template:
+    metadata:
+      labels:
+        app: web
+    spec:
+      securityContext:
+        runAsNonRoot: true
+      containers:
+        - name: web
+          image: web:1
+          livenessProbe:
+            httpGet:
+              path: /healthz
+              port: 8080
+          readinessProbe:
+            httpGet:
+              path: /readyz
+              port: 8080
+          resources:
+            requests:
+              cpu: 100m
+              memory: 64Mi
+            limits:
+              memory: 128Mi
+          securityContext:
+            allowPrivilegeEscalation: false
+            readOnlyRootFilesystem: true
+";
+
+const BUDGET: &str = "\
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata:
+  name: web
+  namespace: posbon
+spec:
+  maxUnavailable: 1
+  selector:
+    matchLabels:
+      app: web
+";
+
+/// The Kubernetes check fails on a wrong type, an unknown field, an unknown
+/// kind, a missing probe, requests or budget, and a shipped Secret, and
+/// passes the same objects without the fault.
+#[test]
+fn kubernetes_check_rejects_broken_manifests() {
+    let good = format!("{DEPLOYMENT}---\n{BUDGET}");
+    let secret = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: key\n  namespace: posbon\n\
+                  stringData:\n  key: s3cret\n";
+    let cases = [
+        (
+            "replicas-three",
+            broken(&good, "replicas: 3", "replicas: \"three\""),
+            "spec.replicas: 'three' is not of type 'integer'",
+        ),
+        (
+            "unknown-container-field",
+            broken(
+                &good,
+                "          image: web:1\n",
+                "          image: web:1\n          imagePullPolicyy: Always\n",
+            ),
+            "'imagePullPolicyy' was unexpected",
+        ),
+        (
+            "unknown-kind",
+            broken(&good, "kind: Deployment", "kind: Deploymnet"),
+            "Couldn't find schema for kind Deploymnet",
+        ),
+        (
+            "no-readiness-probe",
+            broken(
+                &good,
+                "          readinessProbe:\n            httpGet:\n              path: /readyz\n              port: 8080\n",
+                "",
+            ),
+            "container web: has no readinessProbe",
+        ),
+        (
+            "no-requests",
+            broken(
+                &good,
+                "            requests:\n              cpu: 100m\n              memory: 64Mi\n",
+                "",
+            ),
+            "needs resource requests for cpu and memory",
+        ),
+        (
+            "no-budget",
+            DEPLOYMENT.to_owned(),
+            "3 replicas and no PodDisruptionBudget selects its pods",
+        ),
+        (
+            "budget-for-other-pods",
+            format!(
+                "{DEPLOYMENT}---\n{}",
+                BUDGET.replace("app: web", "app: api")
+            ),
+            "3 replicas and no PodDisruptionBudget selects its pods",
+        ),
+        (
+            "secret-shipped",
+            format!("{good}---\n{secret}"),
+            "a Secret is shipped",
+        ),
+    ];
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("good.yaml");
+    std::fs::write(&file, &good).expect("write");
+    let (ok, text) = check_deploy_py(&[OsStr::new("k8s"), file.as_os_str()]);
+    assert!(ok, "the valid objects must pass:\n{text}");
+    for (name, objects, expected) in cases {
+        let file = dir.path().join(format!("{name}.yaml"));
+        std::fs::write(&file, objects).expect("write");
+        let (ok, text) = check_deploy_py(&[OsStr::new("k8s"), file.as_os_str()]);
+        assert!(!ok, "{name}: the broken objects passed:\n{text}");
+        assert!(
+            text.contains(expected),
+            "{name}: expected {expected:?} in:\n{text}"
+        );
+    }
+}
+
+/// The compose check fails on a field the Compose specification does not
+/// have, and on each of Posbon's rules broken in deploy/compose.yaml.
+#[test]
+fn compose_check_rejects_broken_files() {
+    let root = repo_root();
+    let compose = std::fs::read_to_string(root.join("deploy/compose.yaml")).expect("compose.yaml");
+    let prometheus = std::fs::read_to_string(root.join("deploy/prometheus/prometheus.yml"))
+        .expect("prometheus.yml");
+    let health_8084 = "    healthcheck:\n      <<: *health\n      test: [\"CMD\", \"curl\", \"-fsS\", \
+                       \"-o\", \"/dev/null\", \"http://127.0.0.1:8084/readyz\"]\n";
+    let cases = [
+        (
+            "unknown-field",
+            broken(
+                &compose,
+                "    command: [\"posbon-indexer\"]\n",
+                "    command: [\"posbon-indexer\"]\n    healthchek: {}\n",
+            ),
+            prometheus.clone(),
+            "'healthchek' was unexpected",
+        ),
+        (
+            "two-ingest-replicas",
+            broken(&compose, "deploy: {replicas: 3}", "deploy: {replicas: 2}"),
+            prometheus.clone(),
+            "must have deploy.replicas 3, has 2",
+        ),
+        (
+            "replicas-three",
+            broken(
+                &compose,
+                "deploy: {replicas: 3}",
+                "deploy: {replicas: \"three\"}",
+            ),
+            prometheus.clone(),
+            "deploy.replicas must be a number",
+        ),
+        (
+            "one-shard-twice",
+            broken(
+                &compose,
+                "POSBON__ESCALATOR__SHARD_INDEX: \"1\"",
+                "POSBON__ESCALATOR__SHARD_INDEX: \"0\"",
+            ),
+            prometheus.clone(),
+            "must own shards 0 and 1 of 2",
+        ),
+        (
+            "reporter-without-healthcheck",
+            broken(&compose, health_8084, ""),
+            prometheus.clone(),
+            "compose service reporter: has no healthcheck",
+        ),
+        (
+            "started-before-the-streams",
+            broken(
+                &compose,
+                "nats-streams: {condition: service_completed_successfully}",
+                "nats-streams: {condition: service_started}",
+            ),
+            prometheus.clone(),
+            "must start after nats-streams completed",
+        ),
+        (
+            "grafana-password-inline",
+            broken(
+                &compose,
+                "GF_SECURITY_ADMIN_PASSWORD__FILE: /run/secrets/grafana_admin_password",
+                "GF_SECURITY_ADMIN_PASSWORD: admin",
+            ),
+            prometheus.clone(),
+            "the admin password must come from a file",
+        ),
+        (
+            "escalator-1-not-scraped",
+            compose.clone(),
+            broken(&prometheus, "[escalator-0, escalator-1]", "[escalator-0]"),
+            "does not scrape compose service escalator-1",
+        ),
+    ];
+    let dir = tempfile::tempdir().expect("dir");
+    for (name, compose, prometheus, expected) in cases {
+        let compose_file = dir.path().join(format!("{name}.compose.yaml"));
+        let prometheus_file = dir.path().join(format!("{name}.prometheus.yml"));
+        std::fs::write(&compose_file, compose).expect("write");
+        std::fs::write(&prometheus_file, prometheus).expect("write");
+        let (ok, text) = check_deploy_py(&[
+            OsStr::new("compose"),
+            compose_file.as_os_str(),
+            prometheus_file.as_os_str(),
+        ]);
+        assert!(!ok, "{name}: the broken compose file passed:\n{text}");
+        assert!(
+            text.contains(expected),
+            "{name}: expected {expected:?} in:\n{text}"
+        );
+    }
+}
+
+/// The streams job must ask for three replicas: without `--replicas 3` the
+/// compose check fails, naming it.
+#[test]
+fn streams_job_must_ask_for_three_replicas() {
+    let root = repo_root();
+    let dir = tempfile::tempdir().expect("dir");
+    let compose = std::fs::read_to_string(root.join("deploy/compose.yaml")).expect("compose.yaml");
+    let without = broken(&compose, r#", "--replicas", "3""#, "");
+    let file = dir.path().join("without.compose.yaml");
+    std::fs::write(&file, without).expect("write");
+    let prometheus = root.join("deploy/prometheus/prometheus.yml");
+    let (ok, output) = check_deploy_py(&[
+        OsStr::new("compose"),
+        file.as_os_str(),
+        prometheus.as_os_str(),
+    ]);
+    assert!(!ok, "a streams job without --replicas 3 passed:\n{output}");
+    let expected = "nats-streams: streams must be R3: pass `--replicas 3`";
+    assert!(
+        output.contains(expected),
+        "expected {expected:?} in:\n{output}"
+    );
 }

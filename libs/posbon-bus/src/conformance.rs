@@ -183,7 +183,9 @@ macro_rules! bus_conformance_names {
             test_max_deliver,
             test_max_ack_pending,
             test_two_durables,
+            test_shared_durable,
             test_durable_resumes,
+            test_restart_from_sequence,
             test_deliver_new,
             test_filter_subjects,
             test_read_stream,
@@ -662,6 +664,80 @@ pub async fn test_two_durables(bus: &dyn Bus) {
     let info = bus.stream_info(&f.stream).await.expect("stream info");
     assert_eq!(info.consumers, 2);
     assert_eq!(info.messages, 5, "limits retention keeps consumed messages");
+}
+
+/// Two handles of one durable consumer (two instances of a service) share its
+/// messages: each message goes to one of them, and together they get all.
+pub async fn test_shared_durable(bus: &dyn Bus) {
+    let f = fixture(bus, "shareddurable").await;
+    for i in 0..40 {
+        publish(bus, &f.subject("a"), &i.to_string()).await;
+    }
+    let opts = options(Duration::from_secs(30));
+    let a = consumer(bus, &f, "shared", vec![], opts).await;
+    let b = consumer(bus, &f, "shared", vec![], opts).await;
+    let mut got: Vec<(char, u64)> = Vec::new();
+    let deadline = Instant::now() + PATIENCE;
+    while got.len() < 40 && Instant::now() < deadline {
+        for (name, c) in [('a', &a), ('b', &b)] {
+            let batch = c.fetch(7, Duration::from_millis(200)).await.expect("fetch");
+            ack_all(&batch).await;
+            got.extend(batch.iter().map(|d| (name, d.stream_sequence)));
+        }
+    }
+    let mut sequences: Vec<u64> = got.iter().map(|(_, s)| *s).collect();
+    sequences.sort_unstable();
+    assert_eq!(
+        sequences,
+        (1..=40).collect::<Vec<u64>>(),
+        "each message once: {got:?}"
+    );
+    assert!(
+        got.iter().any(|(n, _)| *n == 'a') && got.iter().any(|(n, _)| *n == 'b'),
+        "both handles got work: {got:?}"
+    );
+    expect_nothing(&*a, Duration::from_millis(300), "all acknowledged").await;
+}
+
+/// [`ConsumerOptions::restart`] replaces a durable consumer: delivery starts at
+/// its deliver policy although later messages were delivered (and not
+/// acknowledged) before, and acknowledgements of the replaced one's
+/// deliveries change nothing.
+pub async fn test_restart_from_sequence(bus: &dyn Bus) {
+    let f = fixture(bus, "restart").await;
+    for i in 0..6 {
+        publish(bus, &f.subject("a"), &i.to_string()).await;
+    }
+    let long = options(Duration::from_secs(30));
+    let old = consumer(bus, &f, "taken", vec![], long).await;
+    let first = fetch_exactly(&*old, 3).await;
+    ack_all(&first[..1]).await;
+    let in_flight = fetch_exactly(&*old, 3).await;
+    assert_eq!(payloads(&in_flight), ["3", "4", "5"]);
+    // Taken over from sequence 3 (its checkpoint covers 1 and 2).
+    let new = consumer(
+        bus,
+        &f,
+        "taken",
+        vec![],
+        ConsumerOptions {
+            deliver_policy: DeliverPolicy::FromSequence(3),
+            restart: true,
+            ..long
+        },
+    )
+    .await;
+    let got = fetch_exactly(&*new, 2).await;
+    assert_eq!(payloads(&got), ["2", "3"]);
+    // The old holder acknowledges what it had: the new consumer still
+    // delivers the rest.
+    ack_all(&in_flight).await;
+    ack_all(&first).await;
+    let rest = fetch_exactly(&*new, 2).await;
+    assert_eq!(payloads(&rest), ["4", "5"]);
+    ack_all(&got).await;
+    ack_all(&rest).await;
+    expect_nothing(&*new, Duration::from_millis(300), "all acknowledged").await;
 }
 
 /// A durable consumer opened again continues after its acknowledged messages.

@@ -255,8 +255,16 @@ pub struct ConsumerOptions {
     /// At most this many deliveries awaiting an ack; fetch returns nothing more until some
     /// are acknowledged. Default 20 000.
     pub max_ack_pending: usize,
-    /// Where a new consumer starts (ignored when it exists). Default [`DeliverPolicy::All`].
+    /// Where a new consumer starts (ignored when it exists, unless `restart`). Default
+    /// [`DeliverPolicy::All`].
     pub deliver_policy: DeliverPolicy,
+    /// Delete an existing consumer of this name first, so that delivery starts at
+    /// `deliver_policy` whatever it delivered before: for a consumer whose position
+    /// lives elsewhere (the escalator's checkpoint), taken over from a holder that died
+    /// with deliveries in flight. Their acknowledgements then go nowhere. Only one
+    /// process may hold such a consumer at a time (the escalator's shard lease).
+    /// Default `false`.
+    pub restart: bool,
 }
 
 impl Default for ConsumerOptions {
@@ -266,6 +274,7 @@ impl Default for ConsumerOptions {
             max_deliver: None,
             max_ack_pending: 20_000,
             deliver_policy: DeliverPolicy::All,
+            restart: false,
         }
     }
 }

@@ -118,6 +118,9 @@ struct Stored {
 
 #[derive(Debug)]
 struct ConsumerState {
+    /// Which creation of the durable this is: replies to deliveries of one that
+    /// was replaced ([`ConsumerOptions::restart`]) are ignored, as JetStream does.
+    generation: u64,
     filters: Vec<String>,
     options: ConsumerOptions,
     /// The next stream sequence to consider for a first delivery.
@@ -614,7 +617,12 @@ fn delivery(stored: &Stored, sequence: u64, delivered: u64, acker: &Arc<Consumer
 struct ConsumerRef {
     stream: Arc<StreamHandle>,
     name: String,
+    /// The [`ConsumerState::generation`] its deliveries belong to.
+    generation: u64,
 }
+
+/// Generations of consumers, unique in the process.
+static GENERATIONS: AtomicU64 = AtomicU64::new(1);
 
 /// Acknowledges deliveries of the in-memory bus.
 pub(crate) struct AckRef(Arc<ConsumerRef>);
@@ -638,7 +646,11 @@ impl AckRef {
                 .consumers
                 .get_mut(&consumer.name)
                 .ok_or_else(|| consumer_gone(&consumer.name))?;
-            // Like JetStream, a reply for a message no longer pending is ignored.
+            // Like JetStream, a reply for a message no longer pending (or delivered
+            // by a consumer since replaced) is ignored.
+            if state.generation != consumer.generation {
+                return Ok(());
+            }
             let Some(entry) = state.pending.get_mut(&sequence) else {
                 return Ok(());
             };
@@ -891,13 +903,16 @@ impl Bus for MemoryBus {
             validate_pattern(filter)?;
         }
         let handle = self.stream(stream)?;
-        {
+        let generation = {
             let mut state = lock(&handle.state);
             let start = match options.deliver_policy {
                 DeliverPolicy::All => state.first_sequence,
                 DeliverPolicy::New => state.last_sequence + 1,
                 DeliverPolicy::FromSequence(sequence) => sequence.max(state.first_sequence),
             };
+            if options.restart {
+                state.consumers.remove(durable);
+            }
             match state.consumers.get_mut(durable) {
                 Some(existing) => {
                     // Where a consumer starts matters only when it is created.
@@ -907,11 +922,14 @@ impl Bus for MemoryBus {
                         deliver_policy,
                         ..options
                     };
+                    existing.generation
                 }
                 None => {
+                    let generation = GENERATIONS.fetch_add(1, Ordering::Relaxed);
                     state.consumers.insert(
                         durable.to_owned(),
                         ConsumerState {
+                            generation,
                             filters: filter_subjects,
                             options,
                             next_sequence: start,
@@ -919,13 +937,15 @@ impl Bus for MemoryBus {
                             timers: BTreeSet::new(),
                         },
                     );
+                    generation
                 }
             }
-        }
+        };
         Ok(Box::new(MemoryConsumer {
             consumer: Arc::new(ConsumerRef {
                 stream: handle,
                 name: durable.to_owned(),
+                generation,
             }),
         }))
     }
@@ -952,6 +972,8 @@ impl Bus for MemoryBus {
             consumer: Arc::new(ConsumerRef {
                 stream: handle,
                 name: durable.to_owned(),
+                // Asks how far it is behind; never replies to a delivery.
+                generation: 0,
             }),
         }
         .pending()

@@ -106,6 +106,30 @@ pub struct NatsBus {
 }
 
 impl NatsBus {
+    /// Deletes durable consumer `durable` of `stream`; one that does not exist is fine.
+    async fn delete_consumer(&self, stream: &str, durable: &str) -> BusResult<()> {
+        let started = Instant::now();
+        match self
+            .jetstream
+            .delete_consumer_from_stream(durable, stream)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(err) => {
+                let err = consumer_error(stream, durable, &err);
+                if err.kind() == BusErrorKind::NotFound {
+                    Ok(())
+                } else {
+                    Err(self.violations.explain(
+                        BusError::new(err.kind(), format!("restart (delete) {err}")),
+                        started,
+                        None,
+                    ))
+                }
+            }
+        }
+    }
+
     /// The replicas streams get: [`NatsOptions::replicas`], or 3 when the
     /// server says its cluster has three or more servers (the client URLs
     /// it announces), else 1.
@@ -846,11 +870,13 @@ impl Bus for NatsBus {
             Ok([filter]) => config.filter_subject = filter,
             Err(filters) => config.filter_subjects = filters,
         }
-        // The deliver policy only says where a new consumer starts: an existing one keeps
-        // its own (the server refuses to change it).
-        if let Ok(handle) = self.jetstream.get_stream(stream).await
+        if options.restart {
+            self.delete_consumer(stream, durable).await?;
+        } else if let Ok(handle) = self.jetstream.get_stream(stream).await
             && let Ok(info) = handle.consumer_info(durable).await
         {
+            // The deliver policy only says where a new consumer starts: an existing one
+            // keeps its own (the server refuses to change it).
             config.deliver_policy = info.config.deliver_policy;
         }
         let started = Instant::now();

@@ -174,10 +174,11 @@ impl NatsRole {
                 p.publish.push("posbon.alerts.*.*.*".to_owned());
                 p.publish.extend(stream_info());
                 for index in 0..escalator_shards.max(1) {
-                    p.publish.extend(durable(
-                        EVENTS_STREAM,
-                        &escalator_durable(index, escalator_shards.max(1)),
-                    ));
+                    let name = escalator_durable(index, escalator_shards.max(1));
+                    p.publish.extend(durable(EVENTS_STREAM, &name));
+                    // A shard's holder restarts its consumer at the checkpoint.
+                    p.publish
+                        .push(js(&format!("CONSUMER.DELETE.{EVENTS_STREAM}.{name}")));
                 }
             }
             Self::Reporter => {

@@ -11,6 +11,7 @@
 //! | `r` | `r` · kind · ... | report documents ([`crate::reports`]) |
 //! | `w` | `w` · hour (8 B) | write mark: a token that changes with every write of events in that hour |
 //! | `g` | `g` | the mahalla registry the services share: its digest ([`crate::registry`]) |
+//! | `l` | `l` · name | a lease: who holds a named thing until when ([`crate::leases`]) |
 //!
 //! *cell* is the event's H3 index at the storage resolution as a big-endian
 //! `u64`; *time* is `occurred_at` in microseconds since the Unix epoch (UTC)
@@ -56,6 +57,8 @@ pub const AUDIT: u8 = b'a';
 /// Prefix of the record of the mahalla registry the services share
 /// ([`crate::registry`]).
 pub const REGISTRY: u8 = b'g';
+/// Prefix of leases ([`crate::leases`]).
+pub const LEASE: u8 = b'l';
 
 /// Microseconds in one hour: the granularity of the write marks.
 pub const HOUR_MICROS: i64 = 3_600_000_000;

@@ -112,6 +112,7 @@ mod error;
 pub mod escalations;
 mod ext;
 pub mod keys;
+pub mod leases;
 mod memory;
 pub mod pseudonyms;
 pub mod registry;
@@ -134,6 +135,7 @@ pub use ext::{
     BatchIds, CheckedEvents, DEFAULT_PAGE, EventStoreExt, PreparedEvents, PutSummary, stable_hash,
 };
 pub use keys::checkpoint_key;
+pub use leases::{HeldLease, Lease, LeaseStoreExt, Take};
 pub use memory::MemoryStore;
 pub use registry::{RegistryRecord, RegistryStoreExt};
 pub use reports::ReportStoreExt;

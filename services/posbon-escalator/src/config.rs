@@ -18,10 +18,21 @@ pub struct EscalatorConfig {
     /// Mahalla registry (GeoJSON). Required by the service binaries: every service of a deployment loads the same file (`posbon_service::registry`); the library entry points take a loaded registry.
     #[serde(default)]
     pub registry: Option<std::path::PathBuf>,
-    /// This instance's shard.
-    pub shard_index: u32,
-    /// Number of shards.
+    /// Number of shards the mahallas are split into (fixed for a deployment:
+    /// each has its own checkpoint and durable consumer).
     pub shard_count: u32,
+    /// Run this shard only. Unset (the default): take shards through leases,
+    /// an even share of them among the instances alive ([`crate::leased`]).
+    #[serde(default)]
+    pub shard_index: Option<u32>,
+    /// The name this instance holds leases under; unique among the
+    /// instances, and the same after a restart (so that it takes its shards
+    /// back at once). Default: the host name and `listen`.
+    #[serde(default)]
+    pub instance: Option<String>,
+    /// Seconds a shard's lease lasts unless renewed (renewed every third of
+    /// it): an instance that dies holds its shards this long at most.
+    pub lease_ttl_secs: u64,
     /// Seconds an event may arrive after the newest event time before it counts as late.
     pub allowed_lateness_secs: u64,
     /// Seconds of event time between level evaluations; also the idle wall time
@@ -39,14 +50,58 @@ pub struct EscalatorConfig {
 }
 
 impl EscalatorConfig {
-    /// The shard of this instance.
-    pub fn shard(&self) -> anyhow::Result<Shard> {
-        Shard::new(self.shard_index, self.shard_count)
+    /// The shards this instance may hold: the one `shard_index` names, or
+    /// every shard.
+    pub fn shards(&self) -> anyhow::Result<Vec<Shard>> {
+        match self.shard_index {
+            Some(index) => Ok(vec![Shard::new(index, self.shard_count)?]),
+            None => (0..self.shard_count)
+                .map(|index| Shard::new(index, self.shard_count))
+                .collect(),
+        }
+    }
+
+    /// The durable consumers of every shard of the deployment.
+    pub fn durables(&self) -> anyhow::Result<Vec<String>> {
+        (0..self.shard_count)
+            .map(|index| Shard::new(index, self.shard_count).map(|s| s.durable()))
+            .collect()
+    }
+
+    /// The name this instance holds leases under: `instance`, else the host
+    /// name and `listen`.
+    pub fn instance_name(&self) -> String {
+        self.instance.clone().unwrap_or_else(|| {
+            let host = std::env::var("HOSTNAME")
+                .ok()
+                .filter(|h| !h.is_empty())
+                .or_else(|| {
+                    std::fs::read_to_string("/proc/sys/kernel/hostname")
+                        .ok()
+                        .map(|h| h.trim().to_owned())
+                })
+                .unwrap_or_else(|| "localhost".to_owned());
+            format!("{host}/{}", self.listen)
+        })
     }
 
     /// Checks the values.
     pub fn validate(&self) -> anyhow::Result<()> {
-        self.shard()?;
+        anyhow::ensure!(
+            (1..=256).contains(&self.shard_count),
+            "escalator.shard_count: must be 1 to 256"
+        );
+        self.shards()?;
+        anyhow::ensure!(
+            self.instance
+                .as_ref()
+                .is_none_or(|i| !i.trim().is_empty() && i.len() <= 200),
+            "escalator.instance: must be 1 to 200 characters"
+        );
+        anyhow::ensure!(
+            (3..=600).contains(&self.lease_ttl_secs),
+            "escalator.lease_ttl_secs: must be 3 to 600"
+        );
         anyhow::ensure!(
             self.tick_secs >= 1,
             "escalator.tick_secs: must be at least 1"

@@ -23,6 +23,7 @@ use crate::checkpoint::{Snapshot, load, save, save_snapshot, settle};
 use crate::config::EscalatorConfig;
 use crate::engine::{Applied, Escalator};
 use crate::metrics::EscalatorMetrics;
+use crate::shard::Shard;
 
 /// Publishes the outbox; returns how many were published (a prefix).
 async fn publish(bus: &dyn Bus, escalator: &mut Escalator, metrics: &EscalatorMetrics) -> usize {
@@ -132,7 +133,9 @@ pub async fn run(
     worked
 }
 
-/// The consuming loop alone (what `posbon standalone` runs, with its own HTTP).
+/// The consuming loop alone (what `posbon standalone` runs, with its own HTTP):
+/// the shards this instance holds through leases ([`crate::leased`]), or the one
+/// `shard_index` names.
 pub async fn consume(
     config: EscalatorConfig,
     risk: RiskConfig,
@@ -143,9 +146,48 @@ pub async fn consume(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     config.validate()?;
-    let shard = config.shard()?;
-    let m = EscalatorMetrics::new(metrics)?;
-    let mut escalator = load(&store, shard, risk, registry, &config).await?;
+    let shared = Shared {
+        m: Arc::new(EscalatorMetrics::new(metrics)?),
+        config,
+        risk,
+        bus,
+        store,
+        registry,
+    };
+    crate::leased::run(shared, shutdown).await
+}
+
+/// What the shards of one instance share.
+#[derive(Clone)]
+pub(crate) struct Shared {
+    pub(crate) config: EscalatorConfig,
+    pub(crate) risk: RiskConfig,
+    pub(crate) bus: Arc<dyn Bus>,
+    pub(crate) store: Store,
+    pub(crate) registry: Arc<Registry>,
+    pub(crate) m: Arc<EscalatorMetrics>,
+}
+
+/// Runs `shard` from its checkpoint until `shutdown` (then publishes what is
+/// left, checkpoints and acknowledges) or until `lost` (its lease went to
+/// another instance: it stops at once, writing and acknowledging nothing
+/// more, since the new holder starts from the last checkpoint).
+pub(crate) async fn consume_shard(
+    shared: &Shared,
+    shard: Shard,
+    shutdown: CancellationToken,
+    lost: CancellationToken,
+) -> anyhow::Result<()> {
+    let Shared {
+        config,
+        risk,
+        bus,
+        store,
+        registry,
+        m,
+    } = shared;
+    let m = &**m;
+    let mut escalator = load(store, shard, risk.clone(), registry.clone(), config).await?;
     let consumer = bus
         .consumer(
             EVENTS_STREAM,
@@ -155,6 +197,11 @@ pub async fn consume(
                 ack_wait: Duration::from_secs(config.ack_wait_secs),
                 max_ack_pending: 50_000,
                 deliver_policy: DeliverPolicy::FromSequence(escalator.sequence() + 1),
+                // The checkpoint says where to resume, not the consumer: what a
+                // previous holder was delivered and never checkpointed comes again,
+                // in order, rather than after its ack wait behind newer events
+                // (which the state's sequence would then make it skip).
+                restart: true,
                 ..ConsumerOptions::default()
             },
         )
@@ -174,6 +221,7 @@ pub async fn consume(
     loop {
         let fetched = tokio::select! {
             () = shutdown.cancelled() => None,
+            () = lost.cancelled() => return Ok(()),
             f = consumer.fetch(config.fetch_batch, wait) => Some(f),
         };
         let Some(fetched) = fetched else { break };
@@ -248,18 +296,19 @@ pub async fn consume(
         }
         let produced = !escalator.outbox().is_empty();
         if produced {
-            publish(&*bus, &mut escalator, &m).await;
+            publish(&**bus, &mut escalator, m).await;
             unsaved_escalations = true;
         }
         // A checkpoint written: acknowledge what it covers.
         if in_flight.as_ref().is_some_and(|(h, _)| h.is_finished())
             && let Some((written, acks)) = in_flight.take()
         {
-            settle(written.await, acks, &mut to_ack, &mut dirty, &*consumer, &m).await;
+            settle(written.await, acks, &mut to_ack, &mut dirty, &*consumer, m).await;
         }
         // Checkpoints are encoded and written off this loop, one at a time,
         // so events keep flowing while a large state is saved.
         if in_flight.is_none()
+            && !lost.is_cancelled()
             && (dirty || !to_ack.is_empty())
             && (unsaved_escalations
                 || to_ack.len() >= 20_000
@@ -281,11 +330,14 @@ pub async fn consume(
         }
     }
     if let Some((written, acks)) = in_flight.take() {
-        settle(written.await, acks, &mut to_ack, &mut dirty, &*consumer, &m).await;
+        settle(written.await, acks, &mut to_ack, &mut dirty, &*consumer, m).await;
+    }
+    if lost.is_cancelled() {
+        return Ok(());
     }
     // Shutting down: publish what is left, checkpoint, ack.
-    publish(&*bus, &mut escalator, &m).await;
-    save(&store, &escalator, &m).await?;
+    publish(&**bus, &mut escalator, m).await;
+    save(store, &escalator, m).await?;
     for d in to_ack {
         let _ = d.ack().await;
     }

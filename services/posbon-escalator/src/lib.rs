@@ -42,6 +42,7 @@ mod checkpoint;
 mod config;
 mod consume;
 mod engine;
+pub mod leased;
 mod metrics;
 pub mod serve;
 mod shard;

@@ -11,6 +11,8 @@ pub(crate) struct EscalatorMetrics {
     pub(crate) checkpoint_seconds: Histogram,
     pub(crate) watermark_lag: Gauge,
     pub(crate) lag: Gauge,
+    pub(crate) shards_held: Gauge,
+    pub(crate) handovers: Counter,
 }
 
 impl EscalatorMetrics {
@@ -44,6 +46,14 @@ impl EscalatorMetrics {
             watermark_lag: metrics.gauge(
                 "posbon_escalator_watermark_lag_seconds",
                 "Wall clock minus the newest event time seen",
+            )?,
+            shards_held: metrics.gauge(
+                "posbon_escalator_shards_held",
+                "Shards this instance runs (under their leases)",
+            )?,
+            handovers: metrics.counter(
+                "posbon_escalator_shard_leases_lost_total",
+                "Shards stopped because their lease went to another instance",
             )?,
             lag: metrics.gauge(
                 "posbon_escalator_consumer_lag",

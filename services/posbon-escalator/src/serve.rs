@@ -61,7 +61,7 @@ pub async fn serve(config: FileConfig, shutdown: CancellationToken) -> anyhow::R
             escalator.nats_urls.clone(),
             config
                 .nats
-                .options(&format!("posbon-escalator-{}", escalator.shard()?.name()))?,
+                .options(&format!("posbon-escalator-{}", escalator.instance_name()))?,
         )
         .await
         .context("cannot connect to nats")?,

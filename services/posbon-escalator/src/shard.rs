@@ -42,3 +42,8 @@ impl Shard {
         }
     }
 }
+
+/// `name`'s place among `n` (0 when `n` is 0), by the same stable hash.
+pub(crate) fn stable_index(name: &str, n: usize) -> u64 {
+    posbon_store::stable_hash(name.as_bytes()) % u64::try_from(n.max(1)).unwrap_or(1)
+}

@@ -1,6 +1,8 @@
-//! The escalator over the in-memory bus and store: it reproduces exactly the
-//! escalations of a straight replay of the same events, after a crash in the
-//! middle, and when the mahallas are re-sharded from one instance to two.
+//! The escalator reproduces exactly the escalations of a straight replay of
+//! the same events: over the in-memory bus and store after a crash in the
+//! middle and when the mahallas are re-sharded from one instance to two; and
+//! over a real nats-server and TiKV (the in-repo test server) while
+//! instances that take shards through leases join, leave and die.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -62,8 +64,10 @@ fn config(shard: Shard) -> EscalatorConfig {
         http: Default::default(),
         nats_urls: vec![],
         registry: None,
-        shard_index: shard.index,
+        shard_index: Some(shard.index),
         shard_count: shard.count,
+        instance: Some(format!("test-{}", shard.name())),
+        lease_ttl_secs: 3,
         allowed_lateness_secs: 300,
         // No idle ticks during the test: the reference has none either.
         tick_secs: 3600,
@@ -264,6 +268,198 @@ async fn crash_and_reshard_reproduce_the_straight_replay() {
         stop.cancel();
         task.await.expect("join").expect("escalator");
     }
+    same(&alerts(&*bus, "check").await, &want);
+}
+
+/// A leased escalator instance named `name` over `shard_count` shards.
+fn spawn_leased(
+    name: &str,
+    shard_count: u32,
+    bus: Arc<dyn Bus>,
+    store: Store,
+    reg: Arc<Registry>,
+    metrics: Metrics,
+) -> (
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+    CancellationToken,
+) {
+    let config = EscalatorConfig {
+        shard_index: None,
+        instance: Some(name.to_owned()),
+        ..config(Shard::new(0, shard_count).expect("shard"))
+    };
+    let stop = CancellationToken::new();
+    let token = stop.clone();
+    let handle = tokio::spawn(async move {
+        posbon_escalator::consume(
+            config,
+            RiskConfig::default(),
+            bus,
+            store,
+            reg,
+            &metrics,
+            token,
+        )
+        .await
+    });
+    (handle, stop)
+}
+
+/// Who holds each shard lease now (live ones only).
+async fn holders(store: &Store) -> BTreeMap<String, String> {
+    use posbon_store::LeaseStoreExt as _;
+    let now = Utc::now().timestamp_millis();
+    store
+        .leases(posbon_escalator::leased::SHARD_LEASE_PREFIX)
+        .await
+        .expect("leases")
+        .into_iter()
+        .filter(|(_, l)| l.is_live(now))
+        .map(|(name, l)| (name, l.holder))
+        .collect()
+}
+
+/// Waits until `check` holds of the shard holders; returns how long it took.
+async fn until_holders(
+    store: &Store,
+    what: &str,
+    check: impl Fn(&BTreeMap<String, String>) -> bool,
+) -> Duration {
+    let started = std::time::Instant::now();
+    loop {
+        let now = holders(store).await;
+        if check(&now) {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{what}: holders stayed {now:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn held_by(holders: &BTreeMap<String, String>, name: &str) -> usize {
+    holders.values().filter(|h| *h == name).count()
+}
+
+/// Escalator instances taking shards through leases, over a real
+/// nats-server and TiKV: a second instance gets half the shards, the first
+/// one's shards pass to the second within the lease's time when it dies
+/// (aborted: no checkpoint, no release), a third one joins, and through all
+/// of it the escalations are exactly those of a straight replay, each once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leased_shards_move_between_instances_and_nothing_is_lost_or_doubled() {
+    posbon_testkit::init_test_logging();
+    let (reg, sim) = registry();
+    let events = events(&reg, sim);
+    let want = reference(reg.clone(), &events);
+    let nats = posbon_testkit::NatsServer::start();
+    let tikv = posbon_tikv_testserver::TestServer::start(Default::default())
+        .await
+        .expect("tikv test server");
+    let bus: Arc<dyn Bus> = Arc::new(
+        posbon_bus::NatsBus::connect(vec![nats.url()], Default::default())
+            .await
+            .expect("nats"),
+    );
+    bus.ensure_streams(&default_streams())
+        .await
+        .expect("streams");
+    let store: Store = Arc::new(
+        posbon_store::TikvStore::connect(
+            &posbon_store::TikvConfig::new([tikv.pd_endpoint()]),
+            None,
+        )
+        .await
+        .expect("tikv"),
+    );
+    const SHARDS: u32 = 4;
+    let shards: Vec<Shard> = (0..SHARDS)
+        .map(|i| Shard::new(i, SHARDS).expect("shard"))
+        .collect();
+    let all = |h: &BTreeMap<String, String>| h.len() == SHARDS as usize;
+    let quarter = events.len() / 4;
+
+    // One instance takes every shard.
+    let (a, _stop_a) = spawn_leased(
+        "a",
+        SHARDS,
+        bus.clone(),
+        store.clone(),
+        reg.clone(),
+        Metrics::new(),
+    );
+    until_holders(&store, "a takes all", |h| all(h) && held_by(h, "a") == 4).await;
+    publish(&*bus, &events[..quarter]).await;
+
+    // A second joins: each holds two.
+    let (b, stop_b) = spawn_leased(
+        "b",
+        SHARDS,
+        bus.clone(),
+        store.clone(),
+        reg.clone(),
+        Metrics::new(),
+    );
+    let balanced = until_holders(&store, "a and b share", |h| {
+        all(h) && held_by(h, "a") == 2 && held_by(h, "b") == 2
+    })
+    .await;
+    eprintln!("shards shared between two instances after {balanced:?}");
+    publish(&*bus, &events[quarter..2 * quarter]).await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+
+    // The first dies without a word: its shards pass to b.
+    a.abort();
+    let _ = a.await;
+    let died = std::time::Instant::now();
+    publish(&*bus, &events[2 * quarter..3 * quarter]).await;
+    let recovered = until_holders(&store, "b takes a's shards", |h| {
+        all(h) && held_by(h, "b") == 4
+    })
+    .await;
+    let recovered = recovered.max(died.elapsed());
+    eprintln!(
+        "shards of the dead instance taken over after {recovered:?} (lease 3 s, renewed every 1 s)"
+    );
+    assert!(
+        recovered <= Duration::from_secs(3 + 2 + 2),
+        "taken over within the lease and two ticks: {recovered:?}"
+    );
+
+    // A third joins; then b stops cleanly and c takes everything.
+    let (c, stop_c) = spawn_leased(
+        "c",
+        SHARDS,
+        bus.clone(),
+        store.clone(),
+        reg.clone(),
+        Metrics::new(),
+    );
+    until_holders(&store, "b and c share", |h| {
+        all(h) && held_by(h, "b") == 2 && held_by(h, "c") == 2
+    })
+    .await;
+    publish(&*bus, &events[3 * quarter..]).await;
+    stop_b.cancel();
+    b.await.expect("join").expect("b");
+    let handed = until_holders(&store, "c takes b's shards", |h| {
+        all(h) && held_by(h, "c") == 4
+    })
+    .await;
+    eprintln!("shards of a stopped instance taken over after {handed:?}");
+    let last = bus
+        .stream_info(EVENTS_STREAM)
+        .await
+        .expect("info")
+        .last_sequence;
+    assert_eq!(last, events.len() as u64);
+    drained(&*bus, &store, &shards, last).await;
+    stop_c.cancel();
+    c.await.expect("join").expect("c");
+    // Exactly the straight replay's escalations, each once on ALERTS (a
+    // re-publication after a takeover is dropped by its message id).
     same(&alerts(&*bus, "check").await, &want);
 }
 

@@ -463,10 +463,8 @@ pub async fn run(
     // The demo's history must be indexed before the reporter catches up on
     // the days before today, or their reports would be empty.
     let (history_tx, history_rx) = tokio::sync::oneshot::channel::<()>();
-    let durables = [
-        posbon_indexer::DURABLE.to_owned(),
-        config.escalator.shard()?.durable(),
-    ];
+    let mut durables = vec![posbon_indexer::DURABLE.to_owned()];
+    durables.extend(config.escalator.durables()?);
     let mut reporter_config = config.reporter.clone();
     if demo {
         // The demo replays a day in minutes, so the reports of the days it

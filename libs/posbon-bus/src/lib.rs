@@ -325,6 +325,11 @@ pub struct StreamInfo {
     pub last_sequence: u64,
     /// The number of consumers.
     pub consumers: usize,
+    /// The server leading the stream in a cluster (`None` on a single server or the
+    /// in-memory bus).
+    pub leader: Option<String>,
+    /// Copies kept of each message.
+    pub replicas: usize,
 }
 
 /// Reads a stream in order (see [`Bus::read_stream`]).

@@ -471,6 +471,8 @@ impl StreamState {
             },
             last_sequence: self.last_sequence,
             consumers: self.consumers.len(),
+            leader: None,
+            replicas: 1,
         }
     }
 

@@ -1013,6 +1013,8 @@ impl Bus for NatsBus {
             first_sequence: info.state.first_sequence,
             last_sequence: info.state.last_sequence,
             consumers: info.state.consumer_count,
+            leader: info.cluster.as_ref().and_then(|c| c.leader.clone()),
+            replicas: info.config.num_replicas,
         })
     }
 

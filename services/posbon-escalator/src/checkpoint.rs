@@ -24,12 +24,22 @@ use crate::shard::Shard;
 /// Checkpoint name prefix of the escalator's state: `<prefix><shard>` holds a
 /// [`StateHead`], the state itself is in chunks under [`CHUNK_PREFIX`].
 pub const STATE_PREFIX: &str = "escalator/state/";
-/// Checkpoint name prefix of state chunks: `<prefix><shard>/<n>`.
+/// Checkpoint name prefix of state chunks: `<prefix><shard>/<generation>/<n>`
+/// (16 hex digits, 6 decimal digits); `<prefix><shard>/<n>` in checkpoints
+/// written before generations.
 pub const CHUNK_PREFIX: &str = "escalator/chunk/";
 /// Largest chunk of a checkpoint (store values are limited to 1 MiB).
 pub const CHUNK_BYTES: usize = 768 * 1024;
 
-/// The head of a shard's checkpoint: how many chunks hold its state.
+/// The head of a shard's checkpoint: which chunks hold its state.
+///
+/// A checkpoint is written in three steps, each finished before the next:
+/// the chunks of a new generation, then the head that points at them (with
+/// the risk snapshot), then the removal of every other generation's chunks.
+/// No step needs a multi-key atomic write (TiKV's raw batches are not
+/// atomic across requests), so a crash at any point leaves the previous
+/// checkpoint or the new one readable, never a mix; a reader that finds a
+/// chunk gone (a newer checkpoint replaced its head meanwhile) reads again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StateHead {
@@ -39,6 +49,17 @@ pub struct StateHead {
     pub chunks: u32,
     /// Total bytes of the JSON [`Checkpoint`].
     pub bytes: u64,
+    /// The chunks' generation (`None`: written before generations).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<u64>,
+}
+
+/// The name of chunk `n` of `generation` of shard `shard`'s checkpoint.
+fn chunk_name(shard: &str, generation: Option<u64>, n: u32) -> String {
+    match generation {
+        Some(g) => format!("{CHUNK_PREFIX}{shard}/{g:016x}/{n:06}"),
+        None => format!("{CHUNK_PREFIX}{shard}/{n:06}"),
+    }
 }
 
 /// What a checkpoint holds.
@@ -65,22 +86,44 @@ pub struct Checkpoint {
 
 /// The checkpoint of shard `name`, if any.
 pub async fn read_checkpoint(store: &Store, name: &str) -> anyhow::Result<Option<Checkpoint>> {
-    let Some(head) = store.checkpoint(&format!("{STATE_PREFIX}{name}")).await? else {
-        return Ok(None);
-    };
-    let head: StateHead = serde_json::from_slice(&head)
-        .map_err(|e| anyhow::anyhow!("checkpoint head of shard {name} is unreadable: {e}"))?;
-    let mut bytes = Vec::with_capacity(usize::try_from(head.bytes).unwrap_or(0));
-    for n in 0..head.chunks {
-        let chunk = store
-            .checkpoint(&format!("{CHUNK_PREFIX}{name}/{n:06}"))
-            .await?
-            .ok_or_else(|| anyhow::anyhow!("checkpoint of shard {name}: chunk {n} is missing"))?;
-        bytes.extend_from_slice(&chunk);
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let Some(head) = store.checkpoint(&format!("{STATE_PREFIX}{name}")).await? else {
+            return Ok(None);
+        };
+        let head: StateHead = serde_json::from_slice(&head)
+            .map_err(|e| anyhow::anyhow!("checkpoint head of shard {name} is unreadable: {e}"))?;
+        let mut bytes = Vec::with_capacity(usize::try_from(head.bytes).unwrap_or(0));
+        let mut missing = None;
+        for n in 0..head.chunks {
+            match store
+                .checkpoint(&chunk_name(name, head.generation, n))
+                .await?
+            {
+                Some(chunk) => bytes.extend_from_slice(&chunk),
+                None => {
+                    missing = Some(n);
+                    break;
+                }
+            }
+        }
+        match missing {
+            // Replaced by a newer checkpoint while it was read: read that one.
+            Some(_) if attempt < 5 => continue,
+            Some(n) => anyhow::bail!("checkpoint of shard {name}: chunk {n} is missing"),
+            None => {}
+        }
+        anyhow::ensure!(
+            bytes.len() as u64 == head.bytes,
+            "checkpoint of shard {name}: {} bytes in its chunks, its head says {}",
+            bytes.len(),
+            head.bytes
+        );
+        let checkpoint = serde_json::from_slice(&bytes)
+            .map_err(|e| anyhow::anyhow!("checkpoint of shard {name} is unreadable: {e}"))?;
+        return Ok(Some(checkpoint));
     }
-    let checkpoint = serde_json::from_slice(&bytes)
-        .map_err(|e| anyhow::anyhow!("checkpoint of shard {name} is unreadable: {e}"))?;
-    Ok(Some(checkpoint))
 }
 
 /// Loads the escalator for `shard`: its own checkpoint, or a take-over from
@@ -208,8 +251,9 @@ pub(crate) async fn save_snapshot(
     Ok(())
 }
 
-/// Writes an encoded checkpoint (state in chunks, its head, the risk
-/// snapshot) in one atomic batch.
+/// Writes an encoded checkpoint: the state's chunks as a new generation,
+/// then its head with the risk snapshot, then the removal of the other
+/// generations' chunks (see [`StateHead`]).
 pub(crate) async fn write(
     store: &Store,
     shard: &str,
@@ -217,29 +261,43 @@ pub(crate) async fn write(
     state: Vec<u8>,
     risk: Vec<u8>,
 ) -> anyhow::Result<()> {
-    let mut batch = Vec::with_capacity(state.len() / CHUNK_BYTES + 3);
+    // Unique per checkpoint: microseconds since 1970 (one writer per shard,
+    // a checkpoint at most every few milliseconds), never reused.
+    let generation = u64::try_from(chrono::Utc::now().timestamp_micros()).unwrap_or(0);
     let mut chunks = 0u32;
-    for (n, chunk) in state.chunks(CHUNK_BYTES).enumerate() {
+    let mut batch = Vec::with_capacity(state.len() / CHUNK_BYTES + 1);
+    for (n, chunk) in (0u32..).zip(state.chunks(CHUNK_BYTES)) {
         batch.push((
-            checkpoint_key(&format!("{CHUNK_PREFIX}{shard}/{n:06}")),
+            checkpoint_key(&chunk_name(shard, Some(generation), n)),
             chunk.to_vec(),
         ));
         chunks += 1;
     }
+    store.put_batch(batch).await?;
     let head = StateHead {
         sequence,
         chunks,
         bytes: state.len() as u64,
+        generation: Some(generation),
     };
-    batch.push((
-        checkpoint_key(&format!("{STATE_PREFIX}{shard}")),
-        serde_json::to_vec(&head)?,
-    ));
-    batch.push((
-        checkpoint_key(&format!("{RISK_SNAPSHOT_PREFIX}{shard}")),
-        risk,
-    ));
-    // One atomic batch: the head never points at chunks of another state.
-    store.put_batch(batch).await?;
+    store
+        .put_batch(vec![
+            (
+                checkpoint_key(&format!("{STATE_PREFIX}{shard}")),
+                serde_json::to_vec(&head)?,
+            ),
+            (
+                checkpoint_key(&format!("{RISK_SNAPSHOT_PREFIX}{shard}")),
+                risk,
+            ),
+        ])
+        .await?;
+    // Every other generation (and chunks of the layout before generations).
+    let (all_start, all_end) = prefix_range(&checkpoint_key(&format!("{CHUNK_PREFIX}{shard}/")));
+    let (this_start, this_end) = prefix_range(&checkpoint_key(&format!(
+        "{CHUNK_PREFIX}{shard}/{generation:016x}/"
+    )));
+    store.delete_range(&all_start, &this_start).await?;
+    store.delete_range(&this_end, &all_end).await?;
     Ok(())
 }

@@ -12,16 +12,22 @@ use std::path::PathBuf;
 ///
 /// `cargo test --workspace` builds every binary before running tests.
 pub fn posbon_bin() -> PathBuf {
+    service_bin("posbon")
+}
+
+/// A binary of the workspace (`posbon`, `posbon-escalator`, ...) that cargo
+/// built beside this test executable.
+pub fn service_bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("path of the test executable");
-    // target/<profile>/deps/<test> -> target/<profile>/posbon
+    // target/<profile>/deps/<test> -> target/<profile>/<name>
     let profile_dir = exe
         .parent()
         .and_then(|deps| deps.parent())
         .expect("test executable lives in target/<profile>/deps");
-    let bin = profile_dir.join(format!("posbon{}", std::env::consts::EXE_SUFFIX));
+    let bin = profile_dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     assert!(
         bin.exists(),
-        "{} is missing: build it with `cargo build -p posbon` (cargo test --workspace does)",
+        "{} is missing: build it with `cargo build -p {name}` (cargo test --workspace does)",
         bin.display()
     );
     bin

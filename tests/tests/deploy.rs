@@ -383,7 +383,9 @@ fn kubernetes_check_rejects_broken_manifests() {
 }
 
 /// The compose check fails on a field the Compose specification does not
-/// have, and on each of Posbon's rules broken in deploy/compose.yaml.
+/// have, and on each of Posbon's rules broken in deploy/compose.yaml: among
+/// them the escalator's (at least two replicas, sharing at least as many
+/// shards through leases: no SHARD_INDEX, no one INSTANCE name for all).
 #[test]
 fn compose_check_rejects_broken_files() {
     let root = repo_root();
@@ -392,6 +394,7 @@ fn compose_check_rejects_broken_files() {
         .expect("prometheus.yml");
     let health_8084 = "    healthcheck:\n      <<: *health\n      test: [\"CMD\", \"curl\", \"-fsS\", \
                        \"-o\", \"/dev/null\", \"http://127.0.0.1:8084/readyz\"]\n";
+    let shard_count = "      POSBON__ESCALATOR__SHARD_COUNT: \"8\"\n";
     let cases = [
         (
             "unknown-field",
@@ -420,14 +423,46 @@ fn compose_check_rejects_broken_files() {
             "deploy.replicas must be a number",
         ),
         (
-            "one-shard-twice",
+            "one-escalator-replica",
+            broken(&compose, "deploy: {replicas: 2}", "deploy: {replicas: 1}"),
+            prometheus.clone(),
+            "compose: the escalator must run at least 2 replicas",
+        ),
+        (
+            "escalator-shard-index",
             broken(
                 &compose,
-                "POSBON__ESCALATOR__SHARD_INDEX: \"1\"",
-                "POSBON__ESCALATOR__SHARD_INDEX: \"0\"",
+                shard_count,
+                &format!("{shard_count}      POSBON__ESCALATOR__SHARD_INDEX: \"0\"\n"),
             ),
             prometheus.clone(),
-            "must own shards 0 and 1 of 2",
+            "compose service escalator: POSBON__ESCALATOR__SHARD_INDEX is set",
+        ),
+        (
+            "fewer-shards-than-replicas",
+            broken(
+                &compose,
+                shard_count,
+                "      POSBON__ESCALATOR__SHARD_COUNT: \"1\"\n",
+            ),
+            prometheus.clone(),
+            "POSBON__ESCALATOR__SHARD_COUNT 1 is below the escalator's 2 replicas",
+        ),
+        (
+            "no-shard-count",
+            broken(&compose, shard_count, ""),
+            prometheus.clone(),
+            "POSBON__ESCALATOR__SHARD_COUNT must be set to a number of shards from 1 to 256",
+        ),
+        (
+            "one-instance-name-for-the-replicas",
+            broken(
+                &compose,
+                shard_count,
+                &format!("{shard_count}      POSBON__ESCALATOR__INSTANCE: escalator\n"),
+            ),
+            prometheus.clone(),
+            "POSBON__ESCALATOR__INSTANCE is one name for 2 replicas",
         ),
         (
             "reporter-without-healthcheck",
@@ -456,10 +491,10 @@ fn compose_check_rejects_broken_files() {
             "the admin password must come from a file",
         ),
         (
-            "escalator-1-not-scraped",
+            "escalator-not-scraped",
             compose.clone(),
-            broken(&prometheus, "[escalator-0, escalator-1]", "[escalator-0]"),
-            "does not scrape compose service escalator-1",
+            broken(&prometheus, "names: [escalator]", "names: [escalator-0]"),
+            "does not scrape compose service escalator (dns_sd_configs type A on escalator)",
         ),
     ];
     let dir = tempfile::tempdir().expect("dir");
@@ -478,6 +513,107 @@ fn compose_check_rejects_broken_files() {
             text.contains(expected),
             "{name}: expected {expected:?} in:\n{text}"
         );
+    }
+}
+
+/// deploy/k8s rendered with `kubectl kustomize` passes the `--posbon` check,
+/// and fails it with the escalator's rules broken: one replica, a
+/// SHARD_INDEX, fewer shards than replicas, one INSTANCE name for all pods
+/// (while a name from each pod's own, through the downward API, passes).
+#[test]
+fn kubernetes_check_rejects_a_broken_escalator() {
+    let root = repo_root();
+    let rendered = Command::new(kubectl())
+        .arg("kustomize")
+        .arg(root.join("deploy/k8s"))
+        .output()
+        .expect("run kubectl kustomize");
+    assert!(
+        rendered.status.success(),
+        "kubectl kustomize deploy/k8s failed:\n{}",
+        String::from_utf8_lossy(&rendered.stderr)
+    );
+    let k8s = String::from_utf8(rendered.stdout).expect("UTF-8");
+    let prometheus = root.join("deploy/prometheus/prometheus-k8s.yml");
+    let shard_count = "        - name: POSBON__ESCALATOR__SHARD_COUNT\n          value: \"8\"\n";
+    let cases = [
+        (
+            "instance-from-the-pod-name",
+            broken(
+                &k8s,
+                shard_count,
+                &format!(
+                    "        - name: POSBON__ESCALATOR__INSTANCE\n          valueFrom:\n            \
+                     fieldRef:\n              fieldPath: metadata.name\n{shard_count}"
+                ),
+            ),
+            None,
+        ),
+        (
+            "one-escalator-replica",
+            broken(&k8s, "  replicas: 2\n", "  replicas: 1\n"),
+            Some("k8s: the escalator must run at least 2 replicas"),
+        ),
+        (
+            "escalator-shard-index",
+            broken(
+                &k8s,
+                shard_count,
+                &format!(
+                    "{shard_count}        - name: POSBON__ESCALATOR__SHARD_INDEX\n          value: \"0\"\n"
+                ),
+            ),
+            Some("Deployment/escalator: POSBON__ESCALATOR__SHARD_INDEX is set"),
+        ),
+        (
+            "fewer-shards-than-replicas",
+            broken(
+                &k8s,
+                shard_count,
+                "        - name: POSBON__ESCALATOR__SHARD_COUNT\n          value: \"1\"\n",
+            ),
+            Some("POSBON__ESCALATOR__SHARD_COUNT 1 is below the escalator's 2 replicas"),
+        ),
+        (
+            "one-instance-name-for-the-pods",
+            broken(
+                &k8s,
+                shard_count,
+                &format!(
+                    "        - name: POSBON__ESCALATOR__INSTANCE\n          value: escalator\n{shard_count}"
+                ),
+            ),
+            Some("Deployment/escalator: POSBON__ESCALATOR__INSTANCE is one name for 2 replicas"),
+        ),
+    ];
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("k8s.yaml");
+    std::fs::write(&file, &k8s).expect("write");
+    let check = |file: &Path| {
+        check_deploy_py(&[
+            OsStr::new("k8s"),
+            OsStr::new("--posbon"),
+            OsStr::new("--prometheus"),
+            prometheus.as_os_str(),
+            file.as_os_str(),
+        ])
+    };
+    let (ok, text) = check(file.as_path());
+    assert!(ok, "deploy/k8s as rendered must pass:\n{text}");
+    for (name, objects, expected) in cases {
+        let file = dir.path().join(format!("{name}.yaml"));
+        std::fs::write(&file, objects).expect("write");
+        let (ok, text) = check(file.as_path());
+        match expected {
+            None => assert!(ok, "{name}: must pass:\n{text}"),
+            Some(expected) => {
+                assert!(!ok, "{name}: the broken objects passed:\n{text}");
+                assert!(
+                    text.contains(expected),
+                    "{name}: expected {expected:?} in:\n{text}"
+                );
+            }
+        }
     }
 }
 

@@ -4,10 +4,11 @@
   check-deploy.py compose COMPOSE.yaml PROMETHEUS.yml
       The compose file against the Compose specification's schema (the one
       vendored in check-jsonschema), then Posbon's rules: three replicas of
-      ingest, indexer and API, two escalator shards, a healthcheck and start
-      conditions for every Posbon service and NATS node, the streams job
-      after all of NATS, Prometheus scraping every service, Grafana
-      provisioned with its password from a secret file.
+      ingest, indexer and API, the escalator's leased shards (see
+      check_escalators), a healthcheck and start conditions for every Posbon
+      service and NATS node, the streams job after all of NATS, Prometheus
+      scraping every service, Grafana provisioned with its password from a
+      secret file.
 
   check-deploy.py k8s [--posbon] [--prometheus FILE] RENDERED.yaml...
       Every object of `kubectl kustomize` output against the Kubernetes JSON
@@ -16,7 +17,8 @@
       resource requests and a memory limit, non-root and a read-only root
       filesystem, a PodDisruptionBudget for each workload of more than one
       replica, no Secret shipped. --posbon adds the shape of deploy/k8s
-      (replicas, shards, NATS, the streams job, a scrape job per service).
+      (replicas, the escalator's shards, NATS, the streams job, a scrape job
+      per service).
 
 Runs with the Python of the venv scripts/install-test-deps.sh makes
 (POSBON_DEPLOY_PYTHON): PyYAML, check-jsonschema and kubernetes-validate.
@@ -37,6 +39,10 @@ K8S_VERSIONS = ["1.30.0", "1.37.0"]
 
 WORKLOADS = ("Deployment", "StatefulSet", "DaemonSet")
 PER_SERVICE = ("ingest", "indexer", "api")  # three replicas each
+ESCALATOR_MIN_REPLICAS = 2  # one takes the other's shards when it stops
+SHARD_COUNT = "POSBON__ESCALATOR__SHARD_COUNT"
+SHARD_INDEX = "POSBON__ESCALATOR__SHARD_INDEX"
+INSTANCE = "POSBON__ESCALATOR__INSTANCE"
 NATS_NODES = ("nats1", "nats2", "nats3")
 
 failures = []
@@ -68,6 +74,46 @@ def check_streams_command(where, command, servers):
             given = arg.split("=", 1)[1]
     if given != "3":
         fail(where, "streams must be R3: pass `--replicas 3`")
+
+
+def check_escalators(where, escalators):
+    """The escalator takes its shards through leases in the store: `escalators`
+    is [(where, replicas, env)], one per compose service or Deployment that
+    runs posbon-escalator (env: variable name to value, None for valueFrom).
+    Together they run at least ESCALATOR_MIN_REPLICAS replicas, all with the
+    same shard count, and at least as many shards as replicas (else some
+    replica holds none); none names a shard (SHARD_INDEX pins an instance to
+    one shard, which replicas would share) or a fixed lease holder name
+    (INSTANCE, which replicas would share: the default, host name and listen
+    address, differs per replica)."""
+    if not escalators:
+        fail(where, "no escalator (command posbon-escalator)")
+        return
+    total = 0
+    counts = set()
+    for at, replicas, env in escalators:
+        if not isinstance(replicas, int):
+            return  # reported with the other replica counts
+        total += replicas
+        if SHARD_INDEX in env:
+            fail(at, f"{SHARD_INDEX} is set: the escalator's replicas take their shards "
+                 "through leases, remove it")
+        if replicas > 1 and INSTANCE in env and env[INSTANCE] is not None:
+            fail(at, f"{INSTANCE} is one name for {replicas} replicas: leave it unset "
+                 "(host name and listen address, one per replica)")
+        count = env.get(SHARD_COUNT)
+        if count is None or not str(count).isdigit() or not 1 <= int(count) <= 256:
+            fail(at, f"{SHARD_COUNT} must be set to a number of shards from 1 to 256, is {count!r}")
+            continue
+        counts.add(int(count))
+    if len(counts) > 1:
+        fail(where, f"the escalators must share one {SHARD_COUNT}, have {sorted(counts)}")
+    if total < ESCALATOR_MIN_REPLICAS:
+        fail(where, f"the escalator must run at least {ESCALATOR_MIN_REPLICAS} replicas "
+             f"(one takes the other's shards when it stops), runs {total}")
+    if counts and min(counts) < total:
+        fail(where, f"{SHARD_COUNT} {min(counts)} is below the escalator's {total} replicas: "
+             "make it at least the most replicas you will run")
 
 
 # ---------------------------------------------------------------- compose
@@ -159,19 +205,10 @@ def check_compose(path, prometheus):
             fail("compose", f"no service {name}")
         elif replicas != 3 or not isinstance(replicas, int):
             fail(f"compose service {name}", f"must have deploy.replicas 3, has {replicas!r}")
-    escalators = {name: s for name, s in posbon.items() if s["command"][0] == "posbon-escalator"}
-    shards = set()
-    for name, service in escalators.items():
-        env = as_env(service.get("environment"))
-        replicas = (service.get("deploy") or {}).get("replicas", 1)
-        if replicas != 1:
-            fail(f"compose service {name}", "an escalator shard runs once (replicas 1)")
-        if str(env.get("POSBON__ESCALATOR__SHARD_COUNT")) != "2":
-            fail(f"compose service {name}", "POSBON__ESCALATOR__SHARD_COUNT must be 2")
-        shards.add(str(env.get("POSBON__ESCALATOR__SHARD_INDEX")))
-    if len(escalators) != 2 or shards != {"0", "1"}:
-        fail("compose", f"two escalators must own shards 0 and 1 of 2, found {sorted(escalators)} "
-             f"with shards {sorted(shards)}")
+    check_escalators("compose", [
+        (f"compose service {name}", (s.get("deploy") or {}).get("replicas", 1),
+         as_env(s.get("environment")))
+        for name, s in posbon.items() if s["command"][0] == "posbon-escalator"])
 
     for node in NATS_NODES:
         service = services.get(node)
@@ -353,7 +390,9 @@ def selects(pdb, labels):
 
 
 def container_env(container):
-    return {e["name"]: str(e.get("value")) for e in container.get("env") or [] if "name" in e}
+    """Variable name to value (a string), None for one set through valueFrom."""
+    return {e["name"]: None if "valueFrom" in e else str(e.get("value", ""))
+            for e in container.get("env") or [] if "name" in e}
 
 
 def check_posbon_k8s(docs, prometheus):
@@ -374,22 +413,11 @@ def check_posbon_k8s(docs, prometheus):
     reporter = named("Deployment", "reporter")
     if reporter is None or reporter["spec"].get("replicas", 1) != 1:
         fail("k8s", "needs one reporter (Deployment reporter, 1 replica)")
-    shards = set()
-    escalators = [d for d in docs if d.get("kind") == "Deployment"
-                  and pod_template(d)["spec"]["containers"][0].get("command", [""])[0] == "posbon-escalator"]
-    for doc in escalators:
-        env = container_env(pod_template(doc)["spec"]["containers"][0])
-        where = f"Deployment/{doc['metadata']['name']}"
-        if doc["spec"].get("replicas", 1) != 1:
-            fail(where, "an escalator shard runs once (replicas 1)")
-        if (doc["spec"].get("strategy") or {}).get("type") != "Recreate":
-            fail(where, "an escalator shard is replaced with strategy Recreate (never two at once)")
-        if env.get("POSBON__ESCALATOR__SHARD_COUNT") != "2":
-            fail(where, "POSBON__ESCALATOR__SHARD_COUNT must be 2")
-        shards.add(env.get("POSBON__ESCALATOR__SHARD_INDEX"))
-    if len(escalators) != 2 or shards != {"0", "1"}:
-        fail("k8s", f"two escalator Deployments must own shards 0 and 1 of 2, found "
-             f"{[d['metadata']['name'] for d in escalators]} with shards {sorted(map(str, shards))}")
+    check_escalators("k8s", [
+        (f"{d['kind']}/{d['metadata']['name']}", d["spec"].get("replicas", 1),
+         container_env(pod_template(d)["spec"]["containers"][0]))
+        for d in docs if d.get("kind") in ("Deployment", "StatefulSet")
+        and (pod_template(d)["spec"]["containers"][0].get("command") or [""])[0] == "posbon-escalator"])
     nats = named("StatefulSet", "nats")
     if nats is None or nats["spec"].get("replicas") != 3:
         fail("k8s", "needs NATS as a StatefulSet nats of 3 replicas")

@@ -3,8 +3,9 @@
 # runs here (tests/tests/deploy.rs runs it; so can you):
 #
 # - deploy/compose.yaml against the Compose specification's schema and
-#   Posbon's rules (replicas, escalator shards, healthchecks and start
-#   conditions, Prometheus and Grafana): scripts/check-deploy.py compose;
+#   Posbon's rules (replicas, the escalator's leased shards, healthchecks
+#   and start conditions, Prometheus and Grafana): scripts/check-deploy.py
+#   compose;
 # - deploy/k8s and deploy/k8s/bootstrap rendered with `kubectl kustomize`,
 #   every object validated against the Kubernetes JSON schemas and held to
 #   the rules (probes, resources, PodDisruptionBudgets, ...):

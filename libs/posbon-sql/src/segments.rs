@@ -11,7 +11,7 @@
 //! until the segment is rebuilt. A segment is therefore never stale, only
 //! unused.
 //!
-//! Layout, as [report documents](posbon_store::ReportStoreExt) (stored in
+//! Layout, as [documents](posbon_store::DocumentStoreExt) (stored in
 //! parts, so a column may be larger than one value):
 //!
 //! | kind | key | document |
@@ -38,7 +38,7 @@ use datafusion::arrow::ipc::writer::{IpcWriteOptions, StreamWriter};
 use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use futures::TryStreamExt;
 use posbon_store::keys::decode_event_time_key;
-use posbon_store::{EventStoreExt, ReportStoreExt, Store};
+use posbon_store::{DocumentStoreExt, EventStoreExt, Store};
 use serde::{Deserialize, Serialize};
 
 use crate::columns::{Decoder, KeyParts, TableDef, local_day_start};
@@ -141,7 +141,7 @@ async fn manifest(
     date: NaiveDate,
 ) -> Result<Option<Manifest>, SqlError> {
     let Some(bytes) = store
-        .get_report(&manifest_kind(table), &date.to_string())
+        .get_document(&manifest_kind(table), &date.to_string())
         .await?
     else {
         return Ok(None);
@@ -260,7 +260,7 @@ pub async fn build_day(store: &Store, date: NaiveDate) -> Result<DayBuild, SqlEr
                 let bytes = encode_column(field, chunks.iter().map(|c| c.column(i)))?;
                 summary.bytes += bytes.len() as u64;
                 store
-                    .put_report(&column_kind(def.name, field.name()), &key, &bytes)
+                    .put_document(&column_kind(def.name, field.name()), &key, &bytes)
                     .await?;
             }
         }
@@ -279,7 +279,7 @@ pub async fn build_day(store: &Store, date: NaiveDate) -> Result<DayBuild, SqlEr
         let json = serde_json::to_vec(&manifest)
             .map_err(|e| SqlError::internal(format!("cannot encode a segment manifest: {e}")))?;
         store
-            .put_report(&manifest_kind(def.name), &date.to_string(), &json)
+            .put_document(&manifest_kind(def.name), &date.to_string(), &json)
             .await?;
         if let Some(old) = old
             && old.digest != digest
@@ -287,7 +287,7 @@ pub async fn build_day(store: &Store, date: NaiveDate) -> Result<DayBuild, SqlEr
             let old_key = column_key(date, &old.digest);
             for column in &old.columns {
                 store
-                    .delete_report(&column_kind(def.name, column), &old_key)
+                    .delete_document(&column_kind(def.name, column), &old_key)
                     .await?;
             }
         }
@@ -309,7 +309,7 @@ pub(crate) async fn load(
     if part.rows > 0 {
         for field in schema.fields() {
             let Some(bytes) = store
-                .get_report(&column_kind(table, field.name()), &key)
+                .get_document(&column_kind(table, field.name()), &key)
                 .await?
             else {
                 return Ok(None);

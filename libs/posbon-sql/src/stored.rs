@@ -6,7 +6,7 @@
 //! (`mahalla_days`) that the report's baselines are computed from.
 //!
 //! Each table is stored one document per local date
-//! ([`posbon_store::ReportStoreExt`], key `YYYY-MM-DD`) as an Arrow IPC
+//! ([`posbon_store::DocumentStoreExt`], key `YYYY-MM-DD`) as an Arrow IPC
 //! stream of rows with the table's schema, so the rows read back are
 //! exactly the rows the report's SQL produced. A filter on `date` selects
 //! which documents are read.
@@ -26,7 +26,7 @@ use datafusion::common::{Result as DfResult, ScalarValue};
 use datafusion::error::DataFusionError;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
 use datafusion::physical_plan::ExecutionPlan;
-use posbon_store::{ReportStoreExt, Store};
+use posbon_store::{DocumentStoreExt, Store};
 
 use crate::columns::{date_to_days, days_to_date};
 use crate::error::SqlError;
@@ -326,7 +326,7 @@ pub async fn put_table(
             .map_err(|e| SqlError::internal(e.to_string()))?;
     }
     store
-        .put_report(table.kind(), &date.to_string(), &bytes)
+        .put_document(table.kind(), &date.to_string(), &bytes)
         .await?;
     Ok(())
 }
@@ -337,7 +337,7 @@ pub async fn get_table(
     table: StoredTable,
     date: NaiveDate,
 ) -> Result<Option<Vec<RecordBatch>>, SqlError> {
-    let Some(bytes) = store.get_report(table.kind(), &date.to_string()).await? else {
+    let Some(bytes) = store.get_document(table.kind(), &date.to_string()).await? else {
         return Ok(None);
     };
     decode(table, &bytes).map(Some)
@@ -352,7 +352,7 @@ pub async fn stored_dates(
 ) -> Result<Vec<NaiveDate>, SqlError> {
     let from = from.map(|d| d.to_string()).unwrap_or_default();
     let to = to.map(|d| d.to_string()).unwrap_or_default();
-    let keys = store.report_keys(table.kind(), &from, &to).await?;
+    let keys = store.document_keys(table.kind(), &from, &to).await?;
     keys.iter()
         .map(|k| {
             k.parse::<NaiveDate>().map_err(|_| {

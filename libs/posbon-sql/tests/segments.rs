@@ -14,7 +14,7 @@ use posbon_sql::datafusion::arrow::util::pretty::pretty_format_batches;
 use posbon_sql::segments::build_day;
 use posbon_sql::{SqlEngine, SqlLimits, output};
 use posbon_store::keys::{EVENT_BY_TIME, time_range};
-use posbon_store::{EventStoreExt, ReportStoreExt, Store};
+use posbon_store::{DocumentStoreExt, EventStoreExt, Store};
 
 fn date(d: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(2026, 5, d).expect("date")
@@ -193,7 +193,7 @@ async fn a_late_event_makes_its_day_read_from_records_until_rebuilt() {
     assert_eq!(count(engine.clone()).await, after);
     // The replaced version's columns are gone: one document per column.
     let kinds = store
-        .report_keys("segment.events.id", "2026-05-02", "2026-05-03")
+        .document_keys("segment.events.id", "2026-05-02", "2026-05-03")
         .await
         .expect("keys");
     assert_eq!(kinds.len(), 1, "{kinds:?}");
@@ -201,7 +201,7 @@ async fn a_late_event_makes_its_day_read_from_records_until_rebuilt() {
     // A column that disappears under a reader (replaced meanwhile): the
     // day's records are read instead.
     store
-        .delete_report("segment.events.id", &kinds[0])
+        .delete_document("segment.events.id", &kinds[0])
         .await
         .expect("delete");
     let ids = "SELECT count(DISTINCT id) FROM events WHERE local_date = DATE '2026-05-02'";

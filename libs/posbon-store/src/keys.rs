@@ -8,7 +8,7 @@
 //! | `i` | `i` · event id | the `e` key of the event |
 //! | `c` | `c` · name | a checkpoint (format owned by its writer) |
 //! | `x` | `x` · ... | escalation records and source precision ([`crate::escalations`]) |
-//! | `r` | `r` · kind · ... | report documents ([`crate::reports`]) |
+//! | `r` | `r` · kind · ... | documents: reports, day segments, checkpoints ([`crate::documents`]) |
 //! | `w` | `w` · hour (8 B) | write mark: a token that changes with every write of events in that hour |
 //! | `g` | `g` | the mahalla registry the services share: its digest ([`crate::registry`]) |
 //! | `l` | `l` · name | a lease: who holds a named thing until when ([`crate::leases`]) |
@@ -43,8 +43,8 @@ pub const EVENT_ID: u8 = b'i';
 pub const CHECKPOINT: u8 = b'c';
 /// Prefix of escalation records and source precision ([`crate::escalations`]).
 pub const ESCALATION: u8 = b'x';
-/// Prefix of report documents ([`crate::reports`]).
-pub const REPORT: u8 = b'r';
+/// Prefix of documents: reports, day segments, checkpoints ([`crate::documents`]).
+pub const DOCUMENT: u8 = b'r';
 /// Prefix of the write marks: one key per hour of `occurred_at` that has
 /// events, rewritten with a fresh token by every batch that writes an event
 /// of that hour ([`crate::EventStoreExt::write_marks_digest`]).

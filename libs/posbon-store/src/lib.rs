@@ -38,7 +38,7 @@
 //! | `i` | `i` · event id | the event's `e` key |
 //! | `c` | `c` · name | checkpoint, format owned by its writer |
 //! | `x` | `x` · `e` · id, `x` · `s` · source | escalation records, source precision ([`escalations`]) |
-//! | `r` | `r` · kind · `0x00` · key · `0x00` · part, `r` · kind · `0x01` · key | report documents in parts, their listing ([`reports`]) |
+//! | `r` | `r` · kind · `0x00` · key · head / parts of a generation, `r` · kind · `0x01` · key | documents (reports, day segments, checkpoints) in parts, their listing ([`documents`]) |
 //! | `u` | `u` · `t` · token id, `u` · `u` · user, `u` · `s` · session hash, `u` · `l` · link hash | identities (`posbon-auth`) |
 //! | `a` | `a` · `r` · sequence (u64), `a` · `h` | audit records, hash-chained, and the chain's head (`posbon-auth`) |
 //!
@@ -107,6 +107,7 @@ mod config;
 #[cfg(any(test, feature = "testing"))]
 pub mod conformance;
 mod copy;
+pub mod documents;
 mod embedded;
 mod error;
 pub mod escalations;
@@ -116,7 +117,6 @@ pub mod leases;
 mod memory;
 pub mod pseudonyms;
 pub mod registry;
-pub mod reports;
 pub mod retention;
 mod store;
 mod tikv;
@@ -125,6 +125,7 @@ pub use config::{
     DEFAULT_STORE_PATH, StoreConfig, TikvConfig, TikvTlsConfig, open_store, open_store_with_metrics,
 };
 pub use copy::{CopyOptions, CopyProgress, CopySummary, copy, copy_with};
+pub use documents::{DocumentStoreExt, MAX_DOCUMENT_NAME_BYTES, MAX_PART_BYTES};
 pub use embedded::{EmbeddedStore, INLINE_RECORDS};
 pub use error::{Result, StoreError, StoreErrorKind};
 pub use escalations::{
@@ -138,7 +139,6 @@ pub use keys::checkpoint_key;
 pub use leases::{HeldLease, Lease, LeaseStoreExt, Take};
 pub use memory::MemoryStore;
 pub use registry::{RegistryRecord, RegistryStoreExt};
-pub use reports::ReportStoreExt;
 pub use store::{
     EventStore, KvPair, MAX_KEY_BYTES, MAX_VALUE_BYTES, Store, Swap, check_entry, check_key,
     normalize_batch,

@@ -2,7 +2,7 @@
 //! reading, loading (its own, or taken over from other shards') and writing
 //! off the consume loop.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,7 +12,7 @@ use posbon_geo::Registry;
 use posbon_model::{Escalation, RISK_SNAPSHOT_PREFIX, RiskSnapshot};
 use posbon_risk::{EngineSnapshot, RiskConfig};
 use posbon_store::keys::prefix_range;
-use posbon_store::{EventStoreExt as _, Store, checkpoint_key};
+use posbon_store::{DocumentStoreExt as _, EventStoreExt as _, Store, checkpoint_key};
 use posbon_telemetry::Histogram;
 use serde::{Deserialize, Serialize};
 
@@ -21,25 +21,20 @@ use crate::engine::Escalator;
 use crate::metrics::EscalatorMetrics;
 use crate::shard::Shard;
 
-/// Checkpoint name prefix of the escalator's state: `<prefix><shard>` holds a
-/// [`StateHead`], the state itself is in chunks under [`CHUNK_PREFIX`].
+/// Document kind of the escalator's state: key = the shard's name, value =
+/// the JSON [`Checkpoint`] ([`posbon_store::documents`]: written so that a
+/// crash at any point leaves the previous checkpoint or the new one).
+pub const STATE_KIND: &str = "escalator-state";
+/// Checkpoint name prefix of the state as earlier releases wrote it (still
+/// read): `<prefix><shard>` holds a [`StateHead`], the state is in chunks
+/// under [`CHUNK_PREFIX`].
 pub const STATE_PREFIX: &str = "escalator/state/";
-/// Checkpoint name prefix of state chunks: `<prefix><shard>/<generation>/<n>`
-/// (16 hex digits, 6 decimal digits); `<prefix><shard>/<n>` in checkpoints
-/// written before generations.
+/// Checkpoint name prefix of the chunks of earlier releases:
+/// `<prefix><shard>/<n>`.
 pub const CHUNK_PREFIX: &str = "escalator/chunk/";
-/// Largest chunk of a checkpoint (store values are limited to 1 MiB).
-pub const CHUNK_BYTES: usize = 768 * 1024;
 
-/// The head of a shard's checkpoint: which chunks hold its state.
-///
-/// A checkpoint is written in three steps, each finished before the next:
-/// the chunks of a new generation, then the head that points at them (with
-/// the risk snapshot), then the removal of every other generation's chunks.
-/// No step needs a multi-key atomic write (TiKV's raw batches are not
-/// atomic across requests), so a crash at any point leaves the previous
-/// checkpoint or the new one readable, never a mix; a reader that finds a
-/// chunk gone (a newer checkpoint replaced its head meanwhile) reads again.
+/// The head of a shard's checkpoint as earlier releases wrote it: how many
+/// chunks hold its state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StateHead {
@@ -49,17 +44,6 @@ pub struct StateHead {
     pub chunks: u32,
     /// Total bytes of the JSON [`Checkpoint`].
     pub bytes: u64,
-    /// The chunks' generation (`None`: written before generations).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub generation: Option<u64>,
-}
-
-/// The name of chunk `n` of `generation` of shard `shard`'s checkpoint.
-fn chunk_name(shard: &str, generation: Option<u64>, n: u32) -> String {
-    match generation {
-        Some(g) => format!("{CHUNK_PREFIX}{shard}/{g:016x}/{n:06}"),
-        None => format!("{CHUNK_PREFIX}{shard}/{n:06}"),
-    }
 }
 
 /// What a checkpoint holds.
@@ -86,44 +70,51 @@ pub struct Checkpoint {
 
 /// The checkpoint of shard `name`, if any.
 pub async fn read_checkpoint(store: &Store, name: &str) -> anyhow::Result<Option<Checkpoint>> {
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let Some(head) = store.checkpoint(&format!("{STATE_PREFIX}{name}")).await? else {
-            return Ok(None);
-        };
-        let head: StateHead = serde_json::from_slice(&head)
-            .map_err(|e| anyhow::anyhow!("checkpoint head of shard {name} is unreadable: {e}"))?;
-        let mut bytes = Vec::with_capacity(usize::try_from(head.bytes).unwrap_or(0));
-        let mut missing = None;
-        for n in 0..head.chunks {
-            match store
-                .checkpoint(&chunk_name(name, head.generation, n))
-                .await?
-            {
-                Some(chunk) => bytes.extend_from_slice(&chunk),
-                None => {
-                    missing = Some(n);
-                    break;
-                }
-            }
-        }
-        match missing {
-            // Replaced by a newer checkpoint while it was read: read that one.
-            Some(_) if attempt < 5 => continue,
-            Some(n) => anyhow::bail!("checkpoint of shard {name}: chunk {n} is missing"),
-            None => {}
-        }
-        anyhow::ensure!(
-            bytes.len() as u64 == head.bytes,
-            "checkpoint of shard {name}: {} bytes in its chunks, its head says {}",
-            bytes.len(),
-            head.bytes
-        );
-        let checkpoint = serde_json::from_slice(&bytes)
-            .map_err(|e| anyhow::anyhow!("checkpoint of shard {name} is unreadable: {e}"))?;
-        return Ok(Some(checkpoint));
+    let bytes = match store.get_document(STATE_KIND, name).await? {
+        Some(bytes) => bytes,
+        None => match read_legacy(store, name).await? {
+            Some(bytes) => bytes,
+            None => return Ok(None),
+        },
+    };
+    let checkpoint = serde_json::from_slice(&bytes)
+        .map_err(|e| anyhow::anyhow!("checkpoint of shard {name} is unreadable: {e}"))?;
+    Ok(Some(checkpoint))
+}
+
+/// The state of shard `name` as earlier releases stored it, if any.
+async fn read_legacy(store: &Store, name: &str) -> anyhow::Result<Option<Vec<u8>>> {
+    let Some(head) = store.checkpoint(&format!("{STATE_PREFIX}{name}")).await? else {
+        return Ok(None);
+    };
+    let head: StateHead = serde_json::from_slice(&head)
+        .map_err(|e| anyhow::anyhow!("checkpoint head of shard {name} is unreadable: {e}"))?;
+    let mut bytes = Vec::with_capacity(usize::try_from(head.bytes).unwrap_or(0));
+    for n in 0..head.chunks {
+        let chunk = store
+            .checkpoint(&format!("{CHUNK_PREFIX}{name}/{n:06}"))
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("checkpoint of shard {name}: chunk {n} is missing"))?;
+        bytes.extend_from_slice(&chunk);
     }
+    Ok(Some(bytes))
+}
+
+/// The names of the shards with a checkpoint.
+async fn checkpointed_shards(store: &Store) -> anyhow::Result<Vec<String>> {
+    let mut names: std::collections::BTreeSet<String> = store
+        .document_keys(STATE_KIND, "", "")
+        .await?
+        .into_iter()
+        .collect();
+    let (start, end) = prefix_range(&checkpoint_key(STATE_PREFIX));
+    let heads: Vec<_> = store.scan_stream(start, end, 64).try_collect().await?;
+    names.extend(
+        heads
+            .iter()
+            .map(|(key, _)| String::from_utf8_lossy(&key[1 + STATE_PREFIX.len()..]).into_owned()),
+    );
+    Ok(names.into_iter().collect())
 }
 
 /// Loads the escalator for `shard`: its own checkpoint, or a take-over from
@@ -141,11 +132,8 @@ pub async fn load(
         tracing::info!(shard = %shard.name(), sequence = checkpoint.sequence, "restoring checkpoint");
         return Escalator::restore(shard, risk, registry, checkpoint, lateness, tick);
     }
-    let (start, end) = prefix_range(&checkpoint_key(STATE_PREFIX));
-    let heads: Vec<_> = store.scan_stream(start, end, 64).try_collect().await?;
     let mut others = Vec::new();
-    for (key, _) in heads {
-        let name = String::from_utf8_lossy(&key[1 + STATE_PREFIX.len()..]).into_owned();
+    for name in checkpointed_shards(store).await? {
         match read_checkpoint(store, &name).await {
             Ok(Some(c)) => others.push(c),
             Ok(None) => {}
@@ -170,7 +158,7 @@ pub(crate) async fn save(
     let started = Instant::now();
     let snapshot = Snapshot::of(escalator);
     let (state, risk) = snapshot.encode()?;
-    write(store, &snapshot.shard, snapshot.sequence, state, risk).await?;
+    write(store, &snapshot.shard, state, risk).await?;
     metrics
         .checkpoint_seconds
         .observe(started.elapsed().as_secs_f64());
@@ -210,7 +198,6 @@ pub(crate) async fn settle(
 /// and written off it.
 pub(crate) struct Snapshot {
     shard: String,
-    sequence: u64,
     checkpoint: Checkpoint,
     risk: RiskSnapshot,
 }
@@ -219,7 +206,6 @@ impl Snapshot {
     pub(crate) fn of(escalator: &Escalator) -> Self {
         Self {
             shard: escalator.shard.name(),
-            sequence: escalator.sequence,
             checkpoint: escalator.checkpoint(),
             risk: escalator.risk_snapshot(),
         }
@@ -246,58 +232,39 @@ pub(crate) async fn save_snapshot(
         encoded.map(|e| (snapshot, e))
     })
     .await??;
-    write(&store, &snapshot.shard, snapshot.sequence, state, risk).await?;
+    write(&store, &snapshot.shard, state, risk).await?;
     checkpoint_seconds.observe(started.elapsed().as_secs_f64());
     Ok(())
 }
 
-/// Writes an encoded checkpoint: the state's chunks as a new generation,
-/// then its head with the risk snapshot, then the removal of the other
-/// generations' chunks (see [`StateHead`]).
+/// Writes an encoded checkpoint: the state as a document, then the risk
+/// snapshot; the first time in this process, the state as earlier releases
+/// stored it is removed afterwards.
 pub(crate) async fn write(
     store: &Store,
     shard: &str,
-    sequence: u64,
     state: Vec<u8>,
     risk: Vec<u8>,
 ) -> anyhow::Result<()> {
-    // Unique per checkpoint: microseconds since 1970 (one writer per shard,
-    // a checkpoint at most every few milliseconds), never reused.
-    let generation = u64::try_from(chrono::Utc::now().timestamp_micros()).unwrap_or(0);
-    let mut chunks = 0u32;
-    let mut batch = Vec::with_capacity(state.len() / CHUNK_BYTES + 1);
-    for (n, chunk) in (0u32..).zip(state.chunks(CHUNK_BYTES)) {
-        batch.push((
-            checkpoint_key(&chunk_name(shard, Some(generation), n)),
-            chunk.to_vec(),
-        ));
-        chunks += 1;
-    }
-    store.put_batch(batch).await?;
-    let head = StateHead {
-        sequence,
-        chunks,
-        bytes: state.len() as u64,
-        generation: Some(generation),
-    };
+    store.put_document(STATE_KIND, shard, &state).await?;
     store
-        .put_batch(vec![
-            (
-                checkpoint_key(&format!("{STATE_PREFIX}{shard}")),
-                serde_json::to_vec(&head)?,
-            ),
-            (
-                checkpoint_key(&format!("{RISK_SNAPSHOT_PREFIX}{shard}")),
-                risk,
-            ),
-        ])
+        .put_batch(vec![(
+            checkpoint_key(&format!("{RISK_SNAPSHOT_PREFIX}{shard}")),
+            risk,
+        )])
         .await?;
-    // Every other generation (and chunks of the layout before generations).
-    let (all_start, all_end) = prefix_range(&checkpoint_key(&format!("{CHUNK_PREFIX}{shard}/")));
-    let (this_start, this_end) = prefix_range(&checkpoint_key(&format!(
-        "{CHUNK_PREFIX}{shard}/{generation:016x}/"
-    )));
-    store.delete_range(&all_start, &this_start).await?;
-    store.delete_range(&this_end, &all_end).await?;
+    static MIGRATED: std::sync::Mutex<BTreeSet<String>> = std::sync::Mutex::new(BTreeSet::new());
+    let first = MIGRATED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .insert(shard.to_owned());
+    if first {
+        let head = checkpoint_key(&format!("{STATE_PREFIX}{shard}"));
+        store
+            .delete_range(&head, &posbon_store::keys::successor(&head))
+            .await?;
+        let (start, end) = prefix_range(&checkpoint_key(&format!("{CHUNK_PREFIX}{shard}/")));
+        store.delete_range(&start, &end).await?;
+    }
     Ok(())
 }

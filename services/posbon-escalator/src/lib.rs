@@ -48,7 +48,7 @@ pub mod serve;
 mod shard;
 
 pub use checkpoint::{
-    CHUNK_BYTES, CHUNK_PREFIX, Checkpoint, STATE_PREFIX, StateHead, load, read_checkpoint,
+    CHUNK_PREFIX, Checkpoint, STATE_KIND, STATE_PREFIX, StateHead, load, read_checkpoint,
 };
 pub use config::EscalatorConfig;
 pub use consume::{consume, run};

@@ -11,7 +11,7 @@ use posbon_sql::datafusion::common::ScalarValue;
 use posbon_sql::segments::{DayBuild, build_day, day_digest};
 use posbon_sql::stored::{conform, get_table, put_table, stored_dates};
 use posbon_sql::{SqlEngine, SqlLimits, StoredTable, TIME_ZONE};
-use posbon_store::{ReportStoreExt, Store, stable_hash};
+use posbon_store::{DocumentStoreExt, Store, stable_hash};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ReportError;
@@ -458,7 +458,7 @@ impl Reporter {
     ) -> Result<Option<FactsSource>, ReportError> {
         let Some(bytes) = self
             .store
-            .get_report(FACTS_SOURCE_KIND, &date.to_string())
+            .get_document(FACTS_SOURCE_KIND, &date.to_string())
             .await?
         else {
             return Ok(None);
@@ -479,7 +479,7 @@ impl Reporter {
         // After the rows: a crash between the two leaves the day to be
         // computed again, never marked current with older rows.
         self.store
-            .put_report(FACTS_SOURCE_KIND, &date.to_string(), &bytes)
+            .put_document(FACTS_SOURCE_KIND, &date.to_string(), &bytes)
             .await?;
         Ok(())
     }
@@ -629,7 +629,7 @@ impl Reporter {
         // The scope rows last: a report is there once they are.
         put_table(&self.store, StoredTable::DailyReports, date, &rows.scopes).await?;
         self.store
-            .put_report(
+            .put_document(
                 REPORT_SOURCE_KIND,
                 &date.to_string(),
                 report_source.as_bytes(),
@@ -679,7 +679,7 @@ impl Reporter {
         }
         let stored = self
             .store
-            .get_report(REPORT_SOURCE_KIND, &date.to_string())
+            .get_document(REPORT_SOURCE_KIND, &date.to_string())
             .await?;
         let now = self.report_source(date).await?;
         Ok(Some(stored.as_deref() == Some(now.as_bytes())))

@@ -12,7 +12,7 @@ use posbon_model::{EnrichedEvent, EscalationRecord, EscalationStatus, Event, Ris
 use posbon_reporter::reporter::{day_window, report_limits};
 use posbon_reporter::{DailyReport, ReportError, Reporter, Scope, ScopeKind, render};
 use posbon_sql::StoredTable;
-use posbon_store::{EscalationStoreExt, EventStoreExt, ReportStoreExt, Store};
+use posbon_store::{DocumentStoreExt, EscalationStoreExt, EventStoreExt, Store};
 use tower::ServiceExt;
 
 mod common;
@@ -305,7 +305,7 @@ async fn the_report_adds_up() {
 
     // The baselines' days were computed and stored, the report's tables too.
     let days = store
-        .report_keys(StoredTable::MahallaDays.kind(), "", "")
+        .document_keys(StoredTable::MahallaDays.kind(), "", "")
         .await
         .expect("keys");
     assert_eq!(days.len(), 29);
@@ -329,7 +329,7 @@ async fn a_rerun_gives_the_same_report() {
     let bytes = |s: Store| async move {
         let mut all = Vec::new();
         for t in StoredTable::ALL {
-            all.push(s.get_report(t.kind(), "2026-05-03").await.expect("get"));
+            all.push(s.get_document(t.kind(), "2026-05-03").await.expect("get"));
         }
         all
     };

@@ -15,8 +15,8 @@
 //! newest escalation first. Lists read the indexes a page at a time
 //! ([`EscalationStoreExt::escalations_page`]) instead of every record.
 //! An `o` entry is deleted after its record was written closed; one left by
-//! a crash in between is skipped by readers (they read the record) and
-//! deleted by the next [`EscalationStoreExt::ensure_escalation_indexes`].
+//! a crash in between is skipped by readers (they read the record) until
+//! retention removes the record.
 //!
 //! Records change by compare-and-swap ([`EscalationStoreExt::swap_escalation`]
 //! on a record read with [`EscalationStoreExt::escalation_for_update`]), so
@@ -288,9 +288,13 @@ pub trait EscalationStoreExt: EventStore {
             // last change, so no other writer makes the same bytes.
             Swap::Conflict(Some(now)) if now == new => {}
             Swap::Conflict(now) => {
-                return Ok(EscalationSwap::Changed(
-                    now.map(StoredEscalation::decode).transpose()?.map(Box::new),
-                ));
+                let now = now.map(StoredEscalation::decode).transpose()?;
+                // The open-index entry written above must not outlive a
+                // record another writer closed (or retention removed).
+                if !record.is_closed() && now.as_ref().is_none_or(|n| n.record.is_closed()) {
+                    self.delete_keys(vec![index_key(OPEN, record)]).await?;
+                }
+                return Ok(EscalationSwap::Changed(now.map(Box::new)));
             }
         }
         if record.is_closed() {

@@ -149,6 +149,13 @@ pub trait LeaseStoreExt: EventStore {
                 lease,
                 bytes,
             })),
+            // Exactly what this renewal writes (its expiry in milliseconds):
+            // an earlier attempt of it, whose answer was lost, did.
+            Swap::Conflict(Some(now)) if now == bytes => Ok(Some(HeldLease {
+                name: held.name.clone(),
+                lease,
+                bytes,
+            })),
             Swap::Conflict(_) => Ok(None),
         }
     }

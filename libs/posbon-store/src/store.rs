@@ -75,11 +75,10 @@ pub trait EventStore: Send + Sync {
     /// key, in every process using the store: the way several writers of one
     /// record (API replicas) keep each other's changes. Every writer of such
     /// a key must write it this way; a plain [`put_batch`](Self::put_batch)
-    /// of it may be lost to a concurrent swap. A backend that retries a swap
-    /// whose answer was lost (TiKV) answers [`Swap::Conflict`] with `new`
-    /// itself when the first attempt had written it: callers whose values
-    /// are unique (a record with the time and author of its last step) may
-    /// take that as done; a counter may not.
+    /// of it may be lost to a concurrent swap. A swap is not retried inside a
+    /// backend: one whose answer was lost fails with an error although it may
+    /// have written, and the caller reads again (a value it finds equal to
+    /// its own `new`, when values are unique, is its own write).
     async fn compare_and_swap(
         &self,
         key: &[u8],

@@ -211,6 +211,20 @@ impl TikvStore {
         F: Fn() -> Fut,
         Fut: Future<Output = std::result::Result<T, tikv_client::Error>>,
     {
+        self.call_with(op, self.inner.config.retries, attempt).await
+    }
+
+    /// [`call`](Self::call) with at most `max_retries` retries.
+    async fn call_with<T, F, Fut>(
+        &self,
+        op: &'static str,
+        max_retries: u32,
+        attempt: F,
+    ) -> Result<T>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = std::result::Result<T, tikv_client::Error>>,
+    {
         let config = &self.inner.config;
         let started = Instant::now();
         let mut retries = 0;
@@ -234,7 +248,7 @@ impl TikvStore {
                     }
                     return Ok(value);
                 }
-                Err(e) if e.is_retryable() && retries < config.retries => {
+                Err(e) if e.is_retryable() && retries < max_retries => {
                     retries += 1;
                     if let Some(m) = &self.inner.metrics {
                         m.retries.with_labels(&["tikv", op]).inc();
@@ -405,8 +419,11 @@ impl EventStore for TikvStore {
         new: Vec<u8>,
     ) -> Result<Swap> {
         check_entry(key, &new)?;
+        // Not retried here: an attempt whose answer was lost may have
+        // written, and a retry would then report its own write as a
+        // conflict (a counter would count twice). The caller reads again.
         let (previous, done) = self
-            .call("compare_and_swap", || {
+            .call_with("compare_and_swap", 0, || {
                 self.inner.atomic.compare_and_swap(
                     key.to_vec(),
                     expected.map(<[u8]>::to_vec),

@@ -232,19 +232,27 @@ impl Lifecycle {
             self.time_to_acknowledge
                 .observe_duration(waited.to_std().unwrap_or_default());
         }
-        match action {
-            EscalationAction::Resolve => self.verdict(&record, true).await?,
-            EscalationAction::FalseAlarm => self.verdict(&record, false).await?,
-            _ => {}
-        }
         self.steps.with_labels(&[action.as_str()]).inc();
         self.publish_update(&record).await;
+        // After the step is stored and published: a failure here loses this
+        // verdict's count, not the step.
+        let confirmed = match action {
+            EscalationAction::Resolve => Some(true),
+            EscalationAction::FalseAlarm => Some(false),
+            _ => None,
+        };
+        if let Some(confirmed) = confirmed
+            && let Err(err) = self.verdict(&record, confirmed).await
+        {
+            tracing::warn!(escalation = id, error = %err.message, "the verdict was not counted for its sources");
+        }
         Ok(record)
     }
 
     /// Counts the verdict on `record` for every camera and fraud detector
-    /// that gave evidence. After the record's step: a crash in between loses
-    /// this one verdict's count, never counts it twice.
+    /// that gave evidence. After the record's step: a crash or a store
+    /// failure in between loses this one verdict's count, never counts it
+    /// twice (swaps are not retried blindly).
     async fn verdict(&self, record: &EscalationRecord, confirmed: bool) -> Result<(), ApiError> {
         let mut sources = BTreeSet::new();
         for id in &record.escalation.evidence {

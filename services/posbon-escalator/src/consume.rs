@@ -221,7 +221,14 @@ pub(crate) async fn consume_shard(
     loop {
         let fetched = tokio::select! {
             () = shutdown.cancelled() => None,
-            () = lost.cancelled() => return Ok(()),
+            () = lost.cancelled() => {
+                // Another instance may hold the shard now: the checkpoint
+                // being written must not land after its own.
+                if let Some((written, _)) = in_flight.take() {
+                    written.abort();
+                }
+                return Ok(());
+            }
             f = consumer.fetch(config.fetch_batch, wait) => Some(f),
         };
         let Some(fetched) = fetched else { break };

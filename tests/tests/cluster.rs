@@ -1,12 +1,14 @@
 //! The cluster losing nodes under load, on this machine: three nats-servers
 //! routed on loopback (the pinned version, every stream R3), the in-repo
-//! TiKV test server, and two processes each of ingest, the indexer and the
-//! escalator (which takes its four shards through leases). Events are
-//! published at 2,000 a second while, in turn, the server leading EVENTS,
-//! one ingest, one indexer and one escalator are killed with SIGKILL.
-//! Afterwards the store holds every published event once, and ALERTS holds
-//! exactly the escalations of a straight replay of EVENTS, each once. The
-//! times to recover are printed.
+//! TiKV test server, and two processes each of ingest, the indexer, the
+//! escalator (which takes its four shards through leases) and the API.
+//! Events are published at 2,000 a second while, in turn, the server leading
+//! EVENTS, one ingest, one indexer and one escalator are killed with
+//! SIGKILL. Afterwards the store holds every published event once, ALERTS
+//! holds exactly the escalations of a straight replay of EVENTS, each once,
+//! each was recorded once by the API replicas, and the live feed of each API
+//! replica (an SSE client that reconnects with `Last-Event-ID`) delivered
+//! every one. The times to recover are printed.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
@@ -17,14 +19,17 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use chrono::Utc;
 use posbon_bus::subjects::{ALERTS_STREAM, EVENTS_STREAM, INGEST_STREAM};
-use posbon_bus::{Bus, ConsumerOptions, Headers, NatsBus, NatsOptions, OutgoingMessage};
+use posbon_bus::{Bus, Headers, NatsBus, NatsOptions, OutgoingMessage};
 use posbon_escalator::{Escalator, Shard};
 use posbon_model::{EnrichedEvent, Escalation, Limits, parse_event};
 use posbon_risk::{Engine, RiskConfig};
 use posbon_sim::{CityOptions, EventOptions, EventStream, SimRegistry};
-use posbon_store::{EventStoreExt as _, LeaseStoreExt as _, Store, StoreConfig, open_store};
+use posbon_store::{
+    EscalationStoreExt as _, EventStoreExt as _, LeaseStoreExt as _, Store, StoreConfig, open_store,
+};
 use posbon_testkit::NatsServer;
 use posbon_tikv_testserver::TestServer;
+use tokio_util::sync::CancellationToken;
 
 /// Events published, at [`RATE`] a second.
 const EVENTS: usize = 40_000;
@@ -155,6 +160,79 @@ fn find(services: &[Service], name: &str) -> usize {
         .expect("service")
 }
 
+/// Follows the live feed of the API at `port` until `stop`, reconnecting
+/// with `Last-Event-ID` when the connection ends; answers the ids of the
+/// escalations it announced as opened, and how many times it reconnected.
+async fn follow_feed(
+    port: u16,
+    token: String,
+    stop: CancellationToken,
+) -> (BTreeSet<String>, usize) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut opened = BTreeSet::new();
+    let mut last: Option<u64> = None;
+    let mut connections = 0;
+    while !stop.is_cancelled() {
+        let Ok(mut conn) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        };
+        connections += 1;
+        let resume = last
+            .map(|l| format!("Last-Event-ID: {l}\r\n"))
+            .unwrap_or_default();
+        // HTTP/1.0: the body ends with the connection, without chunks.
+        let query = if last.is_none() { "?since=0" } else { "" };
+        let request = format!(
+            "GET /v1/feed{query} HTTP/1.0\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\nAccept: text/event-stream\r\n{resume}\r\n"
+        );
+        if conn.write_all(request.as_bytes()).await.is_err() {
+            continue;
+        }
+        let mut text = String::new();
+        let mut buf = vec![0u8; 65536];
+        loop {
+            let n = tokio::select! {
+                () = stop.cancelled() => return (opened, connections - 1),
+                n = conn.read(&mut buf) => n.unwrap_or(0),
+            };
+            if n == 0 {
+                break;
+            }
+            text.push_str(&String::from_utf8_lossy(&buf[..n]));
+            // Complete events only; the rest waits for more bytes.
+            while let Some(end) = text.find("\n\n") {
+                let block: String = text.drain(..end + 2).collect();
+                let (mut id, mut event, mut data) = (None, "", String::new());
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("id:") {
+                        id = v.trim().parse::<u64>().ok();
+                    } else if let Some(v) = line.strip_prefix("event:") {
+                        event = if v.trim() == "opened" {
+                            "opened"
+                        } else {
+                            "other"
+                        };
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        data.push_str(v.trim_start());
+                    }
+                }
+                if let Some(id) = id {
+                    last = Some(id);
+                }
+                if event == "opened"
+                    && let Ok(value) = serde_json::from_str::<serde_json::Value>(&data)
+                    && let Some(id) = value["id"].as_str()
+                {
+                    opened.insert(id.to_owned());
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    (opened, connections.saturating_sub(1))
+}
+
 /// Who holds each escalator shard now.
 async fn holders(store: &Store) -> BTreeMap<String, String> {
     let now = Utc::now().timestamp_millis();
@@ -272,6 +350,41 @@ async fn the_cluster_loses_a_node_of_each_kind_under_load_and_nothing_is_lost_or
             ),
         ));
     }
+    // Two API replicas, and a feed client on each (the token made here, in
+    // the store they share).
+    let auth =
+        posbon_auth::Auth::new(store.clone(), registry.clone(), Default::default()).expect("auth");
+    let (_, token) = auth
+        .identities()
+        .create_token(
+            "command-centre",
+            posbon_auth::Role::Supervisor,
+            vec![],
+            None,
+            "test",
+        )
+        .await
+        .expect("token");
+    let api_ports = [free_port(), free_port()];
+    for (i, port) in api_ports.iter().enumerate() {
+        services.push(Service::start(
+            &format!("api-{i}"),
+            "posbon-api",
+            write(
+                dir.path(),
+                &format!("api-{i}.toml"),
+                format!(
+                    "[api]\nlisten = \"127.0.0.1:{port}\"\nnats_urls = [{nats_urls}]\nregistry = \"{registry_file}\"\n\n{common}"
+                ),
+            ),
+        ));
+    }
+    let stop_feeds = CancellationToken::new();
+    let feeds: Vec<_> = api_ports
+        .iter()
+        .map(|port| tokio::spawn(follow_feed(*port, token.clone(), stop_feeds.clone())))
+        .collect();
+
     // The escalators share the shards before the load starts.
     let started = Instant::now();
     loop {
@@ -501,7 +614,36 @@ async fn the_cluster_loses_a_node_of_each_kind_under_load_and_nothing_is_lost_or
         EVENTS,
         alerts.len()
     );
-    let _ = ConsumerOptions::default();
+    // The API replicas recorded each escalation once, and each one's feed
+    // announced every one.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let recorded: BTreeSet<String> = store
+            .escalations()
+            .await
+            .expect("records")
+            .into_iter()
+            .map(|r| r.escalation.id)
+            .collect();
+        if recorded == want {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the API replicas recorded {recorded:?}, not {want:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop_feeds.cancel();
+    for (i, feed) in feeds.into_iter().enumerate() {
+        let (opened, reconnects) = feed.await.expect("feed");
+        eprintln!(
+            "api-{i}: the feed announced {} escalations ({reconnects} reconnections)",
+            opened.len()
+        );
+        assert_eq!(opened, want, "the feed of api-{i}");
+    }
     for s in &mut services {
         s.stop();
     }

@@ -37,6 +37,7 @@ pub async fn run_all(store: &dyn EventStore) {
     test_get_many(store).await;
     test_scan_order(store).await;
     test_scan_pagination(store).await;
+    test_scan_ranges(store).await;
     test_empty_ranges(store).await;
     test_delete_range(store).await;
     test_binary_keys(store).await;
@@ -224,6 +225,65 @@ pub async fn test_compare_and_swap(store: &dyn EventStore) {
         "{name}: concurrent swaps lost an update"
     );
     clear(store, &key("cas", b"")).await;
+}
+
+/// Many ranges at once: each answer is what a scan of its range with the
+/// same limit gives, empty ranges included, ranges spread over the key space
+/// (and so over a backend's regions) and a long list of small ranges.
+pub async fn test_scan_ranges(store: &dyn EventStore) {
+    let name = store.name();
+    let mut batch = Vec::new();
+    for group in 0..40u32 {
+        for i in 0..(group % 7) * 3 {
+            batch.push(kv(
+                key("scan_ranges", format!("{group:03}/{i:03}").as_bytes()),
+                b"v",
+            ));
+        }
+    }
+    // Keys at both ends of the key space too.
+    batch.push(kv(vec![0x00, b's', b'r'], b"low"));
+    batch.push(kv(vec![0xff, b's', b'r'], b"high"));
+    store.put_batch(batch).await.expect("put");
+    let mut ranges: Vec<(Vec<u8>, Vec<u8>)> = vec![(vec![0x00], vec![0x00, b't'])];
+    for group in 0..40u32 {
+        let start = key("scan_ranges", format!("{group:03}/").as_bytes());
+        let end = key("scan_ranges", format!("{group:03}0").as_bytes());
+        if group == 5 {
+            // An empty range and a reversed one.
+            ranges.push((start.clone(), start.clone()));
+        } else {
+            ranges.push((start, end));
+        }
+    }
+    ranges.push((vec![0xff], vec![0xff, 0xff]));
+    for limit in [1usize, 4, 100] {
+        let got = store
+            .scan_ranges(&ranges, limit)
+            .await
+            .expect("scan ranges");
+        assert_eq!(got.len(), ranges.len(), "{name}: one answer per range");
+        for ((start, end), list) in ranges.iter().zip(&got) {
+            let want = store.scan(start, end, limit).await.expect("scan");
+            assert_eq!(
+                list, &want,
+                "{name}: range {start:?}..{end:?} limit {limit}"
+            );
+        }
+    }
+    assert!(
+        store.scan_ranges(&[], 10).await.expect("none").is_empty(),
+        "{name}: no ranges"
+    );
+    store
+        .delete_range(&[0x00], &[0x00, b't'])
+        .await
+        .expect("delete");
+    store
+        .delete_range(&[0xff], &[0xff, 0xff])
+        .await
+        .expect("delete");
+    clear(store, &key("scan_ranges", b"")).await;
 }
 
 /// A batch with one invalid entry writes nothing.

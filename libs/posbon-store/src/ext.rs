@@ -194,6 +194,30 @@ pub trait EventStoreExt: EventStore {
             return stream::once(async move { Err(error) }).boxed();
         };
         let (lo, hi) = (*span.start(), *span.end());
+        if lo != hi
+            && self.batches_ranges()
+            && cell.children_count(storage) <= MAX_CELLS_AS_RANGES
+            && from < to
+        {
+            // One range per storage cell, each exactly the window: read
+            // together, many per request.
+            let ranges = cell
+                .children(storage)
+                .map(|c| {
+                    let c = u64::from(c);
+                    (cell_time_prefix(c, from), cell_time_prefix(c, to))
+                })
+                .collect();
+            let scan = RangeScan {
+                store: self,
+                ranges,
+                pos: 0,
+                page: page.max(1),
+                ready: std::collections::VecDeque::new(),
+                carry: None,
+            };
+            return stream::try_unfold(scan, RangeScan::next_page).boxed();
+        }
         let scan = CellScan {
             store: self,
             next: (from < to).then(|| cell_time_prefix(lo, from)),
@@ -590,6 +614,72 @@ fn next_cell(cell: u64, resolution: u8) -> Option<u64> {
         Some(next + (1 << BASE_SHIFT))
     } else {
         cell.checked_add(1)
+    }
+}
+
+/// The most storage cells a coarse cell's scan reads as ranges of their own
+/// (a res-5 cell has 16,807 res-10 cells); above, it skip-scans.
+const MAX_CELLS_AS_RANGES: u64 = 20_000;
+/// Ranges asked for by one [`EventStore::scan_ranges`] of a [`RangeScan`].
+const RANGES_PER_READ: usize = 1024;
+
+/// The storage cells of a coarse cell, each its own range over the window,
+/// read many at a time ([`EventStore::scan_ranges`]), in key order.
+struct RangeScan<'a, S: ?Sized> {
+    store: &'a S,
+    /// Sorted, one per storage cell.
+    ranges: Vec<(Vec<u8>, Vec<u8>)>,
+    /// The first range not asked for yet.
+    pos: usize,
+    page: usize,
+    /// Answers not yet yielded, with the end of their range.
+    ready: std::collections::VecDeque<(Vec<KvPair>, Vec<u8>)>,
+    /// The rest of a range whose answer was full, read before `ready`.
+    carry: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl<S: EventStore + ?Sized> RangeScan<'_, S> {
+    async fn next_page(mut self) -> Result<Option<(Vec<KvPair>, Self)>> {
+        loop {
+            if let Some((start, end)) = self.carry.take() {
+                let items = self.store.scan(&start, &end, self.page).await?;
+                if items.len() == self.page
+                    && let Some((last, _)) = items.last()
+                {
+                    self.carry = Some((successor(last), end));
+                }
+                if !items.is_empty() {
+                    return Ok(Some((items, self)));
+                }
+                continue;
+            }
+            let mut out = Vec::new();
+            while let Some((list, end)) = self.ready.pop_front() {
+                let full = list.len() >= self.page;
+                if full && let Some((last, _)) = list.last() {
+                    self.carry = Some((successor(last), end));
+                }
+                out.extend(list);
+                if full || out.len() >= self.page {
+                    break;
+                }
+            }
+            if !out.is_empty() {
+                return Ok(Some((out, self)));
+            }
+            if self.carry.is_some() {
+                continue;
+            }
+            if self.pos >= self.ranges.len() {
+                return Ok(None);
+            }
+            let group_end = (self.pos + RANGES_PER_READ).min(self.ranges.len());
+            let group = &self.ranges[self.pos..group_end];
+            let lists = self.store.scan_ranges(group, self.page).await?;
+            let ends = group.iter().map(|(_, end)| end.clone());
+            self.ready.extend(lists.into_iter().zip(ends));
+            self.pos = group_end;
+        }
     }
 }
 

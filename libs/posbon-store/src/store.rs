@@ -86,6 +86,30 @@ pub trait EventStore: Send + Sync {
         new: Vec<u8>,
     ) -> Result<Swap>;
 
+    /// Up to `limit` entries of each of `ranges` (each `[start, end)`, in key
+    /// order, not overlapping), one list per range in key order; a list of
+    /// `limit` entries may leave more in its range. The default reads the
+    /// ranges one after another.
+    async fn scan_ranges(
+        &self,
+        ranges: &[(Vec<u8>, Vec<u8>)],
+        limit: usize,
+    ) -> Result<Vec<Vec<KvPair>>> {
+        let mut out = Vec::with_capacity(ranges.len());
+        for (start, end) in ranges {
+            out.push(self.scan(start, end, limit).await?);
+        }
+        Ok(out)
+    }
+
+    /// Whether [`scan_ranges`](Self::scan_ranges) reads many ranges per
+    /// request, so that readers of many small ranges (the storage cells of a
+    /// coarse cell) should ask for them together rather than skip-scan one
+    /// long range. `false` by default.
+    fn batches_ranges(&self) -> bool {
+        false
+    }
+
     /// Removes every key in `[start, end)`, durably. Idempotent; not
     /// necessarily atomic (a large range may be removed in several steps, and
     /// a failure can leave part of it).

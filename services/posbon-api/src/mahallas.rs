@@ -22,7 +22,8 @@ use crate::error::ApiError;
 use crate::escalations::{ListFilter, list_records};
 
 /// The current risk of every mahalla that is not plainly normal, merged from
-/// every escalator shard's snapshot.
+/// the escalator shards' snapshots ([`RiskSnapshot::merge`]: those of an
+/// earlier shard count are ignored).
 pub async fn current_risk(state: &ApiState) -> Result<HashMap<String, MahallaRisk>, ApiError> {
     let (start, end) = prefix_range(&checkpoint_key(RISK_SNAPSHOT_PREFIX));
     let snapshots: Vec<_> = state
@@ -30,14 +31,10 @@ pub async fn current_risk(state: &ApiState) -> Result<HashMap<String, MahallaRis
         .scan_stream(start, end, 64)
         .try_collect()
         .await?;
-    let mut out = HashMap::new();
+    let mut read = Vec::with_capacity(snapshots.len());
     for (key, value) in snapshots {
         match serde_json::from_slice::<RiskSnapshot>(&value) {
-            Ok(snapshot) => {
-                for m in snapshot.mahallas {
-                    out.insert(m.mahalla_id.clone(), m);
-                }
-            }
+            Ok(snapshot) => read.push(snapshot),
             Err(err) => tracing::warn!(
                 key = %String::from_utf8_lossy(&key),
                 error = %err,
@@ -45,7 +42,7 @@ pub async fn current_risk(state: &ApiState) -> Result<HashMap<String, MahallaRis
             ),
         }
     }
-    Ok(out)
+    Ok(RiskSnapshot::merge(read))
 }
 
 /// How many escalations are open in each mahalla (read through the store's

@@ -167,6 +167,9 @@ impl Follow {
 /// fan-out is dropped; a failed reader is opened again from where it was.
 async fn read(live: Weak<LiveAlerts>, mut last: u64) {
     let mut backoff = Duration::from_millis(200);
+    // A gap seen once and read again: (the last sequence before it, the
+    // sequence after it).
+    let mut gap_read_again: Option<(u64, u64)> = None;
     loop {
         let Some(alerts) = live.upgrade() else { return };
         let reader = alerts
@@ -185,14 +188,46 @@ async fn read(live: Weak<LiveAlerts>, mut last: u64) {
         };
         backoff = Duration::from_millis(200);
         loop {
-            // Wake up now and then to notice that the API is gone.
-            let next = tokio::time::timeout(Duration::from_secs(5), reader.next()).await;
+            // Wake up now and then to notice that the API is gone, or that
+            // the reader stopped short of the stream.
+            let next = tokio::time::timeout(Duration::from_secs(2), reader.next()).await;
             let Some(alerts) = live.upgrade() else { return };
             match next {
-                Err(_) => continue,
+                // Quiet for a while: make sure the reader has not stopped
+                // short of the stream's end (an ordered reader can lose its
+                // place while the stream's leader changes); if it has, read
+                // from where it is again.
+                Err(_) => match alerts.bus.stream_info(ALERTS_STREAM).await {
+                    Ok(info) if info.last_sequence > last => {
+                        tracing::warn!(
+                            after = last,
+                            stream_last = info.last_sequence,
+                            "the ALERTS reader fell silent short of the stream's end; reading again"
+                        );
+                        break;
+                    }
+                    _ => continue,
+                },
                 Ok(Some(Ok(message))) => {
                     if message.sequence <= last {
                         continue;
+                    }
+                    // The reader covers every subject of ALERTS, so its
+                    // sequences are consecutive unless messages were removed.
+                    // An ordered reader can skip messages while the stream's
+                    // leader changes (seen under SIGKILL in the cluster
+                    // test): read a gap again once before believing it.
+                    if message.sequence > last + 1
+                        && last > 0
+                        && gap_read_again != Some((last, message.sequence))
+                    {
+                        tracing::warn!(
+                            after = last,
+                            next = message.sequence,
+                            "the ALERTS reader skipped messages; reading them again"
+                        );
+                        gap_read_again = Some((last, message.sequence));
+                        break;
                     }
                     last = message.sequence;
                     alerts.position.store(last, Ordering::Release);

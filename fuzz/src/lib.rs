@@ -717,6 +717,7 @@ static ESCALATION: LazyLock<Escalation> = LazyLock::new(|| {
         previous_level: posbon_model::RiskLevel::Elevated,
         score: 3.5,
         rule: "burst".to_owned(),
+        measure: None,
         counts: Default::default(),
         hot_cells: Vec::new(),
         evidence: vec!["iiv-2026-000123".to_owned()],

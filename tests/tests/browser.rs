@@ -707,6 +707,7 @@ impl InProcessApi {
             previous_level: RiskLevel::Normal,
             score: 6.25,
             rule: "drug_handoff_cluster".into(),
+            measure: None,
             counts: [("drug_handoff".to_owned(), 3)].into_iter().collect(),
             hot_cells: vec![],
             evidence: vec!["cam-a".into(), "cam-b".into(), "cam-c".into()],

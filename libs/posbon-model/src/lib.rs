@@ -92,7 +92,7 @@ mod wire;
 pub use cell::{CELL_PATTERN, CellId, InvalidCellId};
 pub use enriched::EnrichedEvent;
 pub use error::{ErrorCode, FieldError, ValidationErrors};
-pub use escalation::{Escalation, EscalationStatus, HotCell, RiskLevel};
+pub use escalation::{Escalation, EscalationStatus, HotCell, MeasureName, RiskLevel, RuleMeasure};
 pub use event::{
     CameraAlert, Detection, Event, EventHeader, EventKind, FraudChannel, FraudFlag, FraudScheme,
     ID_PATTERN, Incident, IncidentCategory, IncidentFlags, IncidentStatus, Location,

@@ -526,6 +526,7 @@ pub(crate) mod tests {
             previous_level: RiskLevel::Normal,
             score: 4.2,
             rule: "intensity".into(),
+            measure: None,
             counts: BTreeMap::from([("theft".to_owned(), 5)]),
             hot_cells: vec![],
             evidence: vec!["e1".into()],

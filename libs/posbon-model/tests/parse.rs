@@ -1224,6 +1224,7 @@ fn escalation_ids_and_round_trip() {
         previous_level: RiskLevel::Elevated,
         score: 3.7,
         rule: "drug_cluster".into(),
+        measure: None,
         counts: [
             ("drug_handoff".to_owned(), 7u64),
             ("drug_use".to_owned(), 2),

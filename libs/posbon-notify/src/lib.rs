@@ -362,6 +362,7 @@ mod tests {
             previous_level: RiskLevel::Normal,
             score: 3.0,
             rule: "intensity".into(),
+            measure: None,
             counts: Default::default(),
             hot_cells: vec![],
             evidence: vec![],

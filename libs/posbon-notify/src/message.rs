@@ -64,10 +64,13 @@ impl Page {
     pub fn text(&self, page_url: Option<&str>) -> String {
         let e = &self.escalation;
         let mut text = format!(
-            "{} escalation in {}: rule {} ({} -> {}), opened {} UTC. Paged: {}{}.",
+            "{} escalation in {}: rule {}{} ({} -> {}), opened {} UTC. Paged: {}{}.",
             e.level.as_str().to_uppercase(),
             self.place,
             e.rule,
+            e.measure
+                .as_ref()
+                .map_or(String::new(), |m| format!(", {}", m.describe())),
             e.previous_level.as_str(),
             e.level.as_str(),
             e.opened_at.format("%Y-%m-%d %H:%M"),
@@ -106,11 +109,14 @@ impl Page {
     pub fn alertmanager_json(&self, receiver: &str, page_url: Option<&str>) -> Value {
         let e = &self.escalation;
         let labels = self.labels();
-        let annotations = json!({
+        let mut annotations = json!({
             "summary": format!("{} escalation in {}", e.level.as_str(), self.place),
             "description": self.text(None),
             "score": format!("{:.2}", e.score),
         });
+        if let Some(m) = &e.measure {
+            annotations["measure"] = Value::String(m.describe());
+        }
         let fingerprint = {
             let digest = Sha256::digest(self.key().as_bytes());
             hex::encode(&digest[..8])

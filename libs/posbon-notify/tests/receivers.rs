@@ -97,6 +97,7 @@ fn page(contact: Option<&str>) -> Page {
             previous_level: RiskLevel::Elevated,
             score: 4.25,
             rule: "intensity".into(),
+            measure: None,
             counts: Default::default(),
             hot_cells: vec![],
             evidence: vec![],

@@ -4,7 +4,8 @@ mod common;
 
 use common::{at, background, camera, enrich, fraud, incident, point, registry};
 use posbon_model::{
-    Detection, Escalation, EscalationStatus, FraudScheme, IncidentCategory, RiskLevel,
+    Detection, Escalation, EscalationStatus, FraudScheme, IncidentCategory, MeasureName, RiskLevel,
+    RuleMeasure,
 };
 use posbon_risk::{Engine, RiskConfig, SCORE_RULE};
 
@@ -70,6 +71,18 @@ fn three_strong_drug_handoffs_in_a_cell_within_a_day_escalate() {
         (RiskLevel::Normal, RiskLevel::High)
     );
     assert_eq!(esc.counts.get("drug_handoff"), Some(&3));
+    // Fired on its count before its baseline was ready: the measure says so
+    // and carries no standard score, whatever the headline score is.
+    assert_eq!(
+        esc.measure,
+        Some(RuleMeasure {
+            name: MeasureName::Count,
+            value: 3.0,
+            threshold: 3.0,
+            z: None,
+            min_z: Some(3.0),
+        })
+    );
     assert_eq!(esc.evidence, vec!["s1", "s2", "s3"]);
     assert_eq!(esc.opened_at, at(300));
     assert_eq!(esc.window_end, at(300));
@@ -249,6 +262,18 @@ fn a_fraud_wave_escalates_once_the_baseline_is_there() {
     assert_eq!(wave[0].mahalla_id, "m-2-0");
     assert!(wave[0].opened_at <= at(start + 30), "{}", wave[0].opened_at);
     assert!(wave[0].score >= 5.0);
+    let measure = wave[0].measure.as_ref().expect("measure");
+    let rule = &e.config().rules[1];
+    assert_eq!(rule.name, "fraud_wave");
+    assert!(measure.value >= measure.threshold, "{measure:?}");
+    assert_eq!(measure.threshold, rule.threshold);
+    assert_eq!(measure.min_z, rule.min_z);
+    let z = measure.z.expect("the baseline was ready");
+    assert!(
+        z >= rule.min_z.expect("fraud_wave has min_z"),
+        "{measure:?}"
+    );
+    assert_eq!(wave[0].score, z);
     assert!(wave[0].counts.get("scam_call").copied().unwrap_or(0) >= 6);
     let view = e.rule("m-2-0", "fraud_wave").expect("rule view");
     assert!(view.open && view.satisfied && view.episodes == 1);
@@ -279,6 +304,22 @@ fn a_burst_of_violence_raises_the_score_with_its_hot_cell() {
     assert_eq!(first.previous_level, RiskLevel::Normal);
     assert!(first.level >= RiskLevel::Elevated);
     assert!(first.score >= e.config().levels.elevated.entry);
+    let entry = e
+        .config()
+        .levels
+        .thresholds(first.level)
+        .expect("a raised level")
+        .entry;
+    assert_eq!(
+        first.measure,
+        Some(RuleMeasure {
+            name: MeasureName::Score,
+            value: first.score,
+            threshold: entry,
+            z: None,
+            min_z: None,
+        })
+    );
     assert_eq!(first.id, "esc:m-1-2:risk_score:1");
     assert!(first.evidence.iter().any(|id| id.starts_with('v')));
     assert!(first.counts.get("assault").copied().unwrap_or(0) >= 3);

@@ -209,6 +209,11 @@ pub(crate) fn escalations_schema() -> SchemaRef {
             false,
         ),
         Field::new("counts", DataType::Utf8, false),
+        Field::new("measure", enum_type(), true),
+        Field::new("measure_value", DataType::Float64, true),
+        Field::new("measure_threshold", DataType::Float64, true),
+        Field::new("measure_z", DataType::Float64, true),
+        Field::new("measure_min_z", DataType::Float64, true),
     ]))
 }
 
@@ -227,6 +232,9 @@ fn escalation_batch(records: &[EscalationRecord]) -> Result<RecordBatch, SqlErro
     let mut sequence = UInt64Builder::with_capacity(n);
     let mut evidence = Int64Builder::with_capacity(n);
     let mut hot = ListBuilder::new(UInt64Builder::new());
+    let mut measure = dict();
+    let f = || Float64Builder::with_capacity(n);
+    let (mut m_value, mut m_threshold, mut m_z, mut m_min_z) = (f(), f(), f(), f());
     for r in records {
         let e = &r.escalation;
         id.append_value(&e.id);
@@ -254,6 +262,12 @@ fn escalation_batch(records: &[EscalationRecord]) -> Result<RecordBatch, SqlErro
         hot.append(true);
         let map: &BTreeMap<String, u64> = &e.counts;
         counts.append_value(serde_json::to_string(map).unwrap_or_default());
+        let m = e.measure.as_ref();
+        measure.append_option(m.map(|m| m.name.as_str()));
+        m_value.append_option(m.map(|m| m.value));
+        m_threshold.append_option(m.map(|m| m.threshold));
+        m_z.append_option(m.and_then(|m| m.z));
+        m_min_z.append_option(m.and_then(|m| m.min_z));
     }
     let columns: Vec<ArrayRef> = vec![
         Arc::new(id.finish()),
@@ -277,6 +291,11 @@ fn escalation_batch(records: &[EscalationRecord]) -> Result<RecordBatch, SqlErro
         Arc::new(evidence.finish()),
         Arc::new(hot.finish()),
         Arc::new(counts.finish()),
+        Arc::new(measure.finish()),
+        Arc::new(m_value.finish()),
+        Arc::new(m_threshold.finish()),
+        Arc::new(m_z.finish()),
+        Arc::new(m_min_z.finish()),
     ];
     RecordBatch::try_new(escalations_schema(), columns)
         .map_err(|e| SqlError::internal(e.to_string()))

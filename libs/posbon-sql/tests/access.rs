@@ -10,7 +10,9 @@ use std::sync::Arc;
 
 use chrono::{NaiveDate, TimeDelta, Utc};
 use common::{engine_over, fixture};
-use posbon_model::{Escalation, EscalationRecord, EscalationStatus, RiskLevel};
+use posbon_model::{
+    Escalation, EscalationRecord, EscalationStatus, MeasureName, RiskLevel, RuleMeasure,
+};
 use posbon_sql::datafusion::arrow::array::{
     Array, AsArray, DictionaryArray, RecordBatch, StringArray,
 };
@@ -102,6 +104,15 @@ async fn setup() -> Setup {
                 previous_level: RiskLevel::Normal,
                 score: 4.0,
                 rule: "test".into(),
+                // The first has what fired its rule; the others are records
+                // made before that was kept.
+                measure: (i == 0).then_some(RuleMeasure {
+                    name: MeasureName::Count,
+                    value: 5.0,
+                    threshold: 3.0,
+                    z: Some(3.5),
+                    min_z: Some(3.0),
+                }),
                 counts: BTreeMap::new(),
                 hot_cells: vec![],
                 evidence: vec![],
@@ -968,4 +979,28 @@ async fn full_access_is_the_plain_engine() {
         }
         assert_eq!(a, b, "{sql}");
     }
+}
+
+#[tokio::test]
+async fn an_escalation_shows_what_fired_its_rule() {
+    let s = setup().await;
+    let got = rows(
+        &s.national,
+        "SELECT measure, measure_value, measure_threshold, measure_z, measure_min_z \
+         FROM escalations ORDER BY measure NULLS LAST, id LIMIT 2",
+    )
+    .await;
+    assert_eq!(
+        got,
+        vec![
+            vec![
+                Value::from("count"),
+                Value::from(5.0),
+                Value::from(3.0),
+                Value::from(3.5),
+                Value::from(3.0)
+            ],
+            vec![Value::Null; 5],
+        ]
+    );
 }

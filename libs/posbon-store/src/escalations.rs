@@ -539,6 +539,7 @@ mod tests {
                 previous_level: RiskLevel::Elevated,
                 score: 3.5,
                 rule: "intensity".into(),
+                measure: None,
                 counts: Default::default(),
                 hot_cells: vec![],
                 evidence: vec![],

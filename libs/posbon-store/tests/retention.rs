@@ -57,6 +57,7 @@ fn escalation(id: &str, closed: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Es
         previous_level: RiskLevel::Normal,
         score: 4.2,
         rule: "intensity".into(),
+        measure: None,
         counts: Default::default(),
         hot_cells: vec![],
         evidence: vec![],

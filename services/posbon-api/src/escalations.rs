@@ -372,6 +372,7 @@ pub fn escalations_geojson(
                 "status": r.status(),
                 "rule": e.rule,
                 "score": e.score,
+                "measure": e.measure,
                 "opened_at": e.opened_at,
             },
         }));
@@ -527,6 +528,7 @@ mod tests {
                 previous_level: RiskLevel::Normal,
                 score: 4.0,
                 rule: "test".into(),
+                measure: None,
                 counts: Default::default(),
                 hot_cells: vec![HotCell {
                     cell: CellId::new(u64::from(cell)).expect("cell"),

@@ -295,6 +295,27 @@ function updateFeedCount() {
 const timeAndAgo = (at) => `${fmtTime(at)} (${ago(at)})`;
 
 /**
+ * What fired the escalation's rule against what the rule needs; a record
+ * made before measures were kept shows its headline score.
+ * @param {any} r an escalation
+ * @returns {string}
+ */
+export function measureText(r) {
+  const m = r.measure;
+  if (!m || typeof m !== 'object') return t('feed.measure_none', { score: fmtNum(r.score, 2) });
+  const num = (/** @type {number} */ v) => (Number.isInteger(v) ? fmtNum(v) : fmtNum(v, 2));
+  const key = { count: 'feed.measure_count', harm: 'feed.measure_harm', score: 'feed.measure_score' }[String(m.name)];
+  if (!key) return t('feed.measure_none', { score: fmtNum(r.score, 2) });
+  let text = t(key, { value: num(m.value), threshold: num(m.threshold) });
+  if (typeof m.min_z === 'number') {
+    text += ', ' + (typeof m.z === 'number'
+      ? t('feed.measure_z', { z: num(m.z), min_z: num(m.min_z) })
+      : t('feed.measure_before_baseline'));
+  }
+  return text;
+}
+
+/**
  * One entry of the feed.
  * @param {any} r
  * @returns {HTMLElement}
@@ -322,7 +343,7 @@ function renderItem(r) {
       district: districtName(r.district_id || m?.district_id),
       region: regionName(r.region_id || m?.region_id),
       rule: word(r.rule),
-      score: fmtNum(r.score, 2),
+      measure: measureText(r),
     }),
     el('br'),
     t('feed.opened'), ' ', el('time', { datetime: r.opened_at, class: 'ago', dataset: { at: r.opened_at } }, timeAndAgo(r.opened_at)),

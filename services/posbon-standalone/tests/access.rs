@@ -57,6 +57,7 @@ fn escalation(registry: &Registry, n: usize) -> Escalation {
         previous_level: RiskLevel::Normal,
         score: 5.0,
         rule: "intensity".into(),
+        measure: None,
         counts: Default::default(),
         hot_cells: vec![],
         evidence: vec![],

@@ -147,6 +147,8 @@ pub(super) struct DiskCheck {
     pub(super) measure: f64,
     pub(super) expected: Option<f64>,
     pub(super) z: Option<f64>,
+    /// Whether the baseline was ready, so that `z` took part in `satisfied`.
+    pub(super) z_counts: bool,
 }
 
 /// Evaluates a cell rule on the disk around `centre` at `now`; `since` is when
@@ -185,6 +187,7 @@ pub(super) fn check_cells(
             measure,
             expected: None,
             z: None,
+            z_counts: false,
         };
     };
     let day = day_of(ctx.local(now));
@@ -212,10 +215,12 @@ pub(super) fn check_cells(
         (amount + prior) / phi,
         ctx.config.overdispersion,
     );
+    let ready = exposure_h >= ctx.min_baseline_h;
     DiskCheck {
-        satisfied: rule.holds(measure, z, exposure_h >= ctx.min_baseline_h),
+        satisfied: rule.holds(measure, z, ready),
         measure,
         expected: Some(expected),
         z: Some(z),
+        z_counts: ready,
     }
 }

@@ -438,6 +438,7 @@ impl Mahalla {
                 measure,
                 expected: None,
                 z: None,
+                z_counts: false,
             };
         };
         let Some(baseline) = &mut state.baseline else {
@@ -446,6 +447,7 @@ impl Mahalla {
                 measure,
                 expected: None,
                 z: None,
+                z_counts: false,
             };
         };
         let day = day_of(ctx.local(now));
@@ -476,6 +478,7 @@ impl Mahalla {
             measure,
             expected: Some(expected),
             z: Some(z),
+            z_counts: ready,
         }
     }
 }
@@ -530,6 +533,8 @@ pub(super) struct RuleCheck {
     pub(super) measure: f64,
     pub(super) expected: Option<f64>,
     pub(super) z: Option<f64>,
+    /// Whether the baseline was ready, so that `z` took part in `satisfied`.
+    pub(super) z_counts: bool,
 }
 
 /// Counts by class name, without the zeros.

@@ -11,7 +11,10 @@ use std::sync::Arc;
 
 use chrono::{DateTime, TimeZone, Utc};
 use posbon_geo::Registry;
-use posbon_model::{CellId, EnrichedEvent, Escalation, EscalationStatus, HotCell, RiskLevel};
+use posbon_model::{
+    CellId, EnrichedEvent, Escalation, EscalationStatus, HotCell, MeasureName, RiskLevel,
+    RuleMeasure,
+};
 use serde::Serialize;
 
 use crate::baseline::{HOUR_MS, Kernel, Prior, day_of, hour_of};
@@ -106,6 +109,24 @@ impl Ctx {
             },
             shrinkage: self.prior.shrinkage,
         }
+    }
+}
+
+/// What a pattern rule measured when its episode opened.
+#[derive(Debug, Clone, Copy)]
+struct Fired {
+    /// The window's measure.
+    value: f64,
+    /// Its standard score against the baseline (rules with `min_z`).
+    z: Option<f64>,
+    /// Whether the baseline was ready, so that `z` counted.
+    z_counts: bool,
+}
+
+impl Fired {
+    /// The escalation's headline score: the standard score when there is one.
+    fn score(self) -> f64 {
+        self.z.unwrap_or(self.value)
     }
 }
 
@@ -628,6 +649,7 @@ impl State {
         level: RiskLevel,
         previous: RiskLevel,
         score: f64,
+        measure: RuleMeasure,
         counts: BTreeMap<String, u64>,
         evidence: Vec<String>,
         hot_cells: Vec<HotCell>,
@@ -645,6 +667,7 @@ impl State {
             previous_level: previous,
             score,
             rule: rule.to_owned(),
+            measure: Some(measure),
             counts,
             hot_cells,
             evidence,
@@ -719,8 +742,12 @@ impl State {
                 .skip(hits.len().saturating_sub(ctx.config.max_evidence))
                 .map(|h| h.id.to_string())
                 .collect();
-            let score = check.z.unwrap_or(check.measure);
-            self.open_rule(ctx, ri, slot, score, counts(&by_class), evidence, now, out);
+            let fired = Fired {
+                value: check.measure,
+                z: check.z,
+                z_counts: check.z_counts,
+            };
+            self.open_rule(ctx, ri, slot, fired, counts(&by_class), evidence, now, out);
         }
         self.update_active(slot);
     }
@@ -732,7 +759,7 @@ impl State {
         ctx: &Ctx,
         ri: usize,
         slot: u32,
-        score: f64,
+        fired: Fired,
         counts: BTreeMap<String, u64>,
         evidence: Vec<String>,
         now: i64,
@@ -750,13 +777,24 @@ impl State {
         let episode = m.rules[ri].episode.count;
         let window_start = now - rule.window;
         let hot = m.hot_cells(ctx, window_start, now);
+        let measure = RuleMeasure {
+            name: match rule.measure {
+                Measure::Count => MeasureName::Count,
+                Measure::Harm => MeasureName::Harm,
+            },
+            value: fired.value,
+            threshold: rule.threshold,
+            z: fired.z.filter(|_| fired.z_counts),
+            min_z: rule.min_z,
+        };
         let e = self.escalation(
             slot,
             &rule.name,
             episode,
             level,
             previous,
-            score,
+            fired.score(),
+            measure,
             counts,
             evidence,
             hot,
@@ -806,13 +844,20 @@ impl State {
         let map = &self.cells[ri];
         // The disks around each cell of the event's disk that satisfy the
         // rule, with their measure and score.
-        let mut satisfied: Vec<(u64, f64, Option<f64>)> = Vec::new();
+        let mut satisfied: Vec<(u64, Fired)> = Vec::new();
         let mut disks: Vec<Vec<u64>> = Vec::new();
         for centre in disk(hit.cell, rule.disk) {
             let cells = disk(centre, rule.disk);
             let c = check_cells(ctx, rule, map, &cells, now, since);
             if c.satisfied {
-                satisfied.push((centre, c.measure, c.z));
+                satisfied.push((
+                    centre,
+                    Fired {
+                        value: c.measure,
+                        z: c.z,
+                        z_counts: c.z_counts,
+                    },
+                ));
                 disks.push(cells);
             }
         }
@@ -839,10 +884,12 @@ impl State {
                 }
             }
         };
-        let score = satisfied
+        // The escalation reports the disk with the highest score.
+        let fired = satisfied
             .iter()
-            .map(|(_, m, z)| z.unwrap_or(*m))
-            .fold(f64::NEG_INFINITY, f64::max);
+            .map(|&(_, f)| f)
+            .max_by(|a, b| a.score().total_cmp(&b.score()))
+            .expect("a satisfied disk");
         let m = self.mahalla(ctx, owner, now);
         let episode = &mut m.rules[ri].episode;
         // The site of the cluster is its strongest disk. A cluster at a new
@@ -854,7 +901,7 @@ impl State {
         }
         let anchor = satisfied
             .iter()
-            .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)))
+            .max_by(|a, b| a.1.value.total_cmp(&b.1.value).then(b.0.cmp(&a.0)))
             .map_or(hit.cell, |s| s.0);
         let mut known = false;
         for (site, t) in episode.centres.iter_mut() {
@@ -882,7 +929,7 @@ impl State {
                 .skip(hits.len().saturating_sub(ctx.config.max_evidence))
                 .map(|h| h.hit.id.to_string())
                 .collect();
-            self.open_rule(ctx, ri, owner, score, counts(&by_class), evidence, now, out);
+            self.open_rule(ctx, ri, owner, fired, counts(&by_class), evidence, now, out);
         }
         self.update_active(owner);
     }
@@ -917,13 +964,15 @@ impl State {
         m.evaluated_at = now;
         let levels = &ctx.config.levels;
         let mut up = RiskLevel::Normal;
+        let mut entry = f64::NAN;
         if s.ready {
             for level in &LEVELS[1..] {
-                if levels
-                    .thresholds(*level)
-                    .is_some_and(|t| s.z >= t.entry && s.effective >= t.min_events)
+                if let Some(t) = levels.thresholds(*level)
+                    && s.z >= t.entry
+                    && s.effective >= t.min_events
                 {
                     up = *level;
+                    entry = t.entry;
                 }
             }
         }
@@ -935,8 +984,16 @@ impl State {
             let from = now - ctx.evidence_ms;
             let (counts, evidence) = m.evidence(ctx, from, now);
             let hot = m.hot_cells(ctx, from, now);
+            let measure = RuleMeasure {
+                name: MeasureName::Score,
+                value: s.z,
+                threshold: entry,
+                z: None,
+                min_z: None,
+            };
             let e = self.escalation(
-                slot, SCORE_RULE, episode, up, previous, s.z, counts, evidence, hot, from, now,
+                slot, SCORE_RULE, episode, up, previous, s.z, measure, counts, evidence, hot, from,
+                now,
             );
             out.push(e);
         } else if m.level != RiskLevel::Normal && now - m.level_since >= ctx.dwell_ms {

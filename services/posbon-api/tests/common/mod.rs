@@ -61,6 +61,7 @@ pub(crate) fn escalation(
         previous_level: RiskLevel::Normal,
         score: 5.0,
         rule: "intensity".into(),
+        measure: None,
         counts: Default::default(),
         hot_cells: vec![],
         evidence,

@@ -103,6 +103,7 @@ pub fn escalation(
             previous_level: RiskLevel::Normal,
             score: 4.0,
             rule: "test".into(),
+            measure: None,
             counts: BTreeMap::new(),
             hot_cells: vec![],
             evidence: vec![],

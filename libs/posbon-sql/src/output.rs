@@ -161,7 +161,6 @@ pub fn to_json(output: &QueryOutput) -> Result<Value, SqlError> {
     }))
 }
 
-/// One CSV field, quoted when it must be (RFC 4180).
 /// A text that a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, a
 /// tab or a carriage return first) gets a leading `'`, so opening an export
 /// never runs what an event's free text says (OWASP's CSV injection
@@ -182,51 +181,74 @@ fn is_text(t: &DataType) -> bool {
     }
 }
 
-fn csv_field(out: &mut String, text: &str) {
-    if text.contains([',', '"', '\n', '\r']) {
-        out.push('"');
-        out.push_str(&text.replace('"', "\"\""));
-        out.push('"');
-    } else {
-        out.push_str(text);
+/// One field of a CSV record (see [`csv_record`]).
+#[derive(Debug, Clone, Copy)]
+pub enum CsvField<'a> {
+    /// Text: guarded against formulas, quoted when it must be.
+    Text(&'a str),
+    /// A number, date or JSON value: written as it is, quoted when it must be.
+    Plain(&'a str),
+    /// NULL: an empty field.
+    Null,
+}
+
+/// Appends one CSV record and its CRLF: fields quoted when they must be (RFC
+/// 4180), and a text that a spreadsheet would run as a formula (`=`, `+`,
+/// `-`, `@`, a tab or a carriage return first) prefixed with `'`, so opening
+/// an export never runs what an event's free text or a registry name says
+/// (OWASP's CSV injection advice). The one CSV writer of Posbon (SQL results
+/// and the daily report); `arrow-csv` has no such guard.
+pub fn csv_record<'a>(out: &mut String, fields: impl IntoIterator<Item = CsvField<'a>>) {
+    for (i, field) in fields.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let text = match field {
+            CsvField::Text(t) => guard_formula(t),
+            CsvField::Plain(t) => std::borrow::Cow::Borrowed(t),
+            CsvField::Null => continue,
+        };
+        if text.contains([',', '"', '\n', '\r']) {
+            out.push('"');
+            out.push_str(&text.replace('"', "\"\""));
+            out.push('"');
+        } else {
+            out.push_str(&text);
+        }
     }
+    out.push_str("\r\n");
 }
 
 /// The result as CSV with a header line; NULL is an empty field, a list is
 /// its JSON array; a text that a spreadsheet would take for a formula starts
-/// with `'`.
+/// with `'` (see [`csv_record`]).
 pub fn to_csv(output: &QueryOutput) -> Result<String, SqlError> {
     let mut out = String::new();
-    for (i, f) in output.schema.fields().iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        csv_field(&mut out, &guard_formula(f.name()));
-    }
-    out.push_str("\r\n");
+    let names = output.schema.fields().iter().map(|f| f.name().as_str());
+    csv_record(&mut out, names.map(CsvField::Text));
+    let mut texts: Vec<Option<String>> = Vec::new();
     for batch in &output.batches {
         let columns = plain_columns(batch)?;
         for row in 0..batch.num_rows() {
-            for (i, column) in columns.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                if column.is_null(row) {
-                    continue;
-                }
-                let text = match column.data_type() {
-                    DataType::List(_) | DataType::LargeList(_) => {
-                        json_value(column.as_ref(), row)?.to_string()
-                    }
-                    _ => formatted(column.as_ref(), row)?,
-                };
-                if is_text(column.data_type()) {
-                    csv_field(&mut out, &guard_formula(&text));
+            texts.clear();
+            for column in &columns {
+                texts.push(if column.is_null(row) {
+                    None
                 } else {
-                    csv_field(&mut out, &text);
-                }
+                    Some(match column.data_type() {
+                        DataType::List(_) | DataType::LargeList(_) => {
+                            json_value(column.as_ref(), row)?.to_string()
+                        }
+                        _ => formatted(column.as_ref(), row)?,
+                    })
+                });
             }
-            out.push_str("\r\n");
+            let fields = texts.iter().zip(&columns).map(|(t, c)| match t {
+                None => CsvField::Null,
+                Some(t) if is_text(c.data_type()) => CsvField::Text(t),
+                Some(t) => CsvField::Plain(t),
+            });
+            csv_record(&mut out, fields);
         }
     }
     Ok(out)

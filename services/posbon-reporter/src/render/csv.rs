@@ -1,6 +1,7 @@
 //! The CSV rendering: a scope's row and its parts' rows.
 
 use super::*;
+use posbon_sql::output::{CsvField, csv_record};
 
 /// The columns of the CSV rendering, in order: [`ROW_COLUMNS`],
 /// [`DIFFICULT_COLUMNS`] (filled for a mahalla the difficult rule lists),
@@ -80,13 +81,16 @@ pub const DIFFICULT_COLUMNS: [&str; 5] = [
     "inspector",
 ];
 
-fn csv_field(out: &mut String, text: &str) {
-    if text.contains([',', '"', '\n', '\r']) {
-        out.push('"');
-        out.push_str(&text.replace('"', "\"\""));
-        out.push('"');
+/// A field of the report: a number as it is, anything else as text (guarded
+/// against formulas: mahalla, district and inspector names come from the
+/// registry).
+fn field(text: &str) -> CsvField<'_> {
+    if text.is_empty() {
+        CsvField::Null
+    } else if text.parse::<f64>().is_ok_and(f64::is_finite) {
+        CsvField::Plain(text)
     } else {
-        out.push_str(text);
+        CsvField::Text(text)
     }
 }
 
@@ -170,8 +174,8 @@ fn difficult_fields(d: Option<&DifficultRow>) -> [String; 5] {
 /// The scope's row and its parts' rows as CSV with a header line.
 pub fn to_csv(view: &ScopeView) -> String {
     let mut out = String::new();
-    out.push_str(&csv_columns().join(","));
-    out.push_str("\r\n");
+    let columns = csv_columns();
+    csv_record(&mut out, columns.iter().map(|c| CsvField::Text(c)));
     for r in std::iter::once(&view.summary).chain(&view.parts) {
         let mut fields = row_fields(view, r);
         fields.extend(difficult_fields(difficult_of(view, r)));
@@ -184,13 +188,7 @@ pub fn to_csv(view: &ScopeView) -> String {
                 None => fields.extend([String::new(), String::new()]),
             }
         }
-        for (i, field) in fields.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            csv_field(&mut out, field);
-        }
-        out.push_str("\r\n");
+        csv_record(&mut out, fields.iter().map(|f| field(f)));
     }
     out
 }

@@ -127,14 +127,19 @@ impl Auth {
         client: Option<std::net::IpAddr>,
         now: DateTime<Utc>,
     ) -> Result<Result<crate::identities::UserRecord, LoginFailure>, IdentityError> {
-        if let Some(wait) =
-            client.and_then(|c| self.address_throttle.wait(c, std::time::Instant::now()))
+        if let Some(c) = client
+            && let Some(wait) = self
+                .address_throttle
+                .wait(&self.identities, c, now)
+                .await?
         {
             return Ok(Err(LoginFailure::AddressThrottled(wait)));
         }
         let outcome = self.identities.login(name, password, now).await;
         if let (Some(c), Ok(Err(LoginFailure::Invalid))) = (client, &outcome) {
-            self.address_throttle.failed(c, std::time::Instant::now());
+            self.address_throttle
+                .failed(&self.identities, c, now)
+                .await?;
         }
         outcome
     }

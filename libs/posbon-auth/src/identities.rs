@@ -40,6 +40,10 @@ const USER: u8 = b'u';
 const SESSION: u8 = b's';
 const LINK: u8 = b'l';
 const FAILURES: u8 = b'f';
+const ADDRESS: u8 = b'a';
+
+/// Tries of a read-modify-write by compare-and-swap before giving up.
+const MAX_SWAPS: usize = 32;
 
 /// The start of every API token.
 pub const TOKEN_PREFIX: &str = "psb_";
@@ -121,6 +125,16 @@ struct FailureRecord {
     failures: u32,
     /// No login before this time.
     locked_until: Option<DateTime<Utc>>,
+}
+
+/// Failed logins from one client address in a window
+/// ([`crate::throttle`]), shared by every process on the store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct AddressRecord {
+    /// Failed logins since the window started.
+    pub(crate) failures: u32,
+    /// When the window ends (the record is pruned after).
+    pub(crate) expires_at: DateTime<Utc>,
 }
 
 impl UserRecord {
@@ -310,6 +324,38 @@ impl Identities {
             .await?)
     }
 
+    /// Changes the record at `key` with `change` (given what it holds) by
+    /// compare-and-swap, again on a conflict, so that concurrent changes
+    /// from several processes are all kept. Returns what was written.
+    async fn swap<T: Serialize + serde::de::DeserializeOwned>(
+        &self,
+        key: &[u8],
+        what: &str,
+        mut change: impl FnMut(Option<T>) -> T,
+    ) -> Result<T, IdentityError> {
+        for _ in 0..MAX_SWAPS {
+            let current = self.store.get(key).await?;
+            let value = match &current {
+                Some(bytes) => Some(decode_json(what, bytes)?),
+                None => None,
+            };
+            let new = change(value);
+            let bytes = encode_json(what, &new)?;
+            match self
+                .store
+                .compare_and_swap(key, current.as_deref(), bytes)
+                .await?
+            {
+                posbon_store::Swap::Done => return Ok(new),
+                posbon_store::Swap::Conflict(_) => continue,
+            }
+        }
+        Err(IdentityError::Store(posbon_store::StoreError::new(
+            posbon_store::StoreErrorKind::Unavailable,
+            format!("{what}: {MAX_SWAPS} concurrent changes in a row"),
+        )))
+    }
+
     async fn read<T: serde::de::DeserializeOwned>(
         &self,
         key: &[u8],
@@ -352,8 +398,8 @@ impl Identities {
         struct Expiring {
             expires_at: DateTime<Utc>,
         }
-        let mut counts = [0u64; 2];
-        for (i, kind) in [SESSION, LINK].into_iter().enumerate() {
+        let mut counts = [0u64; 3];
+        for (i, kind) in [SESSION, LINK, ADDRESS].into_iter().enumerate() {
             let (start, end) = prefix_range(&[IDENTITY, kind]);
             let expired: Vec<Vec<u8>> = self
                 .store
@@ -367,7 +413,9 @@ impl Identities {
                 })
                 .try_collect()
                 .await?;
-            counts[i] = expired.len() as u64;
+            if let Some(c) = counts.get_mut(i) {
+                *c = expired.len() as u64;
+            }
             self.store.delete_keys(expired).await?;
         }
         Ok((counts[0], counts[1]))
@@ -545,7 +593,7 @@ impl Identities {
         }) % self.turns.len();
         let _turn = self.turns[stripe].lock().await;
         let failures_key = key(FAILURES, name);
-        let mut failures: FailureRecord = self
+        let failures: FailureRecord = self
             .read(&failures_key, "login failures")
             .await?
             .unwrap_or_default();
@@ -569,14 +617,55 @@ impl Identities {
             }
             return Ok(Ok(user));
         }
-        failures.failures = failures.failures.saturating_add(1);
-        if failures.failures >= self.limits.max_failures {
-            let over = failures.failures - self.limits.max_failures;
-            let secs = (1u64 << over.min(10)).min(900);
-            failures.locked_until = Some(now + TimeDelta::seconds(secs as i64));
-        }
-        self.put(failures_key, "login failures", &failures).await?;
+        // Counted by compare-and-swap: failures sent to several API
+        // processes at once are all counted.
+        let max = self.limits.max_failures;
+        self.swap(&failures_key, "login failures", |current: Option<FailureRecord>| {
+            let mut failures = current.unwrap_or_default();
+            failures.failures = failures.failures.saturating_add(1);
+            if failures.failures >= max {
+                let over = failures.failures - max;
+                let secs = (1u64 << over.min(10)).min(900);
+                failures.locked_until = Some(now + TimeDelta::seconds(secs as i64));
+            }
+            failures
+        })
+        .await?;
         Ok(Err(LoginFailure::Invalid))
+    }
+
+    /// The failed logins of client `client` (an address or /64 as text,
+    /// see [`crate::throttle`]) in its current window.
+    pub(crate) async fn address_failures(
+        &self,
+        client: &str,
+    ) -> Result<Option<AddressRecord>, IdentityError> {
+        self.read(&key(ADDRESS, client), "address failures").await
+    }
+
+    /// Counts a failed login of `client` at `now`: a new window of length
+    /// `window` when none is running.
+    pub(crate) async fn count_address_failure(
+        &self,
+        client: &str,
+        window: TimeDelta,
+        now: DateTime<Utc>,
+    ) -> Result<AddressRecord, IdentityError> {
+        self.swap(
+            &key(ADDRESS, client),
+            "address failures",
+            |current: Option<AddressRecord>| match current {
+                Some(r) if r.expires_at > now => AddressRecord {
+                    failures: r.failures.saturating_add(1),
+                    expires_at: r.expires_at,
+                },
+                _ => AddressRecord {
+                    failures: 1,
+                    expires_at: now + window,
+                },
+            },
+        )
+        .await
     }
 
     // ----- sessions -----

@@ -15,33 +15,24 @@
 //!   them. Without either (an in-process call), nothing is counted.
 //! * IPv6 addresses count by their /64 network: one host usually has a whole
 //!   /64 to pick addresses from.
-//! * The table is bounded ([`MAX_TRACKED`] addresses); when it is full of
-//!   live windows, a new address is not tracked until one ends (the
-//!   per-user lock still holds). The count is per process and starts empty
-//!   after a restart.
+//! * The count is kept in the store (identity key `u` · `a` · address,
+//!   changed by compare-and-swap), so it is shared by every API process on
+//!   the store and survives a restart. A window's record is pruned with the
+//!   expired sessions once it ends.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
-use std::sync::{Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::http::HeaderMap;
+use chrono::{DateTime, TimeDelta, Utc};
 
-/// Most addresses tracked at once.
-pub const MAX_TRACKED: usize = 65_536;
+use crate::identities::{Identities, IdentityError};
 
 /// Failed logins per client address in a window.
 #[derive(Debug)]
 pub struct AddressThrottle {
     max: u32,
-    window: Duration,
-    seen: Mutex<HashMap<IpAddr, Window>>,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Window {
-    started: Instant,
-    failures: u32,
+    window: TimeDelta,
 }
 
 /// What counts as one client: an IPv4 address, or an IPv6 /64.
@@ -63,42 +54,37 @@ impl AddressThrottle {
     pub fn new(max: u32, window: Duration) -> Self {
         Self {
             max: max.max(1),
-            window,
-            seen: Mutex::new(HashMap::new()),
+            window: TimeDelta::from_std(window).unwrap_or(TimeDelta::MAX),
         }
     }
 
-    /// How long `addr` must wait before its next login is looked at, when it
-    /// has used up its failures.
-    pub fn wait(&self, addr: IpAddr, now: Instant) -> Option<Duration> {
-        let seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
-        let w = seen.get(&client_key(addr))?;
-        let ends = w.started + self.window;
-        (w.failures >= self.max && ends > now).then(|| ends - now)
+    /// How long `addr` must wait at `now` before its next login is looked
+    /// at, when it has used up its failures.
+    pub async fn wait(
+        &self,
+        identities: &Identities,
+        addr: IpAddr,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Duration>, IdentityError> {
+        let record = identities
+            .address_failures(&client_key(addr).to_string())
+            .await?;
+        Ok(record
+            .filter(|r| r.failures >= self.max && r.expires_at > now)
+            .map(|r| (r.expires_at - now).to_std().unwrap_or_default()))
     }
 
-    /// Counts a failed login from `addr`.
-    pub fn failed(&self, addr: IpAddr, now: Instant) {
-        let key = client_key(addr);
-        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
-        if !seen.contains_key(&key) && seen.len() >= MAX_TRACKED {
-            let window = self.window;
-            seen.retain(|_, w| w.started + window > now);
-            if seen.len() >= MAX_TRACKED {
-                return;
-            }
-        }
-        let w = seen.entry(key).or_insert(Window {
-            started: now,
-            failures: 0,
-        });
-        if w.started + self.window <= now {
-            *w = Window {
-                started: now,
-                failures: 0,
-            };
-        }
-        w.failures = w.failures.saturating_add(1);
+    /// Counts a failed login from `addr` at `now`.
+    pub async fn failed(
+        &self,
+        identities: &Identities,
+        addr: IpAddr,
+        now: DateTime<Utc>,
+    ) -> Result<(), IdentityError> {
+        identities
+            .count_address_failure(&client_key(addr).to_string(), self.window, now)
+            .await
+            .map(drop)
     }
 }
 
@@ -132,42 +118,88 @@ pub fn client_address(
 mod tests {
     use super::*;
 
-    #[test]
-    fn an_address_is_refused_after_its_failures_until_the_window_ends() {
-        let t = AddressThrottle::new(3, Duration::from_secs(600));
-        let now = Instant::now();
-        let a: IpAddr = "203.0.113.7".parse().expect("ip");
-        let b: IpAddr = "203.0.113.8".parse().expect("ip");
-        for _ in 0..2 {
-            t.failed(a, now);
-        }
-        assert_eq!(t.wait(a, now), None);
-        t.failed(a, now);
-        assert_eq!(t.wait(a, now), Some(Duration::from_secs(600)));
-        assert_eq!(t.wait(b, now), None, "another address is not affected");
-        let later = now + Duration::from_secs(601);
-        assert_eq!(t.wait(a, later), None, "the window ended");
-        t.failed(a, later);
-        assert_eq!(t.wait(a, later), None, "a new window starts from one");
+    fn identities() -> Identities {
+        let store: posbon_store::Store = std::sync::Arc::new(posbon_store::MemoryStore::new());
+        Identities::new(store, crate::identities::IdentityLimits::default())
     }
 
-    #[test]
-    fn ipv6_counts_by_its_64() {
+    fn ip(text: &str) -> IpAddr {
+        text.parse().expect("ip")
+    }
+
+    #[tokio::test]
+    async fn an_address_is_refused_after_its_failures_until_the_window_ends() {
+        let ids = identities();
+        let t = AddressThrottle::new(3, Duration::from_secs(600));
+        let now = Utc::now();
+        let (a, b) = (ip("203.0.113.7"), ip("203.0.113.8"));
+        let wait = |addr, at| t.wait(&ids, addr, at);
+        for _ in 0..2 {
+            t.failed(&ids, a, now).await.expect("count");
+        }
+        assert_eq!(wait(a, now).await.expect("wait"), None);
+        t.failed(&ids, a, now).await.expect("count");
+        assert_eq!(
+            wait(a, now).await.expect("wait"),
+            Some(Duration::from_secs(600))
+        );
+        assert_eq!(
+            wait(b, now).await.expect("wait"),
+            None,
+            "another address is not affected"
+        );
+        let later = now + TimeDelta::seconds(601);
+        assert_eq!(wait(a, later).await.expect("wait"), None, "the window ended");
+        t.failed(&ids, a, later).await.expect("count");
+        assert_eq!(
+            wait(a, later).await.expect("wait"),
+            None,
+            "a new window starts from one"
+        );
+    }
+
+    #[tokio::test]
+    async fn ipv6_counts_by_its_64() {
+        let ids = identities();
         let t = AddressThrottle::new(2, Duration::from_secs(60));
-        let now = Instant::now();
-        t.failed("2001:db8:1:2::1".parse().expect("ip"), now);
-        t.failed("2001:db8:1:2:ffff::9".parse().expect("ip"), now);
-        assert!(
-            t.wait("2001:db8:1:2::77".parse().expect("ip"), now)
-                .is_some()
-        );
-        assert!(
-            t.wait("2001:db8:1:3::1".parse().expect("ip"), now)
-                .is_none()
-        );
-        t.failed("::ffff:198.51.100.4".parse().expect("ip"), now);
-        t.failed("198.51.100.4".parse().expect("ip"), now);
-        assert!(t.wait("198.51.100.4".parse().expect("ip"), now).is_some());
+        let now = Utc::now();
+        t.failed(&ids, ip("2001:db8:1:2::1"), now).await.expect("count");
+        t.failed(&ids, ip("2001:db8:1:2:ffff::9"), now)
+            .await
+            .expect("count");
+        let wait = |addr| t.wait(&ids, addr, now);
+        assert!(wait(ip("2001:db8:1:2::77")).await.expect("wait").is_some());
+        assert!(wait(ip("2001:db8:1:3::1")).await.expect("wait").is_none());
+        t.failed(&ids, ip("::ffff:198.51.100.4"), now)
+            .await
+            .expect("count");
+        t.failed(&ids, ip("198.51.100.4"), now).await.expect("count");
+        assert!(wait(ip("198.51.100.4")).await.expect("wait").is_some());
+    }
+
+    #[tokio::test]
+    async fn processes_on_one_store_share_the_count_and_lose_none() {
+        let store: posbon_store::Store = std::sync::Arc::new(posbon_store::MemoryStore::new());
+        let limits = crate::identities::IdentityLimits::default();
+        let ids = [
+            Identities::new(store.clone(), limits.clone()),
+            Identities::new(store, limits),
+        ];
+        let t = AddressThrottle::new(40, Duration::from_secs(600));
+        let now = Utc::now();
+        let a = ip("192.0.2.44");
+        // 39 failures at once, spread over both "processes".
+        let counts = (0..39).map(|i| t.failed(&ids[i % 2], a, now));
+        for r in futures::future::join_all(counts).await {
+            r.expect("count");
+        }
+        for p in &ids {
+            assert_eq!(t.wait(p, a, now).await.expect("wait"), None);
+        }
+        t.failed(&ids[0], a, now).await.expect("count");
+        for p in &ids {
+            assert!(t.wait(p, a, now).await.expect("wait").is_some());
+        }
     }
 
     #[test]

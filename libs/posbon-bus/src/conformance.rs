@@ -14,6 +14,10 @@
 //! Some tests wait for ack-wait timeouts (1 s each): the whole suite takes about 10 s.
 //! [`test_headers_round_trip`] installs the test tracing subscriber
 //! ([`posbon_telemetry::init_for_tests`]) to get a trace context.
+//!
+//! One file (1305 lines) because it is one list of 29 independent tests that share the
+//! private fixture and fetch helpers; split by topic, those helpers would become
+//! `pub(super)` and the list in `bus_conformance_names!` would point into several files.
 
 use std::collections::BTreeSet;
 use std::future::Future;

@@ -128,10 +128,7 @@ impl Auth {
         now: DateTime<Utc>,
     ) -> Result<Result<crate::identities::UserRecord, LoginFailure>, IdentityError> {
         if let Some(c) = client
-            && let Some(wait) = self
-                .address_throttle
-                .wait(&self.identities, c, now)
-                .await?
+            && let Some(wait) = self.address_throttle.wait(&self.identities, c, now).await?
         {
             return Ok(Err(LoginFailure::AddressThrottled(wait)));
         }

@@ -620,16 +620,20 @@ impl Identities {
         // Counted by compare-and-swap: failures sent to several API
         // processes at once are all counted.
         let max = self.limits.max_failures;
-        self.swap(&failures_key, "login failures", |current: Option<FailureRecord>| {
-            let mut failures = current.unwrap_or_default();
-            failures.failures = failures.failures.saturating_add(1);
-            if failures.failures >= max {
-                let over = failures.failures - max;
-                let secs = (1u64 << over.min(10)).min(900);
-                failures.locked_until = Some(now + TimeDelta::seconds(secs as i64));
-            }
-            failures
-        })
+        self.swap(
+            &failures_key,
+            "login failures",
+            |current: Option<FailureRecord>| {
+                let mut failures = current.unwrap_or_default();
+                failures.failures = failures.failures.saturating_add(1);
+                if failures.failures >= max {
+                    let over = failures.failures - max;
+                    let secs = (1u64 << over.min(10)).min(900);
+                    failures.locked_until = Some(now + TimeDelta::seconds(secs as i64));
+                }
+                failures
+            },
+        )
         .await?;
         Ok(Err(LoginFailure::Invalid))
     }

@@ -149,7 +149,11 @@ mod tests {
             "another address is not affected"
         );
         let later = now + TimeDelta::seconds(601);
-        assert_eq!(wait(a, later).await.expect("wait"), None, "the window ended");
+        assert_eq!(
+            wait(a, later).await.expect("wait"),
+            None,
+            "the window ended"
+        );
         t.failed(&ids, a, later).await.expect("count");
         assert_eq!(
             wait(a, later).await.expect("wait"),
@@ -163,7 +167,9 @@ mod tests {
         let ids = identities();
         let t = AddressThrottle::new(2, Duration::from_secs(60));
         let now = Utc::now();
-        t.failed(&ids, ip("2001:db8:1:2::1"), now).await.expect("count");
+        t.failed(&ids, ip("2001:db8:1:2::1"), now)
+            .await
+            .expect("count");
         t.failed(&ids, ip("2001:db8:1:2:ffff::9"), now)
             .await
             .expect("count");
@@ -173,7 +179,9 @@ mod tests {
         t.failed(&ids, ip("::ffff:198.51.100.4"), now)
             .await
             .expect("count");
-        t.failed(&ids, ip("198.51.100.4"), now).await.expect("count");
+        t.failed(&ids, ip("198.51.100.4"), now)
+            .await
+            .expect("count");
         assert!(wait(ip("198.51.100.4")).await.expect("wait").is_some());
     }
 

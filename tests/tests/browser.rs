@@ -39,7 +39,9 @@ use posbon_api::{ApiConfig, ApiState};
 use posbon_bus::subjects::{Place, alert_subject};
 use posbon_bus::{Bus, Headers, MemoryBus, default_streams};
 use posbon_geo::Registry;
-use posbon_model::{Escalation, EscalationStatus, RiskLevel};
+use posbon_model::{
+    Escalation, EscalationStatus, MeasureName, RiskLevel, RuleMeasure,
+};
 use posbon_store::{MemoryStore, Store};
 use posbon_telemetry::Metrics;
 use posbon_tests::webdriver::{Browser, Element};
@@ -707,7 +709,13 @@ impl InProcessApi {
             previous_level: RiskLevel::Normal,
             score: 6.25,
             rule: "drug_handoff_cluster".into(),
-            measure: None,
+            measure: Some(RuleMeasure {
+                name: MeasureName::Count,
+                value: 3.0,
+                threshold: 3.0,
+                z: Some(6.25),
+                min_z: Some(3.0),
+            }),
             counts: [("drug_handoff".to_owned(), 3)].into_iter().collect(),
             hot_cells: vec![],
             evidence: vec!["cam-a".into(), "cam-b".into(), "cam-c".into()],
@@ -1544,7 +1552,6 @@ fn command_centre_on_posbon_standalone() {
                       map: document.getElementById('map-title').innerText, \
                       logout: document.getElementById('logout').innerText, \
                       chosen: document.getElementById('lang').value, \
-                      decimals: (document.getElementById('feed').innerText.match(/\\d[.,]\\d/g) || []), \
                       options: [...document.getElementById('lang').options].map(o => o.text), \
                       text: document.body.innerText} : null",
                 json!([lang]),
@@ -1558,19 +1565,21 @@ fn command_centre_on_posbon_standalone() {
         assert_eq!(page["options"], json!(["English", "Oʻzbekcha", "Русский"]));
         let text = page["text"].as_str().unwrap_or_default();
         assert!(!text.contains('⟦'), "{lang}: a message is missing: {text}");
-        // Numbers as the language writes them (the escalation's score).
-        let decimal = if lang == "en" { '.' } else { ',' };
-        let decimals = page["decimals"].as_array().cloned().unwrap_or_default();
-        assert!(
-            !decimals.is_empty(),
-            "{lang}: no decimal in the feed: {page:#}"
+        // The escalation shows what fired its rule against what it needs, in
+        // the language's words: three handoffs, before the place's baseline
+        // (the engine's own escalation; no score of a baseline it did not use).
+        let measure = format!(
+            "{}, {}",
+            message("feed.measure_count")
+                .replace("{value}", "3")
+                .replace("{threshold}", "3"),
+            message("feed.measure_before_baseline")
         );
-        assert!(
-            decimals
-                .iter()
-                .all(|d| d.as_str().is_some_and(|d| d.contains(decimal))),
-            "{lang}: {decimals:?}"
-        );
+        assert!(text.contains(&measure), "{lang}: {measure:?} in {text}");
+        if lang == "en" {
+            assert!(text.contains("3 events, needs 3, before its baseline"));
+        }
+        assert!(text.contains(&message("feed.help_title")), "{lang}");
         if lang != "en" {
             assert_ne!(page["feed"], "Live escalations", "{lang} is not translated");
         }

@@ -1,10 +1,13 @@
-//! A minimal blocking HTTP/1.1 client for tests: one request per connection,
-//! `Content-Length` and chunked bodies. Enough to talk to the Posbon API and
-//! to chromedriver without an HTTP client dependency.
+//! A blocking face for tests on the one HTTP client of the project
+//! (`posbon_service::client`, reqwest): synchronous tests (the browser test
+//! and its chromedriver) call it from any thread, inside a tokio runtime or
+//! not.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
+
+use posbon_service::client::{self, Endpoint};
 
 /// An HTTP response.
 #[derive(Debug, Clone)]
@@ -44,10 +47,37 @@ impl Response {
     }
 }
 
-/// Sends one request to `addr` (`host:port`) and reads the whole answer.
-///
-/// `headers` are added to `Host`, `Connection: close` and, with a body,
-/// `Content-Length`.
+/// The runtime the requests run on: one worker, for the whole test process,
+/// so that pooled connections outlive any caller's runtime.
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("test-http")
+            .enable_all()
+            .build()
+            .expect("the test HTTP runtime")
+    })
+}
+
+/// The client for `addr`, made once.
+fn endpoint(addr: &str) -> Result<Endpoint, String> {
+    static ENDPOINTS: OnceLock<Mutex<HashMap<String, Endpoint>>> = OnceLock::new();
+    let mut endpoints = ENDPOINTS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(e) = endpoints.get(addr) {
+        return Ok(e.clone());
+    }
+    let e = Endpoint::parse(addr).map_err(|e| e.to_string())?;
+    endpoints.insert(addr.to_owned(), e.clone());
+    Ok(e)
+}
+
+/// Sends one request to `addr` (`host:port` or `http://host:port`) and
+/// reads the whole answer within `timeout`.
 pub fn request(
     addr: &str,
     method: &str,
@@ -56,94 +86,25 @@ pub fn request(
     body: &[u8],
     timeout: Duration,
 ) -> Result<Response, String> {
-    let mut stream = TcpStream::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
-    stream
-        .set_read_timeout(Some(timeout))
-        .and_then(|()| stream.set_write_timeout(Some(timeout)))
-        .map_err(|e| format!("socket options: {e}"))?;
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    if !body.is_empty() || matches!(method, "POST" | "PUT" | "PATCH") {
-        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
-    }
-    head.push_str("\r\n");
-    stream
-        .write_all(head.as_bytes())
-        .and_then(|()| stream.write_all(body))
-        .map_err(|e| format!("{method} {path}: write: {e}"))?;
-    read_response(stream).map_err(|e| format!("{method} {path}: {e}"))
-}
-
-fn read_response(stream: TcpStream) -> Result<Response, String> {
-    let mut reader = BufReader::new(stream);
-    let mut line = String::new();
-    reader
-        .read_line(&mut line)
-        .map_err(|e| format!("read status line: {e}"))?;
-    let status = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse::<u16>().ok())
-        .ok_or_else(|| format!("not an HTTP status line: {line:?}"))?;
-    let mut headers = Vec::new();
-    loop {
-        line.clear();
-        reader
-            .read_line(&mut line)
-            .map_err(|e| format!("read header: {e}"))?;
-        let l = line.trim_end();
-        if l.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = l.split_once(':') {
-            headers.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
-        }
-    }
-    let find = |name: &str| {
-        headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-    };
-    let mut body = Vec::new();
-    if find("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
-        loop {
-            line.clear();
-            reader
-                .read_line(&mut line)
-                .map_err(|e| format!("read chunk size: {e}"))?;
-            let size_text = line.trim().split(';').next().unwrap_or_default();
-            let size = usize::from_str_radix(size_text, 16)
-                .map_err(|_| format!("bad chunk size {size_text:?}"))?;
-            if size == 0 {
-                break;
-            }
-            let start = body.len();
-            body.resize(start + size, 0);
-            reader
-                .read_exact(&mut body[start..])
-                .map_err(|e| format!("read chunk: {e}"))?;
-            line.clear();
-            reader
-                .read_line(&mut line)
-                .map_err(|e| format!("read chunk end: {e}"))?;
-        }
-    } else if let Some(len) = find("content-length").and_then(|v| v.parse::<usize>().ok()) {
-        body.resize(len, 0);
-        reader
-            .read_exact(&mut body)
-            .map_err(|e| format!("read body: {e}"))?;
-    } else {
-        reader
-            .read_to_end(&mut body)
-            .map_err(|e| format!("read body: {e}"))?;
-    }
+    let to = endpoint(addr)?;
+    let (m, p, b) = (method.to_owned(), path.to_owned(), body.to_vec());
+    let h: Vec<(String, String)> = headers
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    runtime().spawn(async move {
+        let h: Vec<(&str, &str)> = h.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let _ = tx.send(client::send(to, &m, &p, &h, &b, timeout).await);
+    });
+    let answer = rx
+        .recv()
+        .map_err(|_| format!("{method} {path}: the request task died"))?;
+    let r = answer.map_err(|e| format!("{method} {path}: {e}"))?;
     Ok(Response {
-        status,
-        headers,
-        body,
+        status: r.status,
+        headers: r.headers,
+        body: r.body,
     })
 }
 

@@ -48,12 +48,14 @@ pub fn client_config(extra_ca: Option<&Path>) -> Result<rustls::ClientConfig, St
 
 /// A reqwest client on [`client_config`]: no proxy from the environment
 /// (a police network's proxy settings must not reroute Posbon's own calls),
-/// a 10 s connect timeout.
+/// a 10 s connect timeout, redirects not followed (an answer is shown or
+/// acted on as it came, and a token never travels to another address).
 pub fn http_client(extra_ca: Option<&Path>) -> Result<reqwest::Client, String> {
     reqwest::Client::builder()
         .tls_backend_preconfigured(client_config(extra_ca)?)
         .connect_timeout(std::time::Duration::from_secs(10))
         .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| format!("cannot build the HTTP client: {e}"))
 }

@@ -194,13 +194,30 @@ pub async fn request(
     content_type: Option<&str>,
     body: &[u8],
 ) -> Result<Response, ClientError> {
+    let headers: &[(&str, &str)] = match content_type {
+        Some(ct) => &[("content-type", ct)],
+        None => &[],
+    };
+    send(to, method, path, headers, body, Duration::from_secs(60)).await
+}
+
+/// Sends one request with extra `headers` and reads the whole response
+/// within `timeout`.
+pub async fn send(
+    to: impl Into<Endpoint>,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    timeout: Duration,
+) -> Result<Response, ClientError> {
     let to = to.into();
     let mut builder = to
         .builder(method, path)?
-        .timeout(Duration::from_secs(60))
+        .timeout(timeout)
         .body(body.to_vec());
-    if let Some(ct) = content_type {
-        builder = builder.header(reqwest::header::CONTENT_TYPE, ct);
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
     }
     let response = builder.send().await.map_err(transport)?;
     let status = response.status().as_u16();

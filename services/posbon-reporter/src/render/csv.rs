@@ -192,3 +192,21 @@ pub fn to_csv(view: &ScopeView) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_fields_are_numbers_as_they_are_and_names_guarded() {
+        let mut out = String::new();
+        csv_record(
+            &mut out,
+            ["-1.2500", "12", "", "=HYPERLINK(\"x\")", "-Markaz", "<3", "a,b"].map(field),
+        );
+        assert_eq!(
+            out,
+            "-1.2500,12,,\"'=HYPERLINK(\"\"x\"\")\",'-Markaz,<3,\"a,b\"\r\n"
+        );
+    }
+}

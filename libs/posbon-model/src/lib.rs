@@ -87,6 +87,7 @@ mod rfc3339;
 mod risk_view;
 mod schema;
 mod silence;
+mod span;
 mod wire;
 
 pub use cell::{CELL_PATTERN, CellId, InvalidCellId};
@@ -116,4 +117,5 @@ pub use pseudonym::{
 pub use risk_view::{MahallaRisk, RISK_SNAPSHOT_PREFIX, RiskSnapshot};
 pub use schema::generate_schemas;
 pub use silence::{MAX_SILENCE_DAYS, Silence, SilenceRequest};
+pub use span::{InvalidSpan, Span};
 pub use wire::{COMPACT_CONTENT_TYPE, EventEncoding, JSON_CONTENT_TYPE};

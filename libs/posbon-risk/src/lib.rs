@@ -165,7 +165,6 @@ mod intensity;
 mod rules;
 #[cfg(feature = "sim")]
 pub mod sim;
-mod span;
 mod weights;
 
 pub use config::{
@@ -178,5 +177,5 @@ pub use engine::{
     CellView, Engine, EngineSnapshot, Footprint, ImportError, MahallaState, MahallaView, RuleView,
 };
 pub use posbon_model::Escalation;
-pub use span::{InvalidSpan, Span};
+pub use posbon_model::{InvalidSpan, Span};
 pub use weights::HarmWeights;

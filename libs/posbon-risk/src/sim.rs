@@ -33,7 +33,7 @@ use posbon_sim::{
 use crate::config::{ConfigError, RiskConfig};
 use crate::engine::{Engine, Footprint};
 use crate::evaluation::{EvalOptions, Evaluation, TruthEpisode, evaluate};
-use crate::span::Span;
+use posbon_model::Span;
 
 /// What to simulate and how to score it.
 #[derive(Debug, Clone)]

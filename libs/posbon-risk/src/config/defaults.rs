@@ -18,7 +18,7 @@ use super::{
     HotCellsConfig, LevelThresholds, LevelsConfig, PriorConfig, RiskConfig, RuleConfig,
     SchemeTable, WeightsConfig,
 };
-use crate::span::Span;
+use posbon_model::Span;
 
 /// The default configuration, as a `[risk]` table.
 pub(super) const DEFAULTS_TOML: &str = include_str!("defaults.toml");

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use posbon_model::{Detection, EventKind, FraudScheme, IncidentCategory, RiskLevel};
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::span::Span;
+use posbon_model::Span;
 
 mod defaults;
 #[cfg(test)]

@@ -4,7 +4,7 @@
 use posbon_model::{EventKind, RiskLevel};
 
 use super::{ConfigError, MAX_WEIGHT, RiskConfig, RuleConfig, RuleGroup, SCORE_RULE};
-use crate::span::Span;
+use posbon_model::Span;
 
 fn check_weight(key: String, w: f64) -> Result<(), ConfigError> {
     if !(w.is_finite() && (0.0..=MAX_WEIGHT).contains(&w)) {

@@ -15,7 +15,7 @@ use crate::config::{ConfigError, RiskConfig, RuleGroup};
 use crate::fasthash::FastMap;
 use crate::intensity::Decayed;
 use crate::rules::{Episode, Hit};
-use crate::span::Span;
+use posbon_model::Span;
 
 /// Version of the state format.
 const FORMAT: u32 = 1;

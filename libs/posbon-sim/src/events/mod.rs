@@ -93,39 +93,12 @@ pub fn default_start() -> DateTime<FixedOffset> {
         .expect("2026-11-01T00:00:00+05:00 is a valid time")
 }
 
-/// Parses a duration such as `90m`, `24h`, `7d`, `2w`, `45s` or `1d12h`.
+/// Parses a duration such as `90m`, `24h`, `7d`, `2w`, `45s` or `1d12h`
+/// ([`posbon_model::Span`]).
 pub fn parse_duration(text: &str) -> Result<TimeDelta, SimError> {
-    let err = || SimError::InvalidDuration(text.to_owned());
-    let s = text.trim();
-    if s.is_empty() {
-        return Err(err());
-    }
-    let mut total: i64 = 0;
-    let mut number = String::new();
-    for c in s.chars() {
-        if c.is_ascii_digit() {
-            number.push(c);
-            continue;
-        }
-        let n: i64 = number.parse().map_err(|_| err())?;
-        number.clear();
-        let unit = match c {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            'd' => 86_400,
-            'w' => 7 * 86_400,
-            _ => return Err(err()),
-        };
-        total = n
-            .checked_mul(unit)
-            .and_then(|v| total.checked_add(v))
-            .ok_or_else(err)?;
-    }
-    if !number.is_empty() || total <= 0 {
-        return Err(err());
-    }
-    TimeDelta::try_seconds(total).ok_or_else(err)
+    text.parse::<posbon_model::Span>()
+        .map(posbon_model::Span::to_chrono)
+        .map_err(|_| SimError::InvalidDuration(text.to_owned()))
 }
 
 /// Options of an [`EventStream`].

@@ -1,4 +1,6 @@
-//! [`Span`]: a length of time written like `90m`, `6h`, `28d` or `1d12h`.
+//! [`Span`]: a length of time written like `90m`, `6h`, `28d` or `1d12h`,
+//! the one way Posbon reads a duration from people: the risk configuration,
+//! the simulator's stream length, a silence's `--for`.
 
 use std::fmt;
 use std::str::FromStr;

@@ -39,9 +39,7 @@ use posbon_api::{ApiConfig, ApiState};
 use posbon_bus::subjects::{Place, alert_subject};
 use posbon_bus::{Bus, Headers, MemoryBus, default_streams};
 use posbon_geo::Registry;
-use posbon_model::{
-    Escalation, EscalationStatus, MeasureName, RiskLevel, RuleMeasure,
-};
+use posbon_model::{Escalation, EscalationStatus, MeasureName, RiskLevel, RuleMeasure};
 use posbon_store::{MemoryStore, Store};
 use posbon_telemetry::Metrics;
 use posbon_tests::webdriver::{Browser, Element};

@@ -190,7 +190,7 @@ mod tests {
         let store: posbon_store::Store = std::sync::Arc::new(posbon_store::MemoryStore::new());
         let limits = crate::identities::IdentityLimits::default();
         let ids = [
-            Identities::new(store.clone(), limits.clone()),
+            Identities::new(store.clone(), limits),
             Identities::new(store, limits),
         ];
         let t = AddressThrottle::new(40, Duration::from_secs(600));

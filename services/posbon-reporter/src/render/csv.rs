@@ -202,7 +202,16 @@ mod tests {
         let mut out = String::new();
         csv_record(
             &mut out,
-            ["-1.2500", "12", "", "=HYPERLINK(\"x\")", "-Markaz", "<3", "a,b"].map(field),
+            [
+                "-1.2500",
+                "12",
+                "",
+                "=HYPERLINK(\"x\")",
+                "-Markaz",
+                "<3",
+                "a,b",
+            ]
+            .map(field),
         );
         assert_eq!(
             out,

@@ -80,6 +80,7 @@ mod error;
 mod escalation;
 mod event;
 mod lifecycle;
+mod local;
 mod matchers;
 mod parse;
 mod pseudonym;
@@ -105,6 +106,7 @@ pub use lifecycle::{
     ACTION_RESERVE, ActionRequest, AuditKind, AuditStep, EscalationAction, EscalationRecord,
     MAX_ACTOR_BYTES, MAX_HISTORY, MAX_NOTE_BYTES, NotifyTier, TransitionError,
 };
+pub use local::{LOCAL_TIME_ZONE, local_date, local_offset_minutes};
 pub use matchers::{EscalationMatchers, MAX_MATCHER_VALUES};
 pub use parse::{
     BatchItem, DEFAULT_MAX_BATCH_ITEMS, DEFAULT_MAX_PAYLOAD_BYTES, Limits, parse_event,

@@ -180,7 +180,7 @@ fn validation_names_the_bad_key() {
         (invalid(|c| c.overdispersion = f64::NAN), "overdispersion"),
         (invalid(|c| c.max_evidence = 0), "max_evidence"),
         (
-            invalid(|c| c.utc_offset_minutes = 2000),
+            invalid(|c| c.utc_offset_minutes = 360),
             "utc_offset_minutes",
         ),
         (

@@ -345,6 +345,8 @@ pub async fn messages(
         "lang": lang.code(),
         "languages": languages,
         "messages": lang.messages_of("page"),
+        // The page shows every time in the local time zone of the days.
+        "time_zone": posbon_model::LOCAL_TIME_ZONE.name(),
         "numbers": {
             "decimal": lang.decimal_separator().to_string(),
             "group": lang.group_separator(),

@@ -1,12 +1,12 @@
 // @ts-check
-// How values read on the page: times in Tashkent time, numbers and shares
+// How values read on the page: times in local (Tashkent) time, numbers and shares
 // in the page's language, relative times, and risk levels as badges.
 
 import { el } from './dom.js';
-import { localDigits, numberSymbols, t, word } from './i18n.js';
+import { localDigits, numberSymbols, t, timeZone, word } from './i18n.js';
 
-/** The time zone of every time shown. */
-export const TZ = 'Asia/Tashkent';
+/** The time zone of every time shown: the server's local day. */
+export const TZ = timeZone;
 /** The risk levels, lowest first. */
 export const LEVELS = ['normal', 'elevated', 'high', 'critical'];
 /** The statuses of an escalation. */
@@ -15,10 +15,21 @@ export const STATUSES = ['open', 'acknowledged', 'assigned', 'resolved', 'false_
 // The parts of a Tashkent time. The page writes times as `YYYY-MM-DD
 // HH:MM:SS` in every language (unambiguous in all three), so the parts are
 // taken in a fixed locale whose digits are Latin.
-const dateTime = new Intl.DateTimeFormat('en-GB', {
-  timeZone: TZ, year: 'numeric', month: '2-digit', day: '2-digit',
-  hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23',
-});
+/** @type {Intl.DateTimeFormat | null} */
+let dateTime = null;
+let dateTimeZone = '';
+
+/** The formatter of the server's zone (made again when the messages name another). */
+function dateTimeFormat() {
+  if (!dateTime || dateTimeZone !== timeZone()) {
+    dateTimeZone = timeZone();
+    dateTime = new Intl.DateTimeFormat('en-GB', {
+      timeZone: timeZone(), year: 'numeric', month: '2-digit', day: '2-digit',
+      hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23',
+    });
+  }
+  return dateTime;
+}
 
 /**
  * @param {Date} date
@@ -27,7 +38,7 @@ const dateTime = new Intl.DateTimeFormat('en-GB', {
 function partsOf(date) {
   /** @type {Record<string, string>} */
   const p = {};
-  for (const { type, value } of dateTime.formatToParts(date)) p[type] = value;
+  for (const { type, value } of dateTimeFormat().formatToParts(date)) p[type] = value;
   return p;
 }
 

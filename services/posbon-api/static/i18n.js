@@ -21,6 +21,8 @@ let choices = [{ code: 'en', name: 'English' }];
  * @type {NumberSymbols}
  */
 let symbols = { decimal: '.', group: ',', percent: '%' };
+/** The time zone of the deployment's days, as the server names it. */
+let zone = 'Asia/Tashkent';
 
 const STORED = 'posbon.lang';
 
@@ -58,6 +60,7 @@ export async function loadMessages() {
   current = body.lang || 'en';
   choices = Array.isArray(body.languages) ? body.languages : choices;
   if (body.numbers && typeof body.numbers.decimal === 'string') symbols = body.numbers;
+  if (typeof body.time_zone === 'string' && body.time_zone) zone = body.time_zone;
   document.documentElement.lang = current;
   apply(document);
 }
@@ -67,6 +70,9 @@ export const lang = () => current;
 
 /** The Intl locale of that language. */
 export const locale = () => LOCALES[current] || 'en-GB';
+
+/** The time zone every time on the page is shown in (posbon-model's local day). */
+export const timeZone = () => zone;
 
 /** How the page's language writes numbers. */
 export const numberSymbols = () => symbols;

@@ -261,7 +261,7 @@ function renderReport(view, token) {
     card(t('daily.card_escalations'), `${fmtNum(s.escalations_opened)} / ${fmtNum(s.escalations_closed)}`),
     card(t('daily.card_crime_free'), t('daily.n_of_m', { n: fmtNum(free.count ?? s.crime_free_mahallas), m: fmtNum(s.mahallas) })));
   const heading = el('h3', {}, t('daily.heading', { name: s.name || t('daily.report'), date: view.date || $('report-date').value }),
-    el('span', { class: 'muted' }, ` ${t('daily.tz_day', { tz: view.time_zone || TZ })}`));
+    el('span', { class: 'muted' }, ` ${t('daily.tz_day', { tz: view.time_zone || TZ() })}`));
 
   /** @type {any[]} */
   const parts = Array.isArray(view.parts) ? view.parts : [];

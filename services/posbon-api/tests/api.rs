@@ -996,6 +996,8 @@ async fn the_pages_messages_in_each_language() {
         (language.as_deref(), en["lang"].as_str()),
         (Some("en"), Some("en"))
     );
+    // The page's clock is the local day's zone, named by the server.
+    assert_eq!(en["time_zone"], "Asia/Tashkent");
     assert_eq!(
         en["languages"],
         json!([

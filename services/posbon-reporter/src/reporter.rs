@@ -769,9 +769,9 @@ impl ReportRows {
     }
 }
 
-/// The local date an instant falls on.
+/// The local date an instant falls on ([`posbon_model::local_date`]).
 pub fn local_date(t: DateTime<Utc>) -> NaiveDate {
-    t.with_timezone(&TIME_ZONE).date_naive()
+    posbon_model::local_date(t)
 }
 
 #[cfg(test)]

@@ -63,7 +63,9 @@ pub struct RiskConfig {
     pub baseline_window: Span,
     /// Offset of local time from UTC in minutes, for the days and hours of
     /// the baselines (days start at local midnight; weekdays are local).
-    /// Default 300: Asia/Tashkent, UTC+05:00 all year.
+    /// Must be the local time zone's offset, 300 (Asia/Tashkent, UTC+05:00
+    /// all year: [`posbon_model::local_offset_minutes`]), the one local day
+    /// of SQL, the reports and the page; kept so that existing files read.
     pub utc_offset_minutes: i32,
     /// How much baseline a mahalla needs before its score can raise its level
     /// and before rules with `min_z` fire (the engine's history counts from its

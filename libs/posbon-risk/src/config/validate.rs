@@ -67,10 +67,17 @@ impl RiskConfig {
                 format!("{} must be a whole number of days", self.baseline_window),
             ));
         }
-        if !(-14 * 60..=14 * 60).contains(&self.utc_offset_minutes) {
+        let local = posbon_model::local_offset_minutes();
+        if self.utc_offset_minutes != local {
             return Err(ConfigError::new(
                 "utc_offset_minutes",
-                format!("{} is not within -840..=840", self.utc_offset_minutes),
+                format!(
+                    "{} is not the local time zone's offset, {local} ({}): SQL, the \
+                     reports and the page count days in that zone, so the risk \
+                     engine must too",
+                    self.utc_offset_minutes,
+                    posbon_model::LOCAL_TIME_ZONE.name()
+                ),
             ));
         }
         check_span(

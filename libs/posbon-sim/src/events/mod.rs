@@ -79,9 +79,11 @@ pub const TRUTH_RESOLUTION: Resolution = Resolution::Ten;
 /// Default mean rate, events per hour of event time.
 pub const DEFAULT_RATE_PER_HOUR: f64 = 40.0;
 
-/// Offset of Asia/Tashkent (UTC+05:00, no daylight saving).
+/// The offset of the local time zone ([`posbon_model::LOCAL_TIME_ZONE`],
+/// UTC+05:00 all year), which simulated event times carry.
 pub fn tashkent_offset() -> FixedOffset {
-    FixedOffset::east_opt(5 * 3600).expect("+05:00 is a valid offset")
+    FixedOffset::east_opt(posbon_model::local_offset_minutes() * 60)
+        .expect("the local offset is a valid offset")
 }
 
 /// The default start of a stream: 2026-11-01T00:00:00+05:00 (fixed, so that

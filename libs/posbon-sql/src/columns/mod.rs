@@ -37,9 +37,9 @@ use posbon_model::{
 
 pub(crate) use decoder::{Decoder, KeyParts};
 
-/// The time zone of `local_date` and of the daily report: Posbon serves
-/// Uzbekistan.
-pub const TIME_ZONE: chrono_tz::Tz = chrono_tz::Asia::Tashkent;
+/// The time zone of `local_date` and of the daily report: the one local
+/// day of Posbon ([`posbon_model::LOCAL_TIME_ZONE`]).
+pub use posbon_model::LOCAL_TIME_ZONE as TIME_ZONE;
 
 /// The Arrow type of timestamps: microseconds, UTC.
 pub fn timestamp_type() -> DataType {

@@ -158,10 +158,10 @@ mod baseline;
 mod config;
 mod engine;
 pub mod evaluation;
-mod fasthash;
 mod hotcells;
 mod ids;
 mod intensity;
+mod maps;
 mod rules;
 #[cfg(feature = "sim")]
 pub mod sim;

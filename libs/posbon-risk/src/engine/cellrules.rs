@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::{Ctx, z_score};
 use crate::baseline::{HOUR_MS, day_of, hour_of};
 use crate::config::Measure;
-use crate::fasthash::FastMap;
+use crate::maps::FastMap;
 use crate::rules::{Hit, Rule};
 use crate::weights::WEIGHT_SCALE;
 

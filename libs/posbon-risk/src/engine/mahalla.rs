@@ -8,9 +8,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{Ctx, z_score};
 use crate::baseline::{Baseline, HOUR_MS, Rates, day_of, expected_in_window, hour_of};
-use crate::fasthash::FastMap;
 use crate::hotcells::{Occupied, getis_ord};
 use crate::intensity::Decayed;
+use crate::maps::FastMap;
 use crate::rules::{Episode, Hit, Rule, insert_hit, prune_hits};
 use crate::weights::{CLASSES, WEIGHT_SCALE, class_name};
 

@@ -32,8 +32,8 @@ use posbon_model::{CellId, EnrichedEvent, Escalation, HotCell, RiskLevel};
 
 use crate::baseline::{day_of, hour_of};
 use crate::config::{ConfigError, RiskConfig, RuleGroup};
-use crate::fasthash::IdMap;
 use crate::ids::IdWriter;
+use crate::maps::IdMap;
 use crate::rules::Hit;
 use crate::weights::{HarmWeights, WEIGHT_SCALE, class_of};
 use cellrules::{CellMap, NO_MAHALLA, check_disk, disk};

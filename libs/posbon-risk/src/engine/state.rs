@@ -12,8 +12,8 @@ use super::mahalla::{CellState, Mahalla, RuleState};
 use super::{Engine, Meta, State};
 use crate::baseline::{Baseline, day_of};
 use crate::config::{ConfigError, RiskConfig, RuleGroup};
-use crate::fasthash::FastMap;
 use crate::intensity::Decayed;
+use crate::maps::FastMap;
 use crate::rules::{Episode, Hit};
 use posbon_model::Span;
 

@@ -131,6 +131,7 @@ pub(crate) async fn run(shared: Shared, shutdown: CancellationToken) -> anyhow::
     let mut member_wait: Option<Instant> = None;
     // Shards that stopped with an error: not taken again before then.
     let mut backoff: HashMap<u32, Instant> = HashMap::new();
+    shared.m.shard_count.set(i64::from(config.shard_count));
     tracing::info!(
         instance = %instance,
         shards = wanted.len(),

@@ -12,6 +12,7 @@ pub(crate) struct EscalatorMetrics {
     pub(crate) watermark_lag: Gauge,
     pub(crate) lag: Gauge,
     pub(crate) shards_held: Gauge,
+    pub(crate) shard_count: Gauge,
     pub(crate) handovers: Counter,
 }
 
@@ -50,6 +51,10 @@ impl EscalatorMetrics {
             shards_held: metrics.gauge(
                 "posbon_escalator_shards_held",
                 "Shards this instance runs (under their leases)",
+            )?,
+            shard_count: metrics.gauge(
+                "posbon_escalator_shard_count",
+                "Shards of the deployment (shard_count): all of them must be held",
             )?,
             handovers: metrics.counter(
                 "posbon_escalator_shard_leases_lost_total",

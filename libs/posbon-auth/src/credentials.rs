@@ -116,10 +116,10 @@ impl Auth {
         }
     }
 
-    /// A password login from `client` (when known): refused unread while
-    /// the address has used up its failed logins ([`crate::throttle`]),
-    /// otherwise [`crate::identities::Identities::login`], a failure counted
-    /// against the address as well.
+    /// A password login from `client` (when known): counted against the
+    /// address first and refused unread once the address has used up its
+    /// attempts ([`crate::throttle`]), otherwise
+    /// [`crate::identities::Identities::login`]; a success is taken back.
     pub async fn login_from(
         &self,
         name: &str,
@@ -127,15 +127,20 @@ impl Auth {
         client: Option<std::net::IpAddr>,
         now: DateTime<Utc>,
     ) -> Result<Result<crate::identities::UserRecord, LoginFailure>, IdentityError> {
+        // Counted before the password is looked at, so that attempts sent at
+        // once are each counted; a login that succeeds is taken back.
         if let Some(c) = client
-            && let Some(wait) = self.address_throttle.wait(&self.identities, c, now).await?
+            && let Err(wait) = self
+                .address_throttle
+                .attempt(&self.identities, c, now)
+                .await?
         {
             return Ok(Err(LoginFailure::AddressThrottled(wait)));
         }
         let outcome = self.identities.login(name, password, now).await;
-        if let (Some(c), Ok(Err(LoginFailure::Invalid))) = (client, &outcome) {
+        if let (Some(c), Ok(Ok(_))) = (client, &outcome) {
             self.address_throttle
-                .failed(&self.identities, c, now)
+                .succeeded(&self.identities, c, now)
                 .await?;
         }
         outcome

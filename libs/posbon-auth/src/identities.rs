@@ -324,29 +324,37 @@ impl Identities {
             .await?)
     }
 
-    /// Changes the record at `key` with `change` (given what it holds) by
-    /// compare-and-swap, again on a conflict, so that concurrent changes
-    /// from several processes are all kept. Returns what was written.
-    async fn swap<T: Serialize + serde::de::DeserializeOwned>(
+    /// Changes the record at `key` with `change` (given what it holds;
+    /// `None` back leaves it as it is) by compare-and-swap, again after a
+    /// short random pause on a conflict, so that concurrent changes from
+    /// several processes are all kept. Returns what the record holds after.
+    async fn swap<T: Serialize + serde::de::DeserializeOwned + Clone>(
         &self,
         key: &[u8],
         what: &str,
-        mut change: impl FnMut(Option<T>) -> T,
-    ) -> Result<T, IdentityError> {
-        for _ in 0..MAX_SWAPS {
+        mut change: impl FnMut(Option<T>) -> Option<T>,
+    ) -> Result<Option<T>, IdentityError> {
+        for attempt in 0..MAX_SWAPS {
+            if attempt > 0 {
+                let jitter = u64::from_str_radix(&random_hex(1), 16).unwrap_or(0);
+                let pause = Duration::from_micros(attempt as u64 * 200 + jitter * 4);
+                tokio::time::sleep(pause).await;
+            }
             let current = self.store.get(key).await?;
-            let value = match &current {
+            let value: Option<T> = match &current {
                 Some(bytes) => Some(decode_json(what, bytes)?),
                 None => None,
             };
-            let new = change(value);
+            let Some(new) = change(value.clone()) else {
+                return Ok(value);
+            };
             let bytes = encode_json(what, &new)?;
             match self
                 .store
                 .compare_and_swap(key, current.as_deref(), bytes)
                 .await?
             {
-                posbon_store::Swap::Done => return Ok(new),
+                posbon_store::Swap::Done => return Ok(Some(new)),
                 posbon_store::Swap::Conflict(_) => continue,
             }
         }
@@ -631,45 +639,63 @@ impl Identities {
                     let secs = (1u64 << over.min(10)).min(900);
                     failures.locked_until = Some(now + TimeDelta::seconds(secs as i64));
                 }
-                failures
+                Some(failures)
             },
         )
         .await?;
         Ok(Err(LoginFailure::Invalid))
     }
 
-    /// The failed logins of client `client` (an address or /64 as text,
-    /// see [`crate::throttle`]) in its current window.
-    pub(crate) async fn address_failures(
-        &self,
-        client: &str,
-    ) -> Result<Option<AddressRecord>, IdentityError> {
-        self.read(&key(ADDRESS, client), "address failures").await
-    }
-
-    /// Counts a failed login of `client` at `now`: a new window of length
-    /// `window` when none is running.
-    pub(crate) async fn count_address_failure(
+    /// Counts a login attempt of `client` at `now`: a new window of length
+    /// `window` when none is running. Returns the record after.
+    pub(crate) async fn count_address_attempt(
         &self,
         client: &str,
         window: TimeDelta,
         now: DateTime<Utc>,
     ) -> Result<AddressRecord, IdentityError> {
+        let fresh = AddressRecord {
+            failures: 1,
+            expires_at: now + window,
+        };
+        let record = self
+            .swap(
+                &key(ADDRESS, client),
+                "address failures",
+                |current: Option<AddressRecord>| {
+                    Some(match current {
+                        Some(r) if r.expires_at > now => AddressRecord {
+                            failures: r.failures.saturating_add(1),
+                            expires_at: r.expires_at,
+                        },
+                        _ => fresh.clone(),
+                    })
+                },
+            )
+            .await?;
+        Ok(record.unwrap_or(fresh))
+    }
+
+    /// Takes back one attempt of `client` (a login that succeeded), in the
+    /// window running at `now`.
+    pub(crate) async fn uncount_address_attempt(
+        &self,
+        client: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), IdentityError> {
         self.swap(
             &key(ADDRESS, client),
             "address failures",
             |current: Option<AddressRecord>| match current {
-                Some(r) if r.expires_at > now => AddressRecord {
-                    failures: r.failures.saturating_add(1),
+                Some(r) if r.expires_at > now && r.failures > 0 => Some(AddressRecord {
+                    failures: r.failures - 1,
                     expires_at: r.expires_at,
-                },
-                _ => AddressRecord {
-                    failures: 1,
-                    expires_at: now + window,
-                },
+                }),
+                _ => None,
             },
         )
         .await
+        .map(drop)
     }
 
     // ----- sessions -----

@@ -2,12 +2,13 @@
 //!
 //! A user is locked after `max_login_failures` failures in a row
 //! ([`crate::identities`]); that does not stop one client from trying one
-//! password against many names. So each process also counts failed logins
-//! per client address over a window: from the
-//! `max_login_failures_per_address`-th failure within
+//! password against many names. So login attempts are also counted per
+//! client address over a window, each *before* its password is looked at (so
+//! that attempts sent at once are each counted), and taken back when the
+//! login succeeds: beyond `max_login_failures_per_address` within
 //! `login_address_window_secs`, the address is refused (429 with
-//! `Retry-After`) *before* its password is checked, which also keeps it from
-//! spending the server's Argon2 time.
+//! `Retry-After`) without its password being checked, which also keeps it
+//! from spending the server's Argon2 time.
 //!
 //! * The address is the TCP peer's (the HTTP server puts it in the request
 //!   as [`axum::extract::ConnectInfo`]); behind a proxy listed in
@@ -58,33 +59,37 @@ impl AddressThrottle {
         }
     }
 
-    /// How long `addr` must wait at `now` before its next login is looked
-    /// at, when it has used up its failures.
-    pub async fn wait(
+    /// Counts a login attempt from `addr` at `now` *before* its password is
+    /// looked at, so that attempts sent at once are each counted:
+    /// `Err(wait)` when the address has used up its attempts in the window
+    /// (its password must then not be looked at).
+    pub async fn attempt(
         &self,
         identities: &Identities,
         addr: IpAddr,
         now: DateTime<Utc>,
-    ) -> Result<Option<Duration>, IdentityError> {
+    ) -> Result<Result<(), Duration>, IdentityError> {
         let record = identities
-            .address_failures(&client_key(addr).to_string())
+            .count_address_attempt(&client_key(addr).to_string(), self.window, now)
             .await?;
-        Ok(record
-            .filter(|r| r.failures >= self.max && r.expires_at > now)
-            .map(|r| (r.expires_at - now).to_std().unwrap_or_default()))
+        if record.failures > self.max {
+            let wait = (record.expires_at - now).to_std().unwrap_or_default();
+            return Ok(Err(wait.max(Duration::from_secs(1))));
+        }
+        Ok(Ok(()))
     }
 
-    /// Counts a failed login from `addr` at `now`.
-    pub async fn failed(
+    /// Takes back the attempt of a login from `addr` that succeeded: only
+    /// failures use up an address's allowance.
+    pub async fn succeeded(
         &self,
         identities: &Identities,
         addr: IpAddr,
         now: DateTime<Utc>,
     ) -> Result<(), IdentityError> {
         identities
-            .count_address_failure(&client_key(addr).to_string(), self.window, now)
+            .uncount_address_attempt(&client_key(addr).to_string(), now)
             .await
-            .map(drop)
     }
 }
 
@@ -99,19 +104,28 @@ pub fn client_address(
     if !trusted_proxies.contains(&peer) {
         return Some(peer);
     }
-    let hops: Vec<IpAddr> = headers
+    // From the right: the hops our proxies appended. A hop that does not
+    // read as an address ends the walk at the peer: what stands left of it
+    // is the client's to write.
+    let hops: Vec<Option<IpAddr>> = headers
         .get_all("x-forwarded-for")
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|hop| hop.trim().parse().ok())
+        .map(|v| v.to_str().ok())
+        .flat_map(|v| {
+            v.map_or_else(
+                || vec![None],
+                |v| v.split(',').map(|h| h.trim().parse().ok()).collect(),
+            )
+        })
         .collect();
-    Some(
-        hops.into_iter()
-            .rev()
-            .find(|hop| !trusted_proxies.contains(hop))
-            .unwrap_or(peer),
-    )
+    for hop in hops.into_iter().rev() {
+        match hop {
+            Some(hop) if trusted_proxies.contains(&hop) => continue,
+            Some(hop) => return Some(hop),
+            None => return Some(peer),
+        }
+    }
+    Some(peer)
 }
 
 #[cfg(test)]
@@ -128,38 +142,46 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_address_is_refused_after_its_failures_until_the_window_ends() {
+    async fn an_address_is_refused_after_its_attempts_until_the_window_ends() {
         let ids = identities();
         let t = AddressThrottle::new(3, Duration::from_secs(600));
         let now = Utc::now();
         let (a, b) = (ip("203.0.113.7"), ip("203.0.113.8"));
-        let wait = |addr, at| t.wait(&ids, addr, at);
-        for _ in 0..2 {
-            t.failed(&ids, a, now).await.expect("count");
+        let attempt = |addr, at| t.attempt(&ids, addr, at);
+        for _ in 0..3 {
+            assert_eq!(attempt(a, now).await.expect("count"), Ok(()));
         }
-        assert_eq!(wait(a, now).await.expect("wait"), None);
-        t.failed(&ids, a, now).await.expect("count");
         assert_eq!(
-            wait(a, now).await.expect("wait"),
-            Some(Duration::from_secs(600))
+            attempt(a, now).await.expect("count"),
+            Err(Duration::from_secs(600)),
+            "the fourth attempt is refused unread"
         );
         assert_eq!(
-            wait(b, now).await.expect("wait"),
-            None,
+            attempt(b, now).await.expect("count"),
+            Ok(()),
             "another address is not affected"
         );
         let later = now + TimeDelta::seconds(601);
         assert_eq!(
-            wait(a, later).await.expect("wait"),
-            None,
-            "the window ended"
+            attempt(a, later).await.expect("count"),
+            Ok(()),
+            "the window ended; a new one starts from one"
         );
-        t.failed(&ids, a, later).await.expect("count");
-        assert_eq!(
-            wait(a, later).await.expect("wait"),
-            None,
-            "a new window starts from one"
-        );
+    }
+
+    #[tokio::test]
+    async fn a_login_that_succeeds_uses_up_nothing() {
+        let ids = identities();
+        let t = AddressThrottle::new(2, Duration::from_secs(600));
+        let now = Utc::now();
+        let a = ip("198.51.100.20");
+        for _ in 0..5 {
+            assert_eq!(t.attempt(&ids, a, now).await.expect("count"), Ok(()));
+            t.succeeded(&ids, a, now).await.expect("uncount");
+        }
+        assert_eq!(t.attempt(&ids, a, now).await.expect("count"), Ok(()));
+        assert_eq!(t.attempt(&ids, a, now).await.expect("count"), Ok(()));
+        assert!(t.attempt(&ids, a, now).await.expect("count").is_err());
     }
 
     #[tokio::test]
@@ -167,47 +189,52 @@ mod tests {
         let ids = identities();
         let t = AddressThrottle::new(2, Duration::from_secs(60));
         let now = Utc::now();
-        t.failed(&ids, ip("2001:db8:1:2::1"), now)
-            .await
-            .expect("count");
-        t.failed(&ids, ip("2001:db8:1:2:ffff::9"), now)
-            .await
-            .expect("count");
-        let wait = |addr| t.wait(&ids, addr, now);
-        assert!(wait(ip("2001:db8:1:2::77")).await.expect("wait").is_some());
-        assert!(wait(ip("2001:db8:1:3::1")).await.expect("wait").is_none());
-        t.failed(&ids, ip("::ffff:198.51.100.4"), now)
-            .await
-            .expect("count");
-        t.failed(&ids, ip("198.51.100.4"), now)
-            .await
-            .expect("count");
-        assert!(wait(ip("198.51.100.4")).await.expect("wait").is_some());
+        let attempt = |addr| t.attempt(&ids, addr, now);
+        assert!(attempt(ip("2001:db8:1:2::1")).await.expect("count").is_ok());
+        assert!(
+            attempt(ip("2001:db8:1:2:ffff::9"))
+                .await
+                .expect("count")
+                .is_ok()
+        );
+        assert!(
+            attempt(ip("2001:db8:1:2::77"))
+                .await
+                .expect("count")
+                .is_err()
+        );
+        assert!(attempt(ip("2001:db8:1:3::1")).await.expect("count").is_ok());
+        assert!(
+            attempt(ip("::ffff:198.51.100.4"))
+                .await
+                .expect("count")
+                .is_ok()
+        );
+        assert!(attempt(ip("198.51.100.4")).await.expect("count").is_ok());
+        assert!(attempt(ip("198.51.100.4")).await.expect("count").is_err());
     }
 
     #[tokio::test]
-    async fn processes_on_one_store_share_the_count_and_lose_none() {
+    async fn attempts_at_once_through_processes_on_one_store_are_each_counted() {
         let store: posbon_store::Store = std::sync::Arc::new(posbon_store::MemoryStore::new());
         let limits = crate::identities::IdentityLimits::default();
         let ids = [
             Identities::new(store.clone(), limits),
             Identities::new(store, limits),
         ];
-        let t = AddressThrottle::new(40, Duration::from_secs(600));
+        let t = AddressThrottle::new(20, Duration::from_secs(600));
         let now = Utc::now();
         let a = ip("192.0.2.44");
-        // 39 failures at once, spread over both "processes".
-        let counts = (0..39).map(|i| t.failed(&ids[i % 2], a, now));
-        for r in futures::future::join_all(counts).await {
-            r.expect("count");
-        }
-        for p in &ids {
-            assert_eq!(t.wait(p, a, now).await.expect("wait"), None);
-        }
-        t.failed(&ids[0], a, now).await.expect("count");
-        for p in &ids {
-            assert!(t.wait(p, a, now).await.expect("wait").is_some());
-        }
+        // 50 attempts at once, spread over both "processes": exactly 20 get
+        // their password looked at.
+        let attempts = (0..50).map(|i| t.attempt(&ids[i % 2], a, now));
+        let answers = futures::future::join_all(attempts).await;
+        let allowed = answers
+            .into_iter()
+            .map(|r| r.expect("count"))
+            .filter(Result::is_ok)
+            .count();
+        assert_eq!(allowed, 20);
     }
 
     #[test]
@@ -235,5 +262,17 @@ mod tests {
             Some(proxy)
         );
         assert_eq!(client_address(None, &headers, &[proxy]), None);
+        // A hop that does not read as an address (a port, garbage) ends the
+        // walk: what stands left of it was written by the client.
+        let mut odd = HeaderMap::new();
+        odd.insert(
+            "x-forwarded-for",
+            "198.51.100.1, 203.0.113.9:4711".parse().expect("header"),
+        );
+        assert_eq!(
+            client_address(peer("10.0.0.2"), &odd, &[proxy]),
+            Some(proxy),
+            "not the client-written 198.51.100.1"
+        );
     }
 }

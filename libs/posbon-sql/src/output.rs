@@ -161,16 +161,37 @@ pub fn to_json(output: &QueryOutput) -> Result<Value, SqlError> {
     }))
 }
 
-/// A text that a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, a
-/// tab or a carriage return first) gets a leading `'`, so opening an export
-/// never runs what an event's free text says (OWASP's CSV injection
-/// advice). Numbers are written as they are.
+/// A text that a spreadsheet would run as a formula gets a `'` before it, so
+/// opening an export never runs what an event's free text or a registry name
+/// says (OWASP's CSV injection advice): one starting, after any spaces, with
+/// `=`, `+`, `-`, `@`, a tab or a carriage return (or their full-width
+/// forms), and within the text, after a `;` (the field separator of Excel in
+/// Uzbek and Russian settings) or a line break, the same again. Numbers are
+/// written as they are.
 fn guard_formula(text: &str) -> std::borrow::Cow<'_, str> {
-    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        std::borrow::Cow::Owned(format!("'{text}"))
-    } else {
-        std::borrow::Cow::Borrowed(text)
+    const STARTS: [char; 10] = ['=', '+', '-', '@', '\t', '\r', '＝', '＋', '－', '＠'];
+    let risky = |rest: &str| rest.trim_start_matches(' ').starts_with(STARTS);
+    let breaks = |c: char| matches!(c, ';' | '\n' | '\r');
+    let after = |i: usize, c: char| &text[i + c.len_utf8()..];
+    let lead = risky(text);
+    if !lead
+        && !text
+            .char_indices()
+            .any(|(i, c)| breaks(c) && risky(after(i, c)))
+    {
+        return std::borrow::Cow::Borrowed(text);
     }
+    let mut out = String::with_capacity(text.len() + 4);
+    if lead {
+        out.push('\'');
+    }
+    for (i, c) in text.char_indices() {
+        out.push(c);
+        if breaks(c) && risky(after(i, c)) {
+            out.push('\'');
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 fn is_text(t: &DataType) -> bool {
@@ -477,4 +498,26 @@ pub fn to_text_table(output: &QueryOutput) -> Result<String, SqlError> {
         output.elapsed.as_secs_f64()
     ));
     Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formulas_are_guarded_at_the_start_and_after_separators() {
+        for (text, guarded) in [
+            ("plain", "plain"),
+            ("=1+1", "'=1+1"),
+            ("  =1+1", "'  =1+1"),
+            ("＝1", "'＝1"),
+            ("x;=HYPERLINK(\"y\")", "x;'=HYPERLINK(\"y\")"),
+            ("x; @SUM(1)", "x;' @SUM(1)"),
+            ("a\n-2+3", "a\n'-2+3"),
+            ("a;b", "a;b"),
+            ("e-mail", "e-mail"),
+        ] {
+            assert_eq!(guard_formula(text), guarded, "{text:?}");
+        }
+    }
 }

@@ -10,7 +10,7 @@ use chrono::{DateTime, FixedOffset};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::error::ValidationErrors;
+use crate::error::{ErrorCode, ValidationErrors};
 use crate::parse::{Limits, raw_to_event_static};
 
 /// Maximum length of an event id, in bytes.
@@ -37,7 +37,34 @@ pub const ID_PATTERN: &str = "^[!-~]+$";
 /// Returns true when `id` is a valid event id: 1..=128 bytes of visible ASCII
 /// (0x21..=0x7E), safe to use as a NATS `Nats-Msg-Id` header.
 pub fn is_valid_id(id: &str) -> bool {
-    !id.is_empty() && id.len() <= MAX_ID_BYTES && id.bytes().all(|b| (0x21..=0x7e).contains(&b))
+    id_problem(id).is_none()
+}
+
+/// What makes `id` no event id ([`is_valid_id`]), in words for the one who
+/// sent it; `None` when it is one.
+pub(crate) fn id_problem(id: &str) -> Option<(ErrorCode, String)> {
+    if id.is_empty() {
+        return Some((ErrorCode::Empty, "must not be empty".to_owned()));
+    }
+    if id.len() > MAX_ID_BYTES {
+        return Some((
+            ErrorCode::TooLong,
+            format!(
+                "{} bytes is too long, at most {MAX_ID_BYTES} allowed",
+                id.len()
+            ),
+        ));
+    }
+    let pos = id.bytes().position(|b| !(0x21..=0x7e).contains(&b))?;
+    let what = match id.as_bytes()[pos] {
+        b' ' => "a space",
+        b if b < 0x20 || b == 0x7f => "a control character",
+        _ => "a non-ascii character",
+    };
+    Some((
+        ErrorCode::InvalidId,
+        format!("contains {what} at byte {pos}; only visible ascii (0x21..0x7e) is allowed"),
+    ))
 }
 
 /// Error of the `FromStr` implementations of the closed string enums.

@@ -75,6 +75,7 @@ mod macros;
 
 mod cell;
 pub mod compact;
+mod cow_str;
 mod enriched;
 mod error;
 mod escalation;
@@ -88,10 +89,11 @@ mod rfc3339;
 mod risk_view;
 mod schema;
 mod silence;
-mod span;
+pub mod span;
 mod wire;
 
 pub use cell::{CELL_PATTERN, CellId, InvalidCellId};
+pub use cow_str::CowStr;
 pub use enriched::EnrichedEvent;
 pub use error::{ErrorCode, FieldError, ValidationErrors};
 pub use escalation::{Escalation, EscalationStatus, HotCell, MeasureName, RiskLevel, RuleMeasure};

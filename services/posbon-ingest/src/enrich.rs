@@ -43,15 +43,16 @@ impl Prepared {
         match &self.outcome {
             Ok(e) => Some(e.event.kind()),
             Err(_) => {
+                // Borrowed when it can be, so that an escaped `kind` is read too.
                 #[derive(serde::Deserialize)]
                 struct KindOnly<'a> {
                     #[serde(borrow)]
-                    kind: Option<&'a str>,
+                    kind: Option<posbon_model::CowStr<'a>>,
                 }
                 serde_json::from_slice::<KindOnly<'_>>(&self.raw)
                     .ok()
                     .and_then(|k| k.kind)
-                    .and_then(EventKind::from_wire)
+                    .and_then(|k| EventKind::from_wire(k.as_str()))
             }
         }
     }
@@ -431,5 +432,17 @@ mod tests {
             now(),
         );
         assert_eq!(bad_kind[0].kind_hint(), Some(EventKind::Incident));
+        // An escaped kind is still read for the dead-letter subject.
+        let escaped = e.prepare(
+            &Bytes::from(
+                INSIDE
+                    .replace("\"severity\":2", "\"severity\":9")
+                    .replace("\"kind\":\"incident\"", "\"kind\":\"inciden\\u0074\""),
+            ),
+            BodyFormat::Auto,
+            now(),
+        );
+        assert!(escaped[0].outcome.is_err());
+        assert_eq!(escaped[0].kind_hint(), Some(EventKind::Incident));
     }
 }

@@ -10,8 +10,7 @@ use super::{Limits, default_min_occurred_at};
 use crate::error::{ErrorCode, ValidationErrors};
 use crate::event::{
     Event, EventHeader, Location, MAX_ATTRIBUTE_KEY_BYTES, MAX_ATTRIBUTE_VALUE_BYTES,
-    MAX_ATTRIBUTES, MAX_DESCRIPTION_BYTES, MAX_ID_BYTES, MAX_REF_BYTES, MAX_SOURCE_BYTES,
-    MAX_URI_BYTES,
+    MAX_ATTRIBUTES, MAX_DESCRIPTION_BYTES, MAX_REF_BYTES, MAX_SOURCE_BYTES, MAX_URI_BYTES,
 };
 
 /// Time rules: the static lower bound, and optionally the future bound.
@@ -37,28 +36,8 @@ pub(super) fn missing(errs: &mut ValidationErrors, path: &str) {
 }
 
 pub(super) fn check_id(path: &str, id: &str, errs: &mut ValidationErrors) {
-    if id.is_empty() {
-        errs.push(path, ErrorCode::Empty, "must not be empty");
-    } else if id.len() > MAX_ID_BYTES {
-        errs.push(
-            path,
-            ErrorCode::TooLong,
-            format!(
-                "{} bytes is too long, at most {MAX_ID_BYTES} allowed",
-                id.len()
-            ),
-        );
-    } else if let Some(pos) = id.bytes().position(|b| !(0x21..=0x7e).contains(&b)) {
-        let what = match id.as_bytes()[pos] {
-            b' ' => "a space",
-            b if b < 0x20 || b == 0x7f => "a control character",
-            _ => "a non-ascii character",
-        };
-        errs.push(
-            path,
-            ErrorCode::InvalidId,
-            format!("contains {what} at byte {pos}; only visible ascii (0x21..0x7e) is allowed"),
-        );
+    if let Some((code, message)) = crate::event::id_problem(id) {
+        errs.push(path, code, message);
     }
 }
 

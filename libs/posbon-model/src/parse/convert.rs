@@ -5,7 +5,8 @@ use super::checks::{
     TimeRule, check_attributes, check_id, check_range, check_severity, check_text, check_time,
     missing, parse_time,
 };
-use super::raw::{CowStr, RawEvent};
+use super::raw::RawEvent;
+use crate::CowStr;
 use crate::error::{ErrorCode, ValidationErrors};
 use crate::event::{
     CameraAlert, Event, EventHeader, EventKind, FraudFlag, Incident, Location,

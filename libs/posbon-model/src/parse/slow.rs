@@ -2,7 +2,6 @@
 //! [`serde_json::Value`] field by field so every problem is reported with its
 //! path.
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde_json::Value;
@@ -10,8 +9,9 @@ use serde_json::Value;
 use super::checks::TimeRule;
 use super::convert::build;
 use super::path::{join_path, leaf};
-use super::raw::{CowStr, RawEvent, RawLocation};
+use super::raw::{RawEvent, RawLocation};
 use super::tracked::parse_value_tracked;
+use crate::CowStr;
 use crate::error::{ErrorCode, ValidationErrors};
 use crate::event::{Event, IncidentFlags};
 use crate::macros::WireEnum;
@@ -53,7 +53,7 @@ fn wrong_type(path: &str, expected: &str, got: &Value, errs: &mut ValidationErro
 /// A required string field.
 fn v_str<'v>(v: &'v Value, path: &str, errs: &mut ValidationErrors) -> Option<CowStr<'v>> {
     match v {
-        Value::String(s) => Some(CowStr(Cow::Borrowed(s))),
+        Value::String(s) => Some(CowStr::borrowed(s)),
         other => {
             wrong_type(path, "a string", other, errs);
             None

@@ -1,11 +1,10 @@
 //! The decoder of the second record version: the compact form of the
 //! enriched event ([`posbon_model::compact`]), read without allocating.
 
-use std::borrow::Cow;
-
 use posbon_model::compact;
 
-use super::record::{Attrs, BStr, Ev, Flags, Loc, Rec};
+use super::record::{Attrs, Ev, Flags, Loc, Rec};
+use posbon_model::CowStr;
 
 /// The version byte of compact records ([`posbon_store::codec`]).
 pub(super) const COMPACT_V2: u8 = posbon_store::codec::EVENT_COMPACT_V2;
@@ -14,7 +13,7 @@ impl<'a> Rec<'a> {
     /// The fields of a compact record (all of them: reading one costs no
     /// allocation).
     pub(super) fn of_compact(v: &compact::View<'a>) -> Self {
-        let s = |x: &'a str| BStr(Cow::Borrowed(x));
+        let s = |x: &'a str| CowStr::borrowed(x);
         let mut ev = Ev {
             kind: Some(s(v.kind().as_str())),
             location: Some(Loc {

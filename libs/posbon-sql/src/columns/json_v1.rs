@@ -7,7 +7,8 @@ use serde::Deserialize;
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
-use super::record::{Attrs, BStr, Ev, Need, Rec};
+use super::record::{Attrs, Ev, Need, Rec};
+use posbon_model::CowStr;
 
 /// The version byte of JSON records ([`posbon_store::codec`]).
 pub(super) const JSON_V1: u8 = posbon_store::codec::EVENT_JSON_V1;
@@ -66,7 +67,7 @@ impl<'de> Visitor<'de> for RecSeed {
             match key.0.as_ref() {
                 b"event" => rec.event = map.next_value_seed(EvSeed(need))?,
                 b"cell" if need.has(Need::CELL) => {
-                    let text: BStr<'_> = map.next_value()?;
+                    let text: CowStr<'_> = map.next_value()?;
                     let cell = u64::from_str_radix(&text.0, 16)
                         .map_err(|_| serde::de::Error::custom("stored cell is not hexadecimal"))?;
                     rec.cell = Some(cell);
@@ -75,7 +76,7 @@ impl<'de> Visitor<'de> for RecSeed {
                 b"district_id" if need.has(Need::DISTRICT) => rec.district_id = map.next_value()?,
                 b"region_id" if need.has(Need::REGION) => rec.region_id = map.next_value()?,
                 b"ingested_at" if need.has(Need::INGESTED_AT) => {
-                    let text: BStr<'_> = map.next_value()?;
+                    let text: CowStr<'_> = map.next_value()?;
                     let t = chrono::DateTime::parse_from_rfc3339(&text.0).map_err(|e| {
                         serde::de::Error::custom(format!("stored ingested_at is not rfc 3339: {e}"))
                     })?;

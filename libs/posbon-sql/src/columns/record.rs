@@ -1,39 +1,11 @@
 //! The borrowed record both record versions decode into: the fields a
 //! decoder needs of a stored event, strings kept in place.
 
-use std::borrow::Cow;
-
-use posbon_model::compact;
+use posbon_model::{CowStr, compact};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::Col;
-
-/// A string that borrows from the input when it has no escapes.
-#[derive(Debug)]
-pub(super) struct BStr<'a>(pub(super) Cow<'a, str>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for BStr<'a> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = BStr<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(BStr(Cow::Borrowed(v)))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(BStr(Cow::Owned(v.to_owned())))
-            }
-            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
-                Ok(BStr(Cow::Owned(v)))
-            }
-        }
-        d.deserialize_str(V)
-    }
-}
 
 /// The record fields a decoder reads. The others are skipped: their bytes
 /// are scanned but no number is converted and no string is copied.
@@ -116,9 +88,9 @@ impl Need {
 pub(super) struct Rec<'a> {
     pub(super) event: Ev<'a>,
     pub(super) cell: Option<u64>,
-    pub(super) mahalla_id: Option<BStr<'a>>,
-    pub(super) district_id: Option<BStr<'a>>,
-    pub(super) region_id: Option<BStr<'a>>,
+    pub(super) mahalla_id: Option<CowStr<'a>>,
+    pub(super) district_id: Option<CowStr<'a>>,
+    pub(super) region_id: Option<CowStr<'a>>,
     /// Microseconds since the epoch.
     pub(super) ingested_at: Option<i64>,
 }
@@ -156,25 +128,25 @@ pub(super) struct Flags {
 
 #[derive(Debug, Default)]
 pub(super) struct Ev<'a> {
-    pub(super) kind: Option<BStr<'a>>,
+    pub(super) kind: Option<CowStr<'a>>,
     pub(super) location: Option<Loc>,
-    pub(super) source: Option<BStr<'a>>,
+    pub(super) source: Option<CowStr<'a>>,
     pub(super) attributes: Option<Attrs<'a>>,
-    pub(super) category: Option<BStr<'a>>,
+    pub(super) category: Option<CowStr<'a>>,
     pub(super) severity: Option<u8>,
     pub(super) flags: Option<Flags>,
-    pub(super) status: Option<BStr<'a>>,
-    pub(super) description: Option<BStr<'a>>,
-    pub(super) camera_id: Option<BStr<'a>>,
-    pub(super) detection: Option<BStr<'a>>,
+    pub(super) status: Option<CowStr<'a>>,
+    pub(super) description: Option<CowStr<'a>>,
+    pub(super) camera_id: Option<CowStr<'a>>,
+    pub(super) detection: Option<CowStr<'a>>,
     pub(super) confidence: Option<f64>,
-    pub(super) model: Option<BStr<'a>>,
-    pub(super) snapshot_uri: Option<BStr<'a>>,
-    pub(super) scheme: Option<BStr<'a>>,
-    pub(super) channel: Option<BStr<'a>>,
+    pub(super) model: Option<CowStr<'a>>,
+    pub(super) snapshot_uri: Option<CowStr<'a>>,
+    pub(super) scheme: Option<CowStr<'a>>,
+    pub(super) channel: Option<CowStr<'a>>,
     pub(super) amount_uzs: Option<f64>,
-    pub(super) payment_system: Option<BStr<'a>>,
-    pub(super) account_ref: Option<BStr<'a>>,
+    pub(super) payment_system: Option<CowStr<'a>>,
+    pub(super) account_ref: Option<CowStr<'a>>,
     pub(super) detector_score: Option<f64>,
 }
 

@@ -39,11 +39,7 @@ impl std::str::FromStr for ScopeItem {
         let (kind, id) = s.split_once(':').ok_or_else(|| {
             format!("scope item {s:?} is not region:<id>, district:<id> or mahalla:<id>")
         })?;
-        if id.is_empty() || id.len() > 128 || !id.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(format!(
-                "scope item {s:?}: the id must be 1 to 128 visible ASCII characters"
-            ));
-        }
+        posbon_geo::check_place_id(id).map_err(|e| format!("scope item {s:?}: the id {e}"))?;
         match kind {
             "region" => Ok(ScopeItem::Region(id.to_owned())),
             "district" => Ok(ScopeItem::District(id.to_owned())),
@@ -241,8 +237,18 @@ mod tests {
         assert_eq!(item, ScopeItem::District("chilonzor".into()));
         assert_eq!(item.to_string(), "district:chilonzor");
         assert!("city:x".parse::<ScopeItem>().is_err());
-        assert!("district:".parse::<ScopeItem>().is_err());
         assert!("chilonzor".parse::<ScopeItem>().is_err());
+        // Ids follow the registry's rule (posbon_geo::check_place_id): no
+        // subject wildcards, dots or capitals.
+        for (bad, why) in [
+            ("district:", "the id is empty"),
+            ("region:*", "may only hold lowercase"),
+            ("region:tashkent.>", "may only hold lowercase"),
+            ("mahalla:M-1", "may only hold lowercase"),
+        ] {
+            let e = bad.parse::<ScopeItem>().expect_err(bad);
+            assert!(e.contains(why), "{bad}: {e}");
+        }
         let list: Scope =
             serde_json::from_str(r#"["region:tashkent","mahalla:m-1"]"#).expect("a list of items");
         assert_eq!(list.len(), 2);

@@ -10,34 +10,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::error::RegistryError;
-
-/// Longest id accepted for a mahalla, district or region.
-pub const MAX_ID_LEN: usize = 64;
-
-/// Checks that `id` can be used as one token of a NATS subject and a store key:
-/// 1..=64 bytes of lowercase ASCII letters, digits, `_` and `-`, starting with a
-/// letter or digit.
-pub fn check_token(id: &str) -> Result<(), String> {
-    if id.is_empty() {
-        return Err("is empty".into());
-    }
-    if id.len() > MAX_ID_LEN {
-        return Err(format!(
-            "is {} bytes long, more than {MAX_ID_LEN}",
-            id.len()
-        ));
-    }
-    let first_ok = id.as_bytes()[0].is_ascii_lowercase() || id.as_bytes()[0].is_ascii_digit();
-    let all_ok = id
-        .bytes()
-        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
-    if !first_ok || !all_ok {
-        return Err(format!(
-            "{id:?} may only hold lowercase ascii letters, digits, '_' and '-', starting with a letter or digit"
-        ));
-    }
-    Ok(())
-}
+use crate::id::check_place_id;
 
 /// The properties of one mahalla feature, as written in the file.
 #[derive(Debug, Deserialize)]
@@ -120,7 +93,7 @@ fn read_feature(index: usize, feature: &Value) -> Result<FeatureRecord, Registry
         _ => return Err(err(None, "properties.id: missing".into())),
     };
     let idr = Some(id.as_str());
-    check_token(&id).map_err(|e| err(idr, format!("properties.id {e}")))?;
+    check_place_id(&id).map_err(|e| err(idr, format!("properties.id {e}")))?;
     let required = |field: &str, v: &Option<String>| -> Result<String, RegistryError> {
         match v {
             Some(s) if !s.trim().is_empty() => Ok(s.clone()),
@@ -130,9 +103,9 @@ fn read_feature(index: usize, feature: &Value) -> Result<FeatureRecord, Registry
     };
     let name = required("name", &props.name)?;
     let district_id = required("district", &props.district)?;
-    check_token(&district_id).map_err(|e| err(idr, format!("properties.district {e}")))?;
+    check_place_id(&district_id).map_err(|e| err(idr, format!("properties.district {e}")))?;
     let region_id = required("region", &props.region)?;
-    check_token(&region_id).map_err(|e| err(idr, format!("properties.region {e}")))?;
+    check_place_id(&region_id).map_err(|e| err(idr, format!("properties.region {e}")))?;
     let population = match props.population {
         None => None,
         Some(p) => Some(u32::try_from(p).map_err(|_| {

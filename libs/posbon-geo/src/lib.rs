@@ -34,13 +34,14 @@ mod error;
 pub mod features;
 mod geojson;
 mod grid;
+mod id;
 mod pip;
 mod registry;
 
 pub use cells::{children_range, contains_raw, grid_disk, parent};
 pub use error::{GeoError, RegistryError};
-pub use geojson::{MAX_ID_LEN, check_token};
 pub use h3o::{CellIndex, LatLng, Resolution};
+pub use id::{MAX_ID_LEN, check_place_id};
 pub use registry::{
     District, Located, Mahalla, MahallaIdx, Region, Registry, RegistryOptions, RegistryStats,
 };

@@ -34,7 +34,7 @@ use futures::{Stream, StreamExt as _};
 use posbon_auth::{Caller, ScopeItem};
 use posbon_bus::StreamMessage;
 use posbon_bus::headers::ALERT_TYPE;
-use posbon_bus::subjects::{ALERTS_STREAM, validate_token};
+use posbon_bus::subjects::{ALERTS_STREAM, UNASSIGNED};
 use posbon_model::{Escalation, EscalationRecord, RiskLevel};
 use serde::{Deserialize, Serialize};
 
@@ -73,12 +73,15 @@ pub struct FeedFilter {
     pub after: Option<u64>,
 }
 
+/// A filter's subject token: `*` without one; a place id, or the bus's
+/// `_unassigned` (events outside every mahalla).
 fn token(what: &str, value: Option<&String>) -> Result<String, ApiError> {
     match value {
         None => Ok("*".to_owned()),
+        Some(v) if v == UNASSIGNED => Ok(v.clone()),
         Some(v) => {
-            validate_token(v)
-                .map_err(|e| ApiError::bad_request("invalid_filter", format!("{what}: {e}")))?;
+            posbon_geo::check_place_id(v)
+                .map_err(|e| ApiError::bad_request("invalid_filter", format!("{what} {e}")))?;
             Ok(v.clone())
         }
     }
@@ -485,6 +488,21 @@ mod tests {
             district: Some("a.b".into()),
             ..FeedQuery::default()
         };
+        let err = FeedFilter::parse(&bad, None).expect_err("a dot");
+        assert!(
+            err.message.starts_with("district \"a.b\" may only hold"),
+            "{err}"
+        );
+        let bad = FeedQuery {
+            region: Some("Tashkent".into()),
+            ..FeedQuery::default()
+        };
         assert!(FeedFilter::parse(&bad, None).is_err());
+        let unassigned = FeedQuery {
+            region: Some("_unassigned".into()),
+            ..FeedQuery::default()
+        };
+        let f = FeedFilter::parse(&unassigned, None).expect("events outside every mahalla");
+        assert_eq!(f.subject, "posbon.alerts._unassigned.*.*");
     }
 }

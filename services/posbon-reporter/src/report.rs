@@ -114,10 +114,11 @@ impl FromStr for Scope {
                 if !matches!(
                     kind,
                     ScopeKind::Region | ScopeKind::District | ScopeKind::Mahalla
-                ) || id.is_empty()
-                {
+                ) {
                     return Err(bad());
                 }
+                posbon_geo::check_place_id(id)
+                    .map_err(|e| ReportError::InvalidRequest(format!("scope {s:?}: the id {e}")))?;
                 Ok(Scope {
                     kind,
                     id: id.to_owned(),
@@ -644,12 +645,22 @@ mod tests {
             let scope: Scope = s.parse().expect(s);
             assert_eq!(scope.to_string(), s);
         }
-        for bad in ["", "country", "region:", "nation:x", "street:1"] {
+        for bad in ["", "country", "nation:x", "street:1"] {
             let e = bad.parse::<Scope>().expect_err(bad);
             assert!(
                 e.to_string().contains("expected nation, region:<id>"),
                 "{e}"
             );
+        }
+        // Ids follow the registry's rule (posbon_geo::check_place_id).
+        for (bad, why) in [
+            ("region:", "the id is empty"),
+            ("district:Chilonzor", "may only hold lowercase"),
+            ("mahalla:m-1'; --", "may only hold lowercase"),
+            ("region:a\nb", "may only hold lowercase"),
+        ] {
+            let e = bad.parse::<Scope>().expect_err(bad);
+            assert!(e.to_string().contains(why), "{bad:?}: {e}");
         }
     }
 }

@@ -33,44 +33,19 @@ fn call(api: &ApiTarget, method: &str, path: &str, body: Option<&Value>) -> anyh
 }
 
 fn print_rows(rows: &[Value], columns: &[&str]) {
-    let cell = |v: &Value| match v {
-        Value::Null => String::new(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    };
-    let table: Vec<Vec<String>> = rows
+    let table = rows
         .iter()
-        .map(|r| columns.iter().map(|c| cell(&r[*c])).collect())
-        .collect();
-    let widths: Vec<usize> = columns
-        .iter()
-        .enumerate()
-        .map(|(i, c)| {
-            table
+        .map(|r| {
+            columns
                 .iter()
-                .map(|r| r[i].len())
-                .max()
-                .unwrap_or(0)
-                .max(c.len())
+                .map(|c| crate::table::cell(&r[*c], ""))
+                .collect()
         })
         .collect();
-    let line = |cells: Vec<String>| {
-        cells
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect::<Vec<_>>()
-            .join("  ")
-            .trim_end()
-            .to_owned()
-    };
-    println!(
+    print!(
         "{}",
-        line(columns.iter().map(|c| (*c).to_owned()).collect())
+        crate::table::render(columns.iter().map(|c| (*c).to_owned()).collect(), table)
     );
-    for row in table {
-        println!("{}", line(row));
-    }
 }
 
 /// `posbon tokens ...`.

@@ -7,8 +7,10 @@ mod cli;
 mod identity;
 mod nats;
 mod ops;
+mod progress;
 mod services;
 mod simulate;
+mod table;
 
 use std::process::ExitCode;
 

@@ -63,11 +63,7 @@ pub(crate) fn server_error(status: u16, body: &[u8]) -> anyhow::Error {
 }
 
 fn cell(v: &Value) -> String {
-    match v {
-        Value::Null => "NULL".to_owned(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
+    crate::table::cell(v, "NULL")
 }
 
 /// A JSON result `{"columns": [...], "rows": [...]}` as an aligned text table.
@@ -88,47 +84,13 @@ pub(crate) fn text_table(result: &Value) -> String {
                 .collect()
         })
         .unwrap_or_default();
-    let mut widths: Vec<usize> = names.iter().map(|n| n.chars().count()).collect();
-    for row in &rows {
-        for (i, v) in row.iter().enumerate() {
-            if let Some(w) = widths.get_mut(i) {
-                *w = (*w).max(v.chars().count()).min(60);
-            }
-        }
-    }
-    let line = |values: &[String]| {
-        values
-            .iter()
-            .zip(&widths)
-            .map(|(v, w)| {
-                let v: String = v.chars().take(*w).collect();
-                format!("{v:<w$}")
-            })
-            .collect::<Vec<_>>()
-            .join(" | ")
-            .trim_end()
-            .to_owned()
-    };
-    let mut out = String::new();
-    out.push_str(&line(&names));
-    out.push('\n');
-    out.push_str(
-        &widths
-            .iter()
-            .map(|w| "-".repeat(*w))
-            .collect::<Vec<_>>()
-            .join("-+-"),
-    );
-    out.push('\n');
-    for row in &rows {
-        out.push_str(&line(row));
-        out.push('\n');
-    }
+    let count = rows.len();
+    let mut out = crate::table::render(names, rows);
     let truncated = result["truncated"].as_bool() == Some(true);
     out.push_str(&format!(
         "({} row{}{})\n",
-        rows.len(),
-        if rows.len() == 1 { "" } else { "s" },
+        count,
+        if count == 1 { "" } else { "s" },
         if truncated {
             ", truncated by the row limit"
         } else {
@@ -290,6 +252,7 @@ pub(crate) fn replay(args: ReplayArgs, quiet: bool) -> anyhow::Result<u8> {
     let mut first_rejections: Vec<String> = Vec::new();
     let mut batch = String::new();
     let mut in_batch = 0usize;
+    let progress = crate::progress::bytes(total_bytes, quiet);
     let mut send = |batch: &mut String, in_batch: &mut usize| -> anyhow::Result<()> {
         if *in_batch == 0 {
             return Ok(());
@@ -332,17 +295,11 @@ pub(crate) fn replay(args: ReplayArgs, quiet: bool) -> anyhow::Result<u8> {
         bytes_sent += batch.len() as u64;
         batch.clear();
         *in_batch = 0;
-        if !quiet {
-            let rate = lines_sent as f64 / started.elapsed().as_secs_f64().max(1e-3);
-            let pct = if total_bytes > 0 {
-                100.0 * bytes_sent as f64 / total_bytes as f64
-            } else {
-                100.0
-            };
-            eprint!(
-                "\r{pct:5.1}%  {lines_sent} lines  {rate:.0}/s  accepted {accepted}  duplicates {duplicates}  rejected {rejected}   "
-            );
-        }
+        let rate = lines_sent as f64 / started.elapsed().as_secs_f64().max(1e-3);
+        progress.set_position(bytes_sent);
+        progress.set_message(format!(
+            "{lines_sent} lines  {rate:.0}/s  accepted {accepted}  duplicates {duplicates}  rejected {rejected}"
+        ));
         Ok(())
     };
     for line in reader.lines() {
@@ -358,9 +315,7 @@ pub(crate) fn replay(args: ReplayArgs, quiet: bool) -> anyhow::Result<u8> {
         }
     }
     send(&mut batch, &mut in_batch)?;
-    if !quiet {
-        eprintln!();
-    }
+    progress.finish_and_clear();
     for r in &first_rejections {
         eprintln!("{}", say("cli.rejected", &[("reason", r)]));
     }
@@ -577,15 +532,12 @@ pub(crate) fn store_copy(args: StoreCopyArgs, quiet: bool) -> anyhow::Result<()>
         let target = posbon_store::open_store(&to)
             .await
             .with_context(|| format!("cannot open {}", to.describe()))?;
+        let progress = crate::progress::spinner(quiet);
         let summary = posbon_store::copy(&*source, &*target, |p| {
-            if !quiet {
-                eprint!("\r{} keys, {:.1} MB   ", p.keys, p.bytes as f64 / 1e6);
-            }
+            progress.set_message(format!("{} keys, {:.1} MB", p.keys, p.bytes as f64 / 1e6));
         })
         .await?;
-        if !quiet {
-            eprintln!();
-        }
+        progress.finish_and_clear();
         println!(
             "{}",
             say(
@@ -625,7 +577,13 @@ mod tests {
         });
         assert_eq!(
             text_table(&v),
-            "mahalla_id    | n\n--------------+---\nchilonzor-001 | 12\nNULL          | 3\n(2 rows)\n"
+            "+---------------+----+\n\
+             | mahalla_id    | n  |\n\
+             +===============+====+\n\
+             | chilonzor-001 | 12 |\n\
+             | NULL          | 3  |\n\
+             +---------------+----+\n\
+             (2 rows)\n"
         );
     }
 

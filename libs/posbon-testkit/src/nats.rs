@@ -166,15 +166,17 @@ impl NatsServer {
 
     fn try_start_cluster(n: usize) -> Result<Vec<NatsServer>, TestkitError> {
         let binary = nats_server_binary()?;
-        let cluster_ports = (0..n)
-            .map(|_| free_port())
-            .collect::<Result<Vec<u16>, _>>()?;
+        // Every port of the cluster at once, so that no two are the same
+        // (one at a time, the kernel may hand a port out again once its probe
+        // closed, and nats-server refuses a route listed twice).
+        let ports = free_ports(2 * n)?;
+        let (cluster_ports, client_ports) = ports.split_at(n);
         let routes: Vec<String> = cluster_ports
             .iter()
             .map(|p| format!("\"nats-route://127.0.0.1:{p}\""))
             .collect();
         let mut servers = Vec::with_capacity(n);
-        for (i, cluster_port) in cluster_ports.iter().enumerate() {
+        for (i, (cluster_port, client_port)) in cluster_ports.iter().zip(client_ports).enumerate() {
             let dir = tempfile::Builder::new()
                 .prefix("posbon-nats-")
                 .tempdir()
@@ -196,7 +198,7 @@ impl NatsServer {
             let mut server = NatsServer {
                 binary: binary.clone(),
                 child: None,
-                port: free_port()?,
+                port: *client_port,
                 log_path: dir.path().join("nats-server.log"),
                 store_dir,
                 config: Some((config, None)),
@@ -448,6 +450,25 @@ impl Drop for NatsServer {
 /// Whether a start failed because another process holds the port.
 fn port_was_taken(err: &TestkitError) -> bool {
     matches!(err, TestkitError::NotReady { log_tail, .. } if log_tail.contains("address already in use"))
+}
+
+/// `k` different ports that were free a moment ago: all bound at once, then
+/// released.
+fn free_ports(k: usize) -> Result<Vec<u16>, TestkitError> {
+    let listeners = (0..k)
+        .map(|_| {
+            TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+                .map_err(|err| TestkitError::io("find a free port", err))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    listeners
+        .iter()
+        .map(|l| {
+            l.local_addr()
+                .map(|a| a.port())
+                .map_err(|err| TestkitError::io("find a free port", err))
+        })
+        .collect()
 }
 
 /// A port that was free a moment ago (the kernel's choice for an ephemeral bind).

@@ -8,6 +8,7 @@
 //! Run: `cargo bench -p posbon-benches --bench escalation` (needs the pinned
 //! nats-server: `eval "$(scripts/install-test-deps.sh)"`).
 
+use posbon_model::Span;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -104,13 +105,13 @@ fn main() {
                     shard_index: Some(0),
                     shard_count: 1,
                     instance: Some("bench".into()),
-                    lease_ttl_secs: 10,
-                    allowed_lateness_secs: 5,
-                    tick_secs: 60,
-                    checkpoint_secs: 5,
+                    lease_ttl: Span::from_secs(10),
+                    allowed_lateness: Span::from_secs(5),
+                    tick: Span::from_secs(60),
+                    checkpoint: Span::from_secs(5),
                     fetch_batch: 2000,
-                    fetch_wait_ms: 20,
-                    ack_wait_secs: 60,
+                    fetch_wait: Span::from_millis(20),
+                    ack_wait: Span::from_secs(60),
                 };
                 posbon_escalator::consume(config, RiskConfig::default(), bus, store, reg, &metrics, stop).await
             }

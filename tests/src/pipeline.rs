@@ -7,6 +7,7 @@
 //! malformed line is in the DLQ with its reason, whatever [`Chaos`] happened
 //! mid-stream.
 
+use posbon_model::Span;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -28,7 +29,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
 const LINES: usize = 100_000;
-const INDEXER_ACK_WAIT_SECS: u64 = 3;
+const INDEXER_ACK_WAIT: Span = Span::from_secs(3);
 
 /// The stream: simulated lines, plus every 100th valid line sent again.
 struct Workload {
@@ -162,7 +163,7 @@ fn store_section(store: &StoreConfig) -> String {
 fn write_indexer_config(dir: &Path, nats_url: &str, store: &StoreConfig) -> PathBuf {
     let path = dir.join("indexer.toml");
     let config = format!(
-        "[indexer]\nlisten = \"127.0.0.1:{port}\"\nnats_urls = [\"{nats_url}\"]\nfetch_batch = 1000\nfetch_wait_ms = 100\nack_wait_secs = {INDEXER_ACK_WAIT_SECS}\n\n{store}\n[telemetry]\nlog_level = \"warn\"\n",
+        "[indexer]\nlisten = \"127.0.0.1:{port}\"\nnats_urls = [\"{nats_url}\"]\nfetch_batch = 1000\nfetch_wait = \"100ms\"\nack_wait = \"{INDEXER_ACK_WAIT}\"\n\n{store}\n[telemetry]\nlog_level = \"warn\"\n",
         port = free_port(),
         store = store_section(store),
     );
@@ -280,7 +281,7 @@ async fn wait_until_drained(bus: &Arc<dyn Bus>, ingest_ack_wait: Duration) {
             Vec::new(),
             // As the indexer binds it, so that reading the lag changes nothing.
             posbon_indexer::IndexerConfig {
-                ack_wait_secs: INDEXER_ACK_WAIT_SECS,
+                ack_wait: INDEXER_ACK_WAIT,
                 ..posbon_indexer::serve::load_config(None)
                     .expect("indexer defaults")
                     .indexer
@@ -384,9 +385,9 @@ pub async fn run_pipeline(chaos: Chaos, backend: Backend) {
         .await
         .expect("streams");
     let mut config = posbon_ingest::serve::load_config(None).expect("ingest config");
-    config.ingest.ack_wait_secs = 5;
+    config.ingest.ack_wait = Span::from_secs(5);
     config.ingest.pseudonym_key = Some(posbon_auth::secret::random_hex(32));
-    let ingest_ack_wait = Duration::from_secs(config.ingest.ack_wait_secs);
+    let ingest_ack_wait = config.ingest.ack_wait.to_std();
     // What the DLQ keeps of a malformed line: the line, with any account
     // reference pseudonymised under ingest's key.
     let kept = posbon_ingest::Enricher::new(

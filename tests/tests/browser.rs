@@ -27,6 +27,7 @@
 //! Screenshots are saved under `<target>/tmp/test-artefacts/` (the path is
 //! printed), and on a failure with the page's state in the message.
 
+use posbon_model::Span;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -639,9 +640,9 @@ impl InProcessApi {
                 http: Default::default(),
                 nats_urls: vec![],
                 registry: None,
-                renotify_after_secs: 3600,
-                renotify_check_secs: 5,
-                feed_keepalive_secs: 5,
+                renotify_after: Span::from_secs(3600),
+                renotify_check: Span::from_secs(5),
+                feed_keepalive: Span::from_secs(5),
                 max_list: 1000,
                 max_feed_clients: 2048,
                 max_feed_clients_per_caller: 32,
@@ -1024,6 +1025,41 @@ fn page_follows_the_feed_and_acts() {
     );
 
     ui.screenshot("command-centre-in-process.png");
+
+    // Numbers in the page's language: the measure's z of 6.25 reads "6,25"
+    // in Russian, with its decimal comma, in the catalog's own words.
+    let catalog = ui.ok(ui.ok(http::get(&api.addr, "/i18n.json?lang=ru")).json());
+    let measure_z = catalog["messages"]["feed.measure_z"]
+        .as_str()
+        .unwrap_or("?")
+        .replace("{z}", "6,25")
+        .replace("{min_z}", "3");
+    ui.ok(ui
+        .browser
+        .goto(&format!("http://{}/?lang=ru", api.proxy.addr)));
+    let feed = ui.wait("the feed in Russian", 30, |b| {
+        let v = b.execute(
+            "return document.documentElement.lang === 'ru' && document.getElementById('feed').children.length \
+               ? document.getElementById('feed').innerText : null",
+            json!([]),
+        )?;
+        Ok((!v.is_null()).then_some(v))
+    });
+    let feed = feed.as_str().unwrap_or_default();
+    assert!(feed.contains(&measure_z), "{measure_z:?} in {feed}");
+    assert!(!feed.contains("6.25"), "a decimal point in Russian: {feed}");
+    // Back to English (the choice is kept) for what follows.
+    ui.ok(ui
+        .browser
+        .goto(&format!("http://{}/?lang=en", api.proxy.addr)));
+    ui.wait("the feed in English", 30, |b| {
+        let v = b.execute(
+            "return document.documentElement.lang === 'en' && document.getElementById('feed').children.length \
+               ? true : null",
+            json!([]),
+        )?;
+        Ok((!v.is_null()).then_some(v))
+    });
     let errors = ui.js_errors();
     assert!(errors.is_empty(), "javascript errors: {errors:?}");
 

@@ -317,7 +317,7 @@ async fn the_cluster_loses_a_node_of_each_kind_under_load_and_nothing_is_lost_or
                 &format!("ingest-{i}.toml"),
                 format!(
                     "[ingest]\nlisten = \"127.0.0.1:{}\"\nnats_urls = [{nats_urls}]\nregistry = \"{registry_file}\"\n\
-                     pseudonym_key = \"{key}\"\nack_wait_secs = 5\nfetch_batch = 500\n\n{common}",
+                     pseudonym_key = \"{key}\"\nack_wait = \"5s\"\nfetch_batch = 500\n\n{common}",
                     free_port()
                 ),
             ),
@@ -330,7 +330,7 @@ async fn the_cluster_loses_a_node_of_each_kind_under_load_and_nothing_is_lost_or
                 &format!("indexer-{i}.toml"),
                 format!(
                     "[indexer]\nlisten = \"127.0.0.1:{}\"\nnats_urls = [{nats_urls}]\nfetch_batch = 1000\n\
-                     fetch_wait_ms = 100\nack_wait_secs = 5\n\n{common}",
+                     fetch_wait = \"100ms\"\nack_wait = \"5s\"\n\n{common}",
                     free_port()
                 ),
             ),
@@ -343,8 +343,8 @@ async fn the_cluster_loses_a_node_of_each_kind_under_load_and_nothing_is_lost_or
                 &format!("escalator-{i}.toml"),
                 format!(
                     "[escalator]\nlisten = \"127.0.0.1:{}\"\nnats_urls = [{nats_urls}]\nregistry = \"{registry_file}\"\n\
-                     shard_count = {SHARDS}\ninstance = \"escalator-{i}\"\nlease_ttl_secs = {LEASE_TTL_SECS}\n\
-                     tick_secs = 3600\ncheckpoint_secs = 1\nack_wait_secs = 5\n\n{common}",
+                     shard_count = {SHARDS}\ninstance = \"escalator-{i}\"\nlease_ttl = \"{LEASE_TTL_SECS}s\"\n\
+                     tick = \"1h\"\ncheckpoint = \"1s\"\nack_wait = \"5s\"\n\n{common}",
                     free_port()
                 ),
             ),

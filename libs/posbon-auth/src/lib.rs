@@ -25,10 +25,10 @@ pub mod secret;
 pub mod throttle;
 pub mod tls;
 
+use posbon_model::Span;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use posbon_geo::Registry;
@@ -95,17 +95,17 @@ pub fn redact(value: &mut serde_json::Value) {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
-    /// How long a page session lasts, in hours.
-    pub session_hours: u64,
+    /// How long a page session lasts (`12h`).
+    pub session: Span,
     /// Consecutive failed logins before a user is locked (for a time that
     /// doubles with each further failure, up to 15 minutes).
     pub max_login_failures: u32,
     /// Failed logins from one client address (an IPv6 /64) within
-    /// `login_address_window_secs` before its logins are refused unread
+    /// `login_address_window` before its logins are refused unread
     /// until the window ends ([`throttle`]).
     pub max_login_failures_per_address: u32,
-    /// The window of `max_login_failures_per_address`, in seconds.
-    pub login_address_window_secs: u64,
+    /// The window of `max_login_failures_per_address`, at most a day (`10m`).
+    pub login_address_window: Span,
     /// Reverse proxies whose `X-Forwarded-For` names the client (their own
     /// address otherwise counts as the client's).
     pub trusted_proxies: Vec<std::net::IpAddr>,
@@ -135,10 +135,10 @@ pub struct AuthConfig {
 impl Default for AuthConfig {
     fn default() -> Self {
         Self {
-            session_hours: 12,
+            session: Span::from_hours(12),
             max_login_failures: 5,
             max_login_failures_per_address: 20,
-            login_address_window_secs: 600,
+            login_address_window: Span::from_secs(600),
             trusted_proxies: Vec::new(),
             allowed_hosts: Vec::new(),
             allowed_origins: Vec::new(),
@@ -187,10 +187,6 @@ impl Auth {
         config: AuthConfig,
     ) -> anyhow::Result<Arc<Self>> {
         anyhow::ensure!(
-            config.session_hours >= 1,
-            "auth.session_hours: must be at least 1"
-        );
-        anyhow::ensure!(
             config.max_login_failures >= 1,
             "auth.max_login_failures: must be at least 1"
         );
@@ -199,8 +195,9 @@ impl Auth {
             "auth.max_login_failures_per_address: must be at least 1"
         );
         anyhow::ensure!(
-            (1..=86_400).contains(&config.login_address_window_secs),
-            "auth.login_address_window_secs: must be 1..=86400"
+            config.login_address_window <= Span::from_days(1),
+            "auth.login_address_window: {} is longer than a day",
+            config.login_address_window
         );
         let metrics_token = match &config.metrics_token_file {
             Some(path) if !path.as_os_str().is_empty() => Some(
@@ -212,11 +209,11 @@ impl Auth {
         let oidc = config.oidc.clone().map(oidc::Oidc::load).transpose()?;
         let limits = IdentityLimits {
             max_failures: config.max_login_failures,
-            session: Duration::from_secs(config.session_hours * 3600),
+            session: config.session.to_std(),
         };
         let address_throttle = throttle::AddressThrottle::new(
             config.max_login_failures_per_address,
-            Duration::from_secs(config.login_address_window_secs),
+            config.login_address_window.to_std(),
         );
         Ok(Arc::new(Self {
             address_throttle,

@@ -4,17 +4,18 @@
 //! `[auth.oidc]` names the issuer and audience the token must carry, where
 //! the provider's public keys are (a JWKS file read at start, or the
 //! provider's `jwks_uri`, fetched on first use, again every
-//! `jwks_refresh_secs` and when a token names a key not yet known, at most
+//! `jwks_refresh` and when a token names a key not yet known, at most
 //! every few seconds), and the claims that give the caller's name, role and
 //! scope. A token is
 //! accepted when its signature verifies with the key its header names
 //! (`kid`, or the only key), its algorithm is one of `algorithms`
 //! (asymmetric only: a public key is never used as an HMAC secret), and
-//! `exp`, `nbf`, `iss` and `aud` check out (with `leeway_secs`). The role
+//! `exp`, `nbf`, `iss` and `aud` check out (with `leeway`). The role
 //! claim must name a Posbon role; the scope claim, when present, is a list
 //! (or a space-separated string) of `region:`, `district:` and `mahalla:`
 //! items.
 
+use posbon_model::Span;
 use std::path::PathBuf;
 use std::str::FromStr as _;
 use std::sync::{Arc, RwLock};
@@ -43,9 +44,9 @@ pub struct OidcConfig {
     /// address), fetched when needed.
     #[serde(default)]
     pub jwks_url: Option<String>,
-    /// How often the keys at `jwks_url` are fetched again, seconds.
+    /// How often the keys at `jwks_url` are fetched again (`1h`).
     #[serde(default = "default_refresh")]
-    pub jwks_refresh_secs: u64,
+    pub jwks_refresh: Span,
     /// A PEM file of the certificate authority of `jwks_url`'s server,
     /// trusted besides the system's.
     #[serde(default)]
@@ -62,9 +63,10 @@ pub struct OidcConfig {
     /// Accepted signature algorithms.
     #[serde(default = "default_algorithms")]
     pub algorithms: Vec<String>,
-    /// Clock skew allowed on `exp` and `nbf`, seconds.
+    /// Clock skew allowed on `exp` and `nbf` (`60s`; at most `5m`).
     #[serde(default = "default_leeway")]
-    pub leeway_secs: u64,
+    #[serde(with = "posbon_model::span::zero_allowed")]
+    pub leeway: Span,
 }
 
 fn default_name_claim() -> String {
@@ -81,12 +83,15 @@ fn default_algorithms() -> Vec<String> {
         .map(str::to_owned)
         .to_vec()
 }
-fn default_leeway() -> u64 {
-    60
+fn default_leeway() -> Span {
+    Span::from_secs(60)
 }
-fn default_refresh() -> u64 {
-    3600
+fn default_refresh() -> Span {
+    Span::from_hours(1)
 }
+
+/// Most clock skew `leeway` may allow: more would keep expired tokens valid.
+const MAX_LEEWAY: Span = Span::from_minutes(5);
 
 /// Least time between two fetches of the key set for an unknown `kid`: a
 /// stream of forged tokens must not turn into a stream of fetches.
@@ -214,6 +219,11 @@ impl Oidc {
             !config.audience.is_empty(),
             "auth.oidc.audience: must not be empty"
         );
+        anyhow::ensure!(
+            config.leeway <= MAX_LEEWAY,
+            "auth.oidc.leeway: {} is more than {MAX_LEEWAY}; a longer leeway keeps expired tokens valid",
+            config.leeway
+        );
         let (source, keys) = match (&config.jwks_file, &config.jwks_url) {
             (Some(file), None) => {
                 let origin = format!("auth.oidc.jwks_file {}", file.display());
@@ -252,7 +262,7 @@ impl Oidc {
     }
 
     /// Fetches the key set at `jwks_url` when it is older than
-    /// `jwks_refresh_secs`, or (`unknown_kid`) when a token names a key not
+    /// `jwks_refresh`, or (`unknown_kid`) when a token names a key not
     /// known and the last fetch is more than a few seconds old. A failed
     /// fetch keeps the keys known and is logged.
     async fn refresh(&self, unknown_kid: bool) {
@@ -269,11 +279,8 @@ impl Oidc {
             None => true,
             Some(at) => {
                 let age = at.elapsed();
-                age >= Duration::from_secs(self.config.jwks_refresh_secs)
-                    || (unknown_kid
-                        && age
-                            >= REFETCH_AFTER
-                                .min(Duration::from_secs(self.config.jwks_refresh_secs)))
+                age >= self.config.jwks_refresh.to_std()
+                    || (unknown_kid && age >= REFETCH_AFTER.min(self.config.jwks_refresh.to_std()))
             }
         };
         if !due {
@@ -333,7 +340,7 @@ impl Oidc {
         validation.set_audience(&[self.config.audience.as_str()]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         validation.validate_nbf = true;
-        validation.leeway = self.config.leeway_secs;
+        validation.leeway = u64::try_from(self.config.leeway.secs()).unwrap_or(0);
         let data = jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &validation)
             .map_err(|e| invalid(&e.to_string()))?;
         let claims = data.claims;

@@ -6,7 +6,7 @@
 //! client address over a window, each *before* its password is looked at (so
 //! that attempts sent at once are each counted), and taken back when the
 //! login succeeds: beyond `max_login_failures_per_address` within
-//! `login_address_window_secs`, the address is refused (429 with
+//! `login_address_window`, the address is refused (429 with
 //! `Retry-After`) without its password being checked, which also keeps it
 //! from spending the server's Argon2 time.
 //!

@@ -1,6 +1,7 @@
 //! Identities, the audit chain and the guard's browser protections, over the
 //! in-memory store and the simulated registry.
 
+use posbon_model::Span;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -948,7 +949,7 @@ async fn identity_provider_keys_from_its_jwks_url() {
     let server = tokio::spawn(async move { axum::serve(listener, provider).await });
     let config: posbon_auth::oidc::OidcConfig = toml::from_str(&format!(
         "issuer = \"https://idp.test/realms/police\"\naudience = \"posbon\"\n\
-         jwks_url = \"http://127.0.0.1:{port}/jwks\"\njwks_refresh_secs = 1\n"
+         jwks_url = \"http://127.0.0.1:{port}/jwks\"\njwks_refresh = \"1s\"\n"
     ))
     .expect("config");
     let auth = auth_over(
@@ -1078,7 +1079,7 @@ async fn audit_records_past_retention_go_and_the_rest_still_verifies() {
 async fn failed_logins_are_limited_per_client_address() {
     let config = AuthConfig {
         max_login_failures_per_address: 3,
-        login_address_window_secs: 600,
+        login_address_window: Span::from_secs(600),
         trusted_proxies: vec!["10.0.0.2".parse().expect("ip")],
         ..AuthConfig::default()
     };

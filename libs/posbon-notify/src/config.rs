@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use posbon_model::{Escalation, EscalationMatchers, NotifyTier, RiskLevel};
+use posbon_model::{Escalation, EscalationMatchers, NotifyTier, RiskLevel, Span};
 use serde::Deserialize;
 
 /// The target that stands for the mahalla's inspector in a receiver's `to`
@@ -48,20 +48,20 @@ pub struct RetryConfig {
     /// Attempts in all (1..=20).
     pub attempts: u32,
     /// Wait after the first failure; doubled after each.
-    pub initial_backoff_ms: u64,
+    pub initial_backoff: Span,
     /// Longest wait.
-    pub max_backoff_ms: u64,
+    pub max_backoff: Span,
     /// Time limit of one attempt (connect, send, answer).
-    pub timeout_ms: u64,
+    pub timeout: Span,
 }
 
 impl Default for RetryConfig {
     fn default() -> Self {
         Self {
             attempts: 5,
-            initial_backoff_ms: 1_000,
-            max_backoff_ms: 60_000,
-            timeout_ms: 10_000,
+            initial_backoff: Span::from_secs(1),
+            max_backoff: Span::from_minutes(1),
+            timeout: Span::from_secs(10),
         }
     }
 }
@@ -303,13 +303,15 @@ impl NotifyConfig {
             r.attempts
         );
         anyhow::ensure!(
-            r.initial_backoff_ms >= 1 && r.max_backoff_ms >= r.initial_backoff_ms,
-            "notify.retry: initial_backoff_ms must be at least 1 and at most max_backoff_ms"
+            r.max_backoff >= r.initial_backoff,
+            "notify.retry: initial_backoff ({}) must be at most max_backoff ({})",
+            r.initial_backoff,
+            r.max_backoff
         );
         anyhow::ensure!(
-            (100..=120_000).contains(&r.timeout_ms),
-            "notify.retry.timeout_ms: {} is not within 100..=120000",
-            r.timeout_ms
+            (Span::from_millis(100)..=Span::from_minutes(2)).contains(&r.timeout),
+            "notify.retry.timeout: {} is not within 100ms..=2m",
+            r.timeout
         );
         if let Some(url) = &self.page_url {
             let parsed = reqwest::Url::parse(url)

@@ -26,6 +26,7 @@ pub mod config;
 mod message;
 pub mod send;
 
+use posbon_model::Span;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
@@ -115,7 +116,7 @@ impl Notifier {
     /// Checks `config`, reads its secrets and builds the receivers.
     pub fn new(config: &NotifyConfig, metrics: &Metrics) -> anyhow::Result<Self> {
         config.validate()?;
-        let timeout = Duration::from_millis(config.retry.timeout_ms);
+        let timeout = config.retry.timeout.to_std();
         let ca_pem = match &config.ca_file {
             Some(path) => Some(std::fs::read(path).map_err(|e| {
                 anyhow::anyhow!("notify.ca_file: cannot read {}: {e}", path.display())
@@ -168,8 +169,7 @@ impl Notifier {
     /// The time limit of one attempt at `receiver`: the configured timeout
     /// for each request it makes, and one more for connecting.
     fn attempt_limit(&self, receiver: &Receiver) -> Duration {
-        Duration::from_millis(self.retry.timeout_ms)
-            * (receiver.transport.requests_per_attempt() + 1)
+        self.retry.timeout.to_std() * (receiver.transport.requests_per_attempt() + 1)
     }
 
     /// The longest one [`Notifier::deliver`] can take once it holds its
@@ -195,10 +195,11 @@ impl Notifier {
     fn backoff(&self, attempt: u32) -> Duration {
         let ms = self
             .retry
-            .initial_backoff_ms
-            .saturating_mul(1u64 << attempt.min(20))
-            .min(self.retry.max_backoff_ms);
-        Duration::from_millis(ms)
+            .initial_backoff
+            .millis()
+            .saturating_mul(1i64 << attempt.min(20))
+            .min(self.retry.max_backoff.millis());
+        Span::from_millis(ms).to_std()
     }
 
     /// The receivers that `escalation` at tier `tier` pages, each once, in
@@ -291,14 +292,14 @@ impl Notifier {
                     // sooner; one that asks for longer than the longest
                     // backoff is given up on (the dead letter keeps it).
                     let backoff = self.backoff(attempts - 1);
-                    let max = Duration::from_millis(self.retry.max_backoff_ms);
+                    let max = self.retry.max_backoff.to_std();
                     let wait = match err.retry_after {
                         Some(asked) if asked > max => {
                             break Outcome::Failed {
                                 attempts,
                                 reason: format!(
                                     "{}; it asked to be retried after {} s, longer than \
-                                     [notify.retry] max_backoff_ms allows",
+                                     [notify.retry] max_backoff allows",
                                     err.message,
                                     asked.as_secs()
                                 ),

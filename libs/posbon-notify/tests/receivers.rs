@@ -122,9 +122,9 @@ fn notifier(toml_text: &str) -> Notifier {
 const FAST_RETRY: &str = r#"
 [retry]
 attempts = 3
-initial_backoff_ms = 10
-max_backoff_ms = 40
-timeout_ms = 2000
+initial_backoff = "10ms"
+max_backoff = "40ms"
+timeout = "2s"
 "#;
 
 #[tokio::test]
@@ -328,9 +328,9 @@ async fn retry_after_is_honoured() {
         secret = "0123456789abcdef0123456789abcdef"
         [retry]
         attempts = 3
-        initial_backoff_ms = 10
-        max_backoff_ms = 5000
-        timeout_ms = 2000
+        initial_backoff = "10ms"
+        max_backoff = "5s"
+        timeout = "2s"
         "#
         )
     };

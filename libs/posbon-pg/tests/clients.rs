@@ -8,6 +8,7 @@
 //! district-scoped analyst, an operator (no SQL), a user with a password,
 //! and a second server with TLS required.
 
+use posbon_model::Span;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::sync::Arc;
@@ -370,7 +371,7 @@ async fn psycopg(server: &Server, password: &str, script: &str) -> Output {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn psycopg_binds_parameters_round_trips_times_and_is_refused_and_cancelled() {
     let limits = SqlLimits {
-        timeout_ms: 1500,
+        timeout: Span::from_millis(1500),
         ..SqlLimits::default()
     };
     let server = start(limits, None).await;

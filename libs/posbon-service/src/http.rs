@@ -8,7 +8,7 @@
 //! sending holds nothing for long.
 //!
 //! The certificate and key are read again when their files change (checked
-//! at most every [`HttpConfig::tls_reload_secs`] on a new connection), so a
+//! at most every [`HttpConfig::tls_reload`] on a new connection), so a
 //! renewed certificate is served without a restart; a pair that does not load
 //! is logged and the one before stays in use.
 //!
@@ -20,6 +20,7 @@
 //! ([`posbon_auth::http::MatchedRoute`]), never the path with its ids;
 //! requests no route matched count as `unmatched`.
 
+use posbon_model::Span;
 use std::future::Future as _;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
@@ -49,20 +50,23 @@ pub struct HttpConfig {
     /// Most connections open at once; further clients wait in the kernel's
     /// accept queue until one closes.
     pub max_connections: usize,
-    /// A request's headers must arrive within this many seconds of the
-    /// connection opening or of the previous answer; a kept-alive connection
-    /// idle for longer is closed.
-    pub header_timeout_secs: u64,
-    /// A request body must arrive within this many seconds (408 otherwise).
-    pub body_timeout_secs: u64,
-    /// A TLS handshake must finish within this many seconds.
-    pub tls_handshake_timeout_secs: u64,
-    /// How often, at most, the certificate files are checked for changes.
-    pub tls_reload_secs: u64,
+    /// A request's headers must arrive within this time of the connection
+    /// opening or of the previous answer; a kept-alive connection idle for
+    /// longer is closed.
+    pub header_timeout: Span,
+    /// A request body must arrive within this time (408 otherwise).
+    pub body_timeout: Span,
+    /// A TLS handshake must finish within this time.
+    pub tls_handshake_timeout: Span,
+    /// How often, at most, the certificate files are checked for changes
+    /// (`0s`: on every new connection).
+    #[serde(with = "posbon_model::span::zero_allowed")]
+    pub tls_reload: Span,
     /// `max-age` of `Strict-Transport-Security` when serving HTTPS.
-    pub hsts_max_age_secs: u64,
+    #[serde(with = "posbon_model::span::zero_allowed")]
+    pub hsts_max_age: Span,
     /// At shutdown, how long open connections (feeds) get to finish.
-    pub shutdown_grace_secs: u64,
+    pub shutdown_grace: Span,
 }
 
 impl Default for HttpConfig {
@@ -71,12 +75,12 @@ impl Default for HttpConfig {
             tls_cert: None,
             tls_key: None,
             max_connections: 4096,
-            header_timeout_secs: 15,
-            body_timeout_secs: 60,
-            tls_handshake_timeout_secs: 10,
-            tls_reload_secs: 30,
-            hsts_max_age_secs: 31_536_000,
-            shutdown_grace_secs: 5,
+            header_timeout: Span::from_secs(15),
+            body_timeout: Span::from_secs(60),
+            tls_handshake_timeout: Span::from_secs(10),
+            tls_reload: Span::from_secs(30),
+            hsts_max_age: Span::from_secs(31_536_000),
+            shutdown_grace: Span::from_secs(5),
         }
     }
 }
@@ -107,17 +111,18 @@ impl HttpConfig {
     }
 
     fn check(&self) -> Result<(), HttpError> {
+        if self.max_connections == 0 {
+            return Err(HttpError::Invalid(
+                "max_connections must be at least 1".into(),
+            ));
+        }
         for (name, value) in [
-            ("max_connections", self.max_connections as u64),
-            ("header_timeout_secs", self.header_timeout_secs),
-            ("body_timeout_secs", self.body_timeout_secs),
-            (
-                "tls_handshake_timeout_secs",
-                self.tls_handshake_timeout_secs,
-            ),
+            ("header_timeout", self.header_timeout),
+            ("body_timeout", self.body_timeout),
+            ("tls_handshake_timeout", self.tls_handshake_timeout),
         ] {
-            if value == 0 {
-                return Err(HttpError::Invalid(format!("{name} must be at least 1")));
+            if value.is_zero() {
+                return Err(HttpError::Invalid(format!("{name} must be above zero")));
             }
         }
         Ok(())
@@ -129,7 +134,7 @@ impl HttpConfig {
             Some((cert, key)) => Some(Arc::new(Certificates::load(
                 cert,
                 key,
-                Duration::from_secs(self.tls_reload_secs),
+                self.tls_reload.to_std(),
             )?)),
             None => None,
         })
@@ -199,7 +204,7 @@ pub fn load_tls(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, HttpErr
 }
 
 /// The TLS configuration in use, read again when the files change (at
-/// most every [`HttpConfig::tls_reload_secs`]): the HTTP server's, and the
+/// most every [`HttpConfig::tls_reload`]): the HTTP server's, and the
 /// PostgreSQL front end's, which serves the same certificate.
 pub struct Certificates {
     cert: PathBuf,
@@ -331,7 +336,7 @@ async fn observe(
 }
 
 /// Serves `app` on `listener` until `shutdown`, then gives open connections
-/// [`HttpConfig::shutdown_grace_secs`] to finish. Requests are measured in
+/// [`HttpConfig::shutdown_grace`] to finish. Requests are measured in
 /// `metrics` (module docs).
 pub async fn serve(
     listener: TcpListener,
@@ -342,7 +347,7 @@ pub async fn serve(
 ) -> Result<(), anyhow::Error> {
     config.check()?;
     let tls = config.certificates()?;
-    let body_timeout = Duration::from_secs(config.body_timeout_secs);
+    let body_timeout = config.body_timeout.to_std();
     let red = Red::new(metrics)?;
     let mut app = app
         .layer(axum::middleware::from_fn(move |request, next| {
@@ -354,7 +359,7 @@ pub async fn serve(
     if tls.is_some() {
         let hsts = HeaderValue::from_str(&format!(
             "max-age={}; includeSubDomains",
-            config.hsts_max_age_secs
+            config.hsts_max_age.secs()
         ))
         .map_err(|e| anyhow::anyhow!("hsts header: {e}"))?;
         app = app.layer(tower_http::set_header::SetResponseHeaderLayer::overriding(
@@ -366,20 +371,20 @@ pub async fn serve(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(config.header_timeout_secs))
+        .header_read_timeout(config.header_timeout.to_std())
         .max_buf_size(64 * 1024);
     builder
         .http2()
         .timer(TokioTimer::new())
-        .keep_alive_interval(Duration::from_secs(config.header_timeout_secs))
-        .keep_alive_timeout(Duration::from_secs(config.header_timeout_secs))
+        .keep_alive_interval(config.header_timeout.to_std())
+        .keep_alive_timeout(config.header_timeout.to_std())
         .max_concurrent_streams(64)
         .max_header_list_size(64 * 1024);
     let builder = Arc::new(builder);
     let permits = Arc::new(tokio::sync::Semaphore::new(config.max_connections));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let handshake = Duration::from_secs(config.tls_handshake_timeout_secs);
-    let first_byte = Duration::from_secs(config.header_timeout_secs);
+    let handshake = config.tls_handshake_timeout.to_std();
+    let first_byte = config.header_timeout.to_std();
     let mut full_logged = false;
     loop {
         let permit = match permits.clone().try_acquire_owned() {
@@ -454,13 +459,13 @@ pub async fn serve(
         });
     }
     drop(listener);
-    let grace = Duration::from_secs(config.shutdown_grace_secs);
+    let grace = config.shutdown_grace.to_std();
     if tokio::time::timeout(grace, graceful.shutdown())
         .await
         .is_err()
     {
         tracing::info!(
-            grace_secs = config.shutdown_grace_secs,
+            grace = %config.shutdown_grace,
             "open connections closed at the end of the shutdown grace"
         );
     }

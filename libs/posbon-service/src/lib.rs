@@ -21,7 +21,7 @@ mod health;
 pub mod client;
 pub mod http;
 pub mod registry;
-pub use config::{ConfigError, load_config};
+pub use config::{ConfigError, load_config, take_config_warnings};
 pub use health::{FnCheck, Health, Readiness, ReadinessCheck};
 
 use tokio_util::sync::CancellationToken;
@@ -78,6 +78,9 @@ where
     runtime.block_on(async {
         let _telemetry = posbon_telemetry::init(name, telemetry(&config))
             .map_err(|e| anyhow::anyhow!("cannot set up telemetry: {e}"))?;
+        for warning in take_config_warnings() {
+            tracing::warn!(service = name, "{warning}");
+        }
         let outcome = serve(config, shutdown_signal()).await;
         if let Err(e) = &outcome {
             tracing::error!(error = %format!("{e:#}"), service = name, "service stopped");

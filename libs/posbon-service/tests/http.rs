@@ -2,6 +2,7 @@
 //! a renewed certificate served without a restart, and the limits that keep
 //! a silent or slow client from holding the server.
 
+use posbon_model::Span;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -102,7 +103,7 @@ impl Pki {
         HttpConfig {
             tls_cert: Some(self.cert()),
             tls_key: Some(self.key()),
-            tls_reload_secs: 0,
+            tls_reload: Span::ZERO,
             ..HttpConfig::default()
         }
     }
@@ -244,8 +245,8 @@ async fn read_until_closed(stream: &mut TcpStream, within: Duration) -> Option<S
 #[tokio::test]
 async fn a_client_that_stops_sending_is_cut_off() {
     let server = Server::start(HttpConfig {
-        header_timeout_secs: 1,
-        body_timeout_secs: 1,
+        header_timeout: Span::from_secs(1),
+        body_timeout: Span::from_secs(1),
         ..HttpConfig::default()
     })
     .await;
@@ -304,7 +305,7 @@ async fn a_client_that_stops_sending_is_cut_off() {
 async fn connections_beyond_the_limit_wait_for_a_free_one() {
     let server = Server::start(HttpConfig {
         max_connections: 2,
-        header_timeout_secs: 60,
+        header_timeout: Span::from_secs(60),
         ..HttpConfig::default()
     })
     .await;

@@ -1,6 +1,7 @@
 //! [`SqlEngine`]: a DataFusion session over the store with Posbon's tables
 //! and functions, that runs read-only queries within limits.
 
+use posbon_model::Span;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -29,8 +30,8 @@ use crate::tables::{EscalationsTable, EventTable, mahallas_table};
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SqlLimits {
-    /// Longest a query may run, planning included, in milliseconds.
-    pub timeout_ms: u64,
+    /// Longest a query may run, planning included.
+    pub timeout: Span,
     /// Most rows a result holds; a longer result is cut and marked
     /// truncated.
     pub max_rows: usize,
@@ -53,7 +54,7 @@ pub struct SqlLimits {
 impl Default for SqlLimits {
     fn default() -> Self {
         Self {
-            timeout_ms: 30_000,
+            timeout: Span::from_secs(30),
             max_rows: 100_000,
             max_result_bytes: 256 << 20,
             max_memory_bytes: 2 << 30,
@@ -67,7 +68,7 @@ impl Default for SqlLimits {
 impl SqlLimits {
     /// The time limit.
     pub fn timeout(&self) -> Duration {
-        Duration::from_millis(self.timeout_ms)
+        self.timeout.to_std()
     }
 }
 
@@ -117,7 +118,7 @@ pub const TABLES: [&str; 13] = [
 /// caller granted it shows ([`SqlEngine::for_access`], [`crate::audit`]).
 ///
 /// Every query is checked to be read-only (no DDL, DML, `COPY` or session
-/// statements; no table reads files), runs within [`SqlLimits::timeout_ms`]
+/// statements; no table reads files), runs within [`SqlLimits::timeout`]
 /// and returns at most [`SqlLimits::max_rows`] rows. Cheap to share behind
 /// an `Arc`; queries run concurrently.
 #[derive(Clone)]

@@ -2,6 +2,7 @@
 
 mod common;
 
+use posbon_model::Span;
 use std::io::Cursor;
 use std::sync::Arc;
 
@@ -178,7 +179,7 @@ async fn errors_say_what_is_wrong() {
         assert!(!v["error"].as_str().expect("message").is_empty(), "{body}");
     }
     let limits = SqlLimits {
-        timeout_ms: 20,
+        timeout: Span::from_millis(20),
         ..SqlLimits::default()
     };
     let r = app(limits).await

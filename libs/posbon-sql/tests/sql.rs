@@ -3,6 +3,7 @@
 
 mod common;
 
+use posbon_model::Span;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -683,7 +684,7 @@ fn busy_is_503_with_retry_after() {
 #[tokio::test]
 async fn slow_queries_are_stopped() {
     let limits = SqlLimits {
-        timeout_ms: 50,
+        timeout: Span::from_millis(50),
         ..SqlLimits::default()
     };
     let engine = engine_over(fixture().store.clone(), limits);
@@ -702,7 +703,7 @@ async fn slow_queries_are_stopped() {
 #[tokio::test(flavor = "current_thread")]
 async fn a_runaway_query_is_stopped_and_frees_its_turn() {
     let limits = SqlLimits {
-        timeout_ms: 500,
+        timeout: Span::from_millis(500),
         max_concurrent: 1,
         max_queued: 4,
         ..SqlLimits::default()

@@ -12,6 +12,7 @@
 //!
 //! With environment overrides: `POSBON__STORE__TIKV__PD_ENDPOINTS='["pd0:2379"]'`.
 
+use posbon_model::Span;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -86,20 +87,20 @@ pub struct TikvConfig {
     /// Mutual TLS towards PD and TiKV; plaintext when absent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<TikvTlsConfig>,
-    /// Milliseconds to wait for PD at start-up before giving up.
-    pub connect_timeout_ms: u64,
-    /// Deadline of each gRPC call to PD or TiKV, in milliseconds (the
+    /// How long to wait for PD at start-up before giving up.
+    pub connect_timeout: Span,
+    /// Deadline of each gRPC call to PD or TiKV (the
     /// client's own retries of region errors happen within an operation).
-    pub request_timeout_ms: u64,
+    pub request_timeout: Span,
     /// Deadline of one attempt of a store operation (a whole batch put, one
-    /// scan page), in milliseconds.
-    pub operation_timeout_ms: u64,
+    /// scan page).
+    pub operation_timeout: Span,
     /// Attempts after the first when an operation fails in a retryable way
     /// (timeouts, unreachable stores, region errors the client gave up on).
     pub retries: u32,
-    /// Delay before the first retry, in milliseconds; doubled for each
+    /// Delay before the first retry; doubled for each
     /// further retry.
-    pub retry_backoff_ms: u64,
+    pub retry_backoff: Span,
     /// Bytes of keys and values per batch-put call; a larger batch is sent
     /// in several calls (the client splits each call further into 16 KiB
     /// requests per region).
@@ -115,11 +116,11 @@ impl Default for TikvConfig {
         Self {
             pd_endpoints: Vec::new(),
             tls: None,
-            connect_timeout_ms: 10_000,
-            request_timeout_ms: 2_000,
-            operation_timeout_ms: 30_000,
+            connect_timeout: Span::from_secs(10),
+            request_timeout: Span::from_secs(2),
+            operation_timeout: Span::from_secs(30),
             retries: 3,
-            retry_backoff_ms: 100,
+            retry_backoff: Span::from_millis(100),
             max_batch_bytes: 4 << 20,
             scan_batch: 1024,
             max_response_bytes: 64 << 20,
@@ -171,9 +172,15 @@ impl TikvConfig {
             }
         }
         for (name, value) in [
-            ("connect_timeout_ms", self.connect_timeout_ms),
-            ("request_timeout_ms", self.request_timeout_ms),
-            ("operation_timeout_ms", self.operation_timeout_ms),
+            ("connect_timeout", self.connect_timeout),
+            ("request_timeout", self.request_timeout),
+            ("operation_timeout", self.operation_timeout),
+        ] {
+            if value.is_zero() {
+                return invalid(format!("{name} must be above zero"));
+            }
+        }
+        for (name, value) in [
             ("max_batch_bytes", self.max_batch_bytes as u64),
             ("max_response_bytes", self.max_response_bytes as u64),
         ] {
@@ -202,21 +209,26 @@ impl TikvConfig {
     }
 
     pub(crate) fn connect_timeout(&self) -> Duration {
-        Duration::from_millis(self.connect_timeout_ms)
+        self.connect_timeout.to_std()
     }
 
     pub(crate) fn request_timeout(&self) -> Duration {
-        Duration::from_millis(self.request_timeout_ms)
+        self.request_timeout.to_std()
     }
 
     pub(crate) fn operation_timeout(&self) -> Duration {
-        Duration::from_millis(self.operation_timeout_ms)
+        self.operation_timeout.to_std()
     }
 
     /// The delay before retry number `attempt` (1-based), capped at 10 s.
     pub(crate) fn backoff(&self, attempt: u32) -> Duration {
         let factor = 1u64 << attempt.saturating_sub(1).min(16);
-        Duration::from_millis(self.retry_backoff_ms.saturating_mul(factor).min(10_000))
+        Duration::from_millis(
+            u64::try_from(self.retry_backoff.millis())
+                .unwrap_or(0)
+                .saturating_mul(factor)
+                .min(10_000),
+        )
     }
 }
 
@@ -308,10 +320,10 @@ mod tests {
         };
         assert!(check(batch).contains("scan_batch"));
         let zero = TikvConfig {
-            operation_timeout_ms: 0,
+            operation_timeout: Span::ZERO,
             ..TikvConfig::new(["a:1"])
         };
-        assert!(check(zero).contains("operation_timeout_ms"));
+        assert!(check(zero).contains("operation_timeout"));
         let tls = TikvConfig {
             tls: Some(TikvTlsConfig {
                 ca_path: "/nonexistent/ca.pem".into(),

@@ -156,7 +156,7 @@ impl TikvStore {
     /// Fails with [`StoreErrorKind::InvalidRequest`] when the settings are
     /// wrong (naming the setting), and with [`StoreErrorKind::Unavailable`]
     /// naming the endpoints when PD does not answer within
-    /// `connect_timeout_ms` or no TiKV store serves the key space.
+    /// `connect_timeout` or no TiKV store serves the key space.
     pub async fn connect(config: &TikvConfig, metrics: Option<&Metrics>) -> Result<Self> {
         config.validate()?;
         let metrics = metrics.map(StoreMetrics::new).transpose()?;
@@ -179,7 +179,7 @@ impl TikvStore {
             RawClient::new_with_config(config.pd_endpoints.clone(), client_config),
         )
         .await
-        .map_err(|_| unreachable(format!("no answer within {} ms", config.connect_timeout_ms)))?
+        .map_err(|_| unreachable(format!("no answer within {}", config.connect_timeout)))?
         .map_err(|e| unreachable(e.to_string()))?;
         let store = Self {
             inner: Arc::new(Inner {
@@ -199,7 +199,7 @@ impl TikvStore {
         .map_err(|_| {
             unreachable(format!(
                 "pd answered but no tikv store served a read within {} ms",
-                config.connect_timeout_ms
+                config.connect_timeout
             ))
         })?
         .map_err(|e| unreachable(format!("pd answered but a tikv read failed: {e}")))?;
@@ -240,10 +240,7 @@ impl TikvStore {
                 Ok(result) => result.map_err(|e| client_error(op, e)),
                 Err(_) => Err(StoreError::new(
                     StoreErrorKind::Timeout,
-                    format!(
-                        "tikv {op} took longer than {} ms",
-                        config.operation_timeout_ms
-                    ),
+                    format!("tikv {op} took longer than {} ms", config.operation_timeout),
                 )),
             };
             match result {

@@ -3,6 +3,7 @@
 //! workaround of tikv-client's `scan` defect, region errors and splits,
 //! partial batch failures, an unreachable PD, metrics and copies.
 
+use posbon_model::Span;
 use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
@@ -236,7 +237,7 @@ async fn a_failed_event_batch_is_completed_by_its_retry() {
     let store = TikvStore::connect(
         &TikvConfig {
             retries: 1,
-            retry_backoff_ms: 1,
+            retry_backoff: Span::from_millis(1),
             ..TikvConfig::new([server.pd_endpoint()])
         },
         None,
@@ -497,7 +498,7 @@ async fn tikv_store_over_mutual_tls() {
     let config = |tls: Option<TikvTlsConfig>| {
         let mut config = TikvConfig::new([server.pd_endpoint()]);
         config.tls = tls;
-        config.connect_timeout_ms = 2000;
+        config.connect_timeout = Span::from_secs(2);
         config
     };
     let store = TikvStore::connect(&config(Some(client)), None)

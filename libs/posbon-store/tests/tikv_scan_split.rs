@@ -10,6 +10,7 @@
 //! for a delayed ACK, so one scan took tens of seconds and the benchmark's
 //! forty looked hung; the deadline below catches that too.
 
+use posbon_model::Span;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -46,7 +47,7 @@ async fn server_with(split_keys: Vec<Vec<u8>>) -> TestServer {
 async fn store_on(server: &TestServer) -> TikvStore {
     let mut config = TikvConfig::new([server.pd_endpoint()]);
     // Fail fast rather than wait out the default 30 s per attempt.
-    config.operation_timeout_ms = 5_000;
+    config.operation_timeout = Span::from_secs(5);
     config.retries = 1;
     TikvStore::connect(&config, None).await.expect("connects")
 }

@@ -1,5 +1,6 @@
 //! Telemetry configuration, deserialized from the service config file.
 
+use posbon_model::Span;
 use serde::Deserialize;
 
 /// Default log filter when neither `RUST_LOG` nor [`TelemetryConfig::log_level`] says otherwise.
@@ -43,12 +44,12 @@ pub struct TelemetryConfig {
     /// Fraction (0.0 to 1.0) of new root traces that are sampled. Spans with a remote or
     /// local parent follow the parent's sampling decision.
     pub trace_sample_ratio: f64,
-    /// Interval between OTLP metric exports, in milliseconds. When unset, the standard
+    /// Interval between OTLP metric exports (`30s`). When unset, the standard
     /// `OTEL_METRIC_EXPORT_INTERVAL` variable or the SDK default (60 s) applies.
-    pub metrics_export_interval_ms: Option<u64>,
-    /// Upper bound, in milliseconds, on flushing and shutting down the exporters when the
+    pub metrics_export_interval: Option<Span>,
+    /// Upper bound (`5s`) on flushing and shutting down the exporters when the
     /// [`TelemetryGuard`](crate::TelemetryGuard) is dropped.
-    pub shutdown_timeout_ms: u64,
+    pub shutdown_timeout: Span,
 }
 
 impl Default for TelemetryConfig {
@@ -58,8 +59,8 @@ impl Default for TelemetryConfig {
             log_format: LogFormat::Auto,
             otlp_endpoint: None,
             trace_sample_ratio: 1.0,
-            metrics_export_interval_ms: None,
-            shutdown_timeout_ms: 5_000,
+            metrics_export_interval: None,
+            shutdown_timeout: Span::from_secs(5),
         }
     }
 }

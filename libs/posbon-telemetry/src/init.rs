@@ -53,7 +53,7 @@ fn set_otlp_meter(meter: Option<opentelemetry::metrics::Meter>) {
 ///
 /// Hold it in `main` for the lifetime of the process. Dropping it exports pending spans and
 /// a final metrics snapshot, waiting at most
-/// [`TelemetryConfig::shutdown_timeout_ms`]; an unreachable collector cannot stall shutdown
+/// [`TelemetryConfig::shutdown_timeout`]; an unreachable collector cannot stall shutdown
 /// beyond that bound. The drop blocks the calling thread while it waits, so drop the guard
 /// at the very end of `main` (after the runtime's work is done). Logging keeps working
 /// after the drop.
@@ -423,7 +423,7 @@ pub fn init(
     let filter = log_filter(&config.log_level)?;
     let sampler = sampler(config.trace_sample_ratio)?;
     let style = LogStyle::resolve(config.log_format, std::io::stderr().is_terminal());
-    let shutdown_timeout = Duration::from_millis(config.shutdown_timeout_ms);
+    let shutdown_timeout = config.shutdown_timeout.to_std();
 
     if INITIALIZED
         .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
@@ -470,8 +470,8 @@ fn install(
     if let Some(otlp) = otlp {
         tracer_builder = tracer_builder.with_batch_exporter(otlp.span_exporter);
         let mut reader = PeriodicReader::builder(otlp.metric_exporter);
-        if let Some(interval_ms) = config.metrics_export_interval_ms {
-            reader = reader.with_interval(Duration::from_millis(interval_ms));
+        if let Some(interval) = config.metrics_export_interval {
+            reader = reader.with_interval(interval.to_std());
         }
         meter_provider = Some(
             SdkMeterProvider::builder()

@@ -95,7 +95,7 @@
 //! OTLP export runs on a private one-thread tokio runtime, so [`init`] works in or out of
 //! an async context and with any runtime flavor. Dropping the [`TelemetryGuard`] flushes
 //! pending spans and a final metrics snapshot, bounded by
-//! [`TelemetryConfig::shutdown_timeout_ms`] even when the collector is unreachable.
+//! [`TelemetryConfig::shutdown_timeout`] even when the collector is unreachable.
 
 mod config;
 mod error;

@@ -3,6 +3,7 @@
 //!
 //! One test per binary because `init` installs process-global state.
 
+use posbon_model::Span;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -91,7 +92,7 @@ fn spans_and_metrics_reach_the_collector() {
     let config = TelemetryConfig {
         otlp_endpoint: Some(format!("http://{addr}")),
         // Only the final export at shutdown should carry metrics.
-        metrics_export_interval_ms: Some(600_000),
+        metrics_export_interval: Some(Span::from_minutes(10)),
         ..TelemetryConfig::default()
     };
     let guard = posbon_telemetry::init("posbon-otlp-test", &config).unwrap();

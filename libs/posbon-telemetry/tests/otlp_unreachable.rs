@@ -2,6 +2,7 @@
 //!
 //! Separate binary because `init` installs process-global state.
 
+use posbon_model::Span;
 use std::time::{Duration, Instant};
 
 use posbon_telemetry::{Metrics, TelemetryConfig, TelemetryError};
@@ -15,7 +16,7 @@ async fn shutdown_is_bounded_without_a_collector() {
     };
     let config = TelemetryConfig {
         otlp_endpoint: Some(format!("http://{addr}")),
-        shutdown_timeout_ms: 1_500,
+        shutdown_timeout: Span::from_millis(1_500),
         ..TelemetryConfig::default()
     };
     // A bad endpoint is an error, not a panic (even inside a runtime), and leaves

@@ -36,6 +36,7 @@ pub mod page;
 pub mod serve;
 pub mod silences;
 
+use posbon_model::Span;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -71,12 +72,12 @@ pub struct ApiConfig {
     /// Mahalla registry (GeoJSON). Required by the service binaries: every service of a deployment loads the same file (`posbon_service::registry`); the library entry points take a loaded registry.
     #[serde(default)]
     pub registry: Option<std::path::PathBuf>,
-    /// Seconds after which an unacknowledged escalation is re-notified one tier up.
-    pub renotify_after_secs: u64,
-    /// Seconds between re-notification checks.
-    pub renotify_check_secs: u64,
-    /// Seconds between SSE keep-alive comments.
-    pub feed_keepalive_secs: u64,
+    /// How long after which an unacknowledged escalation is re-notified one tier up.
+    pub renotify_after: Span,
+    /// Time between re-notification checks.
+    pub renotify_check: Span,
+    /// Time between SSE keep-alive comments.
+    pub feed_keepalive: Span,
     /// Most escalations one list returns.
     pub max_list: usize,
     /// Most live-feed clients (SSE and WebSocket) at once; one more gets 503
@@ -107,9 +108,9 @@ fn default_max_feed_replay() -> u64 {
 }
 
 impl ApiConfig {
-    /// The SSE keep-alive interval (at least one second).
+    /// The SSE keep-alive interval.
     pub fn feed_keepalive(&self) -> Duration {
-        Duration::from_secs(self.feed_keepalive_secs.max(1))
+        self.feed_keepalive.to_std()
     }
 
     /// Checks the values.
@@ -118,14 +119,6 @@ impl ApiConfig {
         anyhow::ensure!(
             self.max_feed_clients >= 1 && self.max_feed_clients_per_caller >= 1,
             "api.max_feed_clients and api.max_feed_clients_per_caller: must be at least 1"
-        );
-        anyhow::ensure!(
-            self.renotify_after_secs >= 1,
-            "api.renotify_after_secs: must be at least 1"
-        );
-        anyhow::ensure!(
-            self.renotify_check_secs >= 1,
-            "api.renotify_check_secs: must be at least 1"
         );
         Ok(())
     }
@@ -199,7 +192,7 @@ impl ApiState {
         let lifecycle = Arc::new(Lifecycle::new(
             store.clone(),
             bus.clone(),
-            Duration::from_secs(config.renotify_after_secs),
+            config.renotify_after.to_std(),
             metrics,
         )?);
         Ok(Arc::new(Self {
@@ -310,7 +303,7 @@ pub async fn run_lifecycle(
         tracing::info!(records = indexed, "escalation records indexed for lists");
     }
     let settings = lifecycle::LifecycleSettings {
-        renotify_check: Duration::from_secs(state.config.renotify_check_secs),
+        renotify_check: state.config.renotify_check.to_std(),
     };
     let paging = async {
         match &state.notifier {

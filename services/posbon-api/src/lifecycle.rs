@@ -102,13 +102,15 @@ impl Lifecycle {
             )?,
             current: metrics.gauge_vec(
                 "posbon_escalations",
-                "Escalations not yet closed, by level and status (refreshed every renotify_check_secs)",
+                "Escalations not yet closed, by level and status (refreshed every renotify_check)",
                 &["level", "status"],
             )?,
             time_to_acknowledge: metrics.histogram(
                 "posbon_escalation_time_to_acknowledge_seconds",
                 "Time from an escalation's first notification to its acknowledgement",
-                &[30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0],
+                &[
+                    30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0,
+                ],
             )?,
         })
     }

@@ -404,6 +404,7 @@ pub async fn risk(
 mod tests {
     use super::*;
     use crate::ApiConfig;
+    use posbon_model::Span;
 
     #[test]
     fn etags_differ_by_content_and_are_stable() {
@@ -453,9 +454,9 @@ mod tests {
             http: Default::default(),
             nats_urls: vec![],
             registry: None,
-            renotify_after_secs: 600,
-            renotify_check_secs: 15,
-            feed_keepalive_secs: 15,
+            renotify_after: Span::from_secs(600),
+            renotify_check: Span::from_secs(15),
+            feed_keepalive: Span::from_secs(15),
             max_list: 100,
             max_feed_clients: 2048,
             max_feed_clients_per_caller: 32,

@@ -40,7 +40,7 @@ struct Api {
     tokens: tokio::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
-async fn api(bus: Arc<dyn Bus>, renotify_after_secs: u64) -> Api {
+async fn api(bus: Arc<dyn Bus>, renotify_after_secs: i64) -> Api {
     api_with(bus, config(renotify_after_secs)).await
 }
 

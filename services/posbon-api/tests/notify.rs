@@ -72,7 +72,7 @@ impl Drop for Paging {
     }
 }
 
-async fn paging(base: &str, renotify_after_secs: u64) -> Paging {
+async fn paging(base: &str, renotify_after: i64) -> Paging {
     let bus: Arc<dyn Bus> = Arc::new(MemoryBus::new());
     bus.ensure_streams(&default_streams())
         .await
@@ -107,13 +107,13 @@ async fn paging(base: &str, renotify_after_secs: u64) -> Paging {
         min_level = "critical"
         [retry]
         attempts = 2
-        initial_backoff_ms = 10
-        max_backoff_ms = 10
-        timeout_ms = 2000
+        initial_backoff = "10ms"
+        max_backoff = "10ms"
+        timeout = "2s"
         "#
     ))
     .expect("notify config");
-    let config = config(renotify_after_secs);
+    let config = config(renotify_after);
     let state = ApiState::with_notify(
         config,
         bus.clone(),

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use futures::TryStreamExt as _;
 use posbon_bus::Delivery;
@@ -126,8 +126,8 @@ pub async fn load(
     registry: Arc<Registry>,
     config: &EscalatorConfig,
 ) -> anyhow::Result<Escalator> {
-    let lateness = Duration::from_secs(config.allowed_lateness_secs);
-    let tick = Duration::from_secs(config.tick_secs);
+    let lateness = config.allowed_lateness.to_std();
+    let tick = config.tick.to_std();
     if let Some(checkpoint) = read_checkpoint(store, &shard.name()).await? {
         tracing::info!(shard = %shard.name(), sequence = checkpoint.sequence, "restoring checkpoint");
         return Escalator::restore(shard, risk, registry, checkpoint, lateness, tick);

@@ -1,5 +1,6 @@
 //! The `[escalator]` settings.
 
+use posbon_model::Span;
 use serde::Deserialize;
 
 use crate::shard::Shard;
@@ -30,23 +31,26 @@ pub struct EscalatorConfig {
     /// back at once). Default: the host name and `listen`.
     #[serde(default)]
     pub instance: Option<String>,
-    /// Seconds a shard's lease lasts unless renewed (renewed every third of
-    /// it): an instance that dies holds its shards this long at most.
-    pub lease_ttl_secs: u64,
-    /// Seconds an event may arrive after the newest event time before it counts as late.
-    pub allowed_lateness_secs: u64,
-    /// Seconds of event time between level evaluations; also the idle wall time
-    /// after which the engine is ticked anyway.
-    pub tick_secs: u64,
-    /// Longest time between checkpoints, seconds.
-    pub checkpoint_secs: u64,
+    /// How long a shard's lease lasts unless renewed (renewed every third of
+    /// it; `3s` to `10m`): an instance that dies holds its shards this long
+    /// at most.
+    pub lease_ttl: Span,
+    /// How long after the newest event time an event may arrive before it
+    /// counts as late (`0s`: never).
+    #[serde(with = "posbon_model::span::zero_allowed")]
+    pub allowed_lateness: Span,
+    /// Event time between level evaluations; also the idle wall time after
+    /// which the engine is ticked anyway.
+    pub tick: Span,
+    /// Longest time between checkpoints (below `ack_wait`).
+    pub checkpoint: Span,
     /// Messages fetched per batch.
     pub fetch_batch: usize,
-    /// Longest wait for a batch, milliseconds.
-    pub fetch_wait_ms: u64,
-    /// Seconds JetStream waits for an ack before redelivering (must exceed
-    /// `checkpoint_secs`: messages are acknowledged at checkpoints).
-    pub ack_wait_secs: u64,
+    /// Longest wait for a batch.
+    pub fetch_wait: Span,
+    /// How long JetStream waits for an ack before redelivering (must exceed
+    /// `checkpoint`: messages are acknowledged at checkpoints).
+    pub ack_wait: Span,
 }
 
 impl EscalatorConfig {
@@ -99,17 +103,15 @@ impl EscalatorConfig {
             "escalator.instance: must be 1 to 200 characters"
         );
         anyhow::ensure!(
-            (3..=600).contains(&self.lease_ttl_secs),
-            "escalator.lease_ttl_secs: must be 3 to 600"
+            (Span::from_secs(3)..=Span::from_minutes(10)).contains(&self.lease_ttl),
+            "escalator.lease_ttl: {} is not within 3s..=10m",
+            self.lease_ttl
         );
         anyhow::ensure!(
-            self.tick_secs >= 1,
-            "escalator.tick_secs: must be at least 1"
-        );
-        anyhow::ensure!(
-            self.checkpoint_secs >= 1 && self.checkpoint_secs < self.ack_wait_secs,
-            "escalator.checkpoint_secs: must be at least 1 and below ack_wait_secs ({})",
-            self.ack_wait_secs
+            self.checkpoint < self.ack_wait,
+            "escalator.checkpoint: {} must be below ack_wait ({})",
+            self.checkpoint,
+            self.ack_wait
         );
         anyhow::ensure!(
             (1..=20_000).contains(&self.fetch_batch),

@@ -2,7 +2,7 @@
 //! checkpoint, acknowledge; and [`run`], the service around it.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use chrono::{TimeDelta, Utc};
@@ -194,7 +194,7 @@ pub(crate) async fn consume_shard(
             &shard.durable(),
             vec![],
             ConsumerOptions {
-                ack_wait: Duration::from_secs(config.ack_wait_secs),
+                ack_wait: config.ack_wait.to_std(),
                 max_ack_pending: 50_000,
                 deliver_policy: DeliverPolicy::FromSequence(escalator.sequence() + 1),
                 // The checkpoint says where to resume, not the consumer: what a
@@ -207,9 +207,9 @@ pub(crate) async fn consume_shard(
         )
         .await?;
     tracing::info!(shard = %shard.name(), sequence = escalator.sequence(), "escalator consuming EVENTS");
-    let wait = Duration::from_millis(config.fetch_wait_ms.max(1));
-    let checkpoint_every = Duration::from_secs(config.checkpoint_secs);
-    let idle_after = Duration::from_secs(config.tick_secs);
+    let wait = config.fetch_wait.to_std();
+    let checkpoint_every = config.checkpoint.to_std();
+    let idle_after = config.tick.to_std();
     let mut to_ack: Vec<Delivery> = Vec::new();
     let mut last_checkpoint = Instant::now();
     let mut last_event = Instant::now();

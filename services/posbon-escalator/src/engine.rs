@@ -45,7 +45,7 @@ pub enum Applied {
 }
 
 /// How far ahead of its ingestion an event may be stamped and still be
-/// applied (ingest's own limit, `ingest.max_future_secs`, is 5 minutes by
+/// applied (ingest's own limit, `ingest.max_future`, is 5 minutes by
 /// default).
 pub const MAX_AHEAD_OF_INGEST: chrono::TimeDelta = chrono::TimeDelta::hours(1);
 

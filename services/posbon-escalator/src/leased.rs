@@ -2,7 +2,7 @@
 //! escalator instances can be added, removed or lost without a restart or a
 //! change of configuration.
 //!
-//! Every instance, each tick (a third of `lease_ttl_secs`):
+//! Every instance, each tick (a third of `lease_ttl`):
 //!
 //! 1. renews its membership lease (`escalator/member/<instance>`) and the
 //!    lease of every shard it runs (`escalator/shard/<i>-of-<n>`); a shard
@@ -18,7 +18,7 @@
 //! checkpoint is applied again and produces the same escalations with the
 //! same ids, which JetStream and the API drop as duplicates. A shard given up
 //! on purpose is checkpointed before its lease is released and taken within
-//! a tick; one of an instance that died is taken within `lease_ttl_secs` plus
+//! a tick; one of an instance that died is taken within `lease_ttl` plus
 //! a tick of its last renewal.
 //!
 //! A shard runs only while its lease is surely this instance's: a watchdog
@@ -122,7 +122,7 @@ pub(crate) async fn run(shared: Shared, shutdown: CancellationToken) -> anyhow::
     } else {
         format!("{instance}#{}", posbon_auth::secret::random_hex(6))
     };
-    let ttl_ms = i64::try_from(config.lease_ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+    let ttl_ms = config.lease_ttl.millis();
     let tick_ms = (ttl_ms / 3).max(100);
     let tick = Duration::from_millis(u64::try_from(tick_ms).unwrap_or(1000));
     let member = format!("{MEMBER_LEASE_PREFIX}{instance}");
@@ -136,7 +136,7 @@ pub(crate) async fn run(shared: Shared, shutdown: CancellationToken) -> anyhow::
         instance = %instance,
         shards = wanted.len(),
         shard_count = config.shard_count,
-        lease_ttl_secs = config.lease_ttl_secs,
+        lease_ttl = %config.lease_ttl,
         "escalator taking shards through leases"
     );
     let mut failure: Option<anyhow::Error> = None;

@@ -3,12 +3,12 @@
 //!
 //! * **Event time.** The [`posbon_risk::Engine`] works in event time. The
 //!   escalator keeps a watermark (the newest event time seen minus the allowed
-//!   lateness) and ticks the engine every `tick_secs` of watermark, so levels
+//!   lateness) and ticks the engine every `tick` of watermark, so levels
 //!   are re-evaluated as event time passes. An event older than the watermark
 //!   is *late*: it is still applied exactly (the decayed intensity allows any
 //!   order), counted in `posbon_escalator_late_events_total` and logged at
 //!   DEBUG (a replay is thousands of them). When
-//!   no event arrives for `tick_secs` of wall time, the engine is ticked at the
+//!   no event arrives for `tick` of wall time, the engine is ticked at the
 //!   newest event time plus the idle wall time, so mahallas calm down when
 //!   nothing happens.
 //! * **Exactly once from at-least-once parts.** Each EVENTS message is applied

@@ -4,6 +4,7 @@
 //! over a real nats-server and TiKV (the in-repo test server) while
 //! instances that take shards through leases join, leave and die.
 
+use posbon_model::Span;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -67,14 +68,14 @@ fn config(shard: Shard) -> EscalatorConfig {
         shard_index: Some(shard.index),
         shard_count: shard.count,
         instance: Some(format!("test-{}", shard.name())),
-        lease_ttl_secs: 3,
-        allowed_lateness_secs: 300,
+        lease_ttl: Span::from_secs(3),
+        allowed_lateness: Span::from_secs(300),
         // No idle ticks during the test: the reference has none either.
-        tick_secs: 3600,
-        checkpoint_secs: 1,
+        tick: Span::from_secs(3600),
+        checkpoint: Span::from_secs(1),
         fetch_batch: 500,
-        fetch_wait_ms: 50,
-        ack_wait_secs: 2,
+        fetch_wait: Span::from_millis(50),
+        ack_wait: Span::from_secs(2),
     }
 }
 

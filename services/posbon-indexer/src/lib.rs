@@ -11,6 +11,7 @@
 
 pub mod serve;
 
+use posbon_model::Span;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -72,10 +73,10 @@ pub struct IndexerConfig {
     pub nats_urls: Vec<String>,
     /// Events fetched and written per batch.
     pub fetch_batch: usize,
-    /// Milliseconds a fetch waits for a full batch before writing what it has.
-    pub fetch_wait_ms: u64,
-    /// Seconds JetStream waits for an ack before redelivering.
-    pub ack_wait_secs: u64,
+    /// How long a fetch waits for a full batch before writing what it has.
+    pub fetch_wait: Span,
+    /// How long JetStream waits for an ack before redelivering.
+    pub ack_wait: Span,
 }
 
 impl IndexerConfig {
@@ -83,7 +84,7 @@ impl IndexerConfig {
     /// else binding it, e.g. to read its lag, must use the same ones).
     pub fn consumer_options(&self) -> ConsumerOptions {
         ConsumerOptions {
-            ack_wait: Duration::from_secs(self.ack_wait_secs),
+            ack_wait: self.ack_wait.to_std(),
             max_ack_pending: self.fetch_batch.saturating_mul(4).max(1000),
             ..ConsumerOptions::default()
         }
@@ -200,7 +201,7 @@ pub async fn consume(
         Arc::clone(&m),
         shutdown.clone(),
     ));
-    let wait = Duration::from_millis(config.fetch_wait_ms.max(1));
+    let wait = config.fetch_wait.to_std();
     let mut backoff = Duration::from_millis(100);
     let mut batches = 0u64;
     loop {

@@ -1,6 +1,7 @@
 //! The indexer's consumer loop on the in-memory bus (same semantics as
 //! JetStream, see `posbon-bus`) and the in-memory store.
 
+use posbon_model::Span;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 /// Far longer than the test waits: an event counted below was acknowledged
 /// by the indexer, never merely redelivered after the ack wait.
-const ACK_WAIT_SECS: u64 = 600;
+const ACK_WAIT: Span = Span::from_minutes(10);
 
 fn event(id: &str, minute: i64) -> EnrichedEvent {
     let cell = LatLng::new(41.31, 69.25)
@@ -44,8 +45,8 @@ async fn index(bus: Arc<dyn Bus>, fetch_batch: usize) -> Store {
     let store: Store = Arc::new(MemoryStore::new());
     let config = IndexerConfig {
         fetch_batch,
-        fetch_wait_ms: 50,
-        ack_wait_secs: ACK_WAIT_SECS,
+        fetch_wait: Span::from_millis(50),
+        ack_wait: ACK_WAIT,
         listen: "127.0.0.1:0".into(),
         http: Default::default(),
         nats_urls: Vec::new(),
@@ -83,7 +84,7 @@ async fn bus() -> Arc<dyn Bus> {
         DURABLE,
         Vec::new(),
         ConsumerOptions {
-            ack_wait: Duration::from_secs(ACK_WAIT_SECS),
+            ack_wait: ACK_WAIT.to_std(),
             ..ConsumerOptions::default()
         },
     )

@@ -1,6 +1,7 @@
 //! Configuration of the ingest service (`[ingest]` in the TOML file,
 //! `POSBON__INGEST__*` in the environment).
 
+use posbon_model::Span;
 use std::path::PathBuf;
 
 use serde::Deserialize;
@@ -51,8 +52,9 @@ pub struct IngestConfig {
     /// NATS); a larger batch is refused whole (HTTP 413, `batch_too_large`).
     #[serde(default = "default_max_batch_items")]
     pub max_batch_items: usize,
-    /// How far in the future `occurred_at` may be, in seconds (clock skew).
-    pub max_future_secs: u64,
+    /// How far in the future `occurred_at` may be (clock skew; `5m`).
+    #[serde(with = "posbon_model::span::zero_allowed")]
+    pub max_future: Span,
     /// File whose first line is the key of the keyed hash that pseudonymises
     /// fraud account references (at least 32 characters; `posbon standalone`
     /// generates `<data>/pseudonym.key`). Keep it secret and stable: the same
@@ -72,8 +74,8 @@ pub struct IngestConfig {
     /// the bound still comes, alone).
     #[serde(default = "default_fetch_max_bytes")]
     pub fetch_max_bytes: usize,
-    /// Seconds JetStream waits for an ack before redelivering an INGEST message.
-    pub ack_wait_secs: u64,
+    /// How long JetStream waits for an ack before redelivering an INGEST message.
+    pub ack_wait: Span,
     /// How events are encoded on EVENTS: `compact` (binary, a third of the
     /// bytes, cheap to encode and decode) or `json` (for consumers of your own
     /// that read JSON). Posbon's consumers read both.

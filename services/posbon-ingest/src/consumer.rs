@@ -37,7 +37,7 @@ impl From<&crate::IngestConfig> for ConsumerSettings {
         Self {
             fetch_batch: config.fetch_batch,
             fetch_max_bytes: config.fetch_max_bytes,
-            ack_wait: Duration::from_secs(config.ack_wait_secs),
+            ack_wait: config.ack_wait.to_std(),
         }
     }
 }

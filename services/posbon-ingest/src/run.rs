@@ -26,7 +26,7 @@ pub fn build(
 ) -> anyhow::Result<Arc<Ingest>> {
     let limits = Limits {
         max_payload_bytes: config.max_event_bytes,
-        max_future: chrono::TimeDelta::seconds(i64::try_from(config.max_future_secs)?),
+        max_future: config.max_future.to_chrono(),
         max_batch_items: config.max_batch_items,
         ..Limits::default()
     };

@@ -54,6 +54,7 @@ mod rows;
 pub mod serve;
 mod situation;
 
+use posbon_model::Span;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -118,9 +119,10 @@ pub struct ReporterConfig {
     /// Mahalla registry (GeoJSON). Required by the service binaries: every service of a deployment loads the same file (`posbon_service::registry`); the library entry points take a loaded registry.
     #[serde(default)]
     pub registry: Option<PathBuf>,
-    /// Seconds after local midnight the report of the day that ended is
+    /// How long after local midnight the report of the day that ended is
     /// made, so that events of the last minutes are stored first.
-    pub delay_secs: u64,
+    #[serde(with = "posbon_model::span::zero_allowed")]
+    pub delay: Span,
     /// At start, the reports of this many days before today are made when
     /// they are missing (0: none); afterwards, those of them whose events
     /// changed (late events for the day or its baseline days) are made
@@ -133,11 +135,11 @@ pub struct ReporterConfig {
     #[serde(default = "default_segment_days")]
     pub segment_days: u32,
     /// Between daily reports, the segments and figures of those days are
-    /// checked (and rebuilt where late events arrived) this often, seconds.
-    #[serde(default = "default_segment_refresh_secs")]
-    pub segment_refresh_secs: u64,
-    /// Seconds between attempts when a report fails.
-    pub retry_secs: u64,
+    /// checked (and rebuilt where late events arrived) this often.
+    #[serde(default = "default_segment_refresh")]
+    pub segment_refresh: Span,
+    /// Wait between attempts when a report fails.
+    pub retry: Span,
     /// Attempts per report before giving up on it until the next start.
     pub attempts: u32,
     /// Limits of the report's queries.
@@ -175,8 +177,8 @@ fn default_segment_days() -> u32 {
     35
 }
 
-fn default_segment_refresh_secs() -> u64 {
-    3600
+fn default_segment_refresh() -> Span {
+    Span::from_hours(1)
 }
 
 /// When the next report is due and for which date: shortly after the next
@@ -252,7 +254,7 @@ async fn make(
                 tracing::warn!(%date, attempt, error = %e, "daily report failed");
                 tokio::select! {
                     _ = shutdown.cancelled() => return false,
-                    _ = tokio::time::sleep(Duration::from_secs(config.retry_secs.max(1))) => {}
+                    _ = tokio::time::sleep(config.retry.to_std()) => {}
                 }
             }
         }
@@ -317,14 +319,12 @@ async fn schedule(
         }
     }
     refresh_segments(reporter, bus, config, shutdown).await;
-    let delay = Duration::from_secs(config.delay_secs);
+    let delay = config.delay.to_std();
     while !shutdown.is_cancelled() {
         let (at, date) = next_run(Utc::now(), delay);
         tracing::info!(%date, at = %at, "next daily report");
         // Until it is due, the recent days' segments are kept current.
-        let every = TimeDelta::seconds(
-            i64::try_from(config.segment_refresh_secs.max(1)).unwrap_or(i64::MAX),
-        );
+        let every = config.segment_refresh.to_chrono();
         loop {
             let wake = at.min(Utc::now() + every);
             if !sleep_until(wake, shutdown).await {
@@ -434,7 +434,7 @@ async fn remake_stale_reports(
 /// Runs the reporter until `shutdown`: serves `/healthz`, `/readyz`,
 /// `/metrics` and the report routes on `config.listen`, makes the missing
 /// reports of the last `catch_up_days` days, then the report of each day
-/// `delay_secs` after its local midnight, each stored and published on
+/// `delay` after its local midnight, each stored and published on
 /// `posbon.reports.daily`.
 pub async fn run(
     config: ReporterConfig,

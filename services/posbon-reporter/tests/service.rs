@@ -4,6 +4,7 @@
 
 mod common;
 
+use posbon_model::Span;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -50,11 +51,11 @@ async fn yesterdays_missing_report_is_made_and_published_at_start() {
         http: Default::default(),
         nats_urls: vec![server.url()],
         registry: None,
-        delay_secs: 60,
+        delay: Span::from_secs(60),
         catch_up_days: 1,
         segment_days: 3,
-        segment_refresh_secs: 3600,
-        retry_secs: 1,
+        segment_refresh: Span::from_secs(3600),
+        retry: Span::from_secs(1),
         attempts: 2,
         sql: report_limits(),
         small_count_min: posbon_reporter::reporter::DEFAULT_SMALL_COUNT_MIN,

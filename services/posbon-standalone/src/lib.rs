@@ -9,7 +9,7 @@
 //! Shutdown (Ctrl-C or SIGTERM) is ordered so that nothing acknowledged is
 //! lost: first the HTTP server and ingest stop taking input, then the indexer
 //! and the escalator drain what is already on the EVENTS stream (up to
-//! `drain_timeout_secs`), and only then do they stop. On the in-memory bus,
+//! `drain_timeout`), and only then do they stop. On the in-memory bus,
 //! whatever is not yet indexed at exit would be gone; the drain makes sure
 //! there is nothing.
 //!
@@ -20,6 +20,7 @@
 
 pub mod demo;
 
+use posbon_model::Span;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -67,8 +68,8 @@ pub struct Settings {
     /// Mahalla registry (GeoJSON); empty for the simulated Tashkent registry.
     #[serde(default)]
     pub registry: Option<PathBuf>,
-    /// Longest wait for in-flight events to be indexed at shutdown, seconds.
-    pub drain_timeout_secs: u64,
+    /// Longest wait for in-flight events to be indexed at shutdown.
+    pub drain_timeout: Span,
 }
 
 /// `[demo]`: the simulated stream of `posbon demo`.
@@ -469,7 +470,8 @@ pub async fn run(
     if demo {
         // The demo replays a day in minutes, so the reports of the days it
         // replays go stale within minutes too: check them every minute.
-        reporter_config.segment_refresh_secs = reporter_config.segment_refresh_secs.min(60);
+        reporter_config.segment_refresh =
+            reporter_config.segment_refresh.min(Span::from_minutes(1));
     }
     tasks.spawn({
         let (reporter_config, bus, metrics, token) = (
@@ -543,12 +545,7 @@ pub async fn run(
     }
     input.cancel();
     let _ = server.await;
-    drain(
-        &*bus,
-        &durables,
-        Duration::from_secs(config.standalone.drain_timeout_secs),
-    )
-    .await;
+    drain(&*bus, &durables, config.standalone.drain_timeout.to_std()).await;
     processing.cancel();
     let mut first_error = match failed {
         Some(Ok(Err(e))) => Some(e),

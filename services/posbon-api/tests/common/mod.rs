@@ -1,6 +1,7 @@
 //! What the API's test files share: the simulated city, its escalations,
 //! the configuration, and publishing an opening on ALERTS.
 
+use posbon_model::Span;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -11,17 +12,17 @@ use posbon_bus::{Bus, Headers};
 use posbon_geo::Registry;
 use posbon_model::{Escalation, EscalationStatus, RiskLevel};
 
-/// The API's settings for tests: re-notification after `renotify_after_secs`,
-/// checked every second.
-pub(crate) fn config(renotify_after_secs: u64) -> ApiConfig {
+/// The API's settings for tests: re-notification after
+/// `renotify_after_secs`, checked every second.
+pub(crate) fn config(renotify_after_secs: i64) -> ApiConfig {
     ApiConfig {
         listen: "127.0.0.1:0".into(),
         http: Default::default(),
         nats_urls: vec![],
         registry: None,
-        renotify_after_secs,
-        renotify_check_secs: 1,
-        feed_keepalive_secs: 15,
+        renotify_after: Span::from_secs(renotify_after_secs),
+        renotify_check: Span::from_secs(1),
+        feed_keepalive: Span::from_secs(15),
         max_list: 1000,
         max_feed_clients: 2048,
         max_feed_clients_per_caller: 32,

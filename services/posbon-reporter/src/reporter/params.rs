@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, NaiveDate, TimeDelta, TimeZone, Utc};
 use posbon_model::RiskLevel;
+use posbon_model::Span;
 use posbon_sql::datafusion::common::ScalarValue;
 use posbon_sql::{SqlLimits, TIME_ZONE};
 use serde::{Deserialize, Serialize};
@@ -83,7 +84,7 @@ pub const SHORT_BASELINE_DAYS: i64 = 7;
 /// The limits the report's queries run with: national days are large.
 pub fn report_limits() -> SqlLimits {
     SqlLimits {
-        timeout_ms: 600_000,
+        timeout: Span::from_minutes(10),
         max_rows: 50_000_000,
         // The report's own queries: never cut a result silently.
         max_result_bytes: usize::MAX,

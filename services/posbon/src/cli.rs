@@ -1,6 +1,10 @@
 //! Command-line definitions (clap derive). Each subcommand is a variant of
 //! [`Command`] with its own argument struct, so new commands (standalone,
 //! demo, replay, tail, sql, report, mahallas, store) slot in as new variants.
+//!
+//! One file (about 730 lines) because it is the command-line grammar and its
+//! `--help` texts and nothing else: what each command does lives in its own
+//! module (`ops`, `identity`, `nats`, `simulate`, `services`).
 
 use std::path::PathBuf;
 

@@ -21,7 +21,7 @@ pub struct ApiError {
 
 impl ApiError {
     /// 400 with `code`.
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
         Self {
             status: StatusCode::BAD_REQUEST,
             code,
@@ -32,7 +32,7 @@ impl ApiError {
 
     /// 503 (the server is at a limit) or 429 (the caller is), with
     /// `Retry-After`.
-    pub fn at_limit(
+    pub(crate) fn at_limit(
         status: StatusCode,
         code: &'static str,
         message: impl Into<String>,
@@ -47,7 +47,7 @@ impl ApiError {
     }
 
     /// 404.
-    pub fn not_found(message: impl Into<String>) -> Self {
+    pub(crate) fn not_found(message: impl Into<String>) -> Self {
         Self {
             status: StatusCode::NOT_FOUND,
             code: "not_found",
@@ -57,7 +57,7 @@ impl ApiError {
     }
 
     /// 403: the caller's scope does not include the thing.
-    pub fn out_of_scope(what: impl std::fmt::Display) -> Self {
+    pub(crate) fn out_of_scope(what: impl std::fmt::Display) -> Self {
         Self {
             status: StatusCode::FORBIDDEN,
             code: "out_of_scope",
@@ -67,7 +67,7 @@ impl ApiError {
     }
 
     /// 503: a dependency (store, NATS) failed; retrying later may work.
-    pub fn unavailable(message: impl Into<String>) -> Self {
+    pub(crate) fn unavailable(message: impl Into<String>) -> Self {
         Self {
             status: StatusCode::SERVICE_UNAVAILABLE,
             code: "unavailable",

@@ -24,17 +24,17 @@ use crate::feed::parse_level;
 /// role acts on escalations and the mahalla is in their scope), so that
 /// clients never re-implement the lifecycle's rule.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct CallerRecord {
+pub(crate) struct CallerRecord {
     /// The record.
     #[serde(flatten)]
-    pub record: EscalationRecord,
+    pub(crate) record: EscalationRecord,
     /// What the caller may do to it now.
-    pub allowed_actions: Vec<EscalationAction>,
+    pub(crate) allowed_actions: Vec<EscalationAction>,
 }
 
 impl CallerRecord {
     /// `record` with what `caller` may do to it.
-    pub fn new(record: EscalationRecord, caller: &Caller) -> Self {
+    pub(crate) fn new(record: EscalationRecord, caller: &Caller) -> Self {
         let may = caller.may(posbon_auth::Permission::ActEscalations)
             && caller.scope.contains_mahalla(&record.escalation.mahalla_id);
         let allowed_actions = if may {
@@ -52,39 +52,39 @@ impl CallerRecord {
 /// Filters of `GET /v1/escalations`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ListQuery {
+pub(crate) struct ListQuery {
     /// Region id.
-    pub region: Option<String>,
+    pub(crate) region: Option<String>,
     /// District id.
-    pub district: Option<String>,
+    pub(crate) district: Option<String>,
     /// Mahalla id.
-    pub mahalla: Option<String>,
+    pub(crate) mahalla: Option<String>,
     /// Exactly this level.
-    pub level: Option<String>,
+    pub(crate) level: Option<String>,
     /// This level or above.
-    pub min_level: Option<String>,
+    pub(crate) min_level: Option<String>,
     /// Statuses, comma-separated (`open,acknowledged`).
-    pub status: Option<String>,
+    pub(crate) status: Option<String>,
     /// Rule name.
-    pub rule: Option<String>,
+    pub(crate) rule: Option<String>,
     /// Opened at or after (RFC 3339).
-    pub since: Option<String>,
+    pub(crate) since: Option<String>,
     /// Opened before (RFC 3339).
-    pub until: Option<String>,
+    pub(crate) until: Option<String>,
     /// At most this many (default 200, capped by the configuration).
-    pub limit: Option<usize>,
+    pub(crate) limit: Option<usize>,
     /// Continue after the previous page: the `x-next-cursor` header of its
     /// answer.
-    pub cursor: Option<String>,
+    pub(crate) cursor: Option<String>,
     /// `json` (the records, the default) or `geojson`: a FeatureCollection
     /// with a feature per escalation (its mahalla's shape) and one per hot
     /// cell (its hexagon).
-    pub format: Option<String>,
+    pub(crate) format: Option<String>,
 }
 
 /// A validated [`ListQuery`].
 #[derive(Debug, Clone, Default)]
-pub struct ListFilter {
+pub(crate) struct ListFilter {
     region: Option<String>,
     district: Option<String>,
     mahalla: Option<String>,
@@ -96,7 +96,7 @@ pub struct ListFilter {
     until: Option<DateTime<Utc>>,
     cursor: Option<Vec<u8>>,
     /// How many to return.
-    pub limit: usize,
+    pub(crate) limit: usize,
 }
 
 fn time(what: &str, value: &str) -> Result<DateTime<Utc>, ApiError> {
@@ -112,7 +112,7 @@ fn time(what: &str, value: &str) -> Result<DateTime<Utc>, ApiError> {
 
 impl ListFilter {
     /// Validates a query; `max` caps the limit.
-    pub fn parse(q: ListQuery, max: usize) -> Result<Self, ApiError> {
+    pub(crate) fn parse(q: ListQuery, max: usize) -> Result<Self, ApiError> {
         let statuses = match &q.status {
             None => None,
             Some(list) => Some(
@@ -186,7 +186,7 @@ impl ListFilter {
     }
 
     /// Whether `record` passes.
-    pub fn matches(&self, record: &EscalationRecord) -> bool {
+    pub(crate) fn matches(&self, record: &EscalationRecord) -> bool {
         let e = &record.escalation;
         self.region.as_ref().is_none_or(|r| *r == e.region_id)
             && self.district.as_ref().is_none_or(|d| *d == e.district_id)
@@ -203,25 +203,25 @@ impl ListFilter {
 /// Most index entries one list request examines; a list whose filter
 /// matches few records answers with what it found in them and a cursor to
 /// continue.
-pub const MAX_EXAMINED: usize = 20_000;
+pub(crate) const MAX_EXAMINED: usize = 20_000;
 
 /// Records read from the store per page of a list.
 const LIST_PAGE: usize = 256;
 
 /// One answer of a list.
 #[derive(Debug, Clone, Default)]
-pub struct Listed {
+pub(crate) struct Listed {
     /// The records, newest opening first.
-    pub records: Vec<EscalationRecord>,
+    pub(crate) records: Vec<EscalationRecord>,
     /// Where the next page starts (hex), when there may be more.
-    pub cursor: Option<String>,
+    pub(crate) cursor: Option<String>,
 }
 
 /// The records that pass `filter` inside `caller`'s scope, newest opening
 /// first, read through the store's indexes a page at a time: at most
 /// `filter.limit` records, and at most [`MAX_EXAMINED`] index entries
 /// examined.
-pub async fn list_records(
+pub(crate) async fn list_records(
     state: &ApiState,
     caller: &Caller,
     filter: &ListFilter,
@@ -289,16 +289,16 @@ pub async fn list_records(
 
 /// Response header of `GET /v1/escalations` when there may be more: pass it
 /// back as `cursor=` for the next page.
-pub const NEXT_CURSOR_HEADER: &str = "x-next-cursor";
+pub(crate) const NEXT_CURSOR_HEADER: &str = "x-next-cursor";
 
 /// Response header of `GET /v1/escalations`: the last ALERTS sequence before
 /// the listing was read. A client that lists and then opens the feed with
 /// `?since=<this>` misses nothing in between and sees at most a few updates
 /// twice (records are idempotent to apply).
-pub const ALERTS_SEQUENCE_HEADER: &str = "x-alerts-sequence";
+pub(crate) const ALERTS_SEQUENCE_HEADER: &str = "x-alerts-sequence";
 
 /// `GET /v1/escalations`.
-pub async fn list(
+pub(crate) async fn list(
     State(state): State<Arc<ApiState>>,
     caller: Caller,
     Query(query): Query<ListQuery>,
@@ -347,7 +347,7 @@ pub async fn list(
 /// shape (`"feature": "escalation"`, the record's id, mahalla, level,
 /// status, rule, score and times), and one per hot cell
 /// (`"feature": "hot_cell"`, its escalation, Gi* z and events).
-pub fn escalations_geojson(
+pub(crate) fn escalations_geojson(
     registry: &posbon_geo::Registry,
     records: &[EscalationRecord],
 ) -> serde_json::Value {
@@ -415,7 +415,7 @@ async fn record_in_scope(
 }
 
 /// `GET /v1/escalations/{id}`.
-pub async fn get(
+pub(crate) async fn get(
     State(state): State<Arc<ApiState>>,
     caller: Caller,
     Path(id): Path<String>,
@@ -438,7 +438,7 @@ struct HttpAction {
 
 /// `POST /v1/escalations/{id}/{action}` with `{"note": ..., "assignee": ...}`
 /// (or no body). The step is recorded under the caller's name.
-pub async fn act(
+pub(crate) async fn act(
     State(state): State<Arc<ApiState>>,
     caller: Caller,
     Path((id, action)): Path<(String, String)>,

@@ -45,32 +45,32 @@ use crate::lifecycle::UPDATED;
 /// Query of the feed.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FeedQuery {
+pub(crate) struct FeedQuery {
     /// Only this region.
-    pub region: Option<String>,
+    pub(crate) region: Option<String>,
     /// Only this district.
-    pub district: Option<String>,
+    pub(crate) district: Option<String>,
     /// Only this mahalla.
-    pub mahalla: Option<String>,
+    pub(crate) mahalla: Option<String>,
     /// Only escalations at this level or above.
-    pub min_level: Option<String>,
+    pub(crate) min_level: Option<String>,
     /// Resume after this sequence (for clients that cannot set `Last-Event-ID`).
-    pub last_event_id: Option<String>,
+    pub(crate) last_event_id: Option<String>,
     /// Start after this sequence (0: from the oldest message kept).
-    pub since: Option<String>,
+    pub(crate) since: Option<String>,
 }
 
 /// A validated feed request.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FeedFilter {
+pub(crate) struct FeedFilter {
     /// The NATS subject filter on ALERTS that the query asks for.
-    pub subject: String,
+    pub(crate) subject: String,
     /// The query's place filters, to check against a caller's scope.
-    pub place: (Option<String>, Option<String>, Option<String>),
+    pub(crate) place: (Option<String>, Option<String>, Option<String>),
     /// Minimum level.
-    pub min_level: RiskLevel,
+    pub(crate) min_level: RiskLevel,
     /// Resume after this sequence; `None`: from the next message.
-    pub after: Option<u64>,
+    pub(crate) after: Option<u64>,
 }
 
 /// A filter's subject token: `*` without one; a place id, or the bus's
@@ -97,7 +97,7 @@ fn sequence(what: &str, value: &str) -> Result<u64, ApiError> {
 }
 
 /// Parses a level name.
-pub fn parse_level(what: &str, value: &str) -> Result<RiskLevel, ApiError> {
+pub(crate) fn parse_level(what: &str, value: &str) -> Result<RiskLevel, ApiError> {
     RiskLevel::from_wire(value).ok_or_else(|| {
         ApiError::bad_request(
             "invalid_level",
@@ -108,7 +108,7 @@ pub fn parse_level(what: &str, value: &str) -> Result<RiskLevel, ApiError> {
 
 impl FeedFilter {
     /// Validates a query and the `Last-Event-ID` header.
-    pub fn parse(query: &FeedQuery, last_event_id: Option<&str>) -> Result<Self, ApiError> {
+    pub(crate) fn parse(query: &FeedQuery, last_event_id: Option<&str>) -> Result<Self, ApiError> {
         let subject = format!(
             "posbon.alerts.{}.{}.{}",
             token("region", query.region.as_ref())?,
@@ -141,7 +141,11 @@ impl FeedFilter {
     /// `caller`'s scope: the query's own subject when the scope covers it,
     /// otherwise the scope's subjects that the query's place allows. Empty:
     /// nothing of the query is inside the scope.
-    pub fn subjects_for(&self, caller: &Caller, registry: &posbon_geo::Registry) -> Vec<String> {
+    pub(crate) fn subjects_for(
+        &self,
+        caller: &Caller,
+        registry: &posbon_geo::Registry,
+    ) -> Vec<String> {
         let (region, district, mahalla) = &self.place;
         let asked = if let Some(m) = mahalla {
             Some(ScopeItem::Mahalla(m.clone()))
@@ -177,19 +181,19 @@ impl FeedFilter {
 
 /// One feed message.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct FeedItem {
+pub(crate) struct FeedItem {
     /// ALERTS sequence.
-    pub id: u64,
+    pub(crate) id: u64,
     /// `opened` or `updated`.
     #[serde(rename = "type")]
-    pub kind: &'static str,
+    pub(crate) kind: &'static str,
     /// The escalation record, with what the client may do to it.
-    pub data: crate::escalations::CallerRecord,
+    pub(crate) data: crate::escalations::CallerRecord,
 }
 
 /// Turns an ALERTS message into a feed item for `caller`; `None` for what is
 /// not an escalation (logged).
-pub fn feed_item(message: &StreamMessage, caller: &Caller) -> Option<FeedItem> {
+pub(crate) fn feed_item(message: &StreamMessage, caller: &Caller) -> Option<FeedItem> {
     let updated = message.headers.get(ALERT_TYPE) == Some(UPDATED);
     let parsed = if updated {
         serde_json::from_slice::<EscalationRecord>(&message.payload)
@@ -214,16 +218,16 @@ pub fn feed_item(message: &StreamMessage, caller: &Caller) -> Option<FeedItem> {
 
 /// Where a replay that asked for too much started instead.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Gap {
+pub(crate) struct Gap {
     /// The sequence the client asked to resume after.
-    pub requested_after: u64,
+    pub(crate) requested_after: u64,
     /// The sequence the feed resumes after.
-    pub resumed_after: u64,
+    pub(crate) resumed_after: u64,
 }
 
 /// Where a feed starts: after `after` (or after the newest message), but at
 /// most `max_replay` messages back from the newest (`last`).
-pub fn start_after(after: Option<u64>, last: u64, max_replay: u64) -> (u64, Option<Gap>) {
+pub(crate) fn start_after(after: Option<u64>, last: u64, max_replay: u64) -> (u64, Option<Gap>) {
     let Some(after) = after else {
         return (last, None);
     };
@@ -269,7 +273,7 @@ async fn open(
 }
 
 /// Largest WebSocket message (and frame) a feed client may send.
-pub const WS_MAX_MESSAGE_BYTES: usize = 4096;
+pub(crate) const WS_MAX_MESSAGE_BYTES: usize = 4096;
 
 /// Counts feed clients against the limits: in all and per identity.
 #[derive(Debug)]
@@ -282,7 +286,7 @@ pub struct FeedAdmission {
 
 impl FeedAdmission {
     /// Admission with these limits, reporting the count to `gauge`.
-    pub fn new(gauge: posbon_telemetry::Gauge, max: usize, max_per_caller: usize) -> Self {
+    pub(crate) fn new(gauge: posbon_telemetry::Gauge, max: usize, max_per_caller: usize) -> Self {
         Self {
             gauge,
             max,
@@ -292,7 +296,7 @@ impl FeedAdmission {
     }
 
     /// A place for one more client of `actor`, or the error that refuses it.
-    pub fn admit(self: &Arc<Self>, actor: String) -> Result<FeedTicket, ApiError> {
+    pub(crate) fn admit(self: &Arc<Self>, actor: String) -> Result<FeedTicket, ApiError> {
         let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
         if open.0 >= self.max {
             return Err(ApiError::at_limit(
@@ -334,7 +338,7 @@ impl FeedAdmission {
 
 /// One admitted feed client; dropping it frees its place.
 #[derive(Debug)]
-pub struct FeedTicket {
+pub(crate) struct FeedTicket {
     admission: Arc<FeedAdmission>,
     actor: String,
 }
@@ -374,7 +378,7 @@ fn items(
 }
 
 /// `GET /v1/feed`: Server-Sent Events.
-pub async fn sse(
+pub(crate) async fn sse(
     State(state): State<Arc<ApiState>>,
     caller: Caller,
     Query(query): Query<FeedQuery>,
@@ -410,7 +414,7 @@ pub async fn sse(
 
 /// `GET /v1/feed/ws`: the same feed over a WebSocket, one JSON text message
 /// per item: `{"id": <sequence>, "type": "opened"|"updated", "data": {...}}`.
-pub async fn websocket(
+pub(crate) async fn websocket(
     State(state): State<Arc<ApiState>>,
     caller: Caller,
     Query(query): Query<FeedQuery>,

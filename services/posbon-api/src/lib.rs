@@ -2,16 +2,16 @@
 //!
 //! | route | what |
 //! |---|---|
-//! | `GET /v1/feed` | live escalation feed, Server-Sent Events, resumable ([`feed`]) |
+//! | `GET /v1/feed` | live escalation feed, Server-Sent Events, resumable (`feed`) |
 //! | `GET /v1/feed/ws` | the same over a WebSocket |
-//! | `GET /v1/escalations` | escalations, filtered, newest first, a page at a time (`limit`, `cursor` from `x-next-cursor`; [`escalations`]) |
+//! | `GET /v1/escalations` | escalations, filtered, newest first, a page at a time (`limit`, `cursor` from `x-next-cursor`; `escalations`) |
 //! | `GET /v1/escalations/{id}` | one escalation with its audit trail |
 //! | `POST /v1/escalations/{id}/{action}` | `acknowledge`, `assign`, `resolve`, `false_alarm` |
-//! | `GET /v1/mahallas` | GeoJSON of the mahallas with their current risk ([`mahallas`]) |
+//! | `GET /v1/mahallas` | GeoJSON of the mahallas with their current risk (`mahallas`) |
 //! | `GET /v1/mahallas/{id}` | a mahalla's recent events, hot cells and escalations |
 //! | `GET /v1/registry` | regions and districts |
 //! | `GET /v1/sources/precision` | per-camera and per-detector precision from verdicts |
-//! | `GET /v1/silences`, `POST /v1/silences`, `DELETE /v1/silences/{id}` | silences and maintenance windows ([`silences`]) |
+//! | `GET /v1/silences`, `POST /v1/silences`, `DELETE /v1/silences/{id}` | silences and maintenance windows (`silences`) |
 //! | `/healthz`, `/readyz`, `/metrics` | [`posbon_service::Health`] |
 //!
 //! Every route has an access rule ([`routes`]); the guard of `posbon-auth`
@@ -23,18 +23,18 @@
 //! ([`lifecycle`]), and pages receivers when escalations open or climb a
 //! tier ([`notify`], `[notify]` in the configuration). SQL (`POST /v1/sql`) and reports (`GET /v1/reports/daily`)
 //! come from `posbon-sql` and `posbon-reporter` and are merged in by whoever
-//! runs the API ([`ApiParts::extra`]).
+//! runs the API (`ApiParts::extra`).
 
-pub mod error;
-pub mod escalations;
-pub mod feed;
+mod error;
+mod escalations;
+mod feed;
 pub mod lifecycle;
-pub mod live;
-pub mod mahallas;
+mod live;
+mod mahallas;
 pub mod notify;
-pub mod page;
+mod page;
 pub mod serve;
-pub mod silences;
+mod silences;
 
 use posbon_model::Span;
 use std::sync::Arc;
@@ -141,7 +141,7 @@ pub struct ApiState {
     /// Connected feed clients, counted against the limits.
     pub feed_clients: Arc<feed::FeedAdmission>,
     /// The one reader of ALERTS the feed clients share.
-    pub live: Arc<live::LiveAlerts>,
+    pub(crate) live: Arc<live::LiveAlerts>,
     /// Routes and receivers of pages; `None`: nothing is paged.
     pub notifier: Option<Arc<posbon_notify::Notifier>>,
 }
@@ -328,19 +328,19 @@ pub async fn run_lifecycle(
     Ok(())
 }
 
-/// Who may call [`run`]'s routes, and what it serves besides the API's own.
+/// Who may call `run`'s routes, and what it serves besides the API's own.
 #[derive(Debug)]
-pub struct ApiParts {
+pub(crate) struct ApiParts {
     /// Identities and the audit log.
-    pub auth: Arc<Auth>,
+    pub(crate) auth: Arc<Auth>,
     /// More routes on the same address (SQL, reports), with their rules.
-    pub extra: Guarded,
+    pub(crate) extra: Guarded,
     /// Receivers and routes of pages.
-    pub notify: posbon_notify::NotifyConfig,
+    pub(crate) notify: posbon_notify::NotifyConfig,
 }
 
 /// Runs the API until `shutdown`: streams, lifecycle worker, HTTP server.
-pub async fn run(
+pub(crate) async fn run(
     config: ApiConfig,
     bus: Arc<dyn Bus>,
     store: Store,

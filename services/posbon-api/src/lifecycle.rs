@@ -3,7 +3,7 @@
 //! * Records an escalation when it opens (from the ALERTS stream, durable
 //!   consumer `api-lifecycle`), once: a replayed opening finds its record and
 //!   leaves it alone, so an acknowledged escalation never reopens.
-//! * Applies operators' actions from HTTP ([`Lifecycle::act`]) and from NATS
+//! * Applies operators' actions from HTTP (`Lifecycle::act`) and from NATS
 //!   (`posbon.actions.escalations`, durable consumer `api-actions`, shared by
 //!   every replica). Each change reads the record, applies the step and
 //!   stores it by compare-and-swap
@@ -43,13 +43,11 @@ use tokio_util::sync::CancellationToken;
 use crate::error::ApiError;
 
 /// Durable consumer of ALERTS that records openings.
-pub const ALERTS_DURABLE: &str = posbon_bus::subjects::API_ALERTS_DURABLE;
+pub(crate) const ALERTS_DURABLE: &str = posbon_bus::subjects::API_ALERTS_DURABLE;
 /// Durable consumer of ACTIONS.
-pub const ACTIONS_DURABLE: &str = posbon_bus::subjects::API_ACTIONS_DURABLE;
-/// `Posbon-Alert-Type` of an opening.
-pub const OPENED: &str = "opened";
+pub(crate) const ACTIONS_DURABLE: &str = posbon_bus::subjects::API_ACTIONS_DURABLE;
 /// `Posbon-Alert-Type` of an update.
-pub const UPDATED: &str = "updated";
+pub(crate) const UPDATED: &str = "updated";
 
 /// The lifecycle writer.
 pub struct Lifecycle {
@@ -81,7 +79,7 @@ const MAX_CHANGE_ATTEMPTS: usize = 32;
 
 impl Lifecycle {
     /// A writer over `store`, publishing updates on `bus`.
-    pub fn new(
+    pub(crate) fn new(
         store: Store,
         bus: Arc<dyn Bus>,
         renotify_after: Duration,
@@ -177,7 +175,7 @@ impl Lifecycle {
     /// Records an escalation that opened with ALERTS sequence `sequence`;
     /// returns `false` when it was recorded already (a replay, or another
     /// replica).
-    pub async fn record_opened(
+    pub(crate) async fn record_opened(
         &self,
         escalation: Escalation,
         sequence: u64,
@@ -197,7 +195,7 @@ impl Lifecycle {
     }
 
     /// Applies `action` to escalation `id`.
-    pub async fn act(
+    pub(crate) async fn act(
         &self,
         id: &str,
         action: EscalationAction,
@@ -277,7 +275,7 @@ impl Lifecycle {
     /// its last notification; returns how many. Every replica may run it:
     /// the store's open index says which are open, and a re-notification
     /// another replica stored first is not due any more.
-    pub async fn renotify_due(&self, now: DateTime<Utc>) -> Result<usize, ApiError> {
+    pub(crate) async fn renotify_due(&self, now: DateTime<Utc>) -> Result<usize, ApiError> {
         let due: Vec<String> = self
             .store
             .open_escalations()
@@ -319,7 +317,7 @@ impl Lifecycle {
     /// (`(receiver, kind, note)`, kind `notified`, `notify_failed` or
     /// `silenced`) in its history, and publishes the update. Outcomes
     /// recorded already are skipped; returns how many were recorded.
-    pub async fn record_deliveries(
+    pub(crate) async fn record_deliveries(
         &self,
         id: &str,
         step: u32,
@@ -352,17 +350,17 @@ impl Lifecycle {
     }
 
     /// The store it writes to.
-    pub fn store(&self) -> &Store {
+    pub(crate) fn store(&self) -> &Store {
         &self.store
     }
 
     /// The bus it publishes on.
-    pub fn bus(&self) -> &Arc<dyn Bus> {
+    pub(crate) fn bus(&self) -> &Arc<dyn Bus> {
         &self.bus
     }
 
     /// The record of escalation `id`.
-    pub async fn record(&self, id: &str) -> Result<Option<EscalationRecord>, ApiError> {
+    pub(crate) async fn record(&self, id: &str) -> Result<Option<EscalationRecord>, ApiError> {
         Ok(self.store.get_escalation(id).await?)
     }
 
@@ -406,14 +404,14 @@ impl Lifecycle {
 
 /// Settings of [`run`].
 #[derive(Debug, Clone, Copy)]
-pub struct LifecycleSettings {
+pub(crate) struct LifecycleSettings {
     /// How often open escalations are checked for re-notification.
-    pub renotify_check: Duration,
+    pub(crate) renotify_check: Duration,
 }
 
 /// Runs the lifecycle until `shutdown`: records openings from ALERTS, applies
 /// actions from ACTIONS, re-notifies.
-pub async fn run(
+pub(crate) async fn run(
     lifecycle: Arc<Lifecycle>,
     settings: LifecycleSettings,
     shutdown: CancellationToken,

@@ -21,11 +21,11 @@ use posbon_bus::{Bus, BusError, StreamMessage, StreamReader};
 use tokio::sync::broadcast;
 
 /// Messages a client may fall behind the live position before it is ended.
-pub const BUFFER: usize = 4096;
+pub(crate) const BUFFER: usize = 4096;
 
 /// The shared reader of ALERTS and its broadcast.
 #[derive(Debug)]
-pub struct LiveAlerts {
+pub(crate) struct LiveAlerts {
     bus: Arc<dyn Bus>,
     sender: broadcast::Sender<Arc<StreamMessage>>,
     /// The sequence of the last message broadcast.
@@ -36,7 +36,7 @@ pub struct LiveAlerts {
 
 impl LiveAlerts {
     /// The fan-out over `bus`; its reader starts with the first subscriber.
-    pub fn new(bus: Arc<dyn Bus>) -> Arc<Self> {
+    pub(crate) fn new(bus: Arc<dyn Bus>) -> Arc<Self> {
         let (sender, _) = broadcast::channel(BUFFER);
         Arc::new(Self {
             bus,
@@ -45,11 +45,6 @@ impl LiveAlerts {
             started: AtomicBool::new(false),
             start_lock: tokio::sync::Mutex::new(()),
         })
-    }
-
-    /// Clients following the broadcast now.
-    pub fn receivers(&self) -> usize {
-        self.sender.receiver_count()
     }
 
     async fn start(self: &Arc<Self>) -> Result<(), BusError> {
@@ -70,7 +65,7 @@ impl LiveAlerts {
     /// The ALERTS messages on `subjects` after `after` (`None`: from the
     /// next one), in order, live. Ends when the client falls too far behind
     /// or the stream cannot be read (the client resumes from its last id).
-    pub async fn subscribe(
+    pub(crate) async fn subscribe(
         self: &Arc<Self>,
         subjects: Vec<String>,
         after: Option<u64>,

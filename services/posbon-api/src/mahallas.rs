@@ -24,7 +24,9 @@ use crate::escalations::{ListFilter, list_records};
 /// The current risk of every mahalla that is not plainly normal, merged from
 /// the escalator shards' snapshots ([`RiskSnapshot::merge`]: those of an
 /// earlier shard count are ignored).
-pub async fn current_risk(state: &ApiState) -> Result<HashMap<String, MahallaRisk>, ApiError> {
+pub(crate) async fn current_risk(
+    state: &ApiState,
+) -> Result<HashMap<String, MahallaRisk>, ApiError> {
     let (start, end) = prefix_range(&checkpoint_key(RISK_SNAPSHOT_PREFIX));
     let snapshots: Vec<_> = state
         .store
@@ -47,7 +49,7 @@ pub async fn current_risk(state: &ApiState) -> Result<HashMap<String, MahallaRis
 
 /// How many escalations are open in each mahalla (read through the store's
 /// open index: as many records as are open, not every one ever kept).
-pub async fn open_per_mahalla(
+pub(crate) async fn open_per_mahalla(
     state: &ApiState,
 ) -> Result<std::collections::BTreeMap<String, u64>, ApiError> {
     let mut open = std::collections::BTreeMap::new();
@@ -60,7 +62,7 @@ pub async fn open_per_mahalla(
 /// `GET /v1/mahallas`: every mahalla as a GeoJSON feature with `id`, `name`,
 /// `district_id`, `region_id`, `population`, `level`, `score` and
 /// `open_escalations`.
-pub async fn geojson(
+pub(crate) async fn geojson(
     State(state): State<Arc<ApiState>>,
     caller: Caller,
 ) -> Result<impl axum::response::IntoResponse, ApiError> {
@@ -102,15 +104,15 @@ pub async fn geojson(
 /// Query of `GET /v1/mahallas/{id}`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct DetailQuery {
+pub(crate) struct DetailQuery {
     /// Events of the last this many hours (default 24, at most 720).
-    pub hours: Option<u32>,
+    pub(crate) hours: Option<u32>,
     /// At most this many events, newest first (default 100, at most 1000).
-    pub events: Option<usize>,
+    pub(crate) events: Option<usize>,
 }
 
 /// `GET /v1/mahallas/{id}`.
-pub async fn detail(
+pub(crate) async fn detail(
     State(state): State<Arc<ApiState>>,
     caller: Caller,
     Path(id): Path<String>,
@@ -184,7 +186,7 @@ pub async fn detail(
 
 /// `GET /v1/registry`: regions with their districts (ids and names).
 /// Only the regions and districts with a mahalla in the caller's scope.
-pub async fn registry(State(state): State<Arc<ApiState>>, caller: Caller) -> Json<Value> {
+pub(crate) async fn registry(State(state): State<Arc<ApiState>>, caller: Caller) -> Json<Value> {
     let in_scope = |m: &posbon_geo::MahallaIdx| {
         caller
             .scope
@@ -217,7 +219,9 @@ pub async fn registry(State(state): State<Arc<ApiState>>, caller: Caller) -> Jso
 
 /// `GET /v1/sources/precision`: how often each camera's and detector's
 /// evidence was confirmed or a false alarm.
-pub async fn precision(State(state): State<Arc<ApiState>>) -> Result<Json<Vec<Value>>, ApiError> {
+pub(crate) async fn precision(
+    State(state): State<Arc<ApiState>>,
+) -> Result<Json<Vec<Value>>, ApiError> {
     let all: Vec<SourcePrecision> = state.store.source_precisions().await?;
     Ok(Json(
         all.into_iter()

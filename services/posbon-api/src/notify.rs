@@ -13,12 +13,12 @@
 //! `posbon.dlq.notify` with the reason. The message is acknowledged once
 //! every outcome is recorded. Pages only go out while the escalation is
 //! open (nobody acknowledged it) and for steps of the last
-//! [`MAX_PAGE_AGE_HOURS`] hours, so a paging consumer that was off does not
+//! `MAX_PAGE_AGE_HOURS` hours, so a paging consumer that was off does not
 //! page the past.
 //!
 //! A step whose message never reached ALERTS (the lifecycle stored a
 //! re-notification but could not publish it, or died in between) is found
-//! by the sweep ([`sweep`], every [`SWEEP_EVERY`]): open escalations whose
+//! by the sweep ([`sweep`], every `SWEEP_EVERY`): open escalations whose
 //! latest paging step is older than the consumer's acknowledgement deadline
 //! and still misses an outcome are paged from the record.
 
@@ -41,13 +41,13 @@ use crate::lifecycle::{Lifecycle, UPDATED, settle};
 
 /// Pages worked on at once (each fetched only when there is room for it, so
 /// none waits for its turn past its acknowledgement deadline).
-pub const CONCURRENT_PAGES: usize = 16;
+pub(crate) const CONCURRENT_PAGES: usize = 16;
 /// A step older than this is not paged any more.
-pub const MAX_PAGE_AGE_HOURS: i64 = 24;
+pub(crate) const MAX_PAGE_AGE_HOURS: i64 = 24;
 /// How often ended silences are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
 /// How often open escalations are swept for steps nobody paged.
-pub const SWEEP_EVERY: Duration = Duration::from_secs(60);
+pub(crate) const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
 /// What one ALERTS message asks to page: escalation id and step.
 fn page_request(delivery: &Delivery) -> Result<Option<(String, u32)>, ApiError> {
@@ -201,7 +201,7 @@ pub async fn page(
 /// latest paging step (the opening or the last re-notification) when it is
 /// older than `settled` (by then the ALERTS message, if it was published,
 /// has been paged and its outcomes recorded) and younger than
-/// [`MAX_PAGE_AGE_HOURS`], to the receivers with no outcome yet. Returns
+/// `MAX_PAGE_AGE_HOURS`, to the receivers with no outcome yet. Returns
 /// how many steps it paged.
 pub async fn sweep(
     lifecycle: &Lifecycle,
@@ -293,7 +293,7 @@ async fn on_message(
 }
 
 /// Runs the paging worker until `shutdown`.
-pub async fn run(
+pub(crate) async fn run(
     lifecycle: Arc<Lifecycle>,
     notifier: Arc<Notifier>,
     registry: Arc<Registry>,

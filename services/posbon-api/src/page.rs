@@ -79,20 +79,20 @@ use crate::mahallas::current_risk;
 
 /// A file of the page.
 #[derive(Debug, Clone, Copy)]
-pub struct Asset {
+pub(crate) struct Asset {
     /// Its name under `/static/` (`index.html` is served at `/`).
-    pub name: &'static str,
+    pub(crate) name: &'static str,
     /// Its `Content-Type`.
-    pub content_type: &'static str,
+    pub(crate) content_type: &'static str,
     /// Its bytes.
-    pub body: &'static str,
+    pub(crate) body: &'static str,
 }
 
 /// The page's files, built into the binary. `index.html` loads `main.js`
 /// (a module), `app.css` and `favicon.svg`; every other script is a module
 /// that another one imports (a test checks both ways, and that every import
 /// is here).
-pub const ASSETS: &[Asset] = &[
+pub(crate) const ASSETS: &[Asset] = &[
     Asset {
         name: "index.html",
         content_type: "text/html; charset=utf-8",
@@ -214,18 +214,18 @@ pub const ASSETS: &[Asset] = &[
 
 /// The policy of the page: scripts, styles, images and connections from this
 /// origin only (no CDN, no inline script).
-pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
+pub(crate) const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
      style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; \
      object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
 
 /// The asset called `name`.
-pub fn asset(name: &str) -> Option<&'static Asset> {
+pub(crate) fn asset(name: &str) -> Option<&'static Asset> {
     ASSETS.iter().find(|a| a.name == name)
 }
 
 /// The strong `ETag` of `body`: the stable 64-bit hash of its bytes
 /// ([`posbon_store::stable_hash`], FNV-1a), quoted.
-pub fn etag(body: &str) -> String {
+pub(crate) fn etag(body: &str) -> String {
     format!("\"{:016x}\"", posbon_store::stable_hash(body.as_bytes()))
 }
 
@@ -278,7 +278,7 @@ fn serve(asset: &Asset, headers: &HeaderMap) -> Response {
 }
 
 /// `GET /`: the page.
-pub async fn index(headers: HeaderMap) -> Response {
+pub(crate) async fn index(headers: HeaderMap) -> Response {
     match asset("index.html") {
         Some(a) => serve(a, &headers),
         None => ApiError::not_found("the page is missing from this build").into_response(),
@@ -301,7 +301,7 @@ fn static_names() -> String {
 }
 
 /// `GET /static/{file}`.
-pub async fn static_file(Path(file): Path<String>, headers: HeaderMap) -> Response {
+pub(crate) async fn static_file(Path(file): Path<String>, headers: HeaderMap) -> Response {
     match asset(&file).filter(|a| a.name != "index.html") {
         Some(a) => serve(a, &headers),
         None => ApiError::not_found(format!(
@@ -314,9 +314,9 @@ pub async fn static_file(Path(file): Path<String>, headers: HeaderMap) -> Respon
 
 /// The query of `GET /i18n.json`.
 #[derive(Debug, serde::Deserialize)]
-pub struct LangQuery {
+pub(crate) struct LangQuery {
     /// `uz`, `ru` or `en`.
-    pub lang: Option<String>,
+    pub(crate) lang: Option<String>,
 }
 
 /// `GET /i18n.json[?lang=uz|ru|en]`: the page's messages in the language
@@ -325,7 +325,7 @@ pub struct LangQuery {
 /// "text"}}` (the `page` catalog of `posbon-i18n`). Public, like the page
 /// itself: the login form is translated too. An unknown `lang` is a 400
 /// that names the choices.
-pub async fn messages(
+pub(crate) async fn messages(
     axum::extract::Query(query): axum::extract::Query<LangQuery>,
     headers: HeaderMap,
 ) -> Response {
@@ -369,7 +369,7 @@ pub async fn messages(
 /// that has an escalation still open; every other mahalla is normal with no
 /// open escalation. The same figures as the properties of `GET /v1/mahallas`,
 /// without the geometry, for the page to poll.
-pub async fn risk(
+pub(crate) async fn risk(
     State(state): State<Arc<ApiState>>,
     caller: posbon_auth::Caller,
 ) -> Result<Json<Value>, ApiError> {

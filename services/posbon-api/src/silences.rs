@@ -27,17 +27,17 @@ use serde_json::json;
 use crate::{ApiError, ApiState};
 
 /// Most silences not ended at once.
-pub const MAX_ACTIVE_SILENCES: usize = 1000;
+pub(crate) const MAX_ACTIVE_SILENCES: usize = 1000;
 /// Ended silences are deleted this long after they ended.
-pub const KEEP_ENDED_DAYS: i64 = 30;
+pub(crate) const KEEP_ENDED_DAYS: i64 = 30;
 
 /// Query of `GET /v1/silences`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ListQuery {
+pub(crate) struct ListQuery {
     /// Keep ended silences too.
     #[serde(default)]
-    pub all: bool,
+    pub(crate) all: bool,
 }
 
 /// Whether a silence can touch what `caller` sees: every place list it
@@ -117,7 +117,7 @@ fn check_places(
 
 /// Deletes the silences that ended more than [`KEEP_ENDED_DAYS`] ago;
 /// returns how many.
-pub async fn prune(
+pub(crate) async fn prune(
     store: &posbon_store::Store,
     now: chrono::DateTime<Utc>,
 ) -> Result<usize, ApiError> {
@@ -133,7 +133,7 @@ pub async fn prune(
 }
 
 /// `GET /v1/silences`.
-pub async fn list(
+pub(crate) async fn list(
     State(state): State<Arc<ApiState>>,
     caller: Caller,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
@@ -152,7 +152,7 @@ pub async fn list(
 }
 
 /// `POST /v1/silences` with a [`SilenceRequest`].
-pub async fn create(
+pub(crate) async fn create(
     State(state): State<Arc<ApiState>>,
     caller: Caller,
     body: axum::body::Bytes,
@@ -205,7 +205,7 @@ pub async fn create(
 }
 
 /// `DELETE /v1/silences/{id}`: ends the silence now.
-pub async fn expire(
+pub(crate) async fn expire(
     State(state): State<Arc<ApiState>>,
     caller: Caller,
     Path(id): Path<String>,

@@ -24,26 +24,26 @@ use crate::shard::Shard;
 /// Document kind of the escalator's state: key = the shard's name, value =
 /// the JSON [`Checkpoint`] ([`posbon_store::documents`]: written so that a
 /// crash at any point leaves the previous checkpoint or the new one).
-pub const STATE_KIND: &str = "escalator-state";
+pub(crate) const STATE_KIND: &str = "escalator-state";
 /// Checkpoint name prefix of the state as earlier releases wrote it (still
 /// read): `<prefix><shard>` holds a [`StateHead`], the state is in chunks
 /// under [`CHUNK_PREFIX`].
-pub const STATE_PREFIX: &str = "escalator/state/";
+pub(crate) const STATE_PREFIX: &str = "escalator/state/";
 /// Checkpoint name prefix of the chunks of earlier releases:
 /// `<prefix><shard>/<n>`.
-pub const CHUNK_PREFIX: &str = "escalator/chunk/";
+pub(crate) const CHUNK_PREFIX: &str = "escalator/chunk/";
 
 /// The head of a shard's checkpoint as earlier releases wrote it: how many
 /// chunks hold its state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct StateHead {
+pub(crate) struct StateHead {
     /// The last EVENTS sequence the state covers.
-    pub sequence: u64,
+    pub(crate) sequence: u64,
     /// Number of chunks.
-    pub chunks: u32,
+    pub(crate) chunks: u32,
     /// Total bytes of the JSON [`Checkpoint`].
-    pub bytes: u64,
+    pub(crate) bytes: u64,
 }
 
 /// What a checkpoint holds.
@@ -119,7 +119,7 @@ async fn checkpointed_shards(store: &Store) -> anyhow::Result<Vec<String>> {
 
 /// Loads the escalator for `shard`: its own checkpoint, or a take-over from
 /// other shards' checkpoints, or a fresh start.
-pub async fn load(
+pub(crate) async fn load(
     store: &Store,
     shard: Shard,
     risk: RiskConfig,

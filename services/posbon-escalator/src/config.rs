@@ -56,7 +56,7 @@ pub struct EscalatorConfig {
 impl EscalatorConfig {
     /// The shards this instance may hold: the one `shard_index` names, or
     /// every shard.
-    pub fn shards(&self) -> anyhow::Result<Vec<Shard>> {
+    pub(crate) fn shards(&self) -> anyhow::Result<Vec<Shard>> {
         match self.shard_index {
             Some(index) => Ok(vec![Shard::new(index, self.shard_count)?]),
             None => (0..self.shard_count)
@@ -74,7 +74,7 @@ impl EscalatorConfig {
 
     /// The name this instance holds leases under: `instance`, else the host
     /// name and `listen`.
-    pub fn instance_name(&self) -> String {
+    pub(crate) fn instance_name(&self) -> String {
         self.instance.clone().unwrap_or_else(|| {
             let host = std::env::var("HOSTNAME")
                 .ok()
@@ -90,7 +90,7 @@ impl EscalatorConfig {
     }
 
     /// Checks the values.
-    pub fn validate(&self) -> anyhow::Result<()> {
+    pub(crate) fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(
             (1..=256).contains(&self.shard_count),
             "escalator.shard_count: must be 1 to 256"

@@ -76,7 +76,7 @@ async fn publish(bus: &dyn Bus, escalator: &mut Escalator, metrics: &EscalatorMe
 /// Runs the escalator until `shutdown`.
 // The service and its dependencies, each a separate handle the caller owns.
 #[allow(clippy::too_many_arguments)]
-pub async fn run(
+pub(crate) async fn run(
     config: EscalatorConfig,
     risk: RiskConfig,
     bus: Arc<dyn Bus>,

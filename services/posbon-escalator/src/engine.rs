@@ -90,7 +90,7 @@ impl Escalator {
     }
 
     /// The last EVENTS sequence applied.
-    pub fn sequence(&self) -> u64 {
+    pub(crate) fn sequence(&self) -> u64 {
         self.sequence
     }
 
@@ -100,13 +100,8 @@ impl Escalator {
     }
 
     /// The newest event time seen.
-    pub fn max_event(&self) -> Option<DateTime<Utc>> {
+    pub(crate) fn max_event(&self) -> Option<DateTime<Utc>> {
         self.max_event
-    }
-
-    /// The engine.
-    pub fn engine(&self) -> &Engine {
-        &self.engine
     }
 
     /// Escalations waiting to be published.
@@ -115,7 +110,7 @@ impl Escalator {
     }
 
     /// Drops the first `n` escalations of the outbox (published).
-    pub fn published(&mut self, n: usize) {
+    pub(crate) fn published(&mut self, n: usize) {
         self.outbox.drain(..n.min(self.outbox.len()));
     }
 
@@ -170,14 +165,14 @@ impl Escalator {
 
     /// Ticks the engine at `now` when nothing arrived for a while (the caller
     /// decides when); `now` earlier than the newest event time is ignored.
-    pub fn idle_tick(&mut self, now: DateTime<Utc>) {
+    pub(crate) fn idle_tick(&mut self, now: DateTime<Utc>) {
         if self.max_event.is_some_and(|m| now > m) {
             self.engine.tick(now, &mut self.outbox);
         }
     }
 
     /// The checkpoint of the current state.
-    pub fn checkpoint(&self) -> Checkpoint {
+    pub(crate) fn checkpoint(&self) -> Checkpoint {
         Checkpoint {
             shard: self.shard.name(),
             sequence: self.sequence,
@@ -190,7 +185,7 @@ impl Escalator {
     }
 
     /// Restores this shard's own checkpoint.
-    pub fn restore(
+    pub(crate) fn restore(
         shard: Shard,
         config: RiskConfig,
         registry: Arc<Registry>,
@@ -210,7 +205,7 @@ impl Escalator {
 
     /// A new shard's escalator built from the checkpoints of earlier shards:
     /// each owned mahalla from the newest checkpoint that holds it.
-    pub fn take_over(
+    pub(crate) fn take_over(
         shard: Shard,
         config: RiskConfig,
         registry: Arc<Registry>,
@@ -259,7 +254,7 @@ impl Escalator {
     }
 
     /// The risk snapshot of the raised mahallas.
-    pub fn risk_snapshot(&self) -> RiskSnapshot {
+    pub(crate) fn risk_snapshot(&self) -> RiskSnapshot {
         let mahallas = self
             .engine
             .raised()

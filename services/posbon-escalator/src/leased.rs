@@ -51,7 +51,7 @@ use crate::shard::Shard;
 /// Lease name prefix of shards.
 pub const SHARD_LEASE_PREFIX: &str = "escalator/shard/";
 /// Lease name prefix of instances alive.
-pub const MEMBER_LEASE_PREFIX: &str = "escalator/member/";
+pub(crate) const MEMBER_LEASE_PREFIX: &str = "escalator/member/";
 
 /// A shard this instance runs.
 struct Running {

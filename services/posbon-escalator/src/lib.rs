@@ -47,11 +47,9 @@ mod metrics;
 pub mod serve;
 mod shard;
 
-pub use checkpoint::{
-    CHUNK_PREFIX, Checkpoint, STATE_KIND, STATE_PREFIX, StateHead, load, read_checkpoint,
-};
+pub use checkpoint::{Checkpoint, read_checkpoint};
 pub use config::EscalatorConfig;
-pub use consume::{consume, run};
+pub use consume::consume;
 pub use engine::{Applied, Escalator, MAX_AHEAD_OF_INGEST};
 pub use shard::Shard;
 

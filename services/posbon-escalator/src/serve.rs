@@ -69,7 +69,7 @@ pub async fn serve(config: FileConfig, shutdown: CancellationToken) -> anyhow::R
     let mut auth_config = config.auth;
     escalator.http.apply_to(&mut auth_config);
     let auth = posbon_auth::Auth::new(store.clone(), registry.clone(), auth_config)?;
-    crate::run(
+    crate::consume::run(
         escalator,
         config.risk,
         bus,

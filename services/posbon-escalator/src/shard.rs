@@ -26,7 +26,7 @@ impl Shard {
     }
 
     /// The durable consumer name of this shard.
-    pub fn durable(&self) -> String {
+    pub(crate) fn durable(&self) -> String {
         posbon_bus::subjects::escalator_durable(self.index, self.count)
     }
 

@@ -24,7 +24,8 @@ use posbon_bus::{Bus, BusError, ConsumerOptions, Delivery, Headers, default_stre
 use posbon_model::EnrichedEvent;
 use posbon_service::{FnCheck, Health};
 use posbon_store::{
-    BatchIds, EventStoreExt, PreparedEvents, PutSummary, Store, StoreError, StoreErrorKind,
+    BatchIds, EventStoreExt, PreparedEvents, PutSummary, Store, StoreConfig, StoreError,
+    StoreErrorKind,
 };
 use posbon_telemetry::{Counter, CounterVec, Gauge, Histogram, Metrics, TelemetryError};
 use serde::Deserialize;
@@ -91,10 +92,6 @@ impl IndexerConfig {
     }
 }
 
-/// Where events are stored: the `[store]` section every service shares
-/// (the embedded store in `path`, or a TiKV cluster under `[store.tikv]`).
-pub use posbon_store::StoreConfig;
-
 struct IndexerMetrics {
     events: CounterVec,
     batches: Counter,
@@ -130,7 +127,7 @@ impl IndexerMetrics {
 /// Runs the indexer until `shutdown`, serving `/healthz`, `/readyz` and
 /// `/metrics` on `config.listen`. The batch in hand when shutdown comes is
 /// written and acknowledged first.
-pub async fn run(
+pub(crate) async fn run(
     config: IndexerConfig,
     bus: Arc<dyn Bus>,
     store: Store,

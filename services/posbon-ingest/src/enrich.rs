@@ -26,20 +26,20 @@ pub enum BodyFormat {
 
 /// One item of a body, judged.
 #[derive(Debug)]
-pub struct Prepared {
+pub(crate) struct Prepared {
     /// 0-based position of the item in its body.
-    pub index: usize,
+    pub(crate) index: usize,
     /// 1-based line where the item starts.
-    pub line: usize,
+    pub(crate) line: usize,
     /// The item's bytes exactly as received (what the dead-letter queue keeps).
-    pub raw: Bytes,
+    pub(crate) raw: Bytes,
     /// The enriched event, or every problem found in the item.
-    pub outcome: Result<EnrichedEvent, ValidationErrors>,
+    pub(crate) outcome: Result<EnrichedEvent, ValidationErrors>,
 }
 
 impl Prepared {
     /// The item's `kind` when it can be read (for the dead-letter subject).
-    pub fn kind_hint(&self) -> Option<EventKind> {
+    pub(crate) fn kind_hint(&self) -> Option<EventKind> {
         match &self.outcome {
             Ok(e) => Some(e.event.kind()),
             Err(_) => {
@@ -138,13 +138,13 @@ impl Enricher {
         }
     }
 
-    /// The registry events are located in.
-    pub fn registry(&self) -> &Arc<Registry> {
-        &self.registry
-    }
-
     /// Judges every item of `body`. One bad item never affects the others.
-    pub fn prepare(&self, body: &Bytes, format: BodyFormat, now: DateTime<Utc>) -> Vec<Prepared> {
+    pub(crate) fn prepare(
+        &self,
+        body: &Bytes,
+        format: BodyFormat,
+        now: DateTime<Utc>,
+    ) -> Vec<Prepared> {
         let mut items = split(body, format);
         if let Some(errors) = self.limits.check_batch_items(items.len()) {
             items = vec![(1, Err((body.clone(), errors)))];

@@ -23,7 +23,7 @@ use crate::enrich::BodyFormat;
 use crate::service::{Body, Ingest, ItemReport, ItemStatus, Source};
 
 /// The ingest HTTP routes, with bodies limited to `max_body_bytes`.
-pub fn router(ingest: Arc<Ingest>, max_body_bytes: usize) -> Router {
+pub(crate) fn router(ingest: Arc<Ingest>, max_body_bytes: usize) -> Router {
     Router::new()
         .route("/v1/events", post(post_events))
         .layer(DefaultBodyLimit::max(max_body_bytes))

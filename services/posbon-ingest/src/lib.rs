@@ -13,13 +13,13 @@
 
 pub mod config;
 pub mod consumer;
-pub mod enrich;
-pub mod http;
-pub mod run;
+mod enrich;
+mod http;
+mod run;
 pub mod serve;
-pub mod service;
+mod service;
 
 pub use config::{FileConfig, IngestConfig};
-pub use enrich::{BodyFormat, Enricher, Prepared};
-pub use run::{build, routes, run};
+pub use enrich::{BodyFormat, Enricher};
+pub use run::{build, routes};
 pub use service::{Body, Ingest, ItemReport, ItemStatus, MAX_DEAD_LETTER_PAYLOAD, Source};

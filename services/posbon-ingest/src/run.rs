@@ -50,21 +50,10 @@ pub fn routes(ingest: Arc<Ingest>, config: &IngestConfig) -> Guarded {
 }
 
 /// Runs ingest until `shutdown`: ensures the streams, consumes INGEST, serves
-/// HTTP with `/healthz`, `/readyz` and `/metrics` on `config.listen`.
-pub async fn run(
-    config: IngestConfig,
-    bus: Arc<dyn Bus>,
-    registry: Arc<Registry>,
-    metrics: Metrics,
-    auth: Arc<Auth>,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    run_with(config, bus, registry, metrics, auth, Vec::new(), shutdown).await
-}
-
-/// [`run`] with more `/readyz` checks (the shared registry's, from
-/// [`crate::serve`], which has the store).
-pub async fn run_with(
+/// HTTP with `/healthz`, `/readyz` and `/metrics` on `config.listen`, with
+/// extra `/readyz` checks (the shared registry's, from [`crate::serve`], which
+/// has the store).
+pub(crate) async fn run_with(
     config: IngestConfig,
     bus: Arc<dyn Bus>,
     registry: Arc<Registry>,

@@ -139,7 +139,7 @@ pub struct Ingest {
 
 impl Ingest {
     /// Ingest through `enricher` onto `bus`, counting into `metrics`.
-    pub fn new(
+    pub(crate) fn new(
         enricher: Enricher,
         bus: Arc<dyn Bus>,
         metrics: &Metrics,
@@ -155,13 +155,13 @@ impl Ingest {
     }
 
     /// Publishes events in `encoding` (compact by default).
-    pub fn with_encoding(mut self, encoding: EventEncoding) -> Self {
+    pub(crate) fn with_encoding(mut self, encoding: EventEncoding) -> Self {
         self.encoding = encoding;
         self
     }
 
     /// The bus events are published on.
-    pub fn bus(&self) -> &Arc<dyn Bus> {
+    pub(crate) fn bus(&self) -> &Arc<dyn Bus> {
         &self.bus
     }
 
@@ -295,7 +295,7 @@ impl Ingest {
     /// Sends `body` to the dead-letter queue whole, as `processing_failed`:
     /// for a message that made ingest fail (a poison message), so that it is
     /// kept for inspection instead of being offered again forever.
-    pub async fn dead_letter_failed(&self, body: &Body) -> Result<(), BusError> {
+    pub(crate) async fn dead_letter_failed(&self, body: &Body) -> Result<(), BusError> {
         let errors = ValidationErrors::single(
             "",
             ErrorCode::ProcessingFailed,
@@ -467,4 +467,4 @@ fn dead_letter(
 }
 
 /// How long to wait before a failed body is offered again.
-pub const RETRY_DELAY: Duration = Duration::from_secs(1);
+pub(crate) const RETRY_DELAY: Duration = Duration::from_secs(1);

@@ -27,19 +27,6 @@ pub enum ReportError {
     Internal(String),
 }
 
-impl ReportError {
-    /// True when the caller asked for something wrong or missing.
-    pub fn is_caller_error(&self) -> bool {
-        match self {
-            ReportError::InvalidRequest(_)
-            | ReportError::NotFound(_)
-            | ReportError::Forbidden(_) => true,
-            // The report's own SQL failing is never the caller's fault.
-            ReportError::Query { .. } | ReportError::Internal(_) => false,
-        }
-    }
-}
-
 impl From<SqlError> for ReportError {
     fn from(e: SqlError) -> Self {
         ReportError::Internal(e.to_string())

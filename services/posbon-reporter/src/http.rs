@@ -22,7 +22,7 @@
 //!
 //! A caller without `sensitive_columns` reads a mahalla's focus-group count
 //! below `[reporter] small_count_min` as withheld
-//! ([`DailyReport::withhold_small_counts`](crate::DailyReport::withhold_small_counts)).
+//! (`DailyReport::withhold_small_counts`).
 //!
 //! Reading needs `read_reports`, generating `generate_reports`. A caller
 //! limited to part of the country reads only scopes that lie wholly inside
@@ -83,7 +83,7 @@ struct MahallasQuery {
 
 /// The most mahalla rows one answer carries (the country has about 9,500
 /// mahallas; a region a few hundred to 1,500).
-pub const MAX_MAHALLA_ROWS: usize = 10_000;
+pub(crate) const MAX_MAHALLA_ROWS: usize = 10_000;
 
 /// The columns of a mahalla row, in order: counts and scores of the whole
 /// mahalla only. No focus-group count (victims, offenders) belongs here:
@@ -263,7 +263,7 @@ fn scope_for(
 }
 
 /// The JSON error answer of `e`.
-pub fn error_response(e: &ReportError) -> Response {
+pub(crate) fn error_response(e: &ReportError) -> Response {
     let (status, kind) = match e {
         ReportError::InvalidRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
         ReportError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),

@@ -46,7 +46,7 @@
 mod error;
 pub mod http;
 mod privacy;
-pub mod publish;
+mod publish;
 pub mod render;
 mod report;
 pub mod reporter;
@@ -70,11 +70,12 @@ use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
 pub use error::ReportError;
-pub use publish::{ReportNotice, publish};
+pub use publish::ReportNotice;
+use publish::publish;
 pub use report::{
     CategoryRow, CrimeFree, CrimeFreeMahalla, DailyReport, FOCUS_GROUPS, FocusGroupRow, HotCellRow,
-    MIN_BASELINE7_DAYS, MIN_BASELINE28_DAYS, STREAK_DAYS, Scope, ScopeKind, ScopeRow, ScopeView,
-    Streak, Streaks, focus_group_label,
+    MIN_BASELINE7_DAYS, MIN_BASELINE28_DAYS, Scope, ScopeKind, ScopeRow, ScopeView, Streak,
+    Streaks,
 };
 pub use reporter::{DifficultRule, Reporter};
 pub use situation::{Difficult, DifficultRow, RepeatCellRow};
@@ -183,7 +184,7 @@ fn default_segment_refresh() -> Span {
 
 /// When the next report is due and for which date: shortly after the next
 /// local midnight (`delay` after it), for the day that midnight ends.
-pub fn next_run(now: DateTime<Utc>, delay: Duration) -> (DateTime<Utc>, NaiveDate) {
+pub(crate) fn next_run(now: DateTime<Utc>, delay: Duration) -> (DateTime<Utc>, NaiveDate) {
     let delay = TimeDelta::from_std(delay).unwrap_or(TimeDelta::zero());
     // The day that is running, as of `delay` ago: its end is the next
     // midnight whose run is still ahead.

@@ -31,7 +31,7 @@ impl DailyReport {
     /// the total but `min`. The rule runs over the whole report before a view
     /// is cut, so every view withholds the same counts. District, region
     /// and national totals are shown.
-    pub fn withhold_small_counts(&mut self, min: i64) {
+    pub(crate) fn withhold_small_counts(&mut self, min: i64) {
         if min < 2 {
             return;
         }

@@ -10,7 +10,7 @@ use crate::error::ReportError;
 use crate::report::{DailyReport, ScopeKind, ScopeRow};
 
 /// The header that carries the report's date.
-pub const REPORT_DATE_HEADER: &str = "Posbon-Report-Date";
+pub(crate) const REPORT_DATE_HEADER: &str = "Posbon-Report-Date";
 
 /// What `posbon.reports.daily` carries when a report is made: the nation,
 /// region and district rows (the mahalla rows of a national report would
@@ -35,7 +35,7 @@ pub struct ReportNotice {
 
 impl ReportNotice {
     /// The notice of `report`.
-    pub fn of(report: &DailyReport) -> Result<Self, ReportError> {
+    pub(crate) fn of(report: &DailyReport) -> Result<Self, ReportError> {
         let of = |kind: ScopeKind| -> Vec<ScopeRow> {
             report
                 .scopes
@@ -60,7 +60,7 @@ impl ReportNotice {
 }
 
 /// Publishes the notice of `report` on `posbon.reports.daily`.
-pub async fn publish(bus: &dyn Bus, report: &DailyReport) -> Result<(), ReportError> {
+pub(crate) async fn publish(bus: &dyn Bus, report: &DailyReport) -> Result<(), ReportError> {
     let notice = ReportNotice::of(report)?;
     let payload = serde_json::to_vec(&notice)
         .map_err(|e| ReportError::Internal(format!("cannot encode the report notice: {e}")))?;

@@ -34,7 +34,7 @@ pub enum ScopeKind {
 
 impl ScopeKind {
     /// The name in the SQL and on the wire.
-    pub const fn as_str(self) -> &'static str {
+    pub(crate) const fn as_str(self) -> &'static str {
         match self {
             ScopeKind::Nation => "nation",
             ScopeKind::Region => "region",
@@ -272,19 +272,9 @@ pub const FOCUS_GROUPS: [&str; 7] = [
     "offender_youth_drugs",
 ];
 
-/// How a focus group reads in English (the printed report has it in every
-/// language: `posbon-i18n`'s `report.focus_<group>`).
-pub fn focus_group_label(group: &str) -> String {
-    if FOCUS_GROUPS.contains(&group) {
-        posbon_i18n::Lang::En.t(&format!("report.focus_{group}"))
-    } else {
-        group.to_owned()
-    }
-}
-
 /// One row of `daily_report_focus_groups`: a scope's offences in one focus
 /// group. In a view for a caller without sensitive access, a mahalla's
-/// small count is withheld ([`DailyReport::withhold_small_counts`]).
+/// small count is withheld (`DailyReport::withhold_small_counts`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FocusGroupRow {
     /// The kind of area.
@@ -402,7 +392,7 @@ pub struct CrimeFree {
 }
 
 /// The streak thresholds of the report, in days.
-pub const STREAK_DAYS: [i64; 3] = [30, 90, 180];
+pub(crate) const STREAK_DAYS: [i64; 3] = [30, 90, 180];
 
 /// The mahallas of a scope crime-free for at least a number of days.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -424,7 +414,7 @@ pub struct Streaks {
     /// The first day of the stored figures: a mahalla without an offence
     /// since has been crime-free at least since then.
     pub records_since: Option<NaiveDate>,
-    /// Per threshold of [`STREAK_DAYS`].
+    /// Per threshold of `STREAK_DAYS`.
     pub thresholds: Vec<Streak>,
 }
 
@@ -472,7 +462,7 @@ impl DailyReport {
     /// The mahalla rows inside `scope` (every mahalla of the nation, of a
     /// region or district, or the one mahalla), most harm first, then most
     /// offences, then by name: the report's table of mahallas.
-    pub fn mahallas_of(&self, scope: &Scope) -> Result<Vec<&ScopeRow>, ReportError> {
+    pub(crate) fn mahallas_of(&self, scope: &Scope) -> Result<Vec<&ScopeRow>, ReportError> {
         if self.row(scope).is_none() {
             return Err(ReportError::NotFound(format!(
                 "the report of {} has no scope {scope}",

@@ -112,7 +112,7 @@ impl Difficult {
 
     /// Of the mahallas difficult on the day, those that were not the day
     /// before.
-    pub fn newly(&self) -> impl Iterator<Item = &DifficultRow> {
+    pub(crate) fn newly(&self) -> impl Iterator<Item = &DifficultRow> {
         self.mahallas.iter().filter(|r| r.newly)
     }
 }

@@ -25,7 +25,7 @@ const PER_MESSAGE: usize = 200;
 /// Publishes the demo stream until `shutdown`.
 /// `history_loaded` is sent when the history has been published (before the
 /// live day starts).
-pub async fn run(
+pub(crate) async fn run(
     config: &DemoConfig,
     bus: Arc<dyn Bus>,
     history_loaded: tokio::sync::oneshot::Sender<()>,
@@ -124,7 +124,7 @@ pub const DEMO_OPERATOR: &str = "demo-operator";
 
 /// The demo operator's role: supervisor, so that the page shows every view
 /// (the map and feed with the escalation actions, the daily report, SQL).
-pub const DEMO_ROLE: posbon_auth::Role = posbon_auth::Role::Supervisor;
+pub(crate) const DEMO_ROLE: posbon_auth::Role = posbon_auth::Role::Supervisor;
 
 /// How to open the demo's page.
 #[derive(Debug, Clone)]
@@ -137,7 +137,7 @@ pub struct DemoLogin {
     pub password_file: std::path::PathBuf,
 }
 
-/// Makes sure the demo operator exists with [`DEMO_ROLE`] (national scope, a
+/// Makes sure the demo operator exists with `DEMO_ROLE` (national scope, a
 /// generated password kept in `<data>/demo-operator.password`, mode 0600;
 /// one left with another role by an older demo is made again) and makes a
 /// one-time login link for it.

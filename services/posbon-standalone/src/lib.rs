@@ -42,15 +42,15 @@ pub const REGISTRY_FILE: &str = "mahallas.geojson";
 
 /// Where the first start writes the bootstrap admin token, in the data
 /// directory (unless `auth.admin_token_file` says otherwise).
-pub const ADMIN_TOKEN_FILE: &str = "admin.token";
+pub(crate) const ADMIN_TOKEN_FILE: &str = "admin.token";
 
 /// Where the first start writes the fraud pseudonym key, in the data
 /// directory (unless `ingest.pseudonym_key_file` or
 /// `POSBON__INGEST__PSEUDONYM_KEY` gives one).
-pub const PSEUDONYM_KEY_FILE: &str = "pseudonym.key";
+pub(crate) const PSEUDONYM_KEY_FILE: &str = "pseudonym.key";
 
 /// Defaults of the standalone process itself.
-pub const DEFAULTS: &str = include_str!("default.toml");
+pub(crate) const DEFAULTS: &str = include_str!("default.toml");
 
 /// `[standalone]`.
 #[derive(Debug, Clone, Deserialize)]
@@ -160,7 +160,7 @@ pub struct Overrides {
 
 /// Every section's defaults in one TOML document: this crate's, then each
 /// service's embedded defaults for the sections not given yet.
-pub fn merged_defaults() -> anyhow::Result<String> {
+pub(crate) fn merged_defaults() -> anyhow::Result<String> {
     let mut all: toml::Table = toml::from_str(DEFAULTS).context("standalone defaults")?;
     for (name, text) in [
         ("ingest", posbon_ingest::config::DEFAULTS),
@@ -248,7 +248,7 @@ pub struct Served {
     /// Identities (`/v1/login`, `/v1/tokens`, ...).
     pub auth: Arc<posbon_auth::Auth>,
     /// `POST /v1/events`.
-    pub ingest: Arc<posbon_ingest::service::Ingest>,
+    pub ingest: Arc<posbon_ingest::Ingest>,
     /// Ingest's limits.
     pub ingest_config: posbon_ingest::IngestConfig,
     /// The API's routes and the page.

@@ -3,8 +3,8 @@
 use super::*;
 use posbon_sql::output::{CsvField, csv_record};
 
-/// The columns of the CSV rendering, in order: [`ROW_COLUMNS`],
-/// [`DIFFICULT_COLUMNS`] (filled for a mahalla the difficult rule lists),
+/// The columns of the CSV rendering, in order: `ROW_COLUMNS`,
+/// `DIFFICULT_COLUMNS` (filled for a mahalla the difficult rule lists),
 /// then each focus group's offences and z against 7 days (`victim_minor`,
 /// `victim_minor_z7`, ...; a withheld count reads `<3`, or `withheld`).
 pub fn csv_columns() -> Vec<String> {
@@ -21,7 +21,7 @@ pub fn csv_columns() -> Vec<String> {
 }
 
 /// The columns of a scope's row in the CSV rendering, in order.
-pub const ROW_COLUMNS: [&str; 46] = [
+pub(crate) const ROW_COLUMNS: [&str; 46] = [
     "date",
     "scope",
     "scope_id",
@@ -73,7 +73,7 @@ pub const ROW_COLUMNS: [&str; 46] = [
 /// The columns of a mahalla the difficult rule lists (empty otherwise):
 /// `difficult` or `recovered`, since when, its difficult days of the 14,
 /// its trend and the inspector who answers for it.
-pub const DIFFICULT_COLUMNS: [&str; 5] = [
+pub(crate) const DIFFICULT_COLUMNS: [&str; 5] = [
     "difficult_status",
     "difficult_since",
     "difficult_days",

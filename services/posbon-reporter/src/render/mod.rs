@@ -10,7 +10,7 @@ use posbon_i18n::Lang;
 use crate::report::{FOCUS_GROUPS, FocusGroupRow, ScopeKind, ScopeRow, ScopeView};
 use crate::situation::DifficultRow;
 
-pub use csv::{DIFFICULT_COLUMNS, ROW_COLUMNS, csv_columns, to_csv};
+pub use csv::{csv_columns, to_csv};
 pub use html::to_html;
 pub use text::to_text;
 

@@ -16,7 +16,7 @@ use super::{MAHALLA_DAY_SQL, Reporter};
 
 /// The report documents that say what each stored day of `mahalla_days`
 /// was computed from ([`FactsSource`]), key `YYYY-MM-DD`.
-pub const FACTS_SOURCE_KIND: &str = "mahalla_days.source";
+pub(crate) const FACTS_SOURCE_KIND: &str = "mahalla_days.source";
 
 /// What a stored day of `mahalla_days` was computed from: the day's
 /// write-marks digest ([`day_digest`]) when its events were read, and the
@@ -24,18 +24,18 @@ pub const FACTS_SOURCE_KIND: &str = "mahalla_days.source";
 /// baselines never rest on figures that late events, replays or backfills
 /// have overtaken.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FactsSource {
+pub(crate) struct FactsSource {
     /// The day's write-marks digest, hex.
-    pub digest: String,
+    pub(crate) digest: String,
     /// A stable hash of `mahalla_day.sql`, hex.
-    pub sql: String,
+    pub(crate) sql: String,
 }
 
 impl Reporter {
     /// What the per-mahalla figures of `date` would be computed from now.
     /// Taken before the events are read: an event written meanwhile makes
     /// the recorded source differ at the next check.
-    pub async fn facts_source(&self, date: NaiveDate) -> Result<FactsSource, ReportError> {
+    pub(crate) async fn facts_source(&self, date: NaiveDate) -> Result<FactsSource, ReportError> {
         Ok(FactsSource {
             digest: day_digest(&self.store, date).await?,
             sql: format!("{:016x}", stable_hash(MAHALLA_DAY_SQL.as_bytes())),
@@ -73,12 +73,6 @@ impl Reporter {
             .put_document(FACTS_SOURCE_KIND, &date.to_string(), &bytes)
             .await?;
         Ok(())
-    }
-
-    /// Computes and stores the per-mahalla figures of `date`.
-    pub async fn store_mahalla_day(&self, date: NaiveDate) -> Result<(), ReportError> {
-        let _writing = self.writes.lock().await;
-        self.store_mahalla_day_locked(date).await
     }
 
     pub(super) async fn store_mahalla_day_locked(

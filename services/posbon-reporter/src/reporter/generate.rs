@@ -22,13 +22,13 @@ use super::{
 
 /// The report documents that say what each stored report rests on
 /// ([`Reporter::report_source`]), key `YYYY-MM-DD`.
-pub const REPORT_SOURCE_KIND: &str = "daily_reports.source";
+pub(crate) const REPORT_SOURCE_KIND: &str = "daily_reports.source";
 
 impl Reporter {
     /// Generates, stores and returns the report of `date`, computing the
     /// baseline days that are not stored yet. When the day is over, its
     /// columnar segments are made current first
-    /// ([`Reporter::build_segments`]).
+    /// (`Reporter::build_segments`).
     pub async fn generate(&self, date: NaiveDate) -> Result<DailyReport, ReportError> {
         self.generate_with(date, false).await
     }
@@ -139,7 +139,7 @@ impl Reporter {
     /// What the report of `date` rests on, as one hex digest: the
     /// write-marks digests of the day and of the 28 before, and the report's
     /// SQL. It changes when an event is written for any of those days.
-    pub async fn report_source(&self, date: NaiveDate) -> Result<String, ReportError> {
+    pub(crate) async fn report_source(&self, date: NaiveDate) -> Result<String, ReportError> {
         let first = date
             .checked_sub_signed(TimeDelta::days(BASELINE_DAYS))
             .ok_or_else(|| ReportError::InvalidRequest(format!("{date} is too early")))?;
@@ -163,7 +163,10 @@ impl Reporter {
     /// when there is no stored report, `Some(false)` when events were
     /// written for its day or its baseline days after it was made (or it
     /// was made before reports recorded their source).
-    pub async fn report_current(&self, date: NaiveDate) -> Result<Option<bool>, ReportError> {
+    pub(crate) async fn report_current(
+        &self,
+        date: NaiveDate,
+    ) -> Result<Option<bool>, ReportError> {
         if stored_dates(
             &self.store,
             StoredTable::DailyReports,
@@ -202,7 +205,7 @@ impl Reporter {
     }
 
     /// The dates with a stored report, oldest first.
-    pub async fn report_dates(&self) -> Result<Vec<NaiveDate>, ReportError> {
+    pub(crate) async fn report_dates(&self) -> Result<Vec<NaiveDate>, ReportError> {
         Ok(stored_dates(&self.store, StoredTable::DailyReports, None, None).await?)
     }
 }

@@ -18,21 +18,20 @@ use posbon_store::Store;
 
 use crate::error::ReportError;
 
-pub use facts::{FACTS_SOURCE_KIND, FactsSource};
-pub use generate::REPORT_SOURCE_KIND;
 pub use params::{
-    BASELINE_DAYS, DEFAULT_SMALL_COUNT_MIN, DifficultRule, RECENT_DAYS, SHORT_BASELINE_DAYS,
-    day_window, local_date, params, params_with, report_limits,
+    DEFAULT_SMALL_COUNT_MIN, DifficultRule, day_window, local_date, params, report_limits,
 };
-pub use sql::{
-    BASELINE_DAYS_SQL, DIFFICULT_SQL, KEPT_TABLES, MAHALLA_DAY_SQL, RECENT_OFFENCES_SQL,
-    RECURRENCE_SQL, REPORT_CATEGORIES_SQL, REPORT_FOCUS_GROUPS_SQL, REPORT_HOT_CELLS_SQL,
-    REPORT_REPEAT_CELLS_SQL, REPORT_SCOPES_SQL, SCORES_SQL, SQL_FILES,
+pub use sql::{KEPT_TABLES, SQL_FILES};
+
+use params::{BASELINE_DAYS, params_with};
+use sql::{
+    MAHALLA_DAY_SQL, REPORT_CATEGORIES_SQL, REPORT_FOCUS_GROUPS_SQL, REPORT_HOT_CELLS_SQL,
+    REPORT_REPEAT_CELLS_SQL, REPORT_SCOPES_SQL,
 };
 
 /// The columns of `events` the report's SQL reads: what
 /// [`Reporter::day_engine`] holds in memory.
-pub const DAY_COLUMNS: [&str; 10] = [
+pub(crate) const DAY_COLUMNS: [&str; 10] = [
     "occurred_at",
     "kind",
     "category",
@@ -108,7 +107,10 @@ impl Reporter {
 
     /// The parameters of the report's SQL for `date`, with this reporter's
     /// difficult rule.
-    pub fn params(&self, date: NaiveDate) -> Result<Vec<(String, ScalarValue)>, ReportError> {
+    pub(crate) fn params(
+        &self,
+        date: NaiveDate,
+    ) -> Result<Vec<(String, ScalarValue)>, ReportError> {
         params_with(date, &self.difficult)
     }
 
@@ -116,13 +118,13 @@ impl Reporter {
     /// without sensitive access
     /// ([`DailyReport::withhold_small_counts`](crate::DailyReport::withhold_small_counts));
     /// [`DEFAULT_SMALL_COUNT_MIN`] unless set.
-    pub fn with_small_count_min(mut self, min: i64) -> Self {
+    pub(crate) fn with_small_count_min(mut self, min: i64) -> Self {
         self.small_count_min = min;
         self
     }
 
     /// See [`Reporter::with_small_count_min`].
-    pub fn small_count_min(&self) -> i64 {
+    pub(crate) fn small_count_min(&self) -> i64 {
         self.small_count_min
     }
 
@@ -179,7 +181,7 @@ impl Reporter {
     }
 
     /// An engine whose `events` are the events of `date` in memory (the
-    /// columns of [`DAY_COLUMNS`]): the report's three queries over events
+    /// columns of `DAY_COLUMNS`): the report's three queries over events
     /// then read the store once instead of three times.
     pub async fn day_engine(&self, date: NaiveDate) -> Result<SqlEngine, ReportError> {
         let sql = format!(
@@ -218,7 +220,10 @@ impl Reporter {
     /// Makes the columnar segments of `date` current ([`build_day`]), when
     /// the day is over (a running day would be stale at its next event);
     /// `None` for a day that is not over yet.
-    pub async fn build_segments(&self, date: NaiveDate) -> Result<Option<DayBuild>, ReportError> {
+    pub(crate) async fn build_segments(
+        &self,
+        date: NaiveDate,
+    ) -> Result<Option<DayBuild>, ReportError> {
         if day_window(date)?.1 > Utc::now() {
             return Ok(None);
         }

@@ -17,7 +17,7 @@ pub const DEFAULT_SMALL_COUNT_MIN: i64 = 3;
 
 /// Days of the recent window that the difficult-mahalla rule and
 /// recurrence look at ($day and the 13 before).
-pub const RECENT_DAYS: i64 = 14;
+pub(crate) const RECENT_DAYS: i64 = 14;
 
 /// The rule that calls a mahalla difficult (`sql/difficult.sql` says it in
 /// full): over the 14 days ending on the day, at least `escalation_days`
@@ -50,7 +50,7 @@ impl Default for DifficultRule {
 impl DifficultRule {
     /// Checks the rule: `level` above normal, day counts within 1..=14, `z`
     /// finite and positive. The error names what is wrong.
-    pub fn check(&self) -> Result<(), ReportError> {
+    pub(crate) fn check(&self) -> Result<(), ReportError> {
         let bad = |what: String| {
             Err(ReportError::InvalidRequest(format!(
                 "difficult rule: {what}"
@@ -77,9 +77,9 @@ impl DifficultRule {
 }
 
 /// Days of the long baseline.
-pub const BASELINE_DAYS: i64 = 28;
+pub(crate) const BASELINE_DAYS: i64 = 28;
 /// Days of the short baseline.
-pub const SHORT_BASELINE_DAYS: i64 = 7;
+pub(crate) const SHORT_BASELINE_DAYS: i64 = 7;
 
 /// The limits the report's queries run with: national days are large.
 pub fn report_limits() -> SqlLimits {
@@ -120,7 +120,7 @@ fn time_value(t: DateTime<Utc>) -> ScalarValue {
 }
 
 /// The parameters of the SQL files for `date`, with the default
-/// [`DifficultRule`] ([`params_with`]).
+/// [`DifficultRule`] (`params_with`).
 pub fn params(date: NaiveDate) -> Result<Vec<(String, ScalarValue)>, ReportError> {
     params_with(date, &DifficultRule::default())
 }
@@ -130,7 +130,7 @@ pub fn params(date: NaiveDate) -> Result<Vec<(String, ScalarValue)>, ReportError
 /// instant of the day 13 before) and the difficult rule's
 /// `$difficult_level`, `$difficult_escalation_days`, `$difficult_z`,
 /// `$difficult_z_days`.
-pub fn params_with(
+pub(crate) fn params_with(
     date: NaiveDate,
     rule: &DifficultRule,
 ) -> Result<Vec<(String, ScalarValue)>, ReportError> {

@@ -2,33 +2,33 @@
 //! rows are held as.
 
 /// Per mahalla, the figures of one day (stored in `mahalla_days`).
-pub const MAHALLA_DAY_SQL: &str = include_str!("../../sql/mahalla_day.sql");
+pub(crate) const MAHALLA_DAY_SQL: &str = include_str!("../../sql/mahalla_day.sql");
 /// The counts of the baseline's days and of the day per scope and measure
 /// (the table `baseline_days` that `scores.sql` reads; not stored).
-pub const BASELINE_DAYS_SQL: &str = include_str!("../../sql/baseline_days.sql");
+pub(crate) const BASELINE_DAYS_SQL: &str = include_str!("../../sql/baseline_days.sql");
 /// The change scores per scope and measure (the table `scores` that
 /// `report_scopes.sql` and `report_focus_groups.sql` read; not stored).
-pub const SCORES_SQL: &str = include_str!("../../sql/scores.sql");
+pub(crate) const SCORES_SQL: &str = include_str!("../../sql/scores.sql");
 /// The difficult mahallas (stored in `daily_report_difficult`, and held as
 /// the table `difficult` that `report_scopes.sql` counts).
-pub const DIFFICULT_SQL: &str = include_str!("../../sql/difficult.sql");
+pub(crate) const DIFFICULT_SQL: &str = include_str!("../../sql/difficult.sql");
 /// The place-based offences of the last 14 days (the table
 /// `recent_offences`; not stored).
-pub const RECENT_OFFENCES_SQL: &str = include_str!("../../sql/recent_offences.sql");
+pub(crate) const RECENT_OFFENCES_SQL: &str = include_str!("../../sql/recent_offences.sql");
 /// Repeat locations and near repeats per scope (the table `recurrence`
 /// that `report_scopes.sql` reads; not stored).
-pub const RECURRENCE_SQL: &str = include_str!("../../sql/recurrence.sql");
+pub(crate) const RECURRENCE_SQL: &str = include_str!("../../sql/recurrence.sql");
 /// One row per scope (stored in `daily_reports`).
-pub const REPORT_SCOPES_SQL: &str = include_str!("../../sql/report_scopes.sql");
+pub(crate) const REPORT_SCOPES_SQL: &str = include_str!("../../sql/report_scopes.sql");
 /// Offences per scope and focus group of prevention
 /// (`daily_report_focus_groups`).
-pub const REPORT_FOCUS_GROUPS_SQL: &str = include_str!("../../sql/report_focus_groups.sql");
+pub(crate) const REPORT_FOCUS_GROUPS_SQL: &str = include_str!("../../sql/report_focus_groups.sql");
 /// Events and harm per scope, kind and category (`daily_report_categories`).
-pub const REPORT_CATEGORIES_SQL: &str = include_str!("../../sql/report_categories.sql");
+pub(crate) const REPORT_CATEGORIES_SQL: &str = include_str!("../../sql/report_categories.sql");
 /// The hottest cells per scope (`daily_report_hot_cells`).
-pub const REPORT_HOT_CELLS_SQL: &str = include_str!("../../sql/report_hot_cells.sql");
+pub(crate) const REPORT_HOT_CELLS_SQL: &str = include_str!("../../sql/report_hot_cells.sql");
 /// The top repeat locations per scope (`daily_report_repeat_cells`).
-pub const REPORT_REPEAT_CELLS_SQL: &str = include_str!("../../sql/report_repeat_cells.sql");
+pub(crate) const REPORT_REPEAT_CELLS_SQL: &str = include_str!("../../sql/report_repeat_cells.sql");
 
 /// Every SQL file of the report, by name, in the order they run.
 pub const SQL_FILES: [(&str, &str); 11] = [

@@ -84,8 +84,7 @@ impl<P: Provider> Provider for Migrated<P> {
         };
         let mut warnings = Vec::new();
         for dict in data.values_mut() {
-            migrate_durations(dict, "", &mut warnings)
-                .map_err(|e| figment::Error::from(format!("{e} ({source})")))?;
+            migrate_durations(dict, "", &mut warnings).map_err(figment::Error::from)?;
         }
         if !warnings.is_empty() {
             WARNINGS
@@ -129,9 +128,12 @@ fn migrate_durations(
         let Some(value) = dict.get(&key) else {
             continue;
         };
+        // TOML gives signed integers, the environment unsigned ones.
         let number = match value {
             Value::String(_, text) => text.trim().parse::<i128>().ok(),
-            other => other.to_i128(),
+            other => other
+                .to_i128()
+                .or_else(|| other.to_u128().and_then(|n| i128::try_from(n).ok())),
         };
         let Some(number) = number else { continue };
         let name = name.to_owned();
@@ -258,6 +260,16 @@ mod tests {
         let err = load_config::<Timed>(TIMED, Some(&file)).expect_err("no unit");
         assert!(err.to_string().contains("needs a unit"), "{err}");
         assert!(err.to_string().contains("timeout"), "{err}");
+
+        // The environment's numbers are unsigned; they are read too.
+        let mut env = Dict::new();
+        env.insert("wait_ms".into(), Value::from(250u8));
+        env.insert("session_hours".into(), Value::from("8"));
+        let mut notes = Vec::new();
+        migrate_durations(&mut env, "inner", &mut notes).expect("migrates");
+        assert_eq!(env.get("wait").and_then(Value::as_str), Some("250ms"));
+        assert_eq!(env.get("session").and_then(Value::as_str), Some("8h"));
+        assert_eq!(notes.len(), 2, "{notes:?}");
 
         // Zero only where the setting allows it.
         std::fs::write(&file, "timeout = \"0s\"\n").expect("write");

@@ -9,8 +9,9 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::TableProvider;
 use datafusion::common::{ParamValues, ScalarValue};
+use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
-use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::logical_expr::ScalarUDF;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
@@ -22,6 +23,7 @@ use serde::Deserialize;
 use crate::access::{AccessPolicy, SqlAccess};
 use crate::audit::{AUDIT_TABLE, AuditTable};
 use crate::columns::TableDef;
+use crate::coop::YieldBetweenBatches;
 use crate::error::SqlError;
 use crate::stored::{StoredTable, StoredTableProvider};
 use crate::tables::{EscalationsTable, EventTable, mahallas_table};
@@ -291,7 +293,7 @@ impl SqlEngine {
                 DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled),
             )
             .build_arc()?;
-        let ctx = SessionContext::new_with_config_rt(config, runtime);
+        let ctx = session(config, runtime);
         for def in TableDef::event_tables() {
             let name = def.name;
             ctx.register_table(
@@ -340,8 +342,7 @@ impl SqlEngine {
         for policy in &self.policies {
             table = policy.wrap(name, table);
         }
-        let ctx =
-            SessionContext::new_with_config_rt(self.ctx.copied_config(), self.ctx.runtime_env());
+        let ctx = session(self.ctx.copied_config(), self.ctx.runtime_env());
         // Every table of this engine (`audit` included when it has it),
         // then `table`.
         for t in self.table_names() {
@@ -375,8 +376,7 @@ impl SqlEngine {
     /// engine's tables themselves, unwrapped.
     pub async fn for_access(&self, access: &SqlAccess) -> Result<Self, SqlError> {
         let policy = Arc::new(AccessPolicy::new(access, &self.registry));
-        let ctx =
-            SessionContext::new_with_config_rt(self.ctx.copied_config(), self.ctx.runtime_env());
+        let ctx = session(self.ctx.copied_config(), self.ctx.runtime_env());
         let mut names: Vec<&str> = TABLES.to_vec();
         let mut extra: Vec<&str> = access
             .extra_tables
@@ -602,6 +602,18 @@ impl SqlEngine {
             elapsed: started.elapsed(),
         })
     }
+}
+
+/// A session of this engine: DataFusion's defaults, then
+/// [`YieldBetweenBatches`], so that a query can be stopped between batches.
+fn session(config: SessionConfig, runtime: Arc<RuntimeEnv>) -> SessionContext {
+    let state = SessionStateBuilder::new()
+        .with_config(config)
+        .with_runtime_env(runtime)
+        .with_default_features()
+        .with_physical_optimizer_rule(Arc::new(YieldBetweenBatches))
+        .build();
+    SessionContext::new_with_state(state)
 }
 
 /// Aborts a spawned query when the future waiting for it is dropped.

@@ -97,6 +97,7 @@ pub mod access;
 pub mod audit;
 pub mod caller;
 mod columns;
+mod coop;
 mod engine;
 mod error;
 pub mod h3;

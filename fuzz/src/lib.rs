@@ -60,9 +60,7 @@
 //! `POSBON_FUZZ_SECS` says otherwise (`tests/bounded.rs`), so CI fuzzes on
 //! every run. A crash once understood and fixed becomes a file in
 //! `fuzz/regressions/<target>/` (`fuzz/regressions/README.md` says what each
-//! was); one not fixed yet waits in `fuzz/known/<target>/`, outside the
-//! tests, and the target leaves out inputs of its shape
-//! (`fuzz/known/README.md`).
+//! was).
 //!
 //! # cargo-fuzz
 //!
@@ -83,10 +81,7 @@ pub use targets::config_toml::{CONFIG_MAX_BYTES, config_toml};
 pub use targets::escalation_action::{ACTION_MAX_BYTES, escalation_action};
 pub use targets::event_json::{EVENT_JSON_MAX_BYTES, event_json};
 pub use targets::registry_geojson::{REGISTRY_MAX_BYTES, REGISTRY_MAX_SQUARES, registry_geojson};
-pub use targets::sql_request::{
-    SQL_MAX_BYTES, SQL_MAX_PREFIX_KEYWORDS, SQL_PREFIX_KEYWORDS, parse_sql, prefix_keywords,
-    sql_request,
-};
+pub use targets::sql_request::{SQL_MAX_BYTES, parse_sql, sql_request};
 
 use targets::compact::compact_features;
 use targets::config_toml::config_toml_features;

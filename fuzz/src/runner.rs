@@ -28,8 +28,8 @@ use rand_chacha::ChaCha8Rng;
 use crate::mutate::mutate;
 use crate::{Features, Target};
 
-/// The crate's folder: where `corpus/`, `regressions/`, `known/` and
-/// `artifacts/` are.
+/// The crate's folder: where `corpus/`, `regressions/` and `artifacts/`
+/// are.
 pub fn fuzz_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }

@@ -91,6 +91,16 @@ pub(super) async fn hostile(
         );
 
         let started = Instant::now();
+        let chain = format!("SELECT {}1", "ARRAY[".repeat(30));
+        let r = post_json(to.clone(), "/v1/sql", &json!({ "query": chain })).await;
+        answer(
+            &answers,
+            "SQL of 2^30 parse steps",
+            r.map_or_else(|e| e.to_string(), |r| r.status.to_string()),
+            started,
+        );
+
+        let started = Instant::now();
         let feed = EventSource::open(to.clone(), "/v1/feed?since=0").await;
         answer(
             &answers,

@@ -18,8 +18,8 @@
 //!   escalations open;
 //! - 4 analysts running SQL in a loop;
 //! - one hostile client repeating: a 40,000-item array, 400 half-sent
-//!   headers, an H3 query that would allocate gigabytes, a feed replay from
-//!   0, an 8 KiB WebSocket frame.
+//!   headers, an H3 query that would allocate gigabytes, a query that would
+//!   take 2^30 parse steps, a feed replay from 0, an 8 KiB WebSocket frame.
 //!
 //! It prints events accepted vs stored, escalations opened vs delivered to
 //! every subscriber, feed delivery latency (from the escalation's arrival on

@@ -25,11 +25,10 @@ static SQL_SESSION: LazyLock<SessionState> = LazyLock::new(|| SessionContext::ne
 /// UTF-8 is parsed as SQL directly, so that mutations reach the parser.
 ///
 /// A statement that parses is printed and the text parsed again (it must
-/// not panic; sqlparser does not promise the same tree). Queries with more
-/// than [`SQL_MAX_PREFIX_KEYWORDS`] expression keywords are left out (see
-/// there for the known exponential parse they would hit), and so are those
-/// the engine refuses before parsing for a dotted name of more than
-/// [`posbon_sql::MAX_NAME_PARTS`] parts ([`posbon_sql::check_dotted_names`]).
+/// not panic; sqlparser does not promise the same tree). Queries the engine
+/// refuses before parsing, for a dotted name of more than
+/// [`posbon_sql::MAX_NAME_PARTS`] parts ([`posbon_sql::check_dotted_names`]),
+/// are left out.
 pub fn sql_request(data: &[u8]) {
     sql_request_features(data);
 }
@@ -49,9 +48,7 @@ pub(crate) fn sql_request_features(data: &[u8]) -> Features {
             Err(_) => return sig.finish(),
         },
     };
-    if prefix_keywords(&query) > SQL_MAX_PREFIX_KEYWORDS
-        || posbon_sql::check_dotted_names(&query).is_err()
-    {
+    if posbon_sql::check_dotted_names(&query).is_err() {
         sig.add("skipped");
         return sig.finish();
     }
@@ -82,92 +79,16 @@ pub(crate) fn sql_request_features(data: &[u8]) -> Features {
     sig.finish()
 }
 
-/// Parses one SQL statement the way the SQL engine does (DataFusion's
-/// parser, its default dialect and recursion limit, which `posbon-sql` does
-/// not change), without the guards of [`sql_request`]: the statement as
-/// sqlparser prints it, or the error.
+/// Parses one SQL statement the way the SQL engine does
+/// ([`posbon_sql::parse_statement`]: DataFusion's parser, its default
+/// dialect and recursion limit, which `posbon-sql` does not change, within
+/// the engine's budget of parse steps), without the guard of
+/// [`sql_request`]: the statement as sqlparser prints it, or the error.
 pub fn parse_sql(query: &str) -> Result<String, String> {
-    let state = &*SQL_SESSION;
-    let dialect = state.config().options().sql_parser.dialect;
-    state
-        .sql_to_statement(query, &dialect)
+    let parser = &SQL_SESSION.config().options().sql_parser;
+    posbon_sql::parse_statement(query, &parser.dialect, parser.recursion_limit.get())
         .map(|statement| statement.to_string())
         .map_err(|e| e.to_string())
-}
-
-/// Most expression-prefix keywords (see [`SQL_PREFIX_KEYWORDS`]) in a query
-/// that [`sql_request`] parses.
-///
-/// A known, unfixed finding (`fuzz/known/sql_request/`): the sqlparser that
-/// DataFusion 55 uses (0.62) tries a keyword as the head of an expression
-/// and, when that fails, parses the same tokens again as an identifier, so a
-/// failing chain of N such keywords (`SELECT ARRAY[ARRAY[ARRAY[...`,
-/// `SELECT x-not-b.x-not-b....`) takes 2^N steps: 30 of them in 250 bytes
-/// keep a core busy for hours, and the parse runs before the engine's time
-/// limit can act. Upstream fixed it with a cache per position
-/// (apache/datafusion-sqlparser-rs#2352); until the engine has that, the
-/// target leaves such inputs out so that every run of the tests does not
-/// rediscover it.
-pub const SQL_MAX_PREFIX_KEYWORDS: usize = 16;
-
-/// The words sqlparser 0.62 tries as the head of an expression
-/// (`parse_expr_prefix_by_reserved_word`).
-pub const SQL_PREFIX_KEYWORDS: &[&str] = &[
-    "ARRAY",
-    "BOX",
-    "CASE",
-    "CAST",
-    "CEIL",
-    "CIRCLE",
-    "CONVERT",
-    "CURRENT_CATALOG",
-    "CURRENT_DATE",
-    "CURRENT_TIME",
-    "CURRENT_TIMESTAMP",
-    "CURRENT_USER",
-    "EXISTS",
-    "EXTRACT",
-    "FALSE",
-    "FLOOR",
-    "INTERVAL",
-    "LAMBDA",
-    "LINE",
-    "LOCALTIME",
-    "LOCALTIMESTAMP",
-    "LSEG",
-    "MAP",
-    "MATCH",
-    "NOT",
-    "NULL",
-    "OVERLAY",
-    "PATH",
-    "POINT",
-    "POLYGON",
-    "POSITION",
-    "PRIOR",
-    "SAFE_CAST",
-    "SELECT",
-    "SESSION_USER",
-    "STRUCT",
-    "SUBSTR",
-    "SUBSTRING",
-    "TRIM",
-    "TRUE",
-    "TRY_CAST",
-    "TRY_CONVERT",
-    "USER",
-    "WITH",
-];
-
-/// How many words of `sql` are in [`SQL_PREFIX_KEYWORDS`].
-pub fn prefix_keywords(sql: &str) -> usize {
-    sql.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-        .filter(|w| {
-            SQL_PREFIX_KEYWORDS
-                .iter()
-                .any(|k| k.eq_ignore_ascii_case(w))
-        })
-        .count()
 }
 
 /// What a parser error expected, without what it found (the input's words).

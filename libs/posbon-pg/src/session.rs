@@ -37,6 +37,10 @@ pub(crate) struct Session {
 /// query here is a few KB; `POST /v1/sql` takes 2 MB bodies).
 pub(crate) const MAX_QUERY_BYTES: usize = 1 << 20;
 
+/// The recursion limit of the PostgreSQL compatibility parser (sqlparser's
+/// default, which that parser keeps).
+const PARSER_RECURSION_LIMIT: usize = 50;
+
 /// The most parameters a statement may have (PostgreSQL's limit).
 pub(crate) const MAX_PARAMS: usize = 65_535;
 
@@ -120,7 +124,8 @@ impl Session {
     /// Splits `sql` into statements, each rewritten where a client's catalog
     /// query needs it. Parsing runs like a query (a turn, the SQL pool, the
     /// time limit), after the checks that refuse texts too long or too
-    /// slow to parse ([`posbon_sql::check_dotted_names`]).
+    /// slow to parse ([`posbon_sql::check_dotted_names`],
+    /// [`posbon_sql::check_parse_cost`]).
     pub(crate) async fn parse(&self, sql: &str) -> Result<Vec<Statement>, PgWireError> {
         if sql.len() > MAX_QUERY_BYTES {
             return Err(user_error(
@@ -136,6 +141,7 @@ impl Session {
         let text = sql.to_owned();
         self.engine
             .bounded(move |_| async move {
+                posbon_sql::check_parse_cost(&text, PARSER_RECURSION_LIMIT)?;
                 parser
                     .parse(&text)
                     .map_err(|e| SqlError::invalid(format!("syntax error: {e}")))
@@ -163,7 +169,7 @@ impl Session {
         let (types, schema) = self
             .engine
             .bounded(move |_| async move {
-                let plan = engine.context().state().create_logical_plan(&text).await?;
+                let plan = engine.logical_plan(&text).await?;
                 let types = plan.get_parameter_types()?;
                 Ok((types, Arc::clone(plan.schema().inner())))
             })

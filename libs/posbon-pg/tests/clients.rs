@@ -298,6 +298,14 @@ async fn every_refusal_has_its_sqlstate() {
     let url = server.url("a", "").replace("/posbon?", "/postgres?");
     let out = server.psql_url(&url, &server.analyst, &["SELECT 1"]).await;
     assert_refused(&out, &["database \"postgres\" does not exist"]);
+    // A statement the parser would take 2^30 steps over, and a dotted name
+    // of 30 parts: refused as too complex, at once.
+    let chain = format!("SELECT {}1", "ARRAY[".repeat(30));
+    let out = server.psql("a", &server.analyst, &[&chain]).await;
+    assert_refused(&out, &["54001", "too costly to parse"]);
+    let dotted = format!("SELECT m{} FROM events m", ".a".repeat(30));
+    let out = server.psql("a", &server.analyst, &[&dotted]).await;
+    assert_refused(&out, &["54001", "dotted name of more than 8 parts"]);
     // The audit table does not exist for an analyst; an unknown column is
     // named.
     let out = server

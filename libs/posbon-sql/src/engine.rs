@@ -12,7 +12,7 @@ use datafusion::common::{ParamValues, ScalarValue};
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
-use datafusion::logical_expr::ScalarUDF;
+use datafusion::logical_expr::{LogicalPlan, ScalarUDF};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 use futures::StreamExt;
@@ -25,6 +25,7 @@ use crate::audit::{AUDIT_TABLE, AuditTable};
 use crate::columns::TableDef;
 use crate::coop::YieldBetweenBatches;
 use crate::error::SqlError;
+use crate::parse::{check_dotted_names, parse_statement};
 use crate::stored::{StoredTable, StoredTableProvider};
 use crate::tables::{EscalationsTable, EventTable, mahallas_table};
 
@@ -522,6 +523,24 @@ impl SqlEngine {
         Ok(df.create_physical_plan().await?)
     }
 
+    /// The logical plan of `sql`, a read-only query: refused if a dotted
+    /// name is too long ([`check_dotted_names`]), parsed as the session's
+    /// dialect within its budget of steps ([`parse_statement`]), and
+    /// refused if it would change anything (DDL, DML, `SET`).
+    pub async fn logical_plan(&self, sql: &str) -> Result<LogicalPlan, SqlError> {
+        check_dotted_names(sql)?;
+        let state = self.ctx.state();
+        let parser = &state.config().options().sql_parser;
+        let statement = parse_statement(sql, &parser.dialect, parser.recursion_limit.get())?;
+        let plan = state.statement_to_plan(statement).await?;
+        SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(false)
+            .with_allow_statements(false)
+            .verify_plan(&plan)?;
+        Ok(plan)
+    }
+
     async fn dataframe(
         &self,
         sql: &str,
@@ -530,12 +549,8 @@ impl SqlEngine {
         if sql.trim().trim_end_matches(';').trim().is_empty() {
             return Err(SqlError::invalid("the query is empty"));
         }
-        check_dotted_names(sql)?;
-        let options = SQLOptions::new()
-            .with_allow_ddl(false)
-            .with_allow_dml(false)
-            .with_allow_statements(false);
-        let df = self.ctx.sql_with_options(sql, options).await?;
+        let plan = self.logical_plan(sql).await?;
+        let df = self.ctx.execute_logical_plan(plan).await?;
         let empty = match &params {
             ParamValues::List(list) => list.is_empty(),
             ParamValues::Map(map) => map.is_empty(),
@@ -622,87 +637,6 @@ struct AbortOnDrop(tokio::task::AbortHandle);
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
-    }
-}
-
-/// The most parts a dotted name may have (`schema.table.column` is 3).
-pub const MAX_NAME_PARTS: usize = 8;
-
-/// Refuses a dotted name of more than [`MAX_NAME_PARTS`] parts before the
-/// parser sees it: the parser (sqlparser 0.62) takes time exponential in the
-/// parts of a chain like `a. b. b. b. …`, so 200 of them in a 700-byte query
-/// would hold a core far beyond the query's time limit (parsing never
-/// yields). Counted on the tokens, in one pass: a run of periods with at
-/// most one token between each two.
-pub fn check_dotted_names(sql: &str) -> Result<(), SqlError> {
-    use datafusion::sql::sqlparser::dialect::{Dialect, GenericDialect, PostgreSqlDialect};
-    use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
-    // Read as each dialect a parser here uses (the engine's generic one, the
-    // PostgreSQL front end's): they end comments differently (`\r`).
-    let dialects: [&dyn Dialect; 2] = [&GenericDialect {}, &PostgreSqlDialect {}];
-    for dialect in dialects {
-        // A text the tokenizer refuses is left for the parser to explain.
-        let Ok(tokens) = Tokenizer::new(dialect, sql).tokenize_with_location() else {
-            continue;
-        };
-        let (mut parts, mut since_period) = (1usize, usize::MAX);
-        for t in tokens
-            .iter()
-            .filter(|t| !matches!(t.token, Token::Whitespace(_)))
-        {
-            if t.token == Token::Period {
-                parts = if since_period <= 1 { parts + 1 } else { 2 };
-                since_period = 0;
-                if parts > MAX_NAME_PARTS {
-                    return Err(SqlError::invalid(format!(
-                        "a dotted name of more than {MAX_NAME_PARTS} parts at line {}, column {}: \
-                         names here have at most 3 (schema.table.column)",
-                        t.span.start.line, t.span.start.column
-                    )));
-                }
-            } else {
-                since_period = since_period.saturating_add(1);
-            }
-        }
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod name_tests {
-    use super::*;
-
-    /// A chain hidden from the generic reading by a comment that only
-    /// PostgreSQL's ends (at `\r`) is refused too.
-    #[test]
-    fn a_chain_after_a_carriage_return_comment_is_refused() {
-        let sql = format!("SELECT 1 --\r, a. {}", "b. ".repeat(40));
-        assert!(check_dotted_names(&sql).is_err());
-    }
-
-    /// A long dotted chain is refused at once, naming where; ordinary
-    /// names, decimals and a short chain pass.
-    #[test]
-    fn long_dotted_names_are_refused_before_parsing() {
-        let chain = format!(
-            "SELECT count(*) FROM events a, events b WHERE a.{} b.lat > 1",
-            "b. ".repeat(200)
-        );
-        let started = std::time::Instant::now();
-        let e = check_dotted_names(&chain).expect_err("a 200-part name");
-        assert!(started.elapsed() < std::time::Duration::from_secs(1));
-        assert!(
-            e.to_string()
-                .contains("dotted name of more than 8 parts at line 1, column"),
-            "{e}"
-        );
-        for ok in [
-            "SELECT e.lat, 1.5, posbon.public.events.id FROM posbon.public.events e",
-            "SELECT a.b.c.d.e.f.g.h FROM t",
-            "SELECT '.......................' AS dots, 1.2 + 3.4",
-        ] {
-            assert!(check_dotted_names(ok).is_ok(), "{ok}");
-        }
     }
 }
 

@@ -114,6 +114,11 @@ impl SqlError {
                 let lower = m.to_ascii_lowercase();
                 if lower.starts_with("syntax error") {
                     "42601"
+                } else if lower.starts_with("the query is too costly to parse")
+                    || lower.starts_with("a dotted name of more than")
+                {
+                    // statement_too_complex
+                    "54001"
                 } else if lower.contains("table") && lower.contains("not found") {
                     "42P01"
                 } else if lower.contains("no field named") {

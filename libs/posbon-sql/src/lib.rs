@@ -103,6 +103,7 @@ mod error;
 pub mod h3;
 pub mod http;
 pub mod output;
+mod parse;
 pub mod scan;
 pub mod segments;
 pub mod stored;
@@ -111,10 +112,12 @@ mod tables;
 pub use access::SqlAccess;
 pub use audit::AUDIT_TABLE;
 pub use columns::{TIME_ZONE, enum_type, timestamp_type};
-pub use engine::{
-    CATALOG, MAX_NAME_PARTS, QueryOutput, SqlEngine, SqlLimits, TABLES, check_dotted_names,
-};
+pub use engine::{CATALOG, QueryOutput, SqlEngine, SqlLimits, TABLES};
 pub use error::{SqlError, SqlErrorKind};
+pub use parse::{
+    MAX_NAME_PARTS, PARSE_STEPS_BASE, PARSE_STEPS_PER_BYTE, check_dotted_names, check_parse_cost,
+    parse_budget, parse_statement,
+};
 pub use stored::StoredTable;
 
 /// Re-exported so callers build parameters and read results with the same

@@ -61,6 +61,29 @@ async fn a_long_dotted_name_is_refused_before_parsing() {
     }
 }
 
+/// A query the parser would take 2^30 steps over (an unclosed chain of
+/// `ARRAY[`, found by fuzzing) is refused once it has taken its budget of
+/// steps, naming the budget; an ordinary query of the same words parses.
+#[tokio::test]
+async fn a_query_too_costly_to_parse_is_refused() {
+    let engine = common::engine();
+    let chain = format!("SELECT {}1", "ARRAY[".repeat(30));
+    let started = std::time::Instant::now();
+    let e = engine.query(&chain).await.expect_err("refused");
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    assert_eq!(e.kind().as_str(), "invalid_query", "{e}");
+    assert_eq!(e.sqlstate(), "54001", "{e}");
+    assert!(
+        e.message().contains(&format!(
+            "took more than {} parser steps",
+            posbon_sql::parse_budget(&chain)
+        )),
+        "{e}"
+    );
+    let closed = format!("SELECT {}1{} AS a", "ARRAY[".repeat(8), "]".repeat(8));
+    engine.query(&closed).await.expect("a closed chain parses");
+}
+
 #[tokio::test]
 async fn every_event_is_in_its_tables() {
     let fx = fixture();

@@ -4,8 +4,8 @@
 Usage: scripts/gen-bounded-dialect.py ~/.cargo/registry/src/*/sqlparser-X.Y.Z/src/dialect/mod.rs
 
 Reads sqlparser's `pub trait Dialect` and writes, for each of its methods, a
-method of `impl Dialect for Bounded` that calls the wrapped dialect's. The
-one exception is `parse_prefix`, which counts a step first. Paste the output
+method of `impl Dialect for Bounded` that counts a step and calls the
+wrapped dialect's. Paste the output
 over the methods of that impl block when sqlparser is upgraded, then run
 `cargo fmt` and `cargo test -p posbon-sql parse`.
 """
@@ -36,8 +36,6 @@ for m in re.finditer(
         names.append(param)
     signature = f"    fn {name}{generics or ''}(&self{''.join(', ' + p for p in params)}){(' ' + ret) if ret else ''}"
     call = f"self.inner.{name}({', '.join(names)})"
-    if name == "parse_prefix":
-        call = f"self.step().or_else(|| {call})"
-    print(f"{signature} {{\n        {call}\n    }}\n")
+    print(f"{signature} {{\n        self.step();\n        {call}\n    }}\n")
     count += 1
 print(f"{count} methods", file=sys.stderr)

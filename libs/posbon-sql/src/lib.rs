@@ -115,7 +115,7 @@ pub use columns::{TIME_ZONE, enum_type, timestamp_type};
 pub use engine::{CATALOG, QueryOutput, SqlEngine, SqlLimits, TABLES};
 pub use error::{SqlError, SqlErrorKind};
 pub use parse::{
-    MAX_NAME_PARTS, PARSE_STEPS_BASE, PARSE_STEPS_PER_BYTE, check_dotted_names, check_parse_cost,
+    MAX_NAME_PARTS, PARSE_STEPS_BASE, PARSE_STEPS_PER_TOKEN, check_dotted_names, check_parse_cost,
     parse_budget, parse_statement,
 };
 pub use stored::StoredTable;

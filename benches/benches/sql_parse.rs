@@ -21,6 +21,9 @@ use posbon_sql::datafusion::sql::sqlparser::dialect::GenericDialect;
 /// DataFusion's recursion limit, which the engine keeps.
 const RECURSION_LIMIT: usize = 50;
 
+/// The engine's default time limit of a query.
+const TIME_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 fn plain(sql: &str) -> usize {
     DFParserBuilder::new(sql)
         .with_dialect(&GenericDialect {})
@@ -37,7 +40,8 @@ fn bench_parse(c: &mut Criterion) {
         "file", "bytes", "steps", "per byte"
     );
     for (file, sql) in SQL_FILES {
-        let steps = posbon_sql::check_parse_cost(sql, RECURSION_LIMIT).expect("within budget");
+        let steps =
+            posbon_sql::check_parse_cost(sql, RECURSION_LIMIT, TIME_LIMIT).expect("within budget");
         println!(
             "{file:<24} {:>7} {steps:>9} {:>9.2}",
             sql.len(),
@@ -51,8 +55,13 @@ fn bench_parse(c: &mut Criterion) {
         });
         group.bench_function(format!("bounded/{file}"), |b| {
             b.iter(|| {
-                posbon_sql::parse_statement(black_box(sql), &Dialect::Generic, RECURSION_LIMIT)
-                    .expect("the report's SQL parses")
+                posbon_sql::parse_statement(
+                    black_box(sql),
+                    &Dialect::Generic,
+                    RECURSION_LIMIT,
+                    TIME_LIMIT,
+                )
+                .expect("the report's SQL parses")
             })
         });
     }
@@ -62,8 +71,13 @@ fn bench_parse(c: &mut Criterion) {
     ] {
         group.bench_function(format!("refuse/{name}"), |b| {
             b.iter(|| {
-                posbon_sql::parse_statement(black_box(&chain), &Dialect::Generic, RECURSION_LIMIT)
-                    .expect_err("too costly")
+                posbon_sql::parse_statement(
+                    black_box(&chain),
+                    &Dialect::Generic,
+                    RECURSION_LIMIT,
+                    TIME_LIMIT,
+                )
+                .expect_err("too costly")
             })
         });
     }

@@ -86,9 +86,14 @@ pub(crate) fn sql_request_features(data: &[u8]) -> Features {
 /// [`sql_request`]: the statement as sqlparser prints it, or the error.
 pub fn parse_sql(query: &str) -> Result<String, String> {
     let parser = &SQL_SESSION.config().options().sql_parser;
-    posbon_sql::parse_statement(query, &parser.dialect, parser.recursion_limit.get())
-        .map(|statement| statement.to_string())
-        .map_err(|e| e.to_string())
+    posbon_sql::parse_statement(
+        query,
+        &parser.dialect,
+        parser.recursion_limit.get(),
+        posbon_sql::SqlLimits::default().timeout(),
+    )
+    .map(|statement| statement.to_string())
+    .map_err(|e| e.to_string())
 }
 
 /// What a parser error expected, without what it found (the input's words).

@@ -139,9 +139,10 @@ impl Session {
         posbon_sql::check_dotted_names(sql).map_err(|e| sql_error(&e))?;
         let parser = Arc::clone(&self.parser);
         let text = sql.to_owned();
+        let limit = self.engine.limits().timeout();
         self.engine
             .bounded(move |_| async move {
-                posbon_sql::check_parse_cost(&text, PARSER_RECURSION_LIMIT)?;
+                posbon_sql::check_parse_cost(&text, PARSER_RECURSION_LIMIT, limit)?;
                 parser
                     .parse(&text)
                     .map_err(|e| SqlError::invalid(format!("syntax error: {e}")))

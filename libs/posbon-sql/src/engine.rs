@@ -525,13 +525,19 @@ impl SqlEngine {
 
     /// The logical plan of `sql`, a read-only query: refused if a dotted
     /// name is too long ([`check_dotted_names`]), parsed as the session's
-    /// dialect within its budget of steps ([`parse_statement`]), and
+    /// dialect within its budget of steps and the time limit
+    /// ([`parse_statement`]), and
     /// refused if it would change anything (DDL, DML, `SET`).
     pub async fn logical_plan(&self, sql: &str) -> Result<LogicalPlan, SqlError> {
         check_dotted_names(sql)?;
         let state = self.ctx.state();
         let parser = &state.config().options().sql_parser;
-        let statement = parse_statement(sql, &parser.dialect, parser.recursion_limit.get())?;
+        let statement = parse_statement(
+            sql,
+            &parser.dialect,
+            parser.recursion_limit.get(),
+            self.limits.timeout(),
+        )?;
         let plan = state.statement_to_plan(statement).await?;
         SQLOptions::new()
             .with_allow_ddl(false)

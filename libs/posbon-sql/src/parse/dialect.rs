@@ -16,6 +16,7 @@ use std::any::TypeId;
 use std::cell::Cell;
 use std::iter::Peekable;
 use std::str::Chars;
+use std::time::Instant;
 
 use datafusion::sql::sqlparser::ast::{
     ColumnOption, Expr, GranteesType, Ident, ObjectNamePart, Statement,
@@ -25,26 +26,41 @@ use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
 
 /// A dialect that parses as `inner` does, within a budget of steps (calls
-/// into the dialect). The step past the budget unwinds out of the parser
-/// with [`BudgetSpent`] (by `resume_unwind`: no panic hook, no message),
-/// which [`within_budget`] catches: sqlparser's backtracking swallows some
-/// errors and retries, so an error could not be relied on to end the parse.
+/// into the dialect) and a deadline (looked at every [`CLOCK_EVERY`]
+/// steps). The step past either unwinds out of the parser with a [`Stop`]
+/// (by `resume_unwind`: no panic hook, no message), which [`within_budget`]
+/// catches: sqlparser's backtracking swallows some errors and retries, so
+/// an error could not be relied on to end the parse. The deadline bounds
+/// what the steps may not: work between two calls into the dialect (a long
+/// list read with none, a long run of whitespace or a large literal looked
+/// at again on each try).
 #[derive(Debug)]
 pub(crate) struct Bounded {
     inner: Box<dyn Dialect>,
     budget: u64,
+    deadline: Instant,
     steps: Cell<u64>,
 }
 
-/// The unwind payload of a parse that spent its budget.
-struct BudgetSpent;
+/// How often, in steps, [`Bounded`] looks at the clock.
+const CLOCK_EVERY: u64 = 1024;
+
+/// Why a parse was stopped: the unwind payload of [`Bounded`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stop {
+    /// It took more steps than its budget.
+    Budget,
+    /// It ran past its deadline.
+    Time,
+}
 
 impl Bounded {
-    /// `inner`, allowed `budget` steps.
-    pub(crate) fn new(inner: Box<dyn Dialect>, budget: u64) -> Self {
+    /// `inner`, allowed `budget` steps until `deadline`.
+    pub(crate) fn new(inner: Box<dyn Dialect>, budget: u64, deadline: Instant) -> Self {
         Self {
             inner,
             budget,
+            deadline,
             steps: Cell::new(0),
         }
     }
@@ -54,25 +70,33 @@ impl Bounded {
         self.steps.get()
     }
 
-    /// Counts one step, and ends the parse past the budget.
+    /// Counts one step, and ends the parse past the budget or the deadline.
     fn step(&self) {
         let steps = self.steps.get().saturating_add(1);
         self.steps.set(steps);
         if steps > self.budget {
-            std::panic::resume_unwind(Box::new(BudgetSpent));
+            std::panic::resume_unwind(Box::new(Stop::Budget));
+        }
+        if steps.is_multiple_of(CLOCK_EVERY) && Instant::now() >= self.deadline {
+            std::panic::resume_unwind(Box::new(Stop::Time));
         }
     }
 }
 
-/// Runs `parse` with `dialect`: its result, or `None` if it spent the
-/// dialect's budget. Any other panic goes on unwinding. (The workspace
-/// builds with `panic = "unwind"`, the default; the tests of the refusals
-/// would abort with `panic = "abort"`.)
-pub(crate) fn within_budget<T>(dialect: &Bounded, parse: impl FnOnce(&Bounded) -> T) -> Option<T> {
+/// Runs `parse` with `dialect`: its result, or why [`Bounded`] stopped it.
+/// Any other panic goes on unwinding. (The workspace builds with
+/// `panic = "unwind"`, the default; the tests of the refusals would abort
+/// with `panic = "abort"`.)
+pub(crate) fn within_budget<T>(
+    dialect: &Bounded,
+    parse: impl FnOnce(&Bounded) -> T,
+) -> Result<T, Stop> {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| parse(dialect))) {
-        Ok(result) => Some(result),
-        Err(payload) if payload.is::<BudgetSpent>() => None,
-        Err(payload) => std::panic::resume_unwind(payload),
+        Ok(result) => Ok(result),
+        Err(payload) => match payload.downcast::<Stop>() {
+            Ok(stop) => Err(*stop),
+            Err(payload) => std::panic::resume_unwind(payload),
+        },
     }
 }
 

@@ -12,8 +12,9 @@
 //!   [`MAX_NAME_PARTS`] parts before parsing, naming where;
 //! - every parse runs through [`dialect::Bounded`], which counts the
 //!   parser's calls into its dialect and ends the parse once it has taken
-//!   [`parse_budget`] of them: [`parse_statement`] for the engine,
-//!   [`check_parse_cost`] before the PostgreSQL front end's own parser.
+//!   [`parse_budget`] of them, or at the query's time limit:
+//!   [`parse_statement`] for the engine, [`check_parse_cost`] before the
+//!   PostgreSQL front end's own parser.
 
 mod dialect;
 
@@ -23,9 +24,10 @@ use datafusion::sql::sqlparser::dialect::{Dialect, PostgreSqlDialect, dialect_fr
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::Parser;
 use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
+use std::time::{Duration, Instant};
 
 use crate::error::SqlError;
-use dialect::{Bounded, within_budget};
+use dialect::{Bounded, Stop, within_budget};
 
 /// Parser steps any text may take, however short: room for the nesting
 /// the PostgreSQL dialect reads twice (each function argument is tried as
@@ -55,16 +57,30 @@ fn tokenize(sql: &str, dialect: &dyn Dialect) -> Result<(Vec<TokenWithSpan>, usi
 }
 
 /// Parses `sql`, one statement, as DataFusion would with this dialect and
-/// recursion limit, within [`parse_budget`] steps.
+/// recursion limit, within [`parse_budget`] steps and `time_limit`.
 pub fn parse_statement(
     sql: &str,
     dialect: &DialectName,
     recursion_limit: usize,
+    time_limit: Duration,
 ) -> Result<Statement, SqlError> {
+    let deadline = Instant::now() + time_limit;
     let inner = dialect_from_str(dialect)
         .ok_or_else(|| SqlError::internal(format!("no SQL dialect named {dialect}")))?;
     let (tokens, counted) = tokenize(sql, inner.as_ref())?;
-    let bounded = Bounded::new(inner, parse_budget(counted));
+    // DataFusion's own parser reads `EXPLAIN EXPLAIN ...` by recursing
+    // without sqlparser's recursion limit or its dialect: thousands of them
+    // would overflow the stack, which ends the process.
+    let explains = tokens
+        .iter()
+        .filter(|t| matches!(&t.token, Token::Word(w) if w.keyword == Keyword::EXPLAIN))
+        .count();
+    if explains > 1 {
+        return Err(SqlError::invalid(format!(
+            "EXPLAIN appears {explains} times: a query may be explained once"
+        )));
+    }
+    let bounded = Bounded::new(inner, parse_budget(counted), deadline);
     let parsed = within_budget(&bounded, |dialect| {
         DFParserBuilder::new(tokens)
             .with_dialect(dialect)
@@ -72,7 +88,7 @@ pub fn parse_statement(
             .build()
             .and_then(|mut parser| parser.parse_statements())
     })
-    .ok_or_else(|| too_costly(counted))?;
+    .map_err(|stop| stopped(stop, counted, time_limit))?;
     let mut statements = parsed.map_err(SqlError::from)?;
     match (statements.pop_front(), statements.is_empty()) {
         (Some(statement), true) => Ok(statement),
@@ -85,17 +101,20 @@ pub fn parse_statement(
 }
 
 /// The parser steps `sql` takes as PostgreSQL, or a refusal if that is
-/// more than [`parse_budget`]. For the PostgreSQL compatibility parser,
-/// which cannot be given a dialect: its tokens are read as it reads them
-/// (`ABORT` as `ROLLBACK`), and each statement is parsed on its own, so a
-/// statement it would read after one that does not parse here is counted
-/// too. A text that is not valid SQL passes, for that parser to explain.
-/// (It also swaps whole catalog queries of known clients for fixed ones
-/// before parsing; those are counted as the client wrote them.)
-pub fn check_parse_cost(sql: &str, recursion_limit: usize) -> Result<u64, SqlError> {
-    let Ok((tokens, counted)) = tokenize(sql, &PostgreSqlDialect {}) else {
-        return Ok(0);
-    };
+/// more than [`parse_budget`], takes longer than `time_limit`, or if a
+/// statement of it does not parse. For the PostgreSQL compatibility
+/// parser, which cannot be given a dialect, to run only on text whose
+/// every statement was read here: its tokens are read as it reads them
+/// (`ABORT` as `ROLLBACK`), each statement on its own. (It also swaps
+/// known clients' catalog queries for fixed ones before parsing; those
+/// are read here as the client wrote them, and must parse as written.)
+pub fn check_parse_cost(
+    sql: &str,
+    recursion_limit: usize,
+    time_limit: Duration,
+) -> Result<u64, SqlError> {
+    let deadline = Instant::now() + time_limit;
+    let (tokens, counted) = tokenize(sql, &PostgreSqlDialect {})?;
     let mut statements = vec![Vec::new()];
     for t in tokens {
         match t.token {
@@ -111,17 +130,38 @@ pub fn check_parse_cost(sql: &str, recursion_limit: usize) -> Result<u64, SqlErr
             _ => statements.last_mut().expect("one").push(t),
         }
     }
-    let bounded = Bounded::new(Box::new(PostgreSqlDialect {}), parse_budget(counted));
+    let bounded = Bounded::new(
+        Box::new(PostgreSqlDialect {}),
+        parse_budget(counted),
+        deadline,
+    );
     within_budget(&bounded, |dialect| {
         for tokens in statements.into_iter().filter(|s| !s.is_empty()) {
-            let _ = Parser::new(dialect)
+            let mut parser = Parser::new(dialect)
                 .with_recursion_limit(recursion_limit)
-                .with_tokens_with_locations(tokens)
-                .parse_statement();
+                .with_tokens_with_locations(tokens);
+            parser.parse_statement()?;
+            // What follows a statement, before the next `;`, is an error
+            // too (the parser that follows would say so).
+            if parser.peek_token_ref().token != Token::EOF {
+                return parser.expected("end of statement", parser.peek_token());
+            }
         }
+        Ok(())
     })
-    .ok_or_else(|| too_costly(counted))?;
+    .map_err(|stop| stopped(stop, counted, time_limit))?
+    .map_err(|e: datafusion::sql::sqlparser::parser::ParserError| {
+        SqlError::invalid(format!("syntax error: {e}"))
+    })?;
     Ok(bounded.steps())
+}
+
+/// The refusal of a parse that [`Bounded`] stopped.
+fn stopped(stop: Stop, tokens: usize, time_limit: Duration) -> SqlError {
+    match stop {
+        Stop::Budget => too_costly(tokens),
+        Stop::Time => SqlError::timeout(time_limit),
+    }
 }
 
 /// The refusal of a text of `tokens` tokens that ran out of parse steps.
@@ -224,6 +264,9 @@ mod budget_tests {
 
     const DIALECTS: [DialectName; 2] = [DialectName::Generic, DialectName::PostgreSQL];
 
+    /// The time limit of the tests' parses: far beyond any of them.
+    const LIMIT: Duration = Duration::from_secs(60);
+
     /// Queries as analysts, reports, psql and Grafana write them.
     const ORDINARY: &[&str] = &[
         "SELECT count(*) FROM events",
@@ -259,7 +302,7 @@ mod budget_tests {
     fn parse_steps(sql: &str, dialect: &DialectName) -> (Result<Statement, String>, u64, usize) {
         let inner = dialect_from_str(dialect).expect("dialect");
         let (tokens, counted) = tokenize(sql, inner.as_ref()).expect("tokens");
-        let bounded = Bounded::new(inner, u64::MAX);
+        let bounded = Bounded::new(inner, u64::MAX, Instant::now() + LIMIT);
         let parsed = DFParserBuilder::new(tokens)
             .with_dialect(&bounded)
             .build()
@@ -317,9 +360,9 @@ mod budget_tests {
                     "{dialect}: {steps} steps of {}",
                     parse_budget(tokens)
                 );
-                assert!(parse_statement(sql, dialect, 50).is_ok());
+                assert!(parse_statement(sql, dialect, 50, LIMIT).is_ok());
             }
-            assert!(check_parse_cost(sql, 50).is_ok());
+            assert!(check_parse_cost(sql, 50, LIMIT).is_ok());
         }
     }
 
@@ -342,7 +385,7 @@ mod budget_tests {
         for sql in &chains {
             let started = Instant::now();
             for dialect in &DIALECTS {
-                let e = parse_statement(sql, dialect, 50).expect_err(sql);
+                let e = parse_statement(sql, dialect, 50, LIMIT).expect_err(sql);
                 assert!(
                     e.to_string().contains("too costly to parse"),
                     "{dialect}: {e} for {}",
@@ -350,7 +393,7 @@ mod budget_tests {
                 );
             }
             for text in [sql.clone(), format!("ABORT; {sql}")] {
-                let e = check_parse_cost(&text, 50).expect_err(sql);
+                let e = check_parse_cost(&text, 50, LIMIT).expect_err(sql);
                 assert!(e.to_string().contains("too costly to parse"), "{e}");
             }
             println!("refused 4 times in {:?}", started.elapsed());
@@ -369,23 +412,61 @@ mod budget_tests {
     /// PostgreSQL front end passes text it cannot read and counts steps.
     #[test]
     fn other_parse_errors_are_the_parsers() {
-        let e = parse_statement("SELEC 1", &DialectName::Generic, 50).expect_err("typo");
+        let e = parse_statement("SELEC 1", &DialectName::Generic, 50, LIMIT).expect_err("typo");
         assert!(e.to_string().contains("syntax error"), "{e}");
-        let e = parse_statement("SELECT 1; SELECT 2", &DialectName::Generic, 50)
+        let e = parse_statement("SELECT 1; SELECT 2", &DialectName::Generic, 50, LIMIT)
             .expect_err("two statements");
         assert!(e.to_string().contains("2 statements"), "{e}");
-        assert!(check_parse_cost("SELEC 1", 50).is_ok());
-        assert!(check_parse_cost("SELECT a + b", 50).expect("cheap") >= 2);
+        let e = check_parse_cost("SELEC 1", 50, LIMIT).expect_err("typo");
+        assert!(e.to_string().contains("syntax error"), "{e}");
+        let e = check_parse_cost("SELECT 1 2; SELECT 2", 50, LIMIT).expect_err("trailing");
+        assert!(e.to_string().contains("end of statement"), "{e}");
+        assert!(check_parse_cost("ABORT; SELECT 1;", 50, LIMIT).is_ok());
+        assert!(check_parse_cost("SELECT a + b", 50, LIMIT).expect("cheap") >= 2);
         // Nested deeper than the recursion limit: the parser's own error.
         let deep = format!("SELECT {}1{}", "(".repeat(200), ")".repeat(200));
-        let e = parse_statement(&deep, &DialectName::Generic, 50).expect_err("deep");
+        let e = parse_statement(&deep, &DialectName::Generic, 50, LIMIT).expect_err("deep");
         assert!(!e.to_string().contains("too costly"), "{e}");
+    }
+
+    /// Work the steps do not follow (a long list the parser reads without
+    /// asking its dialect, looked at again on every backtrack) ends at the
+    /// time limit; `EXPLAIN EXPLAIN ...`, which DataFusion's parser reads
+    /// by recursing without any limit, is refused before parsing; and a
+    /// text the PostgreSQL front end's parser would swap parts of (across
+    /// a `;`) is refused by the check unless each statement parses.
+    #[test]
+    fn the_time_limit_explain_and_unparsed_statements_are_bounded() {
+        let tables = vec!["t"; 200_000].join(",");
+        let chain = format!("SELECT FROM {}{tables}", "((SELECT FROM ".repeat(14));
+        let started = Instant::now();
+        let e = parse_statement(&chain, &DialectName::Generic, 50, Duration::from_millis(50))
+            .expect_err("stopped");
+        assert_eq!(e.kind(), crate::SqlErrorKind::Timeout, "{e}");
+        let e = check_parse_cost(&chain, 50, Duration::from_millis(50)).expect_err("stopped");
+        assert_eq!(e.kind(), crate::SqlErrorKind::Timeout, "{e}");
+        println!("stopped twice at 50 ms in {:?}", started.elapsed());
+        assert!(started.elapsed() < Duration::from_secs(5));
+
+        let explains = format!("{}SELECT 1", "EXPLAIN ".repeat(10_000));
+        let e = parse_statement(&explains, &DialectName::Generic, 50, LIMIT).expect_err("refused");
+        assert!(e.to_string().contains("EXPLAIN appears 10000 times"), "{e}");
+        assert!(parse_statement("EXPLAIN SELECT 1", &DialectName::Generic, 50, LIMIT).is_ok());
+
+        let swapped = format!(
+            "select ; c.oid,pg_catalog.pg_total_relation_size(c.oid) as total_rel_size,\
+             pg_catalog.pg_relation_size(c.oid) as rel_size FROM pg_class c \
+             WHERE c.relnamespace='public' AND {}1",
+            "ARRAY[".repeat(30)
+        );
+        let e = check_parse_cost(&swapped, 50, LIMIT).expect_err("refused");
+        assert!(e.to_string().contains("syntax error"), "{e}");
     }
 
     /// A panic in the parser that is not the budget's goes on unwinding.
     #[test]
     fn another_panic_is_not_taken_for_the_budget() {
-        let bounded = Bounded::new(Box::new(PostgreSqlDialect {}), 10);
+        let bounded = Bounded::new(Box::new(PostgreSqlDialect {}), 10, Instant::now() + LIMIT);
         let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             within_budget(&bounded, |_| -> u8 { panic!("a bug") })
         }));
